@@ -1,0 +1,56 @@
+// lowbit: git-style entry point. Every subcommand lives in its own cmd_*.cc; errors surface here as one line.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "cli/command.h"
+#include "util/error.h"
+
+namespace lowbit::cli {
+
+std::vector<CommandEntry>& command_registry() {
+  static std::vector<CommandEntry> registry;
+  return registry;
+}
+
+Command::Command(std::string name, std::string description, Setup setup) {
+  command_registry().push_back({std::move(name), std::move(description), std::move(setup)});
+}
+
+}  // namespace lowbit::cli
+
+int main(int argc, char** argv) {
+  using namespace lowbit::cli;
+  CLI::App app{"lowbit: quantize large language models and measure what was lost"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lowbit 0.1.0");
+  auto& registry = command_registry();
+  std::sort(registry.begin(), registry.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, Run>> runs;
+  for (auto& entry : registry) {
+    CLI::App* sub = app.add_subcommand(entry.name, entry.description);
+    runs.emplace_back(sub, entry.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);  // prints help, or the bad flag in one line, with CLI11's exit code
+  }
+  try {
+    for (auto& [sub, run] : runs)
+      if (sub->parsed()) return run();
+  } catch (const lowbit::Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "lowbit: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "lowbit: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "lowbit: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

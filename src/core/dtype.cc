@@ -1,0 +1,118 @@
+#include "core/dtype.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+
+#include "core/float_formats.h"
+#include "util/error.h"
+
+namespace lowbit {
+namespace {
+
+// ---- plain types: conversion loops shared through one template ----
+template <typename T, float (*Decode)(T)>
+void decode_plain(const void* src, float* dst, int64_t n) {
+  const T* s = static_cast<const T*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = Decode(s[i]);
+}
+template <typename T, T (*Encode)(float)>
+void encode_plain(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float*) {
+  T* d = static_cast<T*>(dst);
+  const int64_t n = nrows * n_per_row;
+  for (int64_t i = 0; i < n; ++i) d[i] = Encode(src[i]);
+}
+
+float f32_identity(float v) { return v; }
+float f64_to_f32(double v) { return static_cast<float>(v); }
+double f32_to_f64(float v) { return v; }
+uint8_t e4m3_encode(float v) { return f32_to_fp8_e4m3(v, /*saturate=*/true); }
+uint8_t e5m2_encode(float v) { return f32_to_fp8_e5m2(v, /*saturate=*/true); }
+template <typename I>
+float int_to_f32(I v) { return static_cast<float>(v); }
+
+constexpr bool kQ = true;   // is_quantized
+constexpr bool kF = true;   // is_float
+
+const TypeTraits kTypes[] = {
+    // type          name       block bytes quant float to_float                                  quantize
+    {DType::F32, "f32", 1, 4, false, kF, decode_plain<float, f32_identity>, encode_plain<float, f32_identity>, false},
+    {DType::F16, "f16", 1, 2, false, kF, decode_plain<uint16_t, f16_to_f32>, encode_plain<uint16_t, f32_to_f16>, false},
+    {DType::BF16, "bf16", 1, 2, false, kF, decode_plain<uint16_t, bf16_to_f32>, encode_plain<uint16_t, f32_to_bf16>, false},
+    {DType::F64, "f64", 1, 8, false, kF, decode_plain<double, f64_to_f32>, encode_plain<double, f32_to_f64>, false},
+    {DType::F8_E4M3, "f8_e4m3", 1, 1, false, kF, decode_plain<uint8_t, fp8_e4m3_to_f32>, encode_plain<uint8_t, e4m3_encode>, false},
+    {DType::F8_E5M2, "f8_e5m2", 1, 1, false, kF, decode_plain<uint8_t, fp8_e5m2_to_f32>, encode_plain<uint8_t, e5m2_encode>, false},
+    {DType::I8, "i8", 1, 1, false, false, decode_plain<int8_t, int_to_f32<int8_t>>, nullptr, false},
+    {DType::I16, "i16", 1, 2, false, false, decode_plain<int16_t, int_to_f32<int16_t>>, nullptr, false},
+    {DType::I32, "i32", 1, 4, false, false, decode_plain<int32_t, int_to_f32<int32_t>>, nullptr, false},
+    {DType::I64, "i64", 1, 8, false, false, decode_plain<int64_t, int_to_f32<int64_t>>, nullptr, false},
+    {DType::U8, "u8", 1, 1, false, false, decode_plain<uint8_t, int_to_f32<uint8_t>>, nullptr, false},
+    {DType::BOOL, "bool", 1, 1, false, false, nullptr, nullptr, false},
+    // Block-quantized ggml types. Sizes are ggml's; conversions come from quant/ (null until implemented).
+    {DType::Q4_0, "q4_0", 32, 18, kQ, false, nullptr, nullptr, false},
+    {DType::Q4_1, "q4_1", 32, 20, kQ, false, nullptr, nullptr, false},
+    {DType::Q5_0, "q5_0", 32, 22, kQ, false, nullptr, nullptr, false},
+    {DType::Q5_1, "q5_1", 32, 24, kQ, false, nullptr, nullptr, false},
+    {DType::Q8_0, "q8_0", 32, 34, kQ, false, nullptr, nullptr, false},
+    {DType::Q8_1, "q8_1", 32, 36, kQ, false, nullptr, nullptr, false},
+    {DType::Q2_K, "q2_K", 256, 84, kQ, false, nullptr, nullptr, false},
+    {DType::Q3_K, "q3_K", 256, 110, kQ, false, nullptr, nullptr, false},
+    {DType::Q4_K, "q4_K", 256, 144, kQ, false, nullptr, nullptr, false},
+    {DType::Q5_K, "q5_K", 256, 176, kQ, false, nullptr, nullptr, false},
+    {DType::Q6_K, "q6_K", 256, 210, kQ, false, nullptr, nullptr, false},
+    {DType::Q8_K, "q8_K", 256, 292, kQ, false, nullptr, nullptr, false},
+    {DType::IQ4_NL, "iq4_nl", 32, 18, kQ, false, nullptr, nullptr, false},
+    {DType::IQ4_XS, "iq4_xs", 256, 136, kQ, false, nullptr, nullptr, false},
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+std::span<const TypeTraits> all_types() { return kTypes; }
+
+std::optional<DType> dtype_from_id(uint32_t id) {
+  for (const auto& t : kTypes)
+    if (static_cast<uint32_t>(t.type) == id) return t.type;
+  return std::nullopt;
+}
+
+std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const auto& t : kTypes)
+    if (iequals(t.name, name)) return t.type;
+  return std::nullopt;
+}
+
+const TypeTraits& type_traits(DType type) {
+  for (const auto& t : kTypes)
+    if (t.type == type) return t;
+  fail("dtype", "unknown type id {}", static_cast<uint32_t>(type));
+}
+
+size_t row_bytes(DType type, int64_t n) {
+  const auto& t = type_traits(type);
+  return static_cast<size_t>(n / t.block_size) * t.block_bytes;
+}
+
+void to_float(DType type, const void* src, float* dst, int64_t n, std::string_view what) {
+  const auto& t = type_traits(type);
+  check(t.to_float != nullptr, what, "type {} cannot be converted to float", t.name);
+  check(n % t.block_size == 0, what, "{} elements is not a multiple of the {} block size {}", n, t.name, t.block_size);
+  t.to_float(src, dst, n);
+}
+
+void quantize_rows(DType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                   const float* importance, std::string_view what) {
+  const auto& t = type_traits(type);
+  check(t.quantize != nullptr, what, "lowbit cannot write type {}", t.name);
+  check(n_per_row % t.block_size == 0, what, "row length {} is not a multiple of the {} block size {}", n_per_row,
+        t.name, t.block_size);
+  t.quantize(src, dst, nrows, n_per_row, importance);
+}
+
+}  // namespace lowbit
