@@ -195,7 +195,7 @@ std::vector<TensorPlan> plan_tensor_types(const ModelConfig& config, std::vector
   std::vector<TensorPlan> plans;
   plans.reserve(infos.size());
   for (const auto& t : infos) {
-    TensorPlan plan{t.name, t.type, t.type, false, {}};
+    TensorPlan plan{t, t.type, false, {}};
     if (is_quantizable(t, options)) {
       DType type = default_type;
       const bool use_rules = !options.pure && type_traits(default_type).is_quantized;

@@ -62,11 +62,12 @@ struct MixOptions {
 };
 
 struct TensorPlan {
-  std::string name;
-  DType source_type;
+  TensorInfo info;        // the tensor as it is in the source
   DType target_type;      // == source_type when the tensor is copied unchanged
   bool quantize;          // converted (the target differs from the source)
   std::string fallback;   // non-empty: why the type differs from what the rules first chose (shape misfit)
+  const std::string& name() const { return info.name; }
+  size_t target_bytes() const { return row_bytes(target_type, info.ne[0]) * static_cast<size_t>(info.n_rows()); }
 };
 
 // The order llama-quantize writes tensors in: non-layer tensors first, then by layer number, then by name.

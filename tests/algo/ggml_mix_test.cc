@@ -46,7 +46,7 @@ ModelConfig tiny_gutenberg_config() {
 
 std::map<std::string, std::string> plan_map(const std::vector<TensorPlan>& plans) {
   std::map<std::string, std::string> m;
-  for (const auto& p : plans) m[p.name] = dtype_name(p.target_type);
+  for (const auto& p : plans) m[p.name()] = dtype_name(p.target_type);
   return m;
 }
 
@@ -103,11 +103,11 @@ TEST(GgmlMix, OrderIsLayerThenName) {
   MixOptions o;
   auto plans = plan_tensor_types(tiny_gutenberg_config(), tiny_gutenberg_tensors(), o);
   ASSERT_GE(plans.size(), 5u);
-  EXPECT_EQ(plans[0].name, "output_norm.weight");
-  EXPECT_EQ(plans[1].name, "token_embd.weight");
-  EXPECT_EQ(plans[2].name, "blk.0.attn_k.weight");
-  EXPECT_EQ(plans[3].name, "blk.0.attn_norm.weight");
-  EXPECT_EQ(plans.back().name, "blk.3.ffn_up.weight");
+  EXPECT_EQ(plans[0].name(), "output_norm.weight");
+  EXPECT_EQ(plans[1].name(), "token_embd.weight");
+  EXPECT_EQ(plans[2].name(), "blk.0.attn_k.weight");
+  EXPECT_EQ(plans[3].name(), "blk.0.attn_norm.weight");
+  EXPECT_EQ(plans.back().name(), "blk.3.ffn_up.weight");
 }
 
 TEST(GgmlMix, MisfitRowsFallBackLikeLlamaCpp) {
