@@ -287,7 +287,8 @@ Plan make_plan(const PlanModel& model, const PlanOptions& options, const std::st
 std::string format_bytes(double bytes) {
   const double gib = 1024.0 * 1024 * 1024;
   if (std::fabs(bytes) >= gib) return fmt::format("{:.1f} GiB", bytes / gib);
-  return fmt::format("{:.0f} MiB", bytes / (1024.0 * 1024));
+  const double mib = bytes / (1024.0 * 1024);
+  return std::fabs(mib) < 100 ? fmt::format("{:.1f} MiB", mib) : fmt::format("{:.0f} MiB", mib);
 }
 
 std::string format_plan(const Plan& p) {
