@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/float_formats.h"
+#include "quant/k_quants.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -60,7 +61,7 @@ const TypeTraits kTypes[] = {
     {DType::Q3_K, "q3_K", 256, 110, kQ, false, nullptr, nullptr, false},
     {DType::Q4_K, "q4_K", 256, 144, kQ, false, nullptr, nullptr, false},
     {DType::Q5_K, "q5_K", 256, 176, kQ, false, nullptr, nullptr, false},
-    {DType::Q6_K, "q6_K", 256, 210, kQ, false, nullptr, nullptr, false},
+    {DType::Q6_K, "q6_K", 256, 210, kQ, false, dequantize_q6_K, quantize_q6_K, false},
     {DType::Q8_K, "q8_K", 256, 292, kQ, false, nullptr, nullptr, false},
     {DType::IQ4_NL, "iq4_nl", 32, 18, kQ, false, nullptr, nullptr, false},
     {DType::IQ4_XS, "iq4_xs", 256, 136, kQ, false, nullptr, nullptr, false},

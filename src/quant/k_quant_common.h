@@ -1,0 +1,138 @@
+// Pieces shared by the K-quant files (q2_k.cc ... q8_k.cc): the row/block drivers with their length checks,
+// the bit packings two or more formats use, and the Q4_K/Q5_K scale search. Internal to src/quant/.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/float_formats.h"
+#include "quant/k_quants.h"
+#include "quant/quant_search.h"
+#include "util/error.h"
+
+namespace lowbit::kquant {
+
+// ggml computes the final levels against the fp16 super-scales as read back through GGML_FP16_TO_FP32. The
+// vectors in tests/data/ggml-vectors were generated with ggml's fp16 table uninitialised, so that read gave 0 and
+// the re-rounding was skipped: kSearchLevels reproduces that (and only that), so tests can check every search
+// byte for byte. Production always uses kRequantize, which is what llama-quantize does.
+enum class FinalLevels { kRequantize, kSearchLevels };
+inline float read_back_scale(uint16_t h, FinalLevels mode) {
+  return mode == FinalLevels::kRequantize ? f16_to_f32(h) : 0.f;
+}
+
+// Per-type row quantizers with the final-pass choice; quantize_qX_K(...) = these with kRequantize.
+void quantize_q2_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
+                        FinalLevels mode);
+void quantize_q3_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
+                        FinalLevels mode);
+void quantize_q4_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
+                        FinalLevels mode);
+void quantize_q5_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
+                        FinalLevels mode);
+void quantize_q6_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
+                        FinalLevels mode);
+
+// Calls quantize_block(x, block, importance) for every super-block of every row; `importance` is advanced to the
+// block's columns (null stays null), as ggml indexes quant_weights by position within the row.
+template <typename Block, typename Fn>
+void for_each_super_block(const char* type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                          const float* importance, Fn&& quantize_block) {
+  check(n_per_row > 0 && n_per_row % kSuperBlock == 0, type, "row length {} is not a positive multiple of {}",
+        n_per_row, kSuperBlock);
+  check(nrows >= 0, type, "negative row count {}", nrows);
+  const int64_t blocks_per_row = n_per_row / kSuperBlock;
+  Block* out = static_cast<Block*>(dst);
+  for (int64_t row = 0; row < nrows; ++row) {
+    const float* x = src + row * n_per_row;
+    for (int64_t b = 0; b < blocks_per_row; ++b) {
+      quantize_block(x + b * kSuperBlock, out[row * blocks_per_row + b],
+                     importance ? importance + b * kSuperBlock : nullptr);
+    }
+  }
+}
+
+// Calls dequantize_block(block, y) for each super-block of n values.
+template <typename Block, typename Fn>
+void for_each_block_out(const char* type, const void* src, float* dst, int64_t n, Fn&& dequantize_block) {
+  check(n >= 0 && n % kSuperBlock == 0, type, "{} values is not a multiple of {}", n, kSuperBlock);
+  const Block* in = static_cast<const Block*>(src);
+  for (int64_t b = 0; b < n / kSuperBlock; ++b) dequantize_block(in[b], dst + b * kSuperBlock);
+}
+
+// Q2_K and Q3_K store 2-bit fields in 64 bytes: within each half of 128 values, byte l holds values l, l+32,
+// l+64 and l+96 in bits 0-1, 2-3, 4-5 and 6-7.
+inline void pack_2bit(const uint8_t* levels, uint8_t* qs) {
+  for (int half = 0; half < kSuperBlock; half += 128) {
+    for (int l = 0; l < 32; ++l) {
+      qs[half / 4 + l] = static_cast<uint8_t>(levels[half + l] | (levels[half + l + 32] << 2) |
+                                              (levels[half + l + 64] << 4) | (levels[half + l + 96] << 6));
+    }
+  }
+}
+// Field (0..3) of value i, the inverse of pack_2bit.
+inline int unpack_2bit(const uint8_t* qs, int i) {
+  const int half = i / 128, within = i % 128;
+  return (qs[half * 32 + within % 32] >> (2 * (within / 32))) & 3;
+}
+
+// Q4_K/Q5_K pack eight 6-bit scales and eight 6-bit mins in 12 bytes: sub-blocks 0-3 whole in bytes 0-3 (scale)
+// and 4-7 (min); sub-blocks 4-7 keep their low nibbles in bytes 8-11 and their top 2 bits in bits 6-7 of
+// bytes 0-7. Caller zeroes nothing: bytes j and j+4 are written for j < 4 before j >= 4 ORs into them.
+inline void pack_scale_min_k4(int j, uint8_t scale, uint8_t min, uint8_t* scales) {
+  if (j < 4) {
+    scales[j] = scale;
+    scales[j + 4] = min;
+  } else {
+    scales[j + 4] = static_cast<uint8_t>((scale & 0xF) | ((min & 0xF) << 4));
+    scales[j - 4] |= static_cast<uint8_t>((scale >> 4) << 6);
+    scales[j] |= static_cast<uint8_t>((min >> 4) << 6);
+  }
+}
+inline void unpack_scale_min_k4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = scales[j] & 63;
+    *min = scales[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
+  }
+}
+
+// Re-rounds `len` values against a final sub-block scale d and offset dm: level = round((x + dm)/d) in
+// [0, nmax]. A zero d leaves the search's levels, as ggml does.
+inline void requantize_with_min(const float* x, int len, float d, float dm, int nmax, uint8_t* levels) {
+  if (!d) return;
+  for (int i = 0; i < len; ++i) levels[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearest_int((x[i] + dm) / d))));
+}
+// Symmetric variant: level = round(x/d) clamped to [-offset, offset-1], stored + offset.
+inline void requantize_symmetric(const float* x, int len, float d, int offset, int8_t* levels) {
+  if (!d) return;
+  for (int i = 0; i < len; ++i) {
+    levels[i] = static_cast<int8_t>(std::max(-offset, std::min(offset - 1, nearest_int(x[i] / d))) + offset);
+  }
+}
+
+// Q4_K and Q5_K share everything up to the level packing: eight sub-blocks of 32 with a (scale, min) search,
+// 6-bit scale/min codes, fp16 super-scales, and a final re-rounding. Fills levels[256] (0..nmax), d, dmin and
+// the 12 scale bytes. `importance` selects ggml's weighted path (qkx3 + make_qp_quants for the codes);
+// rmin/nstep are the reference path's search range, which differs between the two formats.
+void quantize_scale_min_k4(const float* x, const float* importance, int nmax, float rmin, int nstep,
+                           FinalLevels mode, uint8_t* levels, uint16_t* d, uint16_t* dmin, uint8_t* scales);
+
+// Dequantization of Q4_K/Q5_K: y = d*scale*level - dmin*min for each sub-block of 32, where `level(i)` gives
+// the full level of value i of the super-block.
+template <typename LevelFn>
+void dequantize_scale_min_k4(uint16_t d16, uint16_t dmin16, const uint8_t* scales, float* y, LevelFn&& level) {
+  const float d = f16_to_f32(d16);
+  const float dmin = f16_to_f32(dmin16);
+  for (int j = 0; j < kSuperBlock / 32; ++j) {
+    uint8_t sc, m;
+    unpack_scale_min_k4(j, scales, &sc, &m);
+    const float dl = d * sc;
+    const float ml = dmin * m;
+    for (int l = 0; l < 32; ++l) y[32 * j + l] = dl * level(32 * j + l) - ml;
+  }
+}
+
+}  // namespace lowbit::kquant
