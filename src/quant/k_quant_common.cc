@@ -39,16 +39,11 @@ void quantize_scale_min_k4(const float* x, const float* importance, int nmax, fl
     *dmin = f32_to_f16(max_min / 63.f);
   } else {
     // ggml's *_impl: importance * sqrt(sigma^2 + x^2) weights, codes by a weighted search (make_qp_quants).
-    float sum_x2 = 0;
-    for (int l = 0; l < kSuperBlock; ++l) sum_x2 += x[l] * x[l];
-    const float sigma2 = 2 * sum_x2 / kSuperBlock;
+    const float sigma2 = 2 * super_block_sum_sq(x) / kSuperBlock;
     float sub_weight_sums[kSub];
     for (int j = 0; j < kSub; ++j) {
       const float* xs = x + 32 * j;
-      for (int l = 0; l < 32; ++l) weights[l] = importance[32 * j + l] * std::sqrt(sigma2 + xs[l] * xs[l]);
-      float sumw = 0;
-      for (int l = 0; l < 32; ++l) sumw += weights[l];
-      sub_weight_sums[j] = sumw;
+      sub_weight_sums[j] = importance_weights(xs, importance + 32 * j, sigma2, 32, weights);
       sub_scales[j] = make_qkx3_quants(32, nmax, xs, weights, levels + 32 * j, &sub_mins[j], scratch, -0.9f, 0.05f,
                                        36, false);
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "core/float_formats.h"
@@ -21,23 +22,25 @@ inline float read_back_scale(uint16_t h, FinalLevels mode) {
   return mode == FinalLevels::kRequantize ? f16_to_f32(h) : 0.f;
 }
 
-// Per-type row quantizers with the final-pass choice; quantize_qX_K(...) = these with kRequantize.
-void quantize_q2_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
-                        FinalLevels mode);
-void quantize_q3_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
-                        FinalLevels mode);
-void quantize_q4_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
-                        FinalLevels mode);
-void quantize_q5_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
-                        FinalLevels mode);
-void quantize_q6_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
-                        FinalLevels mode);
+// One super-block of each format, defined in qX_k.cc; the row drivers below pick them by overload.
+void quantize_block(const float* x, BlockQ2K& y, const float* importance, FinalLevels mode);
+void quantize_block(const float* x, BlockQ3K& y, const float* importance, FinalLevels mode);
+void quantize_block(const float* x, BlockQ4K& y, const float* importance, FinalLevels mode);
+void quantize_block(const float* x, BlockQ5K& y, const float* importance, FinalLevels mode);
+void quantize_block(const float* x, BlockQ6K& y, const float* importance, FinalLevels mode);
+void quantize_block(const float* x, BlockQ8K& y, const float* importance, FinalLevels mode);
+void dequantize_block(const BlockQ2K& b, float* y);
+void dequantize_block(const BlockQ3K& b, float* y);
+void dequantize_block(const BlockQ4K& b, float* y);
+void dequantize_block(const BlockQ5K& b, float* y);
+void dequantize_block(const BlockQ6K& b, float* y);
+void dequantize_block(const BlockQ8K& b, float* y);
 
-// Calls quantize_block(x, block, importance) for every super-block of every row; `importance` is advanced to the
-// block's columns (null stays null), as ggml indexes quant_weights by position within the row.
-template <typename Block, typename Fn>
-void for_each_super_block(const char* type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
-                          const float* importance, Fn&& quantize_block) {
+// Quantizes every super-block of every row; `importance` is advanced to each block's columns (null stays null),
+// as ggml indexes quant_weights by position within the row. quantize_qX_K(...) is this with kRequantize.
+template <typename Block>
+void quantize_k_rows(const char* type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                     const float* importance, FinalLevels mode) {
   check(n_per_row > 0 && n_per_row % kSuperBlock == 0, type, "row length {} is not a positive multiple of {}",
         n_per_row, kSuperBlock);
   check(nrows >= 0, type, "negative row count {}", nrows);
@@ -47,14 +50,14 @@ void for_each_super_block(const char* type, const float* src, void* dst, int64_t
     const float* x = src + row * n_per_row;
     for (int64_t b = 0; b < blocks_per_row; ++b) {
       quantize_block(x + b * kSuperBlock, out[row * blocks_per_row + b],
-                     importance ? importance + b * kSuperBlock : nullptr);
+                     importance ? importance + b * kSuperBlock : nullptr, mode);
     }
   }
 }
 
-// Calls dequantize_block(block, y) for each super-block of n values.
-template <typename Block, typename Fn>
-void for_each_block_out(const char* type, const void* src, float* dst, int64_t n, Fn&& dequantize_block) {
+// Dequantizes n values (a multiple of 256) of consecutive super-blocks.
+template <typename Block>
+void dequantize_k_rows(const char* type, const void* src, float* dst, int64_t n) {
   check(n >= 0 && n % kSuperBlock == 0, type, "{} values is not a multiple of {}", n, kSuperBlock);
   const Block* in = static_cast<const Block*>(src);
   for (int64_t b = 0; b < n / kSuperBlock; ++b) dequantize_block(in[b], dst + b * kSuperBlock);
@@ -111,6 +114,23 @@ inline void requantize_symmetric(const float* x, int len, float d, int offset, i
   for (int i = 0; i < len; ++i) {
     levels[i] = static_cast<int8_t>(std::max(-offset, std::min(offset - 1, nearest_int(x[i] / d))) + offset);
   }
+}
+
+// Sum of x^2 over a super-block, from which ggml's weighted paths derive sigma^2.
+inline float super_block_sum_sq(const float* x) {
+  float sum = 0;
+  for (int j = 0; j < kSuperBlock; ++j) sum += x[j] * x[j];
+  return sum;
+}
+// ggml's importance weighting of a sub-block: importance * sqrt(sigma^2 + x^2). Returns the sum of the weights
+// (front to back, as ggml adds them), which weighs the sub-block in the search for the scale codes.
+inline float importance_weights(const float* x, const float* importance, float sigma2, int len, float* weights) {
+  float sum = 0;
+  for (int l = 0; l < len; ++l) {
+    weights[l] = importance[l] * std::sqrt(sigma2 + x[l] * x[l]);
+    sum += weights[l];
+  }
+  return sum;
 }
 
 // Q4_K and Q5_K share everything up to the level packing: eight sub-blocks of 32 with a (scale, min) search,

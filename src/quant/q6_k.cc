@@ -6,13 +6,12 @@
 
 #include "quant/k_quant_common.h"
 
-namespace lowbit {
+namespace lowbit::kquant {
 namespace {
 
-using kquant::for_each_block_out;
-using kquant::for_each_super_block;
+}  // namespace
 
-void quantize_block(const float* x, BlockQ6K& y, const float* importance, kquant::FinalLevels mode) {
+void quantize_block(const float* x, BlockQ6K& y, const float* importance, FinalLevels mode) {
   int8_t levels[kSuperBlock];
   float sub_scales[kSuperBlock / 16];
   float max_scale = 0;
@@ -36,9 +35,9 @@ void quantize_block(const float* x, BlockQ6K& y, const float* importance, kquant
   for (int ib = 0; ib < kSuperBlock / 16; ++ib) {
     y.scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * sub_scales[ib])));
   }
-  const float d_all = kquant::read_back_scale(y.d, mode);
+  const float d_all = read_back_scale(y.d, mode);
   for (int j = 0; j < kSuperBlock / 16; ++j) {
-    kquant::requantize_symmetric(x + 16 * j, 16, d_all * y.scales[j], 32, levels + 16 * j);
+    requantize_symmetric(x + 16 * j, 16, d_all * y.scales[j], 32, levels + 16 * j);
   }
   // Within each half of 128: ql byte l holds values l (low nibble) and l+64 (high), byte l+32 holds l+32 and
   // l+96; qh byte l holds bits 4-5 of values l, l+32, l+64, l+96.
@@ -80,20 +79,4 @@ void dequantize_block(const BlockQ6K& b, float* y) {
   }
 }
 
-}  // namespace
-
-void kquant::quantize_q6_K_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
-                                const float* importance, FinalLevels mode) {
-  for_each_super_block<BlockQ6K>("q6_K", src, dst, nrows, n_per_row, importance,
-                                 [mode](const float* x, BlockQ6K& y, const float* w) { quantize_block(x, y, w, mode); });
-}
-
-void quantize_q6_K(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  kquant::quantize_q6_K_rows(src, dst, nrows, n_per_row, importance, kquant::FinalLevels::kRequantize);
-}
-
-void dequantize_q6_K(const void* src, float* dst, int64_t n) {
-  for_each_block_out<BlockQ6K>("q6_K", src, dst, n, dequantize_block);
-}
-
-}  // namespace lowbit
+}  // namespace lowbit::kquant
