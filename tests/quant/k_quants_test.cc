@@ -191,6 +191,24 @@ TEST(KQuants, Q8KLevelsScaleAndBlockSums) {
   EXPECT_EQ(std::memcmp(&z, &zero_block, sizeof(z)), 0);
 }
 
+TEST(KQuants, NonFiniteValuesStayInTheirBlock) {
+  // ggml does not check for NaN/Inf (lowbit's pipeline does, before quantizing); here they must neither crash nor
+  // change any other block: row 0 is quantized alone and next to a row of NaN/Inf blocks.
+  std::vector<float> src(2 * 512);
+  for (int j = 0; j < 512; ++j) src[j] = std::cos(0.11f * j) * (1 + j % 5);
+  for (int j = 512; j < 1024; ++j) src[j] = j % 3 == 0 ? NAN : (j % 3 == 1 ? INFINITY : -INFINITY);
+  std::vector<float> importance(512, 1.f);
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K}) {
+    for (const float* w : {static_cast<const float*>(nullptr), static_cast<const float*>(importance.data())}) {
+      const size_t rb = row_bytes(t, 512);
+      std::vector<char> alone(rb), both(2 * rb);
+      quantize_rows(t, src.data(), alone.data(), 1, 512, w);
+      quantize_rows(t, src.data(), both.data(), 2, 512, w);
+      EXPECT_EQ(0, std::memcmp(alone.data(), both.data(), rb)) << dtype_name(t);
+    }
+  }
+}
+
 TEST(KQuants, RowLengthNotMultipleOf256IsAnError) {
   std::vector<float> src(300, 1.f);
   std::vector<char> dst(4096);
