@@ -11,7 +11,7 @@
 namespace lowbit::kquant {
 
 void quantize_scale_min_k4(const float* x, const float* importance, int nmax, float rmin, int nstep,
-                           FinalLevels mode, uint8_t* levels, uint16_t* d, uint16_t* dmin, uint8_t* scales) {
+                           uint8_t* levels, uint16_t* d, uint16_t* dmin, uint8_t* scales) {
   constexpr int kSub = kSuperBlock / 32;
   float sub_scales[kSub];
   float sub_mins[kSub];  // stored negated (>= 0), as the searches return them
@@ -62,8 +62,8 @@ void quantize_scale_min_k4(const float* x, const float* importance, int nmax, fl
   }
 
   // Final levels against the scales as they will be decoded (fp16 super-scales times 6-bit codes).
-  const float d_all = read_back_scale(*d, mode);
-  const float dmin_all = read_back_scale(*dmin, mode);
+  const float d_all = f16_to_f32(*d);
+  const float dmin_all = f16_to_f32(*dmin);
   for (int j = 0; j < kSub; ++j) {
     uint8_t sc, m;
     unpack_scale_min_k4(j, scales, &sc, &m);

@@ -13,22 +13,13 @@
 
 namespace lowbit::kquant {
 
-// ggml computes the final levels against the fp16 super-scales as read back through GGML_FP16_TO_FP32. The
-// vectors in tests/data/ggml-vectors were generated with ggml's fp16 table uninitialised, so that read gave 0 and
-// the re-rounding was skipped: kSearchLevels reproduces that (and only that), so tests can check every search
-// byte for byte. Production always uses kRequantize, which is what llama-quantize does.
-enum class FinalLevels { kRequantize, kSearchLevels };
-inline float read_back_scale(uint16_t h, FinalLevels mode) {
-  return mode == FinalLevels::kRequantize ? f16_to_f32(h) : 0.f;
-}
-
 // One super-block of each format, defined in qX_k.cc; the row drivers below pick them by overload.
-void quantize_block(const float* x, BlockQ2K& y, const float* importance, FinalLevels mode);
-void quantize_block(const float* x, BlockQ3K& y, const float* importance, FinalLevels mode);
-void quantize_block(const float* x, BlockQ4K& y, const float* importance, FinalLevels mode);
-void quantize_block(const float* x, BlockQ5K& y, const float* importance, FinalLevels mode);
-void quantize_block(const float* x, BlockQ6K& y, const float* importance, FinalLevels mode);
-void quantize_block(const float* x, BlockQ8K& y, const float* importance, FinalLevels mode);
+void quantize_block(const float* x, BlockQ2K& y, const float* importance);
+void quantize_block(const float* x, BlockQ3K& y, const float* importance);
+void quantize_block(const float* x, BlockQ4K& y, const float* importance);
+void quantize_block(const float* x, BlockQ5K& y, const float* importance);
+void quantize_block(const float* x, BlockQ6K& y, const float* importance);
+void quantize_block(const float* x, BlockQ8K& y, const float* importance);
 void dequantize_block(const BlockQ2K& b, float* y);
 void dequantize_block(const BlockQ3K& b, float* y);
 void dequantize_block(const BlockQ4K& b, float* y);
@@ -37,10 +28,10 @@ void dequantize_block(const BlockQ6K& b, float* y);
 void dequantize_block(const BlockQ8K& b, float* y);
 
 // Quantizes every super-block of every row; `importance` is advanced to each block's columns (null stays null),
-// as ggml indexes quant_weights by position within the row. quantize_qX_K(...) is this with kRequantize.
+// as ggml indexes quant_weights by position within the row.
 template <typename Block>
 void quantize_k_rows(const char* type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
-                     const float* importance, FinalLevels mode) {
+                     const float* importance) {
   check(n_per_row > 0 && n_per_row % kSuperBlock == 0, type, "row length {} is not a positive multiple of {}",
         n_per_row, kSuperBlock);
   check(nrows >= 0, type, "negative row count {}", nrows);
@@ -50,7 +41,7 @@ void quantize_k_rows(const char* type, const float* src, void* dst, int64_t nrow
     const float* x = src + row * n_per_row;
     for (int64_t b = 0; b < blocks_per_row; ++b) {
       quantize_block(x + b * kSuperBlock, out[row * blocks_per_row + b],
-                     importance ? importance + b * kSuperBlock : nullptr, mode);
+                     importance ? importance + b * kSuperBlock : nullptr);
     }
   }
 }
@@ -106,7 +97,9 @@ inline void unpack_scale_min_k4(int j, const uint8_t* scales, uint8_t* scale, ui
 // [0, nmax]. A zero d leaves the search's levels, as ggml does.
 inline void requantize_with_min(const float* x, int len, float d, float dm, int nmax, uint8_t* levels) {
   if (!d) return;
-  for (int i = 0; i < len; ++i) levels[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearest_int((x[i] + dm) / d))));
+  for (int i = 0; i < len; ++i) {
+    levels[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearest_int((x[i] + dm) / d))));
+  }
 }
 // Symmetric variant: level = round(x/d) clamped to [-offset, offset-1], stored + offset.
 inline void requantize_symmetric(const float* x, int len, float d, int offset, int8_t* levels) {
@@ -138,7 +131,7 @@ inline float importance_weights(const float* x, const float* importance, float s
 // the 12 scale bytes. `importance` selects ggml's weighted path (qkx3 + make_qp_quants for the codes);
 // rmin/nstep are the reference path's search range, which differs between the two formats.
 void quantize_scale_min_k4(const float* x, const float* importance, int nmax, float rmin, int nstep,
-                           FinalLevels mode, uint8_t* levels, uint16_t* d, uint16_t* dmin, uint8_t* scales);
+                           uint8_t* levels, uint16_t* d, uint16_t* dmin, uint8_t* scales);
 
 // Dequantization of Q4_K/Q5_K: y = d*scale*level - dmin*min for each sub-block of 32, where `level(i)` gives
 // the full level of value i of the super-block.

@@ -1,5 +1,5 @@
 // The public K-quant entry points (k_quants.h): each format's block functions (qX_k.cc) run over rows by the
-// drivers in k_quant_common.h, always with ggml's final re-rounding.
+// drivers in k_quant_common.h.
 #include "quant/k_quants.h"
 
 #include "quant/k_quant_common.h"
@@ -8,8 +8,7 @@ namespace lowbit {
 
 #define LOWBIT_K_QUANT_ENTRY_POINTS(NAME, BLOCK)                                                                  \
   void quantize_##NAME(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) { \
-    kquant::quantize_k_rows<BLOCK>(#NAME, src, dst, nrows, n_per_row, importance,                                \
-                                   kquant::FinalLevels::kRequantize);                                            \
+    kquant::quantize_k_rows<BLOCK>(#NAME, src, dst, nrows, n_per_row, importance);                               \
   }                                                                                                              \
   void dequantize_##NAME(const void* src, float* dst, int64_t n) {                                               \
     kquant::dequantize_k_rows<BLOCK>(#NAME, src, dst, n);                                                        \

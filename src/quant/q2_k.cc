@@ -17,7 +17,7 @@ constexpr int kSub = kSuperBlock / 16;
 
 }  // namespace
 
-void quantize_block(const float* x, BlockQ2K& y, const float* importance, FinalLevels mode) {
+void quantize_block(const float* x, BlockQ2K& y, const float* importance) {
   uint8_t levels[kSuperBlock];
   uint8_t scratch[16];
   float weights[16];
@@ -68,8 +68,8 @@ void quantize_block(const float* x, BlockQ2K& y, const float* importance, FinalL
     for (int j = 0; j < kSub; ++j) y.scales[j] = static_cast<uint8_t>(scale_codes[j] | (min_codes[j] << 4));
   }
 
-  const float d_all = read_back_scale(y.d, mode);
-  const float dmin_all = read_back_scale(y.dmin, mode);
+  const float d_all = f16_to_f32(y.d);
+  const float dmin_all = f16_to_f32(y.dmin);
   for (int j = 0; j < kSub; ++j) {
     const float dl = d_all * (y.scales[j] & 0xF);
     requantize_with_min(x + 16 * j, 16, dl, dmin_all * (y.scales[j] >> 4), 3, levels + 16 * j);

@@ -34,7 +34,7 @@ int unpack_scale(int j, const uint8_t* scales) {
 
 }  // namespace
 
-void quantize_block(const float* x, BlockQ3K& y, const float* importance, FinalLevels mode) {
+void quantize_block(const float* x, BlockQ3K& y, const float* importance) {
   int8_t levels[kSuperBlock];  // 0..7 (level + 4)
   float sub_scales[kSub];
   std::memset(y.scales, 0, sizeof(y.scales));
@@ -78,7 +78,7 @@ void quantize_block(const float* x, BlockQ3K& y, const float* importance, FinalL
     y.d = f32_to_f16(d_block);
   }
 
-  const float d_all = read_back_scale(y.d, mode);
+  const float d_all = f16_to_f32(y.d);
   for (int j = 0; j < kSub; ++j) {
     requantize_symmetric(x + 16 * j, 16, d_all * unpack_scale(j, y.scales), 4, levels + 16 * j);
   }

@@ -11,10 +11,10 @@
 #include "quant/k_quant_common.h"
 
 namespace lowbit::kquant {
-void quantize_block(const float* x, BlockQ5K& y, const float* importance, FinalLevels mode) {
+void quantize_block(const float* x, BlockQ5K& y, const float* importance) {
   uint8_t levels[kSuperBlock];
   // ggml's reference search range for Q5_K: 16 steps from nmax-0.5.
-  quantize_scale_min_k4(x, importance, 31, -0.5f, 15, mode, levels, &y.d, &y.dmin, y.scales);
+  quantize_scale_min_k4(x, importance, 31, -0.5f, 15, levels, &y.d, &y.dmin, y.scales);
   std::memset(y.qh, 0, sizeof(y.qh));
   uint8_t low_bit = 1, high_bit = 2;
   for (int base = 0; base < kSuperBlock; base += 64) {

@@ -17,7 +17,7 @@ namespace {
 
 }  // namespace
 
-void quantize_block(const float* x, BlockQ6K& y, const float* importance, FinalLevels mode) {
+void quantize_block(const float* x, BlockQ6K& y, const float* importance) {
   int8_t levels[kSuperBlock];
   float sub_scales[kSuperBlock / 16];
   float max_scale = 0;
@@ -41,7 +41,7 @@ void quantize_block(const float* x, BlockQ6K& y, const float* importance, FinalL
   for (int ib = 0; ib < kSuperBlock / 16; ++ib) {
     y.scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * sub_scales[ib])));
   }
-  const float d_all = read_back_scale(y.d, mode);
+  const float d_all = f16_to_f32(y.d);
   for (int j = 0; j < kSuperBlock / 16; ++j) {
     requantize_symmetric(x + 16 * j, 16, d_all * y.scales[j], 32, levels + 16 * j);
   }

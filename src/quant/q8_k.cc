@@ -11,7 +11,7 @@
 #include "quant/k_quant_common.h"
 
 namespace lowbit::kquant {
-void quantize_block(const float* x, BlockQ8K& y, const float* /*importance*/, FinalLevels /*mode*/) {
+void quantize_block(const float* x, BlockQ8K& y, const float* /*importance*/) {
   const SignedAbsMax peak = signed_abs_max(x, kSuperBlock);
   if (!peak.abs) {
     // ggml leaves bsums untouched here; lowbit zeroes the whole block so output never depends on old memory.

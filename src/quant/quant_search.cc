@@ -47,7 +47,7 @@ void round_symmetric(int n, int nmax, const float* x, float iscale, int8_t* leve
 }
 
 // The scale + min search shared by make_qkx2_quants and make_qkx3_quants; `weights` null means x^2. The two
-// ggml functions differ only in that (and in guards that matter for non-finite values only).
+// ggml functions differ only in that (and in a max == min vs max <= min test that no input tells apart).
 float search_scale_and_min(int n, int nmax, const float* x, const float* weights, uint8_t* levels, float* min_out,
                            uint8_t* scratch, float rmin, float rdelta, int nstep, bool use_mad) {
   auto weight = [&](int i) { return weights ? weights[i] : x[i] * x[i]; };
@@ -92,9 +92,9 @@ float search_scale_and_min(int n, int nmax, const float* x, const float* weights
     iscale = (rmin + rdelta * is + nmax) / (max - min);
     float sum_l = 0, sum_l2 = 0, sum_xl = 0;
     for (int i = 0; i < n; ++i) {
-      // `min` is the best fit so far and may sit near max, so v can leave nearest_int's range: clamp first.
-      const float v = iscale * (x[i] - min);
-      const int l = v > 0 ? nearest_int(std::min(v, static_cast<float>(nmax))) : 0;
+      // `min` is the best fit so far, so this can leave nearest_int's range; its (deterministic) result is then
+      // clamped, exactly as in ggml c392e50 (later ggml clamps v first: same levels for every in-range v).
+      const int l = std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - min))));
       scratch[i] = static_cast<uint8_t>(l);
       const float w = weight(i);
       sum_l += w * l;
@@ -216,6 +216,7 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* levels, bool do_rm
     if (!n_changed) break;
   }
   for (int i = 0; i < n; ++i) levels[i] = static_cast<int8_t>(levels[i] + nmax);
+  // Guarded as in later ggml (llama/15379); c392e50 returns NaN when x^2 underflows to 0 for the whole group.
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
@@ -231,7 +232,9 @@ float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, ui
 
 float make_qp_quants(int n, int nmax, const float* x, uint8_t* levels, const float* weights) {
   float max = 0;
-  for (int i = 0; i < n; ++i) max = std::max(max, x[i]);
+  for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];  // ggml's MAX(), which lets a NaN through
+  // ggml c392e50 tests !max here; later ggml (llama/15379) uses the threshold, because a subnormal max makes
+  // nmax/max infinite and the result NaN. lowbit takes the fix: it only differs for groups below 1e-15.
   if (max < kGroupMaxEps) {
     std::memset(levels, 0, static_cast<size_t>(n));
     return 0.f;
@@ -292,6 +295,7 @@ float make_qp_quants(int n, int nmax, const float* x, uint8_t* levels, const flo
     }
     if (!n_changed) break;
   }
+  // c392e50 returns sumlx/suml2 unguarded: NaN when every weight is zero (an unused imatrix column range).
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 

@@ -50,8 +50,7 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* levels, bool do_rm
 float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* levels, float* min_out,
                        uint8_t* scratch, float rmin, float rdelta, int nstep, bool use_mad);
 
-// As make_qkx2_quants, but `weights` may be null (then x^2 is used) and a degenerate group (max <= min) or an
-// out-of-range trial value cannot produce an undefined level.
+// As make_qkx2_quants, but `weights` may be null (then x^2 is used).
 float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, uint8_t* levels, float* min_out,
                        uint8_t* scratch, float rmin, float rdelta, int nstep, bool use_mad);
 
