@@ -148,6 +148,23 @@ TEST(KQuants, NonFiniteValuesStayInTheirBlock) {
   }
 }
 
+TEST(KQuants, ZeroImportanceGroupGivesFiniteScales) {
+  // Only the first 32 values (with zero importance) are negative, so the only non-zero mins have zero weight.
+  // ggml c392e50 then divides 0 by 0 in make_qp_quants and writes a NaN dmin for Q2_K/Q4_K/Q5_K (the whole block
+  // dequantizes to NaN); lowbit returns 0 there, as later ggml does.
+  std::vector<float> x(256), importance(256, 1.f);
+  for (int j = 0; j < 256; ++j) x[j] = j < 32 ? -1.f - 0.01f * j : 0.1f + 0.003f * j;
+  for (int j = 0; j < 32; ++j) importance[j] = 0.f;
+  for (DType t : kKTypes) {
+    std::vector<char> q(row_bytes(t, 256));
+    std::vector<float> back(256);
+    quantize_rows(t, x.data(), q.data(), 1, 256, importance.data());
+    to_float(t, q.data(), back.data(), 256);
+    for (int j = 0; j < 256; ++j) ASSERT_TRUE(std::isfinite(back[j])) << dtype_name(t) << " value " << j;
+    for (int j = 32; j < 256; ++j) EXPECT_NEAR(back[j], x[j], 0.1f) << dtype_name(t) << " value " << j;
+  }
+}
+
 TEST(KQuants, RowLengthNotMultipleOf256IsAnError) {
   std::vector<float> src(300, 1.f);
   std::vector<char> dst(4096);
