@@ -1,8 +1,9 @@
 // ggml's scale searches for block quantization (ggml-quants.c), re-implemented with the same floating-point
 // operations in the same order, so that a block quantized here is byte-identical to one quantized by ggml.
-// The one deliberate difference: where ggml c392e50 divides 0 by 0 (make_qp_quants / make_q3_quants when every
-// weight is zero, e.g. an imatrix range of unused columns) and so writes NaN scales, these return 0 as later ggml
-// does (llama.cpp PR 15379). Every finite, non-degenerate input gives c392e50's bytes.
+// Deliberate differences, taken from later ggml (llama.cpp PR 15379) because c392e50 writes NaN scales there:
+// make_qp_quants / make_q3_quants return 0 where c392e50 divides 0 by 0 (every weight zero, e.g. an imatrix range
+// of unused columns), and make_qp_quants treats a group whose largest value is below 1e-15 as zero. Every other
+// input gives c392e50's bytes.
 //
 // Every function works on one small group of `n` values; float stays float (no double accumulators), sums run
 // front to back, and products associate left to right exactly as in ggml. Do not "simplify" an expression here:
