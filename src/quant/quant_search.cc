@@ -233,9 +233,9 @@ float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, ui
 float make_qp_quants(int n, int nmax, const float* x, uint8_t* levels, const float* weights) {
   float max = 0;
   for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];  // ggml's MAX(), which lets a NaN through
-  // ggml c392e50 tests !max here; later ggml (llama/15379) uses the threshold, because a subnormal max makes
-  // nmax/max infinite and the result NaN. lowbit takes the fix: it only differs for groups below 1e-15.
-  if (max < kGroupMaxEps) {
+  // Exactly zero, as in c392e50 (later ggml uses kGroupMaxEps): a tiny max still gives finite, if meaningless,
+  // codes, and the only NaN c392e50 can produce here is the 0/0 guarded at the end.
+  if (!max) {
     std::memset(levels, 0, static_cast<size_t>(n));
     return 0.f;
   }

@@ -1,9 +1,8 @@
 // ggml's scale searches for block quantization (ggml-quants.c), re-implemented with the same floating-point
 // operations in the same order, so that a block quantized here is byte-identical to one quantized by ggml.
-// Deliberate differences, taken from later ggml (llama.cpp PR 15379) because c392e50 writes NaN scales there:
-// make_qp_quants / make_q3_quants return 0 where c392e50 divides 0 by 0 (every weight zero, e.g. an imatrix range
-// of unused columns), and make_qp_quants treats a group whose largest value is below 1e-15 as zero. Every other
-// input gives c392e50's bytes.
+// One deliberate difference, taken from later ggml (llama.cpp PR 15379): make_qp_quants / make_q3_quants return 0
+// where c392e50 divides 0 by 0 (every weight zero, e.g. an imatrix range of unused columns) and so writes NaN
+// scales. Every other finite input gives c392e50's bytes.
 //
 // Every function works on one small group of `n` values; float stays float (no double accumulators), sums run
 // front to back, and products associate left to right exactly as in ggml. Do not "simplify" an expression here:
