@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/float_formats.h"
+#include "quant/k_quants.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -56,12 +57,12 @@ const TypeTraits kTypes[] = {
     {DType::Q5_1, "q5_1", 32, 24, kQ, false, nullptr, nullptr, false},
     {DType::Q8_0, "q8_0", 32, 34, kQ, false, nullptr, nullptr, false},
     {DType::Q8_1, "q8_1", 32, 36, kQ, false, nullptr, nullptr, false},
-    {DType::Q2_K, "q2_K", 256, 84, kQ, false, nullptr, nullptr, false},
-    {DType::Q3_K, "q3_K", 256, 110, kQ, false, nullptr, nullptr, false},
-    {DType::Q4_K, "q4_K", 256, 144, kQ, false, nullptr, nullptr, false},
-    {DType::Q5_K, "q5_K", 256, 176, kQ, false, nullptr, nullptr, false},
-    {DType::Q6_K, "q6_K", 256, 210, kQ, false, nullptr, nullptr, false},
-    {DType::Q8_K, "q8_K", 256, 292, kQ, false, nullptr, nullptr, false},
+    {DType::Q2_K, "q2_K", 256, 84, kQ, false, dequantize_q2_K, quantize_q2_K, false},
+    {DType::Q3_K, "q3_K", 256, 110, kQ, false, dequantize_q3_K, quantize_q3_K, false},
+    {DType::Q4_K, "q4_K", 256, 144, kQ, false, dequantize_q4_K, quantize_q4_K, false},
+    {DType::Q5_K, "q5_K", 256, 176, kQ, false, dequantize_q5_K, quantize_q5_K, false},
+    {DType::Q6_K, "q6_K", 256, 210, kQ, false, dequantize_q6_K, quantize_q6_K, false},
+    {DType::Q8_K, "q8_K", 256, 292, kQ, false, dequantize_q8_K, quantize_q8_K, false},
     {DType::IQ4_NL, "iq4_nl", 32, 18, kQ, false, nullptr, nullptr, false},
     {DType::IQ4_XS, "iq4_xs", 256, 136, kQ, false, nullptr, nullptr, false},
 };

@@ -1,0 +1,110 @@
+// Q3_K: 16 sub-blocks of 16 values with signed 6-bit scales (biased by 32, packed in 12 bytes), levels -4..3:
+// the low 2 bits in qs (as Q2_K) and the third bit in hmask (value i -> byte i%32, bit i/32).
+// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include <cmath>
+#include <cstring>
+
+#include "quant/k_quant_common.h"
+
+namespace lowbit::kquant {
+namespace {
+
+constexpr int kSub = kSuperBlock / 16;
+
+// Sub-block j's 6-bit code: the low nibble in byte j (j < 8) or the high nibble of byte j-8, the top 2 bits in
+// byte 8 + j%4 at bit 2*(j/4). `scales` must start zeroed.
+void pack_scale(int j, int code, uint8_t* scales) {
+  if (j < 8) {
+    scales[j] |= static_cast<uint8_t>(code & 0xF);
+  } else {
+    scales[j - 8] |= static_cast<uint8_t>((code & 0xF) << 4);
+  }
+  scales[8 + j % 4] |= static_cast<uint8_t>((code >> 4) << (2 * (j / 4)));
+}
+// Signed scale of sub-block j (-32..31).
+int unpack_scale(int j, const uint8_t* scales) {
+  const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
+  return (low | (((scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+}
+
+}  // namespace
+
+void quantize_block(const float* x, BlockQ3K& y, const float* importance) {
+  int8_t levels[kSuperBlock];  // 0..7 (level + 4)
+  float sub_scales[kSub];
+  std::memset(y.scales, 0, sizeof(y.scales));
+
+  if (!importance) {
+    // ggml's quantize_row_q3_K_ref: the largest-magnitude sub-block scale maps to code -32.
+    float max_scale = 0;
+    float amax = 0;
+    for (int j = 0; j < kSub; ++j) {
+      sub_scales[j] = make_q3_quants(16, 4, x + 16 * j, levels + 16 * j, true);
+      const float scale = std::fabs(sub_scales[j]);
+      if (scale > amax) {
+        amax = scale;
+        max_scale = sub_scales[j];
+      }
+    }
+    if (max_scale) {
+      const float iscale = -32.f / max_scale;
+      for (int j = 0; j < kSub; ++j) {
+        // ggml narrows to int8_t before clamping; |code| <= 32 here so it never wraps, but keep the same steps.
+        const auto code = static_cast<int8_t>(nearest_int(iscale * sub_scales[j]));
+        pack_scale(j, std::max<int>(-32, std::min<int>(31, code)) + 32, y.scales);
+      }
+      y.d = f32_to_f16(1 / iscale);
+    } else {
+      y.d = f32_to_f16(0.f);
+    }
+  } else {
+    // ggml's quantize_row_q3_K_impl: importance * sqrt(sigma^2 + x^2) weights; codes by make_qx_quants too.
+    const float sigma2 = 2 * super_block_sum_sq(x) / kSuperBlock;
+    float weights[16];
+    float sub_weight_sums[kSub];
+    for (int j = 0; j < kSub; ++j) {
+      const float* xs = x + 16 * j;
+      sub_weight_sums[j] = importance_weights(xs, importance + 16 * j, sigma2, 16, weights);
+      sub_scales[j] = make_qx_quants(16, 4, xs, levels + 16 * j, 1, weights);
+    }
+    int8_t codes[kSub];
+    const float d_block = make_qx_quants(kSub, 32, sub_scales, codes, 1, sub_weight_sums);
+    for (int j = 0; j < kSub; ++j) pack_scale(j, codes[j], y.scales);
+    y.d = f32_to_f16(d_block);
+  }
+
+  const float d_all = f16_to_f32(y.d);
+  for (int j = 0; j < kSub; ++j) {
+    requantize_symmetric(x + 16 * j, 16, d_all * unpack_scale(j, y.scales), 4, levels + 16 * j);
+  }
+  std::memset(y.hmask, 0, sizeof(y.hmask));
+  uint8_t low2[kSuperBlock];
+  for (int j = 0; j < kSuperBlock; ++j) {
+    int level = levels[j];
+    if (level > 3) {
+      y.hmask[j % 32] |= static_cast<uint8_t>(1 << (j / 32));
+      level -= 4;
+    }
+    low2[j] = static_cast<uint8_t>(level);
+  }
+  pack_2bit(low2, y.qs);
+}
+
+void dequantize_block(const BlockQ3K& b, float* y) {
+  const float d_all = f16_to_f32(b.d);
+  for (int j = 0; j < kSub; ++j) {
+    const float dl = d_all * unpack_scale(j, b.scales);
+    for (int l = 0; l < 16; ++l) {
+      const int i = 16 * j + l;
+      const int high = (b.hmask[i % 32] >> (i / 32)) & 1;
+      y[i] = dl * (unpack_2bit(b.qs, i) - (high ? 0 : 4));
+    }
+  }
+}
+
+}  // namespace lowbit::kquant

@@ -1,0 +1,88 @@
+// Q6_K: 16 sub-blocks of 16 values, each with a signed 8-bit scale; levels -32..31 stored as 6 bits
+// (4 in ql, 2 in qh). ggml's reference and weighted paths differ only in the sub-block search weights: x^2, or
+// the importance itself (ggml uses it unscaled here, unlike the other K-quants).
+// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include <cmath>
+#include <cstring>
+
+#include "quant/k_quant_common.h"
+
+namespace lowbit::kquant {
+namespace {
+
+}  // namespace
+
+void quantize_block(const float* x, BlockQ6K& y, const float* importance) {
+  int8_t levels[kSuperBlock];
+  float sub_scales[kSuperBlock / 16];
+  float max_scale = 0;
+  float max_abs_scale = 0;
+  for (int ib = 0; ib < kSuperBlock / 16; ++ib) {
+    const float* weights = importance ? importance + 16 * ib : nullptr;
+    sub_scales[ib] = make_qx_quants(16, 32, x + 16 * ib, levels + 16 * ib, 1, weights);
+    const float abs_scale = std::fabs(sub_scales[ib]);
+    if (abs_scale > max_abs_scale) {
+      max_abs_scale = abs_scale;
+      max_scale = sub_scales[ib];
+    }
+  }
+  if (max_abs_scale < kGroupMaxEps) {
+    std::memset(&y, 0, sizeof(y));  // all-zero block: fp16 0 is the zero bit pattern
+    return;
+  }
+  // The largest scale maps to -128 so the 8-bit codes use their full range.
+  const float iscale = -128.f / max_scale;
+  y.d = f32_to_f16(1 / iscale);
+  for (int ib = 0; ib < kSuperBlock / 16; ++ib) {
+    y.scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * sub_scales[ib])));
+  }
+  const float d_all = f16_to_f32(y.d);
+  for (int j = 0; j < kSuperBlock / 16; ++j) {
+    requantize_symmetric(x + 16 * j, 16, d_all * y.scales[j], 32, levels + 16 * j);
+  }
+  // Within each half of 128: ql byte l holds values l (low nibble) and l+64 (high), byte l+32 holds l+32 and
+  // l+96; qh byte l holds bits 4-5 of values l, l+32, l+64, l+96.
+  uint8_t* ql = y.ql;
+  uint8_t* qh = y.qh;
+  for (int half = 0; half < kSuperBlock; half += 128) {
+    const int8_t* lv = levels + half;
+    for (int l = 0; l < 32; ++l) {
+      ql[l] = static_cast<uint8_t>((lv[l] & 0xF) | ((lv[l + 64] & 0xF) << 4));
+      ql[l + 32] = static_cast<uint8_t>((lv[l + 32] & 0xF) | ((lv[l + 96] & 0xF) << 4));
+      qh[l] = static_cast<uint8_t>((lv[l] >> 4) | ((lv[l + 32] >> 4) << 2) | ((lv[l + 64] >> 4) << 4) |
+                                   ((lv[l + 96] >> 4) << 6));
+    }
+    ql += 64;
+    qh += 32;
+  }
+}
+
+void dequantize_block(const BlockQ6K& b, float* y) {
+  const float d = f16_to_f32(b.d);
+  const uint8_t* ql = b.ql;
+  const uint8_t* qh = b.qh;
+  const int8_t* sc = b.scales;
+  for (int half = 0; half < kSuperBlock; half += 128) {
+    for (int l = 0; l < 32; ++l) {
+      const int is = l / 16;
+      const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+      const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+      y[half + l] = d * sc[is] * q1;
+      y[half + l + 32] = d * sc[is + 2] * q2;
+      y[half + l + 64] = d * sc[is + 4] * q3;
+      y[half + l + 96] = d * sc[is + 6] * q4;
+    }
+    ql += 64;
+    qh += 32;
+    sc += 8;
+  }
+}
+
+}  // namespace lowbit::kquant
