@@ -54,6 +54,10 @@ struct ScaleZero {
 };
 ScaleZero find_scale_zero(const float* x, int64_t n, int bits, bool sym, bool mse);
 
+// Y[t][o] = sum_i X[t][i] * W[o][i] (a Linear without bias), in float. Deterministic whatever the thread count:
+// work is split in fixed chunks of tokens and each chunk's product runs single-threaded.
+std::vector<float> linear_forward(const float* X, int64_t n_tokens, const float* W, int64_t n_out, int64_t n_in);
+
 // q = clamp(round_half_even(x / scale) + zero, 0, maxq), as torch.round does (default FP rounding mode).
 inline int quantize_value(float x, ScaleZero p, int maxq) {
   float v = std::nearbyint(x / p.scale) + p.zero;
