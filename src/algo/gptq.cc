@@ -117,16 +117,8 @@ GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const Hess
   const int64_t gl = cfg.group_len(n), ng = (n + gl - 1) / gl;
   const bool static_groups = grouped && cfg.static_groups;
   const int maxq = cfg.maxq();
+  result.layer = QuantizedLinear::allocate(n_out, n, cfg);
   QuantizedLinear& ql = result.layer;
-  ql.n_in = n;
-  ql.n_out = n_out;
-  ql.bits = cfg.bits;
-  ql.group_size = cfg.group_size;
-  ql.sym = cfg.sym;
-  ql.q.resize(static_cast<size_t>(n_out * n));
-  ql.scales.resize(static_cast<size_t>(ng * n_out));
-  ql.zeros.resize(ql.scales.size());
-  ql.g_idx.resize(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) {
     // Static groups (and no act-order) keep the original column order; dynamic groups follow the processing order.
     if (static_groups || !cfg.desc_act) ql.g_idx[j] = static_cast<int32_t>(j / gl);

@@ -15,6 +15,18 @@ void IntQuantConfig::validate(const char* where) const {
   check(group_size == -1 || group_size > 0, where, "group_size must be -1 or positive, got {}", group_size);
 }
 
+QuantizedLinear QuantizedLinear::allocate(int64_t n_out, int64_t n_in, const IntQuantConfig& cfg) {
+  const int64_t gl = cfg.group_len(n_in);
+  const int64_t ng = (n_in + gl - 1) / gl;
+  QuantizedLinear ql{.n_in = n_in, .n_out = n_out, .bits = cfg.bits, .group_size = cfg.group_size, .sym = cfg.sym};
+  ql.q.resize(static_cast<size_t>(n_out * n_in));
+  ql.scales.resize(static_cast<size_t>(ng * n_out));
+  ql.zeros.resize(ql.scales.size());
+  ql.g_idx.resize(static_cast<size_t>(n_in));
+  for (int64_t i = 0; i < n_in; ++i) ql.g_idx[i] = static_cast<int32_t>(i / gl);
+  return ql;
+}
+
 std::vector<float> QuantizedLinear::dequantize() const {
   validate("QuantizedLinear::dequantize");
   std::vector<float> w(static_cast<size_t>(n_out * n_in));

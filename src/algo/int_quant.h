@@ -39,6 +39,8 @@ struct QuantizedLinear {
 
   int maxq() const { return (1 << bits) - 1; }
   int64_t n_groups() const { return n_out == 0 ? 0 : static_cast<int64_t>(scales.size()) / n_out; }
+  // A layer of the configured shape with q, scales and zeros zero-filled and g_idx[i] = i / group length.
+  static QuantizedLinear allocate(int64_t n_out, int64_t n_in, const IntQuantConfig& cfg);
   // W[out][in] = scale[g][out] * (q[out][in] - zero[g][out]), g = g_idx[in].
   std::vector<float> dequantize() const;
   // Throws Error naming `where` if the arrays do not have consistent sizes or values in range.

@@ -11,17 +11,7 @@ QuantizedLinear rtn_quantize(const float* W, int64_t n_out, int64_t n_in, const 
   check(n_out > 0 && n_in > 0, "rtn_quantize", "empty layer {}x{}", n_out, n_in);
   const int64_t gl = cfg.group_len(n_in);
   const int64_t ng = (n_in + gl - 1) / gl;
-  QuantizedLinear ql;
-  ql.n_in = n_in;
-  ql.n_out = n_out;
-  ql.bits = cfg.bits;
-  ql.group_size = cfg.group_size;
-  ql.sym = cfg.sym;
-  ql.q.resize(static_cast<size_t>(n_out * n_in));
-  ql.scales.resize(static_cast<size_t>(ng * n_out));
-  ql.zeros.resize(ql.scales.size());
-  ql.g_idx.resize(static_cast<size_t>(n_in));
-  for (int64_t i = 0; i < n_in; ++i) ql.g_idx[i] = static_cast<int32_t>(i / gl);
+  QuantizedLinear ql = QuantizedLinear::allocate(n_out, n_in, cfg);
   const int maxq = cfg.maxq();
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < n_out; ++o) {
