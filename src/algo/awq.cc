@@ -4,11 +4,15 @@
 #include <cmath>
 #include <limits>
 
+#include <Eigen/Core>
+
 #include "util/error.h"
 
 namespace lowbit {
 
 namespace {
+
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 void check_group(std::span<const AwqLinear> linears, int64_t n_in, const float* X, int64_t n_tokens,
                  const char* where) {
@@ -26,19 +30,6 @@ std::vector<float> scaled_pseudo_quantized(const AwqLinear& l, int64_t n_in, con
   for (int64_t o = 0; o < l.n_out; ++o)
     for (int64_t i = 0; i < n_in; ++i) wq[o * n_in + i] /= s[i];
   return wq;
-}
-
-// Squared error of a row group's partial output, averaged over the sampled tokens (auto_clip's err).
-double clip_error(const float* w, const float* wq, int64_t len, const float* X, int64_t n_in,
-                  const std::vector<int64_t>& tokens, int64_t col0) {
-  double err = 0;
-  for (int64_t t : tokens) {
-    const float* x = X + t * n_in + col0;
-    double d = 0;
-    for (int64_t i = 0; i < len; ++i) d += static_cast<double>(x[i]) * (static_cast<double>(wq[i]) - w[i]);
-    err += d * d;
-  }
-  return err / static_cast<double>(tokens.size());
 }
 
 }  // namespace
@@ -178,27 +169,37 @@ std::vector<float> awq_search_clip(const float* W, int64_t n_out, int64_t n_in, 
   const int64_t step = std::max<int64_t>(1, n_tokens / std::max<int64_t>(1, options.clip_n_sample_tokens));
   std::vector<int64_t> tokens;
   for (int64_t t = 0; t < n_tokens; t += step) tokens.push_back(t);
-  const int n_shrink = static_cast<int>(options.clip_max_shrink * options.clip_n_grid);
+  const int n_shrink = std::max(1, static_cast<int>(options.clip_max_shrink * options.clip_n_grid));
   const int maxq = options.quant.maxq();
+  const int64_t n_sampled = static_cast<int64_t>(tokens.size());
   std::vector<float> best(static_cast<size_t>(n_out * ng));
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t o = 0; o < n_out; ++o) {
-    std::vector<float> cur(static_cast<size_t>(gl)), q(static_cast<size_t>(gl));
-    for (int64_t g = 0; g < ng; ++g) {
+  for (int64_t g = 0; g < ng; ++g) {
+    MatF xg(n_sampled, gl);  // the sampled tokens' inputs of this group
+    for (int64_t t = 0; t < n_sampled; ++t)
+      for (int64_t i = 0; i < gl; ++i) xg(t, i) = X[tokens[t] * n_in + g * gl + i];
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int64_t o = 0; o < n_out; ++o) {
       const float* w = W + o * n_in + g * gl;
       float org_max = 0.f;
       for (int64_t i = 0; i < gl; ++i) org_max = std::max(org_max, std::fabs(w[i]));
+      // Column k: quantized-minus-original weights of the group clamped to org_max * (1 - k / n_grid).
+      MatF delta(gl, n_shrink);
+      std::vector<float> cur(static_cast<size_t>(gl)), max_vals(static_cast<size_t>(n_shrink));
+      for (int k = 0; k < n_shrink; ++k) {
+        max_vals[k] = org_max * (1.f - static_cast<float>(k) / static_cast<float>(options.clip_n_grid));
+        for (int64_t i = 0; i < gl; ++i) cur[i] = std::clamp(w[i], -max_vals[k], max_vals[k]);
+        const ScaleZero p = awq_scale_zero(cur.data(), gl, options.quant.bits, options.quant.sym);
+        for (int64_t i = 0; i < gl; ++i) delta(i, k) = dequantize_value(quantize_value(cur[i], p, maxq), p) - w[i];
+      }
+      // Partial output errors of every sampled token for every shrink (single-threaded inside the region).
+      const MatF out_err = xg * delta;
       float best_max = org_max;
       double min_err = 1e9;  // as the reference: a shrink is kept only below this
       for (int k = 0; k < n_shrink; ++k) {
-        const float max_val = org_max * (1.f - static_cast<float>(k) / static_cast<float>(options.clip_n_grid));
-        for (int64_t i = 0; i < gl; ++i) cur[i] = std::clamp(w[i], -max_val, max_val);
-        const ScaleZero p = awq_scale_zero(cur.data(), gl, options.quant.bits, options.quant.sym);
-        for (int64_t i = 0; i < gl; ++i) q[i] = dequantize_value(quantize_value(cur[i], p, maxq), p);
-        const double err = clip_error(w, q.data(), gl, X, n_in, tokens, g * gl);
+        const double err = out_err.col(k).cast<double>().squaredNorm() / static_cast<double>(n_sampled);
         if (err < min_err) {
           min_err = err;
-          best_max = max_val;
+          best_max = max_vals[k];
         }
       }
       best[o * ng + g] = best_max;

@@ -22,19 +22,20 @@ constexpr int64_t kMaxInputs = int64_t{1} << 17;  // H has n_in^2 doubles; anyth
 constexpr int64_t kRowChunk = 16;
 
 // Upper Cholesky factor of (H + damp I)^-1, as torch.linalg.cholesky(torch.cholesky_inverse(
-// torch.linalg.cholesky(H)), upper=True). False if either factorisation fails.
+// torch.linalg.cholesky(H)), upper=True). False if either factorisation fails. Factorises in place to keep the
+// peak at about three n x n double matrices (n can be tens of thousands).
 bool inverse_upper_factor(const MatD& h, double damp, MatF& out) {
-  MatD hd = h;
-  hd.diagonal().array() += damp;
-  Eigen::LLT<MatD> llt(hd);
+  MatD work = h;
+  work.diagonal().array() += damp;
+  Eigen::LLT<Eigen::Ref<MatD>> llt(work);
   if (llt.info() != Eigen::Success) return false;
-  const MatD hinv = llt.solve(MatD::Identity(h.rows(), h.cols()));
-  Eigen::LLT<MatD> llt2(hinv);
+  MatD hinv = MatD::Identity(h.rows(), h.cols());
+  llt.solveInPlace(hinv);
+  work.resize(0, 0);
+  Eigen::LLT<Eigen::Ref<MatD>> llt2(hinv);
   if (llt2.info() != Eigen::Success) return false;
-  const MatD upper = llt2.matrixU();
-  if (!upper.allFinite() || (upper.diagonal().array() <= 0).any()) return false;
-  out = upper.cast<float>();
-  return true;
+  out = llt2.matrixU().toDenseMatrix().cast<float>();  // hinv's lower triangle holds L; U = L^T
+  return out.allFinite() && (out.diagonal().array() > 0.f).all();
 }
 
 }  // namespace
@@ -82,14 +83,16 @@ GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const Hess
   check(options.block_size > 0, where, "block_size must be positive, got {}", options.block_size);
   check(options.damp_percent >= 0 && options.damp_auto_increment >= 0, where, "damping must not be negative");
   const int64_t n = n_in;
-  MatD h = Eigen::Map<const MatD>(hessian.matrix().data(), n, n);
+  const Eigen::Map<const MatD> h(hessian.matrix().data(), n, n);
   check(h.allFinite(), where, "Hessian has non-finite values");
+  std::vector<double> diag(static_cast<size_t>(n));
 
   GptqResult result;
   std::vector<float> wf(W, W + n_out * n);
   for (int64_t i = 0; i < n; ++i) {
-    if (h(i, i) != 0.0) continue;
-    h(i, i) = 1.0;
+    diag[i] = h(i, i);
+    if (diag[i] != 0.0) continue;
+    diag[i] = 1.0;
     for (int64_t r = 0; r < n_out; ++r) wf[r * n + i] = 0.f;
     ++result.dead_columns;
   }
@@ -97,11 +100,11 @@ GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const Hess
   std::vector<int64_t> perm(static_cast<size_t>(n));
   std::iota(perm.begin(), perm.end(), int64_t{0});
   if (cfg.desc_act) {
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return h(a, a) > h(b, b); });
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
   }
   MatD hp(n, n);
   for (int64_t a = 0; a < n; ++a)
-    for (int64_t b = 0; b < n; ++b) hp(a, b) = h(perm[a], perm[b]);
+    for (int64_t b = 0; b < n; ++b) hp(a, b) = a == b ? diag[perm[a]] : h(perm[a], perm[b]);
 
   MatF u;
   const double mean_diag = hp.diagonal().mean();
