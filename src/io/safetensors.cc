@@ -138,8 +138,8 @@ SafetensorsHeader parse_safetensors(std::span<const uint8_t> file, const std::st
     }
     check(value.is_object(), where, "tensor '{}' is not an object", key);
     for (const auto& [field, _] : value.items())
-      check(field == "dtype" || field == "shape" || field == "data_offsets", where, "tensor '{}' has unknown field '{}'",
-            key, field);
+      check(field == "dtype" || field == "shape" || field == "data_offsets", where,
+            "tensor '{}' has unknown field '{}'", key, field);
     check(value.contains("dtype") && value["dtype"].is_string(), where, "tensor '{}' has no dtype string", key);
     check(value.contains("shape") && value["shape"].is_array(), where, "tensor '{}' has no shape array", key);
     check(value.contains("data_offsets") && value["data_offsets"].is_array() && value["data_offsets"].size() == 2,

@@ -89,10 +89,9 @@ TEST(HfConfig, Qwen25HasQkvBiasAndNeox) {
 TEST(HfConfig, Qwen3HasQkNormAndHeadDim) {
   SKIP_IF_ABSENT();
   const auto c = load("qwen3-8b");
-  EXPECT_EQ(c.arch, "qwen3");
-  EXPECT_TRUE(c.attn_qk_norm);
-  EXPECT_FALSE(c.attn_qkv_bias);
   EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.arch, "qwen3");
+  EXPECT_TRUE(c.attn_qk_norm && !c.attn_qkv_bias);
   EXPECT_EQ(c.n_layer, 36);
   EXPECT_EQ(c.n_ff, 12288);
   EXPECT_EQ(c.sliding_window, 0);  // null
@@ -158,7 +157,8 @@ TEST(HfConfig, RefusesWhatItCannotRun) {
   EXPECT_NE(error_of(R"({"architectures":["Phi3ForCausalLM"],)" + base + "}")
                 .find("architecture 'Phi3ForCausalLM' is not supported (supported: LlamaForCausalLM, "),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64})").find("'num_hidden_layers' is missing"),
+  EXPECT_NE(error_of(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64})")
+                .find("'num_hidden_layers' is missing"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"architectures":["LlamaForCausalLM"],"rope_scaling":{"type":"dynamic","factor":2},)" + base +
                      "}")
