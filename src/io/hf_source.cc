@@ -2,11 +2,13 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "io/hf_config.h"
 #include "io/hf_names.h"
 #include "io/safetensors.h"
 #include "model/vocab_loaders.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -62,6 +64,11 @@ class HfSource : public ModelSource {
       out.name = "output.weight";
       expected.push_back(out);
     }
+    std::set<std::string> wanted;
+    for (const auto& want : expected) wanted.insert(want.name);
+    for (const auto& [name, info] : found)
+      check(wanted.count(name) != 0, set_->path(), "tensor '{}' is not expected by config.json ({} layers)",
+            hf_name_.at(name), config_.n_layer);
     std::string missing;
     int n_missing = 0;
     for (const auto& want : expected) {
@@ -74,12 +81,9 @@ class HfSource : public ModelSource {
             "tensor '{}' has shape {} but config.json implies {}", hf_name_.at(want.name), it->second.shape_string(),
             want.shape_string());
       infos_.push_back(it->second);
-      found.erase(it);
     }
     check(n_missing == 0, set_->path(), "{} tensor(s) the config needs are missing: {}{}", n_missing, missing,
           n_missing > 4 ? ", ..." : "");
-    check(found.empty(), set_->path(), "tensor '{}' is not expected by config.json ({} layers)",
-          found.empty() ? "" : hf_name_.at(found.begin()->first), config_.n_layer);
   }
 
   std::string path_, format_;
@@ -111,6 +115,42 @@ std::unique_ptr<ModelSource> open_safetensors_model(const std::string& file) {
   const auto config = (dir.empty() ? fs::path("config.json") : dir / "config.json").string();
   check(fs::exists(config), file, "a lone .safetensors file needs config.json beside it ({} not found)", config);
   return std::make_unique<HfSource>(file, "safetensors", config, file, dir.empty() ? "." : dir.string());
+}
+
+std::vector<std::string> write_hf_model(const ModelSource& source, const std::string& folder,
+                                        const SafetensorsWriteOptions& options) {
+  const auto& config = source.config();
+  std::vector<TensorInfo> infos;
+  std::map<std::string, std::string> canonical;  // HF name -> canonical name
+  for (auto info : source.tensor_infos()) {
+    check(!type_traits(info.type).is_quantized, info.name, "type {} cannot be written to safetensors",
+          dtype_name(info.type));
+    const auto hf = gguf_to_hf_name(info.name);
+    canonical[hf] = info.name;
+    info.name = hf;
+    infos.push_back(std::move(info));
+  }
+  fs::create_directories(folder);
+  HfConfigExtras extras;
+  const auto& v = source.vocab();
+  extras.bos_token_id = v.bos_id;
+  extras.eos_token_id = v.eos_id;
+  if (!infos.empty()) extras.torch_dtype = infos.front().type == DType::BF16 ? "bfloat16"
+                                         : infos.front().type == DType::F32  ? "float32"
+                                                                             : "float16";
+  SafetensorsWriter writer((fs::path(folder) / "model.safetensors").string(), infos, {{"format", "pt"}}, options);
+  for (const auto& hf : writer.write_order()) {
+    const auto& name = canonical.at(hf);
+    Tensor t = source.tensor(name);
+    const int64_t heads = rope_permute_heads(config, name);
+    if (heads > 0) t = permute_rope_rows(t, heads, /*to_gguf=*/false);
+    writer.write(hf, t.bytes());
+  }
+  auto paths = writer.finish();
+  const auto config_path = (fs::path(folder) / "config.json").string();
+  write_file_atomic(config_path, hf_config_json(config, extras));
+  paths.push_back(config_path);
+  return paths;
 }
 
 }  // namespace lowbit

@@ -31,14 +31,9 @@ TEST(Llama2c, Stories260KHeaderAndConfig) {
   const auto& c = m->config();
   EXPECT_EQ(m->format(), "llama2c");
   EXPECT_EQ(c.arch, "llama");
-  EXPECT_EQ(c.n_embd, 64);
-  EXPECT_EQ(c.n_ff, 172);
-  EXPECT_EQ(c.n_layer, 5);
-  EXPECT_EQ(c.n_head, 8);
-  EXPECT_EQ(c.n_head_kv, 4);
-  EXPECT_EQ(c.head_dim, 8);
-  EXPECT_EQ(c.n_vocab, 512);
-  EXPECT_EQ(c.n_ctx_train, 512);
+  const std::vector<int64_t> dims = {c.n_embd, c.n_ff, c.n_layer, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab,
+                                     c.n_ctx_train};
+  EXPECT_EQ(dims, (std::vector<int64_t>{64, 172, 5, 8, 4, 8, 512, 512}));
   EXPECT_TRUE(c.tied_embeddings);
   EXPECT_FALSE(c.rope.neox);
   EXPECT_FLOAT_EQ(c.norm_eps, 1e-5f);

@@ -9,6 +9,7 @@
 
 #include "core/float_formats.h"
 #include "util/atomic_file.h"
+#include "support/temp_files.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -17,10 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kGutenberg = std::string(LOWBIT_SOURCE_DIR) + "/models/tiny-gutenberg/model.safetensors";
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
 
 // A file built by hand: header JSON + data.
 std::vector<uint8_t> make_file(const std::string& header, const std::vector<uint8_t>& data) {
@@ -41,12 +38,6 @@ std::string parse_error(const std::vector<uint8_t>& bytes) {
   return "";
 }
 
-fs::path temp_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("lowbit_st_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 const std::string kSmallHeader =
     R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
@@ -82,7 +73,7 @@ TEST(Safetensors, GutenbergTensorsAreViews) {
   EXPECT_EQ(t.type(), DType::F16);
   EXPECT_EQ(t.ne()[0], 256);
   EXPECT_EQ(t.ne()[1], 4096);
-  const auto raw = read_bytes(kGutenberg);
+  const auto raw = test::read_file_bytes(kGutenberg);
   EXPECT_EQ(std::memcmp(t.data, raw.data() + 8 + 4048, 64), 0);
   EXPECT_EQ(set->metadata().at("format"), "pt");
 }
@@ -93,13 +84,13 @@ TEST(Safetensors, WriterReproducesHuggingFaceBytes) {
   std::vector<TensorInfo> infos;
   for (const auto& n : set->names()) infos.push_back(set->entry(n).info);
   std::reverse(infos.begin(), infos.end());  // declaration order must not matter within a shard
-  const auto dir = temp_dir("rewrite");
+  const auto dir = test::fresh_temp_dir("st_rewrite");
   const auto out = (dir / "model.safetensors").string();
   SafetensorsWriter w(out, infos, {{"format", "pt"}});
   for (const auto& n : w.write_order()) w.write(n, set->tensor(n).bytes());
   const auto paths = w.finish();
   ASSERT_EQ(paths.size(), 1u);
-  EXPECT_EQ(read_bytes(out), read_bytes(kGutenberg));
+  EXPECT_EQ(test::read_file_bytes(out), test::read_file_bytes(kGutenberg));
   fs::remove_all(dir);
 }
 
@@ -107,7 +98,7 @@ TEST(Safetensors, WriterShardsWithIndex) {
   auto set = SafetensorsSet::open(kGutenberg);
   std::vector<TensorInfo> infos;
   for (const auto& n : set->names()) infos.push_back(set->entry(n).info);
-  const auto dir = temp_dir("shard");
+  const auto dir = test::fresh_temp_dir("st_shard");
   const auto out = (dir / "model.safetensors").string();
   SafetensorsWriter w(out, infos, {{"format", "pt"}}, {.max_shard_bytes = 3'000'000});
   for (const auto& n : w.write_order()) w.write(n, set->tensor(n).bytes());
@@ -142,7 +133,7 @@ TEST(Safetensors, WriterShardsWithIndex) {
 }
 
 TEST(Safetensors, IndexNamingATensorAbsentFromItsShard) {
-  const auto dir = temp_dir("absent");
+  const auto dir = test::fresh_temp_dir("st_absent");
   const auto bytes = make_file(kSmallHeader, small_data());
   write_file_atomic((dir / "s1.safetensors").string(), bytes);
   write_file_atomic((dir / "model.safetensors.index.json").string(),
