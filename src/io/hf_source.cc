@@ -123,6 +123,7 @@ std::vector<std::string> write_hf_model(const ModelSource& source, const std::st
   std::vector<TensorInfo> infos;
   std::map<std::string, std::string> canonical;  // HF name -> canonical name
   for (auto info : source.tensor_infos()) {
+    if (info.name == "rope_freqs.weight") continue;  // llama.cpp's llama3 rope table: HF derives it from config.json
     check(!type_traits(info.type).is_quantized, info.name, "type {} cannot be written to safetensors",
           dtype_name(info.type));
     const auto hf = gguf_to_hf_name(info.name);

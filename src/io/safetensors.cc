@@ -60,11 +60,13 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-// Parses JSON rejecting duplicate keys at any depth (nlohmann would silently keep the last one).
-json parse_json_strict(std::string_view text, const std::string& where) {
+// Parses JSON rejecting duplicate keys at any depth (nlohmann would silently keep the last one) and nesting
+// deeper than `max_depth` (a header of nested brackets would otherwise cost far more memory than its size).
+json parse_json_strict(std::string_view text, const std::string& where, int max_depth) {
   std::vector<std::set<std::string>> keys;
   std::string duplicate;
-  auto callback = [&](int, json::parse_event_t event, json& parsed) {
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    check(depth <= max_depth, where, "JSON is nested deeper than {} levels", max_depth);
     if (event == json::parse_event_t::object_start) {
       keys.emplace_back();
     } else if (event == json::parse_event_t::object_end) {
@@ -120,7 +122,7 @@ SafetensorsHeader parse_safetensors(std::span<const uint8_t> file, const std::st
         file.size());
   const std::string_view text(reinterpret_cast<const char*>(file.data() + 8), header_len);
   check(!text.empty() && text.front() == '{', where, "header does not start with '{{'");
-  const json j = parse_json_strict(text, where);
+  const json j = parse_json_strict(text, where, 3);
   check(j.is_object(), where, "header is not a JSON object");
 
   SafetensorsHeader h;
@@ -220,7 +222,7 @@ std::unique_ptr<SafetensorsSet> SafetensorsSet::open(const std::string& path) {
   auto set = std::unique_ptr<SafetensorsSet>(new SafetensorsSet());
   set->path_ = path;
   if (path.size() >= 5 && path.ends_with(".json")) {
-    const json j = parse_json_strict(read_text_file(path), path);
+    const json j = parse_json_strict(read_text_file(path), path, 8);
     check(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), path,
           "index has no weight_map object");
     if (j.contains("metadata") && j["metadata"].is_object())

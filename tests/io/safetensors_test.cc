@@ -201,6 +201,8 @@ TEST(Safetensors, HostileHeadersGiveClearErrors) {
       {"{\"\xff\":{\"dtype\":\"U8\",\"shape\":[28],\"data_offsets\":[0,28]}}", "JSON"},
       {R"({"a":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,28]}})", "overflow"},
       {R"({"a":{"dtype":"U8","shape":[28],"data_offsets":[0,28],"extra":1}})", "unknown field"},
+      {R"({"a":{"dtype":"U8","shape":[[[28]]],"data_offsets":[0,28]}})", "nested deeper"},
+      {R"({"a":{"dtype":"U8","shape":[28],"data_offsets":[0,28],"dtype":"U8"}})", "'dtype' twice"},
   };
   for (const auto& c : cases) {
     const auto msg = parse_error(make_file(c.header, d));
