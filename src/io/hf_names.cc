@@ -1,6 +1,9 @@
 #include "io/hf_names.h"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
+#include <tuple>
 #include <string_view>
 
 #include "util/error.h"
@@ -116,6 +119,31 @@ std::vector<TensorInfo> expected_tensors(const ModelConfig& c) {
   out.push_back(info("output_norm.weight", {e}));
   if (!c.tied_embeddings) out.push_back(info("output.weight", {e, c.n_vocab}));
   return out;
+}
+
+void sort_hf_state_dict_order(std::vector<std::string>& hf_names) {
+  // Position of each per-layer tensor in a decoder layer's state_dict (modules in definition order).
+  static constexpr const char* kModuleOrder[] = {
+      "self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias",
+      "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.o_proj.weight", "self_attn.q_norm.weight",
+      "self_attn.k_norm.weight", "mlp.gate_proj.weight",  "mlp.up_proj.weight",      "mlp.down_proj.weight",
+      "input_layernorm.weight",  "post_attention_layernorm.weight",
+  };
+  constexpr int64_t kUnknown = std::numeric_limits<int64_t>::max();
+  auto key = [&](const std::string& name) -> std::tuple<int64_t, int64_t, std::string> {
+    if (name == "model.embed_tokens.weight") return {-1, 0, name};
+    if (name == "model.norm.weight") return {kUnknown - 2, 0, name};
+    if (name == "lm_head.weight") return {kUnknown - 1, 0, name};
+    int64_t layer = 0;
+    std::string_view tail;
+    if (std::string_view(name).starts_with("model.layers.") &&
+        split_layer(std::string_view(name).substr(13), layer, tail))
+      for (size_t i = 0; i < std::size(kModuleOrder); ++i)
+        if (tail == kModuleOrder[i]) return {layer, static_cast<int64_t>(i), name};
+    return {kUnknown, 0, name};
+  };
+  std::sort(hf_names.begin(), hf_names.end(),
+            [&](const std::string& a, const std::string& b) { return key(a) < key(b); });
 }
 
 int64_t rope_permute_heads(const ModelConfig& config, const std::string& gguf_name) {

@@ -21,6 +21,11 @@ std::optional<std::string> hf_to_gguf_name(const std::string& hf_name, const std
 // The inverse, for export. Throws Error for a canonical name with no HF counterpart.
 std::string gguf_to_hf_name(const std::string& gguf_name);
 
+// Sorts HF tensor names into the order transformers' state_dict lists them (embedding, then per layer
+// self_attn q/k/v/o (+ q/k norms), mlp gate/up/down, the two layer norms, then the final norm and lm_head), which
+// is the order HF fills shards in. Names hf_to_gguf_name does not know sort last, by name.
+void sort_hf_state_dict_order(std::vector<std::string>& hf_names);
+
 // Every canonical tensor a model with `config` has, in layer order (token_embd, blk.0.*, ..., output_norm,
 // output), with its GGUF shape (ne). `output.weight` is left out when the embeddings are tied.
 std::vector<TensorInfo> expected_tensors(const ModelConfig& config);

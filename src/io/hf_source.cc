@@ -120,16 +120,21 @@ std::unique_ptr<ModelSource> open_safetensors_model(const std::string& file) {
 std::vector<std::string> write_hf_model(const ModelSource& source, const std::string& folder,
                                         const SafetensorsWriteOptions& options) {
   const auto& config = source.config();
-  std::vector<TensorInfo> infos;
-  std::map<std::string, std::string> canonical;  // HF name -> canonical name
-  for (auto info : source.tensor_infos()) {
+  std::map<std::string, TensorInfo> by_hf_name;  // HF name -> info under its canonical name
+  for (const auto& info : source.tensor_infos()) {
     if (info.name == "rope_freqs.weight") continue;  // llama.cpp's llama3 rope table: HF derives it from config.json
     check(!type_traits(info.type).is_quantized, info.name, "type {} cannot be written to safetensors",
           dtype_name(info.type));
-    const auto hf = gguf_to_hf_name(info.name);
-    canonical[hf] = info.name;
-    info.name = hf;
-    infos.push_back(std::move(info));
+    by_hf_name[gguf_to_hf_name(info.name)] = info;
+  }
+  // Declared in state_dict order so shards split where transformers would split them.
+  std::vector<std::string> hf_names;
+  for (const auto& [hf, info] : by_hf_name) hf_names.push_back(hf);
+  sort_hf_state_dict_order(hf_names);
+  std::vector<TensorInfo> infos;
+  for (const auto& hf : hf_names) {
+    infos.push_back(by_hf_name.at(hf));
+    infos.back().name = hf;
   }
   fs::create_directories(folder);
   HfConfigExtras extras;
@@ -141,7 +146,7 @@ std::vector<std::string> write_hf_model(const ModelSource& source, const std::st
                                                                              : "float16";
   SafetensorsWriter writer((fs::path(folder) / "model.safetensors").string(), infos, {{"format", "pt"}}, options);
   for (const auto& hf : writer.write_order()) {
-    const auto& name = canonical.at(hf);
+    const auto& name = by_hf_name.at(hf).name;
     Tensor t = source.tensor(name);
     const int64_t heads = rope_permute_heads(config, name);
     if (heads > 0) t = permute_rope_rows(t, heads, /*to_gguf=*/false);

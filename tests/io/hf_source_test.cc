@@ -111,6 +111,27 @@ TEST(HfNames, MapsBothWays) {
   EXPECT_THROW(gguf_to_hf_name("blk.0.attn_qkv.weight"), Error);
 }
 
+TEST(HfNames, StateDictOrder) {
+  std::vector<std::string> names = {"lm_head.weight",
+                                    "model.layers.10.input_layernorm.weight",
+                                    "model.layers.2.mlp.down_proj.weight",
+                                    "model.norm.weight",
+                                    "model.layers.2.self_attn.k_proj.bias",
+                                    "model.layers.2.input_layernorm.weight",
+                                    "model.embed_tokens.weight",
+                                    "model.layers.2.self_attn.q_proj.weight"};
+  sort_hf_state_dict_order(names);
+  const std::vector<std::string> want = {"model.embed_tokens.weight",
+                                         "model.layers.2.self_attn.q_proj.weight",
+                                         "model.layers.2.self_attn.k_proj.bias",
+                                         "model.layers.2.mlp.down_proj.weight",
+                                         "model.layers.2.input_layernorm.weight",
+                                         "model.layers.10.input_layernorm.weight",
+                                         "model.norm.weight",
+                                         "lm_head.weight"};
+  EXPECT_EQ(names, want);
+}
+
 // convert_hf_to_gguf.py's permute: reshape(n_head, 2, d/2, ...).swapaxes(1, 2). With 2 heads of 4 rows, GGUF
 // row order is HF rows 0 2 1 3 | 4 6 5 7.
 TEST(HfNames, RopePermutationMatchesLlamaCpp) {
