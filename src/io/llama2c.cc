@@ -151,7 +151,7 @@ class Llama2cSource : public ModelSource {
       if (tok.empty()) return;  // no tokenizer: an empty vocabulary
     }
     check(fs::exists(tok), tok, "tokenizer not found");
-    vocab_ = load_llama2c_vocab(tok, header_.vocab_size);
+    vocab_ = tok.ends_with(".model") ? load_sentencepiece_vocab(tok) : load_llama2c_vocab(tok, header_.vocab_size);
   }
 
   std::string path_;

@@ -22,7 +22,8 @@ struct Llama2cHeader {
 // Checks the header against the whole file's size. Throws Error naming `where`.
 Llama2cHeader parse_llama2c_header(std::span<const uint8_t> file, const std::string& where);
 
-// `tokenizer_path` empty: tokenizer.bin beside the model, else tok<vocab_size>.bin beside it, else no vocab.
+// `tokenizer_path`: a llama2.c tokenizer .bin or a SentencePiece .model. Empty: tokenizer.bin beside the model,
+// else tok<vocab_size>.bin beside it, else no vocabulary.
 std::unique_ptr<ModelSource> open_llama2c_model(const std::string& path, const std::string& tokenizer_path = "");
 
 }  // namespace lowbit

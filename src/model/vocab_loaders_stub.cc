@@ -4,6 +4,7 @@
 namespace lowbit {
 
 __attribute__((weak)) Vocab load_hf_vocab(const std::string&) { return {}; }
+__attribute__((weak)) Vocab load_sentencepiece_vocab(const std::string&) { return {}; }
 __attribute__((weak)) Vocab load_llama2c_vocab(const std::string&, int64_t) { return {}; }
 
 }  // namespace lowbit
