@@ -1,0 +1,162 @@
+#include "io/hf_source.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "io/hf_config.h"
+#include "io/hf_names.h"
+#include "io/safetensors.h"
+#include "model/vocab_loaders.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace lowbit {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class HfSource : public ModelSource {
+ public:
+  HfSource(std::string path, std::string format, const std::string& config_path, const std::string& weights_path,
+           const std::string& vocab_folder)
+      : path_(std::move(path)), format_(std::move(format)) {
+    config_ = load_hf_config(config_path);
+    set_ = SafetensorsSet::open(weights_path);
+    map_tensors();
+    vocab_ = load_hf_vocab(vocab_folder);
+  }
+
+  const std::string& path() const override { return path_; }
+  std::string format() const override { return format_; }
+  const ModelConfig& config() const override { return config_; }
+  const Vocab& vocab() const override { return vocab_; }
+  const std::vector<TensorInfo>& tensor_infos() const override { return infos_; }
+
+  Tensor tensor(const std::string& name) const override {
+    const auto it = hf_name_.find(name);
+    check(it != hf_name_.end(), path_, "no tensor named '{}'", name);
+    Tensor t = set_->tensor(it->second);
+    t.info = tensor_info(name);
+    const int64_t heads = rope_permute_heads(config_, name);
+    return heads > 0 ? permute_rope_rows(t, heads, /*to_gguf=*/true) : t;
+  }
+
+ private:
+  // Renames every stored tensor, checks it against the tensors the config implies, and orders them by layer.
+  void map_tensors() {
+    std::map<std::string, TensorInfo> found;  // canonical name -> info (type and shape from the file)
+    for (const auto& hf : set_->names()) {
+      const auto name = hf_to_gguf_name(hf, set_->path());
+      if (!name) continue;
+      const auto [it, fresh] = hf_name_.emplace(*name, hf);
+      check(fresh, set_->path(), "tensors '{}' and '{}' both map to '{}'", it->second, hf, *name);
+      TensorInfo info = set_->entry(hf).info;
+      check(type_traits(info.type).is_float, set_->path(), "tensor '{}' has type {}; weights must be floating point",
+            hf, dtype_name(info.type));
+      info.name = *name;
+      found[*name] = info;
+    }
+    std::vector<TensorInfo> expected = expected_tensors(config_);
+    if (config_.tied_embeddings && found.count("output.weight")) {
+      auto out = expected.front();  // a tied model that still stores lm_head: keep it, same shape as the embedding
+      out.name = "output.weight";
+      expected.push_back(out);
+    }
+    std::set<std::string> wanted;
+    for (const auto& want : expected) wanted.insert(want.name);
+    for (const auto& [name, info] : found)
+      check(wanted.count(name) != 0, set_->path(), "tensor '{}' is not expected by config.json ({} layers)",
+            hf_name_.at(name), config_.n_layer);
+    std::string missing;
+    int n_missing = 0;
+    for (const auto& want : expected) {
+      const auto it = found.find(want.name);
+      if (it == found.end()) {
+        if (n_missing++ < 4) missing += (missing.empty() ? "" : ", ") + gguf_to_hf_name(want.name);
+        continue;
+      }
+      check(it->second.n_dims == want.n_dims && it->second.ne == want.ne, set_->path(),
+            "tensor '{}' has shape {} but config.json implies {}", hf_name_.at(want.name), it->second.shape_string(),
+            want.shape_string());
+      infos_.push_back(it->second);
+    }
+    check(n_missing == 0, set_->path(), "{} tensor(s) the config needs are missing: {}{}", n_missing, missing,
+          n_missing > 4 ? ", ..." : "");
+  }
+
+  std::string path_, format_;
+  ModelConfig config_;
+  Vocab vocab_;
+  std::unique_ptr<SafetensorsSet> set_;
+  std::vector<TensorInfo> infos_;
+  std::map<std::string, std::string> hf_name_;  // canonical -> stored name
+};
+
+}  // namespace
+
+std::unique_ptr<ModelSource> open_hf_model(const std::string& folder) {
+  check(fs::is_directory(folder), folder, "not a folder");
+  const auto dir = fs::path(folder);
+  std::string weights;
+  if (fs::exists(dir / "model.safetensors.index.json")) {
+    weights = (dir / "model.safetensors.index.json").string();
+  } else if (fs::exists(dir / "model.safetensors")) {
+    weights = (dir / "model.safetensors").string();
+  } else {
+    fail(folder, "no model.safetensors or model.safetensors.index.json (PyTorch .bin checkpoints are not read)");
+  }
+  return std::make_unique<HfSource>(folder, "hf", (dir / "config.json").string(), weights, folder);
+}
+
+std::unique_ptr<ModelSource> open_safetensors_model(const std::string& file) {
+  const auto dir = fs::path(file).parent_path();
+  const auto config = (dir.empty() ? fs::path("config.json") : dir / "config.json").string();
+  check(fs::exists(config), file, "a lone .safetensors file needs config.json beside it ({} not found)", config);
+  return std::make_unique<HfSource>(file, "safetensors", config, file, dir.empty() ? "." : dir.string());
+}
+
+std::vector<std::string> write_hf_model(const ModelSource& source, const std::string& folder,
+                                        const SafetensorsWriteOptions& options) {
+  const auto& config = source.config();
+  std::map<std::string, TensorInfo> by_hf_name;  // HF name -> info under its canonical name
+  for (const auto& info : source.tensor_infos()) {
+    if (info.name == "rope_freqs.weight") continue;  // llama.cpp's llama3 rope table: HF derives it from config.json
+    check(!type_traits(info.type).is_quantized, info.name, "type {} cannot be written to safetensors",
+          dtype_name(info.type));
+    by_hf_name[gguf_to_hf_name(info.name)] = info;
+  }
+  // Declared in state_dict order so shards split where transformers would split them.
+  std::vector<std::string> hf_names;
+  for (const auto& [hf, info] : by_hf_name) hf_names.push_back(hf);
+  sort_hf_state_dict_order(hf_names);
+  std::vector<TensorInfo> infos;
+  for (const auto& hf : hf_names) {
+    infos.push_back(by_hf_name.at(hf));
+    infos.back().name = hf;
+  }
+  fs::create_directories(folder);
+  HfConfigExtras extras;
+  const auto& v = source.vocab();
+  extras.bos_token_id = v.bos_id;
+  extras.eos_token_id = v.eos_id;
+  if (!infos.empty()) extras.torch_dtype = infos.front().type == DType::BF16 ? "bfloat16"
+                                         : infos.front().type == DType::F32  ? "float32"
+                                                                             : "float16";
+  SafetensorsWriter writer((fs::path(folder) / "model.safetensors").string(), infos, {{"format", "pt"}}, options);
+  for (const auto& hf : writer.write_order()) {
+    const auto& name = by_hf_name.at(hf).name;
+    Tensor t = source.tensor(name);
+    const int64_t heads = rope_permute_heads(config, name);
+    if (heads > 0) t = permute_rope_rows(t, heads, /*to_gguf=*/false);
+    writer.write(hf, t.bytes());
+  }
+  auto paths = writer.finish();
+  const auto config_path = (fs::path(folder) / "config.json").string();
+  write_file_atomic(config_path, hf_config_json(config, extras));
+  paths.push_back(config_path);
+  return paths;
+}
+
+}  // namespace lowbit
