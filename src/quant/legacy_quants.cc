@@ -7,9 +7,11 @@
 #endif
 #include "quant/legacy_quants.h"
 
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
-#include <cstring>
 
+#include "quant/quant_search.h"
 #include "util/error.h"
 
 namespace lowbit::legacy {
@@ -34,6 +36,14 @@ void pack_nibbles(const uint8_t* levels, uint8_t* qs) {
   for (int j = 0; j < kHalf; ++j) qs[j] = static_cast<uint8_t>((levels[j] & 0x0F) | ((levels[j + kHalf] & 0x0F) << 4));
 }
 
+void unpack_nibbles(const uint8_t* qs, uint8_t* levels) {
+  constexpr int kHalf = kLegacyBlock / 2;
+  for (int j = 0; j < kHalf; ++j) {
+    levels[j] = qs[j] & 0x0F;
+    levels[j + kHalf] = qs[j] >> 4;
+  }
+}
+
 void pack_5bit(const uint8_t* levels, uint8_t* qs, uint8_t* qh) {
   constexpr int kHalf = kLegacyBlock / 2;
   pack_nibbles(levels, qs);
@@ -54,6 +64,61 @@ void unpack_5bit(const uint8_t* qs, const uint8_t* qh, uint8_t* levels) {
     levels[j] = static_cast<uint8_t>((qs[j] & 0x0F) | (((high_bits >> j) & 1) << 4));
     levels[j + kHalf] = static_cast<uint8_t>((qs[j] >> 4) | (((high_bits >> (j + kHalf)) & 1) << 4));
   }
+}
+
+float symmetric_plain(const float* x, int nmax, uint8_t* levels) {
+  const SignedAbsMax peak = signed_abs_max(x, kLegacyBlock);
+  const float d = peak.value / static_cast<float>(-nmax);
+  const float id = d != 0 ? 1.0f / d : 0.0f;
+  // Adding nmax + 0.5 and truncating is ggml's rounding (halves go up); the peak itself lands on 0.5 -> 0.
+  const float offset = static_cast<float>(nmax) + 0.5f;
+  for (int j = 0; j < kLegacyBlock; ++j) {
+    levels[j] = static_cast<uint8_t>(std::min(2 * nmax - 1, static_cast<int>(x[j] * id + offset)));
+  }
+  return d;
+}
+
+float symmetric_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels) {
+  float weight[kLegacyBlock];
+  block_weights(x, importance, sigma2, kLegacyBlock, weight);
+  int8_t found[kLegacyBlock];
+  const float d = make_qx_quants(kLegacyBlock, nmax, x, found, 1, weight);
+  for (int j = 0; j < kLegacyBlock; ++j) levels[j] = static_cast<uint8_t>(found[j]);  // already offset by +nmax
+  return d;
+}
+
+void decode_symmetric(const uint8_t* levels, int nmax, float d, float* out) {
+  for (int j = 0; j < kLegacyBlock; ++j) out[j] = static_cast<float>(levels[j] - nmax) * d;
+}
+
+ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels) {
+  float min = FLT_MAX;
+  float max = -FLT_MAX;
+  for (int j = 0; j < kLegacyBlock; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / static_cast<float>(nmax);
+  const float id = d != 0 ? 1.0f / d : 0.0f;
+  // ggml clamps Q4_1 but not Q5_1; for finite input (x - min) * id stays below nmax + 0.5, so both agree.
+  for (int j = 0; j < kLegacyBlock; ++j) {
+    const float scaled = (x[j] - min) * id;
+    levels[j] = static_cast<uint8_t>(std::min(nmax, static_cast<int>(scaled + 0.5f)));
+  }
+  return {d, min};
+}
+
+ScaleAndMin affine_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels) {
+  float weight[kLegacyBlock];
+  block_weights(x, importance, sigma2, kLegacyBlock, weight);
+  uint8_t scratch[kLegacyBlock];
+  float neg_min = 0;
+  const float d = make_qkx3_quants(kLegacyBlock, nmax, x, weight, levels, &neg_min, scratch, -0.9f, 0.05f, 36, false);
+  return {d, -neg_min};
+}
+
+void decode_affine(const uint8_t* levels, float d, float m, float* out) {
+  for (int j = 0; j < kLegacyBlock; ++j) out[j] = static_cast<float>(levels[j]) * d + m;
 }
 
 }  // namespace lowbit::legacy

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "core/float_formats.h"
+
 namespace lowbit {
 
 inline constexpr int kLegacyBlock = 32;  // ggml's QK4_0 = QK4_1 = QK5_0 = QK5_1 = QK8_0 = QK8_1 = QK4_NL
@@ -116,10 +118,26 @@ void block_weights(const float* x, const float* importance, float sigma2, int n,
 
 // Packs 32 levels (each < 16) two to a byte: value j in the low nibble, value j+16 in the high one.
 void pack_nibbles(const uint8_t* levels, uint8_t* qs);
+void unpack_nibbles(const uint8_t* qs, uint8_t* levels);
 // As pack_nibbles for 5-bit levels: bit 4 of value j goes to bit j of the little-endian word qh.
 void pack_5bit(const uint8_t* levels, uint8_t* qs, uint8_t* qh);
-// The inverse of pack_5bit: 32 levels in 0..31.
 void unpack_5bit(const uint8_t* qs, const uint8_t* qh, uint8_t* levels);
+
+// Symmetric blocks (Q4_0 nmax 8, Q5_0 nmax 16): levels in [0, 2*nmax), x ~ d * (level - nmax). Return d.
+// Plain: the value of largest magnitude maps to level 0, the rest round half up. Weighted: make_qx_quants.
+float symmetric_plain(const float* x, int nmax, uint8_t* levels);
+float symmetric_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels);
+void decode_symmetric(const uint8_t* levels, int nmax, float d, float* out);
+
+// Asymmetric blocks (Q4_1 nmax 15, Q5_1 nmax 31): levels in [0, nmax], x ~ d * level + m.
+// Plain: [min, max] split into nmax equal steps. Weighted: make_qkx3_quants.
+struct ScaleAndMin {
+  float d;
+  float m;
+};
+ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels);
+ScaleAndMin affine_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels);
+void decode_affine(const uint8_t* levels, float d, float m, float* out);
 
 // The row loop every type shares: `Plain` quantizes one block without importance; `Weighted` gets the block's
 // importance slice and the row's mean square (blocks of one row share it, as in ggml).
@@ -147,6 +165,81 @@ void dequantize_blocks(const char* type_name, const void* src, float* dst, int64
   const Block* in = static_cast<const Block*>(src);
   for (int64_t b = 0; b < n / kElems; ++b) Decode(in[b], dst + b * kElems);
 }
+
+// 4-bit blocks keep all bits in qs; 5-bit blocks (those with a qh field) put bit 4 in qh.
+template <typename Block>
+void pack_levels(const uint8_t* levels, Block& y) {
+  if constexpr (requires { y.qh; }) {
+    pack_5bit(levels, y.qs, y.qh);
+  } else {
+    pack_nibbles(levels, y.qs);
+  }
+}
+template <typename Block>
+void unpack_levels(const Block& b, uint8_t* levels) {
+  if constexpr (requires { b.qh; }) {
+    unpack_5bit(b.qs, b.qh, levels);
+  } else {
+    unpack_nibbles(b.qs, levels);
+  }
+}
+
+// Q4_0 / Q5_0: one fp16 scale d per block.
+template <typename Block, int kNmax>
+struct SymmetricCodec {
+  static void plain(const float* x, Block& y) {
+    uint8_t levels[kLegacyBlock];
+    y.d = f32_to_f16(symmetric_plain(x, kNmax, levels));
+    pack_levels(levels, y);
+  }
+  static void weighted(const float* x, const float* importance, float sigma2, Block& y) {
+    uint8_t levels[kLegacyBlock];
+    y.d = f32_to_f16(symmetric_weighted(x, importance, sigma2, kNmax, levels));
+    pack_levels(levels, y);
+  }
+  static void decode(const Block& b, float* out) {
+    uint8_t levels[kLegacyBlock];
+    unpack_levels(b, levels);
+    decode_symmetric(levels, kNmax, f16_to_f32(b.d), out);
+  }
+};
+
+// Q4_1 / Q5_1: fp16 scale d and offset m per block.
+template <typename Block, int kNmax>
+struct AffineCodec {
+  static void store(const ScaleAndMin& s, const uint8_t* levels, Block& y) {
+    y.d = f32_to_f16(s.d);
+    y.m = f32_to_f16(s.m);
+    pack_levels(levels, y);
+  }
+  static void plain(const float* x, Block& y) {
+    uint8_t levels[kLegacyBlock];
+    const ScaleAndMin s = affine_plain(x, kNmax, levels);
+    store(s, levels, y);
+  }
+  static void weighted(const float* x, const float* importance, float sigma2, Block& y) {
+    uint8_t levels[kLegacyBlock];
+    const ScaleAndMin s = affine_weighted(x, importance, sigma2, kNmax, levels);
+    store(s, levels, y);
+  }
+  static void decode(const Block& b, float* out) {
+    uint8_t levels[kLegacyBlock];
+    unpack_levels(b, levels);
+    decode_affine(levels, f16_to_f32(b.d), f16_to_f32(b.m), out);
+  }
+};
+
+// The table's two entry points for a codec with plain / weighted / decode.
+template <typename Block, typename Codec>
+struct BlockType {
+  static void quantize(const char* name, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                       const float* importance) {
+    quantize_blocks<Block, kLegacyBlock, Codec::plain, Codec::weighted>(name, src, dst, nrows, n_per_row, importance);
+  }
+  static void dequantize(const char* name, const void* src, float* dst, int64_t n) {
+    dequantize_blocks<Block, kLegacyBlock, Codec::decode>(name, src, dst, n);
+  }
+};
 
 }  // namespace legacy
 }  // namespace lowbit
