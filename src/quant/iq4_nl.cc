@@ -23,22 +23,14 @@ constexpr int kSubBlock = 32;
 constexpr int kXsSuperBlock = 256;  // ggml's QK_K
 constexpr int kScaleTries = 7;      // ggml's ntry: inverse scales (values[0] + t) / max for t in -7..7
 
-// Index of the table value nearest to x; a tie goes to the larger value (ggml's best_index_int8).
-int nearest_level(float x) {
+inline int nearest_level(float x) {
+  // ggml binary-searches the bracketing pair (best_index_int8); counting the table values <= x finds the same
+  // pair without branches, which the 15-scale search calls 500 times per block. Then the same tie rule on the
+  // same float differences: a tie goes to the larger value. Only a NaN x gives a different (meaningless) index.
   const int8_t* v = kIq4nlValues;
-  if (x <= v[0]) return 0;
-  if (x >= v[15]) return 15;
-  int lo = 0;
-  int hi = 15;
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    if (x < v[mid]) {
-      hi = mid;
-    } else {
-      lo = mid;
-    }
-  }
-  return x - v[hi - 1] < v[hi] - x ? hi - 1 : hi;
+  int below = 0;
+  for (int k = 1; k < 15; ++k) below += x >= static_cast<float>(v[k]) ? 1 : 0;
+  return x - static_cast<float>(v[below]) < static_cast<float>(v[below + 1]) - x ? below : below + 1;
 }
 
 // Weighted sums of one block for the inverse scale id: sum w*q*x and sum w*q*q over the nearest table values.
@@ -47,9 +39,12 @@ struct Fit {
   float sum_q2 = 0;
 };
 Fit fit_block(const float* x, const float* weight, float id) {
+  // Levels first (independent, so the compiler can vectorize), then the sums in ggml's order.
+  float q_of[kSubBlock];
+  for (int j = 0; j < kSubBlock; ++j) q_of[j] = kIq4nlValues[nearest_level(id * x[j])];
   Fit f;
   for (int j = 0; j < kSubBlock; ++j) {
-    const float q = kIq4nlValues[nearest_level(id * x[j])];
+    const float q = q_of[j];
     const float w = weight[j];
     f.sum_qx += w * q * x[j];
     f.sum_q2 += w * q * q;
@@ -73,7 +68,10 @@ float search_block_scale(const float* x, const float* weight) {
   // Start from the scale that sends the largest value to the table's most negative end.
   float d = -max / first;
   const Fit start = fit_block(x, weight, 1 / d);
-  d = start.sum_qx / start.sum_q2;
+  // Every weight zero (an importance range of unused columns): c392e50 divides 0 by 0 here and IQ4_NL then stores
+  // a NaN scale; later ggml returns 0 (the block dequantizes to zeros), and so does lowbit. IQ4_XS bytes agree
+  // either way (a NaN block scale rounds to code 0 there too).
+  d = start.sum_q2 > 0 ? start.sum_qx / start.sum_q2 : 0.f;
   float best = d * start.sum_qx;
   for (int t = -kScaleTries; t <= kScaleTries; ++t) {
     const float id = static_cast<float>(t + kIq4nlValues[0]) / max;
@@ -185,6 +183,8 @@ void decode_xs(const BlockIQ4XS& b, float* out) {
 }
 
 }  // namespace
+
+int legacy::iq4nl_nearest_level(float x) { return nearest_level(x); }
 
 void quantize_iq4_nl(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   legacy::quantize_blocks<BlockIQ4NL, kSubBlock, quantize_nl_plain, quantize_nl_weighted>("iq4_nl", src, dst, nrows,

@@ -2,6 +2,8 @@
 // Layouts are ggml-common.h's byte for byte (the structs are written to GGUF as they are; fp16 fields are raw
 // IEEE half bits), and quantize_* produce the bytes ggml's quantize_<type> produces (llama.cpp c392e50): the
 // reference rounding when `importance` is null, ggml's importance-weighted search otherwise.
+// One deliberate difference, taken from later ggml: an IQ4_NL block whose importance weights are all zero gets
+// scale 0 where c392e50 writes NaN (see iq4_nl.cc). Every other finite input gives c392e50's bytes.
 //
 // All functions match dtype.h's QuantizeRowsFn / ToFloatFn so they sit directly in the type table.
 // quantize_*: `nrows` rows of `n_per_row` floats (a multiple of the block size, else Error) -> consecutive rows of
@@ -138,6 +140,9 @@ struct ScaleAndMin {
 ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels);
 ScaleAndMin affine_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels);
 void decode_affine(const uint8_t* levels, float d, float m, float* out);
+
+// Index of the kIq4nlValues entry nearest to x; a tie goes to the larger value (ggml's best_index_int8).
+int iq4nl_nearest_level(float x);
 
 // The row loop every type shares: `Plain` quantizes one block without importance; `Weighted` gets the block's
 // importance slice and the row's mean square (blocks of one row share it, as in ggml).

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -120,6 +121,52 @@ TEST(LegacyQuants, RowsAreQuantizedIndependently) {
     quantize_rows(t, inputs.data(), whole.data(), kVectorRows, kVectorCols, imatrix.data());
     quantize_rows(t, inputs.data() + 12 * kVectorCols, part.data(), 4, kVectorCols, imatrix.data());
     EXPECT_EQ(0, std::memcmp(part.data(), whole.data() + 12 * rb, part.size())) << dtype_name(t);
+  }
+}
+
+// ggml's best_index_int8, restated: binary search for the bracketing pair, then the nearer one (ties go up).
+int nearest_level_by_bisection(float x) {
+  const int8_t* v = kIq4nlValues;
+  if (x <= v[0]) return 0;
+  if (x >= v[15]) return 15;
+  int lo = 0, hi = 15;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    (x < v[mid] ? hi : lo) = mid;
+  }
+  return x - v[hi - 1] < v[hi] - x ? hi - 1 : hi;
+}
+
+TEST(LegacyQuants, Iq4nlNearestLevelMatchesGgmlSearch) {
+  // Every table value, every midpoint (a tie) and its float neighbours, then a dense sweep beyond both ends.
+  std::vector<float> probes;
+  for (int k = 0; k < 16; ++k) {
+    const float v = kIq4nlValues[k];
+    probes.insert(probes.end(), {v, std::nextafter(v, -1e9f), std::nextafter(v, 1e9f)});
+    if (k < 15) {
+      const float mid = 0.5f * (v + static_cast<float>(kIq4nlValues[k + 1]));
+      probes.insert(probes.end(), {mid, std::nextafter(mid, -1e9f), std::nextafter(mid, 1e9f)});
+    }
+  }
+  for (float x = -200.f; x <= 200.f; x += 0.0625f) probes.push_back(x);
+  probes.insert(probes.end(), {INFINITY, -INFINITY, 1e30f, -1e30f, 0.f, -0.f});
+  for (float x : probes) ASSERT_EQ(legacy::iq4nl_nearest_level(x), nearest_level_by_bisection(x)) << "x = " << x;
+  EXPECT_EQ(legacy::iq4nl_nearest_level(-115.5f), 1);  // the -127/-104 tie goes to the larger value
+}
+
+TEST(LegacyQuants, ZeroImportanceBlocksStayFinite) {
+  // The first block of 32 has zero importance. ggml c392e50 writes a NaN IQ4_NL scale there (0/0); lowbit, as
+  // later ggml, writes 0. Either way the other blocks must come back close to the input.
+  std::vector<float> x(256), importance(256, 1.f);
+  for (int j = 0; j < 256; ++j) x[j] = 0.1f * static_cast<float>((j * 37) % 17 - 8);
+  for (int j = 0; j < 32; ++j) importance[j] = 0.f;
+  for (DType t : kLegacyTypes) {
+    std::vector<uint8_t> q(row_bytes(t, 256));
+    std::vector<float> back(256);
+    quantize_rows(t, x.data(), q.data(), 1, 256, importance.data());
+    to_float(t, q.data(), back.data(), 256);
+    for (int j = 0; j < 256; ++j) ASSERT_TRUE(std::isfinite(back[j])) << dtype_name(t) << " value " << j;
+    for (int j = 32; j < 256; ++j) EXPECT_NEAR(back[j], x[j], 0.1f) << dtype_name(t) << " value " << j;
   }
 }
 
