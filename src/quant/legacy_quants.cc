@@ -66,6 +66,18 @@ void unpack_5bit(const uint8_t* qs, const uint8_t* qh, uint8_t* levels) {
   }
 }
 
+namespace {
+
+// ggml's float -> level conversion: truncation of a value that is in [0, max_level + 1) for finite input, capped
+// at max_level. Written so that NaN/Inf (which ggml does not expect) give a defined level instead of undefined
+// behaviour; finite values give exactly ggml's level.
+int truncate_level(float v, int max_level) {
+  if (!(v > 0)) return 0;  // also NaN
+  return v >= static_cast<float>(max_level) ? max_level : static_cast<int>(v);
+}
+
+}  // namespace
+
 float symmetric_plain(const float* x, int nmax, uint8_t* levels) {
   const SignedAbsMax peak = signed_abs_max(x, kLegacyBlock);
   const float d = peak.value / static_cast<float>(-nmax);
@@ -73,7 +85,7 @@ float symmetric_plain(const float* x, int nmax, uint8_t* levels) {
   // Adding nmax + 0.5 and truncating is ggml's rounding (halves go up); the peak itself lands on 0.5 -> 0.
   const float offset = static_cast<float>(nmax) + 0.5f;
   for (int j = 0; j < kLegacyBlock; ++j) {
-    levels[j] = static_cast<uint8_t>(std::min(2 * nmax - 1, static_cast<int>(x[j] * id + offset)));
+    levels[j] = static_cast<uint8_t>(truncate_level(x[j] * id + offset, 2 * nmax - 1));
   }
   return d;
 }
@@ -103,7 +115,7 @@ ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels) {
   // ggml clamps Q4_1 but not Q5_1; for finite input (x - min) * id stays below nmax + 0.5, so both agree.
   for (int j = 0; j < kLegacyBlock; ++j) {
     const float scaled = (x[j] - min) * id;
-    levels[j] = static_cast<uint8_t>(std::min(nmax, static_cast<int>(scaled + 0.5f)));
+    levels[j] = static_cast<uint8_t>(truncate_level(scaled + 0.5f, nmax));
   }
   return {d, min};
 }

@@ -22,7 +22,10 @@ float round_block(const float* x, int8_t* qs) {
   for (int j = 0; j < kLegacyBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float d = amax / 127;
   const float id = d != 0 ? 1.0f / d : 0.0f;
-  for (int j = 0; j < kLegacyBlock; ++j) qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+  for (int j = 0; j < kLegacyBlock; ++j) {
+    const float r = std::round(x[j] * id);  // in [-127, 127] for finite input; NaN only from NaN/Inf input
+    qs[j] = static_cast<int8_t>(std::isnan(r) ? 0.f : r);
+  }
   return d;
 }
 

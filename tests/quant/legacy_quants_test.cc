@@ -170,6 +170,24 @@ TEST(LegacyQuants, ZeroImportanceBlocksStayFinite) {
   }
 }
 
+TEST(LegacyQuants, NonFiniteValuesStayInTheirBlock) {
+  // ggml does not check for NaN/Inf (lowbit's pipeline does, before quantizing); here they must neither crash nor
+  // change any other row: row 0 is quantized alone and next to a row of NaN/Inf values.
+  std::vector<float> src(2 * 512);
+  for (int j = 0; j < 512; ++j) src[j] = std::cos(0.11f * static_cast<float>(j)) * static_cast<float>(1 + j % 5);
+  for (int j = 512; j < 1024; ++j) src[j] = j % 3 == 0 ? NAN : (j % 3 == 1 ? INFINITY : -INFINITY);
+  const std::vector<float> importance(512, 1.f);
+  for (DType t : kLegacyTypes) {
+    for (const float* w : {static_cast<const float*>(nullptr), importance.data()}) {
+      const size_t rb = row_bytes(t, 512);
+      std::vector<uint8_t> alone(rb), both(2 * rb);
+      quantize_rows(t, src.data(), alone.data(), 1, 512, w);
+      quantize_rows(t, src.data(), both.data(), 2, 512, w);
+      EXPECT_EQ(0, std::memcmp(alone.data(), both.data(), rb)) << dtype_name(t);
+    }
+  }
+}
+
 TEST(LegacyQuants, KnownBlockLayouts) {
   // A hand-checked Q4_0 block: values k - 8 for k = 0..15, twice. The largest magnitude is -8, so d = 1.
   float x[32];
