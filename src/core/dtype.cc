@@ -7,6 +7,7 @@
 
 #include "core/float_formats.h"
 #include "quant/k_quants.h"
+#include "quant/legacy_quants.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -51,20 +52,20 @@ const TypeTraits kTypes[] = {
     {DType::U8, "u8", 1, 1, false, false, decode_plain<uint8_t, int_to_f32<uint8_t>>, nullptr, false},
     {DType::BOOL, "bool", 1, 1, false, false, nullptr, nullptr, false},
     // Block-quantized ggml types. Sizes are ggml's; conversions come from quant/ (null until implemented).
-    {DType::Q4_0, "q4_0", 32, 18, kQ, false, nullptr, nullptr, false},
-    {DType::Q4_1, "q4_1", 32, 20, kQ, false, nullptr, nullptr, false},
-    {DType::Q5_0, "q5_0", 32, 22, kQ, false, nullptr, nullptr, false},
-    {DType::Q5_1, "q5_1", 32, 24, kQ, false, nullptr, nullptr, false},
-    {DType::Q8_0, "q8_0", 32, 34, kQ, false, nullptr, nullptr, false},
-    {DType::Q8_1, "q8_1", 32, 36, kQ, false, nullptr, nullptr, false},
+    {DType::Q4_0, "q4_0", 32, 18, kQ, false, dequantize_q4_0, quantize_q4_0, false},
+    {DType::Q4_1, "q4_1", 32, 20, kQ, false, dequantize_q4_1, quantize_q4_1, false},
+    {DType::Q5_0, "q5_0", 32, 22, kQ, false, dequantize_q5_0, quantize_q5_0, false},
+    {DType::Q5_1, "q5_1", 32, 24, kQ, false, dequantize_q5_1, quantize_q5_1, false},
+    {DType::Q8_0, "q8_0", 32, 34, kQ, false, dequantize_q8_0, quantize_q8_0, false},
+    {DType::Q8_1, "q8_1", 32, 36, kQ, false, dequantize_q8_1, quantize_q8_1, false},
     {DType::Q2_K, "q2_K", 256, 84, kQ, false, dequantize_q2_K, quantize_q2_K, false},
     {DType::Q3_K, "q3_K", 256, 110, kQ, false, dequantize_q3_K, quantize_q3_K, false},
     {DType::Q4_K, "q4_K", 256, 144, kQ, false, dequantize_q4_K, quantize_q4_K, false},
     {DType::Q5_K, "q5_K", 256, 176, kQ, false, dequantize_q5_K, quantize_q5_K, false},
     {DType::Q6_K, "q6_K", 256, 210, kQ, false, dequantize_q6_K, quantize_q6_K, false},
     {DType::Q8_K, "q8_K", 256, 292, kQ, false, dequantize_q8_K, quantize_q8_K, false},
-    {DType::IQ4_NL, "iq4_nl", 32, 18, kQ, false, nullptr, nullptr, false},
-    {DType::IQ4_XS, "iq4_xs", 256, 136, kQ, false, nullptr, nullptr, false},
+    {DType::IQ4_NL, "iq4_nl", 32, 18, kQ, false, dequantize_iq4_nl, quantize_iq4_nl, false},
+    {DType::IQ4_XS, "iq4_xs", 256, 136, kQ, false, dequantize_iq4_xs, quantize_iq4_xs, false},
 };
 
 bool iequals(std::string_view a, std::string_view b) {
