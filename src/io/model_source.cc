@@ -1,7 +1,12 @@
 #include "io/model_source.h"
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
+#include "io/gguf_source.h"
+#include "io/hf_source.h"
+#include "io/llama2c.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -18,9 +23,34 @@ const TensorInfo& ModelSource::tensor_info(const std::string& name) const {
   fail(path(), "no tensor named '{}'", name);
 }
 
+namespace {
+
+bool has_suffix(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+bool starts_with_magic(const std::string& path, const char* magic) {
+  char buf[4] = {};
+  std::ifstream in(path, std::ios::binary);
+  return in.read(buf, 4) && std::memcmp(buf, magic, 4) == 0;
+}
+
+}  // namespace
+
 std::unique_ptr<ModelSource> open_model(const std::string& path, const OpenOptions& options) {
-  check(std::filesystem::exists(path), path, "no such file or directory");
-  fail(path, "unrecognised model format (expected a GGUF file, a .safetensors file, a Hugging Face folder or a llama2.c checkpoint)");
+  namespace fs = std::filesystem;
+  check(fs::exists(path), path, "no such file or directory");
+  if (fs::is_directory(path)) {
+    check(fs::exists(fs::path(path) / "config.json"), path,
+          "folder has no config.json (expected a Hugging Face model folder)");
+    return open_hf_model(path);
+  }
+  if (starts_with_magic(path, "GGUF")) return open_gguf_model(path);
+  if (has_suffix(path, ".safetensors")) return open_safetensors_model(path);
+  if (has_suffix(path, ".gguf")) fail(path, "not a GGUF file (bad magic)");
+  // llama2.c checkpoints have no magic number: the reader checks the header against the file size.
+  return open_llama2c_model(path, options.tokenizer_path);
 }
 
 }  // namespace lowbit

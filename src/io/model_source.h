@@ -26,6 +26,9 @@ class ModelSource {
   virtual const std::vector<TensorInfo>& tensor_infos() const = 0;
   // The tensor's bytes in its stored type. Throws Error naming the file if `name` is not there.
   virtual Tensor tensor(const std::string& name) const = 0;
+  // Format-specific metadata as printable key/value pairs (GGUF key/values with long arrays summarised,
+  // safetensors __metadata__), for `lowbit inspect`. Empty by default.
+  virtual std::vector<std::pair<std::string, std::string>> metadata_strings() const { return {}; }
   bool has_tensor(const std::string& name) const;
   const TensorInfo& tensor_info(const std::string& name) const;
 };
