@@ -7,7 +7,7 @@ namespace {
 
 class ConvertedSource : public ModelSource {
  public:
-  ConvertedSource(std::shared_ptr<const ModelSource> src, DType matrix_type)
+  ConvertedSource(std::shared_ptr<const ModelSource> src, std::optional<DType> matrix_type)
       : src_(std::move(src)), matrix_type_(matrix_type) {
     for (auto info : src_->tensor_infos()) {
       info.type = gguf_storage_type(info, matrix_type_);
@@ -35,19 +35,20 @@ class ConvertedSource : public ModelSource {
 
  private:
   std::shared_ptr<const ModelSource> src_;
-  DType matrix_type_;
+  std::optional<DType> matrix_type_;
   std::vector<TensorInfo> infos_;
 };
 
 }  // namespace
 
-DType gguf_storage_type(const TensorInfo& info, DType matrix_type) {
-  return info.n_dims >= 2 ? matrix_type : DType::F32;
+DType gguf_storage_type(const TensorInfo& info, std::optional<DType> matrix_type) {
+  if (info.n_dims < 2) return DType::F32;
+  return matrix_type ? *matrix_type : info.type;
 }
 
-std::unique_ptr<ModelSource> convert_types(std::shared_ptr<const ModelSource> source, DType matrix_type) {
-  check(matrix_type == DType::F32 || matrix_type == DType::F16 || matrix_type == DType::BF16, "--type",
-        "must be f32, f16 or bf16, not {}", dtype_name(matrix_type));
+std::unique_ptr<ModelSource> convert_types(std::shared_ptr<const ModelSource> source, std::optional<DType> matrix_type) {
+  check(!matrix_type || *matrix_type == DType::F32 || *matrix_type == DType::F16 || *matrix_type == DType::BF16,
+        "--type", "must be f32, f16 or bf16, not {}", matrix_type ? dtype_name(*matrix_type) : "?");
   return std::make_unique<ConvertedSource>(std::move(source), matrix_type);
 }
 

@@ -1,0 +1,223 @@
+#include "algo/gguf_quantize.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "io/converted_source.h"
+#include "io/gguf.h"
+#include "io/gguf_source.h"
+#include "io/hf_names.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace lowbit {
+namespace {
+
+bool contains_any(const std::string& name, const std::vector<std::string>& parts) {
+  return std::any_of(parts.begin(), parts.end(), [&](const std::string& p) { return name.find(p) != std::string::npos; });
+}
+
+uint32_t file_type_id(FileType f) { return static_cast<uint32_t>(f); }
+
+GgufMetadata output_metadata(const ModelSource& src, const GgufQuantizeOptions& o) {
+  GgufMetadata m;
+  if (src.format() == "gguf") {
+    m = open_gguf(src.path()).metadata;
+  } else {
+    double n_params = 0;
+    for (const auto& t : src.tensor_infos()) n_params += static_cast<double>(t.n_elements());
+    GgufModelInfo info{o.model_name.empty() ? "Model" : o.model_name, file_type_id(o.mix.ftype), n_params};
+    m = gguf_metadata_for_model(src.config(), src.vocab(), info);
+  }
+  if (o.converter_layout) {
+    m.set("general.file_type", GgufValue::of_u32(file_type_id(o.mix.ftype)));
+    return m;
+  }
+  // llama-quantize: copy everything, then (re)set these two, which moves them to the end.
+  m.set("general.quantization_version", GgufValue::of_u32(2));
+  m.set("general.file_type", GgufValue::of_u32(file_type_id(o.mix.ftype)));
+  for (const char* k : {"split.no", "split.count", "split.tensors.count"}) m.remove(k);
+  if (o.imatrix) {
+    m.set("quantize.imatrix.file", GgufValue::of_string(o.imatrix_path));
+    m.set("quantize.imatrix.dataset",
+          GgufValue::of_string(o.imatrix->datasets.empty() ? "" : o.imatrix->datasets.back()));
+    m.set("quantize.imatrix.entries_count", GgufValue::of_i32(static_cast<int32_t>(o.imatrix->entries.size())));
+    m.set("quantize.imatrix.chunks_count", GgufValue::of_i32(o.imatrix->chunks));
+  }
+  return m;
+}
+
+// convert_hf_to_gguf.py walks the safetensors keys in sorted order; llama2.c and GGUF inputs keep theirs.
+std::vector<TensorPlan> converter_plans(const ModelSource& src) {
+  std::vector<TensorPlan> plans;
+  for (const auto& t : src.tensor_infos()) plans.push_back({t, t.type, false, {}});
+  if (src.format() == "hf" || src.format() == "safetensors")
+    std::stable_sort(plans.begin(), plans.end(), [](const TensorPlan& a, const TensorPlan& b) {
+      return gguf_to_hf_name(a.name()) < gguf_to_hf_name(b.name());
+    });
+  return plans;
+}
+
+std::optional<std::vector<float>> importance_for(const TensorPlan& plan, const GgufQuantizeOptions& o) {
+  if (!o.imatrix) return std::nullopt;
+  if (!o.include_weights.empty() && !contains_any(plan.name(), o.include_weights)) return std::nullopt;
+  if (contains_any(plan.name(), o.exclude_weights)) return std::nullopt;
+  auto w = o.imatrix->importance(plan.name());
+  if (!w) return std::nullopt;
+  if (w->size() != static_cast<size_t>(plan.info.ne[0])) {
+    // llama-quantize ignores a mismatched token_embd entry and refuses every other one.
+    check(plan.name() == "token_embd.weight", o.imatrix_path,
+          "imatrix entry for '{}' has {} values, the tensor's rows have {}", plan.name(), w->size(), plan.info.ne[0]);
+    return std::nullopt;
+  }
+  return w;
+}
+
+void quantize_rows_parallel(DType type, const float* src, uint8_t* dst, int64_t nrows, int64_t n_per_row,
+                            const float* importance, int threads, const std::string& name) {
+  // Chunks of at least 16K values; each chunk is independent, so the bytes do not depend on the thread count.
+  const int64_t rows_per_chunk = std::max<int64_t>(1, (32 * 512 + n_per_row - 1) / n_per_row);
+  const int64_t n_chunks = (nrows + rows_per_chunk - 1) / rows_per_chunk;
+  const size_t row_size = row_bytes(type, n_per_row);
+  std::string error;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t r0 = c * rows_per_chunk;
+    const int64_t nr = std::min(rows_per_chunk, nrows - r0);
+    try {
+      quantize_rows(type, src + r0 * n_per_row, dst + static_cast<size_t>(r0) * row_size, nr, n_per_row, importance, name);
+    } catch (const Error& e) {
+#pragma omp critical
+      error = e.what();
+    }
+  }
+  if (!error.empty()) throw Error(error);
+}
+
+}  // namespace
+
+void check_finite(const float* values, int64_t n, int64_t n_per_row, const std::string& tensor_name) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(values[i]))
+      fail(tensor_name, "{} at index {} (row {}, column {}): refusing non-finite weights",
+           std::isnan(values[i]) ? "NaN" : "Inf", i, i / n_per_row, i % n_per_row);
+}
+
+uint64_t QuantizeReport::bytes_out() const {
+  uint64_t n = 0;
+  for (const auto& t : tensors) n += t.bytes_out;
+  return n;
+}
+
+std::string QuantizeReport::summary_table() const {
+  struct Row {
+    int tensors = 0;
+    int64_t elements = 0;
+    uint64_t bytes = 0;
+    double seconds = 0;
+  };
+  std::map<std::string, Row> rows;
+  Row all;
+  uint64_t in = 0;
+  for (const auto& t : tensors) {
+    auto& r = rows[dtype_name(t.to)];
+    r.tensors++, r.elements += t.n_elements, r.bytes += t.bytes_out, r.seconds += t.seconds;
+    all.tensors++, all.elements += t.n_elements, all.bytes += t.bytes_out, all.seconds += t.seconds;
+    in += t.bytes_in;
+  }
+  std::string out = fmt::format("| {:<7} | {:>7} | {:>12} | {:>12} | {:>6} | {:>8} |\n", "type", "tensors", "params",
+                                "bytes", "bpw", "time s");
+  out += "|---------|---------|--------------|--------------|--------|----------|\n";
+  auto line = [&](const std::string& name, const Row& r) {
+    out += fmt::format("| {:<7} | {:>7} | {:>12} | {:>12} | {:>6.3f} | {:>8.3f} |\n", name, r.tensors, r.elements,
+                       r.bytes, r.elements ? 8.0 * static_cast<double>(r.bytes) / static_cast<double>(r.elements) : 0.0,
+                       r.seconds);
+  };
+  for (const auto& [name, r] : rows) line(name, r);
+  line("total", all);
+  out += fmt::format("{:.2f} MiB -> {:.2f} MiB in {:.2f} s\n", static_cast<double>(in) / 1048576.0,
+                     static_cast<double>(all.bytes) / 1048576.0, seconds);
+  return out;
+}
+
+QuantizeReport quantize_to_gguf(std::shared_ptr<const ModelSource> input, const std::string& out_path,
+                                const GgufQuantizeOptions& o) {
+  const auto t_start = std::chrono::steady_clock::now();
+  // Non-GGUF inputs are seen as llama.cpp's converter would write them: vectors in F32, matrices as stored
+  // (or in the requested float type for `convert`).
+  std::shared_ptr<const ModelSource> src = input;
+  if (o.converter_layout) {
+    src = convert_types(input, file_type_info(o.mix.ftype).default_type);
+  } else if (input->format() != "gguf") {
+    src = convert_types(input, std::nullopt);
+  }
+  const GgufMetadata metadata = output_metadata(*src, o);
+
+  MixOptions mix = o.mix;
+  mix.has_imatrix = o.imatrix != nullptr;
+  std::vector<TensorPlan> plans = o.converter_layout ? converter_plans(*src)
+                                                     : plan_tensor_types(src->config(), src->tensor_infos(), mix);
+  if (o.imatrix) {
+    const bool any = std::any_of(plans.begin(), plans.end(),
+                                 [&](const TensorPlan& p) { return o.imatrix->entries.count(p.name()) > 0; });
+    check(any, o.imatrix_path, "none of the importance matrix's {} entries names a tensor of {}",
+          o.imatrix->entries.size(), input->path());
+  }
+
+  std::vector<TensorInfo> out_infos;
+  for (const auto& p : plans) {
+    TensorInfo t = p.info;
+    t.type = p.target_type;
+    out_infos.push_back(t);
+  }
+  GgufWriter writer(out_path, metadata, out_infos);
+  QuantizeReport report;
+  Progress progress("quantize", static_cast<int64_t>(plans.size()));
+  std::vector<float> f32;
+  std::vector<uint8_t> out;
+  for (const auto& plan : plans) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Tensor t = src->tensor(plan.name());
+    TensorReport r{plan.name(), t.type(), plan.target_type, t.info.n_bytes(), 0, t.info.n_elements(), 0, false,
+                   plan.fallback};
+    const auto& traits = type_traits(t.type());
+    if (!plan.quantize) {
+      if (traits.is_float && traits.to_float) {  // a copied float tensor is still checked for NaN/Inf
+        f32.resize(static_cast<size_t>(t.info.n_elements()));
+        to_float(t.type(), t.data, f32.data(), t.info.n_elements(), plan.name());
+        check_finite(f32.data(), t.info.n_elements(), t.info.ne[0], plan.name());
+      }
+      writer.write_tensor(t.bytes());
+      r.bytes_out = t.info.n_bytes();
+    } else {
+      check(!traits.is_quantized || o.allow_requantize, input->path(),
+            "tensor '{}' is already {}: requantizing is disabled (use --allow-requantize)", plan.name(), traits.name);
+      f32.resize(static_cast<size_t>(t.info.n_elements()));
+      to_float(t.type(), t.data, f32.data(), t.info.n_elements(), plan.name());
+      check_finite(f32.data(), t.info.n_elements(), t.info.ne[0], plan.name());
+      const auto importance = importance_for(plan, o);
+      r.used_imatrix = importance.has_value();
+      TensorInfo target = plan.info;
+      target.type = plan.target_type;
+      out.resize(target.n_bytes());
+      quantize_rows_parallel(plan.target_type, f32.data(), out.data(), target.n_rows(), target.ne[0],
+                             importance ? importance->data() : nullptr, std::max(1, o.threads), plan.name());
+      writer.write_tensor(out);
+      r.bytes_out = out.size();
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    report.tensors.push_back(std::move(r));
+    progress.advance();
+  }
+  writer.finish();
+  progress.finish();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return report;
+}
+
+}  // namespace lowbit
