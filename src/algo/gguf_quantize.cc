@@ -35,7 +35,7 @@ GgufMetadata output_metadata(const ModelSource& src, const GgufQuantizeOptions& 
     m = gguf_metadata_for_model(src.config(), src.vocab(), info);
   }
   if (o.converter_layout) {
-    m.set("general.file_type", GgufValue::of_u32(file_type_id(o.mix.ftype)));
+    if (src.format() == "gguf") m.set("general.file_type", GgufValue::of_u32(file_type_id(o.mix.ftype)));
     return m;
   }
   // llama-quantize: copy everything, then (re)set these two, which moves them to the end.

@@ -1,0 +1,234 @@
+#include "model/llama.h"
+
+#include <omp.h>
+
+#include <cmath>
+
+#include "model/tensor_layout.h"
+#include "ops/matmul.h"
+#include "util/error.h"
+
+namespace lowbit {
+
+struct LlamaModel::Layer {
+  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, bq, bk, bv;
+  Tensor wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+namespace {
+
+std::vector<float> load_vector(const ModelSource& src, const std::string& name) {
+  return tensor_to_f32(src.tensor(name));
+}
+
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+// Rotates one head in place. GGUF/llama pairs are adjacent (x[2i], x[2i+1]); NeoX pairs are (x[i], x[i+d/2]).
+void rope(float* x, int64_t head_dim, int64_t pos, const std::vector<float>& inv_freq, bool neox) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float theta = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
+    const float c = std::cos(theta), s = std::sin(theta);
+    float& a = neox ? x[i] : x[2 * i];
+    float& b = neox ? x[i + half] : x[2 * i + 1];
+    const float a0 = a, b0 = b;
+    a = a0 * c - b0 * s;
+    b = a0 * s + b0 * c;
+  }
+}
+
+}  // namespace
+
+std::vector<float> llama3_rope_factors(const ModelConfig& c) {
+  const int64_t dim = c.n_embd_head();
+  const double factor = c.rope.factor, low = c.rope.low_freq_factor, high = c.rope.high_freq_factor;
+  const double old_ctx = static_cast<double>(c.rope.original_context > 0 ? c.rope.original_context : 8192);
+  const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+  std::vector<float> factors;
+  for (int64_t i = 0; i < dim; i += 2) {
+    const double freq = 1.0 / std::pow(static_cast<double>(c.rope.theta), static_cast<double>(i) / dim);
+    const double wavelen = 2 * M_PI / freq;
+    if (wavelen < high_wavelen) factors.push_back(1.0f);
+    else if (wavelen > low_wavelen) factors.push_back(static_cast<float>(factor));
+    else {
+      const double smooth = (old_ctx / wavelen - low) / (high - low);
+      factors.push_back(static_cast<float>(1.0 / ((1 - smooth) / factor + smooth)));
+    }
+  }
+  return factors;
+}
+
+LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOptions& options)
+    : source_(std::move(source)), config_(source_->config()), threads_(std::max(1, options.threads)) {
+  const ModelSource& src = *source_;
+  const std::string& where = src.path();
+  config_.validate(where);
+  // Every expected tensor must be there with the expected shape (any type).
+  for (const auto& want : llama_tensor_layout(config_)) {
+    check(src.has_tensor(want.name), where, "missing tensor '{}'", want.name);
+    const TensorInfo& got = src.tensor_info(want.name);
+    bool same = true;
+    for (int d = 0; d < kMaxDims; ++d) same &= got.ne[d] == want.ne[d];
+    check(same, where, "tensor '{}' has shape {}, the config needs {}", want.name, got.shape_string(), want.shape_string());
+  }
+  n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min<int64_t>(config_.n_ctx_train > 0 ? config_.n_ctx_train : 2048, 4096);
+  token_embd_ = src.tensor("token_embd.weight");
+  output_ = config_.tied_embeddings ? token_embd_ : src.tensor("output.weight");
+  output_norm_ = load_vector(src, "output_norm.weight");
+
+  const int64_t hd = config_.n_embd_head();
+  std::vector<float> freq_factors;
+  if (src.has_tensor("rope_freqs.weight")) freq_factors = load_vector(src, "rope_freqs.weight");
+  else if (config_.rope.scaling == RopeScaling::Llama3) freq_factors = llama3_rope_factors(config_);
+  for (int64_t i = 0; i < hd / 2; ++i) {
+    float f = std::pow(config_.rope.theta, -2.0f * static_cast<float>(i) / static_cast<float>(hd));
+    if (config_.rope.scaling == RopeScaling::Linear) f /= config_.rope.factor;
+    if (!freq_factors.empty()) f /= freq_factors[static_cast<size_t>(i)];
+    rope_inv_freq_.push_back(f);
+  }
+
+  layers_.resize(static_cast<size_t>(config_.n_layer));
+  for (int64_t i = 0; i < config_.n_layer; ++i) {
+    Layer& l = layers_[static_cast<size_t>(i)];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    l.attn_norm = load_vector(src, p + "attn_norm.weight");
+    l.ffn_norm = load_vector(src, p + "ffn_norm.weight");
+    l.wq = src.tensor(p + "attn_q.weight");
+    l.wk = src.tensor(p + "attn_k.weight");
+    l.wv = src.tensor(p + "attn_v.weight");
+    l.wo = src.tensor(p + "attn_output.weight");
+    l.w_gate = src.tensor(p + "ffn_gate.weight");
+    l.w_up = src.tensor(p + "ffn_up.weight");
+    l.w_down = src.tensor(p + "ffn_down.weight");
+    if (config_.attn_qkv_bias) {
+      l.bq = load_vector(src, p + "attn_q.bias");
+      l.bk = load_vector(src, p + "attn_k.bias");
+      l.bv = load_vector(src, p + "attn_v.bias");
+    }
+    if (config_.attn_qk_norm) {
+      l.q_norm = load_vector(src, p + "attn_q_norm.weight");
+      l.k_norm = load_vector(src, p + "attn_k_norm.weight");
+    }
+  }
+  const size_t cache = static_cast<size_t>(config_.n_layer * n_ctx_ * config_.n_embd_kv());
+  k_cache_.assign(cache, 0.0f);
+  v_cache_.assign(cache, 0.0f);
+}
+
+LlamaModel::~LlamaModel() = default;
+
+double LlamaModel::weight_bytes_per_token() const {
+  double b = static_cast<double>(output_.info.n_bytes()) + static_cast<double>(row_bytes(token_embd_.type(), config_.n_embd));
+  for (const auto& l : layers_)
+    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      b += static_cast<double>(t->info.n_bytes());
+  return b;
+}
+
+// Causal attention of n_tokens queries (positions n_past..) against the cache, one (token, head) per task.
+void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out) {
+  const int64_t hd = config_.n_embd_head(), n_head = config_.n_head, kv_dim = config_.n_embd_kv();
+  const int64_t group = config_.n_head / config_.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float* kc = k_cache_.data() + layer * n_ctx_ * kv_dim;
+  const float* vc = v_cache_.data() + layer * n_ctx_ * kv_dim;
+#pragma omp parallel num_threads(threads_)
+  {
+    std::vector<float> scores(static_cast<size_t>(n_past + n_tokens));
+#pragma omp for schedule(static) collapse(2)
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
+        const float* qh = q + t * config_.n_embd_q() + h * hd;
+        const int64_t kv_off = (h / group) * hd;
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n_keys; ++p) {
+          const float* k = kc + p * kv_dim + kv_off;
+          float s = 0;
+          for (int64_t d = 0; d < hd; ++d) s += qh[d] * k[d];
+          scores[static_cast<size_t>(p)] = s * scale;
+          mx = std::max(mx, scores[static_cast<size_t>(p)]);
+        }
+        float sum = 0;
+        for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
+        float* o = out + t * config_.n_embd_q() + h * hd;
+        std::fill(o, o + hd, 0.0f);
+        for (int64_t p = 0; p < n_keys; ++p) {
+          const float w = scores[static_cast<size_t>(p)] / sum;
+          const float* v = vc + p * kv_dim + kv_off;
+          for (int64_t d = 0; d < hd; ++d) o[d] += w * v[d];
+        }
+      }
+    }
+  }
+}
+
+void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* logits, bool all_logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  check(n > 0, "eval", "no tokens");
+  check(n_past >= 0 && n_past + n <= n_ctx_, "eval", "positions {}..{} exceed the context of {} tokens", n_past,
+        n_past + n - 1, n_ctx_);
+  const ModelConfig& c = config_;
+  const int64_t dim = c.n_embd, q_dim = c.n_embd_q(), kv_dim = c.n_embd_kv(), hd = c.n_embd_head(), ff = c.n_ff;
+  std::vector<float> x(static_cast<size_t>(n * dim)), xb(x.size()), q(static_cast<size_t>(n * q_dim)),
+      k(static_cast<size_t>(n * kv_dim)), v(k.size()), att(q.size()), proj(x.size()),
+      gate(static_cast<size_t>(n * ff)), up(gate.size());
+
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t id = tokens[static_cast<size_t>(t)];
+    check(id >= 0 && id < c.n_vocab, "eval", "token id {} is outside the vocabulary of {}", id, c.n_vocab);
+    dequantize_row(token_embd_, id, x.data() + t * dim);
+  }
+
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const Layer& l = layers_[static_cast<size_t>(il)];
+    // attention block
+    for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
+    matmul(l.wq, xb.data(), n, q.data(), threads_);
+    matmul(l.wk, xb.data(), n, k.data(), threads_);
+    matmul(l.wv, xb.data(), n, v.data(), threads_);
+    for (int64_t t = 0; t < n; ++t) {
+      float* qt = q.data() + t * q_dim;
+      float* kt = k.data() + t * kv_dim;
+      float* vt = v.data() + t * kv_dim;
+      if (c.attn_qkv_bias) {
+        for (int64_t i = 0; i < q_dim; ++i) qt[i] += l.bq[static_cast<size_t>(i)];
+        for (int64_t i = 0; i < kv_dim; ++i) kt[i] += l.bk[static_cast<size_t>(i)], vt[i] += l.bv[static_cast<size_t>(i)];
+      }
+      const int64_t pos = n_past + t;
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        if (c.attn_qk_norm) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
+        rope(qt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
+      }
+      for (int64_t h = 0; h < c.n_head_kv; ++h) {
+        if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
+        rope(kt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
+      }
+      const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
+      std::copy(kt, kt + kv_dim, k_cache_.begin() + static_cast<std::ptrdiff_t>(at));
+      std::copy(vt, vt + kv_dim, v_cache_.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    attention(l, il, q.data(), n, n_past, att.data());
+    matmul(l.wo, att.data(), n, proj.data(), threads_);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+    // feed-forward block (SwiGLU)
+    for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
+    matmul(l.w_gate, xb.data(), n, gate.data(), threads_);
+    matmul(l.w_up, xb.data(), n, up.data(), threads_);
+    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    matmul(l.w_down, gate.data(), n, proj.data(), threads_);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+  }
+
+  const int64_t first = all_logits ? 0 : n - 1;
+  for (int64_t t = first; t < n; ++t)
+    rms_norm(x.data() + t * dim, output_norm_.data(), dim, c.norm_eps, xb.data() + (t - first) * dim);
+  matmul(output_, xb.data(), n - first, logits, threads_);
+}
+
+}  // namespace lowbit

@@ -1,0 +1,51 @@
+// The Llama-family decoder on CPU, read top to bottom in eval(): embedding, then per layer RMSNorm ->
+// Q/K/V (+bias for Qwen2, per-head RMSNorm for Qwen3) -> RoPE -> grouped-query attention over the KV cache ->
+// output projection -> residual -> RMSNorm -> SwiGLU FFN -> residual; final norm and output head.
+// Weights stay in the source's tensors (views of the mapped file) in whatever type they are stored in; only
+// norm vectors and biases are copied to float.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "io/model_source.h"
+#include "model/language_model.h"
+
+namespace lowbit {
+
+struct EngineOptions {
+  int64_t n_ctx = 0;  // KV cache positions; 0: the model's training context (at most 4096)
+  int threads = 1;
+};
+
+class LlamaModel : public LanguageModel {
+ public:
+  // Checks every tensor's shape against the config; throws Error naming the file and tensor on a mismatch.
+  LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOptions& options = {});
+  ~LlamaModel() override;
+  const ModelConfig& config() const override { return config_; }
+  int64_t n_ctx() const override { return n_ctx_; }
+  void eval(std::span<const int32_t> tokens, int64_t n_past, float* logits, bool all_logits) override;
+  void set_threads(int threads) { threads_ = std::max(1, threads); }
+  const ModelSource& source() const { return *source_; }
+  // Bytes of weights read per generated token (every matrix once, plus one embedding row).
+  double weight_bytes_per_token() const;
+
+ private:
+  struct Layer;
+  void attention(const Layer& l, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out);
+  std::shared_ptr<const ModelSource> source_;
+  ModelConfig config_;
+  int64_t n_ctx_ = 0;
+  int threads_ = 1;
+  Tensor token_embd_, output_;
+  std::vector<float> output_norm_;
+  std::vector<float> rope_inv_freq_;  // per rotated pair, scaling applied
+  std::vector<Layer> layers_;
+  std::vector<float> k_cache_, v_cache_;  // [layer][pos][n_embd_kv]
+};
+
+// Llama 3's per-frequency rope factors (the converter stores them as rope_freqs.weight).
+std::vector<float> llama3_rope_factors(const ModelConfig& config);
+
+}  // namespace lowbit

@@ -1,0 +1,28 @@
+// One matrix multiplication interface for every weight type: y[t][o] = dot(W row o, x[t]) for a weight
+// tensor W with ne = {n_in, n_out} (rows are output channels, as GGUF stores them) and float activations.
+// The generic path dequantizes a block of weight rows once and reuses it for every token; a type can register
+// a fused kernel (SIMD on the quantized blocks) without the model code changing. Each output is computed by
+// one thread in a fixed order, so results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace lowbit {
+
+using MatmulKernel = void (*)(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
+
+// Replaces the kernel for weights of `type` (nullptr restores the generic path).
+void register_matmul_kernel(DType type, MatmulKernel kernel);
+
+// x: n_tokens rows of ne[0] floats; y: n_tokens rows of ne[1] floats.
+void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
+
+// The generic dequantize-then-dot path (also the reference fused kernels are tested against).
+void matmul_generic(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
+
+// Dequantizes row `row` of a 2-D tensor into `out` (ne[0] floats).
+void dequantize_row(const Tensor& w, int64_t row, float* out);
+
+}  // namespace lowbit
