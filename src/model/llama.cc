@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/float_formats.h"
 #include "model/tensor_layout.h"
 #include "ops/matmul.h"
 #include "util/error.h"
@@ -20,6 +21,8 @@ namespace {
 std::vector<float> load_vector(const ModelSource& src, const std::string& name) {
   return tensor_to_f32(src.tensor(name));
 }
+
+inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
 
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
   double ss = 0;
@@ -144,7 +147,9 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
     for (int64_t t = 0; t < n_tokens; ++t) {
       for (int64_t h = 0; h < n_head; ++h) {
         const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
-        const float* qh = q + t * config_.n_embd_q() + h * hd;
+        // ggml multiplies F16 K by Q converted to F16, and F16 V by the softmax weights converted to F16.
+        float qh[512];
+        for (int64_t d = 0; d < hd; ++d) qh[d] = f16_round(q[t * config_.n_embd_q() + h * hd + d]);
         const int64_t kv_off = (h / group) * hd;
         float mx = -INFINITY;
         for (int64_t p = 0; p < n_keys; ++p) {
@@ -159,7 +164,7 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
         float* o = out + t * config_.n_embd_q() + h * hd;
         std::fill(o, o + hd, 0.0f);
         for (int64_t p = 0; p < n_keys; ++p) {
-          const float w = scores[static_cast<size_t>(p)] / sum;
+          const float w = f16_round(scores[static_cast<size_t>(p)] / sum);
           const float* v = vc + p * kv_dim + kv_off;
           for (int64_t d = 0; d < hd; ++d) o[d] += w * v[d];
         }
@@ -209,9 +214,12 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
         if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
         rope(kt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
       }
+      // The cache holds F16 values, as llama.cpp's default KV cache type does.
       const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
-      std::copy(kt, kt + kv_dim, k_cache_.begin() + static_cast<std::ptrdiff_t>(at));
-      std::copy(vt, vt + kv_dim, v_cache_.begin() + static_cast<std::ptrdiff_t>(at));
+      for (int64_t i = 0; i < kv_dim; ++i) {
+        k_cache_[at + static_cast<size_t>(i)] = f16_round(kt[i]);
+        v_cache_[at + static_cast<size_t>(i)] = f16_round(vt[i]);
+      }
     }
     attention(l, il, q.data(), n, n_past, att.data());
     matmul(l.wo, att.data(), n, proj.data(), threads_);
