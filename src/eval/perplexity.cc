@@ -61,8 +61,10 @@ class LogitsWriter {
     out_.write(&hash, 8);
   }
   void add(const std::vector<float>& lp) {
-    const float mx = *std::max_element(lp.begin(), lp.end());
-    const float step = kLpRange / 65535.0f;
+    // Per position: the full range of log-probabilities in 65535 steps (at least kLpRange wide).
+    const auto [mn_it, mx_it] = std::minmax_element(lp.begin(), lp.end());
+    const float mx = *mx_it;
+    const float step = std::max(mx - *mn_it, kLpRange) / 65535.0f;
     buf_.resize(n_vocab_);
     for (size_t j = 0; j < n_vocab_; ++j)
       buf_[j] = static_cast<uint16_t>(std::lround(std::min((mx - lp[j]) / step, 65535.0f)));

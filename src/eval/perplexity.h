@@ -8,8 +8,8 @@
 //
 // Logits file (`--save-logits`), little-endian: "LBLOGITS" | u32 version 1 | u32 n_vocab | u32 n_ctx |
 // u32 n_chunks | u64 FNV-1a hash of every token id evaluated | then, for each scored position, f32 max_lp,
-// f32 step and n_vocab u16 q, where the log-probability of token j is max_lp - q[j] * step (clamped at 24
-// nats below the maximum). 2 bytes per vocabulary entry per position, like llama.cpp's uint16 form.
+// f32 step and n_vocab u16 q, where the log-probability of token j is max_lp - q[j] * step (the step spans
+// that position's whole range, at least 24 nats). 2 bytes per vocabulary entry per position, like llama.cpp.
 #pragma once
 
 #include <cstdint>
