@@ -83,7 +83,12 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
 
   const int64_t hd = config_.n_embd_head();
   std::vector<float> freq_factors;
-  if (src.has_tensor("rope_freqs.weight")) freq_factors = load_vector(src, "rope_freqs.weight");
+  if (src.has_tensor("rope_freqs.weight")) {
+    const TensorInfo& info = src.tensor_info("rope_freqs.weight");
+    check(info.n_elements() == hd / 2, where, "tensor 'rope_freqs.weight' has shape {}, the config needs [{}]",
+          info.shape_string(), hd / 2);
+    freq_factors = load_vector(src, "rope_freqs.weight");
+  }
   else if (config_.rope.scaling == RopeScaling::Llama3) freq_factors = llama3_rope_factors(config_);
   for (int64_t i = 0; i < hd / 2; ++i) {
     float f = std::pow(config_.rope.theta, -2.0f * static_cast<float>(i) / static_cast<float>(hd));
