@@ -5,7 +5,9 @@
 #include <cmath>
 
 #include "model/tensor_layout.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/rope.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -21,47 +23,7 @@ std::vector<float> load_vector(const ModelSource& src, const std::string& name) 
   return tensor_to_f32(src.tensor(name));
 }
 
-void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
-// Rotates one head in place. GGUF/llama pairs are adjacent (x[2i], x[2i+1]); NeoX pairs are (x[i], x[i+d/2]).
-void rope(float* x, int64_t head_dim, int64_t pos, const std::vector<float>& inv_freq, bool neox) {
-  const int64_t half = head_dim / 2;
-  for (int64_t i = 0; i < half; ++i) {
-    const float theta = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
-    const float c = std::cos(theta), s = std::sin(theta);
-    float& a = neox ? x[i] : x[2 * i];
-    float& b = neox ? x[i + half] : x[2 * i + 1];
-    const float a0 = a, b0 = b;
-    a = a0 * c - b0 * s;
-    b = a0 * s + b0 * c;
-  }
-}
-
 }  // namespace
-
-std::vector<float> llama3_rope_factors(const ModelConfig& c) {
-  const int64_t dim = c.n_embd_head();
-  const double factor = c.rope.factor, low = c.rope.low_freq_factor, high = c.rope.high_freq_factor;
-  const double old_ctx = static_cast<double>(c.rope.original_context > 0 ? c.rope.original_context : 8192);
-  const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
-  std::vector<float> factors;
-  for (int64_t i = 0; i < dim; i += 2) {
-    const double freq = 1.0 / std::pow(static_cast<double>(c.rope.theta), static_cast<double>(i) / dim);
-    const double wavelen = 2 * M_PI / freq;
-    if (wavelen < high_wavelen) factors.push_back(1.0f);
-    else if (wavelen > low_wavelen) factors.push_back(static_cast<float>(factor));
-    else {
-      const double smooth = (old_ctx / wavelen - low) / (high - low);
-      factors.push_back(static_cast<float>(1.0 / ((1 - smooth) / factor + smooth)));
-    }
-  }
-  return factors;
-}
 
 LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOptions& options)
     : source_(std::move(source)), config_(source_->config()), threads_(std::max(1, options.threads)) {
@@ -90,12 +52,7 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
     freq_factors = load_vector(src, "rope_freqs.weight");
   }
   else if (config_.rope.scaling == RopeScaling::Llama3) freq_factors = llama3_rope_factors(config_);
-  for (int64_t i = 0; i < hd / 2; ++i) {
-    float f = std::pow(config_.rope.theta, -2.0f * static_cast<float>(i) / static_cast<float>(hd));
-    if (config_.rope.scaling == RopeScaling::Linear) f /= config_.rope.factor;
-    if (!freq_factors.empty()) f /= freq_factors[static_cast<size_t>(i)];
-    rope_inv_freq_.push_back(f);
-  }
+  rope_inv_freq_ = rope_inv_freq(hd, config_.rope, freq_factors);
 
   layers_.resize(static_cast<size_t>(config_.n_layer));
   for (int64_t i = 0; i < config_.n_layer; ++i) {
@@ -151,20 +108,17 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
         const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
         const float* qh = q + t * config_.n_embd_q() + h * hd;
         const int64_t kv_off = (h / group) * hd;
-        float mx = -INFINITY;
         for (int64_t p = 0; p < n_keys; ++p) {
           const float* k = kc + p * kv_dim + kv_off;
           float s = 0;
           for (int64_t d = 0; d < hd; ++d) s += qh[d] * k[d];
           scores[static_cast<size_t>(p)] = s * scale;
-          mx = std::max(mx, scores[static_cast<size_t>(p)]);
         }
-        float sum = 0;
-        for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
+        softmax(scores.data(), n_keys);
         float* o = out + t * config_.n_embd_q() + h * hd;
         std::fill(o, o + hd, 0.0f);
         for (int64_t p = 0; p < n_keys; ++p) {
-          const float w = scores[static_cast<size_t>(p)] / sum;
+          const float w = scores[static_cast<size_t>(p)];
           const float* v = vc + p * kv_dim + kv_off;
           for (int64_t d = 0; d < hd; ++d) o[d] += w * v[d];
         }
@@ -208,11 +162,11 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
       const int64_t pos = n_past + t;
       for (int64_t h = 0; h < c.n_head; ++h) {
         if (c.attn_qk_norm) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
-        rope(qt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
+        rope_rotate(qt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
       }
       for (int64_t h = 0; h < c.n_head_kv; ++h) {
         if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
-        rope(kt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
+        rope_rotate(kt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
       }
       const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
       std::copy(kt, kt + kv_dim, k_cache_.begin() + static_cast<std::ptrdiff_t>(at));
@@ -225,7 +179,7 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
     matmul(l.w_gate, xb.data(), n, gate.data(), threads_);
     matmul(l.w_up, xb.data(), n, up.data(), threads_);
-    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
     matmul(l.w_down, gate.data(), n, proj.data(), threads_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
   }

@@ -10,6 +10,7 @@
 
 #include "io/model_source.h"
 #include "model/language_model.h"
+#include "ops/rope.h"  // llama3_rope_factors, once declared here
 
 namespace lowbit {
 
@@ -44,8 +45,5 @@ class LlamaModel : public LanguageModel {
   std::vector<Layer> layers_;
   std::vector<float> k_cache_, v_cache_;  // [layer][pos][n_embd_kv]
 };
-
-// Llama 3's per-frequency rope factors (the converter stores them as rope_freqs.weight).
-std::vector<float> llama3_rope_factors(const ModelConfig& config);
 
 }  // namespace lowbit
