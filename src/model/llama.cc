@@ -38,6 +38,9 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
     for (int d = 0; d < kMaxDims; ++d) same &= got.ne[d] == want.ne[d];
     check(same, where, "tensor '{}' has shape {}, the config needs {}", want.name, got.shape_string(), want.shape_string());
   }
+  // The cache is allocated from n_ctx: refuse sizes no machine could hold rather than die in the allocator.
+  constexpr int64_t kMaxCtx = int64_t{1} << 22;
+  check(options.n_ctx >= 0 && options.n_ctx <= kMaxCtx, "n_ctx", "{} is outside 0..{}", options.n_ctx, kMaxCtx);
   n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min<int64_t>(config_.n_ctx_train > 0 ? config_.n_ctx_train : 2048, 4096);
   token_embd_ = src.tensor("token_embd.weight");
   output_ = config_.tied_embeddings ? token_embd_ : src.tensor("output.weight");

@@ -138,6 +138,15 @@ TEST(LlamaEngine, MatchesReferenceF16AndBF16Weights) {
   expect_matches_reference(make_random_llama(small_config(), DType::BF16, 9));
 }
 
+TEST(LlamaEngine, MatchesReferenceBlockQuantizedWeights) {
+  // The reference reads the same dequantized values, so only float rounding separates them.
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    ASSERT_NE(type_traits(t).quantize, nullptr);
+    SCOPED_TRACE(dtype_name(t));
+    expect_matches_reference(make_random_llama(small_config(), t, 20));
+  }
+}
+
 TEST(LlamaEngine, BatchedEqualsOneTokenAtATime) {
   for (bool qwen : {false, true}) {
     ModelConfig c = small_config();
@@ -192,6 +201,10 @@ TEST(LlamaEngine, ContextDefaultsToTrainingAndCanBeSet) {
   EngineOptions o;
   o.n_ctx = 16;
   EXPECT_EQ(LlamaModel(src, o).n_ctx(), 16);
+  o.n_ctx = -1;
+  EXPECT_THROW(LlamaModel(src, o), Error);
+  o.n_ctx = int64_t{1} << 40;
+  EXPECT_THROW(LlamaModel(src, o), Error);
 }
 
 template <typename F>
