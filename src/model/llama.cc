@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/float_formats.h"
 #include "model/tensor_layout.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -23,10 +24,13 @@ std::vector<float> load_vector(const ModelSource& src, const std::string& name) 
   return tensor_to_f32(src.tensor(name));
 }
 
+inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
+
 }  // namespace
 
 LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOptions& options)
-    : source_(std::move(source)), config_(source_->config()), threads_(std::max(1, options.threads)) {
+    : source_(std::move(source)), config_(source_->config()), threads_(std::max(1, options.threads)),
+      round_(options.ggml_rounding) {
   const ModelSource& src = *source_;
   const std::string& where = src.path();
   config_.validate(where);
@@ -105,23 +109,28 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
 #pragma omp parallel num_threads(threads_)
   {
     std::vector<float> scores(static_cast<size_t>(n_past + n_tokens));
+    std::vector<float> qh(static_cast<size_t>(hd));
 #pragma omp for schedule(static) collapse(2)
     for (int64_t t = 0; t < n_tokens; ++t) {
       for (int64_t h = 0; h < n_head; ++h) {
         const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
-        const float* qh = q + t * config_.n_embd_q() + h * hd;
+        // ggml multiplies F16 K by Q converted to F16, and F16 V by the softmax weights converted to F16.
+        for (int64_t d = 0; d < hd; ++d) {
+          const float qd = q[t * config_.n_embd_q() + h * hd + d];
+          qh[static_cast<size_t>(d)] = round_ ? f16_round(qd) : qd;
+        }
         const int64_t kv_off = (h / group) * hd;
         for (int64_t p = 0; p < n_keys; ++p) {
           const float* k = kc + p * kv_dim + kv_off;
           float s = 0;
-          for (int64_t d = 0; d < hd; ++d) s += qh[d] * k[d];
+          for (int64_t d = 0; d < hd; ++d) s += qh[static_cast<size_t>(d)] * k[d];
           scores[static_cast<size_t>(p)] = s * scale;
         }
         softmax(scores.data(), n_keys);
         float* o = out + t * config_.n_embd_q() + h * hd;
         std::fill(o, o + hd, 0.0f);
         for (int64_t p = 0; p < n_keys; ++p) {
-          const float w = scores[static_cast<size_t>(p)];
+          const float w = round_ ? f16_round(scores[static_cast<size_t>(p)]) : scores[static_cast<size_t>(p)];
           const float* v = vc + p * kv_dim + kv_off;
           for (int64_t d = 0; d < hd; ++d) o[d] += w * v[d];
         }
@@ -151,9 +160,9 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
     const Layer& l = layers_[static_cast<size_t>(il)];
     // attention block
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    matmul(l.wq, xb.data(), n, q.data(), threads_);
-    matmul(l.wk, xb.data(), n, k.data(), threads_);
-    matmul(l.wv, xb.data(), n, v.data(), threads_);
+    matmul(l.wq, xb.data(), n, q.data(), threads_, round_);
+    matmul(l.wk, xb.data(), n, k.data(), threads_, round_);
+    matmul(l.wv, xb.data(), n, v.data(), threads_, round_);
     for (int64_t t = 0; t < n; ++t) {
       float* qt = q.data() + t * q_dim;
       float* kt = k.data() + t * kv_dim;
@@ -171,26 +180,29 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
         if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
         rope_rotate(kt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
       }
+      // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
       const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
-      std::copy(kt, kt + kv_dim, k_cache_.begin() + static_cast<std::ptrdiff_t>(at));
-      std::copy(vt, vt + kv_dim, v_cache_.begin() + static_cast<std::ptrdiff_t>(at));
+      for (int64_t i = 0; i < kv_dim; ++i) {
+        k_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(kt[i]) : kt[i];
+        v_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(vt[i]) : vt[i];
+      }
     }
     attention(l, il, q.data(), n, n_past, att.data());
-    matmul(l.wo, att.data(), n, proj.data(), threads_);
+    matmul(l.wo, att.data(), n, proj.data(), threads_, round_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     // feed-forward block (SwiGLU)
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    matmul(l.w_gate, xb.data(), n, gate.data(), threads_);
-    matmul(l.w_up, xb.data(), n, up.data(), threads_);
+    matmul(l.w_gate, xb.data(), n, gate.data(), threads_, round_);
+    matmul(l.w_up, xb.data(), n, up.data(), threads_, round_);
     swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
-    matmul(l.w_down, gate.data(), n, proj.data(), threads_);
+    matmul(l.w_down, gate.data(), n, proj.data(), threads_, round_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
   }
 
   const int64_t first = all_logits ? 0 : n - 1;
   for (int64_t t = first; t < n; ++t)
     rms_norm(x.data() + t * dim, output_norm_.data(), dim, c.norm_eps, xb.data() + (t - first) * dim);
-  matmul(output_, xb.data(), n - first, logits, threads_);
+  matmul(output_, xb.data(), n - first, logits, threads_, round_);
 }
 
 }  // namespace lowbit

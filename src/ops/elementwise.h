@@ -9,7 +9,7 @@ namespace lowbit {
 // out = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double). `out` may equal `x`.
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out);
 
-// In place: x = exp(x - max) / sum. Returns nothing useful for n == 0.
+// In place: x = exp(x - max) / sum (n > 0).
 void softmax(float* x, int64_t n);
 
 inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }

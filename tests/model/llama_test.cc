@@ -41,8 +41,11 @@ std::vector<float> eval_all(LlamaModel& m, const std::vector<int32_t>& tokens, i
 }
 
 // Every position's logits within `rel` of the reference, relative to that row's largest magnitude.
-void expect_matches_reference(std::shared_ptr<const ModelSource> src, double rel = 1e-4) {
-  LlamaModel model(src);
+// Exact mode (no ggml rounding) unless `ggml_rounding`.
+void expect_matches_reference(std::shared_ptr<const ModelSource> src, double rel = 1e-4, bool ggml_rounding = false) {
+  EngineOptions options;
+  options.ggml_rounding = ggml_rounding;
+  LlamaModel model(src, options);
   const std::vector<float> got = eval_all(model, kPrompt);
   const auto want = testing::reference_llama_logits(*src, kPrompt);
   const int64_t nv = model.n_vocab();
@@ -144,6 +147,19 @@ TEST(LlamaEngine, MatchesReferenceBlockQuantizedWeights) {
     ASSERT_NE(type_traits(t).quantize, nullptr);
     SCOPED_TRACE(dtype_name(t));
     expect_matches_reference(make_random_llama(small_config(), t, 20));
+  }
+}
+
+TEST(LlamaEngine, GgmlRoundingStaysNearReferenceButChangesLogits) {
+  // llama.cpp's roundings (F16 KV cache and Q, F16 or 8-bit activations) cost about their own precision.
+  for (auto [t, rel] : {std::pair{DType::F32, 5e-3}, {DType::F16, 5e-3}, {DType::Q8_0, 5e-2}}) {
+    SCOPED_TRACE(dtype_name(t));
+    std::shared_ptr<const ModelSource> src = make_random_llama(small_config(), t, 21);
+    expect_matches_reference(src, rel, true);
+    EngineOptions exact;
+    exact.ggml_rounding = false;
+    LlamaModel a(src), b(src, exact);
+    EXPECT_NE(eval_all(a, kPrompt), eval_all(b, kPrompt));
   }
 }
 

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/float_formats.h"
+
 namespace lowbit {
 namespace {
 
@@ -41,9 +43,9 @@ TEST(Matmul, EveryTypeMatchesDequantizedDoubleProduct) {
     const Tensor w = make_weight(t.type, n_in, n_out, 3);
     const std::vector<float> wf = tensor_to_f32(w);
     std::vector<float> y1(static_cast<size_t>(n_tokens * n_out)), y2(y1.size()), y3(y1.size());
-    matmul(w, x.data(), n_tokens, y1.data(), 1);
-    matmul(w, x.data(), n_tokens, y2.data(), 2);
-    matmul(w, x.data(), n_tokens, y3.data(), 3);
+    matmul(w, x.data(), n_tokens, y1.data(), 1, false);
+    matmul(w, x.data(), n_tokens, y2.data(), 2, false);
+    matmul(w, x.data(), n_tokens, y3.data(), 3, false);
     EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
     EXPECT_EQ(0, std::memcmp(y1.data(), y3.data(), y1.size() * sizeof(float)));
     for (int64_t tk = 0; tk < n_tokens; ++tk) {
@@ -59,6 +61,19 @@ TEST(Matmul, EveryTypeMatchesDequantizedDoubleProduct) {
     ++tested;
   }
   EXPECT_GE(tested, 3);  // at least F32, F16, BF16
+}
+
+TEST(Matmul, RoundingModeMultipliesF16WeightsByF16Activations) {
+  // As ggml does for F16 weights: the activations are converted to F16 first.
+  const Tensor w = make_weight(DType::F16, 64, 20, 21);
+  std::vector<float> x = pseudo_random(64 * 2, 4), y(40), want(40);
+  matmul(w, x.data(), 2, y.data(), 2);
+  for (float& v : x) v = f16_to_f32(f32_to_f16(v));
+  matmul_exact(w, x.data(), 2, want.data(), 1);
+  EXPECT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float)));
+  EXPECT_EQ(activation_type(DType::Q4_K), DType::Q8_K);
+  EXPECT_EQ(activation_type(DType::Q4_0), DType::Q8_0);
+  EXPECT_EQ(activation_type(DType::F32), DType::F32);
 }
 
 TEST(Matmul, SingleTokenEqualsBatchRow) {
