@@ -34,13 +34,17 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
   const ModelSource& src = *source_;
   const std::string& where = src.path();
   config_.validate(where);
-  // Every expected tensor must be there with the expected shape (any type).
+  check(config_.n_embd_head() % 2 == 0, where, "head size {} is odd; rotary embedding needs pairs", config_.n_embd_head());
+  // Every expected tensor must be there with the expected shape, in a type that converts to float.
   for (const auto& want : llama_tensor_layout(config_)) {
     check(src.has_tensor(want.name), where, "missing tensor '{}'", want.name);
     const TensorInfo& got = src.tensor_info(want.name);
     bool same = true;
     for (int d = 0; d < kMaxDims; ++d) same &= got.ne[d] == want.ne[d];
     check(same, where, "tensor '{}' has shape {}, the config needs {}", want.name, got.shape_string(), want.shape_string());
+    const TypeTraits& tt = type_traits(got.type);
+    check((tt.is_float || tt.is_quantized) && tt.to_float, where, "tensor '{}' has type {}, not a float or quant type",
+          want.name, tt.name);
   }
   // The cache is allocated from n_ctx: refuse sizes no machine could hold rather than die in the allocator.
   constexpr int64_t kMaxCtx = int64_t{1} << 22;

@@ -248,6 +248,15 @@ TEST(LlamaEngine, RopeFreqsOfWrongLengthIsNamed) {
   expect_error_mentioning([&] { LlamaModel m(s); }, "rope_freqs.weight");
 }
 
+TEST(LlamaEngine, WeightOfNonFloatTypeIsNamed) {
+  auto src = make_random_llama(small_config(), DType::F32, 22);
+  TensorInfo info = src->tensor_info("blk.0.attn_v.weight");
+  info.type = DType::I32;
+  src->add(make_owned_tensor(info, std::vector<uint8_t>(info.n_bytes())));
+  std::shared_ptr<const ModelSource> s = std::move(src);
+  expect_error_mentioning([&] { LlamaModel m(s); }, "blk.0.attn_v.weight");
+}
+
 TEST(LlamaEngine, MissingTensorIsNamed) {
   auto src = make_random_llama(small_config(), DType::F32, 15);
   src->remove("blk.0.ffn_up.weight");
