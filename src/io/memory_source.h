@@ -1,8 +1,6 @@
-// A ModelSource held in memory: a config, a vocabulary and owned tensors. For synthetic models in tests and for
-// tools that build a model on the fly.
+// A model held in memory: synthetic models for tests and tools, built from a config.
 #pragma once
 
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,30 +11,32 @@ namespace lowbit {
 
 class MemoryModelSource : public ModelSource {
  public:
-  explicit MemoryModelSource(ModelConfig config, Vocab vocab = {}, std::string path = "<memory>");
+  MemoryModelSource(ModelConfig config, Vocab vocab = {}, std::vector<Tensor> tensors = {},
+                    std::string path = "<memory>");
   const std::string& path() const override { return path_; }
   std::string format() const override { return "memory"; }
   const ModelConfig& config() const override { return config_; }
   const Vocab& vocab() const override { return vocab_; }
   const std::vector<TensorInfo>& tensor_infos() const override { return infos_; }
   Tensor tensor(const std::string& name) const override;
-  // Adds `t`, or replaces the tensor of the same name (keeping its place in the order).
+  // Overwrites one element of an F32 tensor (tests use it to plant NaNs and outliers).
+  void set_value(const std::string& name, int64_t index, float value);
+  // Adds `t`, or replaces the tensor of the same name in its place (tests use it to plant wrong shapes).
   void add(Tensor t);
   void remove(const std::string& name);
-  ModelConfig& mutable_config() { return config_; }
 
  private:
   std::string path_;
   ModelConfig config_;
   Vocab vocab_;
-  std::vector<TensorInfo> infos_;
   std::vector<Tensor> tensors_;
+  std::vector<TensorInfo> infos_;
 };
 
-// A Llama-family model of `config` with random weights (a fixed SplitMix64 stream from `seed`, so the same on
-// every machine): matrices uniform in [-scale, scale] stored as `weight_type` (any type with a quantizer), norm
-// weights near 1, biases small. Tensor names and shapes follow llama_tensor_layout.
-std::unique_ptr<MemoryModelSource> make_random_llama(const ModelConfig& config, DType weight_type, uint64_t seed,
-                                                      float scale = 0.2f);
+// A Llama-shaped model with seeded random weights (norms near 1, matrices ~ N(0, 1/sqrt(n_in))) and a
+// byte-level toy vocabulary of config.n_vocab tokens. Matrices are stored as `weight_type` (any type with a
+// quantizer; the values drawn are the same whatever the type), norms and biases as F32.
+std::shared_ptr<MemoryModelSource> make_random_model(const ModelConfig& config, uint64_t seed,
+                                                     DType weight_type = DType::F32);
 
 }  // namespace lowbit

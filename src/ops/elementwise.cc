@@ -15,10 +15,9 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) 
 void softmax(float* x, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  double sum = 0;  // as ggml's soft_max: the sum in double, then one float scale
+  float sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  for (int64_t i = 0; i < n; ++i) x[i] /= sum;
 }
 
 void swiglu(float* gate, const float* up, int64_t n) {
