@@ -12,16 +12,23 @@
 namespace lowbit {
 namespace {
 
+// dim 64, 2 layers, 4 heads sharing 2 KV heads, FFN 96, vocab 50.
 ModelConfig small_config() {
   ModelConfig c;
-  c.n_vocab = 50;
-  c.n_embd = 64;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.n_head_kv = 2;
-  c.n_ff = 96;
-  c.n_ctx_train = 64;
-  c.norm_eps = 1e-5f;
+  c.n_vocab = 50, c.n_embd = 64, c.n_layer = 2, c.n_ff = 96, c.n_ctx_train = 64;
+  c.n_head = 4, c.n_head_kv = 2;
+  return c;
+}
+
+// Qwen's NeoX rotation; Qwen2 adds Q/K/V biases, Qwen3 per-head Q/K norms (and here heads wider than n_embd/n_head).
+ModelConfig qwen_config(int version) {
+  ModelConfig c = small_config();
+  c.arch = version == 2 ? "qwen2" : "qwen3";
+  c.rope.neox = true;
+  c.rope.theta = 1000000.0f;
+  c.attn_qkv_bias = version == 2;
+  c.attn_qk_norm = version == 3;
+  if (version == 3) c.head_dim = 32;
   return c;
 }
 
@@ -63,23 +70,9 @@ TEST(LlamaEngine, MatchesReferenceTiedEmbeddings) {
   expect_matches_reference(make_random_model(c, 2));
 }
 
-TEST(LlamaEngine, MatchesReferenceQwen2NeoxWithBiases) {
-  ModelConfig c = small_config();
-  c.arch = "qwen2";
-  c.rope.neox = true;
-  c.rope.theta = 1000000.0f;
-  c.attn_qkv_bias = true;
-  expect_matches_reference(make_random_model(c, 3));
-}
+TEST(LlamaEngine, MatchesReferenceQwen2NeoxWithBiases) { expect_matches_reference(make_random_model(qwen_config(2), 3)); }
 
-TEST(LlamaEngine, MatchesReferenceQwen3QkNormWideHeads) {
-  ModelConfig c = small_config();
-  c.arch = "qwen3";
-  c.rope.neox = true;
-  c.attn_qk_norm = true;
-  c.head_dim = 32;  // n_head * head_dim = 128 != n_embd, as Qwen3 allows
-  expect_matches_reference(make_random_model(c, 4));
-}
+TEST(LlamaEngine, MatchesReferenceQwen3QkNormWideHeads) { expect_matches_reference(make_random_model(qwen_config(3), 4)); }
 
 ModelConfig llama3_config() {
   ModelConfig c = small_config();
