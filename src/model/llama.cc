@@ -103,6 +103,11 @@ double LlamaModel::weight_bytes_per_token() const {
   return b;
 }
 
+void LlamaModel::mm(const Tensor& w, const float* x, int64_t n_tokens, float* y) {
+  if (observer_) observer_(w, x, n_tokens);
+  matmul(w, x, n_tokens, y, threads_, round_);
+}
+
 // Causal attention of n_tokens queries (positions n_past..) against the cache, one (token, head) per task.
 void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out) {
   const int64_t hd = config_.n_embd_head(), n_head = config_.n_head, kv_dim = config_.n_embd_kv();
@@ -164,9 +169,9 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
     const Layer& l = layers_[static_cast<size_t>(il)];
     // attention block
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    matmul(l.wq, xb.data(), n, q.data(), threads_, round_);
-    matmul(l.wk, xb.data(), n, k.data(), threads_, round_);
-    matmul(l.wv, xb.data(), n, v.data(), threads_, round_);
+    mm(l.wq, xb.data(), n, q.data());
+    mm(l.wk, xb.data(), n, k.data());
+    mm(l.wv, xb.data(), n, v.data());
     for (int64_t t = 0; t < n; ++t) {
       float* qt = q.data() + t * q_dim;
       float* kt = k.data() + t * kv_dim;
@@ -192,21 +197,21 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
       }
     }
     attention(l, il, q.data(), n, n_past, att.data());
-    matmul(l.wo, att.data(), n, proj.data(), threads_, round_);
+    mm(l.wo, att.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     // feed-forward block (SwiGLU)
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    matmul(l.w_gate, xb.data(), n, gate.data(), threads_, round_);
-    matmul(l.w_up, xb.data(), n, up.data(), threads_, round_);
+    mm(l.w_gate, xb.data(), n, gate.data());
+    mm(l.w_up, xb.data(), n, up.data());
     swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
-    matmul(l.w_down, gate.data(), n, proj.data(), threads_, round_);
+    mm(l.w_down, gate.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
   }
 
   const int64_t first = all_logits ? 0 : n - 1;
   for (int64_t t = first; t < n; ++t)
     rms_norm(x.data() + t * dim, output_norm_.data(), dim, c.norm_eps, xb.data() + (t - first) * dim);
-  matmul(output_, xb.data(), n - first, logits, threads_, round_);
+  mm(output_, xb.data(), n - first, logits);
 }
 
 }  // namespace lowbit
