@@ -33,19 +33,43 @@ void MemoryModelSource::set_value(const std::string& name, int64_t index, float 
   fail(path_, "no tensor named '{}'", name);
 }
 
-std::shared_ptr<MemoryModelSource> make_random_model(const ModelConfig& config, uint64_t seed) {
+void MemoryModelSource::add(Tensor t) {
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    if (tensors_[i].name() == t.name()) {
+      infos_[i] = t.info;
+      tensors_[i] = std::move(t);
+      return;
+    }
+  }
+  infos_.push_back(t.info);
+  tensors_.push_back(std::move(t));
+}
+
+void MemoryModelSource::remove(const std::string& name) {
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    if (tensors_[i].name() == name) {
+      tensors_.erase(tensors_.begin() + static_cast<std::ptrdiff_t>(i));
+      infos_.erase(infos_.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
+  }
+}
+
+std::shared_ptr<MemoryModelSource> make_random_model(const ModelConfig& config, uint64_t seed, DType weight_type) {
+  config.validate("make_random_model");
   std::mt19937_64 rng(seed);
   // Box-Muller on raw 64-bit draws keeps the values identical across standard libraries.
   auto uniform = [&] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };
   auto normal = [&] { return std::sqrt(-2.0 * std::log(uniform())) * std::cos(2 * M_PI * uniform()); };
   std::vector<Tensor> tensors;
-  for (const auto& info : llama_tensor_layout(config)) {
+  for (const auto& info : llama_tensor_layout(config, weight_type)) {
     std::vector<float> v(static_cast<size_t>(info.n_elements()));
     const bool is_norm = info.n_dims == 1 && info.name.find("norm") != std::string::npos;
     const double scale = 1.0 / std::sqrt(static_cast<double>(info.ne[0]));
     for (auto& x : v) x = static_cast<float>(is_norm ? 1.0 + 0.1 * normal() : scale * normal());
-    std::vector<int64_t> ne(info.ne.begin(), info.ne.begin() + info.n_dims);
-    tensors.push_back(make_f32_tensor(info.name, ne, std::move(v)));
+    std::vector<uint8_t> bytes(info.n_bytes());
+    quantize_rows(info.type, v.data(), bytes.data(), info.n_rows(), info.ne[0], nullptr, info.name);
+    tensors.push_back(make_owned_tensor(info, std::move(bytes)));
   }
   Vocab vocab;
   vocab.model = "llama";

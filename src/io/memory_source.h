@@ -11,7 +11,8 @@ namespace lowbit {
 
 class MemoryModelSource : public ModelSource {
  public:
-  MemoryModelSource(ModelConfig config, Vocab vocab, std::vector<Tensor> tensors, std::string path = "<memory>");
+  MemoryModelSource(ModelConfig config, Vocab vocab = {}, std::vector<Tensor> tensors = {},
+                    std::string path = "<memory>");
   const std::string& path() const override { return path_; }
   std::string format() const override { return "memory"; }
   const ModelConfig& config() const override { return config_; }
@@ -20,6 +21,9 @@ class MemoryModelSource : public ModelSource {
   Tensor tensor(const std::string& name) const override;
   // Overwrites one element of an F32 tensor (tests use it to plant NaNs and outliers).
   void set_value(const std::string& name, int64_t index, float value);
+  // Adds `t`, or replaces the tensor of the same name in its place (tests use it to plant wrong shapes).
+  void add(Tensor t);
+  void remove(const std::string& name);
 
  private:
   std::string path_;
@@ -29,8 +33,10 @@ class MemoryModelSource : public ModelSource {
   std::vector<TensorInfo> infos_;
 };
 
-// A Llama-shaped model with seeded random F32 weights (norms near 1, matrices ~ N(0, 1/sqrt(n_in))) and a
-// byte-level toy vocabulary of config.n_vocab tokens.
-std::shared_ptr<MemoryModelSource> make_random_model(const ModelConfig& config, uint64_t seed);
+// A Llama-shaped model with seeded random weights (norms near 1, matrices ~ N(0, 1/sqrt(n_in))) and a
+// byte-level toy vocabulary of config.n_vocab tokens. Matrices are stored as `weight_type` (any type with a
+// quantizer; the values drawn are the same whatever the type), norms and biases as F32.
+std::shared_ptr<MemoryModelSource> make_random_model(const ModelConfig& config, uint64_t seed,
+                                                     DType weight_type = DType::F32);
 
 }  // namespace lowbit

@@ -6,7 +6,9 @@
 
 #include "core/float_formats.h"
 #include "model/tensor_layout.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/rope.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -24,61 +26,29 @@ std::vector<float> load_vector(const ModelSource& src, const std::string& name) 
 
 inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
 
-void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
-// Rotates one head in place. GGUF/llama pairs are adjacent (x[2i], x[2i+1]); NeoX pairs are (x[i], x[i+d/2]).
-void rope(float* x, int64_t head_dim, int64_t pos, const std::vector<float>& inv_freq, bool neox) {
-  const int64_t half = head_dim / 2;
-  for (int64_t i = 0; i < half; ++i) {
-    const float theta = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
-    const float c = std::cos(theta), s = std::sin(theta);
-    float& a = neox ? x[i] : x[2 * i];
-    float& b = neox ? x[i + half] : x[2 * i + 1];
-    const float a0 = a, b0 = b;
-    a = a0 * c - b0 * s;
-    b = a0 * s + b0 * c;
-  }
-}
-
 }  // namespace
 
-std::vector<float> llama3_rope_factors(const ModelConfig& c) {
-  const int64_t dim = c.n_embd_head();
-  const double factor = c.rope.factor, low = c.rope.low_freq_factor, high = c.rope.high_freq_factor;
-  const double old_ctx = static_cast<double>(c.rope.original_context > 0 ? c.rope.original_context : 8192);
-  const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
-  std::vector<float> factors;
-  for (int64_t i = 0; i < dim; i += 2) {
-    const double freq = 1.0 / std::pow(static_cast<double>(c.rope.theta), static_cast<double>(i) / dim);
-    const double wavelen = 2 * M_PI / freq;
-    if (wavelen < high_wavelen) factors.push_back(1.0f);
-    else if (wavelen > low_wavelen) factors.push_back(static_cast<float>(factor));
-    else {
-      const double smooth = (old_ctx / wavelen - low) / (high - low);
-      factors.push_back(static_cast<float>(1.0 / ((1 - smooth) / factor + smooth)));
-    }
-  }
-  return factors;
-}
-
 LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOptions& options)
-    : source_(std::move(source)), config_(source_->config()), threads_(std::max(1, options.threads)) {
+    : source_(std::move(source)), config_(source_->config()), threads_(std::max(1, options.threads)),
+      round_(options.ggml_rounding) {
   const ModelSource& src = *source_;
   const std::string& where = src.path();
   config_.validate(where);
-  // Every expected tensor must be there with the expected shape (any type).
+  check(config_.n_embd_head() % 2 == 0, where, "head size {} is odd; rotary embedding needs pairs", config_.n_embd_head());
+  // Every expected tensor must be there with the expected shape, in a type that converts to float.
   for (const auto& want : llama_tensor_layout(config_)) {
     check(src.has_tensor(want.name), where, "missing tensor '{}'", want.name);
     const TensorInfo& got = src.tensor_info(want.name);
     bool same = true;
     for (int d = 0; d < kMaxDims; ++d) same &= got.ne[d] == want.ne[d];
     check(same, where, "tensor '{}' has shape {}, the config needs {}", want.name, got.shape_string(), want.shape_string());
+    const TypeTraits& tt = type_traits(got.type);
+    check((tt.is_float || tt.is_quantized) && tt.to_float, where, "tensor '{}' has type {}, not a float or quant type",
+          want.name, tt.name);
   }
+  // The cache is allocated from n_ctx: refuse sizes no machine could hold rather than die in the allocator.
+  constexpr int64_t kMaxCtx = int64_t{1} << 22;
+  check(options.n_ctx >= 0 && options.n_ctx <= kMaxCtx, "n_ctx", "{} is outside 0..{}", options.n_ctx, kMaxCtx);
   n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min<int64_t>(config_.n_ctx_train > 0 ? config_.n_ctx_train : 2048, 4096);
   token_embd_ = src.tensor("token_embd.weight");
   output_ = config_.tied_embeddings ? token_embd_ : src.tensor("output.weight");
@@ -86,14 +56,14 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
 
   const int64_t hd = config_.n_embd_head();
   std::vector<float> freq_factors;
-  if (src.has_tensor("rope_freqs.weight")) freq_factors = load_vector(src, "rope_freqs.weight");
-  else if (config_.rope.scaling == RopeScaling::Llama3) freq_factors = llama3_rope_factors(config_);
-  for (int64_t i = 0; i < hd / 2; ++i) {
-    float f = std::pow(config_.rope.theta, -2.0f * static_cast<float>(i) / static_cast<float>(hd));
-    if (config_.rope.scaling == RopeScaling::Linear) f /= config_.rope.factor;
-    if (!freq_factors.empty()) f /= freq_factors[static_cast<size_t>(i)];
-    rope_inv_freq_.push_back(f);
+  if (src.has_tensor("rope_freqs.weight")) {
+    const TensorInfo& info = src.tensor_info("rope_freqs.weight");
+    check(info.n_elements() == hd / 2, where, "tensor 'rope_freqs.weight' has shape {}, the config needs [{}]",
+          info.shape_string(), hd / 2);
+    freq_factors = load_vector(src, "rope_freqs.weight");
   }
+  else if (config_.rope.scaling == RopeScaling::Llama3) freq_factors = llama3_rope_factors(config_);
+  rope_inv_freq_ = rope_inv_freq(hd, config_.rope, freq_factors);
 
   layers_.resize(static_cast<size_t>(config_.n_layer));
   for (int64_t i = 0; i < config_.n_layer; ++i) {
@@ -135,7 +105,7 @@ double LlamaModel::weight_bytes_per_token() const {
 
 void LlamaModel::mm(const Tensor& w, const float* x, int64_t n_tokens, float* y) {
   if (observer_) observer_(w, x, n_tokens);
-  matmul(w, x, n_tokens, y, threads_);
+  matmul(w, x, n_tokens, y, threads_, round_);
 }
 
 // Causal attention of n_tokens queries (positions n_past..) against the cache, one (token, head) per task.
@@ -148,28 +118,28 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
 #pragma omp parallel num_threads(threads_)
   {
     std::vector<float> scores(static_cast<size_t>(n_past + n_tokens));
+    std::vector<float> qh(static_cast<size_t>(hd));
 #pragma omp for schedule(static) collapse(2)
     for (int64_t t = 0; t < n_tokens; ++t) {
       for (int64_t h = 0; h < n_head; ++h) {
         const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
         // ggml multiplies F16 K by Q converted to F16, and F16 V by the softmax weights converted to F16.
-        float qh[512];
-        for (int64_t d = 0; d < hd; ++d) qh[d] = f16_round(q[t * config_.n_embd_q() + h * hd + d]);
+        for (int64_t d = 0; d < hd; ++d) {
+          const float qd = q[t * config_.n_embd_q() + h * hd + d];
+          qh[static_cast<size_t>(d)] = round_ ? f16_round(qd) : qd;
+        }
         const int64_t kv_off = (h / group) * hd;
-        float mx = -INFINITY;
         for (int64_t p = 0; p < n_keys; ++p) {
           const float* k = kc + p * kv_dim + kv_off;
           float s = 0;
-          for (int64_t d = 0; d < hd; ++d) s += qh[d] * k[d];
+          for (int64_t d = 0; d < hd; ++d) s += qh[static_cast<size_t>(d)] * k[d];
           scores[static_cast<size_t>(p)] = s * scale;
-          mx = std::max(mx, scores[static_cast<size_t>(p)]);
         }
-        float sum = 0;
-        for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
+        softmax(scores.data(), n_keys);
         float* o = out + t * config_.n_embd_q() + h * hd;
         std::fill(o, o + hd, 0.0f);
         for (int64_t p = 0; p < n_keys; ++p) {
-          const float w = f16_round(scores[static_cast<size_t>(p)] / sum);
+          const float w = round_ ? f16_round(scores[static_cast<size_t>(p)]) : scores[static_cast<size_t>(p)];
           const float* v = vc + p * kv_dim + kv_off;
           for (int64_t d = 0; d < hd; ++d) o[d] += w * v[d];
         }
@@ -213,17 +183,17 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
       const int64_t pos = n_past + t;
       for (int64_t h = 0; h < c.n_head; ++h) {
         if (c.attn_qk_norm) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
-        rope(qt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
+        rope_rotate(qt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
       }
       for (int64_t h = 0; h < c.n_head_kv; ++h) {
         if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
-        rope(kt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
+        rope_rotate(kt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
       }
-      // The cache holds F16 values, as llama.cpp's default KV cache type does.
+      // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
       const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
       for (int64_t i = 0; i < kv_dim; ++i) {
-        k_cache_[at + static_cast<size_t>(i)] = f16_round(kt[i]);
-        v_cache_[at + static_cast<size_t>(i)] = f16_round(vt[i]);
+        k_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(kt[i]) : kt[i];
+        v_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(vt[i]) : vt[i];
       }
     }
     attention(l, il, q.data(), n, n_past, att.data());
@@ -233,7 +203,7 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
     mm(l.w_gate, xb.data(), n, gate.data());
     mm(l.w_up, xb.data(), n, up.data());
-    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
     mm(l.w_down, gate.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
   }

@@ -11,12 +11,17 @@
 
 #include "io/model_source.h"
 #include "model/language_model.h"
+#include "ops/rope.h"  // llama3_rope_factors, once declared here
 
 namespace lowbit {
 
 struct EngineOptions {
   int64_t n_ctx = 0;  // KV cache positions; 0: the model's training context (at most 4096)
   int threads = 1;
+  // Round as llama.cpp's CPU backend does: activations to the type ggml multiplies each weight type with, Q and
+  // the softmax weights to F16, an F16 KV cache; so lowbit's figures compare like for like with llama.cpp's.
+  // false: plain f32 throughout (for checking the forward pass against exact references).
+  bool ggml_rounding = true;
 };
 
 class LlamaModel : public LanguageModel {
@@ -43,6 +48,7 @@ class LlamaModel : public LanguageModel {
   ModelConfig config_;
   int64_t n_ctx_ = 0;
   int threads_ = 1;
+  bool round_ = true;
   Tensor token_embd_, output_;
   std::vector<float> output_norm_;
   std::vector<float> rope_inv_freq_;  // per rotated pair, scaling applied
@@ -50,8 +56,5 @@ class LlamaModel : public LanguageModel {
   std::vector<float> k_cache_, v_cache_;  // [layer][pos][n_embd_kv]
   MatmulObserver observer_;
 };
-
-// Llama 3's per-frequency rope factors (the converter stores them as rope_freqs.weight).
-std::vector<float> llama3_rope_factors(const ModelConfig& config);
 
 }  // namespace lowbit

@@ -72,8 +72,7 @@ void dequantize_row(const Tensor& w, int64_t row, float* out) {
 }
 
 void matmul_generic(const Tensor& w, const float* x_in, int64_t n_tokens, float* y, int threads) {
-  const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
-  const bool is_f32 = w.type() == DType::F32;
+  const int64_t n_in = w.ne()[0];
   // Round the activations through the type llama.cpp would quantize them to (see activation_type).
   const DType at = activation_type(w.type());
   std::vector<float> x_rounded;
@@ -91,6 +90,12 @@ void matmul_generic(const Tensor& w, const float* x_in, int64_t n_tokens, float*
     }
     x = x_rounded.data();
   }
+  matmul_exact(w, x, n_tokens, y, threads);
+}
+
+void matmul_exact(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
+  const bool is_f32 = w.type() == DType::F32;
   constexpr int64_t kRowsPerBlock = 16;
   const int64_t n_blocks = (n_out + kRowsPerBlock - 1) / kRowsPerBlock;
 #pragma omp parallel num_threads(threads)
@@ -110,7 +115,8 @@ void matmul_generic(const Tensor& w, const float* x_in, int64_t n_tokens, float*
   }
 }
 
-void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads, bool round_activations) {
+  if (!round_activations) return matmul_exact(w, x, n_tokens, y, std::max(1, threads));
   const auto id = static_cast<uint32_t>(w.type());
   const MatmulKernel k = id < kernels().size() ? kernels()[id] : nullptr;
   (k ? k : matmul_generic)(w, x, n_tokens, y, std::max(1, threads));

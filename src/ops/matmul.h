@@ -17,10 +17,14 @@ using MatmulKernel = void (*)(const Tensor& w, const float* x, int64_t n_tokens,
 void register_matmul_kernel(DType type, MatmulKernel kernel);
 
 // x: n_tokens rows of ne[0] floats; y: n_tokens rows of ne[1] floats.
-void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
+// round_activations: as llama.cpp does (see activation_type; registered kernels are used only then); false:
+// the exact product of the stored weights with the float activations.
+void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads, bool round_activations = true);
 
 // The generic dequantize-then-dot path (also the reference fused kernels are tested against).
 void matmul_generic(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
+// Dequantize-then-dot with the activations as given (no rounding).
+void matmul_exact(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
 
 // The type llama.cpp (ggml's CPU backend) converts activations to before a dot product with weights of type
 // `w`: Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants and IQ4_XS, F16/BF16 for

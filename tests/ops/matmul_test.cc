@@ -1,0 +1,115 @@
+#include "ops/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/float_formats.h"
+
+namespace lowbit {
+namespace {
+
+std::vector<float> pseudo_random(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    seed = seed * 1664525u + 1013904223u;
+    x = static_cast<float>(seed >> 8) / static_cast<float>(1u << 24) * 2.0f - 1.0f;
+  }
+  return v;
+}
+
+Tensor make_weight(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
+  TensorInfo info;
+  info.name = "w";
+  info.type = type;
+  info.n_dims = 2;
+  info.ne = {n_in, n_out, 1, 1};
+  const std::vector<float> values = pseudo_random(static_cast<size_t>(n_in * n_out), seed);
+  std::vector<uint8_t> bytes(info.n_bytes());
+  quantize_rows(type, values.data(), bytes.data(), n_out, n_in);
+  return make_owned_tensor(info, std::move(bytes));
+}
+
+// y must equal x . W^T for the weights as the type stores them (dequantized), whatever the type and threads.
+TEST(Matmul, EveryTypeMatchesDequantizedDoubleProduct) {
+  const int64_t n_in = 256, n_out = 37, n_tokens = 5;  // 37: the last row block is partial
+  const std::vector<float> x = pseudo_random(static_cast<size_t>(n_in * n_tokens), 7);
+  int tested = 0;
+  for (const TypeTraits& t : all_types()) {
+    if (!t.to_float || !t.quantize || t.needs_importance || !row_fits(t.type, n_in)) continue;
+    SCOPED_TRACE(t.name);
+    const Tensor w = make_weight(t.type, n_in, n_out, 3);
+    const std::vector<float> wf = tensor_to_f32(w);
+    std::vector<float> y1(static_cast<size_t>(n_tokens * n_out)), y2(y1.size()), y3(y1.size());
+    matmul(w, x.data(), n_tokens, y1.data(), 1, false);
+    matmul(w, x.data(), n_tokens, y2.data(), 2, false);
+    matmul(w, x.data(), n_tokens, y3.data(), 3, false);
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(y1.data(), y3.data(), y1.size() * sizeof(float)));
+    for (int64_t tk = 0; tk < n_tokens; ++tk) {
+      for (int64_t o = 0; o < n_out; ++o) {
+        double want = 0, mag = 0;
+        for (int64_t i = 0; i < n_in; ++i) {
+          want += static_cast<double>(wf[o * n_in + i]) * x[tk * n_in + i];
+          mag += std::abs(static_cast<double>(wf[o * n_in + i]) * x[tk * n_in + i]);
+        }
+        ASSERT_NEAR(y1[tk * n_out + o], want, 1e-6 * mag + 1e-7) << "token " << tk << " row " << o;
+      }
+    }
+    ++tested;
+  }
+  EXPECT_GE(tested, 3);  // at least F32, F16, BF16
+}
+
+TEST(Matmul, RoundingModeMultipliesF16WeightsByF16Activations) {
+  // As ggml does for F16 weights: the activations are converted to F16 first.
+  const Tensor w = make_weight(DType::F16, 64, 20, 21);
+  std::vector<float> x = pseudo_random(64 * 2, 4), y(40), want(40);
+  matmul(w, x.data(), 2, y.data(), 2);
+  for (float& v : x) v = f16_to_f32(f32_to_f16(v));
+  matmul_exact(w, x.data(), 2, want.data(), 1);
+  EXPECT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(float)));
+  EXPECT_EQ(activation_type(DType::Q4_K), DType::Q8_K);
+  EXPECT_EQ(activation_type(DType::Q4_0), DType::Q8_0);
+  EXPECT_EQ(activation_type(DType::F32), DType::F32);
+}
+
+TEST(Matmul, SingleTokenEqualsBatchRow) {
+  const Tensor w = make_weight(DType::F16, 64, 40, 5);
+  const std::vector<float> x = pseudo_random(64 * 3, 9);
+  std::vector<float> all(3 * 40), one(40);
+  matmul(w, x.data(), 3, all.data(), 2);
+  matmul(w, x.data() + 64 * 2, 1, one.data(), 2);
+  EXPECT_EQ(0, std::memcmp(one.data(), all.data() + 80, 40 * sizeof(float)));
+}
+
+int g_calls = 0;
+void counting_kernel(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  ++g_calls;
+  matmul_generic(w, x, n_tokens, y, threads);
+}
+
+TEST(Matmul, RegisteredKernelReplacesGenericPathAndCanBeRemoved) {
+  const Tensor w = make_weight(DType::BF16, 64, 8, 11);
+  const std::vector<float> x = pseudo_random(64, 2);
+  std::vector<float> y(8);
+  g_calls = 0;
+  register_matmul_kernel(DType::BF16, counting_kernel);
+  matmul(w, x.data(), 1, y.data(), 1);
+  EXPECT_EQ(g_calls, 1);
+  register_matmul_kernel(DType::BF16, nullptr);
+  matmul(w, x.data(), 1, y.data(), 1);
+  EXPECT_EQ(g_calls, 1);
+}
+
+TEST(Matmul, DequantizeRowReadsTheRightRow) {
+  const Tensor w = make_weight(DType::F32, 16, 4, 13);
+  std::vector<float> row(16);
+  dequantize_row(w, 2, row.data());
+  EXPECT_EQ(0, std::memcmp(row.data(), w.data + 2 * 16 * sizeof(float), 16 * sizeof(float)));
+}
+
+}  // namespace
+}  // namespace lowbit
