@@ -23,7 +23,7 @@ struct VariantResult {
   std::string path;
   double file_bytes = 0;
   double bits_per_weight = 0;
-  double peak_rss_bytes = 0;
+  double peak_rss_bytes = 0;   // memory to run it: weights + KV cache (the "memory" column)
   double pp_tokens_per_s = 0, tg_tokens_per_s = 0;
   double ppl = 0, ppl_stderr = 0;
   std::optional<double> kld_mean, kld_stderr, top1_percent;  // vs the source (absent for the source itself)

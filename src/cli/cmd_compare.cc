@@ -1,0 +1,175 @@
+// lowbit compare: quantize a source into several variants, evaluate each the same way, one report.
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "algo/gguf_quantize.h"
+#include "cli/command.h"
+#include "eval/bench.h"
+#include "eval/multiple_choice.h"
+#include "eval/perplexity.h"
+#include "eval/report.h"
+#include "io/model_source.h"
+#include "model/llama.h"
+#include "model/tokenizer.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct Variant {
+  std::string name, ftype;
+  bool imatrix = false;
+};
+
+// "f16", "q4_k_m", "q4_k_m+imatrix" -> a GGUF file type, optionally with an importance matrix.
+Variant parse_variant(const std::string& spec) {
+  Variant v{spec, spec, false};
+  if (const auto plus = spec.find('+'); plus != std::string::npos) {
+    check(spec.substr(plus + 1) == "imatrix", "--variants", "'{}': only '+imatrix' may follow a type", spec);
+    v.ftype = spec.substr(0, plus);
+    v.imatrix = true;
+  }
+  check(spec.find(':') == std::string::npos, "--variants",
+        "'{}': GPTQ/AWQ variants are not available in compare yet (GGUF types only)", spec);
+  check(file_type_from_name(v.ftype).has_value(), "--variants", "'{}' is not a GGUF file type", spec);
+  return v;
+}
+
+std::string cpu_name() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+Run setup_compare(CLI::App& app) {
+  struct Args {
+    std::string src, variants = "f16,q8_0,q4_0,q4_k_m,q4_k_m+imatrix,q2_k", text, calib, out = "report", tasks;
+    int64_t ctx = 256, chunks = 40;
+    int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  };
+  auto a = std::make_shared<Args>();
+  app.add_option("src", a->src, "source model (the reference every variant is compared with)")->required();
+  app.add_option("--variants", a->variants, "comma-separated GGUF types, '+imatrix' for an importance matrix")->capture_default_str();
+  app.add_option("--text", a->text, "evaluation text for perplexity and KLD")->required();
+  app.add_option("--calib", a->calib, "calibration text for importance matrices");
+  app.add_option("--tasks", a->tasks, "TASK:FILE:N,... e.g. hellaswag:hs.jsonl:200");
+  app.add_option("-o,--output", a->out, "report folder (variants already there are reused)")->capture_default_str();
+  app.add_option("-c,--ctx", a->ctx, "perplexity context")->capture_default_str();
+  app.add_option("--chunks", a->chunks, "perplexity chunks")->capture_default_str();
+  app.add_option("-t,--threads", a->threads, "threads")->capture_default_str()->check(CLI::Range(1, 1024));
+  return [a]() {
+    std::vector<Variant> variants;
+    for (size_t p = 0; p <= a->variants.size();) {
+      const size_t q = std::min(a->variants.find(',', p), a->variants.size());
+      if (q > p) variants.push_back(parse_variant(a->variants.substr(p, q - p)));
+      p = q + 1;
+    }
+    const bool need_imatrix = std::any_of(variants.begin(), variants.end(), [](const Variant& v) { return v.imatrix; });
+    check(!need_imatrix || !a->calib.empty(), "--calib", "'+imatrix' variants need calibration text");
+    std::filesystem::create_directories(a->out);
+    std::shared_ptr<const ModelSource> src = open_model(a->src);
+    Tokenizer tok(src->vocab());
+    const auto tokens = tok.encode(read_text_file(a->text), true);
+    struct Task {
+      std::string name, file;
+      int limit;
+    };
+    std::vector<Task> tasks;
+    for (size_t p = 0; !a->tasks.empty() && p <= a->tasks.size();) {
+      const size_t q = std::min(a->tasks.find(',', p), a->tasks.size());
+      const std::string spec = a->tasks.substr(p, q - p);
+      const size_t c1 = spec.find(':'), c2 = spec.rfind(':');
+      check(c1 != std::string::npos && c2 > c1, "--tasks", "'{}' is not TASK:FILE:N", spec);
+      tasks.push_back({spec.substr(0, c1), spec.substr(c1 + 1, c2 - c1 - 1), std::stoi(spec.substr(c2 + 1))});
+      p = q + 1;
+    }
+
+    CompareReport report{a->src, a->text, a->ctx, a->chunks, fmt::format("{}, {} threads", cpu_name(), a->threads), {}};
+    const std::string base_logits = a->out + "/source.logits";
+    auto evaluate = [&](const std::string& name, const std::string& format, const std::string& path, bool is_source) {
+      fmt::print(stderr, "evaluating {}\n", name);
+      std::shared_ptr<const ModelSource> m = open_model(path);
+      LlamaModel model(m, {std::max<int64_t>(a->ctx, 320), a->threads});
+      VariantResult r;
+      r.name = name, r.format = format, r.path = path;
+      r.plan_format = is_source ? "F16" : name;
+      for (auto& c : r.plan_format) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      double params = 0;
+      for (const auto& t : m->tensor_infos()) params += static_cast<double>(t.n_elements());
+      r.file_bytes = 0;
+      for (const auto& t : m->tensor_infos()) r.file_bytes += static_cast<double>(t.n_bytes());
+      r.bits_per_weight = 8 * r.file_bytes / params;
+      if (!std::filesystem::is_directory(path)) r.file_bytes = static_cast<double>(std::filesystem::file_size(path));
+      PerplexityOptions o;
+      o.n_ctx = a->ctx, o.n_chunks = a->chunks, o.bos = tok.vocab().add_bos ? tok.vocab().bos_id : -1;
+      (is_source ? o.save_logits : o.kld_base) = base_logits;
+      const PerplexityResult p = compute_perplexity(model, tokens, o);
+      r.ppl = p.ppl, r.ppl_stderr = p.ppl_err;
+      if (p.kld) r.kld_mean = p.kld->kld_mean, r.kld_stderr = p.kld->kld_err, r.top1_percent = p.kld->same_top_pct;
+      const auto b = run_bench(model, 64, 32, 2);
+      r.pp_tokens_per_s = b[0].mean(), r.tg_tokens_per_s = b[1].mean();
+      // Memory the variant needs to run here: its weights plus the F32 KV cache of this context.
+      const ModelConfig& c = m->config();
+      r.peak_rss_bytes = r.file_bytes + 2.0 * 4.0 * static_cast<double>(c.n_layer * model.n_ctx() * c.n_embd_kv());
+      for (const auto& t : tasks) {
+        const auto items = load_mc_task(mc_task_from_name(t.name), t.file, t.limit);
+        const McScore s = score_multiple_choice(model, [&](const std::string& x) { return tok.encode(x, false); },
+                                                o.bos, items);
+        r.tasks[t.name] = {s.n, s.acc, s.acc_stderr, s.acc_norm, s.acc_norm_stderr};
+      }
+      report.variants.push_back(std::move(r));
+    };
+
+    evaluate("source", "source", a->src, true);
+    Imatrix imatrix;
+    if (need_imatrix) {
+      const std::string path = a->out + "/imatrix.gguf";
+      if (!std::filesystem::exists(path)) {
+        fmt::print(stderr, "computing the importance matrix on {}\n", a->calib);
+        LlamaModel model(src, {a->ctx, a->threads});
+        ImatrixCollector collector;
+        model.set_matmul_observer([&](const Tensor& w, const float* x, int64_t n) { collector.observe(w.name(), x, n, w.ne()[0]); });
+        const auto calib = tok.encode(read_text_file(a->calib), true);
+        std::vector<float> logits(static_cast<size_t>(model.n_vocab()));
+        const int64_t n_chunks = std::min<int64_t>(static_cast<int64_t>(calib.size()) / a->ctx, 100);
+        check(n_chunks > 0, a->calib, "is shorter than one chunk of {} tokens", a->ctx);
+        for (int64_t c = 0; c < n_chunks; ++c) {
+          std::vector<int32_t> chunk(calib.begin() + c * a->ctx, calib.begin() + (c + 1) * a->ctx);
+          if (tok.vocab().add_bos) chunk[0] = tok.vocab().bos_id;
+          model.eval(chunk, 0, logits.data(), false);
+        }
+        collector.imatrix().datasets.push_back(a->calib);
+        collector.imatrix().chunk_size = static_cast<int32_t>(a->ctx);
+        write_imatrix(path, collector.imatrix(), ImatrixFormat::Gguf);
+      }
+      imatrix = read_imatrix(path);
+    }
+    for (const auto& v : variants) {
+      const std::string path = a->out + "/" + v.name + ".gguf";
+      if (!std::filesystem::exists(path)) {  // a killed compare resumes where it stopped
+        fmt::print(stderr, "quantizing {}\n", v.name);
+        GgufQuantizeOptions o;
+        o.mix.ftype = *file_type_from_name(v.ftype);
+        o.threads = a->threads;
+        if (v.imatrix) o.imatrix = &imatrix, o.imatrix_path = a->out + "/imatrix.gguf";
+        quantize_to_gguf(src, path, o);
+      }
+      evaluate(v.name, "gguf", path, false);
+    }
+    write_report(a->out, report);
+    fmt::print("{}", report_markdown(report));
+    fmt::print("\nwritten: {0}/report.md, {0}/report.json, {0}/report.html\n", a->out);
+    return 0;
+  };
+}
+
+const Command kCompare{"compare", "quantize into several variants and compare them side by side (report with plots)", setup_compare};
+
+}  // namespace
+}  // namespace lowbit::cli
