@@ -81,6 +81,7 @@ Vocab load_sentencepiece_vocab(const std::string& path) {
   v.model = "llama";
   v.pre = "default";
   v.bos_id = 1, v.eos_id = 2, v.unk_id = 0, v.pad_id = -1;  // SentencePiece's defaults
+  bool have_trainer = false, have_normalizer = false;
   while (!in.done()) {
     const uint64_t tag = in.varint();
     const int field = static_cast<int>(tag >> 3), wire = static_cast<int>(tag & 7);
@@ -102,6 +103,7 @@ Vocab load_sentencepiece_vocab(const std::string& path) {
       v.scores.push_back(score);
       v.types.push_back(type);  // SentencePiece's and GGUF's token type numbers coincide
     } else if (field == 2 && wire == 2) {  // TrainerSpec
+      have_trainer = true;
       ProtoReader t = in.bytes();
       while (!t.done()) {
         const uint64_t tag2 = t.varint();
@@ -114,6 +116,7 @@ Vocab load_sentencepiece_vocab(const std::string& path) {
         }
       }
     } else if (field == 3 && wire == 2) {  // NormalizerSpec
+      have_normalizer = true;
       ProtoReader n = in.bytes();
       while (!n.done()) {
         const uint64_t tag2 = n.varint();
@@ -126,6 +129,9 @@ Vocab load_sentencepiece_vocab(const std::string& path) {
     }
   }
   check(!v.tokens.empty(), path, "no pieces: not a SentencePiece model");
+  // SentencePiece always writes both specs after the pieces: a file without them was cut short.
+  check(have_trainer && have_normalizer, path, "no {} (truncated SentencePiece model?)",
+        have_trainer ? "normalizer_spec" : "trainer_spec");
   for (int32_t* id : {&v.unk_id, &v.bos_id, &v.eos_id, &v.pad_id})
     if (*id >= v.size()) *id = -1;
   v.add_bos = true;
