@@ -3,6 +3,8 @@
 #include <unicode/uchar.h>
 
 #include <algorithm>
+#include <initializer_list>
+#include <utility>
 
 #include "util/error.h"
 
@@ -43,32 +45,93 @@ bool is_newline(char32_t c) { return c == '\r' || c == '\n'; }
 bool is_other(char32_t c) { return !is_space(c) && !is_letter(c) && !is_number(c); }
 char32_t lower(char32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
+bool is_punct(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_P_MASK) != 0; }
+bool is_cjk(char32_t c) { return (c >= 0x0800 && c <= 0x9FA5) || (c >= 0xAC00 && c <= 0xD7FF); }
+bool is_ascii_digit(char32_t c) { return c >= '0' && c <= '9'; }
+
+// Applies llama.cpp's chain of regexes: each one splits every piece of the previous into its matches and the
+// gaps between them (gaps are kept as pieces). The rules are hand-written matchers; end_ is the current piece's end,
+// so lookaheads and "end of text" see only that piece, as the regex would.
 class Splitter {
  public:
-  Splitter(std::string_view text, PreSplit kind) : text_(text), cp_(decode_utf8(text)), kind_(kind) {}
+  using Rule = size_t (Splitter::*)(size_t) const;
 
-  std::vector<std::string_view> run() {
-    const size_t n = cp_.size();
-    for (size_t i = 0; i < n;) {
-      const size_t len = kind_ == PreSplit::Gpt2 || kind_ == PreSplit::DigitsGpt2 ? match_gpt2(i) : match_llama3(i);
-      emit(i, len);
-      i += len;
+  explicit Splitter(std::string_view text) : text_(text), cp_(decode_utf8(text)) {}
+
+  std::vector<std::string_view> run(std::initializer_list<Rule> rules) {
+    std::vector<std::pair<size_t, size_t>> pieces = {{0, cp_.size()}};
+    for (Rule rule : rules) {
+      std::vector<std::pair<size_t, size_t>> next;
+      for (const auto& [b, e] : pieces) {
+        end_ = e;
+        size_t gap = b;
+        for (size_t i = b; i < e;) {
+          const size_t len = (this->*rule)(i);
+          if (len == 0) {
+            ++i;
+            continue;
+          }
+          if (gap < i) next.emplace_back(gap, i);
+          next.emplace_back(i, i + len);
+          i += len;
+          gap = i;
+        }
+        if (gap < e) next.emplace_back(gap, e);
+      }
+      pieces = std::move(next);
     }
-    return out_;
+    std::vector<std::string_view> out;
+    out.reserve(pieces.size());
+    for (const auto& [b, e] : pieces) {
+      const size_t from = cp_[b].start, to = cp_[e - 1].start + cp_[e - 1].len;
+      out.push_back(text_.substr(from, to - from));
+    }
+    return out;
   }
 
+  // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  size_t gpt2(size_t i) const {
+    if (size_t k = contraction(i, false)) return k;
+    const size_t o = at(i) == ' ' && in(i + 1) ? 1 : 0;
+    const char32_t d = at(i + o);
+    if (o == 0 || !is_space(d)) {
+      if (is_letter(d)) return o + run_of(i + o, is_letter);
+      if (is_number(d)) return o + run_of(i + o, is_number);
+      if (is_other(d)) return o + run_of(i + o, is_other);
+    }
+    return trailing_space(i);
+  }
+  // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  size_t llama3(size_t i) const { return llama3_like(i, 3); }
+  size_t qwen2(size_t i) const { return llama3_like(i, 1); }  // the same with \p{N} one at a time
+  size_t one_number(size_t i) const { return is_number(at(i)) ? 1 : 0; }                       // \p{N}
+  size_t numbers(size_t i) const { return run_of(i, is_number); }                              // \p{N}+
+  size_t three_digits(size_t i) const { return run_of(i, is_ascii_digit, 3) == 3 ? 3 : 0; }    // [0-9][0-9][0-9]
+  size_t one_newline(size_t i) const { return is_newline(at(i)) ? 1 : 0; }                     // [\r\n]
+  size_t cjk(size_t i) const { return run_of(i, is_cjk); }                                     // [一-龥ࠀ-一가-퟿]+
+  size_t space_letters(size_t i) const { return optional_space_then(i, is_letter); }          // \s?\p{L}+
+  size_t space_punct(size_t i) const { return optional_space_then(i, is_punct); }             // \s?\p{P}+
+  // [\p{P}\$\+<=>\^~\|]+ (default) and the same with ` (falcon)
+  size_t punct_default(size_t i) const { return run_of(i, [](char32_t c) { return is_punct(c) || is_sym(c, false); }); }
+  size_t punct_falcon(size_t i) const { return run_of(i, [](char32_t c) { return is_punct(c) || is_sym(c, true); }); }
+
  private:
-  char32_t at(size_t i) const { return i < cp_.size() ? cp_[i].c : 0; }
-  bool in(size_t i) const { return i < cp_.size(); }
+  static bool is_sym(char32_t c, bool backtick) {
+    return c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' || c == '~' || c == '|' ||
+           (backtick && c == '`');
+  }
+  char32_t at(size_t i) const { return i < end_ ? cp_[i].c : 0; }
+  bool in(size_t i) const { return i < end_; }
   template <typename Pred>
   size_t run_of(size_t i, Pred p, size_t max = SIZE_MAX) const {
     size_t j = i;
-    while (j < cp_.size() && j - i < max && p(cp_[j].c)) ++j;
+    while (j < end_ && j - i < max && p(cp_[j].c)) ++j;
     return j - i;
   }
-  void emit(size_t i, size_t len) {
-    const size_t b = cp_[i].start, e = cp_[i + len - 1].start + cp_[i + len - 1].len;
-    out_.push_back(text_.substr(b, e - b));
+  template <typename Pred>
+  size_t optional_space_then(size_t i, Pred p) const {
+    const size_t o = is_space(at(i)) && in(i + 1) && p(at(i + 1)) ? 1 : 0;
+    return p(at(i + o)) && in(i + o) ? o + run_of(i + o, p) : 0;
   }
   // 's|'t|'re|'ve|'m|'ll|'d (optionally case-insensitive); 0 if none.
   size_t contraction(size_t i, bool fold) const {
@@ -80,43 +143,18 @@ class Splitter {
     return 0;
   }
   // \s+(?!\S)|\s+ : a whitespace run, leaving its last character to the next word when one follows.
-  // With DigitsGpt2 a digit ends the piece the regex sees, so it counts as the end of the text.
   size_t trailing_space(size_t i) const {
     const size_t ws = run_of(i, is_space);
-    if (ws == 0) return 0;
-    const bool word_follows = i + ws < cp_.size() && !(kind_ == PreSplit::DigitsGpt2 && is_number(at(i + ws)));
-    return word_follows && ws > 1 ? ws - 1 : ws;
+    return ws > 1 && i + ws < end_ ? ws - 1 : ws;
   }
-
-  // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-  // DigitsGpt2 first isolates every \p{N} (HF Digits(individual_digits) / llama.cpp's "\p{N}" split).
-  size_t match_gpt2(size_t i) const {
-    const char32_t c = at(i);
-    if (kind_ == PreSplit::DigitsGpt2 && is_number(c)) return 1;
-    if (size_t k = contraction(i, false)) return k;
-    const size_t o = c == ' ' && in(i + 1) ? 1 : 0;
-    const char32_t d = at(i + o);
-    if (o == 0 || !is_space(d)) {
-      if (is_letter(d)) return o + run_of(i + o, is_letter);
-      if (is_number(d)) {
-        if (kind_ == PreSplit::DigitsGpt2) return o ? trailing_space(i) : 1;  // digits stand alone
-        return o + run_of(i + o, is_number);
-      }
-      if (is_other(d)) return o + run_of(i + o, is_other);
-    }
-    return trailing_space(i);
-  }
-
-  // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-  // Qwen2 is the same with \p{N} one at a time.
-  size_t match_llama3(size_t i) const {
+  size_t llama3_like(size_t i, size_t max_digits) const {
     const char32_t c = at(i);
     if (size_t k = contraction(i, true)) return k;
     if (is_letter(c)) return run_of(i, is_letter);
-    if (!is_newline(c) && !is_number(c) && is_letter(at(i + 1)) && in(i + 1)) return 1 + run_of(i + 1, is_letter);
-    if (is_number(c)) return run_of(i, is_number, kind_ == PreSplit::Qwen2 ? 1 : 3);
+    if (!is_newline(c) && !is_number(c) && in(i + 1) && is_letter(at(i + 1))) return 1 + run_of(i + 1, is_letter);
+    if (is_number(c)) return run_of(i, is_number, max_digits);
     const size_t o = c == ' ' && in(i + 1) ? 1 : 0;
-    if (is_other(at(i + o)) && in(i + o)) {
+    if (in(i + o) && is_other(at(i + o))) {
       const size_t k = o + run_of(i + o, is_other);
       return k + run_of(i + k, is_newline);
     }
@@ -124,34 +162,48 @@ class Splitter {
     size_t last_nl = 0;
     for (size_t k = 0; k < ws; ++k)
       if (is_newline(at(i + k))) last_nl = k + 1;
-    if (last_nl) return last_nl;
-    return trailing_space(i);
+    return last_nl ? last_nl : trailing_space(i);
   }
 
   std::string_view text_;
   std::vector<Cp> cp_;
-  PreSplit kind_;
-  std::vector<std::string_view> out_;
+  size_t end_ = 0;
 };
 
 }  // namespace
 
 PreSplit pre_split_for(const std::string& pre) {
-  static const char* const gpt2[] = {"default", "gpt-2", "gpt2", "mpt", "olmo", "jais", "trillion", "gpt-neox"};
-  static const char* const digits[] = {"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva"};
-  static const char* const llama3[] = {"llama-bpe", "llama3", "falcon3", "pixtral", "dbrx", "smaug-bpe"};
-  static const char* const qwen2[] = {"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"};
-  auto any = [&](const auto& names) { return std::find(std::begin(names), std::end(names), pre) != std::end(names); };
-  if (pre.empty() || any(gpt2)) return PreSplit::Gpt2;
-  if (any(digits)) return PreSplit::DigitsGpt2;
-  if (any(llama3)) return PreSplit::Llama3;
-  if (any(qwen2)) return PreSplit::Qwen2;
+  static const std::pair<const char*, PreSplit> names[] = {
+      {"gpt-2", PreSplit::Gpt2},          {"gpt2", PreSplit::Gpt2},          {"mpt", PreSplit::Gpt2},
+      {"olmo", PreSplit::Gpt2},           {"jais", PreSplit::Gpt2},          {"trillion", PreSplit::Gpt2},
+      {"default", PreSplit::Default},     {"", PreSplit::Default},           {"starcoder", PreSplit::DigitsGpt2},
+      {"refact", PreSplit::DigitsGpt2},   {"command-r", PreSplit::DigitsGpt2}, {"smollm", PreSplit::DigitsGpt2},
+      {"codeshell", PreSplit::DigitsGpt2}, {"exaone", PreSplit::DigitsGpt2}, {"minerva", PreSplit::DigitsGpt2},
+      {"llama-bpe", PreSplit::Llama3},    {"llama3", PreSplit::Llama3},      {"falcon3", PreSplit::Llama3},
+      {"pixtral", PreSplit::Llama3},      {"dbrx", PreSplit::Llama3},        {"smaug-bpe", PreSplit::Llama3},
+      {"qwen2", PreSplit::Qwen2},         {"deepseek-r1-qwen", PreSplit::Qwen2}, {"stablelm2", PreSplit::Qwen2},
+      {"megrez", PreSplit::Qwen2},        {"falcon", PreSplit::Falcon},      {"deepseek-coder", PreSplit::DeepseekCoder},
+  };
+  for (const auto& [name, kind] : names)
+    if (pre == name) return kind;
   fail("tokenizer", "pre-tokenizer '{}' is not implemented", pre);
 }
 
 std::vector<std::string_view> pretokenize(std::string_view text, PreSplit kind) {
   if (text.empty()) return {};
-  return Splitter(text, kind).run();
+  Splitter s(text);
+  using S = Splitter;
+  switch (kind) {
+    case PreSplit::Gpt2: return s.run({&S::gpt2});
+    case PreSplit::Default: return s.run({&S::punct_default, &S::gpt2, &S::numbers, &S::three_digits});
+    case PreSplit::DigitsGpt2: return s.run({&S::one_number, &S::gpt2});
+    case PreSplit::Llama3: return s.run({&S::llama3});
+    case PreSplit::Qwen2: return s.run({&S::qwen2});
+    case PreSplit::Falcon: return s.run({&S::punct_falcon, &S::gpt2, &S::three_digits});
+    case PreSplit::DeepseekCoder:
+      return s.run({&S::one_newline, &S::space_letters, &S::space_punct, &S::cjk, &S::one_number});
+  }
+  return {};
 }
 
 }  // namespace lowbit
