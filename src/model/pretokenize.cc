@@ -3,6 +3,7 @@
 #include <unicode/uchar.h>
 
 #include <algorithm>
+#include <iterator>
 #include <initializer_list>
 #include <utility>
 
@@ -48,6 +49,39 @@ char32_t lower(char32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 bool is_punct(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_P_MASK) != 0; }
 bool is_cjk(char32_t c) { return (c >= 0x0800 && c <= 0x9FA5) || (c >= 0xAC00 && c <= 0xD7FF); }
 bool is_ascii_digit(char32_t c) { return c >= '0' && c <= '9'; }
+
+bool in_ranges(char32_t c, const std::pair<char32_t, char32_t>* r, size_t n) {
+  const auto* it = std::upper_bound(r, r + n, c, [](char32_t v, const auto& range) { return v < range.first; });
+  return it != r && c <= (it - 1)->second;
+}
+
+// deepseek-llm's explicit letter class (cased letters of the alphabetic scripts, as listed in its regex).
+bool is_deepseek_letter(char32_t c) {
+  static constexpr std::pair<char32_t, char32_t> kRanges[] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA}, {0x1BC, 0x1BF},
+    {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377}, {0x37B, 0x37D}, {0x37F, 0x37F}, {0x386, 0x386},
+    {0x388, 0x38A}, {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556},
+    {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B},
+    {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D},
+    {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4},
+    {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB},
+    {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC}, {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113},
+    {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126}, {0x2128, 0x2128}, {0x212A, 0x212D},
+    {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184},
+    {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3}, {0xA640, 0xA66D}, {0xA680, 0xA69B},
+    {0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17},
+    {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB},
+    {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+  };
+  return in_ranges(c, kRanges, std::size(kRanges));
+}
+
+// deepseek-llm's punctuation class [!-/:-~！-／：-～‘-‟　-。].
+bool is_deepseek_punct(char32_t c) {
+  static constexpr std::pair<char32_t, char32_t> kRanges[] = {
+      {0x21, 0x2F}, {0x3A, 0x7E}, {0x2018, 0x201F}, {0x3000, 0x3002}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E}};
+  return in_ranges(c, kRanges, std::size(kRanges));
+}
 
 // Applies llama.cpp's chain of regexes: each one splits every piece of the previous into its matches and the
 // gaps between them (gaps are kept as pieces). The rules are hand-written matchers; end_ is the current piece's end,
@@ -108,9 +142,15 @@ class Splitter {
   size_t numbers(size_t i) const { return run_of(i, is_number); }                              // \p{N}+
   size_t three_digits(size_t i) const { return run_of(i, is_ascii_digit, 3) == 3 ? 3 : 0; }    // [0-9][0-9][0-9]
   size_t one_newline(size_t i) const { return is_newline(at(i)) ? 1 : 0; }                     // [\r\n]
-  size_t cjk(size_t i) const { return run_of(i, is_cjk); }                                     // [一-龥ࠀ-一가-퟿]+
+  size_t cjk(size_t i) const { return run_of(i, is_cjk); }  // [一-龥ࠀ-一가-퟿]+
   size_t space_letters(size_t i) const { return optional_space_then(i, is_letter); }          // \s?\p{L}+
   size_t space_punct(size_t i) const { return optional_space_then(i, is_punct); }             // \s?\p{P}+
+  size_t deepseek_letters(size_t i) const { return optional_space_then(i, is_deepseek_letter); }
+  size_t deepseek_punct(size_t i) const { return optional_space_then(i, is_deepseek_punct); }
+  size_t final_spaces(size_t i) const {  // \s+$
+    const size_t ws = run_of(i, is_space);
+    return i + ws == end_ ? ws : 0;
+  }
   // [\p{P}\$\+<=>\^~\|]+ (default) and the same with ` (falcon)
   size_t punct_default(size_t i) const { return run_of(i, [](char32_t c) { return is_punct(c) || is_sym(c, false); }); }
   size_t punct_falcon(size_t i) const { return run_of(i, [](char32_t c) { return is_punct(c) || is_sym(c, true); }); }
@@ -174,15 +214,34 @@ class Splitter {
 
 PreSplit pre_split_for(const std::string& pre) {
   static const std::pair<const char*, PreSplit> names[] = {
-      {"gpt-2", PreSplit::Gpt2},          {"gpt2", PreSplit::Gpt2},          {"mpt", PreSplit::Gpt2},
-      {"olmo", PreSplit::Gpt2},           {"jais", PreSplit::Gpt2},          {"trillion", PreSplit::Gpt2},
-      {"default", PreSplit::Default},     {"", PreSplit::Default},           {"starcoder", PreSplit::DigitsGpt2},
-      {"refact", PreSplit::DigitsGpt2},   {"command-r", PreSplit::DigitsGpt2}, {"smollm", PreSplit::DigitsGpt2},
-      {"codeshell", PreSplit::DigitsGpt2}, {"exaone", PreSplit::DigitsGpt2}, {"minerva", PreSplit::DigitsGpt2},
-      {"llama-bpe", PreSplit::Llama3},    {"llama3", PreSplit::Llama3},      {"falcon3", PreSplit::Llama3},
-      {"pixtral", PreSplit::Llama3},      {"dbrx", PreSplit::Llama3},        {"smaug-bpe", PreSplit::Llama3},
-      {"qwen2", PreSplit::Qwen2},         {"deepseek-r1-qwen", PreSplit::Qwen2}, {"stablelm2", PreSplit::Qwen2},
-      {"megrez", PreSplit::Qwen2},        {"falcon", PreSplit::Falcon},      {"deepseek-coder", PreSplit::DeepseekCoder},
+      {"gpt-2", PreSplit::Gpt2},
+      {"gpt2", PreSplit::Gpt2},
+      {"mpt", PreSplit::Gpt2},
+      {"olmo", PreSplit::Gpt2},
+      {"jais", PreSplit::Gpt2},
+      {"trillion", PreSplit::Gpt2},
+      {"default", PreSplit::Default},
+      {"", PreSplit::Default},
+      {"starcoder", PreSplit::DigitsGpt2},
+      {"refact", PreSplit::DigitsGpt2},
+      {"command-r", PreSplit::DigitsGpt2},
+      {"smollm", PreSplit::DigitsGpt2},
+      {"codeshell", PreSplit::DigitsGpt2},
+      {"exaone", PreSplit::DigitsGpt2},
+      {"minerva", PreSplit::DigitsGpt2},
+      {"llama-bpe", PreSplit::Llama3},
+      {"llama3", PreSplit::Llama3},
+      {"falcon3", PreSplit::Llama3},
+      {"pixtral", PreSplit::Llama3},
+      {"dbrx", PreSplit::Llama3},
+      {"smaug-bpe", PreSplit::Llama3},
+      {"qwen2", PreSplit::Qwen2},
+      {"deepseek-r1-qwen", PreSplit::Qwen2},
+      {"stablelm2", PreSplit::Qwen2},
+      {"megrez", PreSplit::Qwen2},
+      {"falcon", PreSplit::Falcon},
+      {"deepseek-coder", PreSplit::DeepseekCoder},
+      {"deepseek-llm", PreSplit::DeepseekLlm},
   };
   for (const auto& [name, kind] : names)
     if (pre == name) return kind;
@@ -200,6 +259,8 @@ std::vector<std::string_view> pretokenize(std::string_view text, PreSplit kind) 
     case PreSplit::Llama3: return s.run({&S::llama3});
     case PreSplit::Qwen2: return s.run({&S::qwen2});
     case PreSplit::Falcon: return s.run({&S::punct_falcon, &S::gpt2, &S::three_digits});
+    case PreSplit::DeepseekLlm:
+      return s.run({&S::one_newline, &S::deepseek_letters, &S::deepseek_punct, &S::final_spaces, &S::cjk, &S::numbers});
     case PreSplit::DeepseekCoder:
       return s.run({&S::one_newline, &S::space_letters, &S::space_punct, &S::cjk, &S::one_number});
   }

@@ -9,7 +9,7 @@
 
 namespace lowbit {
 
-enum class PreSplit { Gpt2, Default, DigitsGpt2, Llama3, Qwen2, Falcon, DeepseekCoder };
+enum class PreSplit { Gpt2, Default, DigitsGpt2, Llama3, Qwen2, Falcon, DeepseekLlm, DeepseekCoder };
 
 // The splitter for a tokenizer.ggml.pre name; throws Error for names that are not implemented.
 PreSplit pre_split_for(const std::string& pre);

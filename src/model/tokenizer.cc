@@ -14,7 +14,9 @@ namespace {
 
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581
 
-size_t utf8_len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1; }
+size_t utf8_len(unsigned char c) {
+  return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+}
 
 void append_utf8(std::string& s, char32_t c) {
   if (c < 0x80) {
@@ -81,7 +83,8 @@ Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
     return vocab_.tokens[static_cast<size_t>(a)].size() > vocab_.tokens[static_cast<size_t>(b)].size();
   });
   for (int b = 0; b < 256; ++b) {
-    const std::string name = is_spm() ? fmt::format("<0x{:02X}>", b) : bytes_to_bpe_chars(std::string(1, static_cast<char>(b)));
+    const std::string name =
+        is_spm() ? fmt::format("<0x{:02X}>", b) : bytes_to_bpe_chars(std::string(1, static_cast<char>(b)));
     const auto it = ids_.find(name);
     byte_ids_[b] = it == ids_.end() ? -1 : it->second;
   }
@@ -92,7 +95,9 @@ Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
   }
 }
 
-int32_t Tokenizer::type_of(int32_t id) const { return vocab_.types.empty() ? 1 : vocab_.types[static_cast<size_t>(id)]; }
+int32_t Tokenizer::type_of(int32_t id) const {
+  return vocab_.types.empty() ? 1 : vocab_.types[static_cast<size_t>(id)];
+}
 
 int32_t Tokenizer::id_of(std::string_view text) const {
   const auto it = ids_.find(std::string(text));
@@ -269,7 +274,8 @@ std::string Tokenizer::token_to_piece(int32_t id, bool special) const {
   if (type == 4) return t;                               // user-defined: literal text
   if (is_spm()) {
     unsigned b = 0;
-    if (type == 6 && t.size() == 6 && std::sscanf(t.c_str(), "<0x%02X>", &b) == 1) return std::string(1, static_cast<char>(b));
+    if (type == 6 && t.size() == 6 && std::sscanf(t.c_str(), "<0x%02X>", &b) == 1)
+      return std::string(1, static_cast<char>(b));
     std::string out;
     for (size_t i = 0; i < t.size();) {
       if (t.compare(i, kSpace.size(), kSpace) == 0) out += ' ', i += kSpace.size();

@@ -401,7 +401,8 @@ void apply_special_config(Vocab& v, const fs::path& dir, const json* tj) {
       if (!c.contains(key)) continue;
       if (const int32_t id = find_id(v, token_text(c[key])); id >= 0) *ids[k] = id;
     }
-    if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean()) v.add_bos = c["add_bos_token"].get<bool>(), bos_set = true;
+    if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean())
+      v.add_bos = c["add_bos_token"].get<bool>(), bos_set = true;
     if (c.contains("add_eos_token") && c["add_eos_token"].is_boolean()) v.add_eos = c["add_eos_token"].get<bool>();
     // Added tokens of slow-tokenizer folders (tokenizer.json lists its own).
     if (!tj && c.contains("added_tokens_decoder") && c["added_tokens_decoder"].is_object()) {

@@ -66,7 +66,8 @@ TEST(TokenizerHf, Llama2FromTokenizerJsonOnly) {
   const fs::path src = fs::path(test::shared_tokenizers_dir()) / "hf" / "llama-2";
   if (!fs::exists(src)) GTEST_SKIP() << "shared fixture absent: " << src;
   const fs::path dir = test::fresh_temp_dir("llama2-json-only");
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) fs::copy_file(src / f, dir / f);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    fs::copy_file(src / f, dir / f);
   const Vocab v = load_hf_vocab(dir.string());
   EXPECT_EQ(v.model, "llama");
   EXPECT_EQ(v.tokens, hf_vocab("llama-2").tokens);
@@ -180,9 +181,9 @@ TEST(TokenizerGguf, LlamaCppPairs) {
     for (const auto& [text, ids] : pairs) EXPECT_EQ(tok.encode(text, false), ids) << name << ": '" << text << "'";
     checked.insert(name);
   }
-  // bert-bge is WordPiece; deepseek-llm's letter class is not implemented.
-  EXPECT_EQ(skipped, (std::set<std::string>{"bert-bge", "deepseek-llm"}));
-  for (const char* must : {"gpt-2", "llama-spm", "phi-3", "mpt", "refact", "starcoder", "falcon", "deepseek-coder"})
+  EXPECT_EQ(skipped, (std::set<std::string>{"bert-bge"}));  // WordPiece
+  for (const char* must :
+       {"gpt-2", "llama-spm", "phi-3", "mpt", "refact", "starcoder", "falcon", "deepseek-coder", "deepseek-llm"})
     EXPECT_TRUE(checked.count(must)) << must;
 }
 

@@ -22,8 +22,10 @@ std::string hf_tokenizer_folder(const std::string& name) {
   if (!fs::exists(src / "tokenizer.json.xz")) return src.string();
   const fs::path dst = fresh_temp_dir("tokenizer-" + name);
   for (const auto& e : fs::directory_iterator(src))
-    if (e.path().extension() != ".xz" && e.path().filename() != "tokenizer.model") fs::copy_file(e.path(), dst / e.path().filename());
-  const std::string cmd = "xz -dc '" + (src / "tokenizer.json.xz").string() + "' > '" + (dst / "tokenizer.json").string() + "'";
+    if (e.path().extension() != ".xz" && e.path().filename() != "tokenizer.model")
+      fs::copy_file(e.path(), dst / e.path().filename());
+  const std::string cmd =
+      "xz -dc '" + (src / "tokenizer.json.xz").string() + "' > '" + (dst / "tokenizer.json").string() + "'";
   if (std::system(cmd.c_str()) != 0) return "";
   return dst.string();
 }
