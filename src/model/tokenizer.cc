@@ -162,49 +162,69 @@ void Tokenizer::encode_spm(std::string_view text, std::vector<int32_t>& ids) con
   }
 }
 
-// Byte-level BPE on one pre-tokenized word: map bytes to characters, then merge the adjacent pair with the lowest
-// merge rank (leftmost on ties) until none applies.
+// Byte-level BPE on one pre-tokenized word: map bytes to characters, then repeatedly merge the adjacent pair with
+// the lowest merge rank (leftmost on ties), as HF and llama.cpp do, with a queue so long words stay O(n log n).
 void Tokenizer::encode_bpe_word(std::string_view word, std::vector<int32_t>& out) const {
   const std::string chars = bytes_to_bpe_chars(word);
   if (ignore_merges_) {
     if (const int32_t id = id_of(chars); id >= 0) return out.push_back(id);
   }
-  std::vector<std::string> sym;
+  struct Symbol {
+    int prev, next;
+    size_t start, len;
+  };
+  std::vector<Symbol> sym;
   for (size_t i = 0; i < chars.size();) {
     const size_t n = std::min(utf8_len(static_cast<unsigned char>(chars[i])), chars.size() - i);
-    sym.emplace_back(chars.substr(i, n));
+    sym.push_back({static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1, i, n});
     i += n;
   }
+  if (sym.empty()) return;
+  sym.back().next = -1;
+  struct Bigram {
+    int left, right;
+    int32_t rank;
+    size_t left_len, right_len;
+    bool operator<(const Bigram& o) const { return rank > o.rank || (rank == o.rank && left > o.left); }
+  };
+  std::priority_queue<Bigram> queue;
   std::string key;
-  while (sym.size() > 1) {
-    int32_t best = INT32_MAX;
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      key.assign(sym[i]).append(" ").append(sym[i + 1]);
-      const auto it = merge_rank_.find(key);
-      if (it != merge_rank_.end() && it->second < best) best = it->second, at = i;
-    }
-    if (best == INT32_MAX) break;
-    // Merge every non-overlapping occurrence of the best pair left to right, as HF's BPE does.
-    const std::string a = sym[at], b = sym[at + 1];
-    std::vector<std::string> next;
-    for (size_t i = 0; i < sym.size(); ++i) {
-      if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) next.push_back(a + b), ++i;
-      else next.push_back(std::move(sym[i]));
-    }
-    sym = std::move(next);
+  auto try_add = [&](int left, int right) {
+    if (left < 0 || right < 0) return;
+    const Symbol& l = sym[static_cast<size_t>(left)];
+    const Symbol& r = sym[static_cast<size_t>(right)];
+    key.assign(chars, l.start, l.len).append(" ").append(chars, r.start, r.len);
+    const auto it = merge_rank_.find(key);
+    if (it != merge_rank_.end()) queue.push({left, right, it->second, l.len, r.len});
+  };
+  for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
+  while (!queue.empty()) {
+    const Bigram b = queue.top();
+    queue.pop();
+    Symbol& l = sym[static_cast<size_t>(b.left)];
+    Symbol& r = sym[static_cast<size_t>(b.right)];
+    // Stale when either side has changed since the pair was queued (symbols only grow to the right).
+    if (l.len != b.left_len || r.len != b.right_len || l.next != b.right) continue;
+    l.len += r.len;
+    r.len = 0;
+    l.next = r.next;
+    if (r.next >= 0) sym[static_cast<size_t>(r.next)].prev = b.left;
+    try_add(l.prev, b.left);
+    try_add(b.left, l.next);
   }
-  for (const auto& s : sym) {
+  for (int i = 0; i != -1; i = sym[static_cast<size_t>(i)].next) {
+    const std::string_view s = std::string_view(chars).substr(sym[static_cast<size_t>(i)].start,
+                                                              sym[static_cast<size_t>(i)].len);
     if (const int32_t id = id_of(s); id >= 0) {
       out.push_back(id);
       continue;
     }
-    for (size_t i = 0; i < s.size();) {  // not a token: one token per byte-character
-      const size_t n = std::min(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
-      const int32_t id = id_of(std::string_view(s).substr(i, n));
+    for (size_t k = 0; k < s.size();) {  // not a token: one token per byte-character
+      const size_t n = std::min(utf8_len(static_cast<unsigned char>(s[k])), s.size() - k);
+      const int32_t id = id_of(s.substr(k, n));
       if (id >= 0) out.push_back(id);
       else if (vocab_.unk_id >= 0) out.push_back(vocab_.unk_id);
-      i += n;
+      k += n;
     }
   }
 }

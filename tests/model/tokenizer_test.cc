@@ -145,6 +145,19 @@ TEST(Tokenizer, InvalidUtf8DoesNotBreak) {
   }
 }
 
+// One 200k-character word: the merge queue keeps this fast (a pairwise rescan per merge would take minutes).
+TEST(Tokenizer, LongWordRoundTrips) {
+  const std::string text(200000, 'a');
+  for (const char* name : {"gpt2", "llama-2"}) {
+    const Vocab& vocab = hf_vocab(name);
+    if (vocab.empty()) continue;
+    const Tokenizer tok(vocab);
+    const auto ids = tok.encode(text, false);
+    EXPECT_LT(ids.size(), text.size() / 2) << name;
+    EXPECT_EQ(tok.decode(ids), text) << name;
+  }
+}
+
 TEST(Tokenizer, RefusesUnknownModels) {
   Vocab v;
   EXPECT_THROW(Tokenizer{v}, Error);
