@@ -58,6 +58,43 @@ int char_to_byte(std::string_view ch) {
   return it == table.end() ? -1 : it->second;
 }
 
+struct Symbol {
+  int prev, next;     // neighbours in the linked list (-1: none)
+  size_t start, len;  // bytes of the text; len 0 once merged into its left neighbour
+};
+
+// The text's UTF-8 characters as linked symbols (a truncated sequence at the end is one short symbol).
+std::vector<Symbol> char_symbols(std::string_view text) {
+  std::vector<Symbol> sym;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = std::min(utf8_len(static_cast<unsigned char>(text[i])), text.size() - i);
+    sym.push_back({static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1, i, n});
+    i += n;
+  }
+  if (!sym.empty()) sym.back().next = -1;
+  return sym;
+}
+
+// The merge loop of both BPE flavours: the best queued pair is merged unless `stale` says a side changed since it
+// was queued; `add(left, right)` queues a pair if it can merge.
+template <typename Bigram, typename Stale, typename Add>
+void merge_symbols(std::vector<Symbol>& sym, std::priority_queue<Bigram>& queue, Stale stale, Add add) {
+  for (int i = 1; i < static_cast<int>(sym.size()); ++i) add(i - 1, i);
+  while (!queue.empty()) {
+    const Bigram b = queue.top();
+    queue.pop();
+    if (stale(b)) continue;
+    Symbol& l = sym[static_cast<size_t>(b.left)];
+    Symbol& r = sym[static_cast<size_t>(b.right)];
+    l.len += r.len;
+    r.len = 0;
+    l.next = r.next;
+    if (r.next >= 0) sym[static_cast<size_t>(r.next)].prev = b.left;
+    add(l.prev, b.left);
+    add(b.left, l.next);
+  }
+}
+
 }  // namespace
 
 std::string bytes_to_bpe_chars(std::string_view bytes) {
@@ -107,18 +144,8 @@ int32_t Tokenizer::id_of(std::string_view text) const {
 // llama.cpp's SentencePiece BPE: start from UTF-8 characters and repeatedly merge the adjacent pair whose
 // concatenation is a token with the highest score (leftmost first on ties); leftovers fall back to bytes.
 void Tokenizer::encode_spm(std::string_view text, std::vector<int32_t>& ids) const {
-  struct Symbol {
-    int prev, next;
-    size_t start, len;
-  };
-  std::vector<Symbol> sym;
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = std::min(utf8_len(static_cast<unsigned char>(text[i])), text.size() - i);
-    sym.push_back({static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1, i, n});
-    i += n;
-  }
+  std::vector<Symbol> sym = char_symbols(text);
   if (sym.empty()) return;
-  sym.back().next = -1;
   struct Bigram {
     int left, right;
     float score;
@@ -134,20 +161,10 @@ void Tokenizer::encode_spm(std::string_view text, std::vector<int32_t>& ids) con
     const float score = vocab_.scores.empty() ? 0.0f : vocab_.scores[static_cast<size_t>(id)];
     queue.push({left, right, score, l.len + sym[static_cast<size_t>(right)].len});
   };
-  for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& l = sym[static_cast<size_t>(b.left)];
-    Symbol& r = sym[static_cast<size_t>(b.right)];
-    if (l.len == 0 || r.len == 0 || l.len + r.len != b.size) continue;  // stale: one side was merged already
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) sym[static_cast<size_t>(r.next)].prev = b.left;
-    try_add(l.prev, b.left);
-    try_add(b.left, l.next);
-  }
+  merge_symbols(sym, queue, [&](const Bigram& b) {  // llama.cpp's test: a side is gone or has grown
+    const size_t l = sym[static_cast<size_t>(b.left)].len, r = sym[static_cast<size_t>(b.right)].len;
+    return l == 0 || r == 0 || l + r != b.size;
+  }, try_add);
   for (int i = 0; i != -1; i = sym[static_cast<size_t>(i)].next) {
     const Symbol& s = sym[static_cast<size_t>(i)];
     const int32_t id = id_of(text.substr(s.start, s.len));
@@ -169,18 +186,8 @@ void Tokenizer::encode_bpe_word(std::string_view word, std::vector<int32_t>& out
   if (ignore_merges_) {
     if (const int32_t id = id_of(chars); id >= 0) return out.push_back(id);
   }
-  struct Symbol {
-    int prev, next;
-    size_t start, len;
-  };
-  std::vector<Symbol> sym;
-  for (size_t i = 0; i < chars.size();) {
-    const size_t n = std::min(utf8_len(static_cast<unsigned char>(chars[i])), chars.size() - i);
-    sym.push_back({static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1, i, n});
-    i += n;
-  }
+  std::vector<Symbol> sym = char_symbols(chars);
   if (sym.empty()) return;
-  sym.back().next = -1;
   struct Bigram {
     int left, right;
     int32_t rank;
@@ -197,21 +204,10 @@ void Tokenizer::encode_bpe_word(std::string_view word, std::vector<int32_t>& out
     const auto it = merge_rank_.find(key);
     if (it != merge_rank_.end()) queue.push({left, right, it->second, l.len, r.len});
   };
-  for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& l = sym[static_cast<size_t>(b.left)];
-    Symbol& r = sym[static_cast<size_t>(b.right)];
-    // Stale when either side has changed since the pair was queued (symbols only grow to the right).
-    if (l.len != b.left_len || r.len != b.right_len || l.next != b.right) continue;
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) sym[static_cast<size_t>(r.next)].prev = b.left;
-    try_add(l.prev, b.left);
-    try_add(b.left, l.next);
-  }
+  merge_symbols(sym, queue, [&](const Bigram& b) {  // a side has changed since the pair was queued
+    const Symbol& l = sym[static_cast<size_t>(b.left)];
+    return l.len != b.left_len || l.next != b.right || sym[static_cast<size_t>(b.right)].len != b.right_len;
+  }, try_add);
   for (int i = 0; i != -1; i = sym[static_cast<size_t>(i)].next) {
     const std::string_view s = std::string_view(chars).substr(sym[static_cast<size_t>(i)].start,
                                                               sym[static_cast<size_t>(i)].len);
