@@ -1,6 +1,7 @@
 #include "algo/imatrix.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "io/gguf.h"
@@ -73,6 +74,22 @@ void Imatrix::merge(const Imatrix& other, const std::string& where) {
   datasets.insert(datasets.end(), other.datasets.begin(), other.datasets.end());
   chunks += other.chunks;
   if (chunk_size == 0) chunk_size = other.chunk_size;
+}
+
+void ImatrixCollector::observe(const std::string& name, const float* x, int64_t n_tokens, int64_t n_in) {
+  if (n_tokens < 16) return;  // llama-imatrix ignores small batches
+  if (!(name.rfind("blk.", 0) == 0 || (process_output_ && name == "output.weight"))) return;
+  ImatrixEntry& e = imatrix_.entries[name];
+  if (e.sum2.empty()) e.sum2.assign(static_cast<size_t>(n_in), 0.0f);
+  check(e.sum2.size() == static_cast<size_t>(n_in), name, "inconsistent input size {} vs {}", n_in, e.sum2.size());
+  ++e.ncall;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* row = x + t * n_in;
+    for (int64_t j = 0; j < n_in; ++j) e.sum2[static_cast<size_t>(j)] += row[j] * row[j];
+  }
+  e.count += static_cast<float>(n_tokens);
+  for (float v : e.sum2) check(std::isfinite(v), name, "non-finite activation statistics");
+  imatrix_.chunks = std::max(imatrix_.chunks, e.ncall);
 }
 
 Imatrix parse_imatrix_dat(std::span<const uint8_t> bytes, const std::string& where) {

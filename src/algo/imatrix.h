@@ -36,6 +36,20 @@ struct Imatrix {
 Imatrix read_imatrix(const std::string& path);
 Imatrix parse_imatrix_dat(std::span<const uint8_t> bytes, const std::string& where);
 
+// Collects statistics from the engine's matrix multiplications as llama-imatrix does: every `blk.*` weight
+// (and output.weight with process_output), skipping calls with fewer than 16 token rows, sums of squares in
+// float, one call counted per multiplication.
+class ImatrixCollector {
+ public:
+  explicit ImatrixCollector(bool process_output = false) : process_output_(process_output) {}
+  void observe(const std::string& weight_name, const float* x, int64_t n_tokens, int64_t n_in);
+  Imatrix& imatrix() { return imatrix_; }
+
+ private:
+  bool process_output_;
+  Imatrix imatrix_;
+};
+
 enum class ImatrixFormat { Dat, Gguf };
 // `.gguf` suffix -> Gguf, anything else -> Dat (llama.cpp c392e50's only format).
 ImatrixFormat imatrix_format_for_path(const std::string& path);

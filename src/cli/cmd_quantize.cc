@@ -33,10 +33,10 @@ Run setup_quantize(CLI::App& app) {
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   };
   auto a = std::make_shared<Args>();
-  app.description("quantize a model to GGUF with llama.cpp's file types" + file_type_list());
+  app.footer("file types:" + file_type_list());
   app.add_option("src", a->src, "input model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint")->required();
   app.add_option("out", a->out, "output .gguf file")->required();
-  app.add_option("type", a->type, "file type, e.g. Q4_K_M (list above)")->required();
+  app.add_option("type", a->type, "file type, e.g. Q4_K_M (list below)")->required();
   app.add_option("--imatrix", a->imatrix, "importance matrix (llama.cpp .dat or GGUF) to weight the rounding");
   app.add_option("--include-weights", a->include, "use the importance matrix only for these tensors (substring, repeatable)");
   app.add_option("--exclude-weights", a->exclude, "do not use the importance matrix for these tensors (repeatable)");
@@ -53,7 +53,11 @@ Run setup_quantize(CLI::App& app) {
     set_quiet(a->quiet);
     GgufQuantizeOptions o;
     const auto ftype = file_type_from_name(a->type);
-    check(ftype.has_value(), "type", "unknown file type '{}' (one of:{})", a->type, file_type_list());
+    if (!ftype) {
+      std::string names;
+      for (const auto& f : all_file_types()) names += std::string(names.empty() ? "" : ", ") + f.name;
+      fail("type", "unknown file type '{}' (one of {})", a->type, names);
+    }
     o.mix.ftype = *ftype;
     o.mix.pure = a->pure;
     o.mix.quantize_output = !a->leave_output;

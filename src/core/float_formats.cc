@@ -1,6 +1,7 @@
 #include "core/float_formats.h"
 
 #include <cmath>
+#include <vector>
 
 namespace lowbit {
 namespace {
@@ -69,7 +70,15 @@ constexpr Minifloat kE5M2{5, 2, true};
 
 }  // namespace
 
-float f16_to_f32(uint16_t h) { return kHalf.decode(h); }
+// Half-precision decoding is on the hot path (F16 weights, F16 KV cache): a 256 KiB table built once.
+float f16_to_f32(uint16_t h) {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (uint32_t i = 0; i < 65536; ++i) t[i] = kHalf.decode(i);
+    return t;
+  }();
+  return table[h];
+}
 uint16_t f32_to_f16(float f) { return static_cast<uint16_t>(kHalf.encode(f, false)); }
 
 uint16_t f32_to_bf16(float f) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/float_formats.h"
 #include "model/tensor_layout.h"
 #include "ops/matmul.h"
 #include "util/error.h"
@@ -20,6 +21,8 @@ namespace {
 std::vector<float> load_vector(const ModelSource& src, const std::string& name) {
   return tensor_to_f32(src.tensor(name));
 }
+
+inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
 
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
   double ss = 0;
@@ -130,6 +133,11 @@ double LlamaModel::weight_bytes_per_token() const {
   return b;
 }
 
+void LlamaModel::mm(const Tensor& w, const float* x, int64_t n_tokens, float* y) {
+  if (observer_) observer_(w, x, n_tokens);
+  matmul(w, x, n_tokens, y, threads_);
+}
+
 // Causal attention of n_tokens queries (positions n_past..) against the cache, one (token, head) per task.
 void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out) {
   const int64_t hd = config_.n_embd_head(), n_head = config_.n_head, kv_dim = config_.n_embd_kv();
@@ -144,7 +152,9 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
     for (int64_t t = 0; t < n_tokens; ++t) {
       for (int64_t h = 0; h < n_head; ++h) {
         const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
-        const float* qh = q + t * config_.n_embd_q() + h * hd;
+        // ggml multiplies F16 K by Q converted to F16, and F16 V by the softmax weights converted to F16.
+        float qh[512];
+        for (int64_t d = 0; d < hd; ++d) qh[d] = f16_round(q[t * config_.n_embd_q() + h * hd + d]);
         const int64_t kv_off = (h / group) * hd;
         float mx = -INFINITY;
         for (int64_t p = 0; p < n_keys; ++p) {
@@ -159,7 +169,7 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
         float* o = out + t * config_.n_embd_q() + h * hd;
         std::fill(o, o + hd, 0.0f);
         for (int64_t p = 0; p < n_keys; ++p) {
-          const float w = scores[static_cast<size_t>(p)] / sum;
+          const float w = f16_round(scores[static_cast<size_t>(p)] / sum);
           const float* v = vc + p * kv_dim + kv_off;
           for (int64_t d = 0; d < hd; ++d) o[d] += w * v[d];
         }
@@ -189,9 +199,9 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
     const Layer& l = layers_[static_cast<size_t>(il)];
     // attention block
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    matmul(l.wq, xb.data(), n, q.data(), threads_);
-    matmul(l.wk, xb.data(), n, k.data(), threads_);
-    matmul(l.wv, xb.data(), n, v.data(), threads_);
+    mm(l.wq, xb.data(), n, q.data());
+    mm(l.wk, xb.data(), n, k.data());
+    mm(l.wv, xb.data(), n, v.data());
     for (int64_t t = 0; t < n; ++t) {
       float* qt = q.data() + t * q_dim;
       float* kt = k.data() + t * kv_dim;
@@ -209,26 +219,29 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
         if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
         rope(kt + h * hd, hd, pos, rope_inv_freq_, c.rope.neox);
       }
+      // The cache holds F16 values, as llama.cpp's default KV cache type does.
       const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
-      std::copy(kt, kt + kv_dim, k_cache_.begin() + static_cast<std::ptrdiff_t>(at));
-      std::copy(vt, vt + kv_dim, v_cache_.begin() + static_cast<std::ptrdiff_t>(at));
+      for (int64_t i = 0; i < kv_dim; ++i) {
+        k_cache_[at + static_cast<size_t>(i)] = f16_round(kt[i]);
+        v_cache_[at + static_cast<size_t>(i)] = f16_round(vt[i]);
+      }
     }
     attention(l, il, q.data(), n, n_past, att.data());
-    matmul(l.wo, att.data(), n, proj.data(), threads_);
+    mm(l.wo, att.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     // feed-forward block (SwiGLU)
     for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    matmul(l.w_gate, xb.data(), n, gate.data(), threads_);
-    matmul(l.w_up, xb.data(), n, up.data(), threads_);
+    mm(l.w_gate, xb.data(), n, gate.data());
+    mm(l.w_up, xb.data(), n, up.data());
     for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-    matmul(l.w_down, gate.data(), n, proj.data(), threads_);
+    mm(l.w_down, gate.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
   }
 
   const int64_t first = all_logits ? 0 : n - 1;
   for (int64_t t = first; t < n; ++t)
     rms_norm(x.data() + t * dim, output_norm_.data(), dim, c.norm_eps, xb.data() + (t - first) * dim);
-  matmul(output_, xb.data(), n - first, logits, threads_);
+  mm(output_, xb.data(), n - first, logits);
 }
 
 }  // namespace lowbit

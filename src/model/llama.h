@@ -5,6 +5,7 @@
 // norm vectors and biases are copied to float.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -27,12 +28,16 @@ class LlamaModel : public LanguageModel {
   int64_t n_ctx() const override { return n_ctx_; }
   void eval(std::span<const int32_t> tokens, int64_t n_past, float* logits, bool all_logits) override;
   void set_threads(int threads) { threads_ = std::max(1, threads); }
+  // Called with every weight matrix and the float activations it is about to multiply (imatrix collection).
+  using MatmulObserver = std::function<void(const Tensor& weight, const float* x, int64_t n_tokens)>;
+  void set_matmul_observer(MatmulObserver observer) { observer_ = std::move(observer); }
   const ModelSource& source() const { return *source_; }
   // Bytes of weights read per generated token (every matrix once, plus one embedding row).
   double weight_bytes_per_token() const;
 
  private:
   struct Layer;
+  void mm(const Tensor& w, const float* x, int64_t n_tokens, float* y);
   void attention(const Layer& l, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out);
   std::shared_ptr<const ModelSource> source_;
   ModelConfig config_;
@@ -43,6 +48,7 @@ class LlamaModel : public LanguageModel {
   std::vector<float> rope_inv_freq_;  // per rotated pair, scaling applied
   std::vector<Layer> layers_;
   std::vector<float> k_cache_, v_cache_;  // [layer][pos][n_embd_kv]
+  MatmulObserver observer_;
 };
 
 // Llama 3's per-frequency rope factors (the converter stores them as rope_freqs.weight).

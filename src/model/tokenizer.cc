@@ -312,13 +312,16 @@ std::string Tokenizer::token_to_piece(int32_t id, bool special) const {
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool special) const {
   std::string out;
-  bool first = true;
-  for (int32_t id : ids) {
-    std::string piece = token_to_piece(id, special);
-    if (piece.empty()) continue;
-    if (first && is_spm() && vocab_.add_space_prefix && piece[0] == ' ' && type_of(id) != 4) piece.erase(0, 1);
-    first = false;
-    out += piece;
+  for (int32_t id : ids) out += token_to_piece(id, special);
+  return out;
+}
+
+std::string Tokenizer::decode_llama2c(const std::vector<int32_t>& ids) const {
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string piece = token_to_piece(ids[i]);
+    const bool after_bos = i > 0 && ids[i - 1] == vocab_.bos_id && vocab_.bos_id >= 0;
+    out.append(piece, after_bos && !piece.empty() && piece[0] == ' ' ? 1 : 0);
   }
   return out;
 }

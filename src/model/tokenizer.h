@@ -26,8 +26,10 @@ class Tokenizer {
   // The text of one token: control tokens -> "" (their text when `special`), byte tokens -> the byte,
   // SentencePiece U+2581 -> ' ', byte-level BPE characters -> their bytes.
   std::string token_to_piece(int32_t id, bool special = false) const;
-  // Concatenated pieces; for SentencePiece the space the dummy prefix added before the first word is removed.
+  // Concatenated pieces (SentencePiece's dummy-prefix space stays, as llama.cpp's token_to_piece gives it).
   std::string decode(const std::vector<int32_t>& ids, bool special = false) const;
+  // llama2.c's decode: as decode, but a piece right after BOS loses its leading space.
+  std::string decode_llama2c(const std::vector<int32_t>& ids) const;
   const Vocab& vocab() const { return vocab_; }
 
  private:

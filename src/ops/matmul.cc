@@ -6,7 +6,10 @@
 #include <array>
 #include <vector>
 
+#include "core/float_formats.h"
 #include "util/error.h"
+
+#include <cmath>
 
 namespace lowbit {
 namespace {
@@ -30,7 +33,32 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
+// ggml's x86 CPU path quantizes Q8_0/Q8_1 activations with id = 127/amax and round-half-even
+// (_mm256_round_ps), not the reference quantizer's 1/d and roundf; lowbit rounds them the same way.
+void round_through_q8_0(const float* x, float* out, int64_t n) {
+  for (int64_t b = 0; b < n; b += 32) {
+    float amax = 0;
+    for (int64_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b + j]));
+    const float d = amax / 127.f;
+    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+    const float dh = f16_to_f32(f32_to_f16(d));
+    for (int64_t j = 0; j < 32; ++j) out[b + j] = dh * std::nearbyint(x[b + j] * id);
+  }
+}
+
 }  // namespace
+
+DType activation_type(DType w) {
+  switch (w) {
+    case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::IQ4_NL: return DType::Q8_0;
+    case DType::Q4_1: case DType::Q5_1: return DType::Q8_1;
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_XS:
+      return DType::Q8_K;
+    case DType::F16: return DType::F16;
+    case DType::BF16: return DType::BF16;
+    default: return DType::F32;
+  }
+}
 
 void register_matmul_kernel(DType type, MatmulKernel kernel) {
   const auto id = static_cast<uint32_t>(type);
@@ -43,9 +71,26 @@ void dequantize_row(const Tensor& w, int64_t row, float* out) {
   to_float(w.type(), w.data + static_cast<size_t>(row) * rb, out, w.ne()[0], w.name());
 }
 
-void matmul_generic(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+void matmul_generic(const Tensor& w, const float* x_in, int64_t n_tokens, float* y, int threads) {
   const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
   const bool is_f32 = w.type() == DType::F32;
+  // Round the activations through the type llama.cpp would quantize them to (see activation_type).
+  const DType at = activation_type(w.type());
+  std::vector<float> x_rounded;
+  const float* x = x_in;
+  if (at != DType::F32 && row_fits(at, n_in)) {
+    x_rounded.resize(static_cast<size_t>(n_tokens * n_in));
+    std::vector<uint8_t> q(row_bytes(at, n_in));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      if (at == DType::Q8_0 || at == DType::Q8_1) {
+        round_through_q8_0(x_in + t * n_in, x_rounded.data() + t * n_in, n_in);
+        continue;
+      }
+      quantize_rows(at, x_in + t * n_in, q.data(), 1, n_in);
+      to_float(at, q.data(), x_rounded.data() + t * n_in, n_in);
+    }
+    x = x_rounded.data();
+  }
   constexpr int64_t kRowsPerBlock = 16;
   const int64_t n_blocks = (n_out + kRowsPerBlock - 1) / kRowsPerBlock;
 #pragma omp parallel num_threads(threads)

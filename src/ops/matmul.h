@@ -22,6 +22,12 @@ void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int thr
 // The generic dequantize-then-dot path (also the reference fused kernels are tested against).
 void matmul_generic(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
 
+// The type llama.cpp (ggml's CPU backend) converts activations to before a dot product with weights of type
+// `w`: Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants and IQ4_XS, F16/BF16 for
+// those, F32 otherwise. The generic path rounds activations through it, so lowbit's logits carry the same
+// activation-quantization error as llama.cpp's and figures such as KLD compare like for like.
+DType activation_type(DType w);
+
 // Dequantizes row `row` of a 2-D tensor into `out` (ne[0] floats).
 void dequantize_row(const Tensor& w, int64_t row, float* out);
 

@@ -41,7 +41,8 @@ TEST(VocabLoaders, Tok512BinEqualsModel) {
   EXPECT_EQ(Tokenizer(bin).encode("Once upon a time", true), want);
   EXPECT_EQ(Tokenizer(model).encode("Once upon a time", true), want);
   // llama2.c's decode: the space after BOS is dropped, byte tokens become their bytes, EOS prints nothing.
-  EXPECT_EQ(Tokenizer(bin).decode({1, 403, 407, 261, 378, 13, 2}), "Once upon a time\n");
+  EXPECT_EQ(Tokenizer(bin).decode_llama2c({1, 403, 407, 261, 378, 13, 2}), "Once upon a time\n");
+  EXPECT_EQ(Tokenizer(bin).decode({1, 403, 407}), " Once upon");
 }
 
 TEST(VocabLoaders, EveryTruncatedSentencePieceModelIsRejected) {

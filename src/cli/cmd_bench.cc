@@ -1,0 +1,81 @@
+// lowbit bench: prompt-processing and generation speed in the shape of llama-bench's table, peak memory,
+// and (--roofline) the fraction of the memory-bandwidth bound that generation reaches.
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "cli/command.h"
+#include "eval/bench.h"
+#include "eval/planner.h"
+#include "eval/roofline.h"
+#include "io/model_source.h"
+#include "model/llama.h"
+
+namespace lowbit::cli {
+namespace {
+
+Run setup_bench(CLI::App& app) {
+  struct Args {
+    std::string model, tokenizer;
+    int64_t n_prompt = 512, n_gen = 128;
+    int reps = 5, threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    bool json = false, roofline = false;
+  };
+  auto a = std::make_shared<Args>();
+  app.add_option("model", a->model, "model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint")->required();
+  app.add_option("-p,--n-prompt", a->n_prompt, "prompt tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app.add_option("-n,--n-gen", a->n_gen, "generated tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app.add_option("-r,--repetitions", a->reps, "repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("-t,--threads", a->threads, "threads")->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_flag("--json", a->json, "print JSON");
+  app.add_flag("--roofline", a->roofline, "measure memory bandwidth and report the fraction of the generation bound");
+  app.add_option("--tokenizer", a->tokenizer, "llama2.c: tokenizer .bin or .model");
+  return [a]() {
+    std::shared_ptr<const ModelSource> src = open_model(a->model, {a->tokenizer});
+    LlamaModel model(src, {std::max<int64_t>(a->n_prompt + a->n_gen, 16), a->threads});
+    double bytes = 0, params = 0;
+    for (const auto& t : src->tensor_infos()) bytes += static_cast<double>(t.n_bytes()), params += static_cast<double>(t.n_elements());
+    const auto tests = run_bench(model, a->n_prompt, a->n_gen, a->reps);
+    const double rss = peak_rss_bytes();
+    BandwidthMeasurement bw;
+    if (a->roofline) bw = measure_read_bandwidth(size_t{1} << 30, a->threads, 5);
+    const double bound = roofline_tokens_per_s(bw.bytes_per_s, model.weight_bytes_per_token());
+    if (a->json) {
+      nlohmann::ordered_json j;
+      j["model"] = a->model;
+      j["size_bytes"] = bytes;
+      j["params"] = params;
+      j["threads"] = a->threads;
+      j["peak_rss_bytes"] = rss;
+      for (const auto& t : tests)
+        j["tests"].push_back({{"test", t.name}, {"t_s_mean", t.mean()}, {"t_s_stddev", t.stddev()}, {"samples", t.tokens_per_s}});
+      if (a->roofline) {
+        j["bandwidth_bytes_per_s"] = bw.bytes_per_s;
+        j["weight_bytes_per_token"] = model.weight_bytes_per_token();
+        j["tg_bound_t_s"] = bound;
+      }
+      fmt::print("{}\n", j.dump(2));
+      return 0;
+    }
+    fmt::print("| model | size | params | backend | threads | test | t/s |\n| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+    for (const auto& t : tests)
+      fmt::print("| {} | {} | {:.2f} M | CPU | {} | {} | {:.2f} ± {:.2f} |\n", src->config().arch, format_bytes(bytes),
+                 params / 1e6, a->threads, t.name, t.mean(), t.stddev());
+    fmt::print("\npeak memory (RSS): {}\n", format_bytes(rss));
+    if (a->roofline) {
+      fmt::print("memory bandwidth: {:.2f} GB/s ({} threads); weights read per token: {}\n", bw.bytes_per_s / 1e9,
+                 a->threads, format_bytes(model.weight_bytes_per_token()));
+      fmt::print("generation bound: {:.1f} t/s", bound);
+      for (const auto& t : tests)
+        if (t.name.rfind("tg", 0) == 0) fmt::print("; reached {:.1f}% of it", 100.0 * t.mean() / bound);
+      fmt::print("\n");
+    }
+    return 0;
+  };
+}
+
+const Command kBench{"bench", "prompt and generation speed (llama-bench style), memory, roofline", setup_bench};
+
+}  // namespace
+}  // namespace lowbit::cli

@@ -1,0 +1,75 @@
+#include "eval/bench.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace lowbit {
+
+double BenchTest::mean() const {
+  double s = 0;
+  for (double v : tokens_per_s) s += v;
+  return tokens_per_s.empty() ? 0 : s / static_cast<double>(tokens_per_s.size());
+}
+
+double BenchTest::stddev() const {
+  if (tokens_per_s.size() < 2) return 0;
+  const double m = mean();
+  double s = 0;
+  for (double v : tokens_per_s) s += (v - m) * (v - m);
+  return std::sqrt(s / static_cast<double>(tokens_per_s.size() - 1));
+}
+
+std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps) {
+  check(n_prompt + n_gen <= model.n_ctx(), "bench", "-p {} + -n {} exceed the context of {}", n_prompt, n_gen, model.n_ctx());
+  check(reps >= 1, "-r", "needs at least one repetition");
+  const int64_t nv = model.n_vocab();
+  auto token = [&](int64_t i) { return static_cast<int32_t>((i * 7919 + 13) % nv); };
+  std::vector<float> logits(static_cast<size_t>(nv));
+  using clock = std::chrono::steady_clock;
+  std::vector<BenchTest> out;
+  if (n_prompt > 0) {
+    BenchTest t{"pp" + std::to_string(n_prompt), n_prompt, {}};
+    std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+    for (int64_t i = 0; i < n_prompt; ++i) prompt[static_cast<size_t>(i)] = token(i);
+    for (int r = 0; r <= reps; ++r) {  // repetition 0 warms caches and is not counted
+      const auto t0 = clock::now();
+      model.eval(prompt, 0, logits.data(), false);
+      const double s = std::chrono::duration<double>(clock::now() - t0).count();
+      if (r > 0) t.tokens_per_s.push_back(static_cast<double>(n_prompt) / s);
+    }
+    out.push_back(std::move(t));
+  }
+  if (n_gen > 0) {
+    BenchTest t{"tg" + std::to_string(n_gen), n_gen, {}};
+    for (int r = 0; r <= reps; ++r) {
+      const auto t0 = clock::now();
+      for (int64_t i = 0; i < n_gen; ++i) {
+        const int32_t id = token(i);
+        model.eval(std::span<const int32_t>(&id, 1), i, logits.data(), false);
+      }
+      const double s = std::chrono::duration<double>(clock::now() - t0).count();
+      if (r > 0) t.tokens_per_s.push_back(static_cast<double>(n_gen) / s);
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+double peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::istringstream ss(line.substr(6));
+      double kb = 0;
+      ss >> kb;
+      return kb * 1024;
+    }
+  return 0;
+}
+
+}  // namespace lowbit

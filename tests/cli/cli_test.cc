@@ -1,0 +1,79 @@
+// The lowbit binary on bad input: one line on stderr naming the file or flag, a non-zero exit, no crash.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "util/atomic_file.h"
+
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout + stderr
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(LOWBIT_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+const std::string kModels = std::string(LOWBIT_SOURCE_DIR) + "/models/";
+
+void expect_clean_error(const std::string& args, const std::string& must_mention) {
+  const Result r = run(args);
+  EXPECT_NE(r.exit_code, 0) << args;
+  EXPECT_LT(r.exit_code, 128) << "crashed: " << args;
+  EXPECT_NE(r.output.find("lowbit: error: "), std::string::npos) << args << "\n" << r.output;
+  EXPECT_NE(r.output.find(must_mention), std::string::npos) << args << "\n" << r.output;
+  // The error is a single line, and the last thing printed (progress lines may come before it).
+  const size_t at = r.output.find("lowbit: error: ");
+  EXPECT_EQ(r.output.find('\n', at), r.output.size() - 1) << args << "\n" << r.output;
+}
+
+TEST(Cli, BadInputsGiveOneLineErrors) {
+  const std::string dir = testing::TempDir() + "/cli";
+  std::filesystem::create_directories(dir);
+  // a truncated GGUF (the first 1000 bytes of a real one)
+  lowbit::AtomicFile out(dir + "/cut.gguf");
+  std::ifstream in(kModels + "tiny-gutenberg/model.safetensors", std::ios::binary);
+  const std::string gguf_head = "GGUF\x03\x00\x00\x00";
+  out.write(gguf_head.data(), gguf_head.size());
+  out.write_zeros(3);
+  out.commit();
+  expect_clean_error("inspect " + dir + "/cut.gguf", "cut.gguf");
+  expect_clean_error("inspect " + dir + "/nonexistent.bin", "nonexistent.bin: no such file");
+  expect_clean_error("inspect " + kModels + "README.md", "README.md");  // not a model at all
+  expect_clean_error("quantize " + kModels + "tiny-gutenberg " + dir + "/x.gguf Q9_K", "unknown file type 'Q9_K'");
+  expect_clean_error("quantize " + kModels + "tiny-gutenberg " + dir + "/x.gguf Q4_0 --tensor-type 'ffn_(=q8_0'",
+                     "--tensor-type");
+  expect_clean_error("quantize " + kModels + "tiny-gutenberg /nonexistent-dir/x.gguf Q4_0", "/nonexistent-dir/x.gguf");
+  expect_clean_error("plan --params lots --mem 8GiB", "--params");
+  lowbit::write_file_atomic(dir + "/short.txt", std::string("Once upon a time there was a cat."));
+  expect_clean_error("perplexity " + kModels + "stories260K/stories260K.bin -f " + dir + "/short.txt -c 256",
+                     "at least 512 are needed");
+  lowbit::write_file_atomic(dir + "/empty.txt", std::string());
+  expect_clean_error("perplexity " + kModels + "stories260K/stories260K.bin -f " + dir + "/empty.txt", "empty.txt");
+  expect_clean_error("run " + kModels + "stories260K/stories260K.bin -n 600", "exceed the context");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
+  // A bad flag is CLI11's one-line message and exit code.
+  const Result r = run("quantize --no-such-flag");
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST(Cli, HelpListsEveryCommand) {
+  const Result r = run("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"inspect", "convert", "quantize", "imatrix", "run", "perplexity", "bench", "eval", "plan"})
+    EXPECT_NE(r.output.find(std::string("  ") + cmd), std::string::npos) << cmd;
+}
+
+}  // namespace
