@@ -3,7 +3,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 DEBS    := build-essential cmake pkg-config libhwy-dev libeigen3-dev nlohmann-json3-dev libcli11-dev libfmt-dev \
            libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev liblapacke-dev libomp-dev clang libclang-rt-14-dev libicu-dev \
-           libpng-dev chromium
+           libpng-dev chromium xz-utils
 LOWBIT  := $(BUILD)/lowbit
 
 .PHONY: demo test deps build fuzz clean
