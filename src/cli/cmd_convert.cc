@@ -54,7 +54,7 @@ Run setup_convert(CLI::App& app) {
       fmt::print("{} -> {}\n{}", a->src, a->out, r.summary_table());
       return 0;
     }
-    auto typed = convert_types(src, *type);
+    auto typed = convert_types(src, *type, /*vectors_as_f32=*/false);
     const auto written = write_hf_model(*typed, a->out);
     const auto tok = write_hf_tokenizer(src->vocab(), a->out);
     fmt::print("{} -> {}/\n", a->src, a->out);

@@ -7,10 +7,10 @@ namespace {
 
 class ConvertedSource : public ModelSource {
  public:
-  ConvertedSource(std::shared_ptr<const ModelSource> src, std::optional<DType> matrix_type)
-      : src_(std::move(src)), matrix_type_(matrix_type) {
+  ConvertedSource(std::shared_ptr<const ModelSource> src, std::optional<DType> matrix_type, bool vectors_as_f32)
+      : src_(std::move(src)), matrix_type_(matrix_type), vectors_as_f32_(vectors_as_f32) {
     for (auto info : src_->tensor_infos()) {
-      info.type = gguf_storage_type(info, matrix_type_);
+      info.type = gguf_storage_type(info, matrix_type_, vectors_as_f32_);
       infos_.push_back(std::move(info));
     }
   }
@@ -23,7 +23,7 @@ class ConvertedSource : public ModelSource {
 
   Tensor tensor(const std::string& name) const override {
     Tensor t = src_->tensor(name);
-    const DType target = gguf_storage_type(t.info, matrix_type_);
+    const DType target = gguf_storage_type(t.info, matrix_type_, vectors_as_f32_);
     if (t.type() == target) return t;
     const std::vector<float> values = tensor_to_f32(t);
     TensorInfo info = t.info;
@@ -36,20 +36,22 @@ class ConvertedSource : public ModelSource {
  private:
   std::shared_ptr<const ModelSource> src_;
   std::optional<DType> matrix_type_;
+  bool vectors_as_f32_;
   std::vector<TensorInfo> infos_;
 };
 
 }  // namespace
 
-DType gguf_storage_type(const TensorInfo& info, std::optional<DType> matrix_type) {
-  if (info.n_dims < 2) return DType::F32;
+DType gguf_storage_type(const TensorInfo& info, std::optional<DType> matrix_type, bool vectors_as_f32) {
+  if (info.n_dims < 2 && (vectors_as_f32 || !matrix_type)) return DType::F32;
   return matrix_type ? *matrix_type : info.type;
 }
 
-std::unique_ptr<ModelSource> convert_types(std::shared_ptr<const ModelSource> source, std::optional<DType> matrix_type) {
+std::unique_ptr<ModelSource> convert_types(std::shared_ptr<const ModelSource> source, std::optional<DType> matrix_type,
+                                           bool vectors_as_f32) {
   check(!matrix_type || *matrix_type == DType::F32 || *matrix_type == DType::F16 || *matrix_type == DType::BF16,
         "--type", "must be f32, f16 or bf16, not {}", matrix_type ? dtype_name(*matrix_type) : "?");
-  return std::make_unique<ConvertedSource>(std::move(source), matrix_type);
+  return std::make_unique<ConvertedSource>(std::move(source), matrix_type, vectors_as_f32);
 }
 
 }  // namespace lowbit

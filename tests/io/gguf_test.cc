@@ -5,7 +5,13 @@
 #include <cstring>
 #include <filesystem>
 
+#include "algo/gguf_quantize.h"
+#include "io/converted_source.h"
 #include "io/gguf_source.h"
+#include "io/hf_source.h"
+#include "io/hf_tokenizer_writer.h"
+#include "io/model_source.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -168,6 +174,45 @@ TEST(Gguf, ModelSourceAndConverterMetadata) {
   EXPECT_EQ(gguf_size_label(3672320), "3.7M");
   EXPECT_EQ(gguf_size_label(8.03e9), "8.0B");
   EXPECT_EQ(gguf_size_label(70.6e9), "71B");
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// HF folder -> GGUF -> HF folder gives back the same safetensors bytes (F16 as stored; F32 and BF16 as converted),
+// and the exported tokenizer reads back as the same vocabulary.
+TEST(Gguf, HfToGgufToHfRoundTripIsBitIdentical) {
+  const std::string models = std::string(LOWBIT_SOURCE_DIR) + "/models/";
+  const std::string dir = testing::TempDir() + "/roundtrip";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::shared_ptr<const ModelSource> hf = open_model(models + "tiny-gutenberg");
+  for (DType type : {DType::F16, DType::F32, DType::BF16}) {
+    const std::string name = dtype_name(type);
+    // reference: the HF folder re-exported in this type directly
+    write_hf_model(*convert_types(hf, type, false), dir + "/direct-" + name);
+    GgufQuantizeOptions o;
+    o.converter_layout = true;
+    o.mix.ftype = type == DType::F16 ? FileType::F16 : type == DType::F32 ? FileType::ALL_F32 : FileType::BF16;
+    quantize_to_gguf(hf, dir + "/m-" + name + ".gguf", o);
+    std::shared_ptr<const ModelSource> g = open_model(dir + "/m-" + name + ".gguf");
+    const std::string back = dir + "/back-" + name;
+    write_hf_model(*convert_types(g, type, false), back);
+    write_hf_tokenizer(g->vocab(), back);
+    const std::string bytes = read_text_file(back + "/model.safetensors");
+    EXPECT_TRUE(bytes == read_text_file(dir + "/direct-" + name + "/model.safetensors")) << name;
+    if (type == DType::F16) {  // the original file, byte for byte
+      EXPECT_TRUE(bytes == read_text_file(models + "tiny-gutenberg/model.safetensors"));
+    }
+    std::shared_ptr<const ModelSource> again = open_model(back);
+    EXPECT_EQ(again->vocab().tokens, hf->vocab().tokens);
+    EXPECT_EQ(again->vocab().scores, hf->vocab().scores);
+    EXPECT_EQ(again->vocab().types, hf->vocab().types);
+    EXPECT_EQ(again->config().n_layer, hf->config().n_layer);
+  }
 }
 
 }  // namespace
