@@ -47,6 +47,18 @@ bool is_linear_weight(const TensorInfo& t) {
          t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
 }
 
+// The whole string as a finite positive number, or 0 if it is not one.
+double parse_positive(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    return 0;
+  }
+  return used == s.size() && std::isfinite(v) && v > 0 ? v : 0;
+}
+
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -72,15 +84,8 @@ double parse_param_count(const std::string& text) {
     mult = s.back() == 't' ? 1e12 : s.back() == 'b' ? 1e9 : s.back() == 'm' ? 1e6 : 1e3;
     s.pop_back();
   }
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  check(used == s.size() && !s.empty() && std::isfinite(v) && v > 0, "--params",
-        "'{}' is not a parameter count (examples: 70B, 8b, 1.5B, 135M)", text);
+  const double v = parse_positive(s);
+  check(v > 0, "--params", "'{}' is not a parameter count (examples: 70B, 8b, 1.5B, 135M)", text);
   return v * mult;
 }
 
@@ -101,15 +106,8 @@ double parse_memory_size(const std::string& text) {
   else if (ends("tb")) mult = 1e12;
   else if (ends("gb")) mult = 1e9;
   else if (ends("mb")) mult = 1e6;
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  check(used == s.size() && !s.empty() && std::isfinite(v) && v > 0, "--mem",
-        "'{}' is not a memory size (examples: 24GiB, 16GB, 512MiB)", text);
+  const double v = parse_positive(s);
+  check(v > 0, "--mem", "'{}' is not a memory size (examples: 24GiB, 16GB, 512MiB)", text);
   return v * mult;
 }
 
