@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "algo/gguf_quantize.h"
+#include "algo/hf_int_quantize.h"
 #include "cli/command.h"
 #include "io/model_source.h"
 #include "util/error.h"
@@ -27,7 +28,11 @@ std::string file_type_list() {
 
 Run setup_quantize(CLI::App& app) {
   struct Args {
-    std::string src, out, type, imatrix, output_tensor_type, token_embedding_type, tokenizer;
+    std::string src, out, type, imatrix, output_tensor_type, token_embedding_type, tokenizer, method, calib;
+    int bits = 4, group_size = 128, nsamples = 128, seqlen = 512;
+    uint64_t seed = 0;
+    double damp = 0.01;
+    bool act_order = false, asym = false;
     std::vector<std::string> tensor_types, include, exclude;
     bool pure = false, leave_output = false, allow_requantize = false, quiet = false;
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -35,8 +40,19 @@ Run setup_quantize(CLI::App& app) {
   auto a = std::make_shared<Args>();
   app.footer("file types:" + file_type_list());
   app.add_option("src", a->src, "input model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint")->required();
-  app.add_option("out", a->out, "output .gguf file")->required();
-  app.add_option("type", a->type, "file type, e.g. Q4_K_M (list below)")->required();
+  app.add_option("out", a->out, "output .gguf file, or a folder for --method rtn|gptq (HF GPTQ checkpoint)")->required();
+  app.add_option("type", a->type, "GGUF file type, e.g. Q4_K_M (list below)");
+  app.add_option("--method", a->method, "rtn or gptq: integer quantization written as a Hugging Face GPTQ folder")
+      ->check(CLI::IsMember({"rtn", "gptq"}));
+  app.add_option("--bits", a->bits, "bits per weight (--method)")->capture_default_str()->check(CLI::Range(2, 8));
+  app.add_option("--group-size", a->group_size, "group size, -1 for one group per row (--method)")->capture_default_str();
+  app.add_flag("--act-order", a->act_order, "GPTQ act-order (desc_act), static groups");
+  app.add_flag("--asym", a->asym, "asymmetric quantization (written as gptq_v2); default symmetric");
+  app.add_option("--calib", a->calib, "calibration text (--method gptq)");
+  app.add_option("--nsamples", a->nsamples, "calibration windows")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--seqlen", a->seqlen, "tokens per calibration window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  app.add_option("--seed", a->seed, "seed for choosing the windows")->capture_default_str();
+  app.add_option("--damp", a->damp, "GPTQ damping, relative to the mean Hessian diagonal")->capture_default_str();
   app.add_option("--imatrix", a->imatrix, "importance matrix (llama.cpp .dat or GGUF) to weight the rounding");
   app.add_option("--include-weights", a->include, "use the importance matrix only for these tensors (substring, repeatable)");
   app.add_option("--exclude-weights", a->exclude, "do not use the importance matrix for these tensors (repeatable)");
@@ -51,6 +67,27 @@ Run setup_quantize(CLI::App& app) {
   app.add_flag("--quiet", a->quiet, "no progress output");
   return [a]() {
     set_quiet(a->quiet);
+    if (!a->method.empty()) {
+      HfIntQuantizeOptions h;
+      h.method = a->method;
+      h.config.bits = a->bits;
+      h.config.group_size = a->group_size;
+      h.config.sym = !a->asym;
+      h.config.desc_act = a->act_order;
+      h.config.static_groups = a->act_order;
+      h.gptq.damp_percent = a->damp;
+      h.calib = {a->calib, a->nsamples, a->seqlen, a->seed};
+      h.threads = a->threads;
+      check(a->out.size() < 5 || a->out.compare(a->out.size() - 5, 5, ".gguf") != 0, a->out,
+            "--method writes a Hugging Face GPTQ folder; GPTQ-optimised GGUF is not available yet");
+      std::shared_ptr<const ModelSource> src = open_model(a->src, {a->tokenizer});
+      const auto reports = quantize_to_hf_gptq(src, a->out, h);
+      fmt::print("| layer | GPTQ loss | damp | time s |\n|---|---:|---:|---:|\n");
+      for (const auto& r : reports) fmt::print("| {} | {:.4g} | {:.4f} | {:.3f} |\n", r.name, r.loss, r.damp_percent, r.seconds);
+      fmt::print("{} -> {}/ ({} w{}g{}{})\n", a->src, a->out, a->method, a->bits, a->group_size, a->act_order ? " act-order" : "");
+      return 0;
+    }
+    check(!a->type.empty(), "type", "give a GGUF file type (e.g. Q4_K_M) or --method rtn|gptq");
     GgufQuantizeOptions o;
     const auto ftype = file_type_from_name(a->type);
     if (!ftype) {

@@ -1,10 +1,15 @@
 #include "io/hf_source.h"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 #include <map>
 #include <set>
 
+#include "io/gptq_pack.h"
 #include "io/hf_config.h"
+#include "io/hf_quant_config.h"
 #include "io/hf_names.h"
 #include "io/safetensors.h"
 #include "model/vocab_loaders.h"
@@ -23,6 +28,12 @@ class HfSource : public ModelSource {
            const std::string& vocab_folder)
       : path_(std::move(path)), format_(std::move(format)) {
     config_ = load_hf_config(config_path);
+    const std::string config_text = read_text_file(config_path);
+    if (config_text.find("\"quantization_config\"") != std::string::npos) {
+      quant_ = parse_hf_quant_config(config_text, config_path);
+      check(quant_->quant_method == "gptq", config_path, "{} checkpoints are not readable yet (GPTQ only)",
+            quant_->quant_method);
+    }
     set_ = SafetensorsSet::open(weights_path);
     map_tensors();
     vocab_ = load_hf_vocab(vocab_folder);
@@ -37,7 +48,7 @@ class HfSource : public ModelSource {
   Tensor tensor(const std::string& name) const override {
     const auto it = hf_name_.find(name);
     check(it != hf_name_.end(), path_, "no tensor named '{}'", name);
-    Tensor t = set_->tensor(it->second);
+    Tensor t = gptq_.count(name) ? dequantize_gptq(it->second, tensor_info(name)) : set_->tensor(it->second);
     t.info = tensor_info(name);
     const int64_t heads = rope_permute_heads(config_, name);
     return heads > 0 ? permute_rope_rows(t, heads, /*to_gguf=*/true) : t;
@@ -45,14 +56,67 @@ class HfSource : public ModelSource {
 
  private:
   // Renames every stored tensor, checks it against the tensors the config implies, and orders them by layer.
+  // A GPTQ linear (prefix.qweight/.qzeros/.scales/.g_idx) read back as the dense F16 weight it stands for.
+  Tensor dequantize_gptq(const std::string& prefix, const TensorInfo& info) const {
+    GptqPacked p;
+    p.bits = quant_->bits;
+    p.group_size = quant_->group_size;
+    p.n_in = info.ne[0];
+    p.n_out = info.ne[1];
+    const int64_t group = p.group_size < 0 ? p.n_in : p.group_size;
+    p.n_groups = (p.n_in + group - 1) / group;
+    auto read_i32 = [&](const std::string& n, std::vector<int32_t>& out, int64_t count) {
+      const Tensor t = set_->tensor(prefix + n);
+      check(t.type() == DType::I32 && t.info.n_elements() == count, set_->path(), "'{}{}' has the wrong type or size",
+            prefix, n);
+      out.resize(static_cast<size_t>(count));
+      std::memcpy(out.data(), t.data, out.size() * 4);
+    };
+    read_i32(".qweight", p.qweight, p.n_in * p.bits / 32 * p.n_out);
+    read_i32(".qzeros", p.qzeros, p.n_groups * p.n_out * p.bits / 32);
+    const auto& names = set_->names();
+    if (std::find(names.begin(), names.end(), prefix + ".g_idx") != names.end()) read_i32(".g_idx", p.g_idx, p.n_in);
+    const Tensor sc = set_->tensor(prefix + ".scales");
+    check(sc.type() == DType::F16 && sc.info.n_elements() == p.n_groups * p.n_out, set_->path(),
+          "'{}.scales' has the wrong type or size", prefix);
+    p.scales.resize(static_cast<size_t>(p.n_groups * p.n_out));
+    std::memcpy(p.scales.data(), sc.data, p.scales.size() * 2);
+    QuantizedLinear ql = unpack_gptq(p, quant_->checkpoint_format == "gptq_v2" ? GptqCheckpointFormat::kV2
+                                                                               : GptqCheckpointFormat::kV1);
+    const std::vector<float> w = ql.dequantize();
+    TensorInfo out = info;
+    out.type = DType::F16;
+    std::vector<uint8_t> bytes(out.n_bytes());
+    quantize_rows(DType::F16, w.data(), bytes.data(), out.n_rows(), out.ne[0]);
+    return make_owned_tensor(out, std::move(bytes));
+  }
+
   void map_tensors() {
     std::map<std::string, TensorInfo> found;  // canonical name -> info (type and shape from the file)
-    for (const auto& hf : set_->names()) {
+    for (const auto& stored : set_->names()) {
+      std::string hf = stored;
+      bool packed = false;
+      if (quant_) {
+        auto ends = [&](const std::string& suffix) {
+          return hf.size() > suffix.size() && hf.compare(hf.size() - suffix.size(), suffix.size(), suffix) == 0;
+        };
+        if (ends(".qzeros") || ends(".scales") || ends(".g_idx")) continue;  // read with their .qweight
+        if (ends(".qweight")) {
+          hf = hf.substr(0, hf.size() - 8) + ".weight";
+          packed = true;
+        }
+      }
       const auto name = hf_to_gguf_name(hf, set_->path());
       if (!name) continue;
-      const auto [it, fresh] = hf_name_.emplace(*name, hf);
+      const auto [it, fresh] = hf_name_.emplace(*name, packed ? stored.substr(0, stored.size() - 8) : hf);
       check(fresh, set_->path(), "tensors '{}' and '{}' both map to '{}'", it->second, hf, *name);
-      TensorInfo info = set_->entry(hf).info;
+      TensorInfo info = set_->entry(stored).info;
+      if (packed) {  // qweight [n_in * bits / 32, n_out] int32 stands for an F16 weight [n_out, n_in]
+        gptq_.insert(*name);
+        check(info.type == DType::I32 && info.n_dims == 2, set_->path(), "'{}' is not a 2-D int32 tensor", stored);
+        info.ne = {info.ne[1] * 32 / quant_->bits, info.ne[0], 1, 1};
+        info.type = DType::F16;
+      }
       check(type_traits(info.type).is_float, set_->path(), "tensor '{}' has type {}; weights must be floating point",
             hf, dtype_name(info.type));
       info.name = *name;
@@ -91,7 +155,9 @@ class HfSource : public ModelSource {
   Vocab vocab_;
   std::unique_ptr<SafetensorsSet> set_;
   std::vector<TensorInfo> infos_;
-  std::map<std::string, std::string> hf_name_;  // canonical -> stored name
+  std::map<std::string, std::string> hf_name_;  // canonical -> stored name (GPTQ: the prefix of .qweight)
+  std::optional<HfQuantConfig> quant_;
+  std::set<std::string> gptq_;  // canonical names stored packed
 };
 
 }  // namespace
