@@ -1,11 +1,14 @@
 // lowbit compare: quantize a source into several variants, evaluate each the same way, one report.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "algo/gguf_quantize.h"
+#include "algo/hf_int_quantize.h"
 #include "cli/command.h"
 #include "eval/bench.h"
 #include "eval/multiple_choice.h"
@@ -24,18 +27,25 @@ namespace {
 struct Variant {
   std::string name, ftype;
   bool imatrix = false;
+  std::string method;  // "gptq" / "rtn": a Hugging Face GPTQ folder instead of a GGUF type
+  int bits = 4, group_size = 128;
 };
 
 // "f16", "q4_k_m", "q4_k_m+imatrix" -> a GGUF file type, optionally with an importance matrix.
 Variant parse_variant(const std::string& spec) {
-  Variant v{spec, spec, false};
+  Variant v{spec, spec, false, "", 4, 128};
+  if (const auto colon = spec.find(':'); colon != std::string::npos) {  // gptq:w4g128, rtn:w3g64, gptq:w4g-1
+    v.method = spec.substr(0, colon);
+    check(v.method == "gptq" || v.method == "rtn", "--variants", "'{}': method must be gptq or rtn (awq: not yet)", spec);
+    check(std::sscanf(spec.c_str() + colon + 1, "w%dg%d", &v.bits, &v.group_size) == 2, "--variants",
+          "'{}' is not METHOD:wBITSgGROUP (e.g. gptq:w4g128)", spec);
+    return v;
+  }
   if (const auto plus = spec.find('+'); plus != std::string::npos) {
     check(spec.substr(plus + 1) == "imatrix", "--variants", "'{}': only '+imatrix' may follow a type", spec);
     v.ftype = spec.substr(0, plus);
     v.imatrix = true;
   }
-  check(spec.find(':') == std::string::npos, "--variants",
-        "'{}': GPTQ/AWQ variants are not available in compare yet (GGUF types only)", spec);
   check(file_type_from_name(v.ftype).has_value(), "--variants", "'{}' is not a GGUF file type", spec);
   return v;
 }
@@ -71,7 +81,9 @@ Run setup_compare(CLI::App& app) {
       p = q + 1;
     }
     const bool need_imatrix = std::any_of(variants.begin(), variants.end(), [](const Variant& v) { return v.imatrix; });
-    check(!need_imatrix || !a->calib.empty(), "--calib", "'+imatrix' variants need calibration text");
+    const bool need_calib = need_imatrix || std::any_of(variants.begin(), variants.end(),
+                                                        [](const Variant& v) { return v.method == "gptq"; });
+    check(!need_calib || !a->calib.empty(), "--calib", "'+imatrix' and gptq variants need calibration text");
     std::filesystem::create_directories(a->out);
     std::shared_ptr<const ModelSource> src = open_model(a->src);
     Tokenizer tok(src->vocab());
@@ -151,6 +163,25 @@ Run setup_compare(CLI::App& app) {
       imatrix = read_imatrix(path);
     }
     for (const auto& v : variants) {
+      if (!v.method.empty()) {
+        std::string folder = v.name;
+        std::replace(folder.begin(), folder.end(), ':', '-');
+        const std::string path = a->out + "/" + folder;
+        if (!std::filesystem::exists(path + "/config.json")) {
+          fmt::print(stderr, "quantizing {}\n", v.name);
+          HfIntQuantizeOptions h;
+          h.method = v.method;
+          h.config.bits = v.bits;
+          h.config.group_size = v.group_size;
+          h.config.sym = true;
+          h.calib = {a->calib, 128, static_cast<int>(std::min<int64_t>(a->ctx, 512)), 0};
+          h.threads = a->threads;
+          quantize_to_hf_gptq(src, path, h);
+        }
+        evaluate(v.name, "gptq", path, false);
+        report.variants.back().plan_format = fmt::format("GPTQ w{}g{}", v.bits, v.group_size);
+        continue;
+      }
       const std::string path = a->out + "/" + v.name + ".gguf";
       if (!std::filesystem::exists(path)) {  // a killed compare resumes where it stopped
         fmt::print(stderr, "quantizing {}\n", v.name);

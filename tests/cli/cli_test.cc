@@ -94,7 +94,8 @@ TEST(Cli, CompareWritesAReportAndResumes) {
   r = run(cmd);  // variants already there are reused, not re-quantized
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(std::filesystem::last_write_time(dir + "/q8_0.gguf"), mtime);
-  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants gptq:w4g128 -o " + dir, "--variants");
+  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants awq:w4g128 -o " + dir, "--variants");
+  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants gptq:w4g128 -o " + dir, "--calib");
 }
 
 }  // namespace
