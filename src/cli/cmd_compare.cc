@@ -114,10 +114,18 @@ Run setup_compare(CLI::App& app) {
       for (auto& c : r.plan_format) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       double params = 0;
       for (const auto& t : m->tensor_infos()) params += static_cast<double>(t.n_elements());
-      r.file_bytes = 0;
-      for (const auto& t : m->tensor_infos()) r.file_bytes += static_cast<double>(t.n_bytes());
-      r.bits_per_weight = 8 * r.file_bytes / params;
-      if (!std::filesystem::is_directory(path)) r.file_bytes = static_cast<double>(std::filesystem::file_size(path));
+      // Bytes on disk: the GGUF file, or a folder's safetensors (a GPTQ folder is read back dequantized, so its
+      // in-memory tensors would overstate it).
+      double stored = 0;
+      if (std::filesystem::is_directory(path)) {
+        for (const auto& e : std::filesystem::directory_iterator(path))
+          if (e.path().extension() == ".safetensors") stored += static_cast<double>(e.file_size());
+        r.file_bytes = stored;
+      } else {
+        for (const auto& t : m->tensor_infos()) stored += static_cast<double>(t.n_bytes());
+        r.file_bytes = static_cast<double>(std::filesystem::file_size(path));
+      }
+      r.bits_per_weight = 8 * stored / params;
       PerplexityOptions o;
       o.n_ctx = a->ctx, o.n_chunks = a->chunks, o.bos = tok.vocab().add_bos ? tok.vocab().bos_id : -1;
       (is_source ? o.save_logits : o.kld_base) = base_logits;
