@@ -1,5 +1,6 @@
 #include "algo/hf_int_quantize.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -62,6 +63,51 @@ std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
   return b;
 }
 
+// ---- progress files: one per finished layer, plus the options that produced them ----
+std::string options_fingerprint(const ModelSource& src, const HfIntQuantizeOptions& o) {
+  return fmt::format("lowbit-gptq-progress 1\nsource {}\nmethod {}\nbits {} group {} sym {} act_order {} static {} mse {}\n"
+                     "damp {} step {} block {}\ncalib {} {} {} {}\n",
+                     src.path(), o.method, o.config.bits, o.config.group_size, o.config.sym, o.config.desc_act,
+                     o.config.static_groups, o.config.mse, o.gptq.damp_percent, o.gptq.damp_auto_increment,
+                     o.gptq.block_size, o.calib.text_path, o.calib.nsamples, o.calib.seqlen, o.calib.seed);
+}
+
+template <typename T>
+void put_vec(std::string& out, const std::vector<T>& v) {
+  const uint64_t n = v.size();
+  out.append(reinterpret_cast<const char*>(&n), 8);
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+template <typename T>
+std::vector<T> get_vec(const std::string& in, size_t& pos, const std::string& where) {
+  uint64_t n = 0;
+  check(in.size() - pos >= 8, where, "truncated progress file");
+  std::memcpy(&n, in.data() + pos, 8);
+  pos += 8;
+  check(n <= (in.size() - pos) / sizeof(T), where, "truncated progress file");
+  std::vector<T> v(static_cast<size_t>(n));
+  std::memcpy(v.data(), in.data() + pos, v.size() * sizeof(T));
+  pos += v.size() * sizeof(T);
+  return v;
+}
+
+std::string serialize_layer(const std::vector<std::pair<std::string, GptqPacked>>& layers,
+                            const std::vector<LinearReport>& reports) {
+  std::string out;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& [name, p] = layers[i];
+    put_vec(out, std::vector<char>(name.begin(), name.end()));
+    put_vec(out, std::vector<int64_t>{p.bits, p.group_size, p.n_in, p.n_out, p.n_groups});
+    put_vec(out, p.qweight);
+    put_vec(out, p.qzeros);
+    put_vec(out, p.scales);
+    put_vec(out, p.g_idx);
+    put_vec(out, std::vector<double>{reports[i].loss, reports[i].damp_percent, reports[i].seconds});
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::vector<int32_t>> calibration_windows(const std::vector<int32_t>& tokens, const CalibrationOptions& o) {
@@ -99,9 +145,57 @@ std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource>
   auto overlay = std::make_shared<OverlaySource>(source);
   std::map<std::string, GptqPacked> packed;  // canonical weight name -> packed layer
   std::vector<LinearReport> reports;
-  Progress progress("gptq", config.n_layer);
-  for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+  const auto format = o.config.sym ? GptqCheckpointFormat::kV1 : GptqCheckpointFormat::kV2;
+  // The layer as the exported checkpoint holds it (fp16 scales), which is what later layers must see.
+  auto overlay_from_packed = [&](const std::string& name, const GptqPacked& p) {
+    Tensor dq = make_f32_tensor(name, {p.n_in, p.n_out}, unpack_gptq(p, format).dequantize());
+    const int64_t heads = rope_permute_heads(config, name);
+    overlay->replace(heads > 0 ? permute_rope_rows(dq, heads, /*to_gguf=*/true) : dq);
+  };
+
+  const std::string progress_dir = out_dir + "/.lowbit-progress";
+  const std::string fingerprint = options_fingerprint(*source, o);
+  int64_t first_layer = 0;
+  if (o.resume && std::filesystem::exists(progress_dir + "/options")) {
+    check(read_text_file(progress_dir + "/options") == fingerprint, progress_dir,
+          "was made with other options or another source; remove it or run without --resume");
+    for (; first_layer < config.n_layer; ++first_layer) {
+      const std::string f = progress_dir + "/layer-" + std::to_string(first_layer) + ".bin";
+      if (!std::filesystem::exists(f)) break;
+      const std::string in = read_text_file(f);
+      size_t pos = 0;
+      while (pos < in.size()) {
+        const auto name_chars = get_vec<char>(in, pos, f);
+        const std::string name(name_chars.begin(), name_chars.end());
+        const auto dims = get_vec<int64_t>(in, pos, f);
+        check(dims.size() == 5, f, "corrupt progress file");
+        GptqPacked p;
+        p.bits = static_cast<int>(dims[0]), p.group_size = static_cast<int>(dims[1]);
+        p.n_in = dims[2], p.n_out = dims[3], p.n_groups = dims[4];
+        p.qweight = get_vec<int32_t>(in, pos, f);
+        p.qzeros = get_vec<int32_t>(in, pos, f);
+        p.scales = get_vec<uint16_t>(in, pos, f);
+        p.g_idx = get_vec<int32_t>(in, pos, f);
+        const auto r = get_vec<double>(in, pos, f);
+        check(r.size() == 3 && source->has_tensor(name), f, "corrupt progress file");
+        overlay_from_packed(name, p);
+        packed[name] = std::move(p);
+        reports.push_back({name, r[0], r[1], r[2]});
+      }
+    }
+  } else {
+    std::filesystem::remove_all(progress_dir);
+  }
+  std::filesystem::create_directories(progress_dir);
+  write_file_atomic(progress_dir + "/options", fingerprint);
+
+  Progress progress(o.method, config.n_layer);
+  progress.set(first_layer);
+  for (int64_t layer = first_layer; layer < config.n_layer; ++layer) {
+    if (o.stop_after_layers >= 0 && layer >= o.stop_after_layers) fail("gptq", "stopped after {} layers (test hook)", layer);
     const std::string prefix = "blk." + std::to_string(layer) + ".";
+    std::vector<std::pair<std::string, GptqPacked>> layer_packed;
+    std::vector<LinearReport> layer_reports;
     std::map<std::string, HessianAccumulator> hessians;
     if (o.method == "gptq") {
       LlamaModel model(overlay, {o.calib.seqlen, o.threads});
@@ -139,14 +233,15 @@ std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource>
       }
       // Symmetric layers fit GPTQ's v1 layout (zero - 1 stored); asymmetric ones can have a zero of 0, which only
       // v2 can store.
-      packed[name] = pack_gptq(ql, o.config.sym ? GptqCheckpointFormat::kV1 : GptqCheckpointFormat::kV2);
-      // Later layers see this layer as quantized.
-      Tensor dq = make_f32_tensor(name, {n_in, n_out}, ql.dequantize());
-      if (heads > 0) dq = permute_rope_rows(dq, heads, /*to_gguf=*/true);
-      overlay->replace(std::move(dq));
+      GptqPacked p = pack_gptq(ql, format);
+      overlay_from_packed(name, p);  // later layers see this one quantized
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      reports.push_back(r);
+      layer_packed.emplace_back(name, p);
+      layer_reports.push_back(r);
+      packed[name] = std::move(p);
     }
+    write_file_atomic(progress_dir + "/layer-" + std::to_string(layer) + ".bin", serialize_layer(layer_packed, layer_reports));
+    reports.insert(reports.end(), layer_reports.begin(), layer_reports.end());
     progress.advance();
   }
   progress.finish();
@@ -209,6 +304,7 @@ std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource>
   write_file_atomic(out_dir + "/config.json", cfg.dump(2) + "\n");
   write_file_atomic(out_dir + "/quantize_config.json", hf_quantize_config_file(q));
   write_hf_tokenizer(source->vocab(), out_dir);
+  std::filesystem::remove_all(progress_dir);  // the checkpoint is complete
   return reports;
 }
 

@@ -30,6 +30,10 @@ struct HfIntQuantizeOptions {
   GptqOptions gptq;
   CalibrationOptions calib;
   int threads = 1;
+  // After each layer its packed linears are saved in OUT/.lowbit-progress; with resume, a run continues from
+  // the saved layers and writes the same bytes an uninterrupted run would.
+  bool resume = false;
+  int64_t stop_after_layers = -1;  // tests: stop (as if killed) once this many layers are saved
 };
 
 struct LinearReport {

@@ -32,7 +32,7 @@ Run setup_quantize(CLI::App& app) {
     int bits = 4, group_size = 128, nsamples = 128, seqlen = 512;
     uint64_t seed = 0;
     double damp = 0.01;
-    bool act_order = false, asym = false;
+    bool act_order = false, asym = false, resume = false;
     std::vector<std::string> tensor_types, include, exclude;
     bool pure = false, leave_output = false, allow_requantize = false, quiet = false;
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -52,6 +52,7 @@ Run setup_quantize(CLI::App& app) {
   app.add_option("--nsamples", a->nsamples, "calibration windows")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_option("--seqlen", a->seqlen, "tokens per calibration window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   app.add_option("--seed", a->seed, "seed for choosing the windows")->capture_default_str();
+  app.add_flag("--resume", a->resume, "continue a killed --method run from the layers it saved");
   app.add_option("--damp", a->damp, "GPTQ damping, relative to the mean Hessian diagonal")->capture_default_str();
   app.add_option("--imatrix", a->imatrix, "importance matrix (llama.cpp .dat or GGUF) to weight the rounding");
   app.add_option("--include-weights", a->include, "use the importance matrix only for these tensors (substring, repeatable)");
@@ -78,6 +79,7 @@ Run setup_quantize(CLI::App& app) {
       h.gptq.damp_percent = a->damp;
       h.calib = {a->calib, a->nsamples, a->seqlen, a->seed};
       h.threads = a->threads;
+      h.resume = a->resume;
       check(a->out.size() < 5 || a->out.compare(a->out.size() - 5, 5, ".gguf") != 0, a->out,
             "--method writes a Hugging Face GPTQ folder; GPTQ-optimised GGUF is not available yet");
       std::shared_ptr<const ModelSource> src = open_model(a->src, {a->tokenizer});

@@ -71,9 +71,23 @@ TEST(HfIntQuantize, GptqBeatsRtnAndExportsReadBack) {
   const auto got = tensor_to_f32(back->tensor("blk.1.ffn_down.weight"));
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-3 * std::fabs(want[i]) + 1e-6) << i;
-  // Deterministic: the same bytes again.
-  quantize_to_hf_gptq(src, dir + "/gptq4-again", options("gptq", 4));
-  EXPECT_TRUE(read_text_file(dir + "/gptq4/model.safetensors") == read_text_file(dir + "/gptq4-again/model.safetensors"));
+  // Killed after two layers, then resumed: the same bytes as the uninterrupted run (so runs are deterministic too).
+  HfIntQuantizeOptions killed = options("gptq", 4);
+  killed.stop_after_layers = 2;
+  EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/resumed", killed), Error);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/resumed/.lowbit-progress/layer-1.bin"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/resumed/model.safetensors"));
+  HfIntQuantizeOptions resume = options("gptq", 4);
+  resume.resume = true;
+  quantize_to_hf_gptq(src, dir + "/resumed", resume);
+  EXPECT_TRUE(read_text_file(dir + "/gptq4/model.safetensors") == read_text_file(dir + "/resumed/model.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/resumed/.lowbit-progress"));
+  // Resuming with other options is refused.
+  killed.stop_after_layers = 1;
+  EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/other", killed), Error);
+  HfIntQuantizeOptions other = options("gptq", 3);
+  other.resume = true;
+  EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/other", other), Error);
   HfIntQuantizeOptions no_calib = options("gptq", 4);
   no_calib.calib.text_path.clear();
   EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/x", no_calib), Error);
