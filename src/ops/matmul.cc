@@ -1,5 +1,7 @@
 #include "ops/matmul.h"
 
+#include "ops/fused_kernels.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -15,7 +17,11 @@ namespace lowbit {
 namespace {
 
 std::array<MatmulKernel, 64>& kernels() {
-  static std::array<MatmulKernel, 64> table{};
+  static std::array<MatmulKernel, 64> table = [] {
+    std::array<MatmulKernel, 64> t{};
+    t[static_cast<size_t>(DType::Q4_0)] = matmul_q4_0_q8_0;
+    return t;
+  }();
   return table;
 }
 

@@ -113,3 +113,31 @@ TEST(Matmul, DequantizeRowReadsTheRightRow) {
 
 }  // namespace
 }  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// The fused Q4_0 x Q8_0 kernel (ggml's summation order) agrees with the generic dequantize-then-dot path.
+TEST(FusedKernels, Q4_0MatchesGenericPath) {
+  const int64_t n_in = 256, n_out = 48, n_tokens = 5;
+  std::vector<float> w(static_cast<size_t>(n_in * n_out)), x(static_cast<size_t>(n_in * n_tokens));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 7));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i)) * 3.0f;
+  TensorInfo info;
+  info.name = "w";
+  info.type = DType::Q4_0;
+  info.n_dims = 2;
+  info.ne = {n_in, n_out, 1, 1};
+  std::vector<uint8_t> bytes(info.n_bytes());
+  quantize_rows(DType::Q4_0, w.data(), bytes.data(), n_out, n_in);
+  const Tensor t = make_owned_tensor(info, std::move(bytes));
+  std::vector<float> fused(static_cast<size_t>(n_out * n_tokens)), generic(fused.size()), fused2(fused.size());
+  matmul(t, x.data(), n_tokens, fused.data(), 1);
+  matmul_generic(t, x.data(), n_tokens, generic.data(), 1);
+  matmul(t, x.data(), n_tokens, fused2.data(), 2);
+  EXPECT_EQ(fused, fused2);  // thread count does not matter
+  for (size_t i = 0; i < fused.size(); ++i) ASSERT_NEAR(fused[i], generic[i], 1e-4f * (1.0f + std::fabs(generic[i]))) << i;
+}
+
+}  // namespace
+}  // namespace lowbit
