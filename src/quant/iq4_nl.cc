@@ -3,12 +3,6 @@
 // 6-bit block scales. Both use ggml's search (quantize_row_iq4_nl_impl): per block, try 15 inverse scales
 // around the one that maps the largest value to the table's end and keep the best weighted least-squares fit.
 // Without importance the weights are x^2.
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include <algorithm>
 #include <cmath>
 

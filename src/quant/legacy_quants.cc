@@ -1,10 +1,4 @@
 // Helpers shared by the legacy block quantizers (q4_0.cc .. iq4_nl.cc).
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include "quant/legacy_quants.h"
 
 #include <algorithm>

@@ -1,11 +1,5 @@
 // Q2_K: 16 sub-blocks of 16 values, each with a 4-bit scale and a 4-bit min code (one byte), 2-bit levels;
 // x ~ d*scale*level - dmin*min.
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include <cmath>
 
 #include "quant/k_quant_common.h"

@@ -1,11 +1,5 @@
 // Q3_K: 16 sub-blocks of 16 values with signed 6-bit scales (biased by 32, packed in 12 bytes), levels -4..3:
 // the low 2 bits in qs (as Q2_K) and the third bit in hmask (value i -> byte i%32, bit i/32).
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include <cmath>
 #include <cstring>
 

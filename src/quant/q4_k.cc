@@ -1,11 +1,5 @@
 // Q4_K: 8 sub-blocks of 32 with 6-bit scale and min codes, 4-bit levels. Everything up to the nibble packing is
 // shared with Q5_K (quantize_scale_min_k4).
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include "quant/k_quant_common.h"
 
 namespace lowbit::kquant {

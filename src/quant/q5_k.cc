@@ -1,11 +1,5 @@
 // Q5_K: as Q4_K with 5-bit levels; the fifth bit of value base+l goes to qh[l], bit 2*(base/64) for the low
 // 32 of each 64 and the next bit for the high 32.
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include <cstring>
 
 #include "quant/k_quant_common.h"

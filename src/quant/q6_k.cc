@@ -1,12 +1,6 @@
 // Q6_K: 16 sub-blocks of 16 values, each with a signed 8-bit scale; levels -32..31 stored as 6 bits
 // (4 in ql, 2 in qh). ggml's reference and weighted paths differ only in the sub-block search weights: x^2, or
 // the importance itself (ggml uses it unscaled here, unlike the other K-quants).
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include <cmath>
 #include <cstring>
 

@@ -1,12 +1,6 @@
 // Q8_0 and Q8_1: symmetric 8-bit blocks of 32, x = d * q with d = max|x| / 127 and q rounded half away from
 // zero. Q8_1 also stores d * sum(q) (ggml's dot products with Q4_1/Q5_1 use it for the min term). ggml has no
 // importance-weighted search for either: importance is accepted and ignored.
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include <algorithm>
 #include <cmath>
 

@@ -1,11 +1,5 @@
 // Q8_K: one float scale per 256 values, 8-bit levels, and the sum of each 16 levels (used by K-quant dot
 // products). ggml quantizes it only from float activations; there is no weighted variant.
-// Bit-exactness with ggml needs every a*b+c rounded twice: forbid fusing them into FMAs on FMA targets.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 #include <cstring>
 
 #include "quant/k_quant_common.h"

@@ -11,7 +11,7 @@ file(GLOB LOWBIT_FUZZ_LIB_SOURCES CONFIGURE_DEPENDS
      ${CMAKE_SOURCE_DIR}/src/util/*.cc ${CMAKE_SOURCE_DIR}/src/core/*.cc ${CMAKE_SOURCE_DIR}/src/quant/*.cc
      ${CMAKE_SOURCE_DIR}/src/io/gguf.cc ${CMAKE_SOURCE_DIR}/src/io/safetensors.cc)
 get_target_property(LOWBIT_FMT_INCLUDES fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
-set(LOWBIT_FUZZ_FLAGS -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+set(LOWBIT_FUZZ_FLAGS -std=c++20 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -I${CMAKE_SOURCE_DIR}/src)
 
 foreach(name gguf safetensors)
