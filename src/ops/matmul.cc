@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "ops/fused_kernels.h"
+#include "quant/legacy_quants.h"
 
 #include <omp.h>
 
@@ -39,16 +40,13 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-// ggml's x86 CPU path quantizes Q8_0/Q8_1 activations with id = 127/amax and round-half-even
-// (_mm256_round_ps), not the reference quantizer's 1/d and roundf; lowbit rounds them the same way.
+// Q8_0/Q8_1 activations are rounded as ggml's x86 CPU path quantizes them (quantize_activation_q8_0).
 void round_through_q8_0(const float* x, float* out, int64_t n) {
-  for (int64_t b = 0; b < n; b += 32) {
-    float amax = 0;
-    for (int64_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b + j]));
-    const float d = amax / 127.f;
-    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-    const float dh = f16_to_f32(f32_to_f16(d));
-    for (int64_t j = 0; j < 32; ++j) out[b + j] = dh * std::nearbyint(x[b + j] * id);
+  std::vector<BlockQ8_0> blocks(static_cast<size_t>(n / 32));
+  quantize_activation_q8_0(x, blocks.data(), n);
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const float d = f16_to_f32(blocks[b].d);
+    for (int j = 0; j < 32; ++j) out[b * 32 + static_cast<size_t>(j)] = d * blocks[b].qs[j];
   }
 }
 

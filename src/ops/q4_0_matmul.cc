@@ -11,9 +11,8 @@
 #include "quant/legacy_quants.h"
 
 namespace lowbit {
-namespace {
-
-// ggml's CPU quantization of an activation row to Q8_0 (127/amax, round half to even).
+// ggml's x86 CPU quantization of an activation row to Q8_0: id = 127/amax and round half to even
+// (_mm256_round_ps), not the reference quantizer's 1/d and roundf.
 void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b) {
     float amax = 0;
@@ -23,6 +22,8 @@ void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
     for (int j = 0; j < 32; ++j) out[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[b * 32 + j] * id));
   }
 }
+
+namespace {
 
 float dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* a, int64_t n_blocks) {
   float acc[8] = {};
