@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "io/gguf.h"
+#include "model/llama.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -90,6 +91,25 @@ void ImatrixCollector::observe(const std::string& name, const float* x, int64_t 
   e.count += static_cast<float>(n_tokens);
   for (float v : e.sum2) check(std::isfinite(v), name, "non-finite activation statistics");
   imatrix_.chunks = std::max(imatrix_.chunks, e.ncall);
+}
+
+int64_t collect_imatrix(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t ctx, int64_t n_chunks,
+                        int32_t bos, ImatrixCollector& collector, const std::function<void(int64_t, int64_t)>& after_chunk) {
+  const int64_t max_chunks = static_cast<int64_t>(tokens.size()) / ctx;
+  check(max_chunks > 0, "imatrix", "{} tokens are fewer than one chunk of {}", tokens.size(), ctx);
+  const int64_t total = n_chunks < 0 ? max_chunks : std::min(n_chunks, max_chunks);
+  model.set_matmul_observer(
+      [&](const Tensor& w, const float* x, int64_t n) { collector.observe(w.name(), x, n, w.ne()[0]); });
+  collector.imatrix().chunk_size = static_cast<int32_t>(ctx);
+  std::vector<float> logits(static_cast<size_t>(model.n_vocab()));
+  for (int64_t c = 0; c < total; ++c) {
+    std::vector<int32_t> chunk(tokens.begin() + c * ctx, tokens.begin() + (c + 1) * ctx);
+    if (bos >= 0) chunk[0] = bos;
+    model.eval(chunk, 0, logits.data(), false);
+    if (after_chunk) after_chunk(c + 1, total);
+  }
+  model.set_matmul_observer(nullptr);
+  return total;
 }
 
 Imatrix parse_imatrix_dat(std::span<const uint8_t> bytes, const std::string& where) {

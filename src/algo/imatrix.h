@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -49,6 +50,16 @@ class ImatrixCollector {
   bool process_output_;
   Imatrix imatrix_;
 };
+
+class LlamaModel;
+
+// llama-imatrix's run: the tokens cut into chunks of `ctx` (each starting with `bos` when >= 0), every chunk
+// evaluated once, statistics added to `collector`. n_chunks < 0: all full chunks. `after_chunk(done, total)` is
+// called after each chunk (progress, periodic saves). Throws Error if there is not one full chunk. Returns the
+// number of chunks processed.
+int64_t collect_imatrix(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t ctx, int64_t n_chunks,
+                        int32_t bos, ImatrixCollector& collector,
+                        const std::function<void(int64_t, int64_t)>& after_chunk = nullptr);
 
 enum class ImatrixFormat { Dat, Gguf };
 // `.gguf` suffix -> Gguf, anything else -> Dat (llama.cpp c392e50's only format).

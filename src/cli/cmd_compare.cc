@@ -154,18 +154,9 @@ Run setup_compare(CLI::App& app) {
         fmt::print(stderr, "computing the importance matrix on {}\n", a->calib);
         LlamaModel model(src, {a->ctx, a->threads});
         ImatrixCollector collector;
-        model.set_matmul_observer([&](const Tensor& w, const float* x, int64_t n) { collector.observe(w.name(), x, n, w.ne()[0]); });
-        const auto calib = tok.encode(read_text_file(a->calib), true);
-        std::vector<float> logits(static_cast<size_t>(model.n_vocab()));
-        const int64_t n_chunks = std::min<int64_t>(static_cast<int64_t>(calib.size()) / a->ctx, 100);
-        check(n_chunks > 0, a->calib, "is shorter than one chunk of {} tokens", a->ctx);
-        for (int64_t c = 0; c < n_chunks; ++c) {
-          std::vector<int32_t> chunk(calib.begin() + c * a->ctx, calib.begin() + (c + 1) * a->ctx);
-          if (tok.vocab().add_bos) chunk[0] = tok.vocab().bos_id;
-          model.eval(chunk, 0, logits.data(), false);
-        }
         collector.imatrix().datasets.push_back(a->calib);
-        collector.imatrix().chunk_size = static_cast<int32_t>(a->ctx);
+        collect_imatrix(model, tok.encode(read_text_file(a->calib), true), a->ctx, 100,
+                        tok.vocab().add_bos ? tok.vocab().bos_id : -1, collector);
         write_imatrix(path, collector.imatrix(), ImatrixFormat::Gguf);
       }
       imatrix = read_imatrix(path);

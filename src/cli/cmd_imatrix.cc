@@ -49,19 +49,13 @@ Run setup_imatrix(CLI::App& app) {
       check(static_cast<int64_t>(tokens.size()) >= 2 * a->ctx, a->file, "tokenizes to {} tokens; at least {} are needed for --ctx {}",
             tokens.size(), 2 * a->ctx, a->ctx);
       LlamaModel model(src, {a->ctx, a->threads});
-      model.set_matmul_observer([&](const Tensor& w, const float* x, int64_t n) { collector.observe(w.name(), x, n, w.ne()[0]); });
-      const int64_t max_chunks = static_cast<int64_t>(tokens.size()) / a->ctx;
-      const int64_t n_chunks = a->chunks < 0 ? max_chunks : std::min(a->chunks, max_chunks);
       collector.imatrix().datasets.push_back(a->file);
-      collector.imatrix().chunk_size = static_cast<int32_t>(a->ctx);
-      std::vector<float> logits(static_cast<size_t>(model.n_vocab()));
-      for (int64_t c = 0; c < n_chunks; ++c) {
-        std::vector<int32_t> chunk(tokens.begin() + c * a->ctx, tokens.begin() + (c + 1) * a->ctx);
-        if (tok.vocab().add_bos) chunk[0] = tok.vocab().bos_id;
-        model.eval(chunk, 0, logits.data(), false);
-        fmt::print(stderr, "\rchunk {}/{}", c + 1, n_chunks);
-        if (a->save_every > 0 && (c + 1) % a->save_every == 0) write_imatrix(a->out, collector.imatrix(), format);
-      }
+      collect_imatrix(model, tokens, a->ctx, a->chunks, tok.vocab().add_bos ? tok.vocab().bos_id : -1, collector,
+                      [&](int64_t done, int64_t total) {
+                        fmt::print(stderr, "\rchunk {}/{}", done, total);
+                        if (a->save_every > 0 && done % a->save_every == 0)
+                          write_imatrix(a->out, collector.imatrix(), format);
+                      });
       fmt::print(stderr, "\n");
     }
     write_imatrix(a->out, collector.imatrix(), format);

@@ -24,14 +24,8 @@ TEST(Imatrix, CollectsLlamaImatrixStatistics) {
   Tokenizer tok(src->vocab());
   LlamaModel model(src, {256, 2});
   ImatrixCollector collector;
-  model.set_matmul_observer([&](const Tensor& w, const float* x, int64_t n) { collector.observe(w.name(), x, n, w.ne()[0]); });
   const auto tokens = tok.encode(read_text_file(std::string(LOWBIT_SHARED_DATA) + "/corpus/tinyshakespeare/input.txt"), true);
-  std::vector<float> logits(4096);
-  for (int c = 0; c < 20; ++c) {
-    std::vector<int32_t> chunk(tokens.begin() + c * 256, tokens.begin() + (c + 1) * 256);
-    chunk[0] = tok.vocab().bos_id;
-    model.eval(chunk, 0, logits.data(), false);
-  }
+  EXPECT_EQ(collect_imatrix(model, tokens, 256, 20, tok.vocab().bos_id, collector), 20);
   const Imatrix ours = collector.imatrix();
   const Imatrix ref = read_imatrix(kRef + "imatrix.dat");
   ASSERT_EQ(ours.entries.size(), ref.entries.size());
@@ -43,6 +37,13 @@ TEST(Imatrix, CollectsLlamaImatrixStatistics) {
     ASSERT_EQ(a.size(), b.size()) << name;
     for (size_t j = 0; j < a.size(); ++j) ASSERT_NEAR(a[j], b[j], 1e-3 * std::fabs(b[j]) + 1e-6) << name << " " << j;
   }
+}
+
+TEST(Imatrix, TooFewTokensIsAnError) {
+  std::shared_ptr<const ModelSource> src = open_model(std::string(LOWBIT_SOURCE_DIR) + "/models/stories260K/stories260K.bin");
+  LlamaModel model(src, {64, 1});
+  ImatrixCollector collector;
+  EXPECT_THROW(collect_imatrix(model, std::vector<int32_t>(63, 5), 64, -1, 1, collector), Error);
 }
 
 TEST(Imatrix, FileFormatsRoundTripAndMerge) {
