@@ -136,6 +136,15 @@ std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource>
   o.config.validate("--bits/--group-size");
   check(o.method == "rtn" || o.method == "gptq", "--method", "'{}' is not rtn or gptq", o.method);
   const ModelConfig& config = source->config();
+  // The packed layout needs whole int32 words along both dimensions: refuse misfit layers before any work.
+  for (int64_t layer = 0; layer < config.n_layer; ++layer)
+    for (const char* linear : kLinears) {
+      const std::string name = "blk." + std::to_string(layer) + "." + linear + ".weight";
+      const TensorInfo& t = source->tensor_info(name);
+      check((t.ne[0] * o.config.bits) % 32 == 0 && (t.ne[1] * o.config.bits) % 32 == 0, name,
+            "shape {} cannot be packed at {} bits (GPTQ packs 32-bit words along both dimensions)", t.shape_string(),
+            o.config.bits);
+    }
   std::vector<std::vector<int32_t>> windows;
   if (o.method == "gptq") {
     check(!o.calib.text_path.empty(), "--calib", "GPTQ needs calibration text");

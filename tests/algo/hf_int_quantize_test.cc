@@ -95,3 +95,39 @@ TEST(HfIntQuantize, GptqBeatsRtnAndExportsReadBack) {
 
 }  // namespace
 }  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// A GPTQ folder whose config disagrees with its tensors is refused with an error naming the file, not misread.
+TEST(HfIntQuantize, InconsistentGptqFolderIsAnError) {
+  const std::string dir = testing::TempDir() + "/gptq-bad";
+  std::filesystem::remove_all(dir);
+  HfIntQuantizeOptions o;
+  o.method = "rtn";
+  o.config.bits = 4;
+  o.config.group_size = 128;
+  o.config.sym = true;
+  // stories260K's 172-wide FFN does not pack into 32-bit words at 4 bits: refused up front, naming the tensor.
+  try {
+    quantize_to_hf_gptq(open_model(std::string(LOWBIT_SOURCE_DIR) + "/models/stories260K/stories260K.bin"), dir, o);
+    ADD_FAILURE() << "172-wide layer accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.0.ffn_gate.weight"), std::string::npos) << e.what();
+  }
+  quantize_to_hf_gptq(open_model(std::string(LOWBIT_SOURCE_DIR) + "/models/tiny-gutenberg"), dir, o);
+  std::string config = read_text_file(dir + "/config.json");
+  const size_t at = config.find("\"bits\": 4");
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, 9, "\"bits\": 8");  // qweight now implies other shapes than config.json says
+  write_file_atomic(dir + "/config.json", config);
+  EXPECT_THROW(
+      {
+        auto src = open_model(dir);
+        for (const auto& t : src->tensor_infos()) (void)src->tensor(t.name);
+      },
+      Error);
+}
+
+}  // namespace
+}  // namespace lowbit
