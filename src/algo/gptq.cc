@@ -7,6 +7,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <string>
+
 #include "util/error.h"
 
 namespace lowbit {
@@ -74,10 +76,22 @@ HessianAccumulator HessianAccumulator::from_matrix(int64_t n_in, std::vector<dou
   return acc;
 }
 
-GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const HessianAccumulator& hessian,
-                         const IntQuantConfig& cfg, const GptqOptions& options) {
+std::vector<int64_t> act_order_permutation(const HessianAccumulator& hessian) {
+  const int64_t n = hessian.n_in();
+  std::vector<double> diag(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = hessian.matrix()[static_cast<size_t>(i * n + i)];
+    diag[static_cast<size_t>(i)] = d == 0.0 ? 1.0 : d;
+  }
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  std::iota(perm.begin(), perm.end(), int64_t{0});
+  std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+  return perm;
+}
+
+GptqRun gptq_run(const float* W, int64_t n_out, int64_t n_in, const HessianAccumulator& hessian,
+                 const std::vector<int64_t>& perm_in, GptqGrid& grid, const GptqOptions& options) {
   const char* where = "gptq_quantize";
-  cfg.validate(where);
   check(n_out > 0 && n_in > 0, where, "empty layer {}x{}", n_out, n_in);
   check(hessian.n_in() == n_in, where, "Hessian is for {} inputs, layer has {}", hessian.n_in(), n_in);
   check(options.block_size > 0, where, "block_size must be positive, got {}", options.block_size);
@@ -87,7 +101,7 @@ GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const Hess
   check(h.allFinite(), where, "Hessian has non-finite values");
   std::vector<double> diag(static_cast<size_t>(n));
 
-  GptqResult result;
+  GptqRun result;
   std::vector<float> wf(W, W + n_out * n);
   for (int64_t i = 0; i < n; ++i) {
     diag[i] = h(i, i);
@@ -96,97 +110,154 @@ GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const Hess
     for (int64_t r = 0; r < n_out; ++r) wf[r * n + i] = 0.f;
     ++result.dead_columns;
   }
-
-  std::vector<int64_t> perm(static_cast<size_t>(n));
-  std::iota(perm.begin(), perm.end(), int64_t{0});
-  if (cfg.desc_act) {
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+  std::vector<int64_t> perm = perm_in;
+  if (perm.empty()) {
+    perm.resize(static_cast<size_t>(n));
+    std::iota(perm.begin(), perm.end(), int64_t{0});
   }
+  check(static_cast<int64_t>(perm.size()) == n, where, "permutation has {} entries for {} inputs", perm.size(), n);
+
   MatD hp(n, n);
   for (int64_t a = 0; a < n; ++a)
     for (int64_t b = 0; b < n; ++b) hp(a, b) = a == b ? diag[perm[a]] : h(perm[a], perm[b]);
-
   MatF u;
-  const double mean_diag = hp.diagonal().mean();
+  const double mean_diag = std::accumulate(diag.begin(), diag.end(), 0.0) / static_cast<double>(n);
   double dp = options.damp_percent;
   while (!inverse_upper_factor(hp, dp * mean_diag, u)) {
     check(options.damp_auto_increment > 0 && dp + options.damp_auto_increment < 1.0, where,
           "Hessian is not positive definite even with damp_percent {:.4f}", dp);
     dp += options.damp_auto_increment;
   }
+  hp.resize(0, 0);
   result.damp_percent = dp;
 
-  const bool grouped = cfg.group_size > 0;
-  const int64_t gl = cfg.group_len(n), ng = (n + gl - 1) / gl;
-  const bool static_groups = grouped && cfg.static_groups;
-  const int maxq = cfg.maxq();
-  result.layer = QuantizedLinear::allocate(n_out, n, cfg);
-  QuantizedLinear& ql = result.layer;
-  for (int64_t j = 0; j < n; ++j) {
-    // Static groups (and no act-order) keep the original column order; dynamic groups follow the processing order.
-    if (static_groups || !cfg.desc_act) ql.g_idx[j] = static_cast<int32_t>(j / gl);
-    else ql.g_idx[perm[j]] = static_cast<int32_t>(j / gl);
-  }
-  auto store = [&](int64_t g, int64_t row, ScaleZero p) {
-    ql.scales[g * n_out + row] = p.scale;
-    ql.zeros[g * n_out + row] = p.zero;
-  };
-
+  const int64_t gl = grid.group_len(n);
   const int64_t block = options.block_size;
   const int64_t n_chunks = (n_out + kRowChunk - 1) / kRowChunk;
   std::vector<double> row_loss(static_cast<size_t>(n_out), 0.0);
+  std::string error;
 #pragma omp parallel for schedule(dynamic)
   for (int64_t c = 0; c < n_chunks; ++c) {
-    const int64_t r0 = c * kRowChunk, rows = std::min(n_out, r0 + kRowChunk) - r0;
-    MatF wc(rows, n);  // this chunk's rows, columns in processing order
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < n; ++j) wc(r, j) = wf[(r0 + r) * n + perm[j]];
-    std::vector<ScaleZero> cur(static_cast<size_t>(rows));
-    if (static_groups) {
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t g = 0; g < ng; ++g) {
-          const int64_t j0 = g * gl, len = std::min(n, j0 + gl) - j0;
-          store(g, r0 + r, find_scale_zero(&wf[(r0 + r) * n + j0], len, cfg.bits, cfg.sym, cfg.mse));
-        }
-    } else if (!grouped) {
+    try {
+      const int64_t r0 = c * kRowChunk, rows = std::min(n_out, r0 + kRowChunk) - r0;
+      MatF wc(rows, n);  // this chunk's rows, columns in processing order
+      std::vector<std::unique_ptr<GptqRowGrid>> row_grids;
       for (int64_t r = 0; r < rows; ++r) {
-        cur[r] = find_scale_zero(&wf[(r0 + r) * n], n, cfg.bits, cfg.sym, cfg.mse);
-        store(0, r0 + r, cur[r]);
+        for (int64_t j = 0; j < n; ++j) wc(r, j) = wf[(r0 + r) * n + perm[j]];
+        row_grids.push_back(grid.row(r0 + r, &wf[(r0 + r) * n]));
       }
-    }
-    for (int64_t i1 = 0; i1 < n; i1 += block) {
-      const int64_t i2 = std::min(n, i1 + block), count = i2 - i1;
-      MatF w1 = wc.middleCols(i1, count);
-      MatF err1(rows, count);
-      for (int64_t i = 0; i < count; ++i) {
-        const int64_t col = i1 + i;
-        const float d = u(col, col);
-        if (grouped && !static_groups && col % gl == 0) {
+      for (int64_t i1 = 0; i1 < n; i1 += block) {
+        const int64_t i2 = std::min(n, i1 + block), count = i2 - i1;
+        MatF w1 = wc.middleCols(i1, count);
+        MatF err1(rows, count);
+        for (int64_t i = 0; i < count; ++i) {
+          const int64_t col = i1 + i;
+          const float d = u(col, col);
+          if (col % gl == 0)
+            for (int64_t r = 0; r < rows; ++r) row_grids[r]->begin_group(col, &wc(r, col), std::min(gl, n - col));
           for (int64_t r = 0; r < rows; ++r) {
-            cur[r] = find_scale_zero(&wc(r, col), std::min(gl, n - col), cfg.bits, cfg.sym, cfg.mse);
-            store(col / gl, r0 + r, cur[r]);
+            const float w = w1(r, i);
+            const float diff = w - row_grids[r]->round(col, w);
+            row_loss[r0 + r] += static_cast<double>(diff) * diff / (static_cast<double>(d) * d) / 2.0;
+            const float e = diff / d;
+            err1(r, i) = e;
+            w1.row(r).tail(count - i) -= e * u.row(col).segment(col, count - i);
           }
         }
-        for (int64_t r = 0; r < rows; ++r) {
-          ScaleZero p = cur[r];
-          if (static_groups) {
-            const int64_t gi = (perm[col] / gl) * n_out + r0 + r;
-            p = {ql.scales[gi], ql.zeros[gi]};
-          }
-          const float w = w1(r, i);
-          const int qv = quantize_value(w, p, maxq);
-          ql.q[(r0 + r) * n + perm[col]] = static_cast<uint8_t>(qv);
-          const float diff = w - dequantize_value(qv, p);
-          row_loss[r0 + r] += static_cast<double>(diff) * diff / (static_cast<double>(d) * d) / 2.0;
-          const float e = diff / d;
-          err1(r, i) = e;
-          w1.row(r).tail(count - i) -= e * u.row(col).segment(col, count - i);
-        }
+        if (i2 < n) wc.rightCols(n - i2).noalias() -= err1 * u.block(i1, i2, count, n - i2);
       }
-      if (i2 < n) wc.rightCols(n - i2).noalias() -= err1 * u.block(i1, i2, count, n - i2);
+    } catch (const Error& e) {
+#pragma omp critical
+      error = e.what();
     }
   }
+  if (!error.empty()) throw Error(error);
   for (double l : row_loss) result.loss += l;
+  return result;
+}
+
+namespace {
+
+// GPTQ's own integer grid: per row and group a scale/zero from find_scale_zero (dynamic groups at the group's
+// first processed column, static groups up front on the original order), written into a QuantizedLinear.
+class IntGrid : public GptqGrid {
+ public:
+  IntGrid(QuantizedLinear& ql, const IntQuantConfig& cfg, const std::vector<int64_t>& perm)
+      : ql_(ql), cfg_(cfg), perm_(perm) {}
+  int64_t group_len(int64_t n_in) const override { return cfg_.group_len(n_in); }
+  std::unique_ptr<GptqRowGrid> row(int64_t r, const float* w) override {
+    return std::make_unique<Row>(*this, r, w);
+  }
+
+ private:
+  struct Row : GptqRowGrid {
+    Row(IntGrid& g, int64_t r, const float* w) : g(g), r(r) {
+      const IntQuantConfig& cfg = g.cfg_;
+      const int64_t n = g.ql_.n_in, gl = cfg.group_len(n), ng = (n + gl - 1) / gl;
+      if (cfg.group_size > 0 && cfg.static_groups) {
+        for (int64_t gi = 0; gi < ng; ++gi) {
+          const int64_t j0 = gi * gl, len = std::min(n, j0 + gl) - j0;
+          store(gi, find_scale_zero(w + j0, len, cfg.bits, cfg.sym, cfg.mse));
+        }
+      } else if (cfg.group_size < 0) {
+        cur = find_scale_zero(w, n, cfg.bits, cfg.sym, cfg.mse);
+        store(0, cur);
+      }
+    }
+    void store(int64_t gi, ScaleZero p) {
+      g.ql_.scales[gi * g.ql_.n_out + r] = p.scale;
+      g.ql_.zeros[gi * g.ql_.n_out + r] = p.zero;
+    }
+    void begin_group(int64_t col, const float* w, int64_t len) override {
+      const IntQuantConfig& cfg = g.cfg_;
+      if (cfg.group_size < 0 || cfg.static_groups) return;
+      cur = find_scale_zero(w, len, cfg.bits, cfg.sym, cfg.mse);
+      store(col / cfg.group_len(g.ql_.n_in), cur);
+    }
+    float round(int64_t col, float w) override {
+      const int64_t orig = g.perm_[col];
+      ScaleZero p = cur;
+      if (g.cfg_.group_size > 0 && g.cfg_.static_groups) {
+        const int64_t gi = (orig / g.cfg_.group_len(g.ql_.n_in)) * g.ql_.n_out + r;
+        p = {g.ql_.scales[gi], g.ql_.zeros[gi]};
+      }
+      const int qv = quantize_value(w, p, g.ql_.maxq());
+      g.ql_.q[r * g.ql_.n_in + orig] = static_cast<uint8_t>(qv);
+      return dequantize_value(qv, p);
+    }
+    IntGrid& g;
+    int64_t r;
+    ScaleZero cur;
+  };
+  QuantizedLinear& ql_;
+  const IntQuantConfig& cfg_;
+  const std::vector<int64_t>& perm_;
+};
+
+}  // namespace
+
+GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const HessianAccumulator& hessian,
+                         const IntQuantConfig& cfg, const GptqOptions& options) {
+  cfg.validate("gptq_quantize");
+  check(n_out > 0 && n_in > 0, "gptq_quantize", "empty layer {}x{}", n_out, n_in);
+  check(hessian.n_in() == n_in, "gptq_quantize", "Hessian is for {} inputs, layer has {}", hessian.n_in(), n_in);
+  std::vector<int64_t> perm(static_cast<size_t>(n_in));
+  std::iota(perm.begin(), perm.end(), int64_t{0});
+  if (cfg.desc_act) perm = act_order_permutation(hessian);
+  GptqResult result;
+  result.layer = QuantizedLinear::allocate(n_out, n_in, cfg);
+  QuantizedLinear& ql = result.layer;
+  const int64_t gl = cfg.group_len(n_in);
+  // Static groups (and no act-order) keep the original column order; dynamic groups follow the processing order.
+  for (int64_t j = 0; j < n_in; ++j) {
+    if (cfg.static_groups || !cfg.desc_act) ql.g_idx[j] = static_cast<int32_t>(j / gl);
+    else ql.g_idx[perm[j]] = static_cast<int32_t>(j / gl);
+  }
+  IntGrid grid(ql, cfg, perm);
+  const GptqRun run = gptq_run(W, n_out, n_in, hessian, perm, grid, options);
+  result.loss = run.loss;
+  result.damp_percent = run.damp_percent;
+  result.dead_columns = run.dead_columns;
   return result;
 }
 

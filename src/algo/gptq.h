@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "algo/int_quant.h"
@@ -51,6 +52,39 @@ struct GptqResult {
   double damp_percent = 0;  // the damping that made H factorisable
   int64_t dead_columns = 0; // inputs never active (H_ii == 0): their weights were set to 0
 };
+
+// What GPTQ's column loop needs from a number format: the integer grid of GPTQ itself (gptq_quantize below) or a
+// ggml block type (algo/gptq_ggml.h). One GptqRowGrid per output row, created and used by one thread.
+class GptqRowGrid {
+ public:
+  virtual ~GptqRowGrid() = default;
+  // At the first column of each group (columns in processing order): the row's weights of that group as updated
+  // at the start of the current lazy block.
+  virtual void begin_group(int64_t col, const float* w, int64_t len) = 0;
+  // Rounds w, the weight of processing-order column `col`, onto the grid, records it, returns its value.
+  virtual float round(int64_t col, float w) = 0;
+};
+class GptqGrid {
+ public:
+  virtual ~GptqGrid() = default;
+  virtual int64_t group_len(int64_t n_in) const = 0;
+  // Row r's grid; `w` is the row in original column order with dead columns zeroed. Called from worker threads.
+  virtual std::unique_ptr<GptqRowGrid> row(int64_t r, const float* w) = 0;
+};
+
+struct GptqRun {
+  double loss = 0;
+  double damp_percent = 0;
+  int64_t dead_columns = 0;
+};
+
+// The GPTQ loop over any grid: dead columns, optional act-order permutation (perm = processing order ->
+// original column), damping with automatic increase, lazy block updates. `perm` empty = natural order.
+GptqRun gptq_run(const float* W, int64_t n_out, int64_t n_in, const HessianAccumulator& hessian,
+                 const std::vector<int64_t>& perm, GptqGrid& grid, const GptqOptions& options);
+
+// The processing order of act-order: columns by descending diag(H) (dead columns count as 1), stable for ties.
+std::vector<int64_t> act_order_permutation(const HessianAccumulator& hessian);
 
 // W: [n_out][n_in] row-major. Honours cfg.bits/group_size/sym/mse/desc_act/static_groups.
 // Semantics follow IST-DASLab/gptq fasterquant (+ AutoGPTQ's g_idx and static groups):

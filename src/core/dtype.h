@@ -49,6 +49,9 @@ using QuantizeRowsFn = void (*)(const float* src, void* dst, int64_t nrows, int6
                                 const float* importance);
 // Converts n elements (a multiple of block_size) to float.
 using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
+// Rewrites the level (the stored integer code, 0..n_levels-1) of each of n elements of existing blocks, keeping
+// their scales: what GPTQ needs to round each weight onto the grid a block's scales define (algo/gptq_ggml.h).
+using SetLevelsFn = void (*)(void* blocks, const uint8_t* levels, int64_t n);
 
 struct TypeTraits {
   DType type;
@@ -60,6 +63,8 @@ struct TypeTraits {
   ToFloatFn to_float;     // null for types that cannot become float (BOOL, integers)
   QuantizeRowsFn quantize;  // null where lowbit cannot produce the type
   bool needs_importance;  // ggml refuses to make it without an importance matrix (none of ours yet)
+  SetLevelsFn set_levels = nullptr;  // block types whose dequantized value is a function of (scales, level)
+  int n_levels = 0;                  // levels per element; the value is monotonic in the level
 };
 
 // The row for a type. Throws Error for a value that is not a known type.

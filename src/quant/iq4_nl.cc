@@ -176,7 +176,17 @@ void decode_xs(const BlockIQ4XS& b, float* out) {
   }
 }
 
+void set_nl_levels(const uint8_t* levels, BlockIQ4NL& y) { pack_levels(levels, kSubBlock, y.qs); }
+void set_xs_levels(const uint8_t* levels, BlockIQ4XS& y) { pack_levels(levels, kXsSuperBlock, y.qs); }
+
 }  // namespace
+
+void set_levels_iq4_nl(void* blocks, const uint8_t* levels, int64_t n) {
+  legacy::set_levels_blocks<BlockIQ4NL, kSubBlock, set_nl_levels>("iq4_nl", blocks, levels, n);
+}
+void set_levels_iq4_xs(void* blocks, const uint8_t* levels, int64_t n) {
+  legacy::set_levels_blocks<BlockIQ4XS, kXsSuperBlock, set_xs_levels>("iq4_xs", blocks, levels, n);
+}
 
 int legacy::iq4nl_nearest_level(float x) { return nearest_level(x); }
 

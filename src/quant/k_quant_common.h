@@ -20,6 +20,12 @@ void quantize_block(const float* x, BlockQ4K& y, const float* importance);
 void quantize_block(const float* x, BlockQ5K& y, const float* importance);
 void quantize_block(const float* x, BlockQ6K& y, const float* importance);
 void quantize_block(const float* x, BlockQ8K& y, const float* importance);
+// Writes the levels of one super-block into its code fields, keeping the scales (the last step of quantize_block).
+void pack_levels(const uint8_t* levels, BlockQ2K& y);
+void pack_levels(const uint8_t* levels, BlockQ3K& y);
+void pack_levels(const uint8_t* levels, BlockQ4K& y);
+void pack_levels(const uint8_t* levels, BlockQ5K& y);
+void pack_levels(const uint8_t* levels, BlockQ6K& y);
 void dequantize_block(const BlockQ2K& b, float* y);
 void dequantize_block(const BlockQ3K& b, float* y);
 void dequantize_block(const BlockQ4K& b, float* y);
@@ -54,6 +60,12 @@ void dequantize_k_rows(const char* type, const void* src, float* dst, int64_t n)
   for (int64_t b = 0; b < n / kSuperBlock; ++b) dequantize_block(in[b], dst + b * kSuperBlock);
 }
 
+template <typename Block>
+void set_k_levels(const char* type, void* dst, const uint8_t* levels, int64_t n) {
+  check(n >= 0 && n % kSuperBlock == 0, type, "{} values is not a multiple of {}", n, kSuperBlock);
+  Block* out = static_cast<Block*>(dst);
+  for (int64_t b = 0; b < n / kSuperBlock; ++b) pack_levels(levels + b * kSuperBlock, out[b]);
+}
 // Q2_K and Q3_K store 2-bit fields in 64 bytes: within each half of 128 values, byte l holds values l, l+32,
 // l+64 and l+96 in bits 0-1, 2-3, 4-5 and 6-7.
 inline void pack_2bit(const uint8_t* levels, uint8_t* qs) {

@@ -14,6 +14,18 @@ namespace lowbit {
     kquant::dequantize_k_rows<BLOCK>(#NAME, src, dst, n);                                                        \
   }
 
+#define LOWBIT_K_SET_LEVELS(NAME, BLOCK)                                      \
+  void set_levels_##NAME(void* dst, const uint8_t* levels, int64_t n) {     \
+    kquant::set_k_levels<BLOCK>(#NAME, dst, levels, n);                     \
+  }
+
+LOWBIT_K_SET_LEVELS(q2_K, BlockQ2K)
+LOWBIT_K_SET_LEVELS(q3_K, BlockQ3K)
+LOWBIT_K_SET_LEVELS(q4_K, BlockQ4K)
+LOWBIT_K_SET_LEVELS(q5_K, BlockQ5K)
+LOWBIT_K_SET_LEVELS(q6_K, BlockQ6K)
+#undef LOWBIT_K_SET_LEVELS
+
 LOWBIT_K_QUANT_ENTRY_POINTS(q2_K, BlockQ2K)
 LOWBIT_K_QUANT_ENTRY_POINTS(q3_K, BlockQ3K)
 LOWBIT_K_QUANT_ENTRY_POINTS(q4_K, BlockQ4K)

@@ -81,6 +81,12 @@ void quantize_q8_K(const float* src, void* dst, int64_t nrows, int64_t n_per_row
 void dequantize_q2_K(const void* src, float* dst, int64_t n);
 void dequantize_q3_K(const void* src, float* dst, int64_t n);
 void dequantize_q4_K(const void* src, float* dst, int64_t n);
+// SetLevelsFn (dtype.h): levels 0..3 (Q2_K), 0..7 (Q3_K: value d*sc*(level-4)), 0..15, 0..31, 0..63 (Q6_K).
+void set_levels_q2_K(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q3_K(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q4_K(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q5_K(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q6_K(void* blocks, const uint8_t* levels, int64_t n);
 void dequantize_q5_K(const void* src, float* dst, int64_t n);
 void dequantize_q6_K(const void* src, float* dst, int64_t n);
 void dequantize_q8_K(const void* src, float* dst, int64_t n);

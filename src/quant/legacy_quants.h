@@ -106,6 +106,16 @@ void dequantize_q8_1(const void* src, float* dst, int64_t n);
 void dequantize_iq4_nl(const void* src, float* dst, int64_t n);
 void dequantize_iq4_xs(const void* src, float* dst, int64_t n);
 
+// The table's SetLevelsFn for each type (dtype.h): levels 0..15 (Q4_0, Q4_1, IQ4_NL, IQ4_XS: table index),
+// 0..31 (Q5_0, Q5_1), 0..255 (Q8_0: stored as level - 128).
+void set_levels_q4_0(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q4_1(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q5_0(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q5_1(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_q8_0(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_iq4_nl(void* blocks, const uint8_t* levels, int64_t n);
+void set_levels_iq4_xs(void* blocks, const uint8_t* levels, int64_t n);
+
 namespace legacy {
 
 // Shared plumbing for the files above (not part of the public surface).
@@ -169,6 +179,14 @@ void dequantize_blocks(const char* type_name, const void* src, float* dst, int64
   check_multiple(n, kElems, type_name);
   const Block* in = static_cast<const Block*>(src);
   for (int64_t b = 0; b < n / kElems; ++b) Decode(in[b], dst + b * kElems);
+}
+
+// Writes the levels of n values (a multiple of kElems) into consecutive blocks with Pack, keeping the scales.
+template <typename Block, int kElems, void (*Pack)(const uint8_t*, Block&)>
+void set_levels_blocks(const char* type_name, void* dst, const uint8_t* levels, int64_t n) {
+  check_multiple(n, kElems, type_name);
+  Block* out = static_cast<Block*>(dst);
+  for (int64_t b = 0; b < n / kElems; ++b) Pack(levels + b * kElems, out[b]);
 }
 
 // 4-bit blocks keep all bits in qs; 5-bit blocks (those with a qh field) put bit 4 in qh.
@@ -243,6 +261,9 @@ struct BlockType {
   }
   static void dequantize(const char* name, const void* src, float* dst, int64_t n) {
     dequantize_blocks<Block, kLegacyBlock, Codec::decode>(name, src, dst, n);
+  }
+  static void set_levels(const char* name, void* dst, const uint8_t* levels, int64_t n) {
+    set_levels_blocks<Block, kLegacyBlock, pack_levels<Block>>(name, dst, levels, n);
   }
 };
 

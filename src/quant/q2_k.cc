@@ -11,6 +11,8 @@ constexpr int kSub = kSuperBlock / 16;
 
 }  // namespace
 
+void pack_levels(const uint8_t* levels, BlockQ2K& y) { pack_2bit(levels, y.qs); }
+
 void quantize_block(const float* x, BlockQ2K& y, const float* importance) {
   uint8_t levels[kSuperBlock];
   uint8_t scratch[16];
@@ -68,7 +70,7 @@ void quantize_block(const float* x, BlockQ2K& y, const float* importance) {
     const float dl = d_all * (y.scales[j] & 0xF);
     requantize_with_min(x + 16 * j, 16, dl, dmin_all * (y.scales[j] >> 4), 3, levels + 16 * j);
   }
-  pack_2bit(levels, y.qs);
+  pack_levels(levels, y);
 }
 
 void dequantize_block(const BlockQ2K& b, float* y) {

@@ -28,6 +28,21 @@ int unpack_scale(int j, const uint8_t* scales) {
 
 }  // namespace
 
+// Levels 0..7: bits 0-1 in qs (pack_2bit), bit 2 in hmask (byte j % 32, bit j / 32).
+void pack_levels(const uint8_t* levels, BlockQ3K& y) {
+  std::memset(y.hmask, 0, sizeof(y.hmask));
+  uint8_t low2[kSuperBlock];
+  for (int j = 0; j < kSuperBlock; ++j) {
+    int level = levels[j];
+    if (level > 3) {
+      y.hmask[j % 32] |= static_cast<uint8_t>(1 << (j / 32));
+      level -= 4;
+    }
+    low2[j] = static_cast<uint8_t>(level);
+  }
+  pack_2bit(low2, y.qs);
+}
+
 void quantize_block(const float* x, BlockQ3K& y, const float* importance) {
   int8_t levels[kSuperBlock];  // 0..7 (level + 4)
   float sub_scales[kSub];
@@ -76,17 +91,7 @@ void quantize_block(const float* x, BlockQ3K& y, const float* importance) {
   for (int j = 0; j < kSub; ++j) {
     requantize_symmetric(x + 16 * j, 16, d_all * unpack_scale(j, y.scales), 4, levels + 16 * j);
   }
-  std::memset(y.hmask, 0, sizeof(y.hmask));
-  uint8_t low2[kSuperBlock];
-  for (int j = 0; j < kSuperBlock; ++j) {
-    int level = levels[j];
-    if (level > 3) {
-      y.hmask[j % 32] |= static_cast<uint8_t>(1 << (j / 32));
-      level -= 4;
-    }
-    low2[j] = static_cast<uint8_t>(level);
-  }
-  pack_2bit(low2, y.qs);
+  pack_levels(reinterpret_cast<const uint8_t*>(levels), y);  // levels are 0..7 here
 }
 
 void dequantize_block(const BlockQ3K& b, float* y) {

@@ -12,4 +12,6 @@ void quantize_q4_1(const float* src, void* dst, int64_t nrows, int64_t n_per_row
 
 void dequantize_q4_1(const void* src, float* dst, int64_t n) { Q4_1Type::dequantize("q4_1", src, dst, n); }
 
+void set_levels_q4_1(void* blocks, const uint8_t* levels, int64_t n) { Q4_1Type::set_levels("q4_1", blocks, levels, n); }
+
 }  // namespace lowbit

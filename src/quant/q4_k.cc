@@ -3,15 +3,19 @@
 #include "quant/k_quant_common.h"
 
 namespace lowbit::kquant {
-void quantize_block(const float* x, BlockQ4K& y, const float* importance) {
-  uint8_t levels[kSuperBlock];
-  // ggml's reference search range for Q4_K: 21 steps from nmax-1.
-  quantize_scale_min_k4(x, importance, 15, -1.f, 20, levels, &y.d, &y.dmin, y.scales);
+void pack_levels(const uint8_t* levels, BlockQ4K& y) {
   // Each 64 values share 32 bytes: the first 32 in the low nibbles, the next 32 in the high nibbles.
   for (int base = 0; base < kSuperBlock; base += 64) {
     uint8_t* q = y.qs + base / 2;
     for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(levels[base + l] | (levels[base + l + 32] << 4));
   }
+}
+
+void quantize_block(const float* x, BlockQ4K& y, const float* importance) {
+  uint8_t levels[kSuperBlock];
+  // ggml's reference search range for Q4_K: 21 steps from nmax-1.
+  quantize_scale_min_k4(x, importance, 15, -1.f, 20, levels, &y.d, &y.dmin, y.scales);
+  pack_levels(levels, y);
 }
 
 void dequantize_block(const BlockQ4K& b, float* y) {

@@ -11,4 +11,6 @@ void quantize_q5_1(const float* src, void* dst, int64_t nrows, int64_t n_per_row
 
 void dequantize_q5_1(const void* src, float* dst, int64_t n) { Q5_1Type::dequantize("q5_1", src, dst, n); }
 
+void set_levels_q5_1(void* blocks, const uint8_t* levels, int64_t n) { Q5_1Type::set_levels("q5_1", blocks, levels, n); }
+
 }  // namespace lowbit

@@ -5,10 +5,7 @@
 #include "quant/k_quant_common.h"
 
 namespace lowbit::kquant {
-void quantize_block(const float* x, BlockQ5K& y, const float* importance) {
-  uint8_t levels[kSuperBlock];
-  // ggml's reference search range for Q5_K: 16 steps from nmax-0.5.
-  quantize_scale_min_k4(x, importance, 31, -0.5f, 15, levels, &y.d, &y.dmin, y.scales);
+void pack_levels(const uint8_t* levels, BlockQ5K& y) {
   std::memset(y.qh, 0, sizeof(y.qh));
   uint8_t low_bit = 1, high_bit = 2;
   for (int base = 0; base < kSuperBlock; base += 64) {
@@ -29,6 +26,13 @@ void quantize_block(const float* x, BlockQ5K& y, const float* importance) {
     low_bit <<= 2;
     high_bit <<= 2;
   }
+}
+
+void quantize_block(const float* x, BlockQ5K& y, const float* importance) {
+  uint8_t levels[kSuperBlock];
+  // ggml's reference search range for Q5_K: 16 steps from nmax-0.5.
+  quantize_scale_min_k4(x, importance, 31, -0.5f, 15, levels, &y.d, &y.dmin, y.scales);
+  pack_levels(levels, y);
 }
 
 void dequantize_block(const BlockQ5K& b, float* y) {

@@ -7,9 +7,23 @@
 #include "quant/k_quant_common.h"
 
 namespace lowbit::kquant {
-namespace {
-
-}  // namespace
+void pack_levels(const uint8_t* lv_all, BlockQ6K& y) {
+  // Within each half of 128: ql byte l holds values l (low nibble) and l+64 (high), byte l+32 holds l+32 and
+  // l+96; qh byte l holds bits 4-5 of values l, l+32, l+64, l+96.
+  uint8_t* ql = y.ql;
+  uint8_t* qh = y.qh;
+  for (int half = 0; half < kSuperBlock; half += 128) {
+    const uint8_t* lv = lv_all + half;
+    for (int l = 0; l < 32; ++l) {
+      ql[l] = static_cast<uint8_t>((lv[l] & 0xF) | ((lv[l + 64] & 0xF) << 4));
+      ql[l + 32] = static_cast<uint8_t>((lv[l + 32] & 0xF) | ((lv[l + 96] & 0xF) << 4));
+      qh[l] = static_cast<uint8_t>((lv[l] >> 4) | ((lv[l + 32] >> 4) << 2) | ((lv[l + 64] >> 4) << 4) |
+                                   ((lv[l + 96] >> 4) << 6));
+    }
+    ql += 64;
+    qh += 32;
+  }
+}
 
 void quantize_block(const float* x, BlockQ6K& y, const float* importance) {
   int8_t levels[kSuperBlock];
@@ -39,21 +53,7 @@ void quantize_block(const float* x, BlockQ6K& y, const float* importance) {
   for (int j = 0; j < kSuperBlock / 16; ++j) {
     requantize_symmetric(x + 16 * j, 16, d_all * y.scales[j], 32, levels + 16 * j);
   }
-  // Within each half of 128: ql byte l holds values l (low nibble) and l+64 (high), byte l+32 holds l+32 and
-  // l+96; qh byte l holds bits 4-5 of values l, l+32, l+64, l+96.
-  uint8_t* ql = y.ql;
-  uint8_t* qh = y.qh;
-  for (int half = 0; half < kSuperBlock; half += 128) {
-    const int8_t* lv = levels + half;
-    for (int l = 0; l < 32; ++l) {
-      ql[l] = static_cast<uint8_t>((lv[l] & 0xF) | ((lv[l + 64] & 0xF) << 4));
-      ql[l + 32] = static_cast<uint8_t>((lv[l + 32] & 0xF) | ((lv[l + 96] & 0xF) << 4));
-      qh[l] = static_cast<uint8_t>((lv[l] >> 4) | ((lv[l + 32] >> 4) << 2) | ((lv[l + 64] >> 4) << 4) |
-                                   ((lv[l + 96] >> 4) << 6));
-    }
-    ql += 64;
-    qh += 32;
-  }
+  pack_levels(reinterpret_cast<const uint8_t*>(levels), y);  // levels are 0..63 here
 }
 
 void dequantize_block(const BlockQ6K& b, float* y) {

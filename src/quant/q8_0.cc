@@ -42,7 +42,15 @@ void decode(const Block& b, float* out) {
   for (int j = 0; j < kLegacyBlock; ++j) out[j] = static_cast<float>(b.qs[j]) * d;
 }
 
+void set_q8_0_levels(const uint8_t* levels, BlockQ8_0& y) {
+  for (int j = 0; j < kLegacyBlock; ++j) y.qs[j] = static_cast<int8_t>(static_cast<int>(levels[j]) - 128);
+}
+
 }  // namespace
+
+void set_levels_q8_0(void* blocks, const uint8_t* levels, int64_t n) {
+  legacy::set_levels_blocks<BlockQ8_0, kLegacyBlock, set_q8_0_levels>("q8_0", blocks, levels, n);
+}
 
 void quantize_q8_0(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float*) {
   // Null importance: the row loop then skips the (unused) mean square.
