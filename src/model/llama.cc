@@ -66,31 +66,34 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
   rope_inv_freq_ = rope_inv_freq(hd, config_.rope, freq_factors);
 
   layers_.resize(static_cast<size_t>(config_.n_layer));
-  for (int64_t i = 0; i < config_.n_layer; ++i) {
-    Layer& l = layers_[static_cast<size_t>(i)];
-    const std::string p = "blk." + std::to_string(i) + ".";
-    l.attn_norm = load_vector(src, p + "attn_norm.weight");
-    l.ffn_norm = load_vector(src, p + "ffn_norm.weight");
-    l.wq = src.tensor(p + "attn_q.weight");
-    l.wk = src.tensor(p + "attn_k.weight");
-    l.wv = src.tensor(p + "attn_v.weight");
-    l.wo = src.tensor(p + "attn_output.weight");
-    l.w_gate = src.tensor(p + "ffn_gate.weight");
-    l.w_up = src.tensor(p + "ffn_up.weight");
-    l.w_down = src.tensor(p + "ffn_down.weight");
-    if (config_.attn_qkv_bias) {
-      l.bq = load_vector(src, p + "attn_q.bias");
-      l.bk = load_vector(src, p + "attn_k.bias");
-      l.bv = load_vector(src, p + "attn_v.bias");
-    }
-    if (config_.attn_qk_norm) {
-      l.q_norm = load_vector(src, p + "attn_q_norm.weight");
-      l.k_norm = load_vector(src, p + "attn_k_norm.weight");
-    }
-  }
+  for (int64_t i = 0; i < config_.n_layer; ++i) load_layer(i);
   const size_t cache = static_cast<size_t>(config_.n_layer * n_ctx_ * config_.n_embd_kv());
   k_cache_.assign(cache, 0.0f);
   v_cache_.assign(cache, 0.0f);
+}
+
+void LlamaModel::load_layer(int64_t i) {
+  const ModelSource& src = *source_;
+  Layer& l = layers_[static_cast<size_t>(i)];
+  const std::string p = "blk." + std::to_string(i) + ".";
+  l.attn_norm = load_vector(src, p + "attn_norm.weight");
+  l.ffn_norm = load_vector(src, p + "ffn_norm.weight");
+  l.wq = src.tensor(p + "attn_q.weight");
+  l.wk = src.tensor(p + "attn_k.weight");
+  l.wv = src.tensor(p + "attn_v.weight");
+  l.wo = src.tensor(p + "attn_output.weight");
+  l.w_gate = src.tensor(p + "ffn_gate.weight");
+  l.w_up = src.tensor(p + "ffn_up.weight");
+  l.w_down = src.tensor(p + "ffn_down.weight");
+  if (config_.attn_qkv_bias) {
+    l.bq = load_vector(src, p + "attn_q.bias");
+    l.bk = load_vector(src, p + "attn_k.bias");
+    l.bv = load_vector(src, p + "attn_v.bias");
+  }
+  if (config_.attn_qk_norm) {
+    l.q_norm = load_vector(src, p + "attn_q_norm.weight");
+    l.k_norm = load_vector(src, p + "attn_k_norm.weight");
+  }
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -148,69 +151,80 @@ void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t 
   }
 }
 
+void LlamaModel::embed(std::span<const int32_t> tokens, float* x) const {
+  const int64_t dim = config_.n_embd;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const int32_t id = tokens[t];
+    check(id >= 0 && id < config_.n_vocab, "eval", "token id {} is outside the vocabulary of {}", id, config_.n_vocab);
+    dequantize_row(token_embd_, id, x + static_cast<int64_t>(t) * dim);
+  }
+}
+
+void LlamaModel::reload_layer(int64_t il) { load_layer(il); }
+
+void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_past) {
+  check(n > 0 && n_past >= 0 && n_past + n <= n_ctx_, "eval", "positions {}..{} exceed the context of {} tokens",
+        n_past, n_past + n - 1, n_ctx_);
+  const ModelConfig& c = config_;
+  const int64_t dim = c.n_embd, q_dim = c.n_embd_q(), kv_dim = c.n_embd_kv(), hd = c.n_embd_head(), ff = c.n_ff;
+  const size_t nx = static_cast<size_t>(n * dim);
+  std::vector<float> xb(nx), q(static_cast<size_t>(n * q_dim)), k(static_cast<size_t>(n * kv_dim)), v(k.size()),
+      att(q.size()), proj(nx), gate(static_cast<size_t>(n * ff)), up(gate.size());
+  float* x = x_io;
+  const Layer& l = layers_[static_cast<size_t>(il)];
+  // attention block
+  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
+  mm(l.wq, xb.data(), n, q.data());
+  mm(l.wk, xb.data(), n, k.data());
+  mm(l.wv, xb.data(), n, v.data());
+  for (int64_t t = 0; t < n; ++t) {
+    float* qt = q.data() + t * q_dim;
+    float* kt = k.data() + t * kv_dim;
+    float* vt = v.data() + t * kv_dim;
+    if (c.attn_qkv_bias) {
+      for (int64_t i = 0; i < q_dim; ++i) qt[i] += l.bq[static_cast<size_t>(i)];
+      for (int64_t i = 0; i < kv_dim; ++i) kt[i] += l.bk[static_cast<size_t>(i)], vt[i] += l.bv[static_cast<size_t>(i)];
+    }
+    const int64_t pos = n_past + t;
+    for (int64_t h = 0; h < c.n_head; ++h) {
+      if (c.attn_qk_norm) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
+      rope_rotate(qt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
+    }
+    for (int64_t h = 0; h < c.n_head_kv; ++h) {
+      if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
+      rope_rotate(kt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
+    }
+    // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
+    const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
+    for (int64_t i = 0; i < kv_dim; ++i) {
+      k_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(kt[i]) : kt[i];
+      v_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(vt[i]) : vt[i];
+    }
+  }
+  attention(l, il, q.data(), n, n_past, att.data());
+  mm(l.wo, att.data(), n, proj.data());
+  for (size_t i = 0; i < nx; ++i) x[i] += proj[i];
+  // feed-forward block (SwiGLU)
+  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
+  mm(l.w_gate, xb.data(), n, gate.data());
+  mm(l.w_up, xb.data(), n, up.data());
+  swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
+  mm(l.w_down, gate.data(), n, proj.data());
+  for (size_t i = 0; i < nx; ++i) x[i] += proj[i];
+}
+
 void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* logits, bool all_logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   check(n > 0, "eval", "no tokens");
   check(n_past >= 0 && n_past + n <= n_ctx_, "eval", "positions {}..{} exceed the context of {} tokens", n_past,
         n_past + n - 1, n_ctx_);
-  const ModelConfig& c = config_;
-  const int64_t dim = c.n_embd, q_dim = c.n_embd_q(), kv_dim = c.n_embd_kv(), hd = c.n_embd_head(), ff = c.n_ff;
-  std::vector<float> x(static_cast<size_t>(n * dim)), xb(x.size()), q(static_cast<size_t>(n * q_dim)),
-      k(static_cast<size_t>(n * kv_dim)), v(k.size()), att(q.size()), proj(x.size()),
-      gate(static_cast<size_t>(n * ff)), up(gate.size());
-
-  for (int64_t t = 0; t < n; ++t) {
-    const int32_t id = tokens[static_cast<size_t>(t)];
-    check(id >= 0 && id < c.n_vocab, "eval", "token id {} is outside the vocabulary of {}", id, c.n_vocab);
-    dequantize_row(token_embd_, id, x.data() + t * dim);
-  }
-
-  for (int64_t il = 0; il < c.n_layer; ++il) {
-    const Layer& l = layers_[static_cast<size_t>(il)];
-    // attention block
-    for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    mm(l.wq, xb.data(), n, q.data());
-    mm(l.wk, xb.data(), n, k.data());
-    mm(l.wv, xb.data(), n, v.data());
-    for (int64_t t = 0; t < n; ++t) {
-      float* qt = q.data() + t * q_dim;
-      float* kt = k.data() + t * kv_dim;
-      float* vt = v.data() + t * kv_dim;
-      if (c.attn_qkv_bias) {
-        for (int64_t i = 0; i < q_dim; ++i) qt[i] += l.bq[static_cast<size_t>(i)];
-        for (int64_t i = 0; i < kv_dim; ++i) kt[i] += l.bk[static_cast<size_t>(i)], vt[i] += l.bv[static_cast<size_t>(i)];
-      }
-      const int64_t pos = n_past + t;
-      for (int64_t h = 0; h < c.n_head; ++h) {
-        if (c.attn_qk_norm) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
-        rope_rotate(qt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
-      }
-      for (int64_t h = 0; h < c.n_head_kv; ++h) {
-        if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
-        rope_rotate(kt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
-      }
-      // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
-      const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
-      for (int64_t i = 0; i < kv_dim; ++i) {
-        k_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(kt[i]) : kt[i];
-        v_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(vt[i]) : vt[i];
-      }
-    }
-    attention(l, il, q.data(), n, n_past, att.data());
-    mm(l.wo, att.data(), n, proj.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
-    // feed-forward block (SwiGLU)
-    for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-    mm(l.w_gate, xb.data(), n, gate.data());
-    mm(l.w_up, xb.data(), n, up.data());
-    swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
-    mm(l.w_down, gate.data(), n, proj.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
-  }
-
+  const int64_t dim = config_.n_embd;
+  std::vector<float> x(static_cast<size_t>(n * dim)), xb(x.size());
+  embed(tokens, x.data());
+  for (int64_t il = 0; il < config_.n_layer; ++il) forward_layer(il, x.data(), n, n_past);
   const int64_t first = all_logits ? 0 : n - 1;
   for (int64_t t = first; t < n; ++t)
-    rms_norm(x.data() + t * dim, output_norm_.data(), dim, c.norm_eps, xb.data() + (t - first) * dim);
+    rms_norm(x.data() + t * dim, output_norm_.data(), dim, config_.norm_eps, xb.data() + (t - first) * dim);
   mm(output_, xb.data(), n - first, logits);
 }
 

@@ -37,11 +37,19 @@ class LlamaModel : public LanguageModel {
   using MatmulObserver = std::function<void(const Tensor& weight, const float* x, int64_t n_tokens)>;
   void set_matmul_observer(MatmulObserver observer) { observer_ = std::move(observer); }
   const ModelSource& source() const { return *source_; }
+
+  // The pieces of eval(), for layer-by-layer calibration (algo/calibration.h): token embeddings into x
+  // ([n][n_embd]); one decoder layer applied to x in place (its KV cache entries at n_past.. are written);
+  // and re-reading a layer's weights and norms from the source after it changed them.
+  void embed(std::span<const int32_t> tokens, float* x) const;
+  void forward_layer(int64_t layer, float* x, int64_t n_tokens, int64_t n_past);
+  void reload_layer(int64_t layer);
   // Bytes of weights read per generated token (every matrix once, plus one embedding row).
   double weight_bytes_per_token() const;
 
  private:
   struct Layer;
+  void load_layer(int64_t layer);
   void mm(const Tensor& w, const float* x, int64_t n_tokens, float* y);
   void attention(const Layer& l, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out);
   std::shared_ptr<const ModelSource> source_;
