@@ -261,6 +261,24 @@ GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const Hess
   return result;
 }
 
+double hessian_relative_error(const float* W, const float* Wq, int64_t n_out, int64_t n_in,
+                              const HessianAccumulator& hessian) {
+  check(hessian.n_in() == n_in, "hessian_relative_error", "Hessian is for {} inputs, layer has {}", hessian.n_in(),
+        n_in);
+  const Eigen::Map<const MatD> h(hessian.matrix().data(), n_in, n_in);
+  double num = 0, den = 0;
+  Eigen::VectorXd w(n_in), d(n_in);
+  for (int64_t r = 0; r < n_out; ++r) {
+    for (int64_t i = 0; i < n_in; ++i) {
+      w[i] = W[r * n_in + i];
+      d[i] = static_cast<double>(W[r * n_in + i]) - Wq[r * n_in + i];
+    }
+    num += d.dot(h * d);
+    den += w.dot(h * w);
+  }
+  return den > 0 ? num / den : 0.0;
+}
+
 double reconstruction_error(const float* W, const float* Wq, int64_t n_out, int64_t n_in, const float* X,
                             int64_t n_tokens) {
   check(n_out > 0 && n_in > 0 && n_tokens > 0, "reconstruction_error", "empty shapes");

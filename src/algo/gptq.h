@@ -101,6 +101,11 @@ GptqResult gptq_quantize(const float* W, int64_t n_out, int64_t n_in, const Hess
 
 // ||X W^T - X Wq^T||^2 / ||X W^T||^2 (0 if the reference output is all zero). W, Wq: [n_out][n_in]; X:
 // [n_tokens][n_in]. Summed in double, deterministic.
+// The same ratio from the Hessian of the inputs (H is proportional to X^T X, the scale cancels):
+// tr((W - Wq) H (W - Wq)^T) / tr(W H W^T). Deterministic.
+double hessian_relative_error(const float* W, const float* Wq, int64_t n_out, int64_t n_in,
+                              const HessianAccumulator& hessian);
+
 double reconstruction_error(const float* W, const float* Wq, int64_t n_out, int64_t n_in, const float* X,
                             int64_t n_tokens);
 

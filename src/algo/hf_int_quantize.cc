@@ -4,11 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <map>
 
+#include "algo/awq_model.h"
 #include "algo/rtn.h"
+#include "core/float_formats.h"
 #include "io/converted_source.h"
 #include "io/gptq_pack.h"
 #include "io/hf_config.h"
@@ -16,34 +17,11 @@
 #include "io/hf_quant_config.h"
 #include "io/hf_tokenizer_writer.h"
 #include "io/safetensors.h"
-#include "model/llama.h"
-#include "model/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
-#include "util/progress.h"
 
 namespace lowbit {
 namespace {
-
-// The source with some tensors replaced (the already-quantized layers, dequantized).
-class OverlaySource : public ModelSource {
- public:
-  explicit OverlaySource(std::shared_ptr<const ModelSource> base) : base_(std::move(base)) {}
-  const std::string& path() const override { return base_->path(); }
-  std::string format() const override { return base_->format(); }
-  const ModelConfig& config() const override { return base_->config(); }
-  const Vocab& vocab() const override { return base_->vocab(); }
-  const std::vector<TensorInfo>& tensor_infos() const override { return base_->tensor_infos(); }
-  Tensor tensor(const std::string& name) const override {
-    auto it = replaced_.find(name);
-    return it != replaced_.end() ? it->second : base_->tensor(name);
-  }
-  void replace(Tensor t) { replaced_[t.name()] = std::move(t); }
-
- private:
-  std::shared_ptr<const ModelSource> base_;
-  std::map<std::string, Tensor> replaced_;
-};
 
 const char* const kLinears[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
@@ -56,236 +34,260 @@ TensorInfo make_info(const std::string& name, DType type, std::vector<int64_t> n
   return t;
 }
 
-template <typename T>
-std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
-  std::vector<uint8_t> b(v.size() * sizeof(T));
-  std::memcpy(b.data(), v.data(), b.size());
-  return b;
+std::string fingerprint(const HfIntQuantizeOptions& o, const std::string& format) {
+  return fmt::format("method {} format {}\nbits {} group {} sym {} act_order {} static {} mse {} true_seq {}\n"
+                     "damp {} step {} block {}\nawq grid {} duo {} clip {} tokens {}\ncalib {} {} {} {}\n",
+                     o.method, format, o.config.bits, o.config.group_size, o.config.sym, o.config.desc_act,
+                     o.config.static_groups, o.config.mse, o.true_sequential, o.gptq.damp_percent,
+                     o.gptq.damp_auto_increment, o.gptq.block_size, o.awq.n_grid, o.awq.duo_scaling, o.awq.clip,
+                     o.awq_max_tokens, o.calib.text_path, o.calib.nsamples, o.calib.seqlen, o.calib.seed);
 }
 
-// ---- progress files: one per finished layer, plus the options that produced them ----
-std::string options_fingerprint(const ModelSource& src, const HfIntQuantizeOptions& o) {
-  return fmt::format("lowbit-gptq-progress 1\nsource {}\nmethod {}\nbits {} group {} sym {} act_order {} static {} mse {}\n"
-                     "damp {} step {} block {}\ncalib {} {} {} {}\n",
-                     src.path(), o.method, o.config.bits, o.config.group_size, o.config.sym, o.config.desc_act,
-                     o.config.static_groups, o.config.mse, o.gptq.damp_percent, o.gptq.damp_auto_increment,
-                     o.gptq.block_size, o.calib.text_path, o.calib.nsamples, o.calib.seqlen, o.calib.seed);
+// Weights of a linear in Hugging Face row order (the exported layout; q/k rows un-permuted), as float.
+std::vector<float> hf_order(const ModelConfig& config, const std::string& name, std::vector<float> w, int64_t n_in,
+                            int64_t n_out, bool to_gguf = false) {
+  const int64_t heads = rope_permute_heads(config, name);
+  if (heads <= 0) return w;
+  return tensor_to_f32(permute_rope_rows(make_f32_tensor(name, {n_in, n_out}, std::move(w)), heads, to_gguf));
 }
 
-template <typename T>
-void put_vec(std::string& out, const std::vector<T>& v) {
-  const uint64_t n = v.size();
-  out.append(reinterpret_cast<const char*>(&n), 8);
-  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+// QuantizedLinear <-> progress blobs.
+void save_linear(LayerBlobs& blobs, const std::string& name, const QuantizedLinear& ql, const LinearReport& r) {
+  blobs.emplace_back("dims:" + name, to_blob(std::vector<int64_t>{ql.n_in, ql.n_out, ql.bits, ql.group_size, ql.sym}));
+  blobs.emplace_back("q:" + name, ql.q);
+  blobs.emplace_back("scales:" + name, to_blob(ql.scales));
+  blobs.emplace_back("zeros:" + name, to_blob(ql.zeros));
+  blobs.emplace_back("g_idx:" + name, to_blob(ql.g_idx));
+  blobs.emplace_back("report:" + name, to_blob(std::vector<double>{r.loss, r.damp_percent, r.seconds, r.error, r.rtn_error}));
 }
 
-template <typename T>
-std::vector<T> get_vec(const std::string& in, size_t& pos, const std::string& where) {
-  uint64_t n = 0;
-  check(in.size() - pos >= 8, where, "truncated progress file");
-  std::memcpy(&n, in.data() + pos, 8);
-  pos += 8;
-  check(n <= (in.size() - pos) / sizeof(T), where, "truncated progress file");
-  std::vector<T> v(static_cast<size_t>(n));
-  std::memcpy(v.data(), in.data() + pos, v.size() * sizeof(T));
-  pos += v.size() * sizeof(T);
-  return v;
+// The AWQ scales applied to a linear's inputs (rows = false) or folded into its rows (rows = true), if any.
+const std::vector<float>* awq_group_scales(const AwqLayerScaling& s, int64_t layer, const std::string& linear,
+                                           bool rows) {
+  static const std::map<std::string, std::string> input_group = {
+      {"attn_q", "attn_q"}, {"attn_k", "attn_q"}, {"attn_v", "attn_q"}, {"attn_output", "attn_output"},
+      {"ffn_gate", "ffn_gate"}, {"ffn_up", "ffn_gate"}, {"ffn_down", "ffn_down"}};
+  static const std::map<std::string, std::string> row_group = {{"attn_v", "attn_output"}, {"ffn_up", "ffn_down"}};
+  const auto& table = rows ? row_group : input_group;
+  auto g = table.find(linear);
+  if (g == table.end()) return nullptr;
+  auto it = s.scales.find("blk." + std::to_string(layer) + "." + g->second + ".weight");
+  return it == s.scales.end() ? nullptr : &it->second.scales;
 }
 
-std::string serialize_layer(const std::vector<std::pair<std::string, GptqPacked>>& layers,
-                            const std::vector<LinearReport>& reports) {
-  std::string out;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const auto& [name, p] = layers[i];
-    put_vec(out, std::vector<char>(name.begin(), name.end()));
-    put_vec(out, std::vector<int64_t>{p.bits, p.group_size, p.n_in, p.n_out, p.n_groups});
-    put_vec(out, p.qweight);
-    put_vec(out, p.qzeros);
-    put_vec(out, p.scales);
-    put_vec(out, p.g_idx);
-    put_vec(out, std::vector<double>{reports[i].loss, reports[i].damp_percent, reports[i].seconds});
-  }
-  return out;
-}
+struct Results {
+  std::map<std::string, QuantizedLinear> linears;  // GGUF name -> layer in HF row order
+  std::vector<LinearReport> reports;
+};
 
 }  // namespace
 
-std::vector<std::vector<int32_t>> calibration_windows(const std::vector<int32_t>& tokens, const CalibrationOptions& o) {
-  check(o.seqlen > 1 && o.nsamples > 0, "--calib", "need --nsamples > 0 and --seqlen > 1");
-  check(static_cast<int64_t>(tokens.size()) > o.seqlen, o.text_path, "tokenizes to {} tokens; --seqlen {} needs more",
-        tokens.size(), o.seqlen);
-  uint64_t state = o.seed;
-  auto next = [&] {  // SplitMix64: the same windows on every machine
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  };
-  std::vector<std::vector<int32_t>> windows;
-  const uint64_t range = tokens.size() - static_cast<size_t>(o.seqlen);
-  for (int i = 0; i < o.nsamples; ++i) {
-    const size_t start = static_cast<size_t>(next() % range);
-    windows.emplace_back(tokens.begin() + static_cast<std::ptrdiff_t>(start),
-                         tokens.begin() + static_cast<std::ptrdiff_t>(start) + o.seqlen);
-  }
-  return windows;
-}
-
-std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource> source, const std::string& out_dir,
-                                              const HfIntQuantizeOptions& o) {
+std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> source, const std::string& out_dir,
+                                         const HfIntQuantizeOptions& o) {
   o.config.validate("--bits/--group-size");
-  check(o.method == "rtn" || o.method == "gptq", "--method", "'{}' is not rtn or gptq", o.method);
+  check(o.method == "rtn" || o.method == "gptq" || o.method == "awq", "--method", "'{}' is not rtn, gptq or awq",
+        o.method);
+  const std::string format = o.format.empty() ? (o.method == "awq" ? "awq" : "gptq") : o.format;
+  check(format == "gptq" || format == "awq", "--format", "'{}' is not gptq or awq", format);
+  check(format != "awq" || (o.config.bits == 4 && !o.config.desc_act), "--format awq",
+        "AWQ's GEMM layout holds 4-bit weights without act-order only");
+  check(o.method != "awq" || !o.config.desc_act, "--act-order", "AWQ has no act-order");
   const ModelConfig& config = source->config();
-  // The packed layout needs whole int32 words along both dimensions: refuse misfit layers before any work.
+  // The packed layouts need whole int32 words: refuse misfit layers before any work.
   for (int64_t layer = 0; layer < config.n_layer; ++layer)
     for (const char* linear : kLinears) {
       const std::string name = "blk." + std::to_string(layer) + "." + linear + ".weight";
       const TensorInfo& t = source->tensor_info(name);
-      check((t.ne[0] * o.config.bits) % 32 == 0 && (t.ne[1] * o.config.bits) % 32 == 0, name,
-            "shape {} cannot be packed at {} bits (GPTQ packs 32-bit words along both dimensions)", t.shape_string(),
-            o.config.bits);
+      const bool fits = format == "gptq" ? (t.ne[0] * o.config.bits) % 32 == 0 && (t.ne[1] * o.config.bits) % 32 == 0
+                                         : t.ne[1] % 8 == 0 && t.ne[0] % o.config.group_len(t.ne[0]) == 0;
+      check(fits, name, "shape {} cannot be packed at {} bits in the {} layout (32-bit words)", t.shape_string(),
+            o.config.bits, format);
     }
-  std::vector<std::vector<int32_t>> windows;
-  if (o.method == "gptq") {
-    check(!o.calib.text_path.empty(), "--calib", "GPTQ needs calibration text");
-    Tokenizer tok(source->vocab());
-    windows = calibration_windows(tok.encode(read_text_file(o.calib.text_path), false), o.calib);
-  }
+
   auto overlay = std::make_shared<OverlaySource>(source);
-  std::map<std::string, GptqPacked> packed;  // canonical weight name -> packed layer
-  std::vector<LinearReport> reports;
-  const auto format = o.config.sym ? GptqCheckpointFormat::kV1 : GptqCheckpointFormat::kV2;
-  // The layer as the exported checkpoint holds it (fp16 scales), which is what later layers must see.
-  auto overlay_from_packed = [&](const std::string& name, const GptqPacked& p) {
-    Tensor dq = make_f32_tensor(name, {p.n_in, p.n_out}, unpack_gptq(p, format).dequantize());
-    const int64_t heads = rope_permute_heads(config, name);
-    overlay->replace(heads > 0 ? permute_rope_rows(dq, heads, /*to_gguf=*/true) : dq);
+  Results results;
+  // The layer as the checkpoint holds it (fp16 scales) is what later layers see.
+  auto install = [&](const std::string& name, QuantizedLinear ql, const LinearReport& r) {
+    for (float& s : ql.scales) s = f16_to_f32(f32_to_f16(s));
+    const int64_t n_in = ql.n_in, n_out = ql.n_out;
+    overlay->replace(make_f32_tensor(name, {n_in, n_out}, hf_order(config, name, ql.dequantize(), n_in, n_out, true)));
+    results.linears[name] = std::move(ql);
+    results.reports.push_back(r);
   };
 
-  const std::string progress_dir = out_dir + "/.lowbit-progress";
-  const std::string fingerprint = options_fingerprint(*source, o);
-  int64_t first_layer = 0;
-  if (o.resume && std::filesystem::exists(progress_dir + "/options")) {
-    check(read_text_file(progress_dir + "/options") == fingerprint, progress_dir,
-          "was made with other options or another source; remove it or run without --resume");
-    for (; first_layer < config.n_layer; ++first_layer) {
-      const std::string f = progress_dir + "/layer-" + std::to_string(first_layer) + ".bin";
-      if (!std::filesystem::exists(f)) break;
-      const std::string in = read_text_file(f);
-      size_t pos = 0;
-      while (pos < in.size()) {
-        const auto name_chars = get_vec<char>(in, pos, f);
-        const std::string name(name_chars.begin(), name_chars.end());
-        const auto dims = get_vec<int64_t>(in, pos, f);
-        check(dims.size() == 5, f, "corrupt progress file");
-        GptqPacked p;
-        p.bits = static_cast<int>(dims[0]), p.group_size = static_cast<int>(dims[1]);
-        p.n_in = dims[2], p.n_out = dims[3], p.n_groups = dims[4];
-        p.qweight = get_vec<int32_t>(in, pos, f);
-        p.qzeros = get_vec<int32_t>(in, pos, f);
-        p.scales = get_vec<uint16_t>(in, pos, f);
-        p.g_idx = get_vec<int32_t>(in, pos, f);
-        const auto r = get_vec<double>(in, pos, f);
-        check(r.size() == 3 && source->has_tensor(name), f, "corrupt progress file");
-        overlay_from_packed(name, p);
-        packed[name] = std::move(p);
-        reports.push_back({name, r[0], r[1], r[2]});
+  LayerwiseRun run;
+  run.source = source;
+  run.overlay = overlay;
+  run.calib = o.calib;
+  run.needs_calibration = o.method != "rtn";
+  run.fingerprint = fingerprint(o, format);
+  run.progress_dir = out_dir + "/.lowbit-progress";
+  run.resume = o.resume;
+  run.threads = o.threads;
+  run.stop_after_layers = o.stop_after_layers;
+  run.restore_layer = [&](int64_t, const LayerBlobs& saved) {
+    std::map<std::string, const std::vector<uint8_t>*> by;
+    for (const auto& [k, v] : saved) by[k] = &v;
+    auto get = [&](const std::string& k) -> const std::vector<uint8_t>& {
+      auto it = by.find(k);
+      check(it != by.end(), run.progress_dir, "corrupt progress file (no {})", k);
+      return *it->second;
+    };
+    for (const auto& [key, bytes] : saved) {
+      if (key.rfind("norm:", 0) == 0) {
+        const std::string name = key.substr(5);
+        auto v = from_blob<float>(bytes, run.progress_dir);
+        check(source->has_tensor(name) && static_cast<int64_t>(v.size()) == source->tensor_info(name).n_elements(),
+              run.progress_dir, "corrupt progress file ({})", key);
+        overlay->replace(make_f32_tensor(name, {static_cast<int64_t>(v.size())}, std::move(v)));
       }
-    }
-  } else {
-    std::filesystem::remove_all(progress_dir);
-  }
-  std::filesystem::create_directories(progress_dir);
-  write_file_atomic(progress_dir + "/options", fingerprint);
-
-  Progress progress(o.method, config.n_layer);
-  progress.set(first_layer);
-  for (int64_t layer = first_layer; layer < config.n_layer; ++layer) {
-    if (o.stop_after_layers >= 0 && layer >= o.stop_after_layers) fail("gptq", "stopped after {} layers (test hook)", layer);
-    const std::string prefix = "blk." + std::to_string(layer) + ".";
-    std::vector<std::pair<std::string, GptqPacked>> layer_packed;
-    std::vector<LinearReport> layer_reports;
-    std::map<std::string, HessianAccumulator> hessians;
-    if (o.method == "gptq") {
-      LlamaModel model(overlay, {o.calib.seqlen, o.threads});
-      model.set_matmul_observer([&](const Tensor& w, const float* x, int64_t n) {
-        if (w.name().rfind(prefix, 0) != 0) return;
-        auto it = hessians.try_emplace(w.name(), w.ne()[0]).first;
-        it->second.add_batch(x, n);
-      });
-      std::vector<float> logits(static_cast<size_t>(model.n_vocab()));
-      for (const auto& w : windows) model.eval(w, 0, logits.data(), false);
-    }
-    for (const char* linear : kLinears) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const std::string name = prefix + linear + ".weight";
-      Tensor t = overlay->tensor(name);
-      const int64_t heads = rope_permute_heads(config, name);
-      // Quantize in Hugging Face row order (the exported layout); rows are output channels, so the Hessian
-      // over the inputs is the same either way.
-      std::vector<float> w = tensor_to_f32(t);
-      Tensor w32 = make_f32_tensor(name, {t.ne()[0], t.ne()[1]}, w);
-      if (heads > 0) w32 = permute_rope_rows(w32, heads, /*to_gguf=*/false);
-      const float* wp = reinterpret_cast<const float*>(w32.data);
-      const int64_t n_in = t.ne()[0], n_out = t.ne()[1];
-      LinearReport r{name, 0, 0, 0};
+      if (key.rfind("dims:", 0) != 0) continue;
+      const std::string name = key.substr(5);
+      const auto dims = from_blob<int64_t>(bytes, run.progress_dir);
+      check(dims.size() == 5 && source->has_tensor(name), run.progress_dir, "corrupt progress file ({})", key);
       QuantizedLinear ql;
-      if (o.method == "gptq") {
-        auto h = hessians.find(name);
-        check(h != hessians.end(), name, "no calibration activations reached this layer");
-        GptqResult g = gptq_quantize(wp, n_out, n_in, h->second, o.config, o.gptq);
-        ql = std::move(g.layer);
-        r.loss = g.loss;
-        r.damp_percent = g.damp_percent;
-      } else {
-        ql = rtn_quantize(wp, n_out, n_in, o.config);
-      }
-      // Symmetric layers fit GPTQ's v1 layout (zero - 1 stored); asymmetric ones can have a zero of 0, which only
-      // v2 can store.
-      GptqPacked p = pack_gptq(ql, format);
-      overlay_from_packed(name, p);  // later layers see this one quantized
-      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      layer_packed.emplace_back(name, p);
-      layer_reports.push_back(r);
-      packed[name] = std::move(p);
+      ql.n_in = dims[0], ql.n_out = dims[1], ql.bits = static_cast<int>(dims[2]);
+      ql.group_size = static_cast<int>(dims[3]), ql.sym = dims[4] != 0;
+      ql.q = get("q:" + name);
+      ql.scales = from_blob<float>(get("scales:" + name), run.progress_dir);
+      ql.zeros = from_blob<float>(get("zeros:" + name), run.progress_dir);
+      ql.g_idx = from_blob<int32_t>(get("g_idx:" + name), run.progress_dir);
+      ql.validate(run.progress_dir.c_str());
+      const auto r = from_blob<double>(get("report:" + name), run.progress_dir);
+      check(r.size() == 5, run.progress_dir, "corrupt progress file ({})", key);
+      install(name, std::move(ql), {name, r[0], r[1], r[2], r[3], r[4]});
     }
-    write_file_atomic(progress_dir + "/layer-" + std::to_string(layer) + ".bin", serialize_layer(layer_packed, layer_reports));
-    reports.insert(reports.end(), layer_reports.begin(), layer_reports.end());
-    progress.advance();
-  }
-  progress.finish();
+  };
+  run.quantize_layer = [&](int64_t layer, LayerwiseCalibration* cal) {
+    LayerBlobs blobs;
+    auto finish = [&](const std::string& name, QuantizedLinear ql, LinearReport r,
+                      std::chrono::steady_clock::time_point t0) {
+      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      save_linear(blobs, name, ql, r);
+      install(name, std::move(ql), r);
+    };
+    if (o.method == "awq") {
+      std::map<std::string, std::vector<float>> original;
+      for (const char* l : kLinears) {
+        const std::string n = "blk." + std::to_string(layer) + "." + l + ".weight";
+        original[n] = tensor_to_f32(overlay->tensor(n));
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      AwqLayerScaling s = awq_scale_layer(*cal, *overlay, layer, o.awq, o.awq_max_tokens);
+      for (const char* l : kLinears) {
+        const std::string name = "blk." + std::to_string(layer) + "." + l + ".weight";
+        std::vector<float>& w = s.weights.at(name);
+        const std::vector<float>& x = s.inputs.at(name);
+        const int64_t n_in = static_cast<int64_t>(x.size()) / s.n_tokens;
+        const int64_t n_out = static_cast<int64_t>(w.size()) / n_in;
+        // AutoAWQ skips the clip search for q and k (their errors meet in the attention scores).
+        const bool clip = o.awq.clip && std::string(l) != "attn_q" && std::string(l) != "attn_k";
+        if (clip) {
+          AwqOptions ao = o.awq;
+          ao.quant = o.config;
+          const auto max_val = awq_search_clip(w.data(), n_out, n_in, x.data(), s.n_tokens, ao);
+          awq_apply_clip(w.data(), n_out, n_in, o.config.group_len(n_in), max_val);
+        }
+        const auto w_hf = hf_order(config, name, w, n_in, n_out);
+        QuantizedLinear ql = awq_pseudo_quantize(w_hf.data(), n_out, n_in, o.config);
+        LinearReport r{name};
+        // Both errors in the original domain (unscaled inputs and weights): the AWQ layer's effective weights
+        // are diag(s_next) Q(W diag(s)) diag(1/s), s the group's scales, s_next those folded into its rows.
+        const std::vector<float>* s_in = awq_group_scales(s, layer, l, false);
+        const std::vector<float>* s_out = awq_group_scales(s, layer, l, true);
+        std::vector<float> x_orig = x, wq = hf_order(config, name, ql.dequantize(), n_in, n_out, true);
+        for (int64_t t = 0; t < s.n_tokens && s_in; ++t)
+          for (int64_t i = 0; i < n_in; ++i) x_orig[t * n_in + i] *= (*s_in)[i];
+        for (int64_t row = 0; row < n_out; ++row)
+          for (int64_t i = 0; i < n_in; ++i)
+            wq[row * n_in + i] = wq[row * n_in + i] / (s_in ? (*s_in)[i] : 1.f) * (s_out ? (*s_out)[row] : 1.f);
+        const auto& w0 = original.at(name);
+        r.error = reconstruction_error(w0.data(), wq.data(), n_out, n_in, x_orig.data(), s.n_tokens);
+        const auto rtn = rtn_quantize(w0.data(), n_out, n_in, o.config).dequantize();
+        r.rtn_error = reconstruction_error(w0.data(), rtn.data(), n_out, n_in, x_orig.data(), s.n_tokens);
+        finish(name, std::move(ql), r, t0);
+      }
+      for (const char* norm : {"attn_norm", "ffn_norm"}) {
+        const std::string name = "blk." + std::to_string(layer) + "." + norm + ".weight";
+        blobs.emplace_back("norm:" + name, to_blob(tensor_to_f32(overlay->tensor(name))));
+      }
+      return blobs;
+    }
+    for (const auto& group : linear_groups(layer, o.true_sequential)) {
+      std::map<std::string, HessianAccumulator> hessians;
+      if (cal) {
+        cal->capture(layer, [&](const Tensor& w, const float* x, int64_t n) {
+          if (std::find(group.begin(), group.end(), w.name()) == group.end()) return;
+          hessians.try_emplace(w.name(), w.ne()[0]).first->second.add_batch(x, n);
+        });
+      }
+      for (const std::string& name : group) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const Tensor t = overlay->tensor(name);
+        const int64_t n_in = t.ne()[0], n_out = t.ne()[1];
+        const std::vector<float> w = hf_order(config, name, tensor_to_f32(t), n_in, n_out);
+        LinearReport r{name};
+        QuantizedLinear rtn = rtn_quantize(w.data(), n_out, n_in, o.config);
+        QuantizedLinear ql;
+        if (o.method == "gptq") {
+          auto h = hessians.find(name);
+          check(h != hessians.end(), name, "no calibration activations reached this layer");
+          GptqResult g = gptq_quantize(w.data(), n_out, n_in, h->second, o.config, o.gptq);
+          ql = std::move(g.layer);
+          r.loss = g.loss;
+          r.damp_percent = g.damp_percent;
+          r.error = hessian_relative_error(w.data(), ql.dequantize().data(), n_out, n_in, h->second);
+          r.rtn_error = hessian_relative_error(w.data(), rtn.dequantize().data(), n_out, n_in, h->second);
+        } else {
+          ql = std::move(rtn);
+        }
+        finish(name, std::move(ql), r, t0);
+      }
+      if (cal) cal->reload(layer);
+    }
+    return blobs;
+  };
+  run_layerwise(run);
 
-  // ---- export: HF names, packed linears, everything else in F16 ----
+  // ---- export: HF names, packed linears, everything else in F16 (norms as the overlay holds them) ----
   std::filesystem::create_directories(out_dir);
-  auto dense = convert_types(source, DType::F16, /*vectors_as_f32=*/false);
+  auto dense = convert_types(overlay, DType::F16, /*vectors_as_f32=*/false);
   std::vector<TensorInfo> infos;
-  std::map<std::string, std::pair<std::string, std::vector<uint8_t>>> pending;  // hf name -> bytes (packed parts)
-  std::map<std::string, std::string> dense_names;                                // hf name -> canonical
-  for (const auto& info : dense->tensor_infos()) {
-    auto it = packed.find(info.name);
+  std::map<std::string, std::vector<uint8_t>> pending;  // hf name -> bytes (packed parts)
+  std::map<std::string, std::string> dense_names;       // hf name -> canonical
+  const auto gptq_layout = o.config.sym ? GptqCheckpointFormat::kV1 : GptqCheckpointFormat::kV2;
+  for (const auto& info : source->tensor_infos()) {
+    auto it = results.linears.find(info.name);
     const std::string hf = gguf_to_hf_name(info.name);
-    if (it == packed.end()) {
-      TensorInfo t = info;
+    if (it == results.linears.end()) {
+      TensorInfo t = dense->tensor_info(info.name);
       t.name = hf;
       infos.push_back(t);
       dense_names[hf] = info.name;
       continue;
     }
-    const GptqPacked& p = it->second;
     const std::string base = hf.substr(0, hf.size() - 7);  // drop ".weight"
-    infos.push_back(make_info(base + ".qweight", DType::I32, {p.n_out, p.n_in * p.bits / 32}));
-    infos.push_back(make_info(base + ".qzeros", DType::I32, {p.n_out * p.bits / 32, p.n_groups}));
-    infos.push_back(make_info(base + ".scales", DType::F16, {p.n_out, p.n_groups}));
-    infos.push_back(make_info(base + ".g_idx", DType::I32, {p.n_in}));
-    pending[base + ".qweight"] = {info.name, as_bytes(p.qweight)};
-    pending[base + ".qzeros"] = {info.name, as_bytes(p.qzeros)};
-    pending[base + ".scales"] = {info.name, as_bytes(p.scales)};
-    pending[base + ".g_idx"] = {info.name, as_bytes(p.g_idx)};
+    auto add = [&](const std::string& suffix, DType type, std::vector<int64_t> ne, std::vector<uint8_t> bytes) {
+      infos.push_back(make_info(base + suffix, type, std::move(ne)));
+      pending[base + suffix] = std::move(bytes);
+    };
+    if (format == "gptq") {
+      const GptqPacked p = pack_gptq(it->second, gptq_layout);
+      add(".qweight", DType::I32, {p.n_out, p.n_in * p.bits / 32}, to_blob(p.qweight));
+      add(".qzeros", DType::I32, {p.n_out * p.bits / 32, p.n_groups}, to_blob(p.qzeros));
+      add(".scales", DType::F16, {p.n_out, p.n_groups}, to_blob(p.scales));
+      add(".g_idx", DType::I32, {p.n_in}, to_blob(p.g_idx));
+    } else {
+      const AwqPacked p = pack_awq_gemm(it->second);
+      add(".qweight", DType::I32, {p.n_out / 8, p.n_in}, to_blob(p.qweight));
+      add(".qzeros", DType::I32, {p.n_out / 8, p.n_groups}, to_blob(p.qzeros));
+      add(".scales", DType::F16, {p.n_out, p.n_groups}, to_blob(p.scales));
+    }
   }
   SafetensorsWriter writer(out_dir + "/model.safetensors", infos, {{"format", "pt"}});
   for (const auto& name : writer.write_order()) {
     if (auto it = pending.find(name); it != pending.end()) {
-      writer.write(name, it->second.second);
+      writer.write(name, it->second);
     } else {
       // Dense tensors are written in HF row order (undo GGUF's q/k permutation).
       Tensor t = dense->tensor(dense_names.at(name));
@@ -297,13 +299,14 @@ std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource>
   writer.finish();
 
   HfQuantConfig q;
-  q.quant_method = "gptq";
+  q.quant_method = format;
   q.bits = o.config.bits;
   q.group_size = o.config.group_size;
   q.desc_act = o.config.desc_act;
   q.sym = o.config.sym;
   q.static_groups = o.config.static_groups;
   q.damp_percent = o.gptq.damp_percent;
+  q.true_sequential = o.true_sequential;
   q.checkpoint_format = o.config.sym ? "gptq" : "gptq_v2";
   HfConfigExtras extras;
   extras.bos_token_id = source->vocab().bos_id;
@@ -311,10 +314,24 @@ std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource>
   auto cfg = nlohmann::ordered_json::parse(hf_config_json(config, extras));
   cfg["quantization_config"] = hf_quantization_config_block(q);
   write_file_atomic(out_dir + "/config.json", cfg.dump(2) + "\n");
-  write_file_atomic(out_dir + "/quantize_config.json", hf_quantize_config_file(q));
+  write_file_atomic(out_dir + (format == "awq" ? "/quant_config.json" : "/quantize_config.json"),
+                    hf_quantize_config_file(q));
   write_hf_tokenizer(source->vocab(), out_dir);
-  std::filesystem::remove_all(progress_dir);  // the checkpoint is complete
-  return reports;
+  remove_progress(run.progress_dir);  // the checkpoint is complete
+  return results.reports;
+}
+
+std::string linear_report_table(const std::vector<LinearReport>& reports) {
+  std::string out = fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7} |\n", "linear", "rel. error",
+                                "RTN error", "ratio", "GPTQ loss", "time s");
+  out += "|------------------------------|------------|------------|----------|------------|---------|\n";
+  for (const auto& r : reports) {
+    auto num = [](double v) { return v < 0 ? std::string("-") : fmt::format("{:.3e}", v); };
+    out += fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7.3f} |\n", r.name, num(r.error),
+                       num(r.rtn_error), r.error >= 0 && r.rtn_error > 0 ? fmt::format("{:.3f}", r.error / r.rtn_error) : "-",
+                       r.loss > 0 ? fmt::format("{:.4g}", r.loss) : "-", r.seconds);
+  }
+  return out;
 }
 
 }  // namespace lowbit

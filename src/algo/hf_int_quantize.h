@@ -1,52 +1,54 @@
-// Calibrated integer quantization (RTN or GPTQ) of a model's linear layers, written as a Hugging Face GPTQ
-// checkpoint (qweight/qzeros/scales/g_idx, v1 layout, quantize_config.json) that transformers, vLLM and GPTQModel
-// load and that lowbit reads back.
-//
-// Sequential, as GPTQModel does it: the calibration windows run through the model with the layers before the
-// current one already quantized, so each layer's Hessian sees the errors of the earlier ones. (Within a layer,
-// q/k/v, o, gate/up and down share one pass rather than GPTQ's true-sequential sub-steps.)
+// Calibrated integer quantization (RTN, GPTQ or AWQ) of a model's linear layers, written as a Hugging Face
+// checkpoint that transformers, vLLM and GPTQModel/AutoAWQ load and that lowbit reads back:
+//   --format gptq: qweight/qzeros/scales/g_idx (v1 layout when symmetric, v2 otherwise), quantize_config.json;
+//   --format awq:  AWQ GEMM qweight/qzeros/scales, quant_config.json, quantization_config quant_method "awq".
+// Layer by layer through algo/calibration.h (sequential, resumable). GPTQ is true-sequential by default
+// ({q,k,v}, then o, then {gate,up}, then down, each seeing the earlier groups quantized); AWQ searches and folds
+// its scales per layer, then clips and quantizes.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "algo/awq.h"
+#include "algo/calibration.h"
 #include "algo/gptq.h"
 #include "algo/int_quant.h"
 #include "io/model_source.h"
 
 namespace lowbit {
 
-struct CalibrationOptions {
-  std::string text_path;
-  int nsamples = 128;
-  int seqlen = 512;
-  uint64_t seed = 0;
-};
-
 struct HfIntQuantizeOptions {
-  std::string method = "gptq";  // "rtn" or "gptq"
+  std::string method = "gptq";  // "rtn", "gptq" or "awq"
+  std::string format;           // "gptq" or "awq"; empty: awq for the awq method, gptq otherwise
   IntQuantConfig config;
   GptqOptions gptq;
+  AwqOptions awq;
+  int64_t awq_max_tokens = 8192;  // tokens the AWQ searches use (every k-th calibration token)
+  bool true_sequential = true;
   CalibrationOptions calib;
   int threads = 1;
-  // After each layer its packed linears are saved in OUT/.lowbit-progress; with resume, a run continues from
-  // the saved layers and writes the same bytes an uninterrupted run would.
+  // After each layer its results are saved in OUT/.lowbit-progress; with resume, a run continues from the saved
+  // layers and writes the same bytes an uninterrupted run would.
   bool resume = false;
   int64_t stop_after_layers = -1;  // tests: stop (as if killed) once this many layers are saved
 };
 
 struct LinearReport {
   std::string name;
-  double loss = 0;          // GPTQ's loss (0 for RTN)
+  double loss = 0;          // GPTQ's loss (0 for RTN/AWQ)
   double damp_percent = 0;  // damping GPTQ ended up using
   double seconds = 0;
+  // ||X W^T - X Wq^T||^2 / ||X W^T||^2 on the calibration inputs for this method and for plain RTN at the same
+  // settings (-1 where there are no calibration inputs).
+  double error = -1, rtn_error = -1;
 };
 
-// Random windows of `seqlen` tokens (deterministic for a seed) from the calibration text.
-std::vector<std::vector<int32_t>> calibration_windows(const std::vector<int32_t>& tokens, const CalibrationOptions& o);
+std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> source, const std::string& out_dir,
+                                         const HfIntQuantizeOptions& options);
 
-std::vector<LinearReport> quantize_to_hf_gptq(std::shared_ptr<const ModelSource> source, const std::string& out_dir,
-                                              const HfIntQuantizeOptions& options);
+// The per-linear table printed by `lowbit quantize` for calibrated methods.
+std::string linear_report_table(const std::vector<LinearReport>& reports);
 
 }  // namespace lowbit

@@ -175,7 +175,7 @@ Run setup_compare(CLI::App& app) {
           h.config.sym = true;
           h.calib = {a->calib, 128, static_cast<int>(std::min<int64_t>(a->ctx, 512)), 0};
           h.threads = a->threads;
-          quantize_to_hf_gptq(src, path, h);
+          quantize_to_hf(src, path, h);
         }
         evaluate(v.name, "gptq", path, false);
         report.variants.back().plan_format = fmt::format("GPTQ w{}g{}", v.bits, v.group_size);

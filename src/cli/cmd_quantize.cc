@@ -83,7 +83,7 @@ Run setup_quantize(CLI::App& app) {
       check(a->out.size() < 5 || a->out.compare(a->out.size() - 5, 5, ".gguf") != 0, a->out,
             "--method writes a Hugging Face GPTQ folder; GPTQ-optimised GGUF is not available yet");
       std::shared_ptr<const ModelSource> src = open_model(a->src, {a->tokenizer});
-      const auto reports = quantize_to_hf_gptq(src, a->out, h);
+      const auto reports = quantize_to_hf(src, a->out, h);
       fmt::print("| layer | GPTQ loss | damp | time s |\n|---|---:|---:|---:|\n");
       for (const auto& r : reports) fmt::print("| {} | {:.4g} | {:.4f} | {:.3f} |\n", r.name, r.loss, r.damp_percent, r.seconds);
       fmt::print("{} -> {}/ ({} w{}g{}{})\n", a->src, a->out, a->method, a->bits, a->group_size, a->act_order ? " act-order" : "");

@@ -31,8 +31,11 @@ class HfSource : public ModelSource {
     const std::string config_text = read_text_file(config_path);
     if (config_text.find("\"quantization_config\"") != std::string::npos) {
       quant_ = parse_hf_quant_config(config_text, config_path);
-      check(quant_->quant_method == "gptq", config_path, "{} checkpoints are not readable yet (GPTQ only)",
-            quant_->quant_method);
+      check(quant_->quant_method == "gptq" || (quant_->quant_method == "awq" && quant_->awq_version == "gemm"),
+            config_path, "{} checkpoints (version {}) are not readable (GPTQ and AWQ GEMM are)", quant_->quant_method,
+            quant_->awq_version);
+      check(quant_->quant_method != "awq" || quant_->bits == 4, config_path, "AWQ GEMM holds 4-bit weights, not {}",
+            quant_->bits);
     }
     set_ = SafetensorsSet::open(weights_path);
     map_tensors();
@@ -81,8 +84,16 @@ class HfSource : public ModelSource {
           "'{}.scales' has the wrong type or size", prefix);
     p.scales.resize(static_cast<size_t>(p.n_groups * p.n_out));
     std::memcpy(p.scales.data(), sc.data, p.scales.size() * 2);
-    QuantizedLinear ql = unpack_gptq(p, quant_->checkpoint_format == "gptq_v2" ? GptqCheckpointFormat::kV2
-                                                                               : GptqCheckpointFormat::kV1);
+    QuantizedLinear ql;
+    if (quant_->quant_method == "awq") {
+      AwqPacked a;
+      a.bits = p.bits, a.group_size = static_cast<int>(group), a.n_in = p.n_in, a.n_out = p.n_out;
+      a.n_groups = p.n_groups;
+      a.qweight = std::move(p.qweight), a.qzeros = std::move(p.qzeros), a.scales = std::move(p.scales);
+      ql = unpack_awq_gemm(a);
+    } else {
+      ql = unpack_gptq(p, quant_->checkpoint_format == "gptq_v2" ? GptqCheckpointFormat::kV2 : GptqCheckpointFormat::kV1);
+    }
     const std::vector<float> w = ql.dequantize();
     TensorInfo out = info;
     out.type = DType::F16;
@@ -111,10 +122,11 @@ class HfSource : public ModelSource {
       const auto [it, fresh] = hf_name_.emplace(*name, packed ? stored.substr(0, stored.size() - 8) : hf);
       check(fresh, set_->path(), "tensors '{}' and '{}' both map to '{}'", it->second, hf, *name);
       TensorInfo info = set_->entry(stored).info;
-      if (packed) {  // qweight [n_in * bits / 32, n_out] int32 stands for an F16 weight [n_out, n_in]
+      if (packed) {  // GPTQ qweight [n_in * bits / 32, n_out], AWQ [n_in, n_out * bits / 32]: an F16 [n_out, n_in]
         gptq_.insert(*name);
         check(info.type == DType::I32 && info.n_dims == 2, set_->path(), "'{}' is not a 2-D int32 tensor", stored);
-        info.ne = {info.ne[1] * 32 / quant_->bits, info.ne[0], 1, 1};
+        if (quant_->quant_method == "awq") info.ne = {info.ne[1], info.ne[0] * 32 / quant_->bits, 1, 1};
+        else info.ne = {info.ne[1] * 32 / quant_->bits, info.ne[0], 1, 1};
         info.type = DType::F16;
       }
       check(type_traits(info.type).is_float, set_->path(), "tensor '{}' has type {}; weights must be floating point",

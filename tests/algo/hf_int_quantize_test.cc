@@ -50,8 +50,8 @@ TEST(HfIntQuantize, GptqBeatsRtnAndExportsReadBack) {
   mean_kld(kRoot + "/models/tiny-gutenberg", base, true);
   for (int bits : {4, 3}) {
     const std::string rtn = dir + "/rtn" + std::to_string(bits), gptq = dir + "/gptq" + std::to_string(bits);
-    quantize_to_hf_gptq(src, rtn, options("rtn", bits));
-    quantize_to_hf_gptq(src, gptq, options("gptq", bits));
+    quantize_to_hf(src, rtn, options("rtn", bits));
+    quantize_to_hf(src, gptq, options("gptq", bits));
     const double k_rtn = mean_kld(rtn, base, false), k_gptq = mean_kld(gptq, base, false);
     EXPECT_LT(k_gptq, 0.9 * k_rtn) << bits << " bits: GPTQ " << k_gptq << " vs RTN " << k_rtn;
     EXPECT_GT(k_rtn, 0.0);
@@ -74,23 +74,55 @@ TEST(HfIntQuantize, GptqBeatsRtnAndExportsReadBack) {
   // Killed after two layers, then resumed: the same bytes as the uninterrupted run (so runs are deterministic too).
   HfIntQuantizeOptions killed = options("gptq", 4);
   killed.stop_after_layers = 2;
-  EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/resumed", killed), Error);
+  EXPECT_THROW(quantize_to_hf(src, dir + "/resumed", killed), Error);
   EXPECT_TRUE(std::filesystem::exists(dir + "/resumed/.lowbit-progress/layer-1.bin"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/resumed/model.safetensors"));
   HfIntQuantizeOptions resume = options("gptq", 4);
   resume.resume = true;
-  quantize_to_hf_gptq(src, dir + "/resumed", resume);
+  quantize_to_hf(src, dir + "/resumed", resume);
   EXPECT_TRUE(read_text_file(dir + "/gptq4/model.safetensors") == read_text_file(dir + "/resumed/model.safetensors"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/resumed/.lowbit-progress"));
   // Resuming with other options is refused.
   killed.stop_after_layers = 1;
-  EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/other", killed), Error);
+  EXPECT_THROW(quantize_to_hf(src, dir + "/other", killed), Error);
   HfIntQuantizeOptions other = options("gptq", 3);
   other.resume = true;
-  EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/other", other), Error);
+  EXPECT_THROW(quantize_to_hf(src, dir + "/other", other), Error);
   HfIntQuantizeOptions no_calib = options("gptq", 4);
   no_calib.calib.text_path.clear();
-  EXPECT_THROW(quantize_to_hf_gptq(src, dir + "/x", no_calib), Error);
+  EXPECT_THROW(quantize_to_hf(src, dir + "/x", no_calib), Error);
+}
+
+// AWQ end to end: below RTN at 4 bits (AWQ GEMM folder) and 3 bits (GPTQ layout), the folder reads back with
+// AutoAWQ's metadata, and its norms carry the folded scales.
+TEST(HfIntQuantize, AwqBeatsRtnAndExportsReadBack) {
+  const std::string dir = testing::TempDir() + "/awq";
+  std::filesystem::remove_all(dir);
+  std::shared_ptr<const ModelSource> src = open_model(kRoot + "/models/tiny-gutenberg");
+  const std::string base = dir + "-base.logits";
+  mean_kld(kRoot + "/models/tiny-gutenberg", base, true);
+  for (int bits : {4, 3}) {
+    const std::string rtn = dir + "/rtn" + std::to_string(bits), awq = dir + "/awq" + std::to_string(bits);
+    HfIntQuantizeOptions r = options("rtn", bits), a = options("awq", bits);
+    r.config.sym = a.config.sym = false;  // AWQ's default: zero point
+    if (bits != 4) a.format = "gptq";
+    quantize_to_hf(src, rtn, r);
+    const auto reports = quantize_to_hf(src, awq, a);
+    ASSERT_EQ(reports.size(), 7u * 4);
+    int better = 0;
+    for (const auto& rep : reports) better += rep.error < rep.rtn_error ? 1 : 0;
+    EXPECT_GE(better, 20) << "layers where AWQ's output error is below RTN's";
+    const double k_rtn = mean_kld(rtn, base, false), k_awq = mean_kld(awq, base, false);
+    EXPECT_LT(k_awq, 0.95 * k_rtn) << bits << " bits: AWQ " << k_awq << " vs RTN " << k_rtn;
+  }
+  const HfQuantConfig q = parse_hf_quant_config(read_text_file(dir + "/awq4/config.json"), "config.json");
+  EXPECT_EQ(q.quant_method, "awq");
+  EXPECT_EQ(q.awq_version, "gemm");
+  EXPECT_FALSE(q.sym);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/awq4/quant_config.json"));
+  // The attention norm was divided by the scales AWQ searched: it differs from the source's.
+  auto back = open_model(dir + "/awq4");
+  EXPECT_NE(tensor_to_f32(back->tensor("blk.0.attn_norm.weight")), tensor_to_f32(src->tensor("blk.0.attn_norm.weight")));
 }
 
 }  // namespace
@@ -110,12 +142,12 @@ TEST(HfIntQuantize, InconsistentGptqFolderIsAnError) {
   o.config.sym = true;
   // stories260K's 172-wide FFN does not pack into 32-bit words at 4 bits: refused up front, naming the tensor.
   try {
-    quantize_to_hf_gptq(open_model(std::string(LOWBIT_SOURCE_DIR) + "/models/stories260K/stories260K.bin"), dir, o);
+    quantize_to_hf(open_model(std::string(LOWBIT_SOURCE_DIR) + "/models/stories260K/stories260K.bin"), dir, o);
     ADD_FAILURE() << "172-wide layer accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("blk.0.ffn_gate.weight"), std::string::npos) << e.what();
   }
-  quantize_to_hf_gptq(open_model(std::string(LOWBIT_SOURCE_DIR) + "/models/tiny-gutenberg"), dir, o);
+  quantize_to_hf(open_model(std::string(LOWBIT_SOURCE_DIR) + "/models/tiny-gutenberg"), dir, o);
   std::string config = read_text_file(dir + "/config.json");
   const size_t at = config.find("\"bits\": 4");
   ASSERT_NE(at, std::string::npos);
