@@ -1,5 +1,8 @@
 #include "algo/calibration.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <filesystem>
 
 #include "model/tokenizer.h"
@@ -99,6 +102,25 @@ uint64_t LayerwiseCalibration::hidden_bytes() const {
   return n;
 }
 
+void for_each_linear_with_hessian(LayerwiseCalibration* cal, int64_t layer, bool true_sequential,
+                                  const std::function<void(const std::string&, const HessianAccumulator*)>& quantize) {
+  for (const auto& group : linear_groups(layer, true_sequential)) {
+    std::map<std::string, HessianAccumulator> hessians;
+    if (cal) {
+      cal->capture(layer, [&](const Tensor& w, const float* x, int64_t n) {
+        if (std::find(group.begin(), group.end(), w.name()) == group.end()) return;
+        hessians.try_emplace(w.name(), w.ne()[0]).first->second.add_batch(x, n);
+      });
+    }
+    for (const std::string& name : group) {
+      auto h = hessians.find(name);
+      check(!cal || h != hessians.end(), name, "no calibration activations reached this layer");
+      quantize(name, cal ? &h->second : nullptr);
+    }
+    if (cal) cal->reload(layer);
+  }
+}
+
 namespace {
 
 std::string serialize(const LayerBlobs& blobs) {
@@ -179,6 +201,20 @@ void run_layerwise(const LayerwiseRun& run) {
   }
   progress.finish();
 }
+
+std::string linear_report_table(const std::vector<LinearReport>& reports) {
+  std::string out = fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7} |\n", "linear", "rel. error",
+                                "baseline", "ratio", "GPTQ loss", "time s");
+  out += "|------------------------------|------------|------------|----------|------------|---------|\n";
+  for (const auto& r : reports) {
+    auto num = [](double v) { return v < 0 ? std::string("-") : fmt::format("{:.3e}", v); };
+    out += fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7.3f} |\n", r.name, num(r.error),
+                       num(r.rtn_error), r.error >= 0 && r.rtn_error > 0 ? fmt::format("{:.3f}", r.error / r.rtn_error) : "-",
+                       r.loss > 0 ? fmt::format("{:.4g}", r.loss) : "-", r.seconds);
+  }
+  return out;
+}
+
 
 void remove_progress(const std::string& progress_dir) { std::filesystem::remove_all(progress_dir); }
 

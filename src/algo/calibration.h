@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "algo/gptq.h"
 #include "io/model_source.h"
 #include "model/llama.h"
 #include "util/error.h"
@@ -81,6 +82,13 @@ class LayerwiseCalibration {
   std::vector<std::vector<float>> hidden_;  // per window, [seqlen][n_embd]
 };
 
+// GPTQ's walk through a layer: for each group of linear_groups(layer, true_sequential), capture the Hessian of
+// each linear's inputs, call quantize(name, hessian) (which replaces the tensor in the overlay), then reload the
+// layer so the next group's inputs come from the quantized ones. Without calibration (cal null) the Hessian is
+// null.
+void for_each_linear_with_hessian(LayerwiseCalibration* cal, int64_t layer, bool true_sequential,
+                                  const std::function<void(const std::string&, const HessianAccumulator*)>& quantize);
+
 // What a method saves per layer to resume: named byte strings.
 using LayerBlobs = std::vector<std::pair<std::string, std::vector<uint8_t>>>;
 
@@ -105,6 +113,20 @@ struct LayerwiseRun {
 // caller removes it (remove_progress) once its output is complete.
 void run_layerwise(const LayerwiseRun& run);
 void remove_progress(const std::string& progress_dir);
+
+struct LinearReport {
+  std::string name;
+  double loss = 0;          // GPTQ's loss (0 for RTN/AWQ)
+  double damp_percent = 0;  // damping GPTQ ended up using
+  double seconds = 0;
+  // ||X W^T - X Wq^T||^2 / ||X W^T||^2 on the calibration inputs for this method and for the baseline (plain
+  // RTN at the same settings; for GGUF the type's own search with the importance an imatrix would give); -1
+  // where there are no calibration inputs.
+  double error = -1, rtn_error = -1;
+};
+
+// The per-linear table printed by `lowbit quantize` for calibrated methods.
+std::string linear_report_table(const std::vector<LinearReport>& reports);
 
 // Serialization helpers for LayerBlobs payloads.
 template <typename T>

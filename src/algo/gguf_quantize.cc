@@ -42,6 +42,7 @@ GgufMetadata output_metadata(const ModelSource& src, const GgufQuantizeOptions& 
   m.set("general.quantization_version", GgufValue::of_u32(2));
   m.set("general.file_type", GgufValue::of_u32(file_type_id(o.mix.ftype)));
   for (const char* k : {"split.no", "split.count", "split.tensors.count"}) m.remove(k);
+  if (!o.method_note.empty()) m.set("lowbit.quantize.method", GgufValue::of_string(o.method_note));
   if (o.imatrix) {
     m.set("quantize.imatrix.file", GgufValue::of_string(o.imatrix_path));
     m.set("quantize.imatrix.dataset",
@@ -145,23 +146,35 @@ std::string QuantizeReport::summary_table() const {
   return out;
 }
 
+namespace {
+
+// Non-GGUF inputs are seen as llama.cpp's converter would write them: vectors in F32, matrices as stored (or in
+// the requested float type for `convert`).
+std::shared_ptr<const ModelSource> gguf_input_view(std::shared_ptr<const ModelSource> input,
+                                                   const GgufQuantizeOptions& o) {
+  if (o.converter_layout) return convert_types(input, file_type_info(o.mix.ftype).default_type);
+  if (input->format() != "gguf") return convert_types(input, std::nullopt);
+  return input;
+}
+
+std::vector<TensorPlan> plans_for(const ModelSource& src, const GgufQuantizeOptions& o) {
+  MixOptions mix = o.mix;
+  mix.has_imatrix = o.imatrix != nullptr || o.prequantized != nullptr;
+  return o.converter_layout ? converter_plans(src) : plan_tensor_types(src.config(), src.tensor_infos(), mix);
+}
+
+}  // namespace
+
+std::vector<TensorPlan> gguf_tensor_plan(std::shared_ptr<const ModelSource> source, const GgufQuantizeOptions& o) {
+  return plans_for(*gguf_input_view(std::move(source), o), o);
+}
+
 QuantizeReport quantize_to_gguf(std::shared_ptr<const ModelSource> input, const std::string& out_path,
                                 const GgufQuantizeOptions& o) {
   const auto t_start = std::chrono::steady_clock::now();
-  // Non-GGUF inputs are seen as llama.cpp's converter would write them: vectors in F32, matrices as stored
-  // (or in the requested float type for `convert`).
-  std::shared_ptr<const ModelSource> src = input;
-  if (o.converter_layout) {
-    src = convert_types(input, file_type_info(o.mix.ftype).default_type);
-  } else if (input->format() != "gguf") {
-    src = convert_types(input, std::nullopt);
-  }
+  const std::shared_ptr<const ModelSource> src = gguf_input_view(input, o);
   const GgufMetadata metadata = output_metadata(*src, o);
-
-  MixOptions mix = o.mix;
-  mix.has_imatrix = o.imatrix != nullptr;
-  std::vector<TensorPlan> plans = o.converter_layout ? converter_plans(*src)
-                                                     : plan_tensor_types(src->config(), src->tensor_infos(), mix);
+  std::vector<TensorPlan> plans = plans_for(*src, o);
   if (o.imatrix) {
     const bool any = std::any_of(plans.begin(), plans.end(),
                                  [&](const TensorPlan& p) { return o.imatrix->entries.count(p.name()) > 0; });
@@ -186,7 +199,16 @@ QuantizeReport quantize_to_gguf(std::shared_ptr<const ModelSource> input, const 
     TensorReport r{plan.name(), t.type(), plan.target_type, t.info.n_bytes(), 0, t.info.n_elements(), 0, false,
                    plan.fallback};
     const auto& traits = type_traits(t.type());
-    if (!plan.quantize) {
+    const auto pre = o.prequantized ? o.prequantized->find(plan.name()) : decltype(o.prequantized->end()){};
+    if (o.prequantized && pre != o.prequantized->end()) {
+      TensorInfo target = plan.info;
+      target.type = plan.target_type;
+      check(plan.quantize && pre->second.size() == target.n_bytes(), plan.name(),
+            "prequantized tensor has {} bytes, its planned type {} needs {}", pre->second.size(),
+            dtype_name(plan.target_type), target.n_bytes());
+      writer.write_tensor(pre->second);
+      r.bytes_out = pre->second.size();
+    } else if (!plan.quantize) {
       if (traits.is_float && traits.to_float) {  // a copied float tensor is still checked for NaN/Inf
         f32.resize(static_cast<size_t>(t.info.n_elements()));
         to_float(t.type(), t.data, f32.data(), t.info.n_elements(), plan.name());

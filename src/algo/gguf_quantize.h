@@ -4,6 +4,7 @@
 // llama-quantize's, and the output is written under a temporary name and renamed at the end.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct GgufQuantizeOptions {
   int threads = 1;
   bool converter_layout = false;  // `convert`: vectors F32, no quantization rules, the converter's tensor order
   std::string model_name;         // general.name for non-GGUF inputs
+  // Tensors already quantized to their planned type by a calibrated method (algo/gguf_calibrated.h): written
+  // as given (sizes checked) instead of being quantized here.
+  const std::map<std::string, std::vector<uint8_t>>* prequantized = nullptr;
+  std::string method_note;  // recorded as lowbit.quantize.method (e.g. "gptq")
 };
 
 struct TensorReport {
@@ -42,6 +47,9 @@ struct QuantizeReport {
   // The closing table: per-type tensor counts, bytes, bits per weight, time.
   std::string summary_table() const;
 };
+
+// The tensor plan quantize_to_gguf follows for a source (types per tensor after the mix rules).
+std::vector<TensorPlan> gguf_tensor_plan(std::shared_ptr<const ModelSource> source, const GgufQuantizeOptions& options);
 
 QuantizeReport quantize_to_gguf(std::shared_ptr<const ModelSource> source, const std::string& out_path,
                                 const GgufQuantizeOptions& options);

@@ -213,38 +213,27 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
       }
       return blobs;
     }
-    for (const auto& group : linear_groups(layer, o.true_sequential)) {
-      std::map<std::string, HessianAccumulator> hessians;
-      if (cal) {
-        cal->capture(layer, [&](const Tensor& w, const float* x, int64_t n) {
-          if (std::find(group.begin(), group.end(), w.name()) == group.end()) return;
-          hessians.try_emplace(w.name(), w.ne()[0]).first->second.add_batch(x, n);
-        });
+    for_each_linear_with_hessian(cal, layer, o.true_sequential, [&](const std::string& name,
+                                                                    const HessianAccumulator* h) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Tensor t = overlay->tensor(name);
+      const int64_t n_in = t.ne()[0], n_out = t.ne()[1];
+      const std::vector<float> w = hf_order(config, name, tensor_to_f32(t), n_in, n_out);
+      LinearReport r{name};
+      QuantizedLinear rtn = rtn_quantize(w.data(), n_out, n_in, o.config);
+      QuantizedLinear ql;
+      if (o.method == "gptq") {
+        GptqResult g = gptq_quantize(w.data(), n_out, n_in, *h, o.config, o.gptq);
+        ql = std::move(g.layer);
+        r.loss = g.loss;
+        r.damp_percent = g.damp_percent;
+        r.error = hessian_relative_error(w.data(), ql.dequantize().data(), n_out, n_in, *h);
+        r.rtn_error = hessian_relative_error(w.data(), rtn.dequantize().data(), n_out, n_in, *h);
+      } else {
+        ql = std::move(rtn);
       }
-      for (const std::string& name : group) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const Tensor t = overlay->tensor(name);
-        const int64_t n_in = t.ne()[0], n_out = t.ne()[1];
-        const std::vector<float> w = hf_order(config, name, tensor_to_f32(t), n_in, n_out);
-        LinearReport r{name};
-        QuantizedLinear rtn = rtn_quantize(w.data(), n_out, n_in, o.config);
-        QuantizedLinear ql;
-        if (o.method == "gptq") {
-          auto h = hessians.find(name);
-          check(h != hessians.end(), name, "no calibration activations reached this layer");
-          GptqResult g = gptq_quantize(w.data(), n_out, n_in, h->second, o.config, o.gptq);
-          ql = std::move(g.layer);
-          r.loss = g.loss;
-          r.damp_percent = g.damp_percent;
-          r.error = hessian_relative_error(w.data(), ql.dequantize().data(), n_out, n_in, h->second);
-          r.rtn_error = hessian_relative_error(w.data(), rtn.dequantize().data(), n_out, n_in, h->second);
-        } else {
-          ql = std::move(rtn);
-        }
-        finish(name, std::move(ql), r, t0);
-      }
-      if (cal) cal->reload(layer);
-    }
+      finish(name, std::move(ql), r, t0);
+    });
     return blobs;
   };
   run_layerwise(run);
@@ -319,19 +308,6 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
   write_hf_tokenizer(source->vocab(), out_dir);
   remove_progress(run.progress_dir);  // the checkpoint is complete
   return results.reports;
-}
-
-std::string linear_report_table(const std::vector<LinearReport>& reports) {
-  std::string out = fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7} |\n", "linear", "rel. error",
-                                "RTN error", "ratio", "GPTQ loss", "time s");
-  out += "|------------------------------|------------|------------|----------|------------|---------|\n";
-  for (const auto& r : reports) {
-    auto num = [](double v) { return v < 0 ? std::string("-") : fmt::format("{:.3e}", v); };
-    out += fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7.3f} |\n", r.name, num(r.error),
-                       num(r.rtn_error), r.error >= 0 && r.rtn_error > 0 ? fmt::format("{:.3f}", r.error / r.rtn_error) : "-",
-                       r.loss > 0 ? fmt::format("{:.4g}", r.loss) : "-", r.seconds);
-  }
-  return out;
 }
 
 }  // namespace lowbit

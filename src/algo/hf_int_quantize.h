@@ -35,20 +35,8 @@ struct HfIntQuantizeOptions {
   int64_t stop_after_layers = -1;  // tests: stop (as if killed) once this many layers are saved
 };
 
-struct LinearReport {
-  std::string name;
-  double loss = 0;          // GPTQ's loss (0 for RTN/AWQ)
-  double damp_percent = 0;  // damping GPTQ ended up using
-  double seconds = 0;
-  // ||X W^T - X Wq^T||^2 / ||X W^T||^2 on the calibration inputs for this method and for plain RTN at the same
-  // settings (-1 where there are no calibration inputs).
-  double error = -1, rtn_error = -1;
-};
-
 std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> source, const std::string& out_dir,
                                          const HfIntQuantizeOptions& options);
 
-// The per-linear table printed by `lowbit quantize` for calibrated methods.
-std::string linear_report_table(const std::vector<LinearReport>& reports);
 
 }  // namespace lowbit

@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "algo/gguf_calibrated.h"
 #include "algo/gguf_quantize.h"
 #include "algo/hf_int_quantize.h"
 #include "cli/command.h"
@@ -28,27 +29,34 @@ std::string file_type_list() {
 
 Run setup_quantize(CLI::App& app) {
   struct Args {
-    std::string src, out, type, imatrix, output_tensor_type, token_embedding_type, tokenizer, method, calib;
+    std::string src, out, type, imatrix, output_tensor_type, token_embedding_type, tokenizer, method, calib, format;
     int bits = 4, group_size = 128, nsamples = 128, seqlen = 512;
     uint64_t seed = 0;
     double damp = 0.01;
-    bool act_order = false, asym = false, resume = false;
+    bool act_order = false, asym = false, resume = false, no_true_sequential = false;
     std::vector<std::string> tensor_types, include, exclude;
-    bool pure = false, leave_output = false, allow_requantize = false, quiet = false;
+    bool sym = false, pure = false, leave_output = false, allow_requantize = false, quiet = false;
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   };
   auto a = std::make_shared<Args>();
   app.footer("file types:" + file_type_list());
   app.add_option("src", a->src, "input model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint")->required();
-  app.add_option("out", a->out, "output .gguf file, or a folder for --method rtn|gptq (HF GPTQ checkpoint)")->required();
+  app.add_option("out", a->out, "output .gguf file, or a folder for --method (HF GPTQ/AWQ checkpoint)")->required();
   app.add_option("type", a->type, "GGUF file type, e.g. Q4_K_M (list below)");
-  app.add_option("--method", a->method, "rtn or gptq: integer quantization written as a Hugging Face GPTQ folder")
-      ->check(CLI::IsMember({"rtn", "gptq"}));
+  app.add_option("--method", a->method,
+                 "rtn, gptq or awq: to a folder, an HF GPTQ/AWQ checkpoint; to OUT.gguf TYPE (gptq, awq), GGUF of that "
+                 "type with the method's error compensation")
+      ->check(CLI::IsMember({"rtn", "gptq", "awq"}));
+  app.add_option("--format", a->format, "HF checkpoint layout: gptq (default for rtn/gptq) or awq (default for awq)")
+      ->check(CLI::IsMember({"gptq", "awq"}));
+  app.add_flag("--no-true-sequential", a->no_true_sequential,
+               "GPTQ: quantize a layer's linears from one pass instead of q/k/v, o, gate/up, down in turn");
   app.add_option("--bits", a->bits, "bits per weight (--method)")->capture_default_str()->check(CLI::Range(2, 8));
   app.add_option("--group-size", a->group_size, "group size, -1 for one group per row (--method)")->capture_default_str();
   app.add_flag("--act-order", a->act_order, "GPTQ act-order (desc_act), static groups");
-  app.add_flag("--asym", a->asym, "asymmetric quantization (written as gptq_v2); default symmetric");
-  app.add_option("--calib", a->calib, "calibration text (--method gptq)");
+  app.add_flag("--asym", a->asym, "asymmetric quantization (GPTQ: written as gptq_v2); default symmetric, AWQ asymmetric");
+  app.add_flag("--sym", a->sym, "symmetric quantization (AWQ: no zero point)");
+  app.add_option("--calib", a->calib, "calibration text (--method gptq|awq)");
   app.add_option("--nsamples", a->nsamples, "calibration windows")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_option("--seqlen", a->seqlen, "tokens per calibration window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   app.add_option("--seed", a->seed, "seed for choosing the windows")->capture_default_str();
@@ -68,28 +76,33 @@ Run setup_quantize(CLI::App& app) {
   app.add_flag("--quiet", a->quiet, "no progress output");
   return [a]() {
     set_quiet(a->quiet);
-    if (!a->method.empty()) {
+    const bool to_gguf = a->out.size() >= 5 && a->out.compare(a->out.size() - 5, 5, ".gguf") == 0;
+    check(!(a->sym && a->asym), "--sym", "--sym and --asym exclude each other");
+    if (!a->method.empty() && !to_gguf) {
+      check(a->type.empty(), "type", "'{}': a file type goes with an OUT.gguf, --method {} writes a folder", a->type,
+            a->method);
       HfIntQuantizeOptions h;
       h.method = a->method;
+      h.format = a->format;
       h.config.bits = a->bits;
       h.config.group_size = a->group_size;
-      h.config.sym = !a->asym;
+      h.config.sym = a->method == "awq" ? a->sym : !a->asym;
       h.config.desc_act = a->act_order;
       h.config.static_groups = a->act_order;
       h.gptq.damp_percent = a->damp;
+      h.true_sequential = !a->no_true_sequential;
       h.calib = {a->calib, a->nsamples, a->seqlen, a->seed};
       h.threads = a->threads;
       h.resume = a->resume;
-      check(a->out.size() < 5 || a->out.compare(a->out.size() - 5, 5, ".gguf") != 0, a->out,
-            "--method writes a Hugging Face GPTQ folder; GPTQ-optimised GGUF is not available yet");
       std::shared_ptr<const ModelSource> src = open_model(a->src, {a->tokenizer});
       const auto reports = quantize_to_hf(src, a->out, h);
-      fmt::print("| layer | GPTQ loss | damp | time s |\n|---|---:|---:|---:|\n");
-      for (const auto& r : reports) fmt::print("| {} | {:.4g} | {:.4f} | {:.3f} |\n", r.name, r.loss, r.damp_percent, r.seconds);
-      fmt::print("{} -> {}/ ({} w{}g{}{})\n", a->src, a->out, a->method, a->bits, a->group_size, a->act_order ? " act-order" : "");
+      if (a->method != "rtn") fmt::print("{}", linear_report_table(reports));
+      fmt::print("{} -> {}/ ({} w{}g{}{}, {} layout)\n", a->src, a->out, a->method, a->bits, a->group_size,
+                 a->act_order ? " act-order" : "", h.format.empty() ? (a->method == "awq" ? "awq" : "gptq") : h.format);
       return 0;
     }
-    check(!a->type.empty(), "type", "give a GGUF file type (e.g. Q4_K_M) or --method rtn|gptq");
+    check(a->method != "rtn", "--method", "rtn to GGUF is plain `lowbit quantize SRC OUT.gguf TYPE`");
+    check(!a->type.empty(), "type", "give a GGUF file type (e.g. Q4_K_M) or --method rtn|gptq|awq with a folder");
     GgufQuantizeOptions o;
     const auto ftype = file_type_from_name(a->type);
     if (!ftype) {
@@ -119,7 +132,20 @@ Run setup_quantize(CLI::App& app) {
       o.imatrix_path = a->imatrix;
     }
     std::shared_ptr<const ModelSource> src = open_model(a->src, {a->tokenizer});
-    const QuantizeReport r = quantize_to_gguf(src, a->out, o);
+    QuantizeReport r;
+    if (!a->method.empty()) {
+      CalibratedGgufOptions c;
+      c.method = a->method;
+      c.calib = {a->calib, a->nsamples, a->seqlen, a->seed};
+      c.gptq.damp_percent = a->damp;
+      c.true_sequential = !a->no_true_sequential;
+      c.resume = a->resume;
+      CalibratedGgufReport cr = quantize_to_gguf_calibrated(src, a->out, o, c);
+      fmt::print("{}", linear_report_table(cr.linears));
+      r = std::move(cr.quantize);
+    } else {
+      r = quantize_to_gguf(src, a->out, o);
+    }
     for (const auto& t : r.tensors)
       if (!t.note.empty()) fmt::print(stderr, "warning: {}: {}\n", t.name, t.note);
     fmt::print("{} -> {} ({})\n{}", a->src, a->out, file_type_info(o.mix.ftype).name, r.summary_table());
@@ -127,7 +153,7 @@ Run setup_quantize(CLI::App& app) {
   };
 }
 
-const Command kQuantize{"quantize", "quantize a model to GGUF (llama.cpp file types, imatrix, mixes)", setup_quantize};
+const Command kQuantize{"quantize", "quantize a model: GGUF (llama.cpp types, imatrix, mixes, GPTQ/AWQ-optimised) or HF GPTQ/AWQ", setup_quantize};
 
 }  // namespace
 }  // namespace lowbit::cli
