@@ -96,6 +96,17 @@ void LayerwiseCalibration::advance(int64_t layer) {
     model_.forward_layer(layer, hidden_[i].data(), static_cast<int64_t>(windows_[i].size()), 0);
 }
 
+void LayerwiseCalibration::capture_head(const LlamaModel::MatmulObserver& observer) {
+  model_.set_matmul_observer(observer);
+  std::vector<float> logits;
+  for (size_t i = 0; i < windows_.size(); ++i) {
+    const int64_t n = static_cast<int64_t>(windows_[i].size());
+    logits.resize(static_cast<size_t>(n * model_.n_vocab()));
+    model_.head(hidden_[i].data(), n, logits.data());
+  }
+  model_.set_matmul_observer(nullptr);
+}
+
 uint64_t LayerwiseCalibration::hidden_bytes() const {
   uint64_t n = 0;
   for (const auto& h : hidden_) n += h.size() * sizeof(float);
@@ -200,6 +211,7 @@ void run_layerwise(const LayerwiseRun& run) {
     progress.advance();
   }
   progress.finish();
+  if (run.after_layers) run.after_layers(cal.get());
 }
 
 std::string linear_report_table(const std::vector<LinearReport>& reports) {

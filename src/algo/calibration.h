@@ -75,6 +75,9 @@ class LayerwiseCalibration {
   // Moves the hidden states through `layer` with its current (quantized) tensors.
   void advance(int64_t layer);
   uint64_t hidden_bytes() const;
+  // After the last layer: runs the output head over the final hidden states, calling `observer` with its matmul.
+  void capture_head(const LlamaModel::MatmulObserver& observer);
+  const Tensor& output_tensor() const { return model_.output_tensor(); }
 
  private:
   LlamaModel model_;
@@ -105,6 +108,9 @@ struct LayerwiseRun {
   // Quantizes one layer (replacing tensors in `overlay`), returns what restore() needs. `cal` is null without
   // calibration.
   std::function<LayerBlobs(int64_t layer, LayerwiseCalibration* cal)> quantize_layer;
+  // Optional: called once after the last layer (also when every layer was restored), e.g. to quantize the
+  // output head from the final hidden states.
+  std::function<void(LayerwiseCalibration* cal)> after_layers;
   // Puts a saved layer back (into the overlay and the method's own results).
   std::function<void(int64_t layer, const LayerBlobs& saved)> restore_layer;
 };

@@ -219,13 +219,18 @@ void LlamaModel::eval(std::span<const int32_t> tokens, int64_t n_past, float* lo
   check(n_past >= 0 && n_past + n <= n_ctx_, "eval", "positions {}..{} exceed the context of {} tokens", n_past,
         n_past + n - 1, n_ctx_);
   const int64_t dim = config_.n_embd;
-  std::vector<float> x(static_cast<size_t>(n * dim)), xb(x.size());
+  std::vector<float> x(static_cast<size_t>(n * dim));
   embed(tokens, x.data());
   for (int64_t il = 0; il < config_.n_layer; ++il) forward_layer(il, x.data(), n, n_past);
   const int64_t first = all_logits ? 0 : n - 1;
-  for (int64_t t = first; t < n; ++t)
-    rms_norm(x.data() + t * dim, output_norm_.data(), dim, config_.norm_eps, xb.data() + (t - first) * dim);
-  mm(output_, xb.data(), n - first, logits);
+  head(x.data() + first * dim, n - first, logits);
+}
+
+void LlamaModel::head(const float* x, int64_t n, float* logits) {
+  const int64_t dim = config_.n_embd;
+  std::vector<float> xb(static_cast<size_t>(n * dim));
+  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, output_norm_.data(), dim, config_.norm_eps, xb.data() + t * dim);
+  mm(output_, xb.data(), n, logits);
 }
 
 }  // namespace lowbit

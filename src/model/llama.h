@@ -44,6 +44,10 @@ class LlamaModel : public LanguageModel {
   void embed(std::span<const int32_t> tokens, float* x) const;
   void forward_layer(int64_t layer, float* x, int64_t n_tokens, int64_t n_past);
   void reload_layer(int64_t layer);
+  // The final norm and output head on n hidden states x, logits [n][n_vocab].
+  void head(const float* x, int64_t n, float* logits);
+  // The tensor the output head multiplies with (output.weight, or token_embd.weight when tied).
+  const Tensor& output_tensor() const { return output_; }
   // Bytes of weights read per generated token (every matrix once, plus one embedding row).
   double weight_bytes_per_token() const;
 
