@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "algo/gguf_quantize.h"
+#include "algo/gguf_calibrated.h"
 #include "algo/hf_int_quantize.h"
 #include "cli/command.h"
 #include "eval/bench.h"
@@ -27,16 +28,25 @@ namespace {
 struct Variant {
   std::string name, ftype;
   bool imatrix = false;
-  std::string method;  // "gptq" / "rtn": a Hugging Face GPTQ folder instead of a GGUF type
+  std::string method;  // "gptq" / "rtn" / "awq": a Hugging Face GPTQ/AWQ folder instead of a GGUF type
+  std::string gguf_method;  // "gptq" / "awq": a GGUF of ftype made by that calibrated method
   int bits = 4, group_size = 128;
 };
 
 // "f16", "q4_k_m", "q4_k_m+imatrix" -> a GGUF file type, optionally with an importance matrix.
 Variant parse_variant(const std::string& spec) {
-  Variant v{spec, spec, false, "", 4, 128};
-  if (const auto colon = spec.find(':'); colon != std::string::npos) {  // gptq:w4g128, rtn:w3g64, gptq:w4g-1
-    v.method = spec.substr(0, colon);
-    check(v.method == "gptq" || v.method == "rtn", "--variants", "'{}': method must be gptq or rtn (awq: not yet)", spec);
+  Variant v{spec, spec, false, "", "", 4, 128};
+  if (const auto colon = spec.find(':'); colon != std::string::npos) {  // gptq:w4g128, rtn:w3g64, gptq-gguf:q4_k_m
+    const std::string method = spec.substr(0, colon);
+    if (method == "gptq-gguf" || method == "awq-gguf") {
+      v.gguf_method = method.substr(0, method.size() - 5);
+      v.ftype = spec.substr(colon + 1);
+      check(file_type_from_name(v.ftype).has_value(), "--variants", "'{}': '{}' is not a GGUF file type", spec, v.ftype);
+      return v;
+    }
+    v.method = method;
+    check(v.method == "gptq" || v.method == "rtn" || v.method == "awq", "--variants",
+          "'{}': method must be rtn, gptq, awq, gptq-gguf or awq-gguf", spec);
     check(std::sscanf(spec.c_str() + colon + 1, "w%dg%d", &v.bits, &v.group_size) == 2, "--variants",
           "'{}' is not METHOD:wBITSgGROUP (e.g. gptq:w4g128)", spec);
     return v;
@@ -61,13 +71,19 @@ Run setup_compare(CLI::App& app) {
   struct Args {
     std::string src, variants = "f16,q8_0,q4_0,q4_k_m,q4_k_m+imatrix,q2_k", text, calib, out = "report", tasks;
     int64_t ctx = 256, chunks = 40;
+    int nsamples = 128;
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   };
   auto a = std::make_shared<Args>();
   app.add_option("src", a->src, "source model (the reference every variant is compared with)")->required();
-  app.add_option("--variants", a->variants, "comma-separated GGUF types, '+imatrix' for an importance matrix")->capture_default_str();
+  app.add_option("--variants", a->variants,
+                 "comma-separated: GGUF types (q4_k_m), TYPE+imatrix, rtn|gptq|awq:wBITSgGROUP (HF folders), "
+                 "gptq-gguf|awq-gguf:TYPE (calibrated GGUF)")
+      ->capture_default_str();
   app.add_option("--text", a->text, "evaluation text for perplexity and KLD")->required();
-  app.add_option("--calib", a->calib, "calibration text for importance matrices");
+  app.add_option("--calib", a->calib, "calibration text for importance matrices and gptq/awq variants");
+  app.add_option("--nsamples", a->nsamples, "calibration windows for gptq/awq variants")->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--tasks", a->tasks, "TASK:FILE:N,... e.g. hellaswag:hs.jsonl:200");
   app.add_option("-o,--output", a->out, "report folder (variants already there are reused)")->capture_default_str();
   app.add_option("-c,--ctx", a->ctx, "perplexity context")->capture_default_str();
@@ -82,8 +98,11 @@ Run setup_compare(CLI::App& app) {
     }
     const bool need_imatrix = std::any_of(variants.begin(), variants.end(), [](const Variant& v) { return v.imatrix; });
     const bool need_calib = need_imatrix || std::any_of(variants.begin(), variants.end(),
-                                                        [](const Variant& v) { return v.method == "gptq"; });
-    check(!need_calib || !a->calib.empty(), "--calib", "'+imatrix' and gptq variants need calibration text");
+                                                        [](const Variant& v) {
+                                                          return v.method == "gptq" || v.method == "awq" ||
+                                                                 !v.gguf_method.empty();
+                                                        });
+    check(!need_calib || !a->calib.empty(), "--calib", "'+imatrix', gptq and awq variants need calibration text");
     std::filesystem::create_directories(a->out);
     std::shared_ptr<const ModelSource> src = open_model(a->src);
     Tokenizer tok(src->vocab());
@@ -161,6 +180,8 @@ Run setup_compare(CLI::App& app) {
       }
       imatrix = read_imatrix(path);
     }
+    // Calibration for gptq/awq variants: windows of the evaluation context (at most 512) from --calib.
+    const CalibrationOptions calib{a->calib, a->nsamples, static_cast<int>(std::min<int64_t>(a->ctx, 512)), 0};
     for (const auto& v : variants) {
       if (!v.method.empty()) {
         std::string folder = v.name;
@@ -172,13 +193,32 @@ Run setup_compare(CLI::App& app) {
           h.method = v.method;
           h.config.bits = v.bits;
           h.config.group_size = v.group_size;
-          h.config.sym = true;
-          h.calib = {a->calib, 128, static_cast<int>(std::min<int64_t>(a->ctx, 512)), 0};
+          h.config.sym = v.method != "awq";  // AWQ's default is a zero point
+          h.format = v.method == "awq" && v.bits != 4 ? "gptq" : "";
+          h.calib = calib;
           h.threads = a->threads;
           quantize_to_hf(src, path, h);
         }
-        evaluate(v.name, "gptq", path, false);
-        report.variants.back().plan_format = fmt::format("GPTQ w{}g{}", v.bits, v.group_size);
+        const bool awq_layout = v.method == "awq" && v.bits == 4;
+        evaluate(v.name, awq_layout ? "awq" : "gptq", path, false);
+        report.variants.back().plan_format = fmt::format("{} w{}g{}", awq_layout ? "AWQ" : "GPTQ", v.bits, v.group_size);
+        continue;
+      }
+      if (!v.gguf_method.empty()) {
+        std::string file = v.name;
+        std::replace(file.begin(), file.end(), ':', '-');
+        const std::string path = a->out + "/" + file + ".gguf";
+        if (!std::filesystem::exists(path)) {
+          fmt::print(stderr, "quantizing {}\n", v.name);
+          GgufQuantizeOptions o;
+          o.mix.ftype = *file_type_from_name(v.ftype);
+          o.threads = a->threads;
+          CalibratedGgufOptions c;
+          c.method = v.gguf_method;
+          c.calib = calib;
+          quantize_to_gguf_calibrated(src, path, o, c);
+        }
+        evaluate(v.name, "gguf", path, false);
         continue;
       }
       const std::string path = a->out + "/" + v.name + ".gguf";
