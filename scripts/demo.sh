@@ -38,9 +38,10 @@ cat "$OUT/table.md"
 echo; echo "== lowbit run $OUT/tiny-Q4_K_M.gguf -p 'The old man' -n 40"
 "$LOWBIT" run "$OUT/tiny-Q4_K_M.gguf" -p "The old man" -n 40 -t "$T"
 
-echo; echo "== lowbit compare: every GGUF variant side by side, with an importance matrix from tinyshakespeare"
+echo; echo "== lowbit compare: every variant side by side; importance matrix, GPTQ and AWQ calibrated on tinyshakespeare"
 "$LOWBIT" compare models/tiny-gutenberg --text "$TEXT" --calib data/calib-shakespeare.txt -o "$OUT/report" -t "$T" \
-  --variants f16,q8_0,q4_0,q4_k_m,q4_k_m+imatrix,q2_k,rtn:w4g128,gptq:w4g128 2>/dev/null
+  --nsamples 64 --variants f16,q8_0,q4_0,q4_k_m,q4_k_m+imatrix,gptq-gguf:q4_k_m,q2_k,rtn:w4g128,gptq:w4g128,awq:w4g128 \
+  2>/dev/null
 echo "open $OUT/report/report.html for the plots"
 
 echo; echo "== lowbit plan --params 8B --mem 8GiB"

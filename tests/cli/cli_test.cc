@@ -56,6 +56,10 @@ TEST(Cli, BadInputsGiveOneLineErrors) {
   expect_clean_error("quantize " + kModels + "tiny-gutenberg " + dir + "/x.gguf Q4_0 --tensor-type 'ffn_(=q8_0'",
                      "--tensor-type");
   expect_clean_error("quantize " + kModels + "tiny-gutenberg /nonexistent-dir/x.gguf Q4_0", "/nonexistent-dir/x.gguf");
+  expect_clean_error("quantize --method rtn " + kModels + "tiny-gutenberg " + dir + "/x.gguf Q4_K_M", "--method");
+  expect_clean_error("quantize --method gptq " + kModels + "tiny-gutenberg " + dir + "/x.gguf Q4_K_M", "--calib");
+  expect_clean_error("quantize --method awq --sym --asym " + kModels + "tiny-gutenberg " + dir + "/awq", "--sym");
+  expect_clean_error("quantize --method gptq --calib x " + kModels + "tiny-gutenberg " + dir + "/f Q4_K_M", "type");
   expect_clean_error("plan --params lots --mem 8GiB", "--params");
   lowbit::write_file_atomic(dir + "/short.txt", std::string("Once upon a time there was a cat."));
   expect_clean_error("perplexity " + kModels + "stories260K/stories260K.bin -f " + dir + "/short.txt -c 256",
@@ -94,7 +98,10 @@ TEST(Cli, CompareWritesAReportAndResumes) {
   r = run(cmd);  // variants already there are reused, not re-quantized
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(std::filesystem::last_write_time(dir + "/q8_0.gguf"), mtime);
-  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants awq:w4g128 -o " + dir, "--variants");
+  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants foo:w4g128 -o " + dir, "--variants");
+  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants gptq-gguf:q9_z -o " + dir, "--variants");
+  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants awq:w4g128 -o " + dir, "--calib");
+  expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants gptq-gguf:q4_k_m -o " + dir, "--calib");
   expect_clean_error("compare " + kModels + "tiny-gutenberg --text x --variants gptq:w4g128 -o " + dir, "--calib");
 }
 
