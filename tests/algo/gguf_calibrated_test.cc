@@ -2,9 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
+#include "algo/hf_int_quantize.h"
 #include "algo/imatrix.h"
+#include "io/hf_source.h"
+#include "io/hf_tokenizer_writer.h"
+#include "io/memory_source.h"
 #include "eval/perplexity.h"
 #include "io/model_source.h"
 #include "model/llama.h"
@@ -115,6 +120,48 @@ TEST(GgufCalibrated, RefusesRtnAndImatrix) {
   GgufQuantizeOptions g = q4_k_m();
   g.imatrix = &m;
   EXPECT_THROW(quantize_to_gguf_calibrated(src, testing::TempDir() + "/x.gguf", g, gptq_options()), Error);
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// A synthetic HF model with grouped-query attention (so AWQ skips the v -> o scaling, as AutoAWQ does): AWQ and
+// GPTQ run from the folder, the AWQ checkpoint and the GPTQ GGUF read back with the planned shapes and types.
+TEST(GgufCalibrated, SyntheticHfModelWithGroupedQueryAttention) {
+  const std::string dir = testing::TempDir() + "/synthetic-hf";
+  std::filesystem::remove_all(dir);
+  ModelConfig c;
+  c.n_vocab = 300, c.n_embd = 256, c.n_layer = 2, c.n_ff = 512, c.n_ctx_train = 128;
+  c.n_head = 4, c.n_head_kv = 2;
+  auto random = make_random_model(c, 9, DType::F16);
+  write_hf_model(*random, dir + "/hf");
+  write_hf_tokenizer(random->vocab(), dir + "/hf");
+  std::shared_ptr<const ModelSource> src = open_model(dir + "/hf");
+
+  HfIntQuantizeOptions h;
+  h.method = "awq";
+  h.config = {.bits = 4, .group_size = 128, .sym = false};
+  h.calib = {kCalib, 8, 64, 1};
+  const auto reports = quantize_to_hf(src, dir + "/awq", h);
+  ASSERT_EQ(reports.size(), 14u);
+  auto awq = open_model(dir + "/awq");
+  EXPECT_EQ(awq->tensor_info("blk.1.attn_k.weight").ne[1], 128);
+  EXPECT_EQ(awq->tensor_info("blk.1.ffn_down.weight").ne[0], 512);
+
+  GgufQuantizeOptions g = q4_k_m();
+  CalibratedGgufOptions o = gptq_options();
+  o.calib = {kCalib, 8, 64, 1};
+  quantize_to_gguf_calibrated(src, dir + "/gptq.gguf", g, o);
+  std::shared_ptr<const ModelSource> gguf = open_model(dir + "/gptq.gguf");
+  EXPECT_EQ(gguf->tensor_info("blk.0.ffn_gate.weight").type, DType::Q4_K);
+  LlamaModel model(gguf, {16, 1});
+  std::vector<float> logits(static_cast<size_t>(model.n_vocab()));
+  const std::vector<int32_t> prompt = {1, 72, 101, 108};
+  model.eval(prompt, 0, logits.data(), false);
+  for (float v : logits) ASSERT_TRUE(std::isfinite(v));
 }
 
 }  // namespace
