@@ -1,5 +1,7 @@
 #include "io/hf_source.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -47,6 +49,16 @@ class HfSource : public ModelSource {
   const ModelConfig& config() const override { return config_; }
   const Vocab& vocab() const override { return vocab_; }
   const std::vector<TensorInfo>& tensor_infos() const override { return infos_; }
+  // A GPTQ/AWQ checkpoint says so (its linears are shown dequantized to F16).
+  std::vector<std::pair<std::string, std::string>> metadata_strings() const override {
+    if (!quant_) return {};
+    const HfQuantConfig& q = *quant_;
+    std::string layout = q.quant_method == "awq" ? "awq " + q.awq_version : q.checkpoint_format;
+    return {{"quantization_config",
+             fmt::format("{} {}-bit group {}{}{} ({} layout; linears read back dequantized to F16)", q.quant_method,
+                         q.bits, q.group_size, q.desc_act ? " act-order" : "", q.sym ? " symmetric" : " zero-point",
+                         layout)}};
+  }
 
   Tensor tensor(const std::string& name) const override {
     const auto it = hf_name_.find(name);
