@@ -1,5 +1,8 @@
 #include "algo/awq_model.h"
 
+#include <algorithm>
+
+#include "algo/gguf_quantize.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -38,8 +41,11 @@ AwqLayerScaling awq_scale_layer(LayerwiseCalibration& cal, OverlaySource& overla
   out.n_tokens = static_cast<int64_t>(out.inputs[readers[0]].size()) / config.n_embd;
   check(out.n_tokens > 0, "awq", "no calibration tokens reached layer {}", layer);
 
-  for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+  for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
     out.weights[name(n)] = tensor_to_f32(overlay.tensor(name(n)));
+    const auto& w = out.weights[name(n)];
+    check_finite(w.data(), static_cast<int64_t>(w.size()), overlay.tensor_info(name(n)).ne[0], name(n));
+  }
   std::vector<float> attn_norm = tensor_to_f32(overlay.tensor(name("attn_norm")));
   std::vector<float> ffn_norm = tensor_to_f32(overlay.tensor(name("ffn_norm")));
 

@@ -215,18 +215,19 @@ void run_layerwise(const LayerwiseRun& run) {
 }
 
 std::string linear_report_table(const std::vector<LinearReport>& reports) {
-  std::string out = fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7} |\n", "linear", "rel. error",
-                                "baseline", "ratio", "GPTQ loss", "time s");
-  out += "|------------------------------|------------|------------|----------|------------|---------|\n";
+  std::string out = fmt::format("| {:<28} | {:>10} | {:>10} | {:>6} | {:>10} | {:>6} | {:>7} |\n", "linear", "rel. error",
+                                "baseline", "ratio", "GPTQ loss", "damp", "time s");
+  out += "|------------------------------|------------|------------|--------|------------|--------|---------|\n";
+  auto num = [](double v) { return v < 0 ? std::string("-") : fmt::format("{:.3e}", v); };
   for (const auto& r : reports) {
-    auto num = [](double v) { return v < 0 ? std::string("-") : fmt::format("{:.3e}", v); };
-    out += fmt::format("| {:<28} | {:>10} | {:>10} | {:>8} | {:>10} | {:>7.3f} |\n", r.name, num(r.error),
-                       num(r.rtn_error), r.error >= 0 && r.rtn_error > 0 ? fmt::format("{:.3f}", r.error / r.rtn_error) : "-",
-                       r.loss > 0 ? fmt::format("{:.4g}", r.loss) : "-", r.seconds);
+    out += fmt::format("| {:<28} | {:>10} | {:>10} | {:>6} | {:>10} | {:>6} | {:>7.3f} |\n", r.name, num(r.error),
+                       num(r.rtn_error),
+                       r.error >= 0 && r.rtn_error > 0 ? fmt::format("{:.3f}", r.error / r.rtn_error) : "-",
+                       r.loss > 0 ? fmt::format("{:.4g}", r.loss) : "-",
+                       r.damp_percent > 0 ? fmt::format("{:.4f}", r.damp_percent) : "-", r.seconds);
   }
   return out;
 }
-
 
 void remove_progress(const std::string& progress_dir) { std::filesystem::remove_all(progress_dir); }
 

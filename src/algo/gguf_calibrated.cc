@@ -147,6 +147,7 @@ CalibratedGgufReport quantize_to_gguf_calibrated(std::shared_ptr<const ModelSour
                                                                     const HessianAccumulator* h) {
       const auto t0 = std::chrono::steady_clock::now();
       const std::vector<float> w = tensor_to_f32(overlay->tensor(name));
+      check_finite(w.data(), static_cast<int64_t>(w.size()), overlay->tensor_info(name).ne[0], name);
       std::vector<float> diag(static_cast<size_t>(h->n_in()));
       for (int64_t i = 0; i < h->n_in(); ++i) diag[i] = static_cast<float>(h->matrix()[i * h->n_in() + i]);
       LinearReport r{name};

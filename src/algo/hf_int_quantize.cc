@@ -8,6 +8,7 @@
 #include <map>
 
 #include "algo/awq_model.h"
+#include "algo/gguf_quantize.h"
 #include "algo/rtn.h"
 #include "core/float_formats.h"
 #include "io/converted_source.h"
@@ -219,6 +220,7 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
       const Tensor t = overlay->tensor(name);
       const int64_t n_in = t.ne()[0], n_out = t.ne()[1];
       const std::vector<float> w = hf_order(config, name, tensor_to_f32(t), n_in, n_out);
+      check_finite(w.data(), n_in * n_out, n_in, name);
       LinearReport r{name};
       QuantizedLinear rtn = rtn_quantize(w.data(), n_out, n_in, o.config);
       QuantizedLinear ql;
@@ -238,9 +240,10 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
   };
   run_layerwise(run);
 
-  // ---- export: HF names, packed linears, everything else in F16 (norms as the overlay holds them) ----
+  // ---- export: HF names, packed linears, everything else in F16/BF16 (norms as the overlay holds them) ----
   std::filesystem::create_directories(out_dir);
-  auto dense = convert_types(overlay, DType::F16, /*vectors_as_f32=*/false);
+  check(o.dense_type == DType::F16 || o.dense_type == DType::BF16, "--dtype", "unquantized tensors are f16 or bf16");
+  auto dense = convert_types(overlay, o.dense_type, /*vectors_as_f32=*/false);
   std::vector<TensorInfo> infos;
   std::map<std::string, std::vector<uint8_t>> pending;  // hf name -> bytes (packed parts)
   std::map<std::string, std::string> dense_names;       // hf name -> canonical

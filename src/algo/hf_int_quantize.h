@@ -27,6 +27,7 @@ struct HfIntQuantizeOptions {
   AwqOptions awq;
   int64_t awq_max_tokens = 8192;  // tokens the AWQ searches use (every k-th calibration token)
   bool true_sequential = true;
+  DType dense_type = DType::F16;  // the tensors left unquantized (embeddings, norms): F16 or BF16
   CalibrationOptions calib;
   int threads = 1;
   // After each layer its results are saved in OUT/.lowbit-progress; with resume, a run continues from the saved

@@ -29,13 +29,14 @@ std::string file_type_list() {
 
 Run setup_quantize(CLI::App& app) {
   struct Args {
-    std::string src, out, type, imatrix, output_tensor_type, token_embedding_type, tokenizer, method, calib, format;
+    std::string src, out, type, imatrix, output_tensor_type, token_embedding_type, tokenizer, method, calib, format,
+        dtype = "f16";
     int bits = 4, group_size = 128, nsamples = 128, seqlen = 512;
     uint64_t seed = 0;
     double damp = 0.01;
     bool act_order = false, asym = false, resume = false, no_true_sequential = false;
     std::vector<std::string> tensor_types, include, exclude;
-    bool sym = false, pure = false, leave_output = false, allow_requantize = false, quiet = false;
+    bool sym = false, mse = false, pure = false, leave_output = false, allow_requantize = false, quiet = false;
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   };
   auto a = std::make_shared<Args>();
@@ -49,6 +50,9 @@ Run setup_quantize(CLI::App& app) {
       ->check(CLI::IsMember({"rtn", "gptq", "awq"}));
   app.add_option("--format", a->format, "HF checkpoint layout: gptq (default for rtn/gptq) or awq (default for awq)")
       ->check(CLI::IsMember({"gptq", "awq"}));
+  app.add_option("--dtype", a->dtype, "HF checkpoints: type of the unquantized tensors")->capture_default_str()
+      ->check(CLI::IsMember({"f16", "bf16"}));
+  app.add_flag("--mse", a->mse, "GPTQ/RTN: grid search over shrunk ranges for each group's scale");
   app.add_flag("--no-true-sequential", a->no_true_sequential,
                "GPTQ: quantize a layer's linears from one pass instead of q/k/v, o, gate/up, down in turn");
   app.add_option("--bits", a->bits, "bits per weight (--method)")->capture_default_str()->check(CLI::Range(2, 8));
@@ -89,6 +93,8 @@ Run setup_quantize(CLI::App& app) {
       h.config.sym = a->method == "awq" ? a->sym : !a->asym;
       h.config.desc_act = a->act_order;
       h.config.static_groups = a->act_order;
+      h.config.mse = a->mse;
+      h.dense_type = a->dtype == "bf16" ? DType::BF16 : DType::F16;
       h.gptq.damp_percent = a->damp;
       h.true_sequential = !a->no_true_sequential;
       h.calib = {a->calib, a->nsamples, a->seqlen, a->seed};

@@ -164,5 +164,35 @@ TEST(GgufCalibrated, SyntheticHfModelWithGroupedQueryAttention) {
   for (float v : logits) ASSERT_TRUE(std::isfinite(v));
 }
 
+// A NaN weight stops every calibrated method with an error naming the tensor and the element, not a garbage file.
+TEST(GgufCalibrated, NanWeightIsAnErrorNamingTheTensor) {
+  ModelConfig c;
+  c.n_vocab = 300, c.n_embd = 256, c.n_layer = 1, c.n_ff = 256, c.n_ctx_train = 64;
+  c.n_head = 4, c.n_head_kv = 4;
+  auto random = make_random_model(c, 4);
+  auto bad = std::make_shared<OverlaySource>(random);
+  std::vector<float> w = tensor_to_f32(random->tensor("blk.0.ffn_up.weight"));
+  w[300] = std::nanf("");
+  bad->replace(make_f32_tensor("blk.0.ffn_up.weight", {256, 256}, w));
+  const std::string dir = testing::TempDir() + "/nan";
+  std::filesystem::remove_all(dir);
+  for (const char* method : {"gptq", "awq"}) {
+    HfIntQuantizeOptions h;
+    h.method = method;
+    h.calib = {kCalib, 2, 32, 1};
+    try {
+      quantize_to_hf(bad, dir + "/" + method, h);
+      ADD_FAILURE() << method << " accepted a NaN weight";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("blk.0.ffn_up.weight"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos) << e.what();
+    }
+  }
+  CalibratedGgufOptions o = gptq_options();
+  o.calib = {kCalib, 2, 32, 1};
+  EXPECT_THROW(quantize_to_gguf_calibrated(bad, dir + "/x.gguf", q4_k_m(), o), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
+}
+
 }  // namespace
 }  // namespace lowbit
