@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "ops/fused_kernels.h"
+#include "ops/simd_matmul.h"
 #include "quant/legacy_quants.h"
 
 #include <omp.h>
@@ -20,7 +21,11 @@ namespace {
 std::array<MatmulKernel, 64>& kernels() {
   static std::array<MatmulKernel, 64> table = [] {
     std::array<MatmulKernel, 64> t{};
-    t[static_cast<size_t>(DType::Q4_0)] = matmul_q4_0_q8_0;
+    t[static_cast<size_t>(DType::Q8_0)] = matmul_q8_0_simd;
+    t[static_cast<size_t>(DType::Q4_0)] = matmul_q4_0_simd;
+    t[static_cast<size_t>(DType::Q4_K)] = matmul_q4_k_simd;
+    t[static_cast<size_t>(DType::Q5_K)] = matmul_q5_k_simd;
+    t[static_cast<size_t>(DType::Q6_K)] = matmul_q6_k_simd;
     return t;
   }();
   return table;

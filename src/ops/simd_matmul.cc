@@ -1,0 +1,297 @@
+// SIMD kernels on the quantized blocks (Highway, compiled for every x86 target and picked at run time).
+//
+// Activations are quantized once per token (Q8_0 for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q5_K/Q6_K) and each
+// output is a sum over blocks of integer dot products scaled by the blocks' float scales, in the order ggml's
+// AVX2 kernels sum them: eight lanes per block, lane l holding the (scaled) integer dot product of elements
+// 4l..4l+3 of every 32-element group, each block's lanes converted to float and accumulated with one fused
+// multiply-add, the lanes added pairwise at the end. The integers are exact, so only that float order decides
+// the result, and it is the same on every target and for any thread count or batch size.
+//
+// Targets with vectors narrower than 256 bits (SSE4, scalar) run the same arithmetic lane by lane.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/float_formats.h"
+#include "ops/fused_kernels.h"
+#include "ops/simd_matmul.h"
+#include "quant/k_quant_common.h"
+#include "quant/legacy_quants.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowbit {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// lanes[l] += sum over k < 4 of a[4l + k] * b[4l + k] * scale(l), for 32 int8 values; scale(l) is scale_lo for
+// l < 4 and scale_hi otherwise (K-quants with 16-element sub-blocks). Exact in int32.
+#if HWY_MAX_BYTES >= 32
+using D8 = hn::FixedTag<int8_t, 32>;
+using D16 = hn::FixedTag<int16_t, 16>;
+using D32 = hn::FixedTag<int32_t, 8>;
+using DF = hn::FixedTag<float, 8>;
+using VI = hn::Vec<D32>;
+
+HWY_INLINE VI QuadSums(const int8_t* a, const int8_t* b) {
+  const D8 d8;
+  const D16 d16;
+  const D32 d32;
+  const hn::Half<D8> dh;
+  const auto va = hn::LoadU(d8, a), vb = hn::LoadU(d8, b);
+  const auto a_lo = hn::PromoteTo(d16, hn::LowerHalf(dh, va)), a_hi = hn::PromoteTo(d16, hn::UpperHalf(dh, va));
+  const auto b_lo = hn::PromoteTo(d16, hn::LowerHalf(dh, vb)), b_hi = hn::PromoteTo(d16, hn::UpperHalf(dh, vb));
+  auto unused = hn::Zero(d32);
+  // Pairs (2i, 2i+1) of each half; then adjacent pairs give the quads, in element order.
+  const VI p_lo = hn::ReorderWidenMulAccumulate(d32, a_lo, b_lo, hn::Zero(d32), unused);
+  const VI p_hi = hn::ReorderWidenMulAccumulate(d32, a_hi, b_hi, hn::Zero(d32), unused);
+  return hn::Add(hn::ConcatEven(d32, p_hi, p_lo), hn::ConcatOdd(d32, p_hi, p_lo));
+}
+
+struct Acc8 {
+  HWY_INLINE Acc8() : v(hn::Zero(DF())) {}
+  hn::Vec<DF> v;
+  HWY_INLINE void fma(float d, VI sums) { v = hn::MulAdd(hn::Set(DF(), d), hn::ConvertTo(DF(), sums), v); }
+  HWY_INLINE float sum() const {
+    alignas(32) float a[8];
+    hn::Store(v, DF(), a);
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+  }
+};
+HWY_INLINE VI ZeroI() { return hn::Zero(D32()); }
+HWY_INLINE VI MulI(VI v, int32_t s) { return hn::Mul(v, hn::Set(D32(), s)); }
+HWY_INLINE VI ScaleHalves(VI v, int32_t lo, int32_t hi) {
+  alignas(32) static constexpr int32_t kHigh[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+  const D32 d32;
+  const auto is_high = hn::Eq(hn::Load(d32, kHigh), hn::Set(d32, 1));
+  return hn::Mul(v, hn::IfThenElse(is_high, hn::Set(d32, hi), hn::Set(d32, lo)));
+}
+#else
+// Narrow targets: the same lanes, one at a time.
+struct VI {
+  int32_t l[8];
+};
+HWY_INLINE VI QuadSums(const int8_t* a, const int8_t* b) {
+  VI r;
+  for (int l = 0; l < 8; ++l) {
+    int32_t s = 0;
+    for (int k = 0; k < 4; ++k) s += static_cast<int32_t>(a[4 * l + k]) * b[4 * l + k];
+    r.l[l] = s;
+  }
+  return r;
+}
+struct Acc8 {
+  float v[8] = {};
+  void fma(float d, VI s) {
+    for (int l = 0; l < 8; ++l) v[l] = std::fma(d, static_cast<float>(s.l[l]), v[l]);
+  }
+  float sum() const { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+};
+HWY_INLINE VI ZeroI() { return VI{}; }
+HWY_INLINE VI MulI(VI v, int32_t s) {
+  for (auto& x : v.l) x *= s;
+  return v;
+}
+HWY_INLINE VI ScaleHalves(VI v, int32_t lo, int32_t hi) {
+  for (int l = 0; l < 8; ++l) v.l[l] *= l < 4 ? lo : hi;
+  return v;
+}
+HWY_INLINE VI operator+(VI a, VI b) {
+  for (int l = 0; l < 8; ++l) a.l[l] += b.l[l];
+  return a;
+}
+#endif
+
+// ---- per weight type: one output = dot of a weight row with one activation row ----
+
+float DotQ8_0(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const BlockQ8_0*>(w_row);
+  const auto* a = static_cast<const BlockQ8_0*>(act_row);
+  Acc8 acc;
+  for (int64_t b = 0; b < n / 32; ++b)
+    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(w[b].qs, a[b].qs));
+  return acc.sum();
+}
+
+float DotQ4_0(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const BlockQ4_0*>(w_row);
+  const auto* a = static_cast<const BlockQ8_0*>(act_row);
+  Acc8 acc;
+  int8_t q[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    for (int j = 0; j < 16; ++j) {
+      q[j] = static_cast<int8_t>((w[b].qs[j] & 0x0F) - 8);
+      q[j + 16] = static_cast<int8_t>((w[b].qs[j] >> 4) - 8);
+    }
+    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(q, a[b].qs));
+  }
+  return acc.sum();
+}
+
+// Q4_K / Q5_K: eight 32-element sub-blocks with 6-bit scales and mins. The mins meet the activations' 16-element
+// sums: -dmin * sum_j m_j * (bsums[2j] + bsums[2j+1]), kept in four lanes as ggml does (pairs of sub-blocks).
+template <bool kFifthBit>
+float DotQ45K(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  Acc8 acc;
+  float acc_m[4] = {};
+  int8_t q[256];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* scales;
+    float d_w, dmin_w;
+    if constexpr (kFifthBit) {
+      const auto& w = static_cast<const BlockQ5K*>(w_row)[b];
+      scales = w.scales, d_w = f16_to_f32(w.d), dmin_w = f16_to_f32(w.dmin);
+      for (int pair = 0; pair < 4; ++pair)
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t byte = w.qs[pair * 32 + l];
+          q[pair * 64 + l] = static_cast<int8_t>((byte & 0xF) | (((w.qh[l] >> (2 * pair)) & 1) << 4));
+          q[pair * 64 + 32 + l] = static_cast<int8_t>((byte >> 4) | (((w.qh[l] >> (2 * pair + 1)) & 1) << 4));
+        }
+    } else {
+      const auto& w = static_cast<const BlockQ4K*>(w_row)[b];
+      scales = w.scales, d_w = f16_to_f32(w.d), dmin_w = f16_to_f32(w.dmin);
+      for (int pair = 0; pair < 4; ++pair)
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t byte = w.qs[pair * 32 + l];
+          q[pair * 64 + l] = static_cast<int8_t>(byte & 0xF);
+          q[pair * 64 + 32 + l] = static_cast<int8_t>(byte >> 4);
+        }
+    }
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; ++j) kquant::unpack_scale_min_k4(j, scales, &sc[j], &m[j]);
+    VI sumi = ZeroI();
+    for (int j = 0; j < 8; ++j) sumi = sumi + MulI(QuadSums(q + 32 * j, a[b].qs + 32 * j), sc[j]);
+    acc.fma(a[b].d * d_w, sumi);
+    const float dmin = -a[b].d * dmin_w;
+    for (int i = 0; i < 4; ++i) {
+      const int32_t s0 = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1], s1 = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
+      acc_m[i] = std::fma(dmin, static_cast<float>(m[2 * i] * s0 + m[2 * i + 1] * s1), acc_m[i]);
+    }
+  }
+  return acc.sum() + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
+}
+
+// Q6_K: sixteen 16-element sub-blocks with signed 8-bit scales, levels -32..31.
+float DotQ6K(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const BlockQ6K*>(w_row);
+  Acc8 acc;
+  int8_t q[256];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* ql = w[b].ql;
+    const uint8_t* qh = w[b].qh;
+    for (int half = 0; half < 256; half += 128) {
+      for (int l = 0; l < 32; ++l) {
+        q[half + l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+        q[half + l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        q[half + l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        q[half + l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+      ql += 64;
+      qh += 32;
+    }
+    VI sumi = ZeroI();
+    for (int g = 0; g < 8; ++g)
+      sumi = sumi + ScaleHalves(QuadSums(q + 32 * g, a[b].qs + 32 * g), w[b].scales[2 * g], w[b].scales[2 * g + 1]);
+    acc.fma(a[b].d * f16_to_f32(w[b].d), sumi);
+  }
+  return acc.sum();
+}
+
+float DotQ4K(const void* w, const void* a, int64_t n) { return DotQ45K<false>(w, a, n); }
+float DotQ5K(const void* w, const void* a, int64_t n) { return DotQ45K<true>(w, a, n); }
+
+// Rows [r0, r1) of W times every activation row: each row's blocks stay in L1 while all tokens pass over them.
+template <float (*Dot)(const void*, const void*, int64_t)>
+void DotRows(const uint8_t* w, size_t w_row_bytes, const uint8_t* acts, size_t act_row_bytes, int64_t n_in,
+             int64_t n_tokens, int64_t r0, int64_t r1, float* y, int64_t n_out) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t = 0; t < n_tokens; ++t)
+      y[t * n_out + r] = Dot(w + static_cast<size_t>(r) * w_row_bytes, acts + static_cast<size_t>(t) * act_row_bytes, n_in);
+}
+
+void RowsQ8_0(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+              float* y, int64_t n_out) {
+  DotRows<DotQ8_0>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
+}
+void RowsQ4_0(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+              float* y, int64_t n_out) {
+  DotRows<DotQ4_0>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
+}
+void RowsQ4K(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+             float* y, int64_t n_out) {
+  DotRows<DotQ4K>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
+}
+void RowsQ5K(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+             float* y, int64_t n_out) {
+  DotRows<DotQ5K>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
+}
+void RowsQ6K(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+             float* y, int64_t n_out) {
+  DotRows<DotQ6K>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <omp.h>
+
+#include <vector>
+
+namespace lowbit {
+
+HWY_EXPORT(RowsQ8_0);
+HWY_EXPORT(RowsQ4_0);
+HWY_EXPORT(RowsQ4K);
+HWY_EXPORT(RowsQ5K);
+HWY_EXPORT(RowsQ6K);
+
+namespace {
+
+// Quantizes every token's activations once, then splits the weight rows over the threads in fixed chunks.
+template <typename RowsFn>
+void run_kernel(RowsFn rows, DType act_type, const Tensor& w, const float* x, int64_t n_tokens, float* y,
+                int threads) {
+  const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
+  const size_t ab = row_bytes(act_type, n_in), wb = row_bytes(w.type(), n_in);
+  std::vector<uint8_t> acts(ab * static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    uint8_t* dst = acts.data() + ab * static_cast<size_t>(t);
+    if (act_type == DType::Q8_0) quantize_activation_q8_0(x + t * n_in, reinterpret_cast<BlockQ8_0*>(dst), n_in);
+    else quantize_rows(act_type, x + t * n_in, dst, 1, n_in);
+  }
+  constexpr int64_t kRowsPerChunk = 16;
+  const int64_t n_chunks = (n_out + kRowsPerChunk - 1) / kRowsPerChunk;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t r0 = c * kRowsPerChunk, r1 = std::min(n_out, r0 + kRowsPerChunk);
+    rows(w.data, wb, acts.data(), ab, n_in, n_tokens, r0, r1, y, n_out);
+  }
+}
+
+}  // namespace
+
+void matmul_q8_0_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ8_0), DType::Q8_0, w, x, n_tokens, y, threads);
+}
+void matmul_q4_0_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ4_0), DType::Q8_0, w, x, n_tokens, y, threads);
+}
+void matmul_q4_k_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ4K), DType::Q8_K, w, x, n_tokens, y, threads);
+}
+void matmul_q5_k_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ5K), DType::Q8_K, w, x, n_tokens, y, threads);
+}
+void matmul_q6_k_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ6K), DType::Q8_K, w, x, n_tokens, y, threads);
+}
+
+}  // namespace lowbit
+#endif  // HWY_ONCE

@@ -1,0 +1,139 @@
+#include "ops/simd_matmul.h"
+
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cmath>
+#include <vector>
+
+#include "ops/fused_kernels.h"
+
+namespace lowbit {
+namespace {
+
+constexpr DType kSimdTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+Tensor quantized_weight(DType type, int64_t n_in, int64_t n_out, const std::vector<float>& w) {
+  TensorInfo info;
+  info.name = "w";
+  info.type = type;
+  info.n_dims = 2;
+  info.ne = {n_in, n_out, 1, 1};
+  std::vector<uint8_t> bytes(info.n_bytes());
+  quantize_rows(type, w.data(), bytes.data(), n_out, n_in);
+  return make_owned_tensor(info, std::move(bytes));
+}
+
+// Weights with hostile rows: all zero, one huge value, alternating signs, plus smooth ones.
+std::vector<float> weights(int64_t n_in, int64_t n_out) {
+  std::vector<float> w(static_cast<size_t>(n_in * n_out));
+  for (int64_t r = 0; r < n_out; ++r)
+    for (int64_t i = 0; i < n_in; ++i) {
+      float v = std::sin(0.37f * static_cast<float>(r * n_in + i)) * (1.0f + static_cast<float>(i % 7));
+      if (r == 0) v = 0;
+      if (r == 1 && i == 5) v = 3.0e4f;
+      if (r == 2) v = (i % 2 ? 1.f : -1.f) * 1e-3f;
+      w[static_cast<size_t>(r * n_in + i)] = v;
+    }
+  return w;
+}
+
+std::vector<float> activations(int64_t n_in, int64_t n_tokens) {
+  std::vector<float> x(static_cast<size_t>(n_in * n_tokens));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i)) * 3.0f;
+  return x;
+}
+
+std::vector<float> run(const Tensor& w, const std::vector<float>& x, int64_t n_tokens, int threads) {
+  std::vector<float> y(static_cast<size_t>(w.info.n_rows() * n_tokens));
+  matmul(w, x.data(), n_tokens, y.data(), threads);
+  return y;
+}
+
+// Against the scalar reference (dequantized weights times the activations rounded the same way): the same up to
+// float summation order.
+TEST(SimdMatmul, EveryTypeMatchesTheScalarReference) {
+  const int64_t n_in = 512, n_out = 40, n_tokens = 3;
+  const auto w = weights(n_in, n_out);
+  const auto x = activations(n_in, n_tokens);
+  for (DType type : kSimdTypes) {
+    const Tensor t = quantized_weight(type, n_in, n_out, w);
+    std::vector<float> ref(static_cast<size_t>(n_out * n_tokens));
+    matmul_generic(t, x.data(), n_tokens, ref.data(), 1);
+    const auto got = run(t, x, n_tokens, 1);
+    // Tolerance from the size of the terms: sum |w_i x_i| over the row.
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (int64_t r = 0; r < n_out; ++r) {
+      dequantize_row(t, r, row.data());
+      for (int64_t tk = 0; tk < n_tokens; ++tk) {
+        double mag = 0;
+        for (int64_t i = 0; i < n_in; ++i) mag += std::fabs(row[i] * x[tk * n_in + i]);
+        const size_t k = static_cast<size_t>(tk * n_out + r);
+        ASSERT_NEAR(got[k], ref[k], 2e-6 * mag + 1e-6) << dtype_name(type) << " row " << r << " token " << tk;
+      }
+    }
+  }
+}
+
+// Integer parts are exact: with power-of-two scales and small integer values the whole product is exact.
+TEST(SimdMatmul, IntegerValuedBlocksGiveTheExactProduct) {
+  const int64_t n_in = 256, n_out = 4;
+  std::vector<float> w(static_cast<size_t>(n_in * n_out)), x(static_cast<size_t>(n_in));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(static_cast<int>(i * 7 % 15) - 7);
+  for (size_t b = 0; b < w.size(); b += 32) w[b] = -8;  // Q4_0: the largest magnitude maps to level 0, d = 1
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i * 5 % 255) - 127);
+  for (size_t b = 0; b < x.size(); b += 32) x[b] = 127;  // Q8_0 activations with d = 1
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    std::vector<float> wq = w;
+    if (type == DType::Q8_0)
+      for (size_t b = 0; b < wq.size(); b += 32) wq[b] = 127;
+    const Tensor t = quantized_weight(type, n_in, n_out, wq);
+    const auto got = run(t, x, 1, 1);
+    for (int64_t r = 0; r < n_out; ++r) {
+      double want = 0;
+      for (int64_t i = 0; i < n_in; ++i) want += static_cast<double>(wq[r * n_in + i]) * x[i];
+      EXPECT_EQ(got[r], static_cast<float>(want)) << dtype_name(type) << " row " << r;
+    }
+  }
+}
+
+// Same bits for any thread count, for a batch and token by token (the tiled path), and on every SIMD target this
+// CPU can run (AVX2 and AVX-512 here; SSE4 and scalar take the lane-by-lane path), since the integer sums are
+// exact and the float order is fixed.
+TEST(SimdMatmul, SameBitsForThreadsBatchesAndTargets) {
+  const int64_t n_in = 768, n_out = 33, n_tokens = 5;
+  const auto w = weights(n_in, n_out);
+  const auto x = activations(n_in, n_tokens);
+  for (DType type : kSimdTypes) {
+    const Tensor t = quantized_weight(type, n_in, n_out, w);
+    if (!row_fits(type, n_in)) continue;
+    const auto base = run(t, x, n_tokens, 1);
+    EXPECT_EQ(run(t, x, n_tokens, 2), base) << dtype_name(type);
+    for (int64_t tk = 0; tk < n_tokens; ++tk) {
+      const std::vector<float> one(x.begin() + tk * n_in, x.begin() + (tk + 1) * n_in);
+      const auto y = run(t, one, 1, 1);
+      for (int64_t r = 0; r < n_out; ++r) ASSERT_EQ(y[r], base[tk * n_out + r]) << dtype_name(type);
+    }
+    int targets = 0;
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      EXPECT_EQ(run(t, x, n_tokens, 1), base) << dtype_name(type) << " on " << hwy::TargetName(target);
+      ++targets;
+    }
+    hwy::SetSupportedTargetsForTest(0);
+    EXPECT_GE(targets, 2);
+  }
+}
+
+// The Q4_0 kernel keeps ggml's AVX2 order exactly: bit-identical to the scalar kernel written in that order.
+TEST(SimdMatmul, Q4_0IsBitIdenticalToTheScalarGgmlOrderKernel) {
+  const int64_t n_in = 512, n_out = 24, n_tokens = 3;
+  const Tensor t = quantized_weight(DType::Q4_0, n_in, n_out, weights(n_in, n_out));
+  const auto x = activations(n_in, n_tokens);
+  std::vector<float> scalar(static_cast<size_t>(n_out * n_tokens));
+  matmul_q4_0_q8_0(t, x.data(), n_tokens, scalar.data(), 1);
+  EXPECT_EQ(run(t, x, n_tokens, 1), scalar);
+}
+
+}  // namespace
+}  // namespace lowbit
