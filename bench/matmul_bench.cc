@@ -1,5 +1,5 @@
-// Matrix-vector products through the engine's matmul: the generic dequantize-then-dot path against the fused
-// kernel of a type (where one is registered), single-threaded, on a 4096 x 4096 weight.
+// Matrix products through the engine's matmul: the generic dequantize-then-dot path (the scalar reference)
+// against the SIMD kernel of each type, single-threaded, on a 4096 x 4096 weight.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -23,28 +23,38 @@ Tensor random_weight(DType type, int64_t n_in, int64_t n_out) {
   return make_owned_tensor(info, std::move(bytes));
 }
 
-void run(benchmark::State& state, DType type, bool fused) {
+// n_tokens = 1: a matrix-vector product (generation); 64: a prompt batch. Bytes processed = weight bytes read
+// per token, so GB/s compares with the memory bandwidth.
+void run(benchmark::State& state, DType type, bool fused, int64_t n_tokens) {
   const int64_t n = 4096;
   const Tensor w = random_weight(type, n, n);
-  std::vector<float> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+  std::vector<float> x(static_cast<size_t>(n * n_tokens)), y(static_cast<size_t>(n * n_tokens));
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.3f * static_cast<float>(i));
   for (auto _ : state) {
-    if (fused) matmul(w, x.data(), 1, y.data(), 1);
-    else matmul_generic(w, x.data(), 1, y.data(), 1);
+    if (fused) matmul(w, x.data(), n_tokens, y.data(), 1);
+    else matmul_generic(w, x.data(), n_tokens, y.data(), 1);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.info.n_bytes()));
+  state.SetBytesProcessed(state.iterations() * n_tokens * static_cast<int64_t>(w.info.n_bytes()));
 }
 
-void BM_Q4_0_Generic(benchmark::State& s) { run(s, DType::Q4_0, false); }
-void BM_Q4_0_Fused(benchmark::State& s) { run(s, DType::Q4_0, true); }
-void BM_Q8_0_Generic(benchmark::State& s) { run(s, DType::Q8_0, false); }
-void BM_Q4_K_Generic(benchmark::State& s) { run(s, DType::Q4_K, false); }
-void BM_F16_Generic(benchmark::State& s) { run(s, DType::F16, false); }
-BENCHMARK(BM_Q4_0_Generic)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Q4_0_Fused)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Q8_0_Generic)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Q4_K_Generic)->Unit(benchmark::kMillisecond);
+#define LOWBIT_MATMUL_BENCH(NAME, TYPE)                                                          \
+  void BM_##NAME##_Generic(benchmark::State& s) { run(s, DType::TYPE, false, 1); }               \
+  void BM_##NAME##_Simd(benchmark::State& s) { run(s, DType::TYPE, true, 1); }                   \
+  void BM_##NAME##_Generic_Batch64(benchmark::State& s) { run(s, DType::TYPE, false, 64); }      \
+  void BM_##NAME##_Simd_Batch64(benchmark::State& s) { run(s, DType::TYPE, true, 64); }          \
+  BENCHMARK(BM_##NAME##_Generic)->Unit(benchmark::kMillisecond);                                 \
+  BENCHMARK(BM_##NAME##_Simd)->Unit(benchmark::kMillisecond);                                    \
+  BENCHMARK(BM_##NAME##_Generic_Batch64)->Unit(benchmark::kMillisecond);                         \
+  BENCHMARK(BM_##NAME##_Simd_Batch64)->Unit(benchmark::kMillisecond);
+
+LOWBIT_MATMUL_BENCH(Q8_0, Q8_0)
+LOWBIT_MATMUL_BENCH(Q4_0, Q4_0)
+LOWBIT_MATMUL_BENCH(Q4_K, Q4_K)
+LOWBIT_MATMUL_BENCH(Q5_K, Q5_K)
+LOWBIT_MATMUL_BENCH(Q6_K, Q6_K)
+
+void BM_F16_Generic(benchmark::State& s) { run(s, DType::F16, false, 1); }
 BENCHMARK(BM_F16_Generic)->Unit(benchmark::kMillisecond);
 
 }  // namespace

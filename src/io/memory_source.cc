@@ -1,5 +1,7 @@
 #include "io/memory_source.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -74,14 +76,41 @@ std::shared_ptr<MemoryModelSource> make_random_model(const ModelConfig& config, 
   Vocab vocab;
   vocab.model = "llama";
   vocab.pre = "default";
+  // SentencePiece-like: <unk>, <s>, </s>, then (when there is room) the 256 byte tokens llama.cpp's loader looks
+  // up, then filler tokens.
+  const bool bytes = config.n_vocab >= 3 + 256;
   for (int64_t i = 0; i < config.n_vocab; ++i) {
-    vocab.tokens.push_back(i < 3 ? std::string(i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>") : "tok" + std::to_string(i));
+    if (i < 3) vocab.tokens.push_back(i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+    else if (bytes && i < 3 + 256) vocab.tokens.push_back(fmt::format("<0x{:02X}>", i - 3));
+    else vocab.tokens.push_back("tok" + std::to_string(i));
     vocab.scores.push_back(0.0f);
-    vocab.types.push_back(i == 0 ? 2 : i < 3 ? 3 : 1);
+    vocab.types.push_back(i == 0 ? 2 : i < 3 ? 3 : (bytes && i < 3 + 256) ? 6 : 1);
   }
   vocab.unk_id = 0, vocab.bos_id = 1, vocab.eos_id = 2;
   vocab.add_bos = true;
   return std::make_shared<MemoryModelSource>(config, std::move(vocab), std::move(tensors));
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+std::unique_ptr<ModelSource> open_random_model(const std::string& spec) {
+  // Llama shapes for speed measurements: weights drawn at random (seed 0), matrices F16.
+  ModelConfig c;
+  c.n_ctx_train = 2048;
+  const std::string preset = spec.substr(spec.find(':') + 1);
+  if (preset == "tiny") {
+    c.n_vocab = 4096, c.n_embd = 256, c.n_layer = 4, c.n_ff = 512, c.n_head = 4, c.n_head_kv = 4;
+  } else if (preset == "110M") {
+    c.n_vocab = 32000, c.n_embd = 768, c.n_layer = 12, c.n_ff = 2048, c.n_head = 12, c.n_head_kv = 12;
+  } else if (preset == "1B") {  // TinyLlama-1.1B's shapes
+    c.n_vocab = 32000, c.n_embd = 2048, c.n_layer = 22, c.n_ff = 5632, c.n_head = 32, c.n_head_kv = 4;
+  } else {
+    fail(spec, "unknown random model preset '{}' (tiny, 110M or 1B)", preset);
+  }
+  auto m = make_random_model(c, 0, DType::F16);
+  return std::make_unique<MemoryModelSource>(*m);
 }
 
 }  // namespace lowbit

@@ -39,4 +39,8 @@ class MemoryModelSource : public ModelSource {
 std::shared_ptr<MemoryModelSource> make_random_model(const ModelConfig& config, uint64_t seed,
                                                      DType weight_type = DType::F32);
 
+// `random:tiny`, `random:110M` or `random:1B` (TinyLlama-1.1B shapes): a random-weight Llama in F16 for speed
+// measurements, opened by open_model like a file.
+std::unique_ptr<ModelSource> open_random_model(const std::string& spec);
+
 }  // namespace lowbit

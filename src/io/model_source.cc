@@ -1,5 +1,7 @@
 #include "io/model_source.h"
 
+#include "io/memory_source.h"
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -40,6 +42,7 @@ bool starts_with_magic(const std::string& path, const char* magic) {
 
 std::unique_ptr<ModelSource> open_model(const std::string& path, const OpenOptions& options) {
   namespace fs = std::filesystem;
+  if (path.rfind("random:", 0) == 0 && !fs::exists(path)) return open_random_model(path);
   check(fs::exists(path), path, "no such file or directory");
   if (fs::is_directory(path)) {
     check(fs::exists(fs::path(path) / "config.json"), path,

@@ -106,3 +106,17 @@ TEST(Cli, CompareWritesAReportAndResumes) {
 }
 
 }  // namespace
+
+namespace lowbit {
+namespace {
+
+// random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
+TEST(Cli, RandomModelPresetsOpenLikeFiles) {
+  Result r = run("inspect random:tiny");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("layers 4  embd 256"), std::string::npos) << r.output;
+  expect_clean_error("inspect random:huge", "unknown random model preset 'huge'");
+}
+
+}  // namespace
+}  // namespace lowbit
