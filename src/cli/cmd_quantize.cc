@@ -65,7 +65,8 @@ Run setup_quantize(CLI::App& app) {
   app.add_option("--seqlen", a->seqlen, "tokens per calibration window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   app.add_option("--seed", a->seed, "seed for choosing the windows")->capture_default_str();
   app.add_flag("--resume", a->resume, "continue a killed --method run from the layers it saved");
-  app.add_option("--damp", a->damp, "GPTQ damping, relative to the mean Hessian diagonal")->capture_default_str();
+  CLI::Option* damp = app.add_option("--damp", a->damp,
+                                     "GPTQ damping relative to the mean Hessian diagonal (default 0.01; 0.1 for GGUF)");
   app.add_option("--imatrix", a->imatrix, "importance matrix (llama.cpp .dat or GGUF) to weight the rounding");
   app.add_option("--include-weights", a->include, "use the importance matrix only for these tensors (substring, repeatable)");
   app.add_option("--exclude-weights", a->exclude, "do not use the importance matrix for these tensors (repeatable)");
@@ -78,7 +79,7 @@ Run setup_quantize(CLI::App& app) {
   app.add_option("-t,--threads", a->threads, "threads")->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--tokenizer", a->tokenizer, "llama2.c input: tokenizer .bin or .model");
   app.add_flag("--quiet", a->quiet, "no progress output");
-  return [a]() {
+  return [a, damp]() {
     set_quiet(a->quiet);
     const bool to_gguf = a->out.size() >= 5 && a->out.compare(a->out.size() - 5, 5, ".gguf") == 0;
     check(!(a->sym && a->asym), "--sym", "--sym and --asym exclude each other");
@@ -143,7 +144,7 @@ Run setup_quantize(CLI::App& app) {
       CalibratedGgufOptions c;
       c.method = a->method;
       c.calib = {a->calib, a->nsamples, a->seqlen, a->seed};
-      c.gptq.damp_percent = a->damp;
+      if (damp->count() > 0) c.gptq.damp_percent = a->damp;
       c.true_sequential = !a->no_true_sequential;
       c.resume = a->resume;
       CalibratedGgufReport cr = quantize_to_gguf_calibrated(src, a->out, o, c);

@@ -23,6 +23,12 @@ std::array<MatmulKernel, 64>& kernels() {
     std::array<MatmulKernel, 64> t{};
     t[static_cast<size_t>(DType::Q8_0)] = matmul_q8_0_simd;
     t[static_cast<size_t>(DType::Q4_0)] = matmul_q4_0_simd;
+    t[static_cast<size_t>(DType::Q4_1)] = matmul_q4_1_simd;
+    t[static_cast<size_t>(DType::Q5_0)] = matmul_q5_0_simd;
+    t[static_cast<size_t>(DType::Q5_1)] = matmul_q5_1_simd;
+    t[static_cast<size_t>(DType::IQ4_NL)] = matmul_iq4_nl_simd;
+    t[static_cast<size_t>(DType::F16)] = matmul_f16_simd;
+    t[static_cast<size_t>(DType::BF16)] = matmul_bf16_simd;
     t[static_cast<size_t>(DType::Q4_K)] = matmul_q4_k_simd;
     t[static_cast<size_t>(DType::Q5_K)] = matmul_q5_k_simd;
     t[static_cast<size_t>(DType::Q6_K)] = matmul_q6_k_simd;

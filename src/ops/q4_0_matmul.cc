@@ -23,6 +23,20 @@ void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
   }
 }
 
+void quantize_activation_q8_1(const float* x, BlockQ8_1* out, int64_t n) {
+  BlockQ8_0 b0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    quantize_activation_q8_0(x + b * 32, &b0, 32);
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += b0.qs[j];
+    out[b].d = b0.d;
+    out[b].s = f32_to_f16(amax / 127.f * static_cast<float>(sum));  // the unrounded d, as ggml
+    std::memcpy(out[b].qs, b0.qs, 32);
+  }
+}
+
 namespace {
 
 float dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* a, int64_t n_blocks) {

@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/float_formats.h"
 #include "ops/fused_kernels.h"
@@ -131,6 +132,41 @@ float DotQ4_0(const void* w_row, const void* act_row, int64_t n) {
   return acc.sum();
 }
 
+// The other 32-element legacy blocks through their levels: Q5_0 (level - 16) and IQ4_NL (table value) against
+// Q8_0; Q4_1 / Q5_1 (level, plus the block minimum times the activations' sum s) against Q8_1.
+template <typename Block>
+float DotSymmetricLegacy(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const Block*>(w_row);
+  const auto* a = static_cast<const BlockQ8_0*>(act_row);
+  Acc8 acc;
+  uint8_t levels[32];
+  int8_t q[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    legacy::unpack_levels(w[b], levels);
+    for (int j = 0; j < 32; ++j) {
+      if constexpr (std::is_same_v<Block, BlockIQ4NL>) q[j] = kIq4nlValues[levels[j]];
+      else q[j] = static_cast<int8_t>(levels[j] - 16);
+    }
+    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(q, a[b].qs));
+  }
+  return acc.sum();
+}
+
+template <typename Block>
+float DotAffineLegacy(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const Block*>(w_row);
+  const auto* a = static_cast<const BlockQ8_1*>(act_row);
+  Acc8 acc;
+  float mins = 0;
+  uint8_t levels[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    legacy::unpack_levels(w[b], levels);
+    mins = std::fma(f16_to_f32(w[b].m), f16_to_f32(a[b].s), mins);
+    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(reinterpret_cast<const int8_t*>(levels), a[b].qs));
+  }
+  return acc.sum() + mins;
+}
+
 // Q4_K / Q5_K: eight 32-element sub-blocks with 6-bit scales and mins. The mins meet the activations' 16-element
 // sums: -dmin * sum_j m_j * (bsums[2j] + bsums[2j+1]), kept in four lanes as ggml does (pairs of sub-blocks).
 template <bool kFifthBit>
@@ -203,6 +239,43 @@ float DotQ6K(const void* w_row, const void* act_row, int64_t n) {
 }
 
 float DotQ4K(const void* w, const void* a, int64_t n) { return DotQ45K<false>(w, a, n); }
+float DotQ5_0(const void* w, const void* a, int64_t n) { return DotSymmetricLegacy<BlockQ5_0>(w, a, n); }
+float DotIQ4NL(const void* w, const void* a, int64_t n) { return DotSymmetricLegacy<BlockIQ4NL>(w, a, n); }
+float DotQ4_1(const void* w, const void* a, int64_t n) { return DotAffineLegacy<BlockQ4_1>(w, a, n); }
+float DotQ5_1(const void* w, const void* a, int64_t n) { return DotAffineLegacy<BlockQ5_1>(w, a, n); }
+
+// F16 / BF16 weights against activations rounded to the same type: converted to float eight at a time and
+// multiplied-added into eight lanes, lanes added pairwise at the end.
+template <bool kBf16>
+float DotHalf(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const uint16_t*>(w_row);
+  const auto* a = static_cast<const uint16_t*>(act_row);
+  auto to_f32 = [](uint16_t h) { return kBf16 ? bf16_to_f32(h) : f16_to_f32(h); };
+#if HWY_MAX_BYTES >= 32
+  using T16 = std::conditional_t<kBf16, hwy::bfloat16_t, hwy::float16_t>;
+  const DF df;
+  const hn::Rebind<T16, DF> d16;
+  auto acc = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const auto wv = hn::PromoteTo(df, hn::LoadU(d16, reinterpret_cast<const T16*>(w + i)));
+    const auto av = hn::PromoteTo(df, hn::LoadU(d16, reinterpret_cast<const T16*>(a + i)));
+    acc = hn::MulAdd(wv, av, acc);
+  }
+  alignas(32) float l[8];
+  hn::Store(acc, df, l);
+#else
+  float l[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) l[k] = std::fma(to_f32(w[i + k]), to_f32(a[i + k]), l[k]);
+#endif
+  float tail = 0;
+  for (; i < n; ++i) tail = std::fma(to_f32(w[i]), to_f32(a[i]), tail);
+  return (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))) + tail;
+}
+float DotF16(const void* w, const void* a, int64_t n) { return DotHalf<false>(w, a, n); }
+float DotBF16(const void* w, const void* a, int64_t n) { return DotHalf<true>(w, a, n); }
 float DotQ5K(const void* w, const void* a, int64_t n) { return DotQ45K<true>(w, a, n); }
 
 // Rows [r0, r1) of W times every activation row: each row's blocks stay in L1 while all tokens pass over them.
@@ -214,26 +287,23 @@ void DotRows(const uint8_t* w, size_t w_row_bytes, const uint8_t* acts, size_t a
       y[t * n_out + r] = Dot(w + static_cast<size_t>(r) * w_row_bytes, acts + static_cast<size_t>(t) * act_row_bytes, n_in);
 }
 
-void RowsQ8_0(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
-              float* y, int64_t n_out) {
-  DotRows<DotQ8_0>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
-}
-void RowsQ4_0(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
-              float* y, int64_t n_out) {
-  DotRows<DotQ4_0>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
-}
-void RowsQ4K(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
-             float* y, int64_t n_out) {
-  DotRows<DotQ4K>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
-}
-void RowsQ5K(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
-             float* y, int64_t n_out) {
-  DotRows<DotQ5K>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
-}
-void RowsQ6K(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, int64_t r1,
-             float* y, int64_t n_out) {
-  DotRows<DotQ6K>(w, wb, a, ab, n, nt, r0, r1, y, n_out);
-}
+#define LOWBIT_ROWS_FN(NAME)                                                                                   \
+  void Rows##NAME(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, \
+                  int64_t r1, float* y, int64_t n_out) {                                                       \
+    DotRows<Dot##NAME>(w, wb, a, ab, n, nt, r0, r1, y, n_out);                                                 \
+  }
+LOWBIT_ROWS_FN(Q8_0)
+LOWBIT_ROWS_FN(Q4_0)
+LOWBIT_ROWS_FN(Q4_1)
+LOWBIT_ROWS_FN(Q5_0)
+LOWBIT_ROWS_FN(Q5_1)
+LOWBIT_ROWS_FN(IQ4NL)
+LOWBIT_ROWS_FN(Q4K)
+LOWBIT_ROWS_FN(Q5K)
+LOWBIT_ROWS_FN(Q6K)
+LOWBIT_ROWS_FN(F16)
+LOWBIT_ROWS_FN(BF16)
+#undef LOWBIT_ROWS_FN
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit
@@ -248,9 +318,15 @@ namespace lowbit {
 
 HWY_EXPORT(RowsQ8_0);
 HWY_EXPORT(RowsQ4_0);
+HWY_EXPORT(RowsQ4_1);
+HWY_EXPORT(RowsQ5_0);
+HWY_EXPORT(RowsQ5_1);
+HWY_EXPORT(RowsIQ4NL);
 HWY_EXPORT(RowsQ4K);
 HWY_EXPORT(RowsQ5K);
 HWY_EXPORT(RowsQ6K);
+HWY_EXPORT(RowsF16);
+HWY_EXPORT(RowsBF16);
 
 namespace {
 
@@ -264,6 +340,7 @@ void run_kernel(RowsFn rows, DType act_type, const Tensor& w, const float* x, in
   for (int64_t t = 0; t < n_tokens; ++t) {
     uint8_t* dst = acts.data() + ab * static_cast<size_t>(t);
     if (act_type == DType::Q8_0) quantize_activation_q8_0(x + t * n_in, reinterpret_cast<BlockQ8_0*>(dst), n_in);
+    else if (act_type == DType::Q8_1) quantize_activation_q8_1(x + t * n_in, reinterpret_cast<BlockQ8_1*>(dst), n_in);
     else quantize_rows(act_type, x + t * n_in, dst, 1, n_in);
   }
   constexpr int64_t kRowsPerChunk = 16;
@@ -277,21 +354,22 @@ void run_kernel(RowsFn rows, DType act_type, const Tensor& w, const float* x, in
 
 }  // namespace
 
-void matmul_q8_0_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
-  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ8_0), DType::Q8_0, w, x, n_tokens, y, threads);
-}
-void matmul_q4_0_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
-  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ4_0), DType::Q8_0, w, x, n_tokens, y, threads);
-}
-void matmul_q4_k_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
-  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ4K), DType::Q8_K, w, x, n_tokens, y, threads);
-}
-void matmul_q5_k_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
-  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ5K), DType::Q8_K, w, x, n_tokens, y, threads);
-}
-void matmul_q6_k_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
-  run_kernel(HWY_DYNAMIC_DISPATCH(RowsQ6K), DType::Q8_K, w, x, n_tokens, y, threads);
-}
+#define LOWBIT_SIMD_KERNEL(FN, ROWS, ACT)                                                    \
+  void FN(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {        \
+    run_kernel(HWY_DYNAMIC_DISPATCH(ROWS), DType::ACT, w, x, n_tokens, y, threads);         \
+  }
+LOWBIT_SIMD_KERNEL(matmul_q8_0_simd, RowsQ8_0, Q8_0)
+LOWBIT_SIMD_KERNEL(matmul_q4_0_simd, RowsQ4_0, Q8_0)
+LOWBIT_SIMD_KERNEL(matmul_q4_1_simd, RowsQ4_1, Q8_1)
+LOWBIT_SIMD_KERNEL(matmul_q5_0_simd, RowsQ5_0, Q8_0)
+LOWBIT_SIMD_KERNEL(matmul_q5_1_simd, RowsQ5_1, Q8_1)
+LOWBIT_SIMD_KERNEL(matmul_iq4_nl_simd, RowsIQ4NL, Q8_0)
+LOWBIT_SIMD_KERNEL(matmul_q4_k_simd, RowsQ4K, Q8_K)
+LOWBIT_SIMD_KERNEL(matmul_q5_k_simd, RowsQ5K, Q8_K)
+LOWBIT_SIMD_KERNEL(matmul_q6_k_simd, RowsQ6K, Q8_K)
+LOWBIT_SIMD_KERNEL(matmul_f16_simd, RowsF16, F16)
+LOWBIT_SIMD_KERNEL(matmul_bf16_simd, RowsBF16, BF16)
+#undef LOWBIT_SIMD_KERNEL
 
 }  // namespace lowbit
 #endif  // HWY_ONCE

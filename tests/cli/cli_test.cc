@@ -88,12 +88,16 @@ TEST(Cli, CompareWritesAReportAndResumes) {
   const std::string dir = testing::TempDir() + "/compare";
   std::filesystem::remove_all(dir);
   const std::string cmd = "compare " + kModels + "tiny-gutenberg --text " + std::string(LOWBIT_SOURCE_DIR) +
-                          "/data/wiki.test.head.raw --variants q8_0,q2_k -c 128 --chunks 4 -t 2 -o " + dir;
+                          "/data/wiki.test.head.raw --variants q8_0,q2_k,gptq-gguf:q4_0,awq:w4g128 -c 128 --chunks 4 -t 2 "
+                          "--calib " + std::string(LOWBIT_SOURCE_DIR) + "/data/calib-shakespeare.txt --nsamples 4 -o " + dir;
   Result r = run(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* f : {"report.md", "report.json", "report.html", "q8_0.gguf", "q2_k.gguf"})
+  for (const char* f : {"report.md", "report.json", "report.html", "q8_0.gguf", "q2_k.gguf", "gptq-gguf-q4_0.gguf",
+                        "awq-w4g128/config.json"})
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   EXPECT_NE(r.output.find("| q2_k | gguf |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| gptq-gguf:q4_0 | gguf |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| awq:w4g128 | awq |"), std::string::npos) << r.output;
   const auto mtime = std::filesystem::last_write_time(dir + "/q8_0.gguf");
   r = run(cmd);  // variants already there are reused, not re-quantized
   ASSERT_EQ(r.exit_code, 0);
