@@ -57,6 +57,18 @@ void OverlaySource::replace(Tensor t) {
   replaced_[t.name()] = std::move(t);
 }
 
+void OverlaySource::forget_prefix(const std::string& prefix) {
+  for (auto it = replaced_.begin(); it != replaced_.end();) {
+    if (it->first.rfind(prefix, 0) != 0) {
+      ++it;
+      continue;
+    }
+    for (auto& info : infos_)
+      if (info.name == it->first) info.type = base_->tensor_info(it->first).type;
+    it = replaced_.erase(it);
+  }
+}
+
 std::vector<std::vector<std::string>> linear_groups(int64_t layer, bool true_sequential) {
   const std::string p = "blk." + std::to_string(layer) + ".";
   auto names = [&](std::initializer_list<const char*> l) {
@@ -192,10 +204,18 @@ void run_layerwise(const LayerwiseRun& run) {
   write_file_atomic(options_file, fingerprint);
 
   std::unique_ptr<LayerwiseCalibration> cal;
+  // A finished layer is never run again: drop its F32 copies and let the engine point at the mapped input.
+  auto release = [&](int64_t layer) {
+    run.overlay->forget_prefix("blk." + std::to_string(layer) + ".");
+    if (cal) cal->reload(layer);
+  };
   if (run.needs_calibration) {
     cal = std::make_unique<LayerwiseCalibration>(run.overlay, calibration_windows(*run.source, run.calib),
                                                  run.threads);
-    for (int64_t layer = 0; layer < first_layer; ++layer) cal->advance(layer);  // through the restored layers
+    for (int64_t layer = 0; layer < first_layer; ++layer) {  // through the restored layers
+      cal->advance(layer);
+      release(layer);
+    }
   }
   Progress progress("layers", config.n_layer);
   progress.set(first_layer);
@@ -208,6 +228,7 @@ void run_layerwise(const LayerwiseRun& run) {
       cal->reload(layer);
       cal->advance(layer);
     }
+    release(layer);
     progress.advance();
   }
   progress.finish();

@@ -4,9 +4,11 @@
 // the layer's new tensors); the layer is run again with its quantized weights to give the next layer's inputs,
 // so later layers see the errors of earlier ones.
 //
-// Peak memory: the calibration hidden states (nsamples x seqlen x n_embd floats) plus one layer's method state
-// (Hessians or captured inputs) plus the quantized tensors kept for the output; weights are read lazily from
-// the memory-mapped input.
+// Peak memory: the calibration hidden states (nsamples x seqlen x n_embd floats), one layer's weights in F32
+// and its method state (GPTQ: an n_in x n_in double Hessian per linear of the current group; AWQ: the group
+// inputs, at most max_tokens x n_in floats each), plus the finished output kept for the writer (packed, the
+// size of the output file); a finished layer's F32 copies are released and the engine reads it from the
+// memory-mapped input again (it is never run again).
 //
 // Checkpointing: after each layer the method's results are saved in OUT.lowbit-progress/ (one file per layer
 // and the options that made them); a resumed run restores the saved layers, recomputes the hidden states
@@ -53,6 +55,8 @@ class OverlaySource : public ModelSource {
   Tensor tensor(const std::string& name) const override;
   // Replaces a tensor of the base (same name and shape; the type may differ).
   void replace(Tensor t);
+  // Drops the replacements whose names start with `prefix` (a finished layer), freeing their memory.
+  void forget_prefix(const std::string& prefix);
 
  private:
   std::shared_ptr<const ModelSource> base_;

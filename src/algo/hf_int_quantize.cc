@@ -76,8 +76,10 @@ const std::vector<float>* awq_group_scales(const AwqLayerScaling& s, int64_t lay
   return it == s.scales.end() ? nullptr : &it->second.scales;
 }
 
+// What the export needs, kept as the packed bytes (bits/8 bytes per weight) rather than the unpacked layers.
 struct Results {
-  std::map<std::string, QuantizedLinear> linears;  // GGUF name -> layer in HF row order
+  std::map<std::string, std::vector<std::pair<TensorInfo, std::vector<uint8_t>>>> packed;  // GGUF name -> HF parts
+  std::map<std::string, std::vector<float>> norms;  // AWQ: rescaled norm vectors
   std::vector<LinearReport> reports;
 };
 
@@ -108,12 +110,34 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
   auto overlay = std::make_shared<OverlaySource>(source);
   Results results;
   // The layer as the checkpoint holds it (fp16 scales) is what later layers see.
+  const auto gptq_layout = o.config.sym ? GptqCheckpointFormat::kV1 : GptqCheckpointFormat::kV2;
   auto install = [&](const std::string& name, QuantizedLinear ql, const LinearReport& r) {
     for (float& s : ql.scales) s = f16_to_f32(f32_to_f16(s));
     const int64_t n_in = ql.n_in, n_out = ql.n_out;
     overlay->replace(make_f32_tensor(name, {n_in, n_out}, hf_order(config, name, ql.dequantize(), n_in, n_out, true)));
-    results.linears[name] = std::move(ql);
+    const std::string hf = gguf_to_hf_name(name);
+    const std::string base = hf.substr(0, hf.size() - 7);  // drop ".weight"
+    auto& parts = results.packed[name];
+    auto add = [&](const std::string& suffix, DType type, std::vector<int64_t> ne, std::vector<uint8_t> bytes) {
+      parts.emplace_back(make_info(base + suffix, type, std::move(ne)), std::move(bytes));
+    };
+    if (format == "gptq") {
+      const GptqPacked p = pack_gptq(ql, gptq_layout);
+      add(".qweight", DType::I32, {p.n_out, p.n_in * p.bits / 32}, to_blob(p.qweight));
+      add(".qzeros", DType::I32, {p.n_out * p.bits / 32, p.n_groups}, to_blob(p.qzeros));
+      add(".scales", DType::F16, {p.n_out, p.n_groups}, to_blob(p.scales));
+      add(".g_idx", DType::I32, {p.n_in}, to_blob(p.g_idx));
+    } else {
+      const AwqPacked p = pack_awq_gemm(ql);
+      add(".qweight", DType::I32, {p.n_out / 8, p.n_in}, to_blob(p.qweight));
+      add(".qzeros", DType::I32, {p.n_out / 8, p.n_groups}, to_blob(p.qzeros));
+      add(".scales", DType::F16, {p.n_out, p.n_groups}, to_blob(p.scales));
+    }
     results.reports.push_back(r);
+  };
+  auto install_norm = [&](const std::string& name, std::vector<float> v) {
+    overlay->replace(make_f32_tensor(name, {static_cast<int64_t>(v.size())}, v));
+    results.norms[name] = std::move(v);
   };
 
   LayerwiseRun run;
@@ -140,7 +164,7 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
         auto v = from_blob<float>(bytes, run.progress_dir);
         check(source->has_tensor(name) && static_cast<int64_t>(v.size()) == source->tensor_info(name).n_elements(),
               run.progress_dir, "corrupt progress file ({})", key);
-        overlay->replace(make_f32_tensor(name, {static_cast<int64_t>(v.size())}, std::move(v)));
+        install_norm(name, std::move(v));
       }
       if (key.rfind("dims:", 0) != 0) continue;
       const std::string name = key.substr(5);
@@ -210,7 +234,9 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
       }
       for (const char* norm : {"attn_norm", "ffn_norm"}) {
         const std::string name = "blk." + std::to_string(layer) + "." + norm + ".weight";
-        blobs.emplace_back("norm:" + name, to_blob(tensor_to_f32(overlay->tensor(name))));
+        auto v = tensor_to_f32(overlay->tensor(name));
+        blobs.emplace_back("norm:" + name, to_blob(v));
+        install_norm(name, std::move(v));
       }
       return blobs;
     }
@@ -240,46 +266,34 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
   };
   run_layerwise(run);
 
-  // ---- export: HF names, packed linears, everything else in F16/BF16 (norms as the overlay holds them) ----
+  // ---- export: HF names, packed linears, everything else in F16/BF16 (AWQ's rescaled norms) ----
   std::filesystem::create_directories(out_dir);
   check(o.dense_type == DType::F16 || o.dense_type == DType::BF16, "--dtype", "unquantized tensors are f16 or bf16");
-  auto dense = convert_types(overlay, o.dense_type, /*vectors_as_f32=*/false);
+  auto export_source = std::make_shared<OverlaySource>(source);
+  for (const auto& [name, v] : results.norms)
+    export_source->replace(make_f32_tensor(name, {static_cast<int64_t>(v.size())}, v));
+  auto dense = convert_types(export_source, o.dense_type, /*vectors_as_f32=*/false);
   std::vector<TensorInfo> infos;
-  std::map<std::string, std::vector<uint8_t>> pending;  // hf name -> bytes (packed parts)
-  std::map<std::string, std::string> dense_names;       // hf name -> canonical
-  const auto gptq_layout = o.config.sym ? GptqCheckpointFormat::kV1 : GptqCheckpointFormat::kV2;
+  std::map<std::string, const std::vector<uint8_t>*> pending;  // hf name -> bytes (packed parts)
+  std::map<std::string, std::string> dense_names;              // hf name -> canonical
   for (const auto& info : source->tensor_infos()) {
-    auto it = results.linears.find(info.name);
-    const std::string hf = gguf_to_hf_name(info.name);
-    if (it == results.linears.end()) {
+    auto it = results.packed.find(info.name);
+    if (it == results.packed.end()) {
       TensorInfo t = dense->tensor_info(info.name);
-      t.name = hf;
+      t.name = gguf_to_hf_name(info.name);
       infos.push_back(t);
-      dense_names[hf] = info.name;
+      dense_names[t.name] = info.name;
       continue;
     }
-    const std::string base = hf.substr(0, hf.size() - 7);  // drop ".weight"
-    auto add = [&](const std::string& suffix, DType type, std::vector<int64_t> ne, std::vector<uint8_t> bytes) {
-      infos.push_back(make_info(base + suffix, type, std::move(ne)));
-      pending[base + suffix] = std::move(bytes);
-    };
-    if (format == "gptq") {
-      const GptqPacked p = pack_gptq(it->second, gptq_layout);
-      add(".qweight", DType::I32, {p.n_out, p.n_in * p.bits / 32}, to_blob(p.qweight));
-      add(".qzeros", DType::I32, {p.n_out * p.bits / 32, p.n_groups}, to_blob(p.qzeros));
-      add(".scales", DType::F16, {p.n_out, p.n_groups}, to_blob(p.scales));
-      add(".g_idx", DType::I32, {p.n_in}, to_blob(p.g_idx));
-    } else {
-      const AwqPacked p = pack_awq_gemm(it->second);
-      add(".qweight", DType::I32, {p.n_out / 8, p.n_in}, to_blob(p.qweight));
-      add(".qzeros", DType::I32, {p.n_out / 8, p.n_groups}, to_blob(p.qzeros));
-      add(".scales", DType::F16, {p.n_out, p.n_groups}, to_blob(p.scales));
+    for (const auto& [part, bytes] : it->second) {
+      infos.push_back(part);
+      pending[part.name] = &bytes;
     }
   }
   SafetensorsWriter writer(out_dir + "/model.safetensors", infos, {{"format", "pt"}});
   for (const auto& name : writer.write_order()) {
     if (auto it = pending.find(name); it != pending.end()) {
-      writer.write(name, it->second);
+      writer.write(name, *it->second);
     } else {
       // Dense tensors are written in HF row order (undo GGUF's q/k permutation).
       Tensor t = dense->tensor(dense_names.at(name));
