@@ -28,6 +28,33 @@ namespace lowbit {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// Block scales: the F16C instruction where the target has it (exact, as the table lookup it replaces).
+HWY_INLINE float Half(uint16_t h) {
+#if HWY_TARGET <= HWY_AVX2 && HWY_ARCH_X86
+  return _cvtsh_ss(h);
+#else
+  return f16_to_f32(h);
+#endif
+}
+
+// Splits 16 * kPairs bytes of nibbles: byte j's low nibble to lo[j], high nibble to hi[j], each minus `offset`.
+template <int kBytes>
+HWY_INLINE void SplitNibbles(const uint8_t* src, int8_t* lo, int8_t* hi, int offset) {
+#if HWY_MAX_BYTES >= 32
+  const hn::FixedTag<uint8_t, kBytes> du;
+  const hn::FixedTag<int8_t, kBytes> di;
+  const auto v = hn::LoadU(du, src);
+  const auto off = hn::Set(di, static_cast<int8_t>(offset));
+  hn::StoreU(hn::Sub(hn::BitCast(di, hn::And(v, hn::Set(du, 0x0F))), off), di, lo);
+  hn::StoreU(hn::Sub(hn::BitCast(di, hn::ShiftRight<4>(v)), off), di, hi);
+#else
+  for (int j = 0; j < kBytes; ++j) {
+    lo[j] = static_cast<int8_t>((src[j] & 0x0F) - offset);
+    hi[j] = static_cast<int8_t>((src[j] >> 4) - offset);
+  }
+#endif
+}
+
 // lanes[l] += sum over k < 4 of a[4l + k] * b[4l + k] * scale(l), for 32 int8 values; scale(l) is scale_lo for
 // l < 4 and scale_hi otherwise (K-quants with 16-element sub-blocks). Exact in int32.
 #if HWY_MAX_BYTES >= 32
@@ -113,7 +140,7 @@ float DotQ8_0(const void* w_row, const void* act_row, int64_t n) {
   const auto* a = static_cast<const BlockQ8_0*>(act_row);
   Acc8 acc;
   for (int64_t b = 0; b < n / 32; ++b)
-    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(w[b].qs, a[b].qs));
+    acc.fma(Half(w[b].d) * Half(a[b].d), QuadSums(w[b].qs, a[b].qs));
   return acc.sum();
 }
 
@@ -123,11 +150,8 @@ float DotQ4_0(const void* w_row, const void* act_row, int64_t n) {
   Acc8 acc;
   int8_t q[32];
   for (int64_t b = 0; b < n / 32; ++b) {
-    for (int j = 0; j < 16; ++j) {
-      q[j] = static_cast<int8_t>((w[b].qs[j] & 0x0F) - 8);
-      q[j + 16] = static_cast<int8_t>((w[b].qs[j] >> 4) - 8);
-    }
-    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(q, a[b].qs));
+    SplitNibbles<16>(w[b].qs, q, q + 16, 8);
+    acc.fma(Half(w[b].d) * Half(a[b].d), QuadSums(q, a[b].qs));
   }
   return acc.sum();
 }
@@ -147,7 +171,7 @@ float DotSymmetricLegacy(const void* w_row, const void* act_row, int64_t n) {
       if constexpr (std::is_same_v<Block, BlockIQ4NL>) q[j] = kIq4nlValues[levels[j]];
       else q[j] = static_cast<int8_t>(levels[j] - 16);
     }
-    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(q, a[b].qs));
+    acc.fma(Half(w[b].d) * Half(a[b].d), QuadSums(q, a[b].qs));
   }
   return acc.sum();
 }
@@ -161,8 +185,8 @@ float DotAffineLegacy(const void* w_row, const void* act_row, int64_t n) {
   uint8_t levels[32];
   for (int64_t b = 0; b < n / 32; ++b) {
     legacy::unpack_levels(w[b], levels);
-    mins = std::fma(f16_to_f32(w[b].m), f16_to_f32(a[b].s), mins);
-    acc.fma(f16_to_f32(w[b].d) * f16_to_f32(a[b].d), QuadSums(reinterpret_cast<const int8_t*>(levels), a[b].qs));
+    mins = std::fma(Half(w[b].m), Half(a[b].s), mins);
+    acc.fma(Half(w[b].d) * Half(a[b].d), QuadSums(reinterpret_cast<const int8_t*>(levels), a[b].qs));
   }
   return acc.sum() + mins;
 }
@@ -180,7 +204,7 @@ float DotQ45K(const void* w_row, const void* act_row, int64_t n) {
     float d_w, dmin_w;
     if constexpr (kFifthBit) {
       const auto& w = static_cast<const BlockQ5K*>(w_row)[b];
-      scales = w.scales, d_w = f16_to_f32(w.d), dmin_w = f16_to_f32(w.dmin);
+      scales = w.scales, d_w = Half(w.d), dmin_w = Half(w.dmin);
       for (int pair = 0; pair < 4; ++pair)
         for (int l = 0; l < 32; ++l) {
           const uint8_t byte = w.qs[pair * 32 + l];
@@ -189,13 +213,8 @@ float DotQ45K(const void* w_row, const void* act_row, int64_t n) {
         }
     } else {
       const auto& w = static_cast<const BlockQ4K*>(w_row)[b];
-      scales = w.scales, d_w = f16_to_f32(w.d), dmin_w = f16_to_f32(w.dmin);
-      for (int pair = 0; pair < 4; ++pair)
-        for (int l = 0; l < 32; ++l) {
-          const uint8_t byte = w.qs[pair * 32 + l];
-          q[pair * 64 + l] = static_cast<int8_t>(byte & 0xF);
-          q[pair * 64 + 32 + l] = static_cast<int8_t>(byte >> 4);
-        }
+      scales = w.scales, d_w = Half(w.d), dmin_w = Half(w.dmin);
+      for (int pair = 0; pair < 4; ++pair) SplitNibbles<32>(w.qs + pair * 32, q + pair * 64, q + pair * 64 + 32, 0);
     }
     uint8_t sc[8], m[8];
     for (int j = 0; j < 8; ++j) kquant::unpack_scale_min_k4(j, scales, &sc[j], &m[j]);
@@ -233,7 +252,7 @@ float DotQ6K(const void* w_row, const void* act_row, int64_t n) {
     VI sumi = ZeroI();
     for (int g = 0; g < 8; ++g)
       sumi = sumi + ScaleHalves(QuadSums(q + 32 * g, a[b].qs + 32 * g), w[b].scales[2 * g], w[b].scales[2 * g + 1]);
-    acc.fma(a[b].d * f16_to_f32(w[b].d), sumi);
+    acc.fma(a[b].d * Half(w[b].d), sumi);
   }
   return acc.sum();
 }
