@@ -1,6 +1,6 @@
 #include "ops/matmul.h"
 
-#include "ops/fused_kernels.h"
+#include "ops/activation_quant.h"
 #include "ops/simd_matmul.h"
 #include "quant/legacy_quants.h"
 
@@ -18,20 +18,16 @@
 namespace lowbit {
 namespace {
 
+// The default kernel of each weight type: the SIMD one where it exists, else none (the generic path).
+MatmulKernel default_kernel(DType type) { return simd_matmul_supports(type) ? matmul_simd : nullptr; }
+
 std::array<MatmulKernel, 64>& kernels() {
   static std::array<MatmulKernel, 64> table = [] {
     std::array<MatmulKernel, 64> t{};
-    t[static_cast<size_t>(DType::Q8_0)] = matmul_q8_0_simd;
-    t[static_cast<size_t>(DType::Q4_0)] = matmul_q4_0_simd;
-    t[static_cast<size_t>(DType::Q4_1)] = matmul_q4_1_simd;
-    t[static_cast<size_t>(DType::Q5_0)] = matmul_q5_0_simd;
-    t[static_cast<size_t>(DType::Q5_1)] = matmul_q5_1_simd;
-    t[static_cast<size_t>(DType::IQ4_NL)] = matmul_iq4_nl_simd;
-    t[static_cast<size_t>(DType::F16)] = matmul_f16_simd;
-    t[static_cast<size_t>(DType::BF16)] = matmul_bf16_simd;
-    t[static_cast<size_t>(DType::Q4_K)] = matmul_q4_k_simd;
-    t[static_cast<size_t>(DType::Q5_K)] = matmul_q5_k_simd;
-    t[static_cast<size_t>(DType::Q6_K)] = matmul_q6_k_simd;
+    for (const TypeTraits& tt : all_types()) {
+      const auto id = static_cast<size_t>(tt.type);
+      if (id < t.size()) t[id] = default_kernel(tt.type);
+    }
     return t;
   }();
   return table;
@@ -78,7 +74,7 @@ DType activation_type(DType w) {
 void register_matmul_kernel(DType type, MatmulKernel kernel) {
   const auto id = static_cast<uint32_t>(type);
   check(id < kernels().size(), "matmul", "cannot register a kernel for type {}", dtype_name(type));
-  kernels()[id] = kernel;
+  kernels()[id] = kernel ? kernel : default_kernel(type);
 }
 
 void dequantize_row(const Tensor& w, int64_t row, float* out) {

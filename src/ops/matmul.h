@@ -13,7 +13,7 @@ namespace lowbit {
 
 using MatmulKernel = void (*)(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
 
-// Replaces the kernel for weights of `type` (nullptr restores the generic path).
+// Replaces the kernel for weights of `type` (nullptr restores the default: the SIMD kernel, else the generic path).
 void register_matmul_kernel(DType type, MatmulKernel kernel);
 
 // x: n_tokens rows of ne[0] floats; y: n_tokens rows of ne[1] floats.

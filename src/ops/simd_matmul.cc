@@ -1,345 +1,890 @@
-// SIMD kernels on the quantized blocks (Highway, compiled for every x86 target and picked at run time).
+// SIMD matmul kernels on the quantized blocks (Highway: compiled for every x86 target, picked at run time).
 //
-// Activations are quantized once per token (Q8_0 for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q5_K/Q6_K) and each
-// output is a sum over blocks of integer dot products scaled by the blocks' float scales, in the order ggml's
-// AVX2 kernels sum them: eight lanes per block, lane l holding the (scaled) integer dot product of elements
-// 4l..4l+3 of every 32-element group, each block's lanes converted to float and accumulated with one fused
-// multiply-add, the lanes added pairwise at the end. The integers are exact, so only that float order decides
-// the result, and it is the same on every target and for any thread count or batch size.
+// Every output is summed exactly as ops/dot_reference.cc sums it (ggml's AVX2 order: exact integer lanes per
+// block, one float FMA per block into eight float lanes, lanes added pairwise at the end), so the kernels give the
+// reference's bits on every target, for any tile shape, thread count or batch size. Freedom lies only in how the
+// exact integer lanes are computed and in how many outputs are in flight at once:
 //
-// Targets with vectors narrower than 256 bits (SSE4, scalar) run the same arithmetic lane by lane.
+// - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
+//   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
+//   works for two outputs. AVX-512 VNNI adds the int8 and int16 dot-product instructions (vpdpbusd, vpdpwssd),
+//   which replace ggml's maddubs/madd/add sequences with the same exact sums.
+// - A tile is P row groups x T tokens: the weight block of each row is decoded once and used for T tokens, and
+//   P * T independent FMA chains hide the FMA latency the fixed order would otherwise expose.
+//
+// Targets without 256-bit vectors (SSE4, scalar, non-x86) run the reference kernels.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
-#include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
 
 #include "core/float_formats.h"
-#include "ops/fused_kernels.h"
+#include "ops/activation_quant.h"
+#include "ops/dot_reference.h"
 #include "ops/simd_matmul.h"
 #include "quant/k_quant_common.h"
 #include "quant/legacy_quants.h"
 
 HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3's AVX3_DL target enables AVX-VNNI but not AVX512-VNNI. Only the 512-bit (EVEX-only) forms are used
+// here: with both enabled GCC encodes the 256-bit vpdpbusd as VEX, which AVX-512 CPUs without AVX-VNNI (Ice Lake,
+// Zen 4) do not have. tests/ops/tests.cmake checks the binary for VEX-encoded VNNI.
+#pragma GCC target("avx512vnni")
+#endif
 namespace lowbit {
 namespace HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
 
-// Block scales: the F16C instruction where the target has it (exact, as the table lookup it replaces).
-HWY_INLINE float Half(uint16_t h) {
-#if HWY_TARGET <= HWY_AVX2 && HWY_ARCH_X86
-  return _cvtsh_ss(h);
-#else
-  return f16_to_f32(h);
-#endif
-}
+// This file is compiled once per target (foreach_target), so the switch is reset on each pass.
+#undef LOWBIT_WIDE_KERNELS
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define LOWBIT_WIDE_KERNELS 1
 
-// Splits 16 * kPairs bytes of nibbles: byte j's low nibble to lo[j], high nibble to hi[j], each minus `offset`.
-template <int kBytes>
-HWY_INLINE void SplitNibbles(const uint8_t* src, int8_t* lo, int8_t* hi, int offset) {
-#if HWY_MAX_BYTES >= 32
-  const hn::FixedTag<uint8_t, kBytes> du;
-  const hn::FixedTag<int8_t, kBytes> di;
-  const auto v = hn::LoadU(du, src);
-  const auto off = hn::Set(di, static_cast<int8_t>(offset));
-  hn::StoreU(hn::Sub(hn::BitCast(di, hn::And(v, hn::Set(du, 0x0F))), off), di, lo);
-  hn::StoreU(hn::Sub(hn::BitCast(di, hn::ShiftRight<4>(v)), off), di, hi);
-#else
-  for (int j = 0; j < kBytes; ++j) {
-    lo[j] = static_cast<int8_t>((src[j] & 0x0F) - offset);
-    hi[j] = static_cast<int8_t>((src[j] >> 4) - offset);
+HWY_INLINE float Half(uint16_t h) { return _cvtsh_ss(h); }
+
+// ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
+#if HWY_TARGET == HWY_AVX2
+struct V {
+  static constexpr int kRows = 1;
+  static constexpr bool kVnni = false;
+  using I = __m256i;
+  using F = __m256;
+  using HI = __m128i;  // four int32 lanes per row (Q4_K/Q5_K mins)
+  using HF = __m128;
+
+  static I Zero() { return _mm256_setzero_si256(); }
+  static I Set8(int8_t v) { return _mm256_set1_epi8(v); }
+  static I Rows32(const uint8_t* p, size_t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  // 16 bytes of each row as 32 nibbles: the low nibbles (values 0-15), then the high ones (16-31).
+  static I RowsNibbles(const uint8_t* p, size_t) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
   }
-#endif
-}
+  // 32 bits of each row: byte j is 0xFF where bit j is set.
+  static I RowsBits(const uint8_t* p, size_t) {
+    uint32_t bits;
+    std::memcpy(&bits, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  }
+  static I Act32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
+  static I NegShl(I v, int offset) {
+    return _mm256_sll_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), v), _mm_cvtsi32_si128(__builtin_ctz(offset)));
+  }
+  static I Table16(const int8_t* t) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
+  static I Lookup(I table, I idx) { return _mm256_shuffle_epi8(table, idx); }
+  static I And(I a, I b) { return _mm256_and_si256(a, b); }
+  static I AndNot(I a, I b) { return _mm256_andnot_si256(a, b); }
+  static I Or(I a, I b) { return _mm256_or_si256(a, b); }
+  static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
+  static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
+  template <int kBits> static I Shr16(I a) { return _mm256_srli_epi16(a, kBits); }
+  template <int kBits> static I Shl16(I a) { return _mm256_slli_epi16(a, kBits); }
+  // Every byte shifted right by n (bits of the neighbouring byte enter at the top; callers mask them off).
+  static I ShrBytes(I a, int n) { return _mm256_srl_epi16(a, _mm_cvtsi32_si128(n)); }
+  // 0xFF in the bytes of v that have `bit` set.
+  static I Where(I v, int8_t bit) {
+    const I b = _mm256_set1_epi8(bit);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b);
+  }
 
-// lanes[l] += sum over k < 4 of a[4l + k] * b[4l + k] * scale(l), for 32 int8 values; scale(l) is scale_lo for
-// l < 4 and scale_hi otherwise (K-quants with 16-element sub-blocks). Exact in int32.
-#if HWY_MAX_BYTES >= 32
-using D8 = hn::FixedTag<int8_t, 32>;
-using D16 = hn::FixedTag<int16_t, 16>;
-using D32 = hn::FixedTag<int32_t, 8>;
-using DF = hn::FixedTag<float, 8>;
-using VI = hn::Vec<D32>;
+  // Exact int32 lanes of four products each, added to acc: unsigned u times signed s (the pairs must fit int16).
+  static I DotU8(I acc, I u, I s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+  }
+  // Signed q times signed a (|q| <= 128): |q| times a with q's sign, as ggml does.
+  static I DotS8(I acc, I q, I a) { return DotU8(acc, _mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)); }
+  // Pairs of products as int16 (K-quants scale them per 16 or 32 values before widening).
+  static I PairsU8(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+  struct Signed {  // a signed value vector prepared once for several activation vectors
+    I abs, sign;
+  };
+  static Signed PrepareSigned(I q) { return {_mm256_sign_epi8(q, q), q}; }
+  static I PairsS8(const Signed& q, I a) { return _mm256_maddubs_epi16(q.abs, _mm256_sign_epi8(a, q.sign)); }
+  static I AddScaled(I acc, I pairs, I scales16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales16)); }
 
-HWY_INLINE VI QuadSumsV(hn::Vec<D8> va, const int8_t* b) {
-  const D8 d8;
-  const D16 d16;
-  const D32 d32;
-  const hn::Half<D8> dh;
-  const auto vb = hn::LoadU(d8, b);
-  const auto a_lo = hn::PromoteTo(d16, hn::LowerHalf(dh, va)), a_hi = hn::PromoteTo(d16, hn::UpperHalf(dh, va));
-  const auto b_lo = hn::PromoteTo(d16, hn::LowerHalf(dh, vb)), b_hi = hn::PromoteTo(d16, hn::UpperHalf(dh, vb));
-  auto unused = hn::Zero(d32);
-  // Pairs (2i, 2i+1) of each half; then adjacent pairs give the quads, in element order.
-  const VI p_lo = hn::ReorderWidenMulAccumulate(d32, a_lo, b_lo, hn::Zero(d32), unused);
-  const VI p_hi = hn::ReorderWidenMulAccumulate(d32, a_hi, b_hi, hn::Zero(d32), unused);
-  return hn::Add(hn::ConcatEven(d32, p_hi, p_lo), hn::ConcatOdd(d32, p_hi, p_lo));
-}
-HWY_INLINE VI QuadSums(const int8_t* a, const int8_t* b) { return QuadSumsV(hn::LoadU(D8(), a), b); }
+  // Scale words for K-quants. Per32: eight int16 per row (one per 32 values) -> word j everywhere in the row.
+  static I Per32Scales(const __m128i* words) { return _mm256_set_m128i(words[0], words[0]); }
+  static I Per32Scale(I scales, int j) {
+    const int16_t idx = static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8));
+    return _mm256_shuffle_epi8(scales, _mm256_set1_epi16(idx));
+  }
+  // Per16: sixteen int8 per row (one per 16 values) -> group g: words 0-7 scale 2g, words 8-15 scale 2g+1.
+  static I Per16Scales(const __m128i* bytes) { return _mm256_castsi128_si256(bytes[0]); }
+  static I Per16Scale(I scales, int g) {
+    const __m128i idx = _mm_set_epi64x(0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm256_castsi256_si128(scales), idx));
+  }
+  // Sixteen int16 of each row (Q2_K mins, or the activations' bsums given once per row).
+  static I RowsWords16(const __m256i* words) { return words[0]; }
 
-// Q4_0's 32 levels minus 8 straight from its 16 bytes, in registers (a store and reload of two halves would
-// stall store-to-load forwarding).
-HWY_INLINE VI QuadSumsQ4_0(const uint8_t* qs, const int8_t* b) {
-  const hn::FixedTag<uint8_t, 16> du;
-  const hn::FixedTag<int8_t, 16> di;
-  const auto v = hn::LoadU(du, qs);
-  const auto eight = hn::Set(di, 8);
-  const auto lo = hn::Sub(hn::BitCast(di, hn::And(v, hn::Set(du, 0x0F))), eight);
-  const auto hi = hn::Sub(hn::BitCast(di, hn::ShiftRight<4>(v)), eight);
-  return QuadSumsV(hn::Combine(D8(), hi, lo), b);
-}
+  static F ZeroF() { return _mm256_setzero_ps(); }
+  static F SetF(float v) { return _mm256_set1_ps(v); }
+  static F RowsF(const float* d) { return _mm256_set1_ps(d[0]); }  // d[r] in row r's lanes
+  // The fp16 at p of each row (rows `stride` apart), as float in the row's lanes.
+  static F RowsHalfF(const uint8_t* p, size_t) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _mm256_set1_ps(Half(h));
+  }
+  static F Cvt(I v) { return _mm256_cvtepi32_ps(v); }
+  static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F AddF(F a, F b) { return _mm256_add_ps(a, b); }
+  static I Madd16(I a, I b) { return _mm256_madd_epi16(a, b); }
+  // ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) of each row, as ggml's hsum_float_8.
+  static void StoreSums(F acc, float* y) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    y[0] = _mm_cvtss_f32(r);
+  }
 
-struct Acc8 {
-  HWY_INLINE Acc8() : v(hn::Zero(DF())) {}
-  hn::Vec<DF> v;
-  HWY_INLINE void fma(float d, VI sums) { v = hn::MulAdd(hn::Set(DF(), d), hn::ConvertTo(DF(), sums), v); }
-  HWY_INLINE float sum() const {
-    alignas(32) float a[8];
-    hn::Store(v, DF(), a);
-    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+  // Half width: four int32 / float lanes per row.
+  static HI HRowsWords8(const __m128i* words) { return words[0]; }
+  static HI HMadd(HI a, HI b) { return _mm_madd_epi16(a, b); }
+  static HF HZero() { return _mm_setzero_ps(); }
+  static HF HRowsF(const float* d) { return _mm_set1_ps(d[0]); }
+  static HF HFma(HF a, HI b, HF c) { return _mm_fmadd_ps(a, _mm_cvtepi32_ps(b), c); }
+  // (l0+l2)+(l1+l3) of each row.
+  static void HSums(HF v, float* out) {
+    const __m128 r = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    out[0] = _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
+  }
+  static void HIntSums(HI v, int32_t* out) {
+    alignas(16) int32_t l[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(l), v);
+    out[0] = (l[0] + l[1]) + (l[2] + l[3]);
   }
 };
-HWY_INLINE VI ZeroI() { return hn::Zero(D32()); }
-HWY_INLINE VI MulI(VI v, int32_t s) { return hn::Mul(v, hn::Set(D32(), s)); }
-HWY_INLINE VI ScaleHalves(VI v, int32_t lo, int32_t hi) {
-  alignas(32) static constexpr int32_t kHigh[8] = {0, 0, 0, 0, 1, 1, 1, 1};
-  const D32 d32;
-  const auto is_high = hn::Eq(hn::Load(d32, kHigh), hn::Set(d32, 1));
-  return hn::Mul(v, hn::IfThenElse(is_high, hn::Set(d32, hi), hn::Set(d32, lo)));
-}
+#else  // AVX3 / AVX3_DL: two rows per register
+struct V {
+  static constexpr int kRows = 2;
+  static constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
+  using I = __m512i;
+  using F = __m512;
+  using HI = __m256i;
+  using HF = __m256;
+
+  static I Zero() { return _mm512_setzero_si512(); }
+  static I Set8(int8_t v) { return _mm512_set1_epi8(v); }
+  static I Join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+  static I Rows32(const uint8_t* p, size_t stride) {
+    return Join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + stride)));
+  }
+  static I RowsNibbles(const uint8_t* p, size_t stride) {
+    const __m512i both = Join(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+                              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + stride))));
+    const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi64(both, shifts), _mm512_set1_epi8(0x0F));
+  }
+  static I RowsBits(const uint8_t* p, size_t stride) {
+    uint32_t b0, b1;
+    std::memcpy(&b0, p, 4);
+    std::memcpy(&b1, p + stride, 4);
+    return _mm512_movm_epi8(static_cast<__mmask64>(b0) | (static_cast<__mmask64>(b1) << 32));
+  }
+  static I Act32(const int8_t* p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
+  // -offset * v for a power-of-two offset.
+  static I NegShl(I v, int offset) {
+    return _mm512_sll_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), v), _mm_cvtsi32_si128(__builtin_ctz(offset)));
+  }
+  static I Table16(const int8_t* t) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
+  static I Lookup(I table, I idx) { return _mm512_shuffle_epi8(table, idx); }
+  static I And(I a, I b) { return _mm512_and_si512(a, b); }
+  static I AndNot(I a, I b) { return _mm512_andnot_si512(a, b); }
+  static I Or(I a, I b) { return _mm512_or_si512(a, b); }
+  static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
+  static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
+  template <int kBits> static I Shr16(I a) { return _mm512_srli_epi16(a, kBits); }
+  template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
+  static I ShrBytes(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
+  static I Where(I v, int8_t bit) { return _mm512_movm_epi8(_mm512_test_epi8_mask(v, _mm512_set1_epi8(bit))); }
+
+#if HWY_TARGET == HWY_AVX3_DL
+  static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I AddScaled(I acc, I pairs, I scales16) { return _mm512_dpwssd_epi32(acc, pairs, scales16); }
 #else
-// Narrow targets: the same lanes, one at a time.
-struct VI {
-  int32_t l[8];
-};
-HWY_INLINE VI QuadSums(const int8_t* a, const int8_t* b) {
-  VI r;
-  for (int l = 0; l < 8; ++l) {
-    int32_t s = 0;
-    for (int k = 0; k < 4; ++k) s += static_cast<int32_t>(a[4 * l + k]) * b[4 * l + k];
-    r.l[l] = s;
+  static I DotU8(I acc, I u, I s) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
   }
-  return r;
-}
-struct Acc8 {
-  float v[8] = {};
-  void fma(float d, VI s) {
-    for (int l = 0; l < 8; ++l) v[l] = std::fma(d, static_cast<float>(s.l[l]), v[l]);
-  }
-  float sum() const { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
-};
-HWY_INLINE VI ZeroI() { return VI{}; }
-HWY_INLINE VI QuadSumsQ4_0(const uint8_t* qs, const int8_t* b) {
-  int8_t q[32];
-  for (int j = 0; j < 16; ++j) {
-    q[j] = static_cast<int8_t>((qs[j] & 0x0F) - 8);
-    q[j + 16] = static_cast<int8_t>((qs[j] >> 4) - 8);
-  }
-  return QuadSums(q, b);
-}
-HWY_INLINE VI MulI(VI v, int32_t s) {
-  for (auto& x : v.l) x *= s;
-  return v;
-}
-HWY_INLINE VI ScaleHalves(VI v, int32_t lo, int32_t hi) {
-  for (int l = 0; l < 8; ++l) v.l[l] *= l < 4 ? lo : hi;
-  return v;
-}
-HWY_INLINE VI operator+(VI a, VI b) {
-  for (int l = 0; l < 8; ++l) a.l[l] += b.l[l];
-  return a;
-}
+  static I AddScaled(I acc, I pairs, I scales16) { return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales16)); }
 #endif
+  // AVX-512 has no vpsignb: |q|, and a negated where q < 0 (where q is 0 the product is 0 either way).
+  struct Signed {
+    I abs;
+    __mmask64 negative;
+  };
+  static Signed PrepareSigned(I q) { return {_mm512_abs_epi8(q), _mm512_movepi8_mask(q)}; }
+  static I SignOf(const Signed& q, I a) { return _mm512_mask_sub_epi8(a, q.negative, _mm512_setzero_si512(), a); }
+  static I DotS8(I acc, I q, I a) {
+    const Signed s = PrepareSigned(q);
+    return DotU8(acc, s.abs, SignOf(s, a));
+  }
+  static I PairsU8(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+  static I PairsS8(const Signed& q, I a) { return _mm512_maddubs_epi16(q.abs, SignOf(q, a)); }
 
-// ---- per weight type: one output = dot of a weight row with one activation row ----
+  static I Per32Scales(const __m128i* words) {
+    return Join(_mm256_set_m128i(words[0], words[0]), _mm256_set_m128i(words[1], words[1]));
+  }
+  static I Per32Scale(I scales, int j) {
+    const int16_t idx = static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8));
+    return _mm512_shuffle_epi8(scales, _mm512_set1_epi16(idx));
+  }
+  static I Per16Scales(const __m128i* bytes) { return _mm512_castsi256_si512(_mm256_set_m128i(bytes[1], bytes[0])); }
+  static I Per16Scale(I scales, int g) {
+    const __m256i idx = _mm256_set_epi64x(0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g),
+                                          0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g));
+    return _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(_mm512_castsi512_si256(scales), idx));
+  }
+  static I RowsWords16(const __m256i* words) { return Join(words[0], words[1]); }
 
-float DotQ8_0(const void* w_row, const void* act_row, int64_t n) {
-  const auto* w = static_cast<const BlockQ8_0*>(w_row);
-  const auto* a = static_cast<const BlockQ8_0*>(act_row);
-  Acc8 acc;
-  for (int64_t b = 0; b < n / 32; ++b)
-    acc.fma(Half(w[b].d) * Half(a[b].d), QuadSums(w[b].qs, a[b].qs));
-  return acc.sum();
-}
+  static F ZeroF() { return _mm512_setzero_ps(); }
+  static F SetF(float v) { return _mm512_set1_ps(v); }
+  static F RowsF(const float* d) { return _mm512_insertf32x8(_mm512_set1_ps(d[0]), _mm256_set1_ps(d[1]), 1); }
+  static F RowsHalfF(const uint8_t* p, size_t stride) {
+    uint16_t h0, h1;
+    std::memcpy(&h0, p, 2);
+    std::memcpy(&h1, p + stride, 2);
+    const __m128 both = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (static_cast<uint32_t>(h1) << 16))));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(both));
+  }
+  static F Cvt(I v) { return _mm512_cvtepi32_ps(v); }
+  static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F AddF(F a, F b) { return _mm512_add_ps(a, b); }
+  static I Madd16(I a, I b) { return _mm512_madd_epi16(a, b); }
+  static float Sum8(__m256 acc) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+  }
+  static void StoreSums(F acc, float* y) {
+    y[0] = Sum8(_mm512_castps512_ps256(acc));
+    y[1] = Sum8(_mm512_extractf32x8_ps(acc, 1));
+  }
 
-float DotQ4_0(const void* w_row, const void* act_row, int64_t n) {
-  const auto* w = static_cast<const BlockQ4_0*>(w_row);
-  const auto* a = static_cast<const BlockQ8_0*>(act_row);
-  Acc8 acc;
-  for (int64_t b = 0; b < n / 32; ++b) acc.fma(Half(w[b].d) * Half(a[b].d), QuadSumsQ4_0(w[b].qs, a[b].qs));
-  return acc.sum();
-}
-
-// The other 32-element legacy blocks through their levels: Q5_0 (level - 16) and IQ4_NL (table value) against
-// Q8_0; Q4_1 / Q5_1 (level, plus the block minimum times the activations' sum s) against Q8_1.
-template <typename Block>
-float DotSymmetricLegacy(const void* w_row, const void* act_row, int64_t n) {
-  const auto* w = static_cast<const Block*>(w_row);
-  const auto* a = static_cast<const BlockQ8_0*>(act_row);
-  Acc8 acc;
-  uint8_t levels[32];
-  int8_t q[32];
-  for (int64_t b = 0; b < n / 32; ++b) {
-    legacy::unpack_levels(w[b], levels);
-    for (int j = 0; j < 32; ++j) {
-      if constexpr (std::is_same_v<Block, BlockIQ4NL>) q[j] = kIq4nlValues[levels[j]];
-      else q[j] = static_cast<int8_t>(levels[j] - 16);
+  static HI HRowsWords8(const __m128i* words) { return _mm256_set_m128i(words[1], words[0]); }
+  static HI HMadd(HI a, HI b) { return _mm256_madd_epi16(a, b); }
+  static HF HZero() { return _mm256_setzero_ps(); }
+  static HF HRowsF(const float* d) { return _mm256_set_m128(_mm_set1_ps(d[1]), _mm_set1_ps(d[0])); }
+  static HF HFma(HF a, HI b, HF c) { return _mm256_fmadd_ps(a, _mm256_cvtepi32_ps(b), c); }
+  static void HSums(HF v, float* out) {
+    for (int r = 0; r < 2; ++r) {
+      const __m128 x = r ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v);
+      const __m128 s = _mm_add_ps(x, _mm_movehl_ps(x, x));
+      out[r] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
     }
-    acc.fma(Half(w[b].d) * Half(a[b].d), QuadSums(q, a[b].qs));
   }
-  return acc.sum();
+  static void HIntSums(HI v, int32_t* out) {
+    alignas(32) int32_t l[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
+    out[0] = (l[0] + l[1]) + (l[2] + l[3]);
+    out[1] = (l[4] + l[5]) + (l[6] + l[7]);
+  }
+};
+#endif
+using I = V::I;
+using F = V::F;
+constexpr int kRows = V::kRows;
+
+// kRows consecutive weight rows, `stride` bytes apart (stride 0 repeats one row, for a partial last tile).
+struct RowGroup {
+  const uint8_t* base;
+  size_t stride;
+  template <typename Block>
+  const Block& block(int r, int64_t b) const {
+    return reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride)[b];
+  }
+  // Byte `offset` of block b of the group's first row; the other rows' are `stride` further.
+  template <typename Block>
+  const uint8_t* at(int64_t b, size_t offset) const {
+    return base + static_cast<size_t>(b) * sizeof(Block) + offset;
+  }
+};
+
+// ---- 32-value blocks: Q4_0, Q5_0, Q8_0, IQ4_NL (signed values against Q8_0), Q4_1, Q5_1 (levels against Q8_1) ----
+// Each decoder gives the block's values for kRows rows: Levels, unsigned, with Levels - kOffset the signed value
+// (kOffset 0 for the affine types); Values, the signed values themselves. With VNNI the unsigned levels go straight
+// into vpdpbusd, started from -kOffset times the activations' quad sums (QuantizedActivations::quad_sums) so the
+// lanes come out as the signed products; without it, the signed values take ggml's |q| and sign(a, q) path.
+
+struct Q4_0Decode {
+  using Block = BlockQ4_0;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 8;
+  static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Values(const RowGroup& g, int64_t b) { return V::Sub8(Levels(g, b), V::Set8(kOffset)); }
+};
+struct Q8_0Decode {
+  using Block = BlockQ8_0;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 128;
+  static I Values(const RowGroup& g, int64_t b) { return V::Rows32(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Levels(const RowGroup& g, int64_t b) { return V::Xor(Values(g, b), V::Set8(static_cast<int8_t>(0x80))); }
+};
+// Level - 16 is the nibble with 0xF0 ORed in where the fifth bit is clear (two's complement).
+struct Q5_0Decode {
+  using Block = BlockQ5_0;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 16;
+  static I Levels(const RowGroup& g, int64_t b) {
+    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
+    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
+  }
+  static I Values(const RowGroup& g, int64_t b) {
+    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
+    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride),
+                 V::AndNot(high, V::Set8(static_cast<int8_t>(0xF0))));
+  }
+};
+// The IQ4_NL table plus 128 as unsigned levels.
+alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+static_assert(kIq4nlLevels[0] == kIq4nlValues[0] + 128 && kIq4nlLevels[15] == kIq4nlValues[15] + 128);
+struct IQ4NLDecode {
+  using Block = BlockIQ4NL;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 128;
+  static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Levels(const RowGroup& g, int64_t b) {
+    return V::Lookup(V::Table16(reinterpret_cast<const int8_t*>(kIq4nlLevels)), Nibbles(g, b));
+  }
+  static I Values(const RowGroup& g, int64_t b) { return V::Lookup(V::Table16(kIq4nlValues), Nibbles(g, b)); }
+};
+struct Q4_1Decode {
+  using Block = BlockQ4_1;
+  using Act = BlockQ8_1;
+  static constexpr int kOffset = 0;
+  static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+};
+struct Q5_1Decode {
+  using Block = BlockQ5_1;
+  using Act = BlockQ8_1;
+  static constexpr int kOffset = 0;
+  static I Levels(const RowGroup& g, int64_t b) {
+    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
+    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
+  }
+};
+
+template <typename D>
+constexpr bool kHasOffsets = std::is_same_v<typename D::Act, BlockQ8_1>;
+// IQ4_NL sums even and odd blocks in two chains (ggml unrolls it by two).
+template <typename D>
+constexpr bool kTwoChains = std::is_same_v<D, IQ4NLDecode>;
+
+// The exact integer lanes of one row group's block against one token's.
+template <typename D>
+HWY_INLINE I LegacyLanes(I levels_or_values, I act, I init) {
+  if constexpr (D::kOffset == 0) return V::DotU8(V::Zero(), levels_or_values, act);
+  else if constexpr (V::kVnni) return V::DotU8(init, levels_or_values, act);
+  else return V::DotS8(V::Zero(), levels_or_values, act);
 }
 
-template <typename Block>
-float DotAffineLegacy(const void* w_row, const void* act_row, int64_t n) {
-  const auto* w = static_cast<const Block*>(w_row);
-  const auto* a = static_cast<const BlockQ8_1*>(act_row);
-  Acc8 acc;
-  float mins = 0;
-  uint8_t levels[32];
-  for (int64_t b = 0; b < n / 32; ++b) {
-    legacy::unpack_levels(w[b], levels);
-    mins = std::fma(Half(w[b].m), Half(a[b].s), mins);
-    acc.fma(Half(w[b].d) * Half(a[b].d), QuadSums(reinterpret_cast<const int8_t*>(levels), a[b].qs));
+// One block b of every (row group, token) of the tile, into acc.
+template <typename D, int P, int T>
+HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t b, F (&acc)[P][T],
+                            float (&offsets)[P * kRows][T]) {
+  using Block = typename D::Block;
+  using Act = typename D::Act;
+  constexpr bool kUseLevels = D::kOffset == 0 || V::kVnni;
+  I q[P];
+  F dw[P];
+  for (int p = 0; p < P; ++p) {
+    if constexpr (kUseLevels) q[p] = D::Levels(groups[p], b);
+    else q[p] = D::Values(groups[p], b);
+    dw[p] = V::RowsHalfF(groups[p].at<Block>(b, offsetof(Block, d)), groups[p].stride);
   }
-  return acc.sum() + mins;
+  for (int t = 0; t < T; ++t) {
+    const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[b];
+    const I av = V::Act32(a.qs);
+    I init = V::Zero();
+    if constexpr (D::kOffset != 0 && V::kVnni) init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
+    const F da = V::SetF(Half(a.d));
+    for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(V::Mul(dw[p], da), V::Cvt(LegacyLanes<D>(q[p], av, init)), acc[p][t]);
+    if constexpr (kHasOffsets<D>) {
+      const float s = Half(a.s);
+      for (int p = 0; p < P; ++p)
+        for (int r = 0; r < kRows; ++r)
+          offsets[p * kRows + r][t] = std::fma(Half(groups[p].template block<Block>(r, b).m), s, offsets[p * kRows + r][t]);
+    }
+  }
 }
 
-// Q4_K / Q5_K: eight 32-element sub-blocks with 6-bit scales and mins. The mins meet the activations' 16-element
-// sums: -dmin * sum_j m_j * (bsums[2j] + bsums[2j+1]), kept in four lanes as ggml does (pairs of sub-blocks).
-template <bool kFifthBit>
-float DotQ45K(const void* w_row, const void* act_row, int64_t n) {
-  const auto* a = static_cast<const BlockQ8K*>(act_row);
-  Acc8 acc;
-  float acc_m[4] = {};
-  int8_t q[256];
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* scales;
-    float d_w, dmin_w;
-    if constexpr (kFifthBit) {
-      const auto& w = static_cast<const BlockQ5K*>(w_row)[b];
-      scales = w.scales, d_w = Half(w.d), dmin_w = Half(w.dmin);
-      for (int pair = 0; pair < 4; ++pair)
-        for (int l = 0; l < 32; ++l) {
-          const uint8_t byte = w.qs[pair * 32 + l];
-          q[pair * 64 + l] = static_cast<int8_t>((byte & 0xF) | (((w.qh[l] >> (2 * pair)) & 1) << 4));
-          q[pair * 64 + 32 + l] = static_cast<int8_t>((byte >> 4) | (((w.qh[l] >> (2 * pair + 1)) & 1) << 4));
+// P row groups x T tokens over n_blocks blocks: y[t * ldy + r] for row r of the tile, `rows` of them valid.
+template <typename D, int P, int T>
+void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  using Block = typename D::Block;
+  using Act = typename D::Act;
+  F even[P][T], odd[P][T];
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < T; ++t) even[p][t] = odd[p][t] = V::ZeroF();
+  float offsets[P * kRows][T] = {};
+  int64_t b = 0;
+  if constexpr (kTwoChains<D>) {
+    for (; b + 1 < n_blocks; b += 2) {
+      LegacyBlock<D, P, T>(groups, acts, b, even, offsets);
+      LegacyBlock<D, P, T>(groups, acts, b + 1, odd, offsets);
+    }
+  } else {
+    for (; b < n_blocks; ++b) LegacyBlock<D, P, T>(groups, acts, b, even, offsets);
+  }
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < T; ++t) {
+      float sums[kRows];
+      V::StoreSums(kTwoChains<D> ? V::AddF(even[p][t], odd[p][t]) : even[p][t], sums);
+      for (int r = 0; r < kRows && p * kRows + r < rows; ++r) {
+        float v = sums[r];
+        if constexpr (kHasOffsets<D>) v += offsets[p * kRows + r][t];
+        if constexpr (kTwoChains<D>) {
+          // An odd last block, in scalar as ggml's tail loop.
+          for (int64_t bt = b; bt < n_blocks; ++bt) {
+            const Block& w = groups[p].template block<Block>(r, bt);
+            const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[bt];
+            int32_t s = 0;
+            for (int j = 0; j < 16; ++j)
+              s += a.qs[j] * kIq4nlValues[w.qs[j] & 0xF] + a.qs[j + 16] * kIq4nlValues[w.qs[j] >> 4];
+            v = std::fma(Half(a.d) * Half(w.d), static_cast<float>(s), v);
+          }
         }
-    } else {
-      const auto& w = static_cast<const BlockQ4K*>(w_row)[b];
-      scales = w.scales, d_w = Half(w.d), dmin_w = Half(w.dmin);
-      for (int pair = 0; pair < 4; ++pair) SplitNibbles<32>(w.qs + pair * 32, q + pair * 64, q + pair * 64 + 32, 0);
-    }
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; ++j) kquant::unpack_scale_min_k4(j, scales, &sc[j], &m[j]);
-    VI sumi = ZeroI();
-    for (int j = 0; j < 8; ++j) sumi = sumi + MulI(QuadSums(q + 32 * j, a[b].qs + 32 * j), sc[j]);
-    acc.fma(a[b].d * d_w, sumi);
-    const float dmin = -a[b].d * dmin_w;
-    for (int i = 0; i < 4; ++i) {
-      const int32_t s0 = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1], s1 = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
-      acc_m[i] = std::fma(dmin, static_cast<float>(m[2 * i] * s0 + m[2 * i + 1] * s1), acc_m[i]);
-    }
-  }
-  return acc.sum() + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
-}
-
-// Q6_K: sixteen 16-element sub-blocks with signed 8-bit scales, levels -32..31.
-float DotQ6K(const void* w_row, const void* act_row, int64_t n) {
-  const auto* a = static_cast<const BlockQ8K*>(act_row);
-  const auto* w = static_cast<const BlockQ6K*>(w_row);
-  Acc8 acc;
-  int8_t q[256];
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* ql = w[b].ql;
-    const uint8_t* qh = w[b].qh;
-    for (int half = 0; half < 256; half += 128) {
-      for (int l = 0; l < 32; ++l) {
-        q[half + l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
-        q[half + l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
-        q[half + l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-        q[half + l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = v;
       }
-      ql += 64;
-      qh += 32;
     }
-    VI sumi = ZeroI();
-    for (int g = 0; g < 8; ++g)
-      sumi = sumi + ScaleHalves(QuadSums(q + 32 * g, a[b].qs + 32 * g), w[b].scales[2 * g], w[b].scales[2 * g + 1]);
-    acc.fma(a[b].d * Half(w[b].d), sumi);
-  }
-  return acc.sum();
 }
 
-float DotQ4K(const void* w, const void* a, int64_t n) { return DotQ45K<false>(w, a, n); }
-float DotQ5_0(const void* w, const void* a, int64_t n) { return DotSymmetricLegacy<BlockQ5_0>(w, a, n); }
-float DotIQ4NL(const void* w, const void* a, int64_t n) { return DotSymmetricLegacy<BlockIQ4NL>(w, a, n); }
-float DotQ4_1(const void* w, const void* a, int64_t n) { return DotAffineLegacy<BlockQ4_1>(w, a, n); }
-float DotQ5_1(const void* w, const void* a, int64_t n) { return DotAffineLegacy<BlockQ5_1>(w, a, n); }
+// ---- 256-value super-blocks against Q8_K ----
+// A decoder gives, per row group and super-block: Prepare (scales, d), Values(j) for each 32-value group j,
+// Scale(j) (int16 words: the group's integer scales in each lane's place), Finish (the block's float terms) and
+// Sums (the outputs at the end).
 
-// F16 / BF16 weights against activations rounded to the same type: converted to float eight at a time and
-// multiplied-added into eight lanes, lanes added pairwise at the end.
+HWY_INLINE __m128i Words8(const uint8_t* bytes) {
+  return _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
+}
+
+struct KAcc {  // the float state of one (row group, token)
+  F main;
+  V::HF mins4;         // Q4_K: four lanes per row
+  float mins1[kRows];  // Q5_K: one float per row
+};
+
+// Q4_K / Q5_K: eight 32-value sub-blocks with 6-bit scales and mins (see dot_reference.cc for the mins' order).
+template <bool kQ5>
+struct K4Decode {
+  using Block = std::conditional_t<kQ5, BlockQ5K, BlockQ4K>;
+  static constexpr bool kSigned = false;
+  struct Setup {
+    I scales;
+    V::HI mins;
+    float d[kRows], dmin[kRows];
+  };
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows], mn[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      uint8_t scales[8], mins[8];
+      for (int j = 0; j < 8; ++j) kquant::unpack_scale_min_k4(j, w.scales, &scales[j], &mins[j]);
+      sc[r] = Words8(scales);
+      mn[r] = Words8(mins);
+      s.d[r] = Half(w.d);
+      s.dmin[r] = Half(w.dmin);
+    }
+    s.scales = V::Per32Scales(sc);
+    s.mins = V::HRowsWords8(mn);
+  }
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const I bits = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 2)), g.stride);
+    I v = j % 2 ? V::And(V::Shr16<4>(bits), V::Set8(0x0F)) : V::And(bits, V::Set8(0x0F));
+    if constexpr (kQ5) {
+      const I high = V::Rows32(g.at<Block>(b, offsetof(BlockQ5K, qh)), g.stride);
+      v = V::Or(v, V::And(V::Set8(0x10), V::Where(high, static_cast<int8_t>(1 << j))));
+    }
+    return v;
+  }
+  static I Scale(const Setup& s, int j) { return V::Per32Scale(s.scales, j); }
+  // The activations' eight sub-block sums S_j = bsums[2j] + bsums[2j+1] as int16 words, in every row's place.
+  static V::HI TokenSums(const BlockQ8K& a) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8));
+    const __m128i s = _mm_hadd_epi16(lo, hi);
+    const __m128i both[2] = {s, s};
+    return V::HRowsWords8(both);
+  }
+  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
+    float d[kRows], dmin[kRows];
+    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r], dmin[r] = -a.d * s.dmin[r];
+    const V::HI prod = V::HMadd(s.mins, TokenSums(a));
+    if constexpr (kQ5) {
+      int32_t total[kRows];
+      V::HIntSums(prod, total);
+      for (int r = 0; r < kRows; ++r) acc.mins1[r] = std::fma(dmin[r], static_cast<float>(total[r]), acc.mins1[r]);
+    } else {
+      acc.mins4 = V::HFma(V::HRowsF(dmin), prod, acc.mins4);
+    }
+    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
+  }
+  static void Sums(const KAcc& acc, float* out) {
+    V::StoreSums(acc.main, out);
+    float m[kRows];
+    if constexpr (kQ5) {
+      for (int r = 0; r < kRows; ++r) m[r] = acc.mins1[r];
+    } else {
+      V::HSums(acc.mins4, m);
+    }
+    for (int r = 0; r < kRows; ++r) out[r] += m[r];
+  }
+};
+
+// Decoders whose float part is only d * sum (Q3_K, Q6_K, IQ4_XS).
+struct PlainK {
+  struct Setup {
+    I scales;
+    float d[kRows];
+  };
+  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
+    float d[kRows];
+    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r];
+    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
+  }
+  static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
+};
+
+// Q6_K: sixteen 16-value sub-blocks with int8 scales, values -32..31.
+struct Q6KDecode : PlainK {
+  using Block = BlockQ6K;
+  static constexpr bool kSigned = true;
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      sc[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+      s.d[r] = Half(w.d);
+    }
+    s.scales = V::Per16Scales(sc);
+  }
+  // Group j = 4 * half + k: low nibbles of ql[0:32] (k=0) / ql[32:64] (k=1), high nibbles (k=2, 3), with bits
+  // 2k, 2k+1 of qh[0:32] on top; minus 32.
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const int half = j / 4, k = j % 4;
+    const I ql = V::Rows32(g.at<Block>(b, offsetof(Block, ql) + 64 * half + 32 * (k % 2)), g.stride);
+    const I qh = V::Rows32(g.at<Block>(b, offsetof(Block, qh) + 32 * half), g.stride);
+    const I low = k < 2 ? V::And(ql, V::Set8(0x0F)) : V::And(V::Shr16<4>(ql), V::Set8(0x0F));
+    const I high = V::And(V::ShrBytes(qh, 2 * k), V::Set8(3));
+    return V::Sub8(V::Or(low, V::Shl16<4>(high)), V::Set8(32));
+  }
+  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
+};
+
+// Q3_K: sixteen 16-value sub-blocks with 6-bit scales biased by 32, values -4..3.
+struct Q3KDecode : PlainK {
+  using Block = BlockQ3K;
+  static constexpr bool kSigned = true;
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      alignas(16) int8_t bytes[16];
+      for (int j = 0; j < 16; ++j) {
+        const int low = j < 8 ? w.scales[j] & 0xF : w.scales[j - 8] >> 4;
+        bytes[j] = static_cast<int8_t>((low | (((w.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
+      }
+      sc[r] = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes));
+      s.d[r] = Half(w.d);
+    }
+    s.scales = V::Per16Scales(sc);
+  }
+  // Group j: bits 2(j%4), 2(j%4)+1 of qs[32 * (j/4) ...], minus 4 where bit j of hmask is clear.
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
+    const I hm = V::Rows32(g.at<Block>(b, offsetof(Block, hmask)), g.stride);
+    const I low = V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
+    const I minus4 = V::AndNot(V::Where(hm, static_cast<int8_t>(1 << j)), V::Set8(4));
+    return V::Sub8(low, minus4);
+  }
+  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
+};
+
+// Q2_K: sixteen 16-value sub-blocks with 4-bit scales and mins, levels 0..3.
+struct Q2KDecode {
+  using Block = BlockQ2K;
+  static constexpr bool kSigned = false;
+  struct Setup {
+    I scales;
+    I mins;  // sixteen int16 mins per row
+    float d[kRows], dmin[kRows];
+  };
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    __m256i mn[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+      sc[r] = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
+      mn[r] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+      s.d[r] = Half(w.d);
+      s.dmin[r] = Half(w.dmin);
+    }
+    s.scales = V::Per16Scales(sc);
+    s.mins = V::RowsWords16(mn);
+  }
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
+    return V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
+  }
+  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
+  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
+    float d[kRows], dmin[kRows];
+    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r], dmin[r] = -a.d * s.dmin[r];
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+    const __m256i both[2] = {bsums, bsums};
+    const I prod = V::Madd16(s.mins, V::RowsWords16(both));
+    acc.main = V::Fma(V::RowsF(dmin), V::Cvt(prod), acc.main);
+    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
+  }
+  static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
+};
+
+// IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
+struct IQ4XSDecode : PlainK {
+  using Block = BlockIQ4XS;
+  static constexpr bool kSigned = true;
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      alignas(16) int16_t words[8];
+      for (int j = 0; j < 8; ++j) {
+        const int low = (w.scales_l[j / 2] >> (4 * (j % 2))) & 0xF, high = (w.scales_h >> (2 * j)) & 3;
+        words[j] = static_cast<int16_t>((low | (high << 4)) - 32);
+      }
+      sc[r] = _mm_load_si128(reinterpret_cast<const __m128i*>(words));
+      s.d[r] = Half(w.d);
+    }
+    s.scales = V::Per32Scales(sc);
+  }
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    return V::Lookup(V::Table16(kIq4nlValues), V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs) + 16 * j), g.stride));
+  }
+  static I Scale(const Setup& s, int j) { return V::Per32Scale(s.scales, j); }
+};
+
+template <typename D, int P, int T>
+void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  KAcc acc[P][T];
+  for (auto& row : acc)
+    for (KAcc& a : row) {
+      a.main = V::ZeroF();
+      a.mins4 = V::HZero();
+      for (float& m : a.mins1) m = 0;
+    }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    typename D::Setup setup[P];
+    for (int p = 0; p < P; ++p) D::Prepare(groups[p], b, setup[p]);
+    I sumi[P][T];
+    for (auto& row : sumi)
+      for (I& s : row) s = V::Zero();
+    for (int j = 0; j < 8; ++j) {
+      for (int p = 0; p < P; ++p) {
+        const I q = D::Values(groups[p], b, j, setup[p]);
+        const I scale = D::Scale(setup[p], j);
+        if constexpr (D::kSigned) {
+          const auto qs = V::PrepareSigned(q);
+          for (int t = 0; t < T; ++t) {
+            const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
+            sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsS8(qs, av), scale);
+          }
+        } else {
+          for (int t = 0; t < T; ++t) {
+            const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
+            sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsU8(q, av), scale);
+          }
+        }
+      }
+    }
+    for (int p = 0; p < P; ++p)
+      for (int t = 0; t < T; ++t) D::Finish(setup[p], reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b], sumi[p][t], acc[p][t]);
+  }
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < T; ++t) {
+      float sums[kRows];
+      D::Sums(acc[p][t], sums);
+      for (int r = 0; r < kRows && p * kRows + r < rows; ++r)
+        y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r];
+    }
+}
+
+// ---- F16 / BF16 against activations in the same type: eight float lanes per output, one FMA per value ----
 template <bool kBf16>
-float DotHalf(const void* w_row, const void* act_row, int64_t n) {
-  const auto* w = static_cast<const uint16_t*>(w_row);
-  const auto* a = static_cast<const uint16_t*>(act_row);
-  auto to_f32 = [](uint16_t h) { return kBf16 ? bf16_to_f32(h) : f16_to_f32(h); };
-#if HWY_MAX_BYTES >= 32
-  using T16 = std::conditional_t<kBf16, hwy::bfloat16_t, hwy::float16_t>;
-  const DF df;
-  const hn::Rebind<T16, DF> d16;
-  auto acc = hn::Zero(df);
+struct HalfFloat {
+  static __m256 Eight(__m128i h) {
+    if constexpr (kBf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    else return _mm256_cvtph_ps(h);
+  }
+  static F RowsF8(const uint8_t* p, size_t stride) {
+    const __m256 r0 = Eight(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#if HWY_TARGET == HWY_AVX2
+    return r0;
+#else
+    return _mm512_insertf32x8(_mm512_castps256_ps512(r0), Eight(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + stride))), 1);
+#endif
+  }
+  static F Act8(const uint8_t* p) {
+    const __m256 f = Eight(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#if HWY_TARGET == HWY_AVX2
+    return f;
+#else
+    return _mm512_insertf32x8(_mm512_castps256_ps512(f), f, 1);
+#endif
+  }
+};
+
+template <bool kBf16, int P, int T>
+void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, size_t ldy, int rows) {
+  F acc[P][T];
+  for (auto& row : acc)
+    for (F& a : row) a = V::ZeroF();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const auto wv = hn::PromoteTo(df, hn::LoadU(d16, reinterpret_cast<const T16*>(w + i)));
-    const auto av = hn::PromoteTo(df, hn::LoadU(d16, reinterpret_cast<const T16*>(a + i)));
-    acc = hn::MulAdd(wv, av, acc);
+    F w[P];
+    for (int p = 0; p < P; ++p) w[p] = HalfFloat<kBf16>::RowsF8(groups[p].base + 2 * i, groups[p].stride);
+    for (int t = 0; t < T; ++t) {
+      const F a = HalfFloat<kBf16>::Act8(acts[t].blocks + 2 * i);
+      for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(w[p], a, acc[p][t]);
+    }
   }
-  alignas(32) float l[8];
-  hn::Store(acc, df, l);
-#else
-  float l[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) l[k] = std::fma(to_f32(w[i + k]), to_f32(a[i + k]), l[k]);
+  auto f = [](const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return kBf16 ? bf16_to_f32(v) : f16_to_f32(v);
+  };
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < T; ++t) {
+      float sums[kRows];
+      V::StoreSums(acc[p][t], sums);
+      for (int r = 0; r < kRows && p * kRows + r < rows; ++r) {
+        float tail = 0;
+        for (int64_t k = i; k < n; ++k)
+          tail = std::fma(f(groups[p].base + static_cast<size_t>(r) * groups[p].stride + 2 * k), f(acts[t].blocks + 2 * k), tail);
+        y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r] + tail;
+      }
+    }
+}
+
+// Adapters: each tile family as a template of (P, T), for RunTiles; n is the row length in values.
+template <typename D>
+struct Legacy {
+  template <int P, int T>
+  struct Tile {
+    static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
+      LegacyTile<D, P, T>(g, a, n / 32, y, ldy, rows);
+    }
+  };
+};
+template <typename D>
+struct Super {
+  template <int P, int T>
+  struct Tile {
+    static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
+      KTile<D, P, T>(g, a, n / 256, y, ldy, rows);
+    }
+  };
+};
+template <bool kBf16>
+struct Halves {
+  template <int P, int T>
+  struct Tile {
+    static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
+      HalfTile<kBf16, P, T>(g, a, n, y, ldy, rows);
+    }
+  };
+};
+
+// Rows [r0, r1) in tiles of kP groups (kP * kRows rows), each over every token in tiles of up to kT: a tile's
+// weight rows stay in L1 while the tokens pass. In a partial last tile the groups past the valid rows repeat the
+// last valid row and are not stored.
+template <template <int, int> class Tile, int kP, int kT>
+void RunTiles(const uint8_t* w, size_t w_row_bytes, const ActRow* act_rows, int64_t n, int64_t n_tokens,
+              int64_t r0, int64_t r1, int64_t n_out, float* y) {
+  constexpr int kTileRows = kP * kRows;
+  for (int64_t r = r0; r < r1; r += kTileRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
+    const int64_t last_valid = r + rows - 1;
+    RowGroup groups[kP];
+    for (int p = 0; p < kP; ++p) {
+      const int64_t first = std::min(r + p * kRows, last_valid);
+      groups[p].base = w + static_cast<size_t>(first) * w_row_bytes;
+      groups[p].stride = first + 1 <= last_valid ? w_row_bytes : 0;
+    }
+    for (int64_t t = 0; t < n_tokens; t += kT) {
+      const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t));
+      float* out = y + static_cast<size_t>(t) * static_cast<size_t>(n_out) + static_cast<size_t>(r);
+      const ActRow* a = act_rows + t;
+      const size_t ldy = static_cast<size_t>(n_out);
+      if constexpr (kT == 1) {
+        Tile<kP, 1>::Run(groups, a, n, out, ldy, rows);
+      } else {
+        switch (nt) {
+          case 1: Tile<kP, 1>::Run(groups, a, n, out, ldy, rows); break;
+          case 2: Tile<kP, 2>::Run(groups, a, n, out, ldy, rows); break;
+          case 3: if constexpr (kT >= 3) Tile<kP, 3>::Run(groups, a, n, out, ldy, rows); break;
+          default: if constexpr (kT >= 4) Tile<kP, 4>::Run(groups, a, n, out, ldy, rows); break;
+        }
+      }
+    }
+  }
+}
+
+// Tile shapes: generation (one token) keeps more rows in flight; batches reuse each decoded block for several
+// tokens. AVX2 has 16 registers, AVX-512 32 (and two rows per register).
+constexpr int kGenGroups = 4;
+constexpr int kBatchGroups = 2;
+constexpr int kBatchTokens = kRows == 1 ? 2 : 4;
+
+template <template <int, int> class Tile>
+void Rows(const uint8_t* w, size_t wb, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+          int64_t n_out, float* y) {
+  if (nt == 1) RunTiles<Tile, kGenGroups, 1>(w, wb, acts, n, nt, r0, r1, n_out, y);
+  else RunTiles<Tile, kBatchGroups, kBatchTokens>(w, wb, acts, n, nt, r0, r1, n_out, y);
+}
+#endif  // wide targets
+
+// One entry for every weight type: rows [r0, r1) of W times every token's quantized activations.
+void MatmulRows(DType type, const uint8_t* w, size_t wb, const ActRow* acts, int64_t n, int64_t nt,
+                int64_t r0, int64_t r1, int64_t n_out, float* y) {
+#if LOWBIT_WIDE_KERNELS
+  switch (type) {
+    case DType::Q4_0: return Rows<Legacy<Q4_0Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_0: return Rows<Legacy<Q5_0Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q8_0: return Rows<Legacy<Q8_0Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_1: return Rows<Legacy<Q4_1Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_1: return Rows<Legacy<Q5_1Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q2_K: return Rows<Super<Q2KDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q3_K: return Rows<Super<Q3KDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_K: return Rows<Super<K4Decode<false>>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_K: return Rows<Super<K4Decode<true>>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q6_K: return Rows<Super<Q6KDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_XS: return Rows<Super<IQ4XSDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::F16: return Rows<Halves<false>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::BF16: return Rows<Halves<true>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    default: break;
+  }
 #endif
-  float tail = 0;
-  for (; i < n; ++i) tail = std::fma(to_f32(w[i]), to_f32(a[i]), tail);
-  return (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))) + tail;
-}
-float DotF16(const void* w, const void* a, int64_t n) { return DotHalf<false>(w, a, n); }
-float DotBF16(const void* w, const void* a, int64_t n) { return DotHalf<true>(w, a, n); }
-float DotQ5K(const void* w, const void* a, int64_t n) { return DotQ45K<true>(w, a, n); }
-
-// Rows [r0, r1) of W times every activation row: each row's blocks stay in L1 while all tokens pass over them.
-template <float (*Dot)(const void*, const void*, int64_t)>
-void DotRows(const uint8_t* w, size_t w_row_bytes, const uint8_t* acts, size_t act_row_bytes, int64_t n_in,
-             int64_t n_tokens, int64_t r0, int64_t r1, float* y, int64_t n_out) {
+  // Narrow targets (and any type without a tile): the reference, output by output.
+  const RowDotFn dot = reference_row_dot(type);
   for (int64_t r = r0; r < r1; ++r)
-    for (int64_t t = 0; t < n_tokens; ++t)
-      y[t * n_out + r] = Dot(w + static_cast<size_t>(r) * w_row_bytes, acts + static_cast<size_t>(t) * act_row_bytes, n_in);
+    for (int64_t t = 0; t < nt; ++t) y[t * n_out + r] = dot(w + static_cast<size_t>(r) * wb, acts[t].blocks, n);
 }
-
-#define LOWBIT_ROWS_FN(NAME)                                                                                   \
-  void Rows##NAME(const uint8_t* w, size_t wb, const uint8_t* a, size_t ab, int64_t n, int64_t nt, int64_t r0, \
-                  int64_t r1, float* y, int64_t n_out) {                                                       \
-    DotRows<Dot##NAME>(w, wb, a, ab, n, nt, r0, r1, y, n_out);                                                 \
-  }
-LOWBIT_ROWS_FN(Q8_0)
-LOWBIT_ROWS_FN(Q4_0)
-LOWBIT_ROWS_FN(Q4_1)
-LOWBIT_ROWS_FN(Q5_0)
-LOWBIT_ROWS_FN(Q5_1)
-LOWBIT_ROWS_FN(IQ4NL)
-LOWBIT_ROWS_FN(Q4K)
-LOWBIT_ROWS_FN(Q5K)
-LOWBIT_ROWS_FN(Q6K)
-LOWBIT_ROWS_FN(F16)
-LOWBIT_ROWS_FN(BF16)
-#undef LOWBIT_ROWS_FN
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit
@@ -348,64 +893,31 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <omp.h>
 
+#include <algorithm>
 #include <vector>
+
+#include "ops/activation_quant.h"
 
 namespace lowbit {
 
-HWY_EXPORT(RowsQ8_0);
-HWY_EXPORT(RowsQ4_0);
-HWY_EXPORT(RowsQ4_1);
-HWY_EXPORT(RowsQ5_0);
-HWY_EXPORT(RowsQ5_1);
-HWY_EXPORT(RowsIQ4NL);
-HWY_EXPORT(RowsQ4K);
-HWY_EXPORT(RowsQ5K);
-HWY_EXPORT(RowsQ6K);
-HWY_EXPORT(RowsF16);
-HWY_EXPORT(RowsBF16);
+HWY_EXPORT(MatmulRows);
 
-namespace {
+bool simd_matmul_supports(DType type) { return reference_row_dot(type) != nullptr; }
 
-// Quantizes every token's activations once, then splits the weight rows over the threads in fixed chunks.
-template <typename RowsFn>
-void run_kernel(RowsFn rows, DType act_type, const Tensor& w, const float* x, int64_t n_tokens, float* y,
-                int threads) {
+void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
   const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
-  const size_t ab = row_bytes(act_type, n_in), wb = row_bytes(w.type(), n_in);
-  std::vector<uint8_t> acts(ab * static_cast<size_t>(n_tokens));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    uint8_t* dst = acts.data() + ab * static_cast<size_t>(t);
-    if (act_type == DType::Q8_0) quantize_activation_q8_0(x + t * n_in, reinterpret_cast<BlockQ8_0*>(dst), n_in);
-    else if (act_type == DType::Q8_1) quantize_activation_q8_1(x + t * n_in, reinterpret_cast<BlockQ8_1*>(dst), n_in);
-    else quantize_rows(act_type, x + t * n_in, dst, 1, n_in);
-  }
-  constexpr int64_t kRowsPerChunk = 16;
-  const int64_t n_chunks = (n_out + kRowsPerChunk - 1) / kRowsPerChunk;
+  const QuantizedActivations acts = quantize_activations(activation_type(w.type()), x, n_tokens, n_in, threads);
+  std::vector<ActRow> act_rows(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) act_rows[static_cast<size_t>(t)] = acts.kernel_row(t);
+  const size_t wb = row_bytes(w.type(), n_in);
+  // Fixed chunks of rows, each computed by one thread: the bits do not depend on the thread count.
+  constexpr int64_t kChunk = 16;
+  const int64_t n_chunks = (n_out + kChunk - 1) / kChunk;
+  const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    const int64_t r0 = c * kRowsPerChunk, r1 = std::min(n_out, r0 + kRowsPerChunk);
-    rows(w.data, wb, acts.data(), ab, n_in, n_tokens, r0, r1, y, n_out);
-  }
+  for (int64_t c = 0; c < n_chunks; ++c)
+    rows(w.type(), w.data, wb, act_rows.data(), n_in, n_tokens, c * kChunk, std::min(n_out, (c + 1) * kChunk), n_out, y);
 }
-
-}  // namespace
-
-#define LOWBIT_SIMD_KERNEL(FN, ROWS, ACT)                                                    \
-  void FN(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {        \
-    run_kernel(HWY_DYNAMIC_DISPATCH(ROWS), DType::ACT, w, x, n_tokens, y, threads);         \
-  }
-LOWBIT_SIMD_KERNEL(matmul_q8_0_simd, RowsQ8_0, Q8_0)
-LOWBIT_SIMD_KERNEL(matmul_q4_0_simd, RowsQ4_0, Q8_0)
-LOWBIT_SIMD_KERNEL(matmul_q4_1_simd, RowsQ4_1, Q8_1)
-LOWBIT_SIMD_KERNEL(matmul_q5_0_simd, RowsQ5_0, Q8_0)
-LOWBIT_SIMD_KERNEL(matmul_q5_1_simd, RowsQ5_1, Q8_1)
-LOWBIT_SIMD_KERNEL(matmul_iq4_nl_simd, RowsIQ4NL, Q8_0)
-LOWBIT_SIMD_KERNEL(matmul_q4_k_simd, RowsQ4K, Q8_K)
-LOWBIT_SIMD_KERNEL(matmul_q5_k_simd, RowsQ5K, Q8_K)
-LOWBIT_SIMD_KERNEL(matmul_q6_k_simd, RowsQ6K, Q8_K)
-LOWBIT_SIMD_KERNEL(matmul_f16_simd, RowsF16, F16)
-LOWBIT_SIMD_KERNEL(matmul_bf16_simd, RowsBF16, BF16)
-#undef LOWBIT_SIMD_KERNEL
 
 }  // namespace lowbit
 #endif  // HWY_ONCE

@@ -99,7 +99,7 @@ void counting_kernel(const Tensor& w, const float* x, int64_t n_tokens, float* y
   matmul_generic(w, x, n_tokens, y, threads);
 }
 
-TEST(Matmul, RegisteredKernelReplacesGenericPathAndCanBeRemoved) {
+TEST(Matmul, RegisteredKernelReplacesTheDefaultUntilRemoved) {
   const Tensor w = make_weight(DType::BF16, 64, 8, 11);
   const std::vector<float> x = pseudo_random(64, 2);
   std::vector<float> y(8);
@@ -125,8 +125,8 @@ TEST(Matmul, DequantizeRowReadsTheRightRow) {
 namespace lowbit {
 namespace {
 
-// The fused Q4_0 x Q8_0 kernel (ggml's summation order) agrees with the generic dequantize-then-dot path.
-TEST(FusedKernels, Q4_0MatchesGenericPath) {
+// The SIMD Q4_0 kernel (ggml's summation order) agrees with the generic dequantize-then-dot path.
+TEST(SimdKernels, Q4_0MatchesGenericPath) {
   const int64_t n_in = 256, n_out = 48, n_tokens = 5;
   std::vector<float> w(static_cast<size_t>(n_in * n_out)), x(static_cast<size_t>(n_in * n_tokens));
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 7));

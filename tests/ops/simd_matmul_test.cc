@@ -3,16 +3,18 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <bit>
 #include <cmath>
 #include <vector>
 
-#include "ops/fused_kernels.h"
+#include "ops/dot_reference.h"
 
 namespace lowbit {
 namespace {
 
 constexpr DType kSimdTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL,
-                                DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::F16,  DType::BF16};
+                                DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS,
+                                DType::F16,  DType::BF16};
 
 Tensor quantized_weight(DType type, int64_t n_in, int64_t n_out, const std::vector<float>& w) {
   TensorInfo info;
@@ -128,14 +130,36 @@ TEST(SimdMatmul, SameBitsForThreadsBatchesAndTargets) {
   }
 }
 
-// The Q4_0 kernel keeps ggml's AVX2 order exactly: bit-identical to the scalar kernel written in that order.
-TEST(SimdMatmul, Q4_0IsBitIdenticalToTheScalarGgmlOrderKernel) {
-  const int64_t n_in = 512, n_out = 24, n_tokens = 3;
-  const Tensor t = quantized_weight(DType::Q4_0, n_in, n_out, weights(n_in, n_out));
-  const auto x = activations(n_in, n_tokens);
-  std::vector<float> scalar(static_cast<size_t>(n_out * n_tokens));
-  matmul_q4_0_q8_0(t, x.data(), n_tokens, scalar.data(), 1);
-  EXPECT_EQ(run(t, x, n_tokens, 1), scalar);
+// Every kernel against the scalar reference, bit for bit: shapes that leave partial row tiles (odd row counts),
+// partial token tiles, odd block counts (IQ4_NL's tail) and F16 tails; every target; 1 and 2 threads.
+TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
+  struct Shape {
+    int64_t n_in, n_out, n_tokens;
+  };
+  for (DType type : kSimdTypes) {
+    const int64_t block = type_traits(type).block_size == 1 ? 8 : type_traits(type).block_size;
+    const bool super = block == 256;
+    const Shape shapes[] = {{super ? 512 : 96, 1, 1},  {super ? 768 : 160, 7, 5}, {super ? 256 : 32, 19, 9},
+                            {super ? 1024 : 288, 33, 2}, {type == DType::F16 || type == DType::BF16 ? 101 : block * 3, 12, 4}};
+    for (const Shape& sh : shapes) {
+      if (!row_fits(type, sh.n_in)) continue;
+      const Tensor t = quantized_weight(type, sh.n_in, sh.n_out, weights(sh.n_in, sh.n_out));
+      const auto x = activations(sh.n_in, sh.n_tokens);
+      std::vector<float> ref(static_cast<size_t>(sh.n_out * sh.n_tokens));
+      matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
+      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+        hwy::SetSupportedTargetsForTest(target);
+        for (int threads : {1, 2}) {
+          const auto got = run(t, x, sh.n_tokens, threads);
+          for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
+                << dtype_name(type) << " " << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
+                << hwy::TargetName(target) << " threads " << threads << ", output " << i << ": " << got[i] << " vs " << ref[i];
+        }
+      }
+      hwy::SetSupportedTargetsForTest(0);
+    }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,52 @@
+// Activations quantized once per matrix product, to the type the weights' dot product takes (activation_type in
+// ops/matmul.h), exactly as ggml's x86 CPU backend rounds them: Q8_0 with 127/amax and round-half-even, Q8_1 the
+// same plus s = d * sum(q) with the unrounded d, Q8_K as quantize_row_q8_K, F16/BF16 by conversion.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace lowbit {
+
+struct BlockQ8_0;
+struct BlockQ8_1;
+void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n);
+void quantize_activation_q8_1(const float* x, BlockQ8_1* out, int64_t n);
+// One row of n values (a multiple of the type's block) into `out`.
+void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
+
+// One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
+// (sum of values 4l..4l+3), with which the VNNI kernels turn unsigned weight levels into signed products.
+struct ActRow {
+  const uint8_t* blocks;
+  const int32_t* quad_sums;
+};
+
+// n_tokens rows, each row_bytes long, 64-byte aligned (kernels load whole cache lines).
+class QuantizedActivations {
+ public:
+  QuantizedActivations(DType type, int64_t n_tokens, int64_t n_in);
+  const uint8_t* row(int64_t t) const { return base() + static_cast<size_t>(t) * row_bytes_; }
+  uint8_t* row(int64_t t) { return base() + static_cast<size_t>(t) * row_bytes_; }
+  size_t row_bytes() const { return row_bytes_; }
+  ActRow kernel_row(int64_t t) const {
+    return {row(t), quad_sums_.empty() ? nullptr : quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_};
+  }
+  // Fills the quad sums of row t (Q8_0 and Q8_1 rows only; a no-op for the others).
+  void compute_quad_sums(int64_t t);
+
+ private:
+  uint8_t* base() const;
+  DType type_;
+  size_t row_bytes_;
+  std::vector<uint8_t> storage_;
+  size_t sums_per_row_ = 0;
+  std::vector<int32_t> quad_sums_;
+};
+
+// Every token's row, split over `threads` (each row is independent, so the bytes do not depend on it).
+QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_tokens, int64_t n_in, int threads);
+
+}  // namespace lowbit

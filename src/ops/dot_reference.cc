@@ -1,0 +1,314 @@
+#include "ops/dot_reference.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/float_formats.h"
+#include "ops/activation_quant.h"
+#include "ops/matmul.h"
+#include "quant/k_quant_common.h"
+#include "quant/legacy_quants.h"
+
+namespace lowbit {
+namespace {
+
+// ---- the two pieces every type shares ----
+
+// Eight int32 lanes of one block: lane l sums, over the block's 32-value groups, the products of values 4l..4l+3
+// times the group's scale for that half (lanes 0-3 take the first 16 values' scale, 4-7 the second's).
+struct IntLanes {
+  int32_t l[8] = {};
+  void add_group(const int8_t* q, const int8_t* a, int32_t scale_lo, int32_t scale_hi) {
+    for (int lane = 0; lane < 8; ++lane) {
+      int32_t s = 0;
+      for (int k = 0; k < 4; ++k) s += static_cast<int32_t>(q[4 * lane + k]) * a[4 * lane + k];
+      l[lane] += s * (lane < 4 ? scale_lo : scale_hi);
+    }
+  }
+};
+
+// Eight float lanes: one fused multiply-add per block, summed pairwise at the end as ggml's hsum_float_8.
+struct FloatLanes {
+  float v[8] = {};
+  void fma(float d, const IntLanes& s) {
+    for (int lane = 0; lane < 8; ++lane) v[lane] = std::fma(d, static_cast<float>(s.l[lane]), v[lane]);
+  }
+  void add(const FloatLanes& o) {
+    for (int lane = 0; lane < 8; ++lane) v[lane] += o.v[lane];
+  }
+  float sum() const { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+};
+
+inline float h(uint16_t v) { return f16_to_f32(v); }
+
+// ---- 32-value blocks ----
+
+// Signed values of a legacy block: Q4_0 level - 8, Q5_0 level - 16, Q8_0 as stored, IQ4_NL table value.
+template <typename Block>
+void signed_values(const Block& b, int8_t* q) {
+  if constexpr (std::is_same_v<Block, BlockQ8_0>) {
+    for (int j = 0; j < 32; ++j) q[j] = b.qs[j];
+  } else {
+    uint8_t levels[32];
+    legacy::unpack_levels(b, levels);
+    for (int j = 0; j < 32; ++j) {
+      if constexpr (std::is_same_v<Block, BlockIQ4NL>) q[j] = kIq4nlValues[levels[j]];
+      else if constexpr (std::is_same_v<Block, BlockQ4_0>) q[j] = static_cast<int8_t>(levels[j] - 8);
+      else q[j] = static_cast<int8_t>(levels[j] - 16);
+    }
+  }
+}
+
+// Q4_0, Q5_0, Q8_0 against Q8_0: one chain of blocks.
+template <typename Block>
+float dot_symmetric(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const Block*>(w_row);
+  const auto* a = static_cast<const BlockQ8_0*>(act_row);
+  FloatLanes acc;
+  int8_t q[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    signed_values(w[b], q);
+    IntLanes s;
+    s.add_group(q, a[b].qs, 1, 1);
+    acc.fma(h(w[b].d) * h(a[b].d), s);
+  }
+  return acc.sum();
+}
+
+// IQ4_NL: even and odd blocks in two chains, added lane by lane; an odd last block is added in scalar.
+float dot_iq4_nl(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const BlockIQ4NL*>(w_row);
+  const auto* a = static_cast<const BlockQ8_0*>(act_row);
+  const int64_t nb = n / 32;
+  FloatLanes even, odd;
+  int8_t q[32];
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    for (int k = 0; k < 2; ++k) {
+      signed_values(w[b + k], q);
+      IntLanes s;
+      s.add_group(q, a[b + k].qs, 1, 1);
+      (k ? odd : even).fma(h(a[b + k].d) * h(w[b + k].d), s);
+    }
+  }
+  even.add(odd);
+  float sum = even.sum();
+  for (; b < nb; ++b) {
+    signed_values(w[b], q);
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) s += static_cast<int32_t>(q[j]) * a[b].qs[j];
+    sum = std::fma(h(a[b].d) * h(w[b].d), static_cast<float>(s), sum);
+  }
+  return sum;
+}
+
+// Q4_1, Q5_1 against Q8_1: levels 0..nmax times the activations, plus the block offsets m * s summed apart.
+template <typename Block>
+float dot_affine(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const Block*>(w_row);
+  const auto* a = static_cast<const BlockQ8_1*>(act_row);
+  FloatLanes acc;
+  float offsets = 0;
+  uint8_t levels[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    legacy::unpack_levels(w[b], levels);
+    offsets = std::fma(h(w[b].m), h(a[b].s), offsets);
+    IntLanes s;
+    s.add_group(reinterpret_cast<const int8_t*>(levels), a[b].qs, 1, 1);
+    acc.fma(h(w[b].d) * h(a[b].d), s);
+  }
+  return acc.sum() + offsets;
+}
+
+// ---- 256-value super-blocks against Q8_K ----
+
+// Q4_K / Q5_K levels (0..15 / 0..31) of one super-block.
+template <typename Block>
+void k4_levels(const Block& w, int8_t* q) {
+  for (int pair = 0; pair < 4; ++pair)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t byte = w.qs[pair * 32 + l];
+      int lo = byte & 0xF, hi = byte >> 4;
+      if constexpr (std::is_same_v<Block, BlockQ5K>) {
+        lo |= ((w.qh[l] >> (2 * pair)) & 1) << 4;
+        hi |= ((w.qh[l] >> (2 * pair + 1)) & 1) << 4;
+      }
+      q[pair * 64 + l] = static_cast<int8_t>(lo);
+      q[pair * 64 + 32 + l] = static_cast<int8_t>(hi);
+    }
+}
+
+// Q4_K / Q5_K: eight 32-value sub-blocks with 6-bit scales and mins. The mins meet the activations' sub-block sums
+// S_j = bsums[2j] + bsums[2j+1]: Q4_K keeps m_2i S_2i + m_2i+1 S_2i+1 in four float lanes (added (0+2)+(1+3));
+// Q5_K adds their integer total to one float.
+template <typename Block>
+float dot_k4(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const Block*>(w_row);
+  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5K>;
+  FloatLanes acc;
+  float mins4[4] = {}, mins1 = 0;
+  int8_t q[256];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    k4_levels(w[b], q);
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; ++j) kquant::unpack_scale_min_k4(j, w[b].scales, &sc[j], &m[j]);
+    IntLanes s;
+    for (int j = 0; j < 8; ++j) s.add_group(q + 32 * j, a[b].qs + 32 * j, sc[j], sc[j]);
+    const float dmin = -a[b].d * h(w[b].dmin);
+    int32_t prod[4];
+    for (int i = 0; i < 4; ++i) {
+      const int32_t s0 = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1], s1 = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
+      prod[i] = m[2 * i] * s0 + m[2 * i + 1] * s1;
+    }
+    if constexpr (kQ5) {
+      mins1 = std::fma(dmin, static_cast<float>((prod[0] + prod[1]) + (prod[2] + prod[3])), mins1);
+    } else {
+      for (int i = 0; i < 4; ++i) mins4[i] = std::fma(dmin, static_cast<float>(prod[i]), mins4[i]);
+    }
+    acc.fma(a[b].d * h(w[b].d), s);
+  }
+  if constexpr (kQ5) return acc.sum() + mins1;
+  return acc.sum() + ((mins4[0] + mins4[2]) + (mins4[1] + mins4[3]));
+}
+
+// Q6_K: sixteen 16-value sub-blocks with signed 8-bit scales, values -32..31.
+float dot_q6_k(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const BlockQ6K*>(w_row);
+  FloatLanes acc;
+  int8_t q[256];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* ql = w[b].ql;
+    const uint8_t* qh = w[b].qh;
+    for (int half = 0; half < 256; half += 128, ql += 64, qh += 32)
+      for (int l = 0; l < 32; ++l) {
+        q[half + l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+        q[half + l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        q[half + l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        q[half + l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+    IntLanes s;
+    for (int g = 0; g < 8; ++g) s.add_group(q + 32 * g, a[b].qs + 32 * g, w[b].scales[2 * g], w[b].scales[2 * g + 1]);
+    acc.fma(a[b].d * h(w[b].d), s);
+  }
+  return acc.sum();
+}
+
+// Q3_K: sixteen 16-value sub-blocks with 6-bit scales biased by 32, values -4..3.
+float dot_q3_k(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const BlockQ3K*>(w_row);
+  FloatLanes acc;
+  int8_t q[256];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    for (int i = 0; i < 256; ++i) {
+      const int high = (w[b].hmask[i % 32] >> (i / 32)) & 1;
+      q[i] = static_cast<int8_t>(kquant::unpack_2bit(w[b].qs, i) - (high ? 0 : 4));
+    }
+    int32_t sc[16];
+    for (int j = 0; j < 16; ++j) {
+      const int low = j < 8 ? w[b].scales[j] & 0xF : w[b].scales[j - 8] >> 4;
+      sc[j] = (low | (((w[b].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+    }
+    IntLanes s;
+    for (int g = 0; g < 8; ++g) s.add_group(q + 32 * g, a[b].qs + 32 * g, sc[2 * g], sc[2 * g + 1]);
+    acc.fma(a[b].d * h(w[b].d), s);
+  }
+  return acc.sum();
+}
+
+// Q2_K: sixteen 16-value sub-blocks with 4-bit scales and mins, levels 0..3. The mins meet bsums in eight lanes
+// (lane l: mins 2l and 2l+1), accumulated into the same float lanes before the levels.
+float dot_q2_k(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const BlockQ2K*>(w_row);
+  FloatLanes acc;
+  int8_t q[256];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    for (int i = 0; i < 256; ++i) q[i] = static_cast<int8_t>(kquant::unpack_2bit(w[b].qs, i));
+    IntLanes mins;
+    for (int l = 0; l < 8; ++l)
+      mins.l[l] = (w[b].scales[2 * l] >> 4) * a[b].bsums[2 * l] + (w[b].scales[2 * l + 1] >> 4) * a[b].bsums[2 * l + 1];
+    acc.fma(-a[b].d * h(w[b].dmin), mins);
+    IntLanes s;
+    for (int g = 0; g < 8; ++g)
+      s.add_group(q + 32 * g, a[b].qs + 32 * g, w[b].scales[2 * g] & 0xF, w[b].scales[2 * g + 1] & 0xF);
+    acc.fma(a[b].d * h(w[b].d), s);
+  }
+  return acc.sum();
+}
+
+// IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
+float dot_iq4_xs(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const BlockIQ4XS*>(w_row);
+  FloatLanes acc;
+  int8_t q[32];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    IntLanes s;
+    for (int g = 0; g < 8; ++g) {
+      for (int j = 0; j < 16; ++j) {
+        q[j] = kIq4nlValues[w[b].qs[16 * g + j] & 0xF];
+        q[j + 16] = kIq4nlValues[w[b].qs[16 * g + j] >> 4];
+      }
+      const int low = (w[b].scales_l[g / 2] >> (4 * (g % 2))) & 0xF, high = (w[b].scales_h >> (2 * g)) & 3;
+      const int32_t scale = (low | (high << 4)) - 32;
+      s.add_group(q, a[b].qs + 32 * g, scale, scale);
+    }
+    acc.fma(h(w[b].d) * a[b].d, s);
+  }
+  return acc.sum();
+}
+
+// ---- F16 / BF16 against activations rounded to the same type: eight float lanes, one FMA per value ----
+template <bool kBf16>
+float dot_half(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const uint16_t*>(w_row);
+  const auto* a = static_cast<const uint16_t*>(act_row);
+  auto f = [](uint16_t v) { return kBf16 ? bf16_to_f32(v) : f16_to_f32(v); };
+  float l[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) l[k] = std::fma(f(w[i + k]), f(a[i + k]), l[k]);
+  float tail = 0;
+  for (; i < n; ++i) tail = std::fma(f(w[i]), f(a[i]), tail);
+  return (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))) + tail;
+}
+
+}  // namespace
+
+RowDotFn reference_row_dot(DType type) {
+  switch (type) {
+    case DType::Q4_0: return dot_symmetric<BlockQ4_0>;
+    case DType::Q5_0: return dot_symmetric<BlockQ5_0>;
+    case DType::Q8_0: return dot_symmetric<BlockQ8_0>;
+    case DType::IQ4_NL: return dot_iq4_nl;
+    case DType::Q4_1: return dot_affine<BlockQ4_1>;
+    case DType::Q5_1: return dot_affine<BlockQ5_1>;
+    case DType::Q2_K: return dot_q2_k;
+    case DType::Q3_K: return dot_q3_k;
+    case DType::Q4_K: return dot_k4<BlockQ4K>;
+    case DType::Q5_K: return dot_k4<BlockQ5K>;
+    case DType::Q6_K: return dot_q6_k;
+    case DType::IQ4_XS: return dot_iq4_xs;
+    case DType::F16: return dot_half<false>;
+    case DType::BF16: return dot_half<true>;
+    default: return nullptr;
+  }
+}
+
+void matmul_reference(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  const RowDotFn dot = reference_row_dot(w.type());
+  if (!dot) return matmul_generic(w, x, n_tokens, y, threads);
+  const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
+  const QuantizedActivations acts = quantize_activations(activation_type(w.type()), x, n_tokens, n_in, threads);
+  const size_t wb = row_bytes(w.type(), n_in);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t o = 0; o < n_out; ++o)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + o] = dot(w.data + static_cast<size_t>(o) * wb, acts.row(t), n_in);
+}
+
+}  // namespace lowbit

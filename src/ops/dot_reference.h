@@ -1,0 +1,30 @@
+// The scalar reference of every quantized dot product: one weight row times one activation row (already
+// quantized to activation_type(w)), written plainly in the order ggml's AVX2 kernels sum.
+//
+// That order: each block's integer products are exact, grouped in eight lanes (lane l holds the products of
+// values 4l..4l+3 of every 32-value group, times the group's integer scales); each block's lanes are converted to
+// float and accumulated into eight float lanes with one fused multiply-add by the block's float scale; the lanes
+// are added pairwise at the end ((0+4)+(2+6))+((1+5)+(3+7)). Types with per-block offsets (Q4_1, Q5_1, Q2_K,
+// Q4_K, Q5_K) add their offset terms as ggml does, each type its own way (see dot_reference.cc).
+//
+// The SIMD kernels (simd_matmul.cc) must give the same bits as these functions for every input; tests check that
+// and check these functions against ggml's own output (tests/ops/ggml_vecdot_test.cc).
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+
+namespace lowbit {
+
+using RowDotFn = float (*)(const void* w_row, const void* act_row, int64_t n);
+
+// The reference dot for weights of `type` (null if the type has no quantized dot: F32, F64, ...).
+RowDotFn reference_row_dot(DType type);
+
+// y[t][o] = reference_row_dot(W row o, quantized x[t]) for every token: the scalar matmul the SIMD kernels are
+// tested against. Each output is computed in a fixed order, so the result does not depend on `threads`.
+void matmul_reference(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
+
+}  // namespace lowbit

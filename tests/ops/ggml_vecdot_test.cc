@@ -1,0 +1,91 @@
+// lowbit's matmul kernels against ggml's own CPU dot products: for every block type, the 16 x 512 weight rows of
+// tests/data/ggml-vectors (quantized by ggml) times the 16 input rows, as llama.cpp c392e50's
+// ggml_vec_dot_<type>_<act> computes them (AVX2 code, built with -march=native; data in vecdot/, see the
+// README there). The integer parts are exact and the float order is ggml's, so every bit must match, on every
+// SIMD target this CPU runs, for every tile shape and thread count.
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <bit>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "support/ggml_vectors.h"
+
+namespace lowbit {
+namespace {
+
+using testing_support::ggml_vector_bytes;
+using testing_support::ggml_vector_floats;
+using testing_support::kVectorCols;
+using testing_support::kVectorRows;
+
+struct Case {
+  DType type;
+  bool imatrix;
+};
+std::string case_name(const testing::TestParamInfo<Case>& info) {
+  return std::string(dtype_name(info.param.type)) + (info.param.imatrix ? "_imatrix" : "_plain");
+}
+
+Tensor weights(const Case& c) {
+  TensorInfo info;
+  info.name = "w";
+  info.type = c.type;
+  info.n_dims = 2;
+  info.ne = {kVectorCols, kVectorRows, 1, 1};
+  std::string file = std::string(dtype_name(c.type)) + (c.imatrix ? ".imatrix.q" : ".plain.q");
+  std::vector<uint8_t> bytes = ggml_vector_bytes(file);
+  EXPECT_EQ(bytes.size(), info.n_bytes());
+  return make_owned_tensor(info, std::move(bytes));
+}
+
+class GgmlVecDot : public testing::TestWithParam<Case> {};
+
+TEST_P(GgmlVecDot, SameBitsAsGgml) {
+  const Case c = GetParam();
+  const Tensor w = weights(c);
+  const std::vector<float> x = ggml_vector_floats("inputs.f32");
+  // want[a * 16 + r]: weight row r times activation row a, i.e. y[token a][row r].
+  const std::vector<float> want = ggml_vector_floats(std::string("vecdot/") + dtype_name(c.type) +
+                                                     (c.imatrix ? ".imatrix" : ".plain") + ".vecdot.f32");
+  ASSERT_EQ(want.size(), size_t{kVectorRows * kVectorRows});
+  auto check = [&](const std::vector<float>& got, const std::string& what) {
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+          << what << ": row " << i % kVectorRows << " token " << i / kVectorRows << ": " << got[i] << " vs "
+          << want[i];
+  };
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const std::string on = std::string(" on ") + hwy::TargetName(target);
+    for (int threads : {1, 2}) {
+      std::vector<float> y(want.size());
+      matmul(w, x.data(), kVectorRows, y.data(), threads);
+      check(y, "batch of 16, " + std::to_string(threads) + " threads" + on);
+    }
+    // Token by token (generation) and in odd batches: the same bits.
+    std::vector<float> y(want.size());
+    for (int64_t t0 = 0; t0 < kVectorRows;) {
+      const int64_t n = std::min<int64_t>(t0 % 2 ? 3 : 1, kVectorRows - t0);
+      matmul(w, x.data() + t0 * kVectorCols, n, y.data() + t0 * kVectorRows, 1);
+      t0 += n;
+    }
+    check(y, "batches of 1 and 3" + on);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                  DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS})
+    for (bool im : {false, true}) cases.push_back({t, im});
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(AllBlockTypes, GgmlVecDot, testing::ValuesIn(all_cases()), case_name);
+
+}  // namespace
+}  // namespace lowbit
