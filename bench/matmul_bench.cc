@@ -11,6 +11,7 @@
 
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
+#include "ops/packed_weight.h"
 
 namespace lowbit {
 namespace {
@@ -33,7 +34,11 @@ enum class Kernel { kReference, kSimd };
 void run(benchmark::State& state, DType type, Kernel kernel, int64_t n_tokens, int n_weights) {
   const int64_t n_in = 4096, n_out = n_weights > 1 ? 2048 : 4096;
   std::vector<Tensor> ws;
-  for (int i = 0; i < n_weights; ++i) ws.push_back(random_weight(type, n_in, n_out, i));
+  // The SIMD kernels read the engine's interleaved layout (ops/packed_weight.h), as the model uses them.
+  for (int i = 0; i < n_weights; ++i) {
+    Tensor w = random_weight(type, n_in, n_out, i);
+    ws.push_back(kernel == Kernel::kSimd ? pack_for_matmul(w) : w);
+  }
   std::vector<float> x(static_cast<size_t>(n_in * n_tokens)), y(static_cast<size_t>(n_out * n_tokens));
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.3f * static_cast<float>(i));
   size_t next = 0;

@@ -16,6 +16,11 @@ std::string TensorInfo::shape_string() const {
   return s + "]";
 }
 
+std::span<const uint8_t> Tensor::bytes() const {
+  check(interleaved_rows == 0, info.name, "holds the engine's interleaved matmul layout, not a file's bytes");
+  return {data, info.n_bytes()};
+}
+
 Tensor make_owned_tensor(TensorInfo info, std::vector<uint8_t> bytes) {
   check(bytes.size() == info.n_bytes(), info.name, "buffer of {} bytes for a tensor of {} bytes", bytes.size(),
         info.n_bytes());

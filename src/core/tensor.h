@@ -34,8 +34,12 @@ struct Tensor {
   TensorInfo info;
   const uint8_t* data = nullptr;
   std::shared_ptr<const void> owner;
+  // 0: rows one after another, as every file stores them. Otherwise the engine's own layout for its matmul
+  // kernels (ops/packed_weight.h): tiles of this many rows with their blocks interleaved. Never written out.
+  int interleaved_rows = 0;
 
-  std::span<const uint8_t> bytes() const { return {data, info.n_bytes()}; }
+  // The bytes as stored in a file (throws Error for an engine-packed tensor, which no file format holds).
+  std::span<const uint8_t> bytes() const;
   const std::string& name() const { return info.name; }
   DType type() const { return info.type; }
   const std::array<int64_t, kMaxDims>& ne() const { return info.ne; }

@@ -6,8 +6,10 @@
 
 #include "core/float_formats.h"
 #include "model/tensor_layout.h"
+#include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/packed_weight.h"
 #include "ops/rope.h"
 #include "util/error.h"
 
@@ -51,7 +53,9 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
   check(options.n_ctx >= 0 && options.n_ctx <= kMaxCtx, "n_ctx", "{} is outside 0..{}", options.n_ctx, kMaxCtx);
   n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min<int64_t>(config_.n_ctx_train > 0 ? config_.n_ctx_train : 2048, 4096);
   token_embd_ = src.tensor("token_embd.weight");
-  output_ = config_.tied_embeddings ? token_embd_ : src.tensor("output.weight");
+  // Matmul weights in the kernels' interleaved layout (ops/packed_weight.h); a tied head gets its own copy, the
+  // embedding rows are still looked up in the source.
+  output_ = pack_for_matmul(config_.tied_embeddings ? token_embd_ : src.tensor("output.weight"));
   output_norm_ = load_vector(src, "output_norm.weight");
 
   const int64_t hd = config_.n_embd_head();
@@ -78,13 +82,13 @@ void LlamaModel::load_layer(int64_t i) {
   const std::string p = "blk." + std::to_string(i) + ".";
   l.attn_norm = load_vector(src, p + "attn_norm.weight");
   l.ffn_norm = load_vector(src, p + "ffn_norm.weight");
-  l.wq = src.tensor(p + "attn_q.weight");
-  l.wk = src.tensor(p + "attn_k.weight");
-  l.wv = src.tensor(p + "attn_v.weight");
-  l.wo = src.tensor(p + "attn_output.weight");
-  l.w_gate = src.tensor(p + "ffn_gate.weight");
-  l.w_up = src.tensor(p + "ffn_up.weight");
-  l.w_down = src.tensor(p + "ffn_down.weight");
+  l.wq = pack_for_matmul(src.tensor(p + "attn_q.weight"));
+  l.wk = pack_for_matmul(src.tensor(p + "attn_k.weight"));
+  l.wv = pack_for_matmul(src.tensor(p + "attn_v.weight"));
+  l.wo = pack_for_matmul(src.tensor(p + "attn_output.weight"));
+  l.w_gate = pack_for_matmul(src.tensor(p + "ffn_gate.weight"));
+  l.w_up = pack_for_matmul(src.tensor(p + "ffn_up.weight"));
+  l.w_down = pack_for_matmul(src.tensor(p + "ffn_down.weight"));
   if (config_.attn_qkv_bias) {
     l.bq = load_vector(src, p + "attn_q.bias");
     l.bk = load_vector(src, p + "attn_k.bias");
@@ -111,44 +115,11 @@ void LlamaModel::mm(const Tensor& w, const float* x, int64_t n_tokens, float* y)
   matmul(w, x, n_tokens, y, threads_, round_);
 }
 
-// Causal attention of n_tokens queries (positions n_past..) against the cache, one (token, head) per task.
 void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out) {
-  const int64_t hd = config_.n_embd_head(), n_head = config_.n_head, kv_dim = config_.n_embd_kv();
-  const int64_t group = config_.n_head / config_.n_head_kv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float* kc = k_cache_.data() + layer * n_ctx_ * kv_dim;
-  const float* vc = v_cache_.data() + layer * n_ctx_ * kv_dim;
-#pragma omp parallel num_threads(threads_)
-  {
-    std::vector<float> scores(static_cast<size_t>(n_past + n_tokens));
-    std::vector<float> qh(static_cast<size_t>(hd));
-#pragma omp for schedule(static) collapse(2)
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      for (int64_t h = 0; h < n_head; ++h) {
-        const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
-        // ggml multiplies F16 K by Q converted to F16, and F16 V by the softmax weights converted to F16.
-        for (int64_t d = 0; d < hd; ++d) {
-          const float qd = q[t * config_.n_embd_q() + h * hd + d];
-          qh[static_cast<size_t>(d)] = round_ ? f16_round(qd) : qd;
-        }
-        const int64_t kv_off = (h / group) * hd;
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float* k = kc + p * kv_dim + kv_off;
-          float s = 0;
-          for (int64_t d = 0; d < hd; ++d) s += qh[static_cast<size_t>(d)] * k[d];
-          scores[static_cast<size_t>(p)] = s * scale;
-        }
-        softmax(scores.data(), n_keys);
-        float* o = out + t * config_.n_embd_q() + h * hd;
-        std::fill(o, o + hd, 0.0f);
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float w = round_ ? f16_round(scores[static_cast<size_t>(p)]) : scores[static_cast<size_t>(p)];
-          const float* v = vc + p * kv_dim + kv_off;
-          for (int64_t d = 0; d < hd; ++d) o[d] += w * v[d];
-        }
-      }
-    }
-  }
+  const int64_t kv_dim = config_.n_embd_kv();
+  const AttentionShape shape{config_.n_head, config_.n_head_kv, config_.n_embd_head(), config_.n_embd_q(), kv_dim, n_ctx_};
+  lowbit::attention(q, n_tokens, n_past, k_cache_.data() + layer * n_ctx_ * kv_dim,
+                    v_cache_.data() + layer * n_ctx_ * kv_dim, shape, round_, out, threads_);
 }
 
 void LlamaModel::embed(std::span<const int32_t> tokens, float* x) const {
@@ -195,9 +166,11 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
       rope_rotate(kt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
     }
     // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
+    // K is kept transposed ([layer][dimension][position], see ops/attention.h), V by position.
     const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
+    float* k_layer = k_cache_.data() + il * n_ctx_ * kv_dim;
     for (int64_t i = 0; i < kv_dim; ++i) {
-      k_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(kt[i]) : kt[i];
+      k_layer[i * n_ctx_ + pos] = round_ ? f16_round(kt[i]) : kt[i];
       v_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(vt[i]) : vt[i];
     }
   }

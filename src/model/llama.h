@@ -65,7 +65,8 @@ class LlamaModel : public LanguageModel {
   std::vector<float> output_norm_;
   std::vector<float> rope_inv_freq_;  // per rotated pair, scaling applied
   std::vector<Layer> layers_;
-  std::vector<float> k_cache_, v_cache_;  // [layer][pos][n_embd_kv]
+  std::vector<float> k_cache_;  // [layer][n_embd_kv][position] (transposed, see ops/attention.h)
+  std::vector<float> v_cache_;  // [layer][position][n_embd_kv]
   MatmulObserver observer_;
 };
 

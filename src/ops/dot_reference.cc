@@ -8,6 +8,7 @@
 #include "core/float_formats.h"
 #include "ops/activation_quant.h"
 #include "ops/matmul.h"
+#include "ops/packed_weight.h"
 #include "quant/k_quant_common.h"
 #include "quant/legacy_quants.h"
 
@@ -305,10 +306,15 @@ void matmul_reference(const Tensor& w, const float* x, int64_t n_tokens, float* 
   if (!dot) return matmul_generic(w, x, n_tokens, y, threads);
   const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
   const QuantizedActivations acts = quantize_activations(activation_type(w.type()), x, n_tokens, n_in, threads);
-  const size_t wb = row_bytes(w.type(), n_in);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t o = 0; o < n_out; ++o)
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + o] = dot(w.data + static_cast<size_t>(o) * wb, acts.row(t), n_in);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<uint8_t> row(row_bytes(w.type(), n_in));
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < n_out; ++o) {
+      copy_row(w, o, row.data());
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + o] = dot(row.data(), acts.row(t), n_in);
+    }
+  }
 }
 
 }  // namespace lowbit

@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "ops/activation_quant.h"
+#include "ops/packed_weight.h"
 #include "ops/simd_matmul.h"
 #include "quant/legacy_quants.h"
 
@@ -79,6 +80,11 @@ void register_matmul_kernel(DType type, MatmulKernel kernel) {
 
 void dequantize_row(const Tensor& w, int64_t row, float* out) {
   const size_t rb = row_bytes(w.type(), w.ne()[0]);
+  if (w.interleaved_rows) {
+    std::vector<uint8_t> bytes(rb);
+    copy_row(w, row, bytes.data());
+    return to_float(w.type(), bytes.data(), out, w.ne()[0], w.name());
+  }
   to_float(w.type(), w.data + static_cast<size_t>(row) * rb, out, w.ne()[0], w.name());
 }
 

@@ -21,10 +21,12 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/float_formats.h"
 #include "ops/activation_quant.h"
 #include "ops/dot_reference.h"
+#include "ops/packed_weight.h"
 #include "ops/simd_matmul.h"
 #include "quant/k_quant_common.h"
 #include "quant/legacy_quants.h"
@@ -94,6 +96,12 @@ struct V {
   static I Where(I v, int8_t bit) {
     const I b = _mm256_set1_epi8(bit);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b);
+  }
+  // a with `value` ORed into the bytes where `bits` has `bit` (bits that are clear in a) / subtracted where it has
+  // not.
+  static I OrWhere(I a, I bits, int8_t bit, int8_t value) { return _mm256_or_si256(a, _mm256_and_si256(Where(bits, bit), _mm256_set1_epi8(value))); }
+  static I SubWhereNot(I a, I bits, int8_t bit, int8_t value) {
+    return _mm256_sub_epi8(a, _mm256_andnot_si256(Where(bits, bit), _mm256_set1_epi8(value)));
   }
 
   // Exact int32 lanes of four products each, added to acc: unsigned u times signed s (the pairs must fit int16).
@@ -210,6 +218,13 @@ struct V {
   template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
   static I ShrBytes(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
   static I Where(I v, int8_t bit) { return _mm512_movm_epi8(_mm512_test_epi8_mask(v, _mm512_set1_epi8(bit))); }
+  // (Callers OR into bits that are clear, so a masked add does it.)
+  static I OrWhere(I a, I bits, int8_t bit, int8_t value) {
+    return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
+  }
+  static I SubWhereNot(I a, I bits, int8_t bit, int8_t value) {
+    return _mm512_mask_sub_epi8(a, _mm512_testn_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
+  }
 
 #if HWY_TARGET == HWY_AVX3_DL
   static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
@@ -299,18 +314,20 @@ using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
 
-// kRows consecutive weight rows, `stride` bytes apart (stride 0 repeats one row, for a partial last tile).
+// kRows weight rows: row r's block b at base + r * stride + b * step. Row-major weights have stride = row bytes and
+// step = block bytes; packed ones (ops/packed_weight.h) stride = block bytes and step = kPackRows blocks. A stride of
+// 0 repeats one row (the unused rows of a partial last tile).
 struct RowGroup {
   const uint8_t* base;
-  size_t stride;
+  size_t stride, step;
   template <typename Block>
   const Block& block(int r, int64_t b) const {
-    return reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride)[b];
+    return *reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride + static_cast<size_t>(b) * step);
   }
   // Byte `offset` of block b of the group's first row; the other rows' are `stride` further.
   template <typename Block>
   const uint8_t* at(int64_t b, size_t offset) const {
-    return base + static_cast<size_t>(b) * sizeof(Block) + offset;
+    return base + static_cast<size_t>(b) * step + offset;
   }
 };
 
@@ -492,10 +509,10 @@ struct K4Decode {
     __m128i sc[kRows], mn[kRows];
     for (int r = 0; r < kRows; ++r) {
       const Block& w = g.template block<Block>(r, b);
-      uint8_t scales[8], mins[8];
-      for (int j = 0; j < 8; ++j) kquant::unpack_scale_min_k4(j, w.scales, &scales[j], &mins[j]);
-      sc[r] = Words8(scales);
-      mn[r] = Words8(mins);
+      alignas(16) uint8_t scales_mins[16];
+      kquant::unpack_scales_mins_k4(w.scales, scales_mins);
+      sc[r] = Words8(scales_mins);
+      mn[r] = Words8(scales_mins + 8);
       s.d[r] = Half(w.d);
       s.dmin[r] = Half(w.dmin);
     }
@@ -507,7 +524,7 @@ struct K4Decode {
     I v = j % 2 ? V::And(V::Shr16<4>(bits), V::Set8(0x0F)) : V::And(bits, V::Set8(0x0F));
     if constexpr (kQ5) {
       const I high = V::Rows32(g.at<Block>(b, offsetof(BlockQ5K, qh)), g.stride);
-      v = V::Or(v, V::And(V::Set8(0x10), V::Where(high, static_cast<int8_t>(1 << j))));
+      v = V::OrWhere(v, high, static_cast<int8_t>(1 << j), 0x10);
     }
     return v;
   }
@@ -593,12 +610,9 @@ struct Q3KDecode : PlainK {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
       const Block& w = g.template block<Block>(r, b);
-      alignas(16) int8_t bytes[16];
-      for (int j = 0; j < 16; ++j) {
-        const int low = j < 8 ? w.scales[j] & 0xF : w.scales[j - 8] >> 4;
-        bytes[j] = static_cast<int8_t>((low | (((w.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
-      }
-      sc[r] = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes));
+      alignas(16) uint8_t codes[16];
+      kquant::unpack_scale_codes_q3_k(w.scales, codes);
+      sc[r] = _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(codes)), _mm_set1_epi8(32));
       s.d[r] = Half(w.d);
     }
     s.scales = V::Per16Scales(sc);
@@ -608,8 +622,7 @@ struct Q3KDecode : PlainK {
     const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
     const I hm = V::Rows32(g.at<Block>(b, offsetof(Block, hmask)), g.stride);
     const I low = V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
-    const I minus4 = V::AndNot(V::Where(hm, static_cast<int8_t>(1 << j)), V::Set8(4));
-    return V::Sub8(low, minus4);
+    return V::SubWhereNot(low, hm, static_cast<int8_t>(1 << j), 4);
   }
   static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
 };
@@ -662,12 +675,11 @@ struct IQ4XSDecode : PlainK {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
       const Block& w = g.template block<Block>(r, b);
-      alignas(16) int16_t words[8];
-      for (int j = 0; j < 8; ++j) {
-        const int low = (w.scales_l[j / 2] >> (4 * (j % 2))) & 0xF, high = (w.scales_h >> (2 * j)) & 3;
-        words[j] = static_cast<int16_t>((low | (high << 4)) - 32);
-      }
-      sc[r] = _mm_load_si128(reinterpret_cast<const __m128i*>(words));
+      // Code j = nibble j of scales_l | bits 2j, 2j+1 of scales_h << 4, spread into byte j; the scale is code - 32.
+      uint32_t low;
+      std::memcpy(&low, w.scales_l, 4);
+      const uint64_t codes = _pdep_u64(low, 0x0F0F0F0F0F0F0F0FULL) | (_pdep_u64(w.scales_h, 0x0303030303030303ULL) << 4);
+      sc[r] = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(codes))), _mm_set1_epi16(32));
       s.d[r] = Half(w.d);
     }
     s.scales = V::Per32Scales(sc);
@@ -694,20 +706,22 @@ void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* 
     for (auto& row : sumi)
       for (I& s : row) s = V::Zero();
     for (int j = 0; j < 8; ++j) {
+      I q[P], scale[P];
       for (int p = 0; p < P; ++p) {
-        const I q = D::Values(groups[p], b, j, setup[p]);
-        const I scale = D::Scale(setup[p], j);
-        if constexpr (D::kSigned) {
-          const auto qs = V::PrepareSigned(q);
-          for (int t = 0; t < T; ++t) {
-            const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
-            sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsS8(qs, av), scale);
-          }
-        } else {
-          for (int t = 0; t < T; ++t) {
-            const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
-            sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsU8(q, av), scale);
-          }
+        q[p] = D::Values(groups[p], b, j, setup[p]);
+        scale[p] = D::Scale(setup[p], j);
+      }
+      if constexpr (D::kSigned) {
+        typename V::Signed qs[P];
+        for (int p = 0; p < P; ++p) qs[p] = V::PrepareSigned(q[p]);
+        for (int t = 0; t < T; ++t) {
+          const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
+          for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsS8(qs[p], av), scale[p]);
+        }
+      } else {
+        for (int t = 0; t < T; ++t) {
+          const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
+          for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsU8(q[p], av), scale[p]);
         }
       }
     }
@@ -756,7 +770,7 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     F w[P];
-    for (int p = 0; p < P; ++p) w[p] = HalfFloat<kBf16>::RowsF8(groups[p].base + 2 * i, groups[p].stride);
+    for (int p = 0; p < P; ++p) w[p] = HalfFloat<kBf16>::RowsF8(groups[p].base + (i / 8) * groups[p].step, groups[p].stride);
     for (int t = 0; t < T; ++t) {
       const F a = HalfFloat<kBf16>::Act8(acts[t].blocks + 2 * i);
       for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(w[p], a, acc[p][t]);
@@ -774,7 +788,7 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
       for (int r = 0; r < kRows && p * kRows + r < rows; ++r) {
         float tail = 0;
         for (int64_t k = i; k < n; ++k)
-          tail = std::fma(f(groups[p].base + static_cast<size_t>(r) * groups[p].stride + 2 * k), f(acts[t].blocks + 2 * k), tail);
+          tail = std::fma(f(groups[p].base + static_cast<size_t>(r) * groups[p].stride + 2 * k), f(acts[t].blocks + 2 * k), tail);  // row-major only
         y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r] + tail;
       }
     }
@@ -813,17 +827,19 @@ struct Halves {
 // weight rows stay in L1 while the tokens pass. In a partial last tile the groups past the valid rows repeat the
 // last valid row and are not stored.
 template <template <int, int> class Tile, int kP, int kT>
-void RunTiles(const uint8_t* w, size_t w_row_bytes, const ActRow* act_rows, int64_t n, int64_t n_tokens,
-              int64_t r0, int64_t r1, int64_t n_out, float* y) {
+void RunTiles(const WeightView& w, const ActRow* act_rows, int64_t n, int64_t n_tokens, int64_t r0, int64_t r1,
+              int64_t n_out, float* y) {
   constexpr int kTileRows = kP * kRows;
+  static_assert(kPackRows % kTileRows == 0, "a kernel tile lies inside one packed tile");
   for (int64_t r = r0; r < r1; r += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
     const int64_t last_valid = r + rows - 1;
     RowGroup groups[kP];
     for (int p = 0; p < kP; ++p) {
       const int64_t first = std::min(r + p * kRows, last_valid);
-      groups[p].base = w + static_cast<size_t>(first) * w_row_bytes;
-      groups[p].stride = first + 1 <= last_valid ? w_row_bytes : 0;
+      const uint8_t* base = w.data + unit_offset(first, 0, w.row_bytes, w.unit, w.packed_rows);
+      if (first < w.packed_rows) groups[p] = {base, w.unit, kPackRows * w.unit};
+      else groups[p] = {base, first + 1 <= last_valid ? w.row_bytes : 0, w.unit};
     }
     for (int64_t t = 0; t < n_tokens; t += kT) {
       const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t));
@@ -851,39 +867,47 @@ constexpr int kBatchGroups = 2;
 constexpr int kBatchTokens = kRows == 1 ? 2 : 4;
 
 template <template <int, int> class Tile>
-void Rows(const uint8_t* w, size_t wb, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1,
-          int64_t n_out, float* y) {
-  if (nt == 1) RunTiles<Tile, kGenGroups, 1>(w, wb, acts, n, nt, r0, r1, n_out, y);
-  else RunTiles<Tile, kBatchGroups, kBatchTokens>(w, wb, acts, n, nt, r0, r1, n_out, y);
+void Rows(const WeightView& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1, int64_t n_out,
+          float* y) {
+  if (nt == 1) RunTiles<Tile, kGenGroups, 1>(w, acts, n, nt, r0, r1, n_out, y);
+  else RunTiles<Tile, kBatchGroups, kBatchTokens>(w, acts, n, nt, r0, r1, n_out, y);
 }
 #endif  // wide targets
 
 // One entry for every weight type: rows [r0, r1) of W times every token's quantized activations.
-void MatmulRows(DType type, const uint8_t* w, size_t wb, const ActRow* acts, int64_t n, int64_t nt,
-                int64_t r0, int64_t r1, int64_t n_out, float* y) {
+void MatmulRows(DType type, const WeightView& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+                int64_t n_out, float* y) {
 #if LOWBIT_WIDE_KERNELS
   switch (type) {
-    case DType::Q4_0: return Rows<Legacy<Q4_0Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_0: return Rows<Legacy<Q5_0Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q8_0: return Rows<Legacy<Q8_0Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_1: return Rows<Legacy<Q4_1Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_1: return Rows<Legacy<Q5_1Decode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q2_K: return Rows<Super<Q2KDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q3_K: return Rows<Super<Q3KDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_K: return Rows<Super<K4Decode<false>>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_K: return Rows<Super<K4Decode<true>>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q6_K: return Rows<Super<Q6KDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::IQ4_XS: return Rows<Super<IQ4XSDecode>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::F16: return Rows<Halves<false>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
-    case DType::BF16: return Rows<Halves<true>::Tile>(w, wb, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_0: return Rows<Legacy<Q4_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_0: return Rows<Legacy<Q5_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q8_0: return Rows<Legacy<Q8_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_1: return Rows<Legacy<Q4_1Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_1: return Rows<Legacy<Q5_1Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q2_K: return Rows<Super<Q2KDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q3_K: return Rows<Super<Q3KDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_K: return Rows<Super<K4Decode<false>>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_K: return Rows<Super<K4Decode<true>>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q6_K: return Rows<Super<Q6KDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_XS: return Rows<Super<IQ4XSDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::F16: return Rows<Halves<false>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::BF16: return Rows<Halves<true>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
     default: break;
   }
 #endif
   // Narrow targets (and any type without a tile): the reference, output by output.
   const RowDotFn dot = reference_row_dot(type);
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t t = 0; t < nt; ++t) y[t * n_out + r] = dot(w + static_cast<size_t>(r) * wb, acts[t].blocks, n);
+  std::vector<uint8_t> row(w.row_bytes);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* wr = w.data + static_cast<size_t>(r) * w.row_bytes;
+    if (r < w.packed_rows) {  // gather the row's units from its tile
+      for (size_t u = 0; u < w.row_bytes / w.unit; ++u)
+        std::memcpy(row.data() + u * w.unit, w.data + unit_offset(r, static_cast<int64_t>(u), w.row_bytes, w.unit, w.packed_rows), w.unit);
+      wr = row.data();
+    }
+    for (int64_t t = 0; t < nt; ++t) y[t * n_out + r] = dot(wr, acts[t].blocks, n);
+  }
 }
 
 }  // namespace HWY_NAMESPACE
@@ -909,14 +933,16 @@ void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, in
   const QuantizedActivations acts = quantize_activations(activation_type(w.type()), x, n_tokens, n_in, threads);
   std::vector<ActRow> act_rows(static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) act_rows[static_cast<size_t>(t)] = acts.kernel_row(t);
-  const size_t wb = row_bytes(w.type(), n_in);
-  // Fixed chunks of rows, each computed by one thread: the bits do not depend on the thread count.
-  constexpr int64_t kChunk = 16;
+  const WeightView view{w.data, row_bytes(w.type(), n_in), pack_unit_bytes(w.type()),
+                        packed_rows(w)};
+  // Fixed chunks of rows (whole packed tiles), each computed by one thread: the bits do not depend on the thread
+  // count. Each thread takes one contiguous range of chunks, so it reads one stream.
+  constexpr int64_t kChunk = 2 * kPackRows;
   const int64_t n_chunks = (n_out + kChunk - 1) / kChunk;
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t c = 0; c < n_chunks; ++c)
-    rows(w.type(), w.data, wb, act_rows.data(), n_in, n_tokens, c * kChunk, std::min(n_out, (c + 1) * kChunk), n_out, y);
+    rows(w.type(), view, act_rows.data(), n_in, n_tokens, c * kChunk, std::min(n_out, (c + 1) * kChunk), n_out, y);
 }
 
 }  // namespace lowbit

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "core/float_formats.h"
 #include "quant/k_quants.h"
@@ -103,6 +104,33 @@ inline void unpack_scale_min_k4(int j, const uint8_t* scales, uint8_t* scale, ui
     *scale = static_cast<uint8_t>((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4));
     *min = static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
   }
+}
+
+// All eight scales then all eight mins of a Q4_K/Q5_K super-block at once (bytes 0-7, 8-15 of `out`), with
+// 32-bit word operations on the 12 packed bytes instead of unpack_scale_min_k4's byte by byte.
+inline void unpack_scales_mins_k4(const uint8_t* packed, uint8_t* out) {
+  uint32_t w[3];
+  std::memcpy(w, packed, 12);
+  constexpr uint32_t kLow6 = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
+  const uint32_t words[4] = {
+      w[0] & kLow6,                                       // scales 0-3
+      (w[2] & kLow4) | (((w[0] >> 6) & kLow2) << 4),      // scales 4-7: low nibbles + top bits of bytes 0-3
+      w[1] & kLow6,                                       // mins 0-3
+      ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kLow2) << 4)  // mins 4-7
+  };
+  std::memcpy(out, words, 16);
+}
+
+// The sixteen Q3_K scale codes (6 bits, the scale plus 32) as bytes: low nibbles from bytes 0-7, top two bits from
+// bytes 8-11 (code j: byte 8 + j % 4, bits 2 (j / 4)), word by word.
+inline void unpack_scale_codes_q3_k(const uint8_t* packed, uint8_t* out) {
+  uint32_t w[3];
+  std::memcpy(w, packed, 12);
+  constexpr uint32_t kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
+  const uint32_t words[4] = {(w[0] & kLow4) | ((w[2] & kLow2) << 4), (w[1] & kLow4) | (((w[2] >> 2) & kLow2) << 4),
+                             ((w[0] >> 4) & kLow4) | (((w[2] >> 4) & kLow2) << 4),
+                             ((w[1] >> 4) & kLow4) | (((w[2] >> 6) & kLow2) << 4)};
+  std::memcpy(out, words, 16);
 }
 
 // Re-rounds `len` values against a final sub-block scale d and offset dm: level = round((x + dm)/d) in

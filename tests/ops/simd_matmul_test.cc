@@ -5,9 +5,12 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "ops/dot_reference.h"
+#include "ops/packed_weight.h"
+#include "util/error.h"
 
 namespace lowbit {
 namespace {
@@ -147,18 +150,45 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
       const auto x = activations(sh.n_in, sh.n_tokens);
       std::vector<float> ref(static_cast<size_t>(sh.n_out * sh.n_tokens));
       matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
+      const Tensor packed = pack_for_matmul(t);
+      EXPECT_EQ(packed.interleaved_rows != 0, sh.n_out >= kPackRows && sh.n_in % 8 == 0) << dtype_name(type);
       for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
         hwy::SetSupportedTargetsForTest(target);
-        for (int threads : {1, 2}) {
-          const auto got = run(t, x, sh.n_tokens, threads);
+        for (int threads : {1, 2})
+          for (const Tensor* w : {&t, &packed}) {
+          const auto got = run(*w, x, sh.n_tokens, threads);
           for (size_t i = 0; i < got.size(); ++i)
             ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
-                << dtype_name(type) << " " << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
+                << dtype_name(type) << (w == &packed ? " packed " : " ") << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
                 << hwy::TargetName(target) << " threads " << threads << ", output " << i << ": " << got[i] << " vs " << ref[i];
         }
       }
       hwy::SetSupportedTargetsForTest(0);
     }
+  }
+}
+
+// The interleaved layout keeps every row: copy_row and dequantize_row give the row-major bytes back, and a packed
+// tensor refuses to be written out as if it were a file's bytes.
+TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
+  for (DType type : {DType::Q4_0, DType::Q6_K, DType::F16}) {
+    const int64_t n_in = 512, n_out = 21;  // two full tiles and five row-major rows
+    const Tensor t = quantized_weight(type, n_in, n_out, weights(n_in, n_out));
+    const Tensor p = pack_for_matmul(t);
+    ASSERT_EQ(p.interleaved_rows, kPackRows);
+    EXPECT_NE(0, std::memcmp(p.data, t.data, t.info.n_bytes())) << dtype_name(type);
+    const size_t rb = row_bytes(type, n_in);
+    std::vector<uint8_t> row(rb);
+    std::vector<float> a(static_cast<size_t>(n_in)), b(a.size());
+    for (int64_t r = 0; r < n_out; ++r) {
+      copy_row(p, r, row.data());
+      EXPECT_EQ(0, std::memcmp(row.data(), t.data + r * rb, rb)) << dtype_name(type) << " row " << r;
+      dequantize_row(t, r, a.data());
+      dequantize_row(p, r, b.data());
+      EXPECT_EQ(a, b);
+    }
+    EXPECT_THROW(p.bytes(), Error);
+    EXPECT_EQ(pack_for_matmul(p).data, p.data);  // already packed: left as it is
   }
 }
 
