@@ -705,6 +705,8 @@ void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* 
     I sumi[P][T];
     for (auto& row : sumi)
       for (I& s : row) s = V::Zero();
+    // Unrolled, so each group's shifts and shuffles are constants.
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
       I q[P], scale[P];
       for (int p = 0; p < P; ++p) {

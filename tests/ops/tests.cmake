@@ -1,0 +1,7 @@
+# The AVX-512 VNNI kernels must not contain VEX-encoded VNNI (AVX-VNNI): Zen 4 and Ice Lake have AVX512-VNNI only
+# and would stop on such an instruction (see src/ops/simd_matmul.cc). objdump comes with binutils.
+find_program(LOWBIT_OBJDUMP objdump)
+if(LOWBIT_OBJDUMP)
+  add_test(NAME ops.no_vex_vnni
+           COMMAND sh -c "! ${LOWBIT_OBJDUMP} -d --no-show-raw-insn $<TARGET_FILE:lowbit> | grep -E '\\{vex\\} *vpdp'")
+endif()
