@@ -110,9 +110,12 @@ double LlamaModel::weight_bytes_per_token() const {
   return b;
 }
 
-void LlamaModel::mm(const Tensor& w, const float* x, int64_t n_tokens, float* y) {
-  if (observer_) observer_(w, x, n_tokens);
-  matmul(w, x, n_tokens, y, threads_, round_);
+void LlamaModel::mm(const Tensor& w, const float* x, int64_t n_tokens, float* y) { mm({{&w, y}}, x, n_tokens); }
+
+void LlamaModel::mm(std::initializer_list<MatmulTarget> targets, const float* x, int64_t n_tokens) {
+  if (observer_)
+    for (const MatmulTarget& t : targets) observer_(*t.w, x, n_tokens);
+  matmul_shared_input(std::span<const MatmulTarget>(targets.begin(), targets.size()), x, n_tokens, threads_, round_);
 }
 
 void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out) {
@@ -145,9 +148,7 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
   const Layer& l = layers_[static_cast<size_t>(il)];
   // attention block
   for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-  mm(l.wq, xb.data(), n, q.data());
-  mm(l.wk, xb.data(), n, k.data());
-  mm(l.wv, xb.data(), n, v.data());
+  mm({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, xb.data(), n);
   for (int64_t t = 0; t < n; ++t) {
     float* qt = q.data() + t * q_dim;
     float* kt = k.data() + t * kv_dim;
@@ -179,8 +180,7 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
   for (size_t i = 0; i < nx; ++i) x[i] += proj[i];
   // feed-forward block (SwiGLU)
   for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
-  mm(l.w_gate, xb.data(), n, gate.data());
-  mm(l.w_up, xb.data(), n, up.data());
+  mm({{&l.w_gate, gate.data()}, {&l.w_up, up.data()}}, xb.data(), n);
   swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
   mm(l.w_down, gate.data(), n, proj.data());
   for (size_t i = 0; i < nx; ++i) x[i] += proj[i];

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
 #include "io/model_source.h"
 #include "model/language_model.h"
+#include "ops/matmul.h"
 #include "ops/rope.h"  // llama3_rope_factors, once declared here
 
 namespace lowbit {
@@ -55,6 +57,8 @@ class LlamaModel : public LanguageModel {
   struct Layer;
   void load_layer(int64_t layer);
   void mm(const Tensor& w, const float* x, int64_t n_tokens, float* y);
+  // Weights sharing one input, in one pass (ops/matmul.h).
+  void mm(std::initializer_list<MatmulTarget> targets, const float* x, int64_t n_tokens);
   void attention(const Layer& l, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out);
   std::shared_ptr<const ModelSource> source_;
   ModelConfig config_;

@@ -132,6 +132,17 @@ void matmul_exact(const Tensor& w, const float* x, int64_t n_tokens, float* y, i
   }
 }
 
+void matmul_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads,
+                         bool round_activations) {
+  bool all_simd = round_activations;
+  for (const MatmulTarget& t : targets) {
+    const auto id = static_cast<uint32_t>(t.w->type());
+    all_simd &= id < kernels().size() && kernels()[id] == matmul_simd;
+  }
+  if (all_simd) return matmul_simd_shared_input(targets, x, n_tokens, std::max(1, threads));
+  for (const MatmulTarget& t : targets) matmul(*t.w, x, n_tokens, t.y, threads, round_activations);
+}
+
 void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads, bool round_activations) {
   if (!round_activations) return matmul_exact(w, x, n_tokens, y, std::max(1, threads));
   const auto id = static_cast<uint32_t>(w.type());

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 
@@ -20,6 +21,17 @@ void register_matmul_kernel(DType type, MatmulKernel kernel);
 // round_activations: as llama.cpp does (see activation_type; registered kernels are used only then); false:
 // the exact product of the stored weights with the float activations.
 void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads, bool round_activations = true);
+
+// Several weights times the same activations (Q, K and V; gate and up): with the SIMD kernels the activations are
+// quantized once and the rows of all the weights go through one parallel pass, so the threads meet once rather
+// than once per weight (each meeting costs a scheduler slice when a thread is descheduled). Same results as one
+// matmul() per weight.
+struct MatmulTarget {
+  const Tensor* w;
+  float* y;  // n_tokens rows of w's ne[1] floats
+};
+void matmul_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads,
+                         bool round_activations = true);
 
 // The generic dequantize-then-dot path (also the reference fused kernels are tested against).
 void matmul_generic(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);

@@ -930,21 +930,50 @@ HWY_EXPORT(MatmulRows);
 
 bool simd_matmul_supports(DType type) { return reference_row_dot(type) != nullptr; }
 
-void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
-  const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
-  const QuantizedActivations acts = quantize_activations(activation_type(w.type()), x, n_tokens, n_in, threads);
-  std::vector<ActRow> act_rows(static_cast<size_t>(n_tokens));
-  for (int64_t t = 0; t < n_tokens; ++t) act_rows[static_cast<size_t>(t)] = acts.kernel_row(t);
-  const WeightView view{w.data, row_bytes(w.type(), n_in), pack_unit_bytes(w.type()),
-                        packed_rows(w)};
-  // Fixed chunks of rows (whole packed tiles), each computed by one thread: the bits do not depend on the thread
-  // count. Each thread takes one contiguous range of chunks, so it reads one stream.
+void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads) {
+  // The activations, once per activation type among the weights.
+  std::vector<std::pair<DType, QuantizedActivations>> acts;
+  std::vector<std::vector<ActRow>> act_rows;
+  struct Work {
+    DType type;
+    WeightView view;
+    int64_t n_in, n_out;
+    size_t act;  // index into act_rows
+    float* y;
+  };
+  std::vector<Work> work;
+  for (const MatmulTarget& t : targets) {
+    const Tensor& w = *t.w;
+    const DType at = activation_type(w.type());
+    const int64_t n_in = w.ne()[0];
+    size_t i = 0;
+    while (i < acts.size() && !(acts[i].first == at && acts[i].second.row_bytes() == row_bytes(at, n_in))) ++i;
+    if (i == acts.size()) {
+      acts.emplace_back(at, quantize_activations(at, x, n_tokens, n_in, threads));
+      act_rows.emplace_back(static_cast<size_t>(n_tokens));
+      for (int64_t k = 0; k < n_tokens; ++k) act_rows.back()[static_cast<size_t>(k)] = acts.back().second.kernel_row(k);
+    }
+    work.push_back({w.type(), {w.data, row_bytes(w.type(), n_in), pack_unit_bytes(w.type()), packed_rows(w)}, n_in,
+                    w.info.n_rows(), i, t.y});
+  }
+  // Fixed chunks of rows (whole packed tiles) over all the weights, each computed by one thread: the bits do not
+  // depend on the thread count. Each thread takes one contiguous range of chunks, so it reads one stream.
   constexpr int64_t kChunk = 2 * kPackRows;
-  const int64_t n_chunks = (n_out + kChunk - 1) / kChunk;
+  std::vector<std::pair<size_t, int64_t>> chunks;  // (weight, first row)
+  for (size_t i = 0; i < work.size(); ++i)
+    for (int64_t r = 0; r < work[i].n_out; r += kChunk) chunks.emplace_back(i, r);
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t c = 0; c < n_chunks; ++c)
-    rows(w.type(), view, act_rows.data(), n_in, n_tokens, c * kChunk, std::min(n_out, (c + 1) * kChunk), n_out, y);
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const Work& wk = work[chunks[c].first];
+    const int64_t r0 = chunks[c].second;
+    rows(wk.type, wk.view, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
+  }
+}
+
+void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {
+  const MatmulTarget one{&w, y};
+  matmul_simd_shared_input(std::span<const MatmulTarget>(&one, 1), x, n_tokens, threads);
 }
 
 }  // namespace lowbit

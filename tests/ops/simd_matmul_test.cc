@@ -168,6 +168,24 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
   }
 }
 
+// Weights sharing one input in one pass give each weight's own matmul bits (mixed types, activation types and
+// row counts; packed and row-major).
+TEST(SimdMatmul, SharedInputPassEqualsSeparateMatmuls) {
+  const int64_t n_in = 512, n_tokens = 3;
+  const auto x = activations(n_in, n_tokens);
+  const Tensor a = pack_for_matmul(quantized_weight(DType::Q4_K, n_in, 40, weights(n_in, 40)));
+  const Tensor b = quantized_weight(DType::Q6_K, n_in, 19, weights(n_in, 19));
+  const Tensor c = pack_for_matmul(quantized_weight(DType::Q8_0, n_in, 24, weights(n_in, 24)));
+  for (int threads : {1, 2}) {
+    std::vector<float> ya(40 * n_tokens), yb(19 * n_tokens), yc(24 * n_tokens);
+    const MatmulTarget targets[] = {{&a, ya.data()}, {&b, yb.data()}, {&c, yc.data()}};
+    matmul_shared_input(targets, x.data(), n_tokens, threads);
+    EXPECT_EQ(ya, run(a, x, n_tokens, 1));
+    EXPECT_EQ(yb, run(b, x, n_tokens, 1));
+    EXPECT_EQ(yc, run(c, x, n_tokens, 1));
+  }
+}
+
 // The interleaved layout keeps every row: copy_row and dequantize_row give the row-major bytes back, and a packed
 // tensor refuses to be written out as if it were a file's bytes.
 TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
