@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "algo/int_quant.h"
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
@@ -16,7 +17,17 @@
 namespace lowbit {
 namespace {
 
+// GPTQ/AWQ-style 4-bit groups of 128 (engine type I4G), from a random layer.
+Tensor random_int4_weight(int64_t n_in, int64_t n_out, int seed) {
+  IntQuantConfig cfg;
+  QuantizedLinear ql = QuantizedLinear::allocate(n_out, n_in, cfg);
+  for (size_t i = 0; i < ql.q.size(); ++i) ql.q[i] = static_cast<uint8_t>((i * 7 + static_cast<size_t>(seed)) % 16);
+  for (size_t i = 0; i < ql.scales.size(); ++i) ql.scales[i] = 0.0078125f, ql.zeros[i] = static_cast<float>(i % 16);
+  return *engine_tensor(ql, "w");
+}
+
 Tensor random_weight(DType type, int64_t n_in, int64_t n_out, int seed) {
+  if (type == DType::I4G) return random_int4_weight(n_in, n_out, seed);
   std::vector<float> w(static_cast<size_t>(n_in * n_out));
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.7f * static_cast<float>(i) + static_cast<float>(seed));
   TensorInfo info;
@@ -77,6 +88,7 @@ LOWBIT_MATMUL_BENCH(IQ4_NL, IQ4_NL)
 LOWBIT_MATMUL_BENCH(IQ4_XS, IQ4_XS)
 LOWBIT_MATMUL_BENCH(F16, F16)
 LOWBIT_MATMUL_BENCH(BF16, BF16)
+LOWBIT_MATMUL_BENCH(I4G_GPTQ, I4G)
 
 }  // namespace
 }  // namespace lowbit

@@ -1,11 +1,15 @@
 #include "algo/int_quant.h"
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
-#include <Eigen/Core>
-
+#include "core/float_formats.h"
+#include "quant/int_groups.h"
+#include "quant/legacy_quants.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -120,6 +124,77 @@ std::vector<float> linear_forward(const float* X, int64_t n_tokens, const float*
     y.noalias() = x * w.transpose();
   }
   return Y;
+}
+
+namespace {
+
+// Input columns sorted by group (stable), or empty when they already are in order with whole-block groups.
+std::vector<int32_t> group_order(const QuantizedLinear& ql) {
+  std::vector<int32_t> order(static_cast<size_t>(ql.n_in));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return ql.g_idx[a] < ql.g_idx[b]; });
+  for (size_t i = 0; i < order.size(); ++i)
+    if (order[i] != static_cast<int32_t>(i)) return order;
+  return {};
+}
+
+}  // namespace
+
+std::optional<Tensor> engine_tensor(const QuantizedLinear& ql, const std::string& name) {
+  ql.validate(name.c_str());
+  if (ql.n_in % 32 != 0 || ql.n_out <= 0) return std::nullopt;
+  const std::vector<int32_t> order = group_order(ql);
+  auto column = [&](int64_t k) { return order.empty() ? k : order[static_cast<size_t>(k)]; };
+  // Every block of 32 (sorted) columns must lie in one group.
+  for (int64_t k = 0; k < ql.n_in; k += 32)
+    if (ql.g_idx[column(k)] != ql.g_idx[column(k + 31)]) return std::nullopt;
+  const int64_t n_groups = ql.n_groups();
+  auto scale16 = [&](int64_t g, int64_t o) { return f32_to_f16(ql.scales[static_cast<size_t>(g * ql.n_out + o)]); };
+  auto zero = [&](int64_t g, int64_t o) { return static_cast<int>(ql.zeros[static_cast<size_t>(g * ql.n_out + o)]); };
+  // The checkpoint's scales are fp16 already; anything else would not survive the block format.
+  for (int64_t g = 0; g < n_groups; ++g)
+    for (int64_t o = 0; o < ql.n_out; ++o)
+      if (f16_to_f32(scale16(g, o)) != ql.scales[static_cast<size_t>(g * ql.n_out + o)]) return std::nullopt;
+
+  TensorInfo info;
+  info.name = name;
+  info.n_dims = 2;
+  info.ne = {ql.n_in, ql.n_out, 1, 1};
+  Tensor t;
+  if (ql.bits <= 4) {
+    info.type = DType::I4G;
+    std::vector<uint8_t> bytes(info.n_bytes());
+    auto* blocks = reinterpret_cast<BlockI4G*>(bytes.data());
+    for (int64_t o = 0; o < ql.n_out; ++o)
+      for (int64_t k = 0; k < ql.n_in; k += 32) {
+        BlockI4G& b = blocks[(o * ql.n_in + k) / 32];
+        const int64_t g = ql.g_idx[column(k)];
+        b.d = scale16(g, o);
+        b.z = static_cast<uint8_t>(zero(g, o));
+        uint8_t levels[32];
+        for (int j = 0; j < 32; ++j) levels[j] = ql.q[static_cast<size_t>(o * ql.n_in + column(k + j))];
+        legacy::pack_nibbles(levels, b.qs);
+      }
+    t = make_owned_tensor(info, std::move(bytes));
+  } else if (ql.bits == 8) {
+    for (int64_t g = 0; g < n_groups; ++g)
+      for (int64_t o = 0; o < ql.n_out; ++o)
+        if (zero(g, o) != 128) return std::nullopt;
+    info.type = DType::Q8_0;
+    std::vector<uint8_t> bytes(info.n_bytes());
+    auto* blocks = reinterpret_cast<BlockQ8_0*>(bytes.data());
+    for (int64_t o = 0; o < ql.n_out; ++o)
+      for (int64_t k = 0; k < ql.n_in; k += 32) {
+        BlockQ8_0& b = blocks[(o * ql.n_in + k) / 32];
+        b.d = scale16(ql.g_idx[column(k)], o);
+        for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<int8_t>(ql.q[static_cast<size_t>(o * ql.n_in + column(k + j))] - 128);
+      }
+    t = make_owned_tensor(info, std::move(bytes));
+  } else {
+    return std::nullopt;
+  }
+  if (!order.empty()) t.input_order = std::make_shared<const std::vector<int32_t>>(order);
+  return t;
 }
 
 }  // namespace lowbit

@@ -8,7 +8,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
+
+#include "core/tensor.h"
 
 namespace lowbit {
 
@@ -55,6 +59,12 @@ struct ScaleZero {
   float scale = 1.f, zero = 0.f;
 };
 ScaleZero find_scale_zero(const float* x, int64_t n, int bits, bool sym, bool mse);
+
+// The engine tensor for a layer (rows = output channels): 2-4 bits as I4G blocks (quant/int_groups.h), 8 bits with
+// every zero 128 as Q8_0, which holds them exactly; with act-order the columns sorted by group and the order in
+// Tensor::input_order. nullopt when the groups are not whole 32-value blocks, the scales are not fp16 values, or
+// the layer is 8-bit asymmetric (the caller keeps the dequantized F16 weight then).
+std::optional<Tensor> engine_tensor(const QuantizedLinear& ql, const std::string& name);
 
 // Y[t][o] = sum_i X[t][i] * W[o][i] (a Linear without bias), in float. Deterministic whatever the thread count:
 // work is split in fixed chunks of tokens and each chunk's product runs single-threaded.

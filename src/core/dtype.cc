@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/float_formats.h"
+#include "quant/int_groups.h"
 #include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
 #include "util/error.h"
@@ -66,6 +67,8 @@ const TypeTraits kTypes[] = {
     {DType::Q8_K, "q8_K", 256, 292, kQ, false, dequantize_q8_K, quantize_q8_K, false},
     {DType::IQ4_NL, "iq4_nl", 32, 18, kQ, false, dequantize_iq4_nl, quantize_iq4_nl, false, set_levels_iq4_nl, 16},
     {DType::IQ4_XS, "iq4_xs", 256, 136, kQ, false, dequantize_iq4_xs, quantize_iq4_xs, false, set_levels_iq4_xs, 16},
+    // Engine only: made from GPTQ/AWQ checkpoints (quant/int_groups.h), never quantized to or written.
+    {DType::I4G, "i4g", 32, 19, kQ, false, dequantize_i4g, nullptr, false},
 };
 
 bool iequals(std::string_view a, std::string_view b) {

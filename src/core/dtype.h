@@ -41,6 +41,8 @@ enum class DType : uint32_t {
   BOOL = 1001,
   F8_E4M3 = 1002,
   F8_E5M2 = 1003,
+  // Engine-only block type: GPTQ/AWQ integer groups in 32-value blocks (quant/int_groups.h). No file holds it.
+  I4G = 1004,
 };
 
 // Quantizes `nrows` rows of `n_per_row` floats into consecutive rows of blocks. `importance` is null or holds

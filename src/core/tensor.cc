@@ -17,7 +17,7 @@ std::string TensorInfo::shape_string() const {
 }
 
 std::span<const uint8_t> Tensor::bytes() const {
-  check(interleaved_rows == 0, info.name, "holds the engine's interleaved matmul layout, not a file's bytes");
+  check(interleaved_rows == 0 && !input_order, info.name, "holds the engine's matmul layout, not a file's bytes");
   return {data, info.n_bytes()};
 }
 

@@ -37,8 +37,11 @@ struct Tensor {
   // 0: rows one after another, as every file stores them. Otherwise the engine's own layout for its matmul
   // kernels (ops/packed_weight.h): tiles of this many rows with their blocks interleaved. Never written out.
   int interleaved_rows = 0;
+  // Engine only as well: when set, the columns are stored in this order (input_order[k] = original column of
+  // stored column k), and a matmul gathers its activations into it (GPTQ act-order, quant/int_groups.h).
+  std::shared_ptr<const std::vector<int32_t>> input_order;
 
-  // The bytes as stored in a file (throws Error for an engine-packed tensor, which no file format holds).
+  // The bytes as stored in a file (throws Error for an engine-packed or reordered tensor, which no file holds).
   std::span<const uint8_t> bytes() const;
   const std::string& name() const { return info.name; }
   DType type() const { return info.type; }

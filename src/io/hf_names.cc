@@ -166,7 +166,9 @@ Tensor permute_rope_rows(const Tensor& t, int64_t n_head, bool to_gguf) {
         const int64_t src = to_gguf ? hf_row : gguf_row, dst = to_gguf ? gguf_row : hf_row;
         std::memcpy(out.data() + dst * rb, t.data + src * rb, rb);
       }
-  return make_owned_tensor(t.info, std::move(out));
+  Tensor permuted = make_owned_tensor(t.info, std::move(out));
+  permuted.input_order = t.input_order;  // columns are untouched
+  return permuted;
 }
 
 }  // namespace lowbit

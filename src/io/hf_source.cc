@@ -60,19 +60,40 @@ class HfSource : public ModelSource {
                          layout)}};
   }
 
-  Tensor tensor(const std::string& name) const override {
+  Tensor tensor(const std::string& name) const override { return read(name, /*engine=*/false); }
+  Tensor matmul_tensor(const std::string& name) const override { return read(name, /*engine=*/true); }
+
+ private:
+  // Renames every stored tensor, checks it against the tensors the config implies, and orders them by layer.
+  // engine: a GPTQ/AWQ linear in its integer groups where the engine has a kernel for them.
+  Tensor read(const std::string& name, bool engine) const {
     const auto it = hf_name_.find(name);
     check(it != hf_name_.end(), path_, "no tensor named '{}'", name);
-    Tensor t = gptq_.count(name) ? dequantize_gptq(it->second, tensor_info(name)) : set_->tensor(it->second);
-    t.info = tensor_info(name);
+    const TensorInfo& info = tensor_info(name);
+    Tensor t;
+    if (gptq_.count(name)) {
+      const QuantizedLinear ql = unpack_linear(it->second, info);
+      std::optional<Tensor> native = engine ? engine_tensor(ql, name) : std::nullopt;
+      t = native ? std::move(*native) : dequantized(ql, info);
+    } else {
+      t = set_->tensor(it->second);
+      t.info = info;
+    }
     const int64_t heads = rope_permute_heads(config_, name);
     return heads > 0 ? permute_rope_rows(t, heads, /*to_gguf=*/true) : t;
   }
 
- private:
-  // Renames every stored tensor, checks it against the tensors the config implies, and orders them by layer.
-  // A GPTQ linear (prefix.qweight/.qzeros/.scales/.g_idx) read back as the dense F16 weight it stands for.
-  Tensor dequantize_gptq(const std::string& prefix, const TensorInfo& info) const {
+  static Tensor dequantized(const QuantizedLinear& ql, const TensorInfo& info) {
+    const std::vector<float> w = ql.dequantize();
+    TensorInfo out = info;
+    out.type = DType::F16;
+    std::vector<uint8_t> bytes(out.n_bytes());
+    quantize_rows(DType::F16, w.data(), bytes.data(), out.n_rows(), out.ne[0]);
+    return make_owned_tensor(out, std::move(bytes));
+  }
+
+  // A GPTQ/AWQ linear (prefix.qweight/.qzeros/.scales/.g_idx), unpacked and checked.
+  QuantizedLinear unpack_linear(const std::string& prefix, const TensorInfo& info) const {
     GptqPacked p;
     p.bits = quant_->bits;
     p.group_size = quant_->group_size;
@@ -106,12 +127,7 @@ class HfSource : public ModelSource {
     } else {
       ql = unpack_gptq(p, quant_->checkpoint_format == "gptq_v2" ? GptqCheckpointFormat::kV2 : GptqCheckpointFormat::kV1);
     }
-    const std::vector<float> w = ql.dequantize();
-    TensorInfo out = info;
-    out.type = DType::F16;
-    std::vector<uint8_t> bytes(out.n_bytes());
-    quantize_rows(DType::F16, w.data(), bytes.data(), out.n_rows(), out.ne[0]);
-    return make_owned_tensor(out, std::move(bytes));
+    return ql;
   }
 
   void map_tensors() {

@@ -26,6 +26,9 @@ class ModelSource {
   virtual const std::vector<TensorInfo>& tensor_infos() const = 0;
   // The tensor's bytes in its stored type. Throws Error naming the file if `name` is not there.
   virtual Tensor tensor(const std::string& name) const = 0;
+  // A weight as the engine should multiply it: tensor() by default; GPTQ/AWQ checkpoints give their integer
+  // groups (engine-only I4G blocks, algo/int_quant.h) where tensor() gives the dequantized F16.
+  virtual Tensor matmul_tensor(const std::string& name) const { return tensor(name); }
   // Format-specific metadata as printable key/value pairs (GGUF key/values with long arrays summarised,
   // safetensors __metadata__), for `lowbit inspect`. Empty by default.
   virtual std::vector<std::pair<std::string, std::string>> metadata_strings() const { return {}; }

@@ -55,7 +55,7 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
   token_embd_ = src.tensor("token_embd.weight");
   // Matmul weights in the kernels' interleaved layout (ops/packed_weight.h); a tied head gets its own copy, the
   // embedding rows are still looked up in the source.
-  output_ = pack_for_matmul(config_.tied_embeddings ? token_embd_ : src.tensor("output.weight"));
+  output_ = pack_for_matmul(config_.tied_embeddings ? token_embd_ : src.matmul_tensor("output.weight"));
   output_norm_ = load_vector(src, "output_norm.weight");
 
   const int64_t hd = config_.n_embd_head();
@@ -82,13 +82,13 @@ void LlamaModel::load_layer(int64_t i) {
   const std::string p = "blk." + std::to_string(i) + ".";
   l.attn_norm = load_vector(src, p + "attn_norm.weight");
   l.ffn_norm = load_vector(src, p + "ffn_norm.weight");
-  l.wq = pack_for_matmul(src.tensor(p + "attn_q.weight"));
-  l.wk = pack_for_matmul(src.tensor(p + "attn_k.weight"));
-  l.wv = pack_for_matmul(src.tensor(p + "attn_v.weight"));
-  l.wo = pack_for_matmul(src.tensor(p + "attn_output.weight"));
-  l.w_gate = pack_for_matmul(src.tensor(p + "ffn_gate.weight"));
-  l.w_up = pack_for_matmul(src.tensor(p + "ffn_up.weight"));
-  l.w_down = pack_for_matmul(src.tensor(p + "ffn_down.weight"));
+  l.wq = pack_for_matmul(src.matmul_tensor(p + "attn_q.weight"));
+  l.wk = pack_for_matmul(src.matmul_tensor(p + "attn_k.weight"));
+  l.wv = pack_for_matmul(src.matmul_tensor(p + "attn_v.weight"));
+  l.wo = pack_for_matmul(src.matmul_tensor(p + "attn_output.weight"));
+  l.w_gate = pack_for_matmul(src.matmul_tensor(p + "ffn_gate.weight"));
+  l.w_up = pack_for_matmul(src.matmul_tensor(p + "ffn_up.weight"));
+  l.w_down = pack_for_matmul(src.matmul_tensor(p + "ffn_down.weight"));
   if (config_.attn_qkv_bias) {
     l.bq = load_vector(src, p + "attn_q.bias");
     l.bk = load_vector(src, p + "attn_k.bias");

@@ -9,6 +9,7 @@
 #include "ops/activation_quant.h"
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
+#include "quant/int_groups.h"
 #include "quant/k_quant_common.h"
 #include "quant/legacy_quants.h"
 
@@ -46,11 +47,17 @@ inline float h(uint16_t v) { return f16_to_f32(v); }
 
 // ---- 32-value blocks ----
 
-// Signed values of a legacy block: Q4_0 level - 8, Q5_0 level - 16, Q8_0 as stored, IQ4_NL table value.
+// Signed values of a legacy block: Q4_0 level - 8, Q5_0 level - 16, Q8_0 as stored, IQ4_NL table value; and of
+// GPTQ/AWQ integer groups, level - zero.
 template <typename Block>
 void signed_values(const Block& b, int8_t* q) {
   if constexpr (std::is_same_v<Block, BlockQ8_0>) {
     for (int j = 0; j < 32; ++j) q[j] = b.qs[j];
+  } else if constexpr (std::is_same_v<Block, BlockI4G>) {
+    for (int j = 0; j < 16; ++j) {
+      q[j] = static_cast<int8_t>((b.qs[j] & 0xF) - b.z);
+      q[j + 16] = static_cast<int8_t>((b.qs[j] >> 4) - b.z);
+    }
   } else {
     uint8_t levels[32];
     legacy::unpack_levels(b, levels);
@@ -62,7 +69,7 @@ void signed_values(const Block& b, int8_t* q) {
   }
 }
 
-// Q4_0, Q5_0, Q8_0 against Q8_0: one chain of blocks.
+// Q4_0, Q5_0, Q8_0, I4G against Q8_0: one chain of blocks.
 template <typename Block>
 float dot_symmetric(const void* w_row, const void* act_row, int64_t n) {
   const auto* w = static_cast<const Block*>(w_row);
@@ -286,6 +293,7 @@ RowDotFn reference_row_dot(DType type) {
     case DType::Q4_0: return dot_symmetric<BlockQ4_0>;
     case DType::Q5_0: return dot_symmetric<BlockQ5_0>;
     case DType::Q8_0: return dot_symmetric<BlockQ8_0>;
+    case DType::I4G: return dot_symmetric<BlockI4G>;
     case DType::IQ4_NL: return dot_iq4_nl;
     case DType::Q4_1: return dot_affine<BlockQ4_1>;
     case DType::Q5_1: return dot_affine<BlockQ5_1>;
@@ -305,6 +313,8 @@ void matmul_reference(const Tensor& w, const float* x, int64_t n_tokens, float* 
   const RowDotFn dot = reference_row_dot(w.type());
   if (!dot) return matmul_generic(w, x, n_tokens, y, threads);
   const int64_t n_in = w.ne()[0], n_out = w.info.n_rows();
+  std::vector<float> gathered;
+  if (w.input_order) x = (gathered = gather_input(w, x, n_tokens)).data();
   const QuantizedActivations acts = quantize_activations(activation_type(w.type()), x, n_tokens, n_in, threads);
 #pragma omp parallel num_threads(threads)
   {

@@ -22,16 +22,17 @@ namespace {
 // The default kernel of each weight type: the SIMD one where it exists, else none (the generic path).
 MatmulKernel default_kernel(DType type) { return simd_matmul_supports(type) ? matmul_simd : nullptr; }
 
-std::array<MatmulKernel, 64>& kernels() {
-  static std::array<MatmulKernel, 64> table = [] {
-    std::array<MatmulKernel, 64> t{};
-    for (const TypeTraits& tt : all_types()) {
-      const auto id = static_cast<size_t>(tt.type);
-      if (id < t.size()) t[id] = default_kernel(tt.type);
-    }
+// The kernel of each weight type, by its place in the type table.
+std::vector<MatmulKernel>& kernels() {
+  static std::vector<MatmulKernel> table = [] {
+    std::vector<MatmulKernel> t;
+    for (const TypeTraits& tt : all_types()) t.push_back(default_kernel(tt.type));
     return t;
   }();
   return table;
+}
+MatmulKernel& kernel_for(DType type) {
+  return kernels()[static_cast<size_t>(&type_traits(type) - all_types().data())];
 }
 
 // Four independent partial sums, combined in a fixed order: vectorisable and deterministic.
@@ -62,7 +63,7 @@ void round_through_q8_0(const float* x, float* out, int64_t n) {
 
 DType activation_type(DType w) {
   switch (w) {
-    case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::IQ4_NL: return DType::Q8_0;
+    case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::IQ4_NL: case DType::I4G: return DType::Q8_0;
     case DType::Q4_1: case DType::Q5_1: return DType::Q8_1;
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_XS:
       return DType::Q8_K;
@@ -73,19 +74,31 @@ DType activation_type(DType w) {
 }
 
 void register_matmul_kernel(DType type, MatmulKernel kernel) {
-  const auto id = static_cast<uint32_t>(type);
-  check(id < kernels().size(), "matmul", "cannot register a kernel for type {}", dtype_name(type));
-  kernels()[id] = kernel ? kernel : default_kernel(type);
+  kernel_for(type) = kernel ? kernel : default_kernel(type);
 }
 
 void dequantize_row(const Tensor& w, int64_t row, float* out) {
-  const size_t rb = row_bytes(w.type(), w.ne()[0]);
+  const int64_t n = w.ne()[0];
+  const size_t rb = row_bytes(w.type(), n);
+  const uint8_t* src = w.data + static_cast<size_t>(row) * rb;
+  std::vector<uint8_t> bytes;
   if (w.interleaved_rows) {
-    std::vector<uint8_t> bytes(rb);
+    bytes.resize(rb);
     copy_row(w, row, bytes.data());
-    return to_float(w.type(), bytes.data(), out, w.ne()[0], w.name());
+    src = bytes.data();
   }
-  to_float(w.type(), w.data + static_cast<size_t>(row) * rb, out, w.ne()[0], w.name());
+  if (!w.input_order) return to_float(w.type(), src, out, n, w.name());
+  std::vector<float> stored(static_cast<size_t>(n));  // stored column k is original column input_order[k]
+  to_float(w.type(), src, stored.data(), n, w.name());
+  for (int64_t k = 0; k < n; ++k) out[(*w.input_order)[static_cast<size_t>(k)]] = stored[static_cast<size_t>(k)];
+}
+
+std::vector<float> gather_input(const Tensor& w, const float* x, int64_t n_tokens) {
+  const int64_t n = w.ne()[0];
+  std::vector<float> out(static_cast<size_t>(n * n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t k = 0; k < n; ++k) out[static_cast<size_t>(t * n + k)] = x[t * n + (*w.input_order)[static_cast<size_t>(k)]];
+  return out;
 }
 
 void matmul_generic(const Tensor& w, const float* x_in, int64_t n_tokens, float* y, int threads) {
@@ -136,8 +149,7 @@ void matmul_shared_input(std::span<const MatmulTarget> targets, const float* x, 
                          bool round_activations) {
   bool all_simd = round_activations;
   for (const MatmulTarget& t : targets) {
-    const auto id = static_cast<uint32_t>(t.w->type());
-    all_simd &= id < kernels().size() && kernels()[id] == matmul_simd;
+    all_simd &= kernel_for(t.w->type()) == matmul_simd && !t.w->input_order;
   }
   if (all_simd) return matmul_simd_shared_input(targets, x, n_tokens, std::max(1, threads));
   for (const MatmulTarget& t : targets) matmul(*t.w, x, n_tokens, t.y, threads, round_activations);
@@ -145,8 +157,12 @@ void matmul_shared_input(std::span<const MatmulTarget> targets, const float* x, 
 
 void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads, bool round_activations) {
   if (!round_activations) return matmul_exact(w, x, n_tokens, y, std::max(1, threads));
-  const auto id = static_cast<uint32_t>(w.type());
-  const MatmulKernel k = id < kernels().size() ? kernels()[id] : nullptr;
+  std::vector<float> gathered;
+  if (w.input_order) {  // the kernels see the stored column order
+    gathered = gather_input(w, x, n_tokens);
+    x = gathered.data();
+  }
+  const MatmulKernel k = kernel_for(w.type());
   (k ? k : matmul_generic)(w, x, n_tokens, y, std::max(1, threads));
 }
 

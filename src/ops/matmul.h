@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -44,7 +45,9 @@ void matmul_exact(const Tensor& w, const float* x, int64_t n_tokens, float* y, i
 // activation-quantization error as llama.cpp's and figures such as KLD compare like for like.
 DType activation_type(DType w);
 
-// Dequantizes row `row` of a 2-D tensor into `out` (ne[0] floats).
+// Dequantizes row `row` of a 2-D tensor into `out` (ne[0] floats, in the original column order).
 void dequantize_row(const Tensor& w, int64_t row, float* out);
+// The activations in w's stored column order (w.input_order set): x[t][input_order[k]] for every k.
+std::vector<float> gather_input(const Tensor& w, const float* x, int64_t n_tokens);
 
 }  // namespace lowbit

@@ -50,6 +50,7 @@ Tensor pack_for_matmul(const Tensor& w) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
   Tensor t = make_owned_tensor(w.info, std::move(bytes));
   t.interleaved_rows = kPackRows;
+  t.input_order = w.input_order;
   return t;
 }
 

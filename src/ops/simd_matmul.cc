@@ -28,6 +28,7 @@
 #include "ops/dot_reference.h"
 #include "ops/packed_weight.h"
 #include "ops/simd_matmul.h"
+#include "quant/int_groups.h"
 #include "quant/k_quant_common.h"
 #include "quant/legacy_quants.h"
 
@@ -76,6 +77,8 @@ struct V {
     const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
   }
+  // The byte at p of each row, in every byte of the row's lanes.
+  static I RowsByte(const uint8_t* p, size_t) { return _mm256_set1_epi8(static_cast<char>(p[0])); }
   static I Act32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
   static I NegShl(I v, int offset) {
@@ -200,6 +203,9 @@ struct V {
     std::memcpy(&b0, p, 4);
     std::memcpy(&b1, p + stride, 4);
     return _mm512_movm_epi8(static_cast<__mmask64>(b0) | (static_cast<__mmask64>(b1) << 32));
+  }
+  static I RowsByte(const uint8_t* p, size_t stride) {
+    return _mm512_mask_set1_epi8(_mm512_set1_epi8(static_cast<char>(p[0])), 0xFFFFFFFF00000000ULL, static_cast<char>(p[stride]));
   }
   static I Act32(const int8_t* p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
@@ -378,6 +384,16 @@ struct IQ4NLDecode {
     return V::Lookup(V::Table16(reinterpret_cast<const int8_t*>(kIq4nlLevels)), Nibbles(g, b));
   }
   static I Values(const RowGroup& g, int64_t b) { return V::Lookup(V::Table16(kIq4nlValues), Nibbles(g, b)); }
+};
+// GPTQ/AWQ groups (quant/int_groups.h): level - zero, zero 0..16; unsigned as level + 16 - zero (0..31).
+struct I4GDecode {
+  using Block = BlockI4G;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 16;
+  static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Zero(const RowGroup& g, int64_t b) { return V::RowsByte(g.at<Block>(b, offsetof(Block, z)), g.stride); }
+  static I Levels(const RowGroup& g, int64_t b) { return V::Sub8(V::Or(Nibbles(g, b), V::Set8(16)), Zero(g, b)); }
+  static I Values(const RowGroup& g, int64_t b) { return V::Sub8(Nibbles(g, b), Zero(g, b)); }
 };
 struct Q4_1Decode {
   using Block = BlockQ4_1;
@@ -885,6 +901,7 @@ void MatmulRows(DType type, const WeightView& w, const ActRow* acts, int64_t n, 
     case DType::Q5_0: return Rows<Legacy<Q5_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
     case DType::Q8_0: return Rows<Legacy<Q8_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
     case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::I4G: return Rows<Legacy<I4GDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
     case DType::Q4_1: return Rows<Legacy<Q4_1Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
     case DType::Q5_1: return Rows<Legacy<Q5_1Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
     case DType::Q2_K: return Rows<Super<Q2KDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
