@@ -16,6 +16,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
 
 #include <cstddef>
@@ -338,22 +339,24 @@ struct RowGroup {
 };
 
 // ---- 32-value blocks: Q4_0, Q5_0, Q8_0, IQ4_NL (signed values against Q8_0), Q4_1, Q5_1 (levels against Q8_1) ----
-// Each decoder gives the block's values for kRows rows: Levels, unsigned, with Levels - kOffset the signed value
-// (kOffset 0 for the affine types); Values, the signed values themselves. With VNNI the unsigned levels go straight
-// into vpdpbusd, started from -kOffset times the activations' quad sums (QuantizedActivations::quad_sums) so the
-// lanes come out as the signed products; without it, the signed values take ggml's |q| and sign(a, q) path.
+// Each decoder gives the block's values for kRows rows: Levels, unsigned (up to kMaxLevel), with Levels - kOffset
+// the signed value (kOffset 0 for the affine types); Values, the signed values themselves. The unsigned levels
+// go straight into the u8 x s8 pair sums, started from -kOffset times the activations' quad sums
+// (QuantizedActivations::quad_sums) so the lanes come out as the signed products; that needs VNNI (non-
+// saturating) or levels small enough for maddubs' int16 pairs. Otherwise the signed values take ggml's |q| and
+// sign(a, q) path.
 
 struct Q4_0Decode {
   using Block = BlockQ4_0;
   using Act = BlockQ8_0;
-  static constexpr int kOffset = 8;
+  static constexpr int kOffset = 8, kMaxLevel = 15;
   static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
   static I Values(const RowGroup& g, int64_t b) { return V::Sub8(Levels(g, b), V::Set8(kOffset)); }
 };
 struct Q8_0Decode {
   using Block = BlockQ8_0;
   using Act = BlockQ8_0;
-  static constexpr int kOffset = 128;
+  static constexpr int kOffset = 128, kMaxLevel = 255;
   static I Values(const RowGroup& g, int64_t b) { return V::Rows32(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
   static I Levels(const RowGroup& g, int64_t b) { return V::Xor(Values(g, b), V::Set8(static_cast<int8_t>(0x80))); }
 };
@@ -361,7 +364,7 @@ struct Q8_0Decode {
 struct Q5_0Decode {
   using Block = BlockQ5_0;
   using Act = BlockQ8_0;
-  static constexpr int kOffset = 16;
+  static constexpr int kOffset = 16, kMaxLevel = 31;
   static I Levels(const RowGroup& g, int64_t b) {
     const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
     return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
@@ -378,7 +381,7 @@ static_assert(kIq4nlLevels[0] == kIq4nlValues[0] + 128 && kIq4nlLevels[15] == kI
 struct IQ4NLDecode {
   using Block = BlockIQ4NL;
   using Act = BlockQ8_0;
-  static constexpr int kOffset = 128;
+  static constexpr int kOffset = 128, kMaxLevel = 241;
   static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
   static I Levels(const RowGroup& g, int64_t b) {
     return V::Lookup(V::Table16(reinterpret_cast<const int8_t*>(kIq4nlLevels)), Nibbles(g, b));
@@ -389,7 +392,7 @@ struct IQ4NLDecode {
 struct I4GDecode {
   using Block = BlockI4G;
   using Act = BlockQ8_0;
-  static constexpr int kOffset = 16;
+  static constexpr int kOffset = 16, kMaxLevel = 31;
   static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
   static I Zero(const RowGroup& g, int64_t b) { return V::RowsByte(g.at<Block>(b, offsetof(Block, z)), g.stride); }
   static I Levels(const RowGroup& g, int64_t b) { return V::Sub8(V::Or(Nibbles(g, b), V::Set8(16)), Zero(g, b)); }
@@ -398,13 +401,13 @@ struct I4GDecode {
 struct Q4_1Decode {
   using Block = BlockQ4_1;
   using Act = BlockQ8_1;
-  static constexpr int kOffset = 0;
+  static constexpr int kOffset = 0, kMaxLevel = 15;
   static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
 };
 struct Q5_1Decode {
   using Block = BlockQ5_1;
   using Act = BlockQ8_1;
-  static constexpr int kOffset = 0;
+  static constexpr int kOffset = 0, kMaxLevel = 31;
   static I Levels(const RowGroup& g, int64_t b) {
     const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
     return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
@@ -417,33 +420,62 @@ constexpr bool kHasOffsets = std::is_same_v<typename D::Act, BlockQ8_1>;
 template <typename D>
 constexpr bool kTwoChains = std::is_same_v<D, IQ4NLDecode>;
 
+template <typename D>
+constexpr bool kUseLevels = D::kOffset == 0 || V::kVnni || D::kMaxLevel <= 127;
+
 // The exact integer lanes of one row group's block against one token's.
 template <typename D>
 HWY_INLINE I LegacyLanes(I levels_or_values, I act, I init) {
   if constexpr (D::kOffset == 0) return V::DotU8(V::Zero(), levels_or_values, act);
-  else if constexpr (V::kVnni) return V::DotU8(init, levels_or_values, act);
+  else if constexpr (kUseLevels<D>) return V::DotU8(init, levels_or_values, act);
   else return V::DotS8(V::Zero(), levels_or_values, act);
 }
 
-// One block b of every (row group, token) of the tile, into acc.
-template <typename D, int P, int T>
-HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t b, F (&acc)[P][T],
-                            float (&offsets)[P * kRows][T]) {
+// Block b of P row groups: the kernel's integer form (levels or values) and the rows' scales.
+template <typename D, int P>
+HWY_INLINE void DecodeLegacy(const RowGroup* groups, int64_t b, I (&q)[P], F (&dw)[P]) {
   using Block = typename D::Block;
-  using Act = typename D::Act;
-  constexpr bool kUseLevels = D::kOffset == 0 || V::kVnni;
-  I q[P];
-  F dw[P];
   for (int p = 0; p < P; ++p) {
-    if constexpr (kUseLevels) q[p] = D::Levels(groups[p], b);
+    if constexpr (kUseLevels<D>) q[p] = D::Levels(groups[p], b);
     else q[p] = D::Values(groups[p], b);
     dw[p] = V::RowsHalfF(groups[p].at<Block>(b, offsetof(Block, d)), groups[p].stride);
+  }
+}
+
+// A row tile's blocks decoded once for all its token tiles (prompt batches), read back instead of decoded again.
+// (Highway's aligned allocation: std::vector does not give these 64-byte vectors their alignment here.)
+template <int P>
+struct DecodedRows {
+  struct Entry {
+    I q[P];
+    F dw[P];
+  };
+  hwy::AlignedFreeUniquePtr<Entry[]> blocks;
+  size_t capacity = 0;
+  void reserve(size_t n) {
+    if (n > capacity) blocks = hwy::AllocateAligned<Entry>(capacity = n);
+  }
+};
+
+// One block b of every (row group, token) of the tile, into acc.
+template <typename D, int P, int T>
+HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t b, const DecodedRows<P>* decoded,
+                            F (&acc)[P][T], float (&offsets)[P * kRows][T]) {
+  using Block = typename D::Block;
+  using Act = typename D::Act;
+  I q[P];
+  F dw[P];
+  if (decoded) {
+    const auto& e = decoded->blocks[static_cast<size_t>(b)];
+    for (int p = 0; p < P; ++p) q[p] = e.q[p], dw[p] = e.dw[p];
+  } else {
+    DecodeLegacy<D, P>(groups, b, q, dw);
   }
   for (int t = 0; t < T; ++t) {
     const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[b];
     const I av = V::Act32(a.qs);
     I init = V::Zero();
-    if constexpr (D::kOffset != 0 && V::kVnni) init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
+    if constexpr (D::kOffset != 0 && kUseLevels<D>) init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
     const F da = V::SetF(Half(a.d));
     for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(V::Mul(dw[p], da), V::Cvt(LegacyLanes<D>(q[p], av, init)), acc[p][t]);
     if constexpr (kHasOffsets<D>) {
@@ -457,7 +489,8 @@ HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t 
 
 // P row groups x T tokens over n_blocks blocks: y[t * ldy + r] for row r of the tile, `rows` of them valid.
 template <typename D, int P, int T>
-void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows,
+                const DecodedRows<P>* decoded) {
   using Block = typename D::Block;
   using Act = typename D::Act;
   F even[P][T], odd[P][T];
@@ -467,11 +500,11 @@ void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, fl
   int64_t b = 0;
   if constexpr (kTwoChains<D>) {
     for (; b + 1 < n_blocks; b += 2) {
-      LegacyBlock<D, P, T>(groups, acts, b, even, offsets);
-      LegacyBlock<D, P, T>(groups, acts, b + 1, odd, offsets);
+      LegacyBlock<D, P, T>(groups, acts, b, decoded, even, offsets);
+      LegacyBlock<D, P, T>(groups, acts, b + 1, decoded, odd, offsets);
     }
   } else {
-    for (; b < n_blocks; ++b) LegacyBlock<D, P, T>(groups, acts, b, even, offsets);
+    for (; b < n_blocks; ++b) LegacyBlock<D, P, T>(groups, acts, b, decoded, even, offsets);
   }
   for (int p = 0; p < P; ++p)
     for (int t = 0; t < T; ++t) {
@@ -812,43 +845,87 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
     }
 }
 
-// Adapters: each tile family as a template of (P, T), for RunTiles; n is the row length in values.
+// Every token of one row tile, in tiles of up to kT tokens (Family::Run<P, T> does one).
+template <class Family, int kP, int kT, typename... Extra>
+HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_t n, int64_t n_tokens, float* y,
+                              size_t ldy, int rows, const Extra&... extra) {
+  for (int64_t t = 0; t < n_tokens; t += kT) {
+    const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t));
+    float* out = y + static_cast<size_t>(t) * ldy;
+    const ActRow* a = acts + t;
+    if constexpr (kT == 1) {
+      Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...);
+    } else {
+      switch (nt) {
+        case 1: Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...); break;
+        case 2: Family::template Run<kP, 2>(groups, a, n, out, ldy, rows, extra...); break;
+        case 3: if constexpr (kT >= 3) Family::template Run<kP, 3>(groups, a, n, out, ldy, rows, extra...); break;
+        default: if constexpr (kT >= 4) Family::template Run<kP, 4>(groups, a, n, out, ldy, rows, extra...); break;
+      }
+    }
+  }
+}
+
+// The tile families, each one row tile over every token; n is the row length in values.
 template <typename D>
 struct Legacy {
+  // AVX-512 keeps 4 x 4 (row pair, token) accumulators in its 32 registers; AVX2 2 x 4 in its 16.
+  static constexpr int kBatchGroups = kRows == 1 ? 2 : 4, kBatchTokens = 4;
   template <int P, int T>
-  struct Tile {
-    static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
-      LegacyTile<D, P, T>(g, a, n / 32, y, ldy, rows);
+  static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows,
+                  const DecodedRows<P>* decoded) {
+    LegacyTile<D, P, T>(g, a, n / 32, y, ldy, rows, decoded);
+  }
+  // With more than one token tile, the blocks are decoded once into `scratch` and read back for each.
+  template <int kP, int kT>
+  static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
+                      int rows, DecodedRows<kP>& scratch) {
+    const DecodedRows<kP>* decoded = nullptr;
+    if (n_tokens > kT) {
+      scratch.reserve(static_cast<size_t>(n / 32));
+      for (int64_t b = 0; b < n / 32; ++b) DecodeLegacy<D, kP>(g, b, scratch.blocks[static_cast<size_t>(b)].q, scratch.blocks[static_cast<size_t>(b)].dw);
+      decoded = &scratch;
     }
-  };
+    ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
+  }
 };
 template <typename D>
 struct Super {
+  // Each (row group, token) holds integer and float sums (and Q4_K's mins): fewer in flight.
+  static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
   template <int P, int T>
-  struct Tile {
-    static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
-      KTile<D, P, T>(g, a, n / 256, y, ldy, rows);
-    }
-  };
+  static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
+    KTile<D, P, T>(g, a, n / 256, y, ldy, rows);
+  }
+  template <int kP, int kT>
+  static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
+                      int rows, DecodedRows<kP>&) {
+    ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
+  }
 };
 template <bool kBf16>
 struct Halves {
+  static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
   template <int P, int T>
-  struct Tile {
-    static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
-      HalfTile<kBf16, P, T>(g, a, n, y, ldy, rows);
-    }
-  };
+  static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
+    HalfTile<kBf16, P, T>(g, a, n, y, ldy, rows);
+  }
+  template <int kP, int kT>
+  static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
+                      int rows, DecodedRows<kP>&) {
+    ForTokenTiles<Halves, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
+  }
 };
 
-// Rows [r0, r1) in tiles of kP groups (kP * kRows rows), each over every token in tiles of up to kT: a tile's
-// weight rows stay in L1 while the tokens pass. In a partial last tile the groups past the valid rows repeat the
+// Rows [r0, r1) in tiles of kP groups (kP * kRows rows), each over every token: a tile's weight rows stay in L1
+// (or are decoded once) while the tokens pass. In a partial last tile the groups past the valid rows repeat the
 // last valid row and are not stored.
-template <template <int, int> class Tile, int kP, int kT>
+template <class Family, int kP, int kT>
 void RunTiles(const WeightView& w, const ActRow* act_rows, int64_t n, int64_t n_tokens, int64_t r0, int64_t r1,
               int64_t n_out, float* y) {
   constexpr int kTileRows = kP * kRows;
   static_assert(kPackRows % kTileRows == 0, "a kernel tile lies inside one packed tile");
+  DecodedRows<kP> scratch;
   for (int64_t r = r0; r < r1; r += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
     const int64_t last_valid = r + rows - 1;
@@ -859,36 +936,19 @@ void RunTiles(const WeightView& w, const ActRow* act_rows, int64_t n, int64_t n_
       if (first < w.packed_rows) groups[p] = {base, w.unit, kPackRows * w.unit};
       else groups[p] = {base, first + 1 <= last_valid ? w.row_bytes : 0, w.unit};
     }
-    for (int64_t t = 0; t < n_tokens; t += kT) {
-      const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t));
-      float* out = y + static_cast<size_t>(t) * static_cast<size_t>(n_out) + static_cast<size_t>(r);
-      const ActRow* a = act_rows + t;
-      const size_t ldy = static_cast<size_t>(n_out);
-      if constexpr (kT == 1) {
-        Tile<kP, 1>::Run(groups, a, n, out, ldy, rows);
-      } else {
-        switch (nt) {
-          case 1: Tile<kP, 1>::Run(groups, a, n, out, ldy, rows); break;
-          case 2: Tile<kP, 2>::Run(groups, a, n, out, ldy, rows); break;
-          case 3: if constexpr (kT >= 3) Tile<kP, 3>::Run(groups, a, n, out, ldy, rows); break;
-          default: if constexpr (kT >= 4) Tile<kP, 4>::Run(groups, a, n, out, ldy, rows); break;
-        }
-      }
-    }
+    Family::template RowTile<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
   }
 }
 
-// Tile shapes: generation (one token) keeps more rows in flight; batches reuse each decoded block for several
-// tokens. AVX2 has 16 registers, AVX-512 32 (and two rows per register).
+// Tile shapes: generation (one token) keeps four row groups in flight; batches reuse each decoded block for
+// several tokens (each family's kBatchGroups x kBatchTokens).
 constexpr int kGenGroups = 4;
-constexpr int kBatchGroups = 2;
-constexpr int kBatchTokens = kRows == 1 ? 2 : 4;
 
-template <template <int, int> class Tile>
+template <class Family>
 void Rows(const WeightView& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1, int64_t n_out,
           float* y) {
-  if (nt == 1) RunTiles<Tile, kGenGroups, 1>(w, acts, n, nt, r0, r1, n_out, y);
-  else RunTiles<Tile, kBatchGroups, kBatchTokens>(w, acts, n, nt, r0, r1, n_out, y);
+  if (nt == 1) RunTiles<Family, kGenGroups, 1>(w, acts, n, nt, r0, r1, n_out, y);
+  else RunTiles<Family, Family::kBatchGroups, Family::kBatchTokens>(w, acts, n, nt, r0, r1, n_out, y);
 }
 #endif  // wide targets
 
@@ -897,21 +957,21 @@ void MatmulRows(DType type, const WeightView& w, const ActRow* acts, int64_t n, 
                 int64_t n_out, float* y) {
 #if LOWBIT_WIDE_KERNELS
   switch (type) {
-    case DType::Q4_0: return Rows<Legacy<Q4_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_0: return Rows<Legacy<Q5_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q8_0: return Rows<Legacy<Q8_0Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::I4G: return Rows<Legacy<I4GDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_1: return Rows<Legacy<Q4_1Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_1: return Rows<Legacy<Q5_1Decode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q2_K: return Rows<Super<Q2KDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q3_K: return Rows<Super<Q3KDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_K: return Rows<Super<K4Decode<false>>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_K: return Rows<Super<K4Decode<true>>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q6_K: return Rows<Super<Q6KDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::IQ4_XS: return Rows<Super<IQ4XSDecode>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::F16: return Rows<Halves<false>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::BF16: return Rows<Halves<true>::Tile>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_0: return Rows<Legacy<Q4_0Decode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_0: return Rows<Legacy<Q5_0Decode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q8_0: return Rows<Legacy<Q8_0Decode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::I4G: return Rows<Legacy<I4GDecode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_1: return Rows<Legacy<Q4_1Decode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_1: return Rows<Legacy<Q5_1Decode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q2_K: return Rows<Super<Q2KDecode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q3_K: return Rows<Super<Q3KDecode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_K: return Rows<Super<K4Decode<false>>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_K: return Rows<Super<K4Decode<true>>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q6_K: return Rows<Super<Q6KDecode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_XS: return Rows<Super<IQ4XSDecode>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::F16: return Rows<Halves<false>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::BF16: return Rows<Halves<true>>(w, acts, n, nt, r0, r1, n_out, y);
     default: break;
   }
 #endif
