@@ -15,33 +15,47 @@ size_t pack_unit_bytes(DType type) {
   return t.block_size > 1 ? t.block_bytes : 16;
 }
 
+size_t pack_head_bytes(DType type) {
+  const TypeTraits& t = type_traits(type);
+  return t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
+}
+
+WeightLayout weight_layout(const Tensor& w) {
+  return {row_bytes(w.type(), w.ne()[0]), pack_unit_bytes(w.type()), pack_head_bytes(w.type()),
+          w.interleaved_rows ? (w.info.n_rows() / kPackRows) * kPackRows : 0};
+}
+
 bool packable(const Tensor& w) {
   if (w.interleaved_rows || !simd_matmul_supports(w.type()) || w.info.ne[2] != 1 || w.info.ne[3] != 1) return false;
   if (!row_fits(w.type(), w.ne()[0]) || w.info.n_rows() < kPackRows) return false;
   return row_bytes(w.type(), w.ne()[0]) % pack_unit_bytes(w.type()) == 0;
 }
 
-void copy_row(const Tensor& w, int64_t r, uint8_t* out) {
-  const size_t rb = row_bytes(w.type(), w.ne()[0]);
-  if (!w.interleaved_rows) {
-    std::memcpy(out, w.data + static_cast<size_t>(r) * rb, rb);
+void copy_row(const uint8_t* data, const WeightLayout& l, int64_t r, uint8_t* out) {
+  if (r >= l.packed_rows) {  // row-major, whole (its length need not be a multiple of the unit)
+    std::memcpy(out, data + static_cast<size_t>(r) * l.row_bytes, l.row_bytes);
     return;
   }
-  const size_t unit = pack_unit_bytes(w.type());
-  const int64_t packed = packed_rows(w);
-  for (size_t u = 0; u < rb / unit; ++u)
-    std::memcpy(out + u * unit, w.data + unit_offset(r, static_cast<int64_t>(u), rb, unit, packed), unit);
+  for (size_t u = 0; u < l.row_bytes / l.unit; ++u) {
+    const auto k = static_cast<int64_t>(u);
+    if (l.head) std::memcpy(out + u * l.unit, data + l.byte_offset(r, k, 0), l.head);
+    std::memcpy(out + u * l.unit + l.head, data + l.byte_offset(r, k, l.head), l.unit - l.head);
+  }
 }
 
 Tensor pack_for_matmul(const Tensor& w) {
   if (!packable(w)) return w;
-  const size_t rb = row_bytes(w.type(), w.ne()[0]), unit = pack_unit_bytes(w.type());
-  const int64_t n_rows = w.info.n_rows(), packed = (n_rows / kPackRows) * kPackRows;
+  Tensor packed = w;
+  packed.interleaved_rows = kPackRows;
+  const WeightLayout l = weight_layout(packed);
   std::vector<uint8_t> bytes(w.info.n_bytes());
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const uint8_t* src = w.data + static_cast<size_t>(r) * rb;
-    for (size_t u = 0; u < rb / unit; ++u)
-      std::memcpy(bytes.data() + unit_offset(r, static_cast<int64_t>(u), rb, unit, packed), src + u * unit, unit);
+  for (int64_t r = 0; r < w.info.n_rows(); ++r) {
+    const uint8_t* src = w.data + static_cast<size_t>(r) * l.row_bytes;
+    for (size_t u = 0; u < l.row_bytes / l.unit; ++u) {
+      const auto k = static_cast<int64_t>(u);
+      if (l.head) std::memcpy(bytes.data() + l.byte_offset(r, k, 0), src + u * l.unit, l.head);
+      std::memcpy(bytes.data() + l.byte_offset(r, k, l.head), src + u * l.unit + l.head, l.unit - l.head);
+    }
   }
   // Give the source's whole pages back (a mapped file's clean pages are dropped, memory pages may be swapped).
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));

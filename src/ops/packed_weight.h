@@ -3,6 +3,9 @@
 // the machines here one stream reads at ~28 GB/s while eight rows read side by side, each from its own place,
 // reach ~11 GB/s: for generation, which reads every weight once per token, the layout decides the speed. The
 // arithmetic is the same, so are the results. Rows after the last full tile keep their row-major place.
+//
+// Within a tile's slot for block b, the first `head` bytes of each row's block (the fp16 scale of the 32-value
+// types) come first, side by side, then the rest of each row's block: the tile's eight scales are one load.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,22 @@ inline constexpr int kPackRows = 8;
 
 // Bytes that stay together in a row: one block, or eight values (16 bytes) of F16/BF16.
 size_t pack_unit_bytes(DType type);
+// Bytes of each unit gathered at the front of a tile's slot: 2 (the scale) for 32-value blocks, else 0.
+size_t pack_head_bytes(DType type);
+
+// Where a weight's bytes are: rows of row_bytes in units of `unit`, the first packed_rows in interleaved tiles.
+struct WeightLayout {
+  size_t row_bytes, unit, head;
+  int64_t packed_rows;
+  // Byte `offset` of unit u of row r.
+  size_t byte_offset(int64_t r, int64_t u, size_t offset) const {
+    if (r >= packed_rows) return static_cast<size_t>(r) * row_bytes + static_cast<size_t>(u) * unit + offset;
+    const size_t slot = static_cast<size_t>(r / kPackRows) * kPackRows * row_bytes + static_cast<size_t>(u) * kPackRows * unit;
+    const auto i = static_cast<size_t>(r % kPackRows);
+    return slot + (offset < head ? i * head + offset : kPackRows * head + i * (unit - head) + (offset - head));
+  }
+};
+WeightLayout weight_layout(const Tensor& w);
 
 // Whether `w` can take the layout: a 2-D weight of a type with a SIMD kernel whose rows split into whole units.
 bool packable(const Tensor& w);
@@ -23,19 +42,8 @@ bool packable(const Tensor& w);
 // handed back to the kernel afterwards (MADV_PAGEOUT, non-destructive), so a mapped model is not held twice.
 Tensor pack_for_matmul(const Tensor& w);
 
-// Rows in interleaved tiles: all but those after the last full tile (none for a row-major tensor).
-inline int64_t packed_rows(const Tensor& w) {
-  return w.interleaved_rows ? (w.info.n_rows() / kPackRows) * kPackRows : 0;
-}
-
-// Where unit u of row r starts, for rows of `row_bytes` in units of `unit`, the first `packed` rows interleaved.
-inline size_t unit_offset(int64_t r, int64_t u, size_t row_bytes, size_t unit, int64_t packed) {
-  if (r >= packed) return static_cast<size_t>(r) * row_bytes + static_cast<size_t>(u) * unit;
-  return static_cast<size_t>(r / kPackRows) * kPackRows * row_bytes + static_cast<size_t>(u) * kPackRows * unit +
-         static_cast<size_t>(r % kPackRows) * unit;
-}
-
-// Row r's bytes in row-major form, whatever the layout (row_bytes(type, ne[0]) of them).
-void copy_row(const Tensor& w, int64_t r, uint8_t* out);
+// Row r's bytes in row-major form, whatever the layout (row_bytes of them).
+void copy_row(const uint8_t* data, const WeightLayout& layout, int64_t r, uint8_t* out);
+inline void copy_row(const Tensor& w, int64_t r, uint8_t* out) { copy_row(w.data, weight_layout(w), r, out); }
 
 }  // namespace lowbit

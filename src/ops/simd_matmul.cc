@@ -321,22 +321,34 @@ using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
 
-// kRows weight rows: row r's block b at base + r * stride + b * step. Row-major weights have stride = row bytes and
-// step = block bytes; packed ones (ops/packed_weight.h) stride = block bytes and step = kPackRows blocks. A stride of
-// 0 repeats one row (the unused rows of a partial last tile).
+// kRows weight rows. Byte `offset` of row r's block b lies at base + r * stride + b * step + (offset - head) for
+// offsets past the block's head, its head (the 32-value types' fp16 scale) at head_base + r * head_stride +
+// b * step. Row-major rows: stride = head_stride = row bytes, step = block bytes; packed tiles
+// (ops/packed_weight.h): heads side by side, then the rests, a slot of kPackRows blocks a step. A stride of 0
+// repeats one row (the unused rows of a partial last tile).
 struct RowGroup {
   const uint8_t* base;
   size_t stride, step;
+  const uint8_t* head_base;
+  size_t head_stride, head;
+  template <typename Block>
+  const uint8_t* at(int64_t b, size_t offset) const {
+    return base + static_cast<size_t>(b) * step + (offset - head);
+  }
+  const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
+  // The K-quants and halves have no head: their whole block, by row.
   template <typename Block>
   const Block& block(int r, int64_t b) const {
     return *reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride + static_cast<size_t>(b) * step);
   }
-  // Byte `offset` of block b of the group's first row; the other rows' are `stride` further.
-  template <typename Block>
-  const uint8_t* at(int64_t b, size_t offset) const {
-    return base + static_cast<size_t>(b) * step + offset;
-  }
 };
+
+// An fp16 field at p.
+HWY_INLINE float Half16At(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return Half(h);
+}
 
 // ---- 32-value blocks: Q4_0, Q5_0, Q8_0, IQ4_NL (signed values against Q8_0), Q4_1, Q5_1 (levels against Q8_1) ----
 // Each decoder gives the block's values for kRows rows: Levels, unsigned (up to kMaxLevel), with Levels - kOffset
@@ -438,7 +450,8 @@ HWY_INLINE void DecodeLegacy(const RowGroup* groups, int64_t b, I (&q)[P], F (&d
   for (int p = 0; p < P; ++p) {
     if constexpr (kUseLevels<D>) q[p] = D::Levels(groups[p], b);
     else q[p] = D::Values(groups[p], b);
-    dw[p] = V::RowsHalfF(groups[p].at<Block>(b, offsetof(Block, d)), groups[p].stride);
+    static_assert(offsetof(Block, d) == 0, "the fp16 scale is the block's head");
+    dw[p] = V::RowsHalfF(groups[p].head_at(b), groups[p].head_stride);
   }
 }
 
@@ -482,7 +495,9 @@ HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t 
       const float s = Half(a.s);
       for (int p = 0; p < P; ++p)
         for (int r = 0; r < kRows; ++r)
-          offsets[p * kRows + r][t] = std::fma(Half(groups[p].template block<Block>(r, b).m), s, offsets[p * kRows + r][t]);
+          offsets[p * kRows + r][t] =
+              std::fma(Half16At(groups[p].template at<Block>(b, offsetof(Block, m)) + r * groups[p].stride), s,
+                       offsets[p * kRows + r][t]);
     }
   }
 }
@@ -516,12 +531,12 @@ void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, fl
         if constexpr (kTwoChains<D>) {
           // An odd last block, in scalar as ggml's tail loop.
           for (int64_t bt = b; bt < n_blocks; ++bt) {
-            const Block& w = groups[p].template block<Block>(r, bt);
+            const uint8_t* qs = groups[p].template at<Block>(bt, offsetof(Block, qs)) + r * groups[p].stride;
             const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[bt];
             int32_t s = 0;
             for (int j = 0; j < 16; ++j)
-              s += a.qs[j] * kIq4nlValues[w.qs[j] & 0xF] + a.qs[j + 16] * kIq4nlValues[w.qs[j] >> 4];
-            v = std::fma(Half(a.d) * Half(w.d), static_cast<float>(s), v);
+              s += a.qs[j] * kIq4nlValues[qs[j] & 0xF] + a.qs[j + 16] * kIq4nlValues[qs[j] >> 4];
+            v = std::fma(Half(a.d) * Half16At(groups[p].head_at(bt) + r * groups[p].head_stride), static_cast<float>(s), v);
           }
         }
         y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = v;
@@ -821,7 +836,7 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     F w[P];
-    for (int p = 0; p < P; ++p) w[p] = HalfFloat<kBf16>::RowsF8(groups[p].base + (i / 8) * groups[p].step, groups[p].stride);
+    for (int p = 0; p < P; ++p) w[p] = HalfFloat<kBf16>::RowsF8(groups[p].at<uint16_t>(i / 8, 0), groups[p].stride);
     for (int t = 0; t < T; ++t) {
       const F a = HalfFloat<kBf16>::Act8(acts[t].blocks + 2 * i);
       for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(w[p], a, acc[p][t]);
@@ -921,7 +936,7 @@ struct Halves {
 // (or are decoded once) while the tokens pass. In a partial last tile the groups past the valid rows repeat the
 // last valid row and are not stored.
 template <class Family, int kP, int kT>
-void RunTiles(const WeightView& w, const ActRow* act_rows, int64_t n, int64_t n_tokens, int64_t r0, int64_t r1,
+void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows, int64_t n, int64_t n_tokens, int64_t r0, int64_t r1,
               int64_t n_out, float* y) {
   constexpr int kTileRows = kP * kRows;
   static_assert(kPackRows % kTileRows == 0, "a kernel tile lies inside one packed tile");
@@ -932,9 +947,14 @@ void RunTiles(const WeightView& w, const ActRow* act_rows, int64_t n, int64_t n_
     RowGroup groups[kP];
     for (int p = 0; p < kP; ++p) {
       const int64_t first = std::min(r + p * kRows, last_valid);
-      const uint8_t* base = w.data + unit_offset(first, 0, w.row_bytes, w.unit, w.packed_rows);
-      if (first < w.packed_rows) groups[p] = {base, w.unit, kPackRows * w.unit};
-      else groups[p] = {base, first + 1 <= last_valid ? w.row_bytes : 0, w.unit};
+      const uint8_t* head = data + w.byte_offset(first, 0, 0);
+      const uint8_t* rest = data + w.byte_offset(first, 0, w.head);
+      if (first < w.packed_rows) {
+        groups[p] = {rest, w.unit - w.head, kPackRows * w.unit, head, w.head, w.head};
+      } else {
+        const size_t stride = first + 1 <= last_valid ? w.row_bytes : 0;
+        groups[p] = {rest, stride, w.unit, head, stride, w.head};
+      }
     }
     Family::template RowTile<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
   }
@@ -945,33 +965,33 @@ void RunTiles(const WeightView& w, const ActRow* act_rows, int64_t n, int64_t n_
 constexpr int kGenGroups = 4;
 
 template <class Family>
-void Rows(const WeightView& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1, int64_t n_out,
-          float* y) {
-  if (nt == 1) RunTiles<Family, kGenGroups, 1>(w, acts, n, nt, r0, r1, n_out, y);
-  else RunTiles<Family, Family::kBatchGroups, Family::kBatchTokens>(w, acts, n, nt, r0, r1, n_out, y);
+void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1,
+          int64_t n_out, float* y) {
+  if (nt == 1) RunTiles<Family, kGenGroups, 1>(data, w, acts, n, nt, r0, r1, n_out, y);
+  else RunTiles<Family, Family::kBatchGroups, Family::kBatchTokens>(data, w, acts, n, nt, r0, r1, n_out, y);
 }
 #endif  // wide targets
 
 // One entry for every weight type: rows [r0, r1) of W times every token's quantized activations.
-void MatmulRows(DType type, const WeightView& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0, int64_t r1,
-                int64_t n_out, float* y) {
+void MatmulRows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
+                int64_t r0, int64_t r1, int64_t n_out, float* y) {
 #if LOWBIT_WIDE_KERNELS
   switch (type) {
-    case DType::Q4_0: return Rows<Legacy<Q4_0Decode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_0: return Rows<Legacy<Q5_0Decode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q8_0: return Rows<Legacy<Q8_0Decode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::I4G: return Rows<Legacy<I4GDecode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_1: return Rows<Legacy<Q4_1Decode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_1: return Rows<Legacy<Q5_1Decode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q2_K: return Rows<Super<Q2KDecode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q3_K: return Rows<Super<Q3KDecode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_K: return Rows<Super<K4Decode<false>>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q5_K: return Rows<Super<K4Decode<true>>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q6_K: return Rows<Super<Q6KDecode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::IQ4_XS: return Rows<Super<IQ4XSDecode>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::F16: return Rows<Halves<false>>(w, acts, n, nt, r0, r1, n_out, y);
-    case DType::BF16: return Rows<Halves<true>>(w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_0: return Rows<Legacy<Q4_0Decode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_0: return Rows<Legacy<Q5_0Decode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q8_0: return Rows<Legacy<Q8_0Decode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_NL: return Rows<Legacy<IQ4NLDecode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::I4G: return Rows<Legacy<I4GDecode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_1: return Rows<Legacy<Q4_1Decode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_1: return Rows<Legacy<Q5_1Decode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q2_K: return Rows<Super<Q2KDecode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q3_K: return Rows<Super<Q3KDecode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_K: return Rows<Super<K4Decode<false>>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q5_K: return Rows<Super<K4Decode<true>>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q6_K: return Rows<Super<Q6KDecode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_XS: return Rows<Super<IQ4XSDecode>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::F16: return Rows<Halves<false>>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::BF16: return Rows<Halves<true>>(data, w, acts, n, nt, r0, r1, n_out, y);
     default: break;
   }
 #endif
@@ -979,13 +999,8 @@ void MatmulRows(DType type, const WeightView& w, const ActRow* acts, int64_t n, 
   const RowDotFn dot = reference_row_dot(type);
   std::vector<uint8_t> row(w.row_bytes);
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* wr = w.data + static_cast<size_t>(r) * w.row_bytes;
-    if (r < w.packed_rows) {  // gather the row's units from its tile
-      for (size_t u = 0; u < w.row_bytes / w.unit; ++u)
-        std::memcpy(row.data() + u * w.unit, w.data + unit_offset(r, static_cast<int64_t>(u), w.row_bytes, w.unit, w.packed_rows), w.unit);
-      wr = row.data();
-    }
-    for (int64_t t = 0; t < nt; ++t) y[t * n_out + r] = dot(wr, acts[t].blocks, n);
+    copy_row(data, w, r, row.data());
+    for (int64_t t = 0; t < nt; ++t) y[t * n_out + r] = dot(row.data(), acts[t].blocks, n);
   }
 }
 
@@ -1013,7 +1028,8 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   std::vector<std::vector<ActRow>> act_rows;
   struct Work {
     DType type;
-    WeightView view;
+    const uint8_t* data;
+    WeightLayout layout;
     int64_t n_in, n_out;
     size_t act;  // index into act_rows
     float* y;
@@ -1030,8 +1046,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
       act_rows.emplace_back(static_cast<size_t>(n_tokens));
       for (int64_t k = 0; k < n_tokens; ++k) act_rows.back()[static_cast<size_t>(k)] = acts.back().second.kernel_row(k);
     }
-    work.push_back({w.type(), {w.data, row_bytes(w.type(), n_in), pack_unit_bytes(w.type()), packed_rows(w)}, n_in,
-                    w.info.n_rows(), i, t.y});
+    work.push_back({w.type(), w.data, weight_layout(w), n_in, w.info.n_rows(), i, t.y});
   }
   // Fixed chunks of rows (whole packed tiles) over all the weights, each computed by one thread: the bits do not
   // depend on the thread count. Each thread takes one contiguous range of chunks, so it reads one stream.
@@ -1044,7 +1059,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   for (size_t c = 0; c < chunks.size(); ++c) {
     const Work& wk = work[chunks[c].first];
     const int64_t r0 = chunks[c].second;
-    rows(wk.type, wk.view, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
+    rows(wk.type, wk.data, wk.layout, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
   }
 }
 

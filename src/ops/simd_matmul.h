@@ -4,15 +4,9 @@
 #pragma once
 
 #include "ops/matmul.h"
+#include "ops/packed_weight.h"
 
 namespace lowbit {
-
-// A weight as the kernels address it (row-major, or interleaved tiles up to packed_rows: ops/packed_weight.h).
-struct WeightView {
-  const uint8_t* data;
-  size_t row_bytes, unit;
-  int64_t packed_rows;
-};
 
 bool simd_matmul_supports(DType type);
 void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
