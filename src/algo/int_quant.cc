@@ -160,39 +160,40 @@ std::optional<Tensor> engine_tensor(const QuantizedLinear& ql, const std::string
   info.name = name;
   info.n_dims = 2;
   info.ne = {ql.n_in, ql.n_out, 1, 1};
-  Tensor t;
-  if (ql.bits <= 4) {
-    info.type = DType::I4G;
-    std::vector<uint8_t> bytes(info.n_bytes());
-    auto* blocks = reinterpret_cast<BlockI4G*>(bytes.data());
+  // Each 32-value block of each row: its group and its levels, in stored column order.
+  auto for_each_block = [&](auto&& write) {
+    uint8_t levels[32];
     for (int64_t o = 0; o < ql.n_out; ++o)
       for (int64_t k = 0; k < ql.n_in; k += 32) {
-        BlockI4G& b = blocks[(o * ql.n_in + k) / 32];
-        const int64_t g = ql.g_idx[column(k)];
-        b.d = scale16(g, o);
-        b.z = static_cast<uint8_t>(zero(g, o));
-        uint8_t levels[32];
         for (int j = 0; j < 32; ++j) levels[j] = ql.q[static_cast<size_t>(o * ql.n_in + column(k + j))];
-        legacy::pack_nibbles(levels, b.qs);
+        write((o * ql.n_in + k) / 32, ql.g_idx[column(k)], o, levels);
       }
-    t = make_owned_tensor(info, std::move(bytes));
+  };
+  std::vector<uint8_t> bytes;
+  if (ql.bits <= 4) {
+    info.type = DType::I4G;
+    bytes.resize(info.n_bytes());
+    auto* blocks = reinterpret_cast<BlockI4G*>(bytes.data());
+    for_each_block([&](int64_t i, int64_t g, int64_t o, const uint8_t* levels) {
+      blocks[i].d = scale16(g, o);
+      blocks[i].z = static_cast<uint8_t>(zero(g, o));
+      legacy::pack_nibbles(levels, blocks[i].qs);
+    });
   } else if (ql.bits == 8) {
     for (int64_t g = 0; g < n_groups; ++g)
       for (int64_t o = 0; o < ql.n_out; ++o)
         if (zero(g, o) != 128) return std::nullopt;
     info.type = DType::Q8_0;
-    std::vector<uint8_t> bytes(info.n_bytes());
+    bytes.resize(info.n_bytes());
     auto* blocks = reinterpret_cast<BlockQ8_0*>(bytes.data());
-    for (int64_t o = 0; o < ql.n_out; ++o)
-      for (int64_t k = 0; k < ql.n_in; k += 32) {
-        BlockQ8_0& b = blocks[(o * ql.n_in + k) / 32];
-        b.d = scale16(ql.g_idx[column(k)], o);
-        for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<int8_t>(ql.q[static_cast<size_t>(o * ql.n_in + column(k + j))] - 128);
-      }
-    t = make_owned_tensor(info, std::move(bytes));
+    for_each_block([&](int64_t i, int64_t g, int64_t o, const uint8_t* levels) {
+      blocks[i].d = scale16(g, o);
+      for (int j = 0; j < 32; ++j) blocks[i].qs[j] = static_cast<int8_t>(levels[j] - 128);
+    });
   } else {
     return std::nullopt;
   }
+  Tensor t = make_owned_tensor(info, std::move(bytes));
   if (!order.empty()) t.input_order = std::make_shared<const std::vector<int32_t>>(order);
   return t;
 }

@@ -12,10 +12,7 @@
 namespace lowbit {
 namespace {
 
-using testing_support::ggml_vector_bytes;
-using testing_support::ggml_vector_floats;
-using testing_support::kVectorCols;
-using testing_support::kVectorRows;
+using namespace testing_support;  // NOLINT: the vectors' readers and sizes
 
 TEST(ActivationQuant, SameBytesAsGgml) {
   const std::vector<float> x = ggml_vector_floats("inputs.f32");

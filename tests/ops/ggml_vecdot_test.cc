@@ -17,18 +17,8 @@
 namespace lowbit {
 namespace {
 
-using testing_support::ggml_vector_bytes;
-using testing_support::ggml_vector_floats;
-using testing_support::kVectorCols;
-using testing_support::kVectorRows;
-
-struct Case {
-  DType type;
-  bool imatrix;
-};
-std::string case_name(const testing::TestParamInfo<Case>& info) {
-  return std::string(dtype_name(info.param.type)) + (info.param.imatrix ? "_imatrix" : "_plain");
-}
+using namespace testing_support;  // NOLINT: the vectors' readers and sizes
+using Case = VectorCase;
 
 Tensor weights(const Case& c) {
   TensorInfo info;
@@ -36,8 +26,7 @@ Tensor weights(const Case& c) {
   info.type = c.type;
   info.n_dims = 2;
   info.ne = {kVectorCols, kVectorRows, 1, 1};
-  std::string file = std::string(dtype_name(c.type)) + (c.imatrix ? ".imatrix.q" : ".plain.q");
-  std::vector<uint8_t> bytes = ggml_vector_bytes(file);
+  std::vector<uint8_t> bytes = ggml_vector_bytes(c.file(".q"));
   EXPECT_EQ(bytes.size(), info.n_bytes());
   return make_owned_tensor(info, std::move(bytes));
 }
@@ -49,8 +38,7 @@ TEST_P(GgmlVecDot, SameBitsAsGgml) {
   const Tensor w = weights(c);
   const std::vector<float> x = ggml_vector_floats("inputs.f32");
   // want[a * 16 + r]: weight row r times activation row a, i.e. y[token a][row r].
-  const std::vector<float> want = ggml_vector_floats(std::string("vecdot/") + dtype_name(c.type) +
-                                                     (c.imatrix ? ".imatrix" : ".plain") + ".vecdot.f32");
+  const std::vector<float> want = ggml_vector_floats("vecdot/" + c.file(".vecdot.f32"));
   ASSERT_EQ(want.size(), size_t{kVectorRows * kVectorRows});
   auto check = [&](const std::vector<float>& got, const std::string& what) {
     for (size_t i = 0; i < want.size(); ++i)
@@ -85,7 +73,7 @@ std::vector<Case> all_cases() {
     for (bool im : {false, true}) cases.push_back({t, im});
   return cases;
 }
-INSTANTIATE_TEST_SUITE_P(AllBlockTypes, GgmlVecDot, testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(AllBlockTypes, GgmlVecDot, testing::ValuesIn(all_cases()), vector_case_name);
 
 }  // namespace
 }  // namespace lowbit

@@ -15,6 +15,7 @@
 
 #include "core/dtype.h"
 #include "quant/quant_search.h"
+#include "support/ggml_vectors.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -37,13 +38,8 @@ std::vector<float> read_floats(const std::string& name) {
   return out;
 }
 
-struct Case {
-  DType type;
-  bool imatrix;
-};
-std::string case_name(const testing::TestParamInfo<Case>& info) {
-  return std::string(dtype_name(info.param.type)) + (info.param.imatrix ? "_imatrix" : "_plain");
-}
+using Case = testing_support::VectorCase;
+using testing_support::vector_case_name;
 
 class GgmlVectors : public testing::TestWithParam<Case> {};
 
@@ -81,7 +77,7 @@ INSTANTIATE_TEST_SUITE_P(KQuants, GgmlVectors,
                                          Case{DType::Q3_K, true}, Case{DType::Q4_K, false}, Case{DType::Q4_K, true},
                                          Case{DType::Q5_K, false}, Case{DType::Q5_K, true}, Case{DType::Q6_K, false},
                                          Case{DType::Q6_K, true}, Case{DType::Q8_K, false}),
-                         case_name);
+                         vector_case_name);
 
 constexpr DType kKTypes[] = {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
 

@@ -24,13 +24,8 @@ using testing_support::ggml_vector_floats;
 using testing_support::kVectorCols;
 using testing_support::kVectorRows;
 
-struct Case {
-  DType type;
-  bool imatrix;
-};
-std::string case_name(const testing::TestParamInfo<Case>& info) {
-  return std::string(dtype_name(info.param.type)) + (info.param.imatrix ? "_imatrix" : "_plain");
-}
+using Case = testing_support::VectorCase;
+using testing_support::vector_case_name;
 
 void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want) {
   ASSERT_EQ(got.size(), want.size());
@@ -75,7 +70,7 @@ std::vector<Case> all_cases() {
   }
   return cases;
 }
-INSTANTIATE_TEST_SUITE_P(Legacy, LegacyGgmlVectors, testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Legacy, LegacyGgmlVectors, testing::ValuesIn(all_cases()), vector_case_name);
 
 TEST(LegacyQuants, Q8_1MatchesGgmlReferenceAndDequantizesAsQ8_0) {
   // ggml has only quantize_row_q8_1_ref (no weighted search, no to_float). Its blocks carry Q8_0's d and levels
