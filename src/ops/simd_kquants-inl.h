@@ -1,0 +1,293 @@
+// Matmul tiles for the 256-value super-block types (Q2_K ... Q6_K, IQ4_XS) against Q8_K activations.
+// Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
+#if defined(LOWBIT_OPS_SIMD_KQUANTS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWBIT_OPS_SIMD_KQUANTS_INL_H_
+#undef LOWBIT_OPS_SIMD_KQUANTS_INL_H_
+#else
+#define LOWBIT_OPS_SIMD_KQUANTS_INL_H_
+#endif
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#include "ops/activation_quant.h"
+#include "ops/simd_vectors-inl.h"
+#include "quant/k_quant_common.h"
+#include "quant/legacy_quants.h"
+
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+#pragma GCC target("avx512vnni")  // see ops/simd_vectors-inl.h
+#endif
+namespace lowbit {
+namespace HWY_NAMESPACE {
+
+#if LOWBIT_WIDE_KERNELS
+
+// ---- 256-value super-blocks against Q8_K ----
+// A decoder gives, per row group and super-block: Prepare (scales, d), Values(j) for each 32-value group j,
+// Scale(j) (int16 words: the group's integer scales in each lane's place), Finish (the block's float terms) and
+// Sums (the outputs at the end).
+
+HWY_INLINE __m128i Words8(const uint8_t* bytes) {
+  return _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
+}
+
+struct KAcc {  // the float state of one (row group, token)
+  F main;
+  V::HF mins4;         // Q4_K: four lanes per row
+  float mins1[kRows];  // Q5_K: one float per row
+};
+
+// Q4_K / Q5_K: eight 32-value sub-blocks with 6-bit scales and mins (see dot_reference.cc for the mins' order).
+template <bool kQ5>
+struct K4Decode {
+  using Block = std::conditional_t<kQ5, BlockQ5K, BlockQ4K>;
+  static constexpr bool kSigned = false;
+  struct Setup {
+    I scales;
+    V::HI mins;
+    float d[kRows], dmin[kRows];
+  };
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows], mn[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      alignas(16) uint8_t scales_mins[16];
+      kquant::unpack_scales_mins_k4(w.scales, scales_mins);
+      sc[r] = Words8(scales_mins);
+      mn[r] = Words8(scales_mins + 8);
+      s.d[r] = Half(w.d);
+      s.dmin[r] = Half(w.dmin);
+    }
+    s.scales = V::Per32Scales(sc);
+    s.mins = V::HRowsWords8(mn);
+  }
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const I bits = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 2)), g.stride);
+    I v = j % 2 ? V::And(V::Shr16<4>(bits), V::Set8(0x0F)) : V::And(bits, V::Set8(0x0F));
+    if constexpr (kQ5) {
+      const I high = V::Rows32(g.at<Block>(b, offsetof(BlockQ5K, qh)), g.stride);
+      v = V::OrWhere(v, high, static_cast<int8_t>(1 << j), 0x10);
+    }
+    return v;
+  }
+  static I Scale(const Setup& s, int j) { return V::Per32Scale(s.scales, j); }
+  // The activations' eight sub-block sums S_j = bsums[2j] + bsums[2j+1] as int16 words, in every row's place.
+  static V::HI TokenSums(const BlockQ8K& a) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8));
+    const __m128i s = _mm_hadd_epi16(lo, hi);
+    const __m128i both[2] = {s, s};
+    return V::HRowsWords8(both);
+  }
+  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
+    float d[kRows], dmin[kRows];
+    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r], dmin[r] = -a.d * s.dmin[r];
+    const V::HI prod = V::HMadd(s.mins, TokenSums(a));
+    if constexpr (kQ5) {
+      int32_t total[kRows];
+      V::HIntSums(prod, total);
+      for (int r = 0; r < kRows; ++r) acc.mins1[r] = std::fma(dmin[r], static_cast<float>(total[r]), acc.mins1[r]);
+    } else {
+      acc.mins4 = V::HFma(V::HRowsF(dmin), prod, acc.mins4);
+    }
+    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
+  }
+  static void Sums(const KAcc& acc, float* out) {
+    V::StoreSums(acc.main, out);
+    float m[kRows];
+    if constexpr (kQ5) {
+      for (int r = 0; r < kRows; ++r) m[r] = acc.mins1[r];
+    } else {
+      V::HSums(acc.mins4, m);
+    }
+    for (int r = 0; r < kRows; ++r) out[r] += m[r];
+  }
+};
+
+// Decoders whose float part is only d * sum (Q3_K, Q6_K, IQ4_XS).
+struct PlainK {
+  struct Setup {
+    I scales;
+    float d[kRows];
+  };
+  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
+    float d[kRows];
+    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r];
+    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
+  }
+  static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
+};
+
+// Q6_K: sixteen 16-value sub-blocks with int8 scales, values -32..31.
+struct Q6KDecode : PlainK {
+  using Block = BlockQ6K;
+  static constexpr bool kSigned = true;
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      sc[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+      s.d[r] = Half(w.d);
+    }
+    s.scales = V::Per16Scales(sc);
+  }
+  // Group j = 4 * half + k: low nibbles of ql[0:32] (k=0) / ql[32:64] (k=1), high nibbles (k=2, 3), with bits
+  // 2k, 2k+1 of qh[0:32] on top; minus 32.
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const int half = j / 4, k = j % 4;
+    const I ql = V::Rows32(g.at<Block>(b, offsetof(Block, ql) + 64 * half + 32 * (k % 2)), g.stride);
+    const I qh = V::Rows32(g.at<Block>(b, offsetof(Block, qh) + 32 * half), g.stride);
+    const I low = k < 2 ? V::And(ql, V::Set8(0x0F)) : V::And(V::Shr16<4>(ql), V::Set8(0x0F));
+    const I high = V::And(V::ShrBytes(qh, 2 * k), V::Set8(3));
+    return V::Sub8(V::Or(low, V::Shl16<4>(high)), V::Set8(32));
+  }
+  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
+};
+
+// Q3_K: sixteen 16-value sub-blocks with 6-bit scales biased by 32, values -4..3.
+struct Q3KDecode : PlainK {
+  using Block = BlockQ3K;
+  static constexpr bool kSigned = true;
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      alignas(16) uint8_t codes[16];
+      kquant::unpack_scale_codes_q3_k(w.scales, codes);
+      sc[r] = _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(codes)), _mm_set1_epi8(32));
+      s.d[r] = Half(w.d);
+    }
+    s.scales = V::Per16Scales(sc);
+  }
+  // Group j: bits 2(j%4), 2(j%4)+1 of qs[32 * (j/4) ...], minus 4 where bit j of hmask is clear.
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
+    const I hm = V::Rows32(g.at<Block>(b, offsetof(Block, hmask)), g.stride);
+    const I low = V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
+    return V::SubWhereNot(low, hm, static_cast<int8_t>(1 << j), 4);
+  }
+  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
+};
+
+// Q2_K: sixteen 16-value sub-blocks with 4-bit scales and mins, levels 0..3.
+struct Q2KDecode {
+  using Block = BlockQ2K;
+  static constexpr bool kSigned = false;
+  struct Setup {
+    I scales;
+    I mins;  // sixteen int16 mins per row
+    float d[kRows], dmin[kRows];
+  };
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    __m256i mn[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+      sc[r] = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
+      mn[r] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+      s.d[r] = Half(w.d);
+      s.dmin[r] = Half(w.dmin);
+    }
+    s.scales = V::Per16Scales(sc);
+    s.mins = V::RowsWords16(mn);
+  }
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
+    return V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
+  }
+  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
+  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
+    float d[kRows], dmin[kRows];
+    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r], dmin[r] = -a.d * s.dmin[r];
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+    const __m256i both[2] = {bsums, bsums};
+    const I prod = V::Madd16(s.mins, V::RowsWords16(both));
+    acc.main = V::Fma(V::RowsF(dmin), V::Cvt(prod), acc.main);
+    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
+  }
+  static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
+};
+
+// IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
+struct IQ4XSDecode : PlainK {
+  using Block = BlockIQ4XS;
+  static constexpr bool kSigned = true;
+  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
+    __m128i sc[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      const Block& w = g.template block<Block>(r, b);
+      // Code j = nibble j of scales_l | bits 2j, 2j+1 of scales_h << 4, spread into byte j; the scale is code - 32.
+      uint32_t low;
+      std::memcpy(&low, w.scales_l, 4);
+      const uint64_t codes = _pdep_u64(low, 0x0F0F0F0F0F0F0F0FULL) | (_pdep_u64(w.scales_h, 0x0303030303030303ULL) << 4);
+      sc[r] = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(codes))), _mm_set1_epi16(32));
+      s.d[r] = Half(w.d);
+    }
+    s.scales = V::Per32Scales(sc);
+  }
+  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
+    return V::Lookup(V::Table16(kIq4nlValues), V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs) + 16 * j), g.stride));
+  }
+  static I Scale(const Setup& s, int j) { return V::Per32Scale(s.scales, j); }
+};
+
+template <typename D, int P, int T>
+void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  KAcc acc[P][T];
+  for (auto& row : acc)
+    for (KAcc& a : row) {
+      a.main = V::ZeroF();
+      a.mins4 = V::HZero();
+      for (float& m : a.mins1) m = 0;
+    }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    typename D::Setup setup[P];
+    for (int p = 0; p < P; ++p) D::Prepare(groups[p], b, setup[p]);
+    I sumi[P][T];
+    for (auto& row : sumi)
+      for (I& s : row) s = V::Zero();
+    // Unrolled, so each group's shifts and shuffles are constants.
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      I q[P], scale[P];
+      for (int p = 0; p < P; ++p) {
+        q[p] = D::Values(groups[p], b, j, setup[p]);
+        scale[p] = D::Scale(setup[p], j);
+      }
+      if constexpr (D::kSigned) {
+        typename V::Signed qs[P];
+        for (int p = 0; p < P; ++p) qs[p] = V::PrepareSigned(q[p]);
+        for (int t = 0; t < T; ++t) {
+          const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
+          for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsS8(qs[p], av), scale[p]);
+        }
+      } else {
+        for (int t = 0; t < T; ++t) {
+          const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
+          for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsU8(q[p], av), scale[p]);
+        }
+      }
+    }
+    for (int p = 0; p < P; ++p)
+      for (int t = 0; t < T; ++t) D::Finish(setup[p], reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b], sumi[p][t], acc[p][t]);
+  }
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < T; ++t) {
+      float sums[kRows];
+      D::Sums(acc[p][t], sums);
+      for (int r = 0; r < kRows && p * kRows + r < rows; ++r)
+        y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r];
+    }
+}
+
+#endif  // LOWBIT_WIDE_KERNELS
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#endif  // LOWBIT_OPS_SIMD_KQUANTS_INL_H_

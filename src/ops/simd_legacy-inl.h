@@ -1,0 +1,230 @@
+// Matmul tiles for the 32-value block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL and the GPTQ/AWQ I4G groups).
+// Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
+#if defined(LOWBIT_OPS_SIMD_LEGACY_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWBIT_OPS_SIMD_LEGACY_INL_H_
+#undef LOWBIT_OPS_SIMD_LEGACY_INL_H_
+#else
+#define LOWBIT_OPS_SIMD_LEGACY_INL_H_
+#endif
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#include <hwy/aligned_allocator.h>
+
+#include "ops/activation_quant.h"
+#include "ops/simd_vectors-inl.h"
+#include "quant/int_groups.h"
+#include "quant/legacy_quants.h"
+
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+#pragma GCC target("avx512vnni")  // see ops/simd_vectors-inl.h
+#endif
+namespace lowbit {
+namespace HWY_NAMESPACE {
+
+#if LOWBIT_WIDE_KERNELS
+
+// ---- 32-value blocks: Q4_0, Q5_0, Q8_0, IQ4_NL (signed values against Q8_0), Q4_1, Q5_1 (levels against Q8_1) ----
+// Each decoder gives the block's values for kRows rows: Levels, unsigned (up to kMaxLevel), with Levels - kOffset
+// the signed value (kOffset 0 for the affine types); Values, the signed values themselves. The unsigned levels
+// go straight into the u8 x s8 pair sums, started from -kOffset times the activations' quad sums
+// (QuantizedActivations::quad_sums) so the lanes come out as the signed products; that needs VNNI (non-
+// saturating) or levels small enough for maddubs' int16 pairs. Otherwise the signed values take ggml's |q| and
+// sign(a, q) path.
+
+struct Q4_0Decode {
+  using Block = BlockQ4_0;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 8, kMaxLevel = 15;
+  static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Values(const RowGroup& g, int64_t b) { return V::Sub8(Levels(g, b), V::Set8(kOffset)); }
+};
+struct Q8_0Decode {
+  using Block = BlockQ8_0;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 128, kMaxLevel = 255;
+  static I Values(const RowGroup& g, int64_t b) { return V::Rows32(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Levels(const RowGroup& g, int64_t b) { return V::Xor(Values(g, b), V::Set8(static_cast<int8_t>(0x80))); }
+};
+// Level - 16 is the nibble with 0xF0 ORed in where the fifth bit is clear (two's complement).
+struct Q5_0Decode {
+  using Block = BlockQ5_0;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 16, kMaxLevel = 31;
+  static I Levels(const RowGroup& g, int64_t b) {
+    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
+    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
+  }
+  static I Values(const RowGroup& g, int64_t b) {
+    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
+    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride),
+                 V::AndNot(high, V::Set8(static_cast<int8_t>(0xF0))));
+  }
+};
+// The IQ4_NL table plus 128 as unsigned levels.
+alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+static_assert(kIq4nlLevels[0] == kIq4nlValues[0] + 128 && kIq4nlLevels[15] == kIq4nlValues[15] + 128);
+struct IQ4NLDecode {
+  using Block = BlockIQ4NL;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 128, kMaxLevel = 241;
+  static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Levels(const RowGroup& g, int64_t b) {
+    return V::Lookup(V::Table16(reinterpret_cast<const int8_t*>(kIq4nlLevels)), Nibbles(g, b));
+  }
+  static I Values(const RowGroup& g, int64_t b) { return V::Lookup(V::Table16(kIq4nlValues), Nibbles(g, b)); }
+};
+// GPTQ/AWQ groups (quant/int_groups.h): level - zero, zero 0..16; unsigned as level + 16 - zero (0..31).
+struct I4GDecode {
+  using Block = BlockI4G;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 16, kMaxLevel = 31;
+  static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+  static I Zero(const RowGroup& g, int64_t b) { return V::RowsByte(g.at<Block>(b, offsetof(Block, z)), g.stride); }
+  static I Levels(const RowGroup& g, int64_t b) { return V::Sub8(V::Or(Nibbles(g, b), V::Set8(16)), Zero(g, b)); }
+  static I Values(const RowGroup& g, int64_t b) { return V::Sub8(Nibbles(g, b), Zero(g, b)); }
+};
+struct Q4_1Decode {
+  using Block = BlockQ4_1;
+  using Act = BlockQ8_1;
+  static constexpr int kOffset = 0, kMaxLevel = 15;
+  static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
+};
+struct Q5_1Decode {
+  using Block = BlockQ5_1;
+  using Act = BlockQ8_1;
+  static constexpr int kOffset = 0, kMaxLevel = 31;
+  static I Levels(const RowGroup& g, int64_t b) {
+    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
+    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
+  }
+};
+
+template <typename D>
+constexpr bool kHasOffsets = std::is_same_v<typename D::Act, BlockQ8_1>;
+// IQ4_NL sums even and odd blocks in two chains (ggml unrolls it by two).
+template <typename D>
+constexpr bool kTwoChains = std::is_same_v<D, IQ4NLDecode>;
+
+template <typename D>
+constexpr bool kUseLevels = D::kOffset == 0 || V::kVnni || D::kMaxLevel <= 127;
+
+// The exact integer lanes of one row group's block against one token's.
+template <typename D>
+HWY_INLINE I LegacyLanes(I levels_or_values, I act, I init) {
+  if constexpr (D::kOffset == 0) return V::DotU8(V::Zero(), levels_or_values, act);
+  else if constexpr (kUseLevels<D>) return V::DotU8(init, levels_or_values, act);
+  else return V::DotS8(V::Zero(), levels_or_values, act);
+}
+
+// Block b of P row groups: the kernel's integer form (levels or values) and the rows' scales.
+template <typename D, int P>
+HWY_INLINE void DecodeLegacy(const RowGroup* groups, int64_t b, I (&q)[P], F (&dw)[P]) {
+  using Block = typename D::Block;
+  for (int p = 0; p < P; ++p) {
+    if constexpr (kUseLevels<D>) q[p] = D::Levels(groups[p], b);
+    else q[p] = D::Values(groups[p], b);
+    static_assert(offsetof(Block, d) == 0, "the fp16 scale is the block's head");
+    dw[p] = V::RowsHalfF(groups[p].head_at(b), groups[p].head_stride);
+  }
+}
+
+// A row tile's blocks decoded once for all its token tiles (prompt batches), read back instead of decoded again.
+// (Highway's aligned allocation: std::vector does not give these 64-byte vectors their alignment here.)
+template <int P>
+struct DecodedRows {
+  struct Entry {
+    I q[P];
+    F dw[P];
+  };
+  hwy::AlignedFreeUniquePtr<Entry[]> blocks;
+  size_t capacity = 0;
+  void reserve(size_t n) {
+    if (n > capacity) blocks = hwy::AllocateAligned<Entry>(capacity = n);
+  }
+};
+
+// One block b of every (row group, token) of the tile, into acc.
+template <typename D, int P, int T>
+HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t b, const DecodedRows<P>* decoded,
+                            F (&acc)[P][T], float (&offsets)[P * kRows][T]) {
+  using Block = typename D::Block;
+  using Act = typename D::Act;
+  I q[P];
+  F dw[P];
+  if (decoded) {
+    const auto& e = decoded->blocks[static_cast<size_t>(b)];
+    for (int p = 0; p < P; ++p) q[p] = e.q[p], dw[p] = e.dw[p];
+  } else {
+    DecodeLegacy<D, P>(groups, b, q, dw);
+  }
+  for (int t = 0; t < T; ++t) {
+    const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[b];
+    const I av = V::Act32(a.qs);
+    I init = V::Zero();
+    if constexpr (D::kOffset != 0 && kUseLevels<D>) init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
+    const F da = V::SetF(Half(a.d));
+    for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(V::Mul(dw[p], da), V::Cvt(LegacyLanes<D>(q[p], av, init)), acc[p][t]);
+    if constexpr (kHasOffsets<D>) {
+      const float s = Half(a.s);
+      for (int p = 0; p < P; ++p)
+        for (int r = 0; r < kRows; ++r)
+          offsets[p * kRows + r][t] =
+              std::fma(Half16At(groups[p].template at<Block>(b, offsetof(Block, m)) + r * groups[p].stride), s,
+                       offsets[p * kRows + r][t]);
+    }
+  }
+}
+
+// P row groups x T tokens over n_blocks blocks: y[t * ldy + r] for row r of the tile, `rows` of them valid.
+template <typename D, int P, int T>
+void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows,
+                const DecodedRows<P>* decoded) {
+  using Block = typename D::Block;
+  using Act = typename D::Act;
+  F even[P][T], odd[P][T];
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < T; ++t) even[p][t] = odd[p][t] = V::ZeroF();
+  float offsets[P * kRows][T] = {};
+  int64_t b = 0;
+  if constexpr (kTwoChains<D>) {
+    for (; b + 1 < n_blocks; b += 2) {
+      LegacyBlock<D, P, T>(groups, acts, b, decoded, even, offsets);
+      LegacyBlock<D, P, T>(groups, acts, b + 1, decoded, odd, offsets);
+    }
+  } else {
+    for (; b < n_blocks; ++b) LegacyBlock<D, P, T>(groups, acts, b, decoded, even, offsets);
+  }
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < T; ++t) {
+      float sums[kRows];
+      V::StoreSums(kTwoChains<D> ? V::AddF(even[p][t], odd[p][t]) : even[p][t], sums);
+      for (int r = 0; r < kRows && p * kRows + r < rows; ++r) {
+        float v = sums[r];
+        if constexpr (kHasOffsets<D>) v += offsets[p * kRows + r][t];
+        if constexpr (kTwoChains<D>) {
+          // An odd last block, in scalar as ggml's tail loop.
+          for (int64_t bt = b; bt < n_blocks; ++bt) {
+            const uint8_t* qs = groups[p].template at<Block>(bt, offsetof(Block, qs)) + r * groups[p].stride;
+            const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[bt];
+            int32_t s = 0;
+            for (int j = 0; j < 16; ++j)
+              s += a.qs[j] * kIq4nlValues[qs[j] & 0xF] + a.qs[j + 16] * kIq4nlValues[qs[j] >> 4];
+            v = std::fma(Half(a.d) * Half16At(groups[p].head_at(bt) + r * groups[p].head_stride), static_cast<float>(s), v);
+          }
+        }
+        y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = v;
+      }
+    }
+}
+
+#endif  // LOWBIT_WIDE_KERNELS
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#endif  // LOWBIT_OPS_SIMD_LEGACY_INL_H_

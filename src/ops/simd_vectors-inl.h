@@ -1,0 +1,344 @@
+// The SIMD primitives of the matmul kernels, once per vector width, and the row-group addressing they share.
+//
+// V holds kRows rows' 32 bytes (eight int32 or float lanes each): one row in a 256-bit register on AVX2, two side
+// by side in a 512-bit one on AVX-512 (row r of a pair in the low half, r+1 in the high half, the activations
+// broadcast to both), so each 512-bit instruction works for two outputs. Highway 1.0.3 has no int8 dot products,
+// so the x86 intrinsics appear directly; everything else a kernel needs goes through V.
+//
+// Highway 1.0.3's AVX3_DL target enables AVX-VNNI but not AVX512-VNNI; each of these files adds the latter and
+// uses only the 512-bit (EVEX-only) VNNI forms: with both enabled GCC encodes the 256-bit vpdpbusd as VEX, which
+// AVX-512 CPUs without AVX-VNNI (Ice Lake, Zen 4) do not have. tests/ops/tests.cmake checks the binary for it.
+// Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
+#if defined(LOWBIT_OPS_SIMD_VECTORS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWBIT_OPS_SIMD_VECTORS_INL_H_
+#undef LOWBIT_OPS_SIMD_VECTORS_INL_H_
+#else
+#define LOWBIT_OPS_SIMD_VECTORS_INL_H_
+#endif
+
+#include <cstring>
+
+#include "core/float_formats.h"
+
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+#pragma GCC target("avx512vnni")  // the note at the top
+#endif
+namespace lowbit {
+namespace HWY_NAMESPACE {
+
+// This file is compiled once per target, so the switch is reset on each pass: the x86 targets with 256-bit
+// vectors or more have the kernels; the others (SSE4 has no FMA, which the fixed order needs) take the reference.
+#undef LOWBIT_WIDE_KERNELS
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define LOWBIT_WIDE_KERNELS 1
+
+HWY_INLINE float Half(uint16_t h) { return _cvtsh_ss(h); }
+
+// ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
+#if HWY_TARGET == HWY_AVX2
+struct V {
+  static constexpr int kRows = 1;
+  static constexpr bool kVnni = false;
+  using I = __m256i;
+  using F = __m256;
+  using HI = __m128i;  // four int32 lanes per row (Q4_K/Q5_K mins)
+  using HF = __m128;
+
+  static I Zero() { return _mm256_setzero_si256(); }
+  static I Set8(int8_t v) { return _mm256_set1_epi8(v); }
+  static I Rows32(const uint8_t* p, size_t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  // 16 bytes of each row as 32 nibbles: the low nibbles (values 0-15), then the high ones (16-31).
+  static I RowsNibbles(const uint8_t* p, size_t) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
+  }
+  // 32 bits of each row: byte j is 0xFF where bit j is set.
+  static I RowsBits(const uint8_t* p, size_t) {
+    uint32_t bits;
+    std::memcpy(&bits, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  }
+  // The byte at p of each row, in every byte of the row's lanes.
+  static I RowsByte(const uint8_t* p, size_t) { return _mm256_set1_epi8(static_cast<char>(p[0])); }
+  static I Act32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
+  static I NegShl(I v, int offset) {
+    return _mm256_sll_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), v), _mm_cvtsi32_si128(__builtin_ctz(offset)));
+  }
+  static I Table16(const int8_t* t) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
+  static I Lookup(I table, I idx) { return _mm256_shuffle_epi8(table, idx); }
+  static I And(I a, I b) { return _mm256_and_si256(a, b); }
+  static I AndNot(I a, I b) { return _mm256_andnot_si256(a, b); }
+  static I Or(I a, I b) { return _mm256_or_si256(a, b); }
+  static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
+  static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
+  template <int kBits> static I Shr16(I a) { return _mm256_srli_epi16(a, kBits); }
+  template <int kBits> static I Shl16(I a) { return _mm256_slli_epi16(a, kBits); }
+  // Every byte shifted right by n (bits of the neighbouring byte enter at the top; callers mask them off).
+  static I ShrBytes(I a, int n) { return _mm256_srl_epi16(a, _mm_cvtsi32_si128(n)); }
+  // 0xFF in the bytes of v that have `bit` set.
+  static I Where(I v, int8_t bit) {
+    const I b = _mm256_set1_epi8(bit);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b);
+  }
+  // a with `value` ORed into the bytes where `bits` has `bit` (bits that are clear in a) / subtracted where it has
+  // not.
+  static I OrWhere(I a, I bits, int8_t bit, int8_t value) { return _mm256_or_si256(a, _mm256_and_si256(Where(bits, bit), _mm256_set1_epi8(value))); }
+  static I SubWhereNot(I a, I bits, int8_t bit, int8_t value) {
+    return _mm256_sub_epi8(a, _mm256_andnot_si256(Where(bits, bit), _mm256_set1_epi8(value)));
+  }
+
+  // Exact int32 lanes of four products each, added to acc: unsigned u times signed s (the pairs must fit int16).
+  static I DotU8(I acc, I u, I s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+  }
+  // Signed q times signed a (|q| <= 128): |q| times a with q's sign, as ggml does.
+  static I DotS8(I acc, I q, I a) { return DotU8(acc, _mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)); }
+  // Pairs of products as int16 (K-quants scale them per 16 or 32 values before widening).
+  static I PairsU8(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+  struct Signed {  // a signed value vector prepared once for several activation vectors
+    I abs, sign;
+  };
+  static Signed PrepareSigned(I q) { return {_mm256_sign_epi8(q, q), q}; }
+  static I PairsS8(const Signed& q, I a) { return _mm256_maddubs_epi16(q.abs, _mm256_sign_epi8(a, q.sign)); }
+  static I AddScaled(I acc, I pairs, I scales16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales16)); }
+
+  // Scale words for K-quants. Per32: eight int16 per row (one per 32 values) -> word j everywhere in the row.
+  static I Per32Scales(const __m128i* words) { return _mm256_set_m128i(words[0], words[0]); }
+  static I Per32Scale(I scales, int j) {
+    const int16_t idx = static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8));
+    return _mm256_shuffle_epi8(scales, _mm256_set1_epi16(idx));
+  }
+  // Per16: sixteen int8 per row (one per 16 values) -> group g: words 0-7 scale 2g, words 8-15 scale 2g+1.
+  static I Per16Scales(const __m128i* bytes) { return _mm256_castsi128_si256(bytes[0]); }
+  static I Per16Scale(I scales, int g) {
+    const __m128i idx = _mm_set_epi64x(0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm256_castsi256_si128(scales), idx));
+  }
+  // Sixteen int16 of each row (Q2_K mins, or the activations' bsums given once per row).
+  static I RowsWords16(const __m256i* words) { return words[0]; }
+
+  static F ZeroF() { return _mm256_setzero_ps(); }
+  static F SetF(float v) { return _mm256_set1_ps(v); }
+  static F RowsF(const float* d) { return _mm256_set1_ps(d[0]); }  // d[r] in row r's lanes
+  // The fp16 at p of each row (rows `stride` apart), as float in the row's lanes.
+  static F RowsHalfF(const uint8_t* p, size_t) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _mm256_set1_ps(Half(h));
+  }
+  static F Cvt(I v) { return _mm256_cvtepi32_ps(v); }
+  static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F AddF(F a, F b) { return _mm256_add_ps(a, b); }
+  static I Madd16(I a, I b) { return _mm256_madd_epi16(a, b); }
+  // ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) of each row, as ggml's hsum_float_8.
+  static void StoreSums(F acc, float* y) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    y[0] = _mm_cvtss_f32(r);
+  }
+
+  // Half width: four int32 / float lanes per row.
+  static HI HRowsWords8(const __m128i* words) { return words[0]; }
+  static HI HMadd(HI a, HI b) { return _mm_madd_epi16(a, b); }
+  static HF HZero() { return _mm_setzero_ps(); }
+  static HF HRowsF(const float* d) { return _mm_set1_ps(d[0]); }
+  static HF HFma(HF a, HI b, HF c) { return _mm_fmadd_ps(a, _mm_cvtepi32_ps(b), c); }
+  // (l0+l2)+(l1+l3) of each row.
+  static void HSums(HF v, float* out) {
+    const __m128 r = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    out[0] = _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
+  }
+  static void HIntSums(HI v, int32_t* out) {
+    alignas(16) int32_t l[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(l), v);
+    out[0] = (l[0] + l[1]) + (l[2] + l[3]);
+  }
+};
+#else  // AVX3 / AVX3_DL: two rows per register
+struct V {
+  static constexpr int kRows = 2;
+  static constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
+  using I = __m512i;
+  using F = __m512;
+  using HI = __m256i;
+  using HF = __m256;
+
+  static I Zero() { return _mm512_setzero_si512(); }
+  static I Set8(int8_t v) { return _mm512_set1_epi8(v); }
+  static I Join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+  static I Rows32(const uint8_t* p, size_t stride) {
+    return Join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + stride)));
+  }
+  static I RowsNibbles(const uint8_t* p, size_t stride) {
+    const __m512i both = Join(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+                              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + stride))));
+    const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi64(both, shifts), _mm512_set1_epi8(0x0F));
+  }
+  static I RowsBits(const uint8_t* p, size_t stride) {
+    uint32_t b0, b1;
+    std::memcpy(&b0, p, 4);
+    std::memcpy(&b1, p + stride, 4);
+    return _mm512_movm_epi8(static_cast<__mmask64>(b0) | (static_cast<__mmask64>(b1) << 32));
+  }
+  static I RowsByte(const uint8_t* p, size_t stride) {
+    return _mm512_mask_set1_epi8(_mm512_set1_epi8(static_cast<char>(p[0])), 0xFFFFFFFF00000000ULL, static_cast<char>(p[stride]));
+  }
+  static I Act32(const int8_t* p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
+  // -offset * v for a power-of-two offset.
+  static I NegShl(I v, int offset) {
+    return _mm512_sll_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), v), _mm_cvtsi32_si128(__builtin_ctz(offset)));
+  }
+  static I Table16(const int8_t* t) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
+  static I Lookup(I table, I idx) { return _mm512_shuffle_epi8(table, idx); }
+  static I And(I a, I b) { return _mm512_and_si512(a, b); }
+  static I AndNot(I a, I b) { return _mm512_andnot_si512(a, b); }
+  static I Or(I a, I b) { return _mm512_or_si512(a, b); }
+  static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
+  static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
+  template <int kBits> static I Shr16(I a) { return _mm512_srli_epi16(a, kBits); }
+  template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
+  static I ShrBytes(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
+  static I Where(I v, int8_t bit) { return _mm512_movm_epi8(_mm512_test_epi8_mask(v, _mm512_set1_epi8(bit))); }
+  // (Callers OR into bits that are clear, so a masked add does it.)
+  static I OrWhere(I a, I bits, int8_t bit, int8_t value) {
+    return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
+  }
+  static I SubWhereNot(I a, I bits, int8_t bit, int8_t value) {
+    return _mm512_mask_sub_epi8(a, _mm512_testn_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
+  }
+
+#if HWY_TARGET == HWY_AVX3_DL
+  static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I AddScaled(I acc, I pairs, I scales16) { return _mm512_dpwssd_epi32(acc, pairs, scales16); }
+#else
+  static I DotU8(I acc, I u, I s) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+  }
+  static I AddScaled(I acc, I pairs, I scales16) { return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales16)); }
+#endif
+  // AVX-512 has no vpsignb: |q|, and a negated where q < 0 (where q is 0 the product is 0 either way).
+  struct Signed {
+    I abs;
+    __mmask64 negative;
+  };
+  static Signed PrepareSigned(I q) { return {_mm512_abs_epi8(q), _mm512_movepi8_mask(q)}; }
+  static I SignOf(const Signed& q, I a) { return _mm512_mask_sub_epi8(a, q.negative, _mm512_setzero_si512(), a); }
+  static I DotS8(I acc, I q, I a) {
+    const Signed s = PrepareSigned(q);
+    return DotU8(acc, s.abs, SignOf(s, a));
+  }
+  static I PairsU8(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+  static I PairsS8(const Signed& q, I a) { return _mm512_maddubs_epi16(q.abs, SignOf(q, a)); }
+
+  static I Per32Scales(const __m128i* words) {
+    return Join(_mm256_set_m128i(words[0], words[0]), _mm256_set_m128i(words[1], words[1]));
+  }
+  static I Per32Scale(I scales, int j) {
+    const int16_t idx = static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8));
+    return _mm512_shuffle_epi8(scales, _mm512_set1_epi16(idx));
+  }
+  static I Per16Scales(const __m128i* bytes) { return _mm512_castsi256_si512(_mm256_set_m128i(bytes[1], bytes[0])); }
+  static I Per16Scale(I scales, int g) {
+    const __m256i idx = _mm256_set_epi64x(0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g),
+                                          0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g));
+    return _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(_mm512_castsi512_si256(scales), idx));
+  }
+  static I RowsWords16(const __m256i* words) { return Join(words[0], words[1]); }
+
+  static F ZeroF() { return _mm512_setzero_ps(); }
+  static F SetF(float v) { return _mm512_set1_ps(v); }
+  static F RowsF(const float* d) { return _mm512_insertf32x8(_mm512_set1_ps(d[0]), _mm256_set1_ps(d[1]), 1); }
+  static F RowsHalfF(const uint8_t* p, size_t stride) {
+    uint16_t h0, h1;
+    std::memcpy(&h0, p, 2);
+    std::memcpy(&h1, p + stride, 2);
+    const __m128 both = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (static_cast<uint32_t>(h1) << 16))));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(both));
+  }
+  static F Cvt(I v) { return _mm512_cvtepi32_ps(v); }
+  static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F AddF(F a, F b) { return _mm512_add_ps(a, b); }
+  static I Madd16(I a, I b) { return _mm512_madd_epi16(a, b); }
+  static float Sum8(__m256 acc) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+  }
+  static void StoreSums(F acc, float* y) {
+    y[0] = Sum8(_mm512_castps512_ps256(acc));
+    y[1] = Sum8(_mm512_extractf32x8_ps(acc, 1));
+  }
+
+  static HI HRowsWords8(const __m128i* words) { return _mm256_set_m128i(words[1], words[0]); }
+  static HI HMadd(HI a, HI b) { return _mm256_madd_epi16(a, b); }
+  static HF HZero() { return _mm256_setzero_ps(); }
+  static HF HRowsF(const float* d) { return _mm256_set_m128(_mm_set1_ps(d[1]), _mm_set1_ps(d[0])); }
+  static HF HFma(HF a, HI b, HF c) { return _mm256_fmadd_ps(a, _mm256_cvtepi32_ps(b), c); }
+  static void HSums(HF v, float* out) {
+    for (int r = 0; r < 2; ++r) {
+      const __m128 x = r ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v);
+      const __m128 s = _mm_add_ps(x, _mm_movehl_ps(x, x));
+      out[r] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    }
+  }
+  static void HIntSums(HI v, int32_t* out) {
+    alignas(32) int32_t l[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
+    out[0] = (l[0] + l[1]) + (l[2] + l[3]);
+    out[1] = (l[4] + l[5]) + (l[6] + l[7]);
+  }
+};
+#endif
+using I = V::I;
+using F = V::F;
+constexpr int kRows = V::kRows;
+
+// kRows weight rows. Byte `offset` of row r's block b lies at base + r * stride + b * step + (offset - head) for
+// offsets past the block's head, its head (the 32-value types' fp16 scale) at head_base + r * head_stride +
+// b * step. Row-major rows: stride = head_stride = row bytes, step = block bytes; packed tiles
+// (ops/packed_weight.h): heads side by side, then the rests, a slot of kPackRows blocks a step. A stride of 0
+// repeats one row (the unused rows of a partial last tile).
+struct RowGroup {
+  const uint8_t* base;
+  size_t stride, step;
+  const uint8_t* head_base;
+  size_t head_stride, head;
+  template <typename Block>
+  const uint8_t* at(int64_t b, size_t offset) const {
+    return base + static_cast<size_t>(b) * step + (offset - head);
+  }
+  const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
+  // The K-quants and halves have no head: their whole block, by row.
+  template <typename Block>
+  const Block& block(int r, int64_t b) const {
+    return *reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride + static_cast<size_t>(b) * step);
+  }
+};
+
+// An fp16 field at p.
+HWY_INLINE float Half16At(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return Half(h);
+}
+
+#endif  // LOWBIT_WIDE_KERNELS
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#endif  // LOWBIT_OPS_SIMD_VECTORS_INL_H_
