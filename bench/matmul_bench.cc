@@ -4,9 +4,15 @@
 //   used in turn (more than the L3 of the machines here, so the weights come from memory as in a real model);
 // - *_Batch64: a prompt batch of 64 tokens.
 // Bytes processed = weight bytes read per token, so GB/s compares with the memory bandwidth.
+// LOWBIT_BENCH_TARGET=AVX2 (or AVX3, AVX3_DL, SSE4, ...) runs the kernels of that Highway target only.
 #include <benchmark/benchmark.h>
 
+#include <hwy/targets.h>
+
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "algo/int_quant.h"
@@ -39,6 +45,19 @@ Tensor random_weight(DType type, int64_t n_in, int64_t n_out, int seed) {
   quantize_rows(type, w.data(), bytes.data(), n_out, n_in);
   return make_owned_tensor(info, std::move(bytes));
 }
+
+// Restricts the kernels to one target if LOWBIT_BENCH_TARGET names one this CPU runs.
+const bool kTargetChosen = [] {
+  const char* want = std::getenv("LOWBIT_BENCH_TARGET");
+  if (!want) return false;
+  for (int64_t t : hwy::SupportedAndGeneratedTargets())
+    if (std::string(hwy::TargetName(t)) == want) {
+      hwy::SetSupportedTargetsForTest(t);
+      return true;
+    }
+  std::fprintf(stderr, "LOWBIT_BENCH_TARGET=%s: not a target this CPU runs\n", want);
+  std::exit(2);
+}();
 
 enum class Kernel { kReference, kSimd };
 

@@ -3,10 +3,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "ops/simd_matmul.h"
+#include "util/error.h"
 
 namespace lowbit {
 
@@ -22,12 +24,13 @@ size_t pack_head_bytes(DType type) {
 
 WeightLayout weight_layout(const Tensor& w) {
   return {row_bytes(w.type(), w.ne()[0]), pack_unit_bytes(w.type()), pack_head_bytes(w.type()),
-          w.interleaved_rows ? (w.info.n_rows() / kPackRows) * kPackRows : 0};
+          w.interleaved_rows ? (w.info.n_rows() / w.interleaved_rows) * w.interleaved_rows : 0,
+          std::max(w.interleaved_rows, 1)};
 }
 
 bool packable(const Tensor& w) {
   if (w.interleaved_rows || !simd_matmul_supports(w.type()) || w.info.ne[2] != 1 || w.info.ne[3] != 1) return false;
-  if (!row_fits(w.type(), w.ne()[0]) || w.info.n_rows() < kPackRows) return false;
+  if (!row_fits(w.type(), w.ne()[0]) || w.info.n_rows() < kMaxPackRows) return false;
   return row_bytes(w.type(), w.ne()[0]) % pack_unit_bytes(w.type()) == 0;
 }
 
@@ -43,10 +46,12 @@ void copy_row(const uint8_t* data, const WeightLayout& l, int64_t r, uint8_t* ou
   }
 }
 
-Tensor pack_for_matmul(const Tensor& w) {
+Tensor pack_for_matmul(const Tensor& w, int tile_rows) {
   if (!packable(w)) return w;
+  if (tile_rows <= 0) tile_rows = simd_pack_rows();
+  check(tile_rows <= kMaxPackRows && (tile_rows & (tile_rows - 1)) == 0, w.name(), "cannot pack in tiles of {} rows", tile_rows);
   Tensor packed = w;
-  packed.interleaved_rows = kPackRows;
+  packed.interleaved_rows = tile_rows;
   const WeightLayout l = weight_layout(packed);
   std::vector<uint8_t> bytes(w.info.n_bytes());
   for (int64_t r = 0; r < w.info.n_rows(); ++r) {
@@ -63,7 +68,7 @@ Tensor pack_for_matmul(const Tensor& w) {
   const auto end = (reinterpret_cast<uintptr_t>(w.data) + w.info.n_bytes()) & ~(page - 1);
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
   Tensor t = make_owned_tensor(w.info, std::move(bytes));
-  t.interleaved_rows = kPackRows;
+  t.interleaved_rows = tile_rows;
   t.input_order = w.input_order;
   return t;
 }

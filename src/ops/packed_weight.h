@@ -1,8 +1,10 @@
-// The engine's layout for matmul weights: rows in tiles of kPackRows whose blocks are interleaved (block 0 of the
-// tile's eight rows, then block 1 of each, ...), so a kernel tile reads its weights as one sequential stream. On
-// the machines here one stream reads at ~28 GB/s while eight rows read side by side, each from its own place,
-// reach ~11 GB/s: for generation, which reads every weight once per token, the layout decides the speed. The
-// arithmetic is the same, so are the results. Rows after the last full tile keep their row-major place.
+// The engine's layout for matmul weights: rows in tiles whose blocks are interleaved (block 0 of the tile's rows,
+// then block 1 of each, ...), so a kernel tile reads its weights as one sequential stream. On the machines here
+// one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
+// generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
+// the running CPU's generation kernel takes at once (8 with AVX-512, 4 with AVX2; a kernel tile that covered half
+// a packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
+// Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, the first `head` bytes of each row's block (the fp16 scale of the 32-value
 // types) come first, side by side, then the rest of each row's block: the tile's eight scales are one load.
@@ -14,23 +16,24 @@
 
 namespace lowbit {
 
-inline constexpr int kPackRows = 8;
+inline constexpr int kMaxPackRows = 8;
 
 // Bytes that stay together in a row: one block, or eight values (16 bytes) of F16/BF16.
 size_t pack_unit_bytes(DType type);
 // Bytes of each unit gathered at the front of a tile's slot: 2 (the scale) for 32-value blocks, else 0.
 size_t pack_head_bytes(DType type);
 
-// Where a weight's bytes are: rows of row_bytes in units of `unit`, the first packed_rows in interleaved tiles.
+// Where a weight's bytes are: rows of row_bytes in units of `unit`, the first packed_rows in interleaved tiles of
+// tile_rows rows.
 struct WeightLayout {
   size_t row_bytes, unit, head;
-  int64_t packed_rows;
+  int64_t packed_rows, tile_rows;
   // Byte `offset` of unit u of row r.
   size_t byte_offset(int64_t r, int64_t u, size_t offset) const {
     if (r >= packed_rows) return static_cast<size_t>(r) * row_bytes + static_cast<size_t>(u) * unit + offset;
-    const size_t slot = static_cast<size_t>(r / kPackRows) * kPackRows * row_bytes + static_cast<size_t>(u) * kPackRows * unit;
-    const auto i = static_cast<size_t>(r % kPackRows);
-    return slot + (offset < head ? i * head + offset : kPackRows * head + i * (unit - head) + (offset - head));
+    const auto tile = static_cast<size_t>(tile_rows), i = static_cast<size_t>(r % tile_rows);
+    const size_t slot = static_cast<size_t>(r / tile_rows) * tile * row_bytes + static_cast<size_t>(u) * tile * unit;
+    return slot + (offset < head ? i * head + offset : tile * head + i * (unit - head) + (offset - head));
   }
 };
 WeightLayout weight_layout(const Tensor& w);
@@ -38,9 +41,10 @@ WeightLayout weight_layout(const Tensor& w);
 // Whether `w` can take the layout: a 2-D weight of a type with a SIMD kernel whose rows split into whole units.
 bool packable(const Tensor& w);
 
-// An owned copy of `w` in the interleaved layout (or `w` itself when it is not packable). The source's pages are
-// handed back to the kernel afterwards (MADV_PAGEOUT, non-destructive), so a mapped model is not held twice.
-Tensor pack_for_matmul(const Tensor& w);
+// An owned copy of `w` in the interleaved layout, tiles of `tile_rows` (default: the running CPU's; a power of two
+// up to kMaxPackRows), or `w` itself when it is not packable. The source's pages are handed back to the kernel
+// afterwards (MADV_PAGEOUT, non-destructive), so a mapped model is not held twice.
+Tensor pack_for_matmul(const Tensor& w, int tile_rows = 0);
 
 // Row r's bytes in row-major form, whatever the layout (row_bytes of them).
 void copy_row(const uint8_t* data, const WeightLayout& layout, int64_t r, uint8_t* out);

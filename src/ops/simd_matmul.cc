@@ -180,7 +180,7 @@ template <class Family, int kP, int kT>
 void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows, int64_t n, int64_t n_tokens, int64_t r0, int64_t r1,
               int64_t n_out, float* y) {
   constexpr int kTileRows = kP * kRows;
-  static_assert(kPackRows % kTileRows == 0, "a kernel tile lies inside one packed tile");
+  // Packed tiles have an even number of rows, so a row pair never straddles two (a kernel tile may).
   DecodedRows<kP> scratch;
   for (int64_t r = r0; r < r1; r += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
@@ -191,7 +191,7 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
       const uint8_t* head = data + w.byte_offset(first, 0, 0);
       const uint8_t* rest = data + w.byte_offset(first, 0, w.head);
       if (first < w.packed_rows) {
-        groups[p] = {rest, w.unit - w.head, kPackRows * w.unit, head, w.head, w.head};
+        groups[p] = {rest, w.unit - w.head, static_cast<size_t>(w.tile_rows) * w.unit, head, w.head, w.head};
       } else {
         const size_t stride = first + 1 <= last_valid ? w.row_bytes : 0;
         groups[p] = {rest, stride, w.unit, head, stride, w.head};
@@ -212,6 +212,14 @@ void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_
   else RunTiles<Family, Family::kBatchGroups, Family::kBatchTokens>(data, w, acts, n, nt, r0, r1, n_out, y);
 }
 #endif  // LOWBIT_WIDE_KERNELS
+
+int PackRows() {
+#if LOWBIT_WIDE_KERNELS
+  return kGenGroups * kRows;
+#else
+  return kMaxPackRows;
+#endif
+}
 
 // One entry for every weight type: rows [r0, r1) of W times every token's quantized activations.
 void MatmulRows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
@@ -260,6 +268,9 @@ HWY_AFTER_NAMESPACE();
 namespace lowbit {
 
 HWY_EXPORT(MatmulRows);
+HWY_EXPORT(PackRows);
+
+int simd_pack_rows() { return HWY_DYNAMIC_DISPATCH(PackRows)(); }
 
 bool simd_matmul_supports(DType type) { return reference_row_dot(type) != nullptr; }
 
@@ -291,7 +302,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   }
   // Fixed chunks of rows (whole packed tiles) over all the weights, each computed by one thread: the bits do not
   // depend on the thread count. Each thread takes one contiguous range of chunks, so it reads one stream.
-  constexpr int64_t kChunk = 2 * kPackRows;
+  constexpr int64_t kChunk = 2 * kMaxPackRows;
   std::vector<std::pair<size_t, int64_t>> chunks;  // (weight, first row)
   for (size_t i = 0; i < work.size(); ++i)
     for (int64_t r = 0; r < work[i].n_out; r += kChunk) chunks.emplace_back(i, r);

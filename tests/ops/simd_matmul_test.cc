@@ -150,16 +150,17 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
       const auto x = activations(sh.n_in, sh.n_tokens);
       std::vector<float> ref(static_cast<size_t>(sh.n_out * sh.n_tokens));
       matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
-      const Tensor packed = pack_for_matmul(t);
-      EXPECT_EQ(packed.interleaved_rows != 0, sh.n_out >= kPackRows && sh.n_in % 8 == 0) << dtype_name(type);
+      // Packed for each tile height the targets use (a kernel tile may cover two packed tiles or half of one).
+      const Tensor packed = pack_for_matmul(t, 8), packed4 = pack_for_matmul(t, 4);
+      EXPECT_EQ(packed.interleaved_rows != 0, sh.n_out >= kMaxPackRows && sh.n_in % 8 == 0) << dtype_name(type);
       for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
         hwy::SetSupportedTargetsForTest(target);
         for (int threads : {1, 2})
-          for (const Tensor* w : {&t, &packed}) {
+          for (const Tensor* w : {&t, &packed, &packed4}) {
           const auto got = run(*w, x, sh.n_tokens, threads);
           for (size_t i = 0; i < got.size(); ++i)
             ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
-                << dtype_name(type) << (w == &packed ? " packed " : " ") << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
+                << dtype_name(type) << (w == &t ? " " : w == &packed ? " packed by 8 " : " packed by 4 ") << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
                 << hwy::TargetName(target) << " threads " << threads << ", output " << i << ": " << got[i] << " vs " << ref[i];
         }
       }
@@ -193,7 +194,7 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
     const int64_t n_in = 512, n_out = 21;  // two full tiles and five row-major rows
     const Tensor t = quantized_weight(type, n_in, n_out, weights(n_in, n_out));
     const Tensor p = pack_for_matmul(t);
-    ASSERT_EQ(p.interleaved_rows, kPackRows);
+    ASSERT_EQ(p.interleaved_rows, simd_pack_rows());
     EXPECT_NE(0, std::memcmp(p.data, t.data, t.info.n_bytes())) << dtype_name(type);
     const size_t rb = row_bytes(type, n_in);
     std::vector<uint8_t> row(rb);
@@ -206,6 +207,14 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
       EXPECT_EQ(a, b);
     }
     EXPECT_THROW(p.bytes(), Error);
+    for (int rows : {4, 8}) {  // every tile height keeps the rows
+      const Tensor q = pack_for_matmul(t, rows);
+      for (int64_t r = 0; r < n_out; ++r) {
+        copy_row(q, r, row.data());
+        ASSERT_EQ(0, std::memcmp(row.data(), t.data + r * rb, rb)) << rows << " rows a tile, row " << r;
+      }
+    }
+    EXPECT_THROW(pack_for_matmul(t, 3), Error);
     EXPECT_EQ(pack_for_matmul(p).data, p.data);  // already packed: left as it is
   }
 }
