@@ -84,13 +84,13 @@ float symmetric_plain(const float* x, int nmax, uint8_t* levels) {
   return d;
 }
 
-float symmetric_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels) {
-  float weight[kLegacyBlock];
-  block_weights(x, importance, sigma2, kLegacyBlock, weight);
-  int8_t found[kLegacyBlock];
-  const float d = make_qx_quants(kLegacyBlock, nmax, x, found, 1, weight);
-  for (int j = 0; j < kLegacyBlock; ++j) levels[j] = static_cast<uint8_t>(found[j]);  // already offset by +nmax
-  return d;
+void symmetric_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
+                        float* d) {
+  float weight[kWeightedRun * kLegacyBlock] = {};  // zeroed only to reassure the compiler: just the run's n blocks are read
+  block_weights(x, importance, sigma2, n * kLegacyBlock, weight);
+  int8_t found[kWeightedRun * kLegacyBlock];
+  make_qx_quants_batch(n, kLegacyBlock, nmax, x, weight, found, d);
+  for (int j = 0; j < n * kLegacyBlock; ++j) levels[j] = static_cast<uint8_t>(found[j]);  // already offset by +nmax
 }
 
 void decode_symmetric(const uint8_t* levels, int nmax, float d, float* out) {
@@ -114,13 +114,13 @@ ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels) {
   return {d, min};
 }
 
-ScaleAndMin affine_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels) {
-  float weight[kLegacyBlock];
-  block_weights(x, importance, sigma2, kLegacyBlock, weight);
-  uint8_t scratch[kLegacyBlock];
-  float neg_min = 0;
-  const float d = make_qkx3_quants(kLegacyBlock, nmax, x, weight, levels, &neg_min, scratch, -0.9f, 0.05f, 36, false);
-  return {d, -neg_min};
+void affine_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
+                     ScaleAndMin* out) {
+  float weight[kWeightedRun * kLegacyBlock] = {};  // zeroed only to reassure the compiler: just the run's n blocks are read
+  block_weights(x, importance, sigma2, n * kLegacyBlock, weight);
+  float d[kWeightedRun], neg_min[kWeightedRun];
+  make_qkx_quants_batch(n, kLegacyBlock, nmax, x, weight, levels, d, neg_min, -0.9f, 0.05f, 36, false);
+  for (int b = 0; b < n; ++b) out[b] = {d[b], -neg_min[b]};
 }
 
 void decode_affine(const uint8_t* levels, float d, float m, float* out) {

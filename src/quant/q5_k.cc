@@ -28,11 +28,11 @@ void pack_levels(const uint8_t* levels, BlockQ5K& y) {
   }
 }
 
-void quantize_block(const float* x, BlockQ5K& y, const float* importance) {
-  uint8_t levels[kSuperBlock];
+void quantize_run(const float* x, BlockQ5K* y, int n, const float* importance) {
+  uint8_t levels[kRunBlocks * kSuperBlock];
   // ggml's reference search range for Q5_K: 16 steps from nmax-0.5.
-  quantize_scale_min_k4(x, importance, 31, -0.5f, 15, levels, &y.d, &y.dmin, y.scales);
-  pack_levels(levels, y);
+  quantize_scale_min_k4(x, importance, n, 31, -0.5f, 15, levels, y);
+  for (int b = 0; b < n; ++b) pack_levels(levels + kSuperBlock * b, y[b]);
 }
 
 void dequantize_block(const BlockQ5K& b, float* y) {
