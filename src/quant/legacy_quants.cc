@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 
 #include "quant/quant_search.h"
 #include "util/error.h"
@@ -27,7 +28,10 @@ void block_weights(const float* x, const float* importance, float sigma2, int n,
 
 void pack_nibbles(const uint8_t* levels, uint8_t* qs) {
   constexpr int kHalf = kLegacyBlock / 2;
-  for (int j = 0; j < kHalf; ++j) qs[j] = static_cast<uint8_t>((levels[j] & 0x0F) | ((levels[j + kHalf] & 0x0F) << 4));
+  // From a local copy: the compiler then knows qs cannot overlap it and packs with vector instructions.
+  uint8_t lv[kLegacyBlock];
+  std::memcpy(lv, levels, sizeof(lv));
+  for (int j = 0; j < kHalf; ++j) qs[j] = static_cast<uint8_t>((lv[j] & 0x0F) | ((lv[j + kHalf] & 0x0F) << 4));
 }
 
 void unpack_nibbles(const uint8_t* qs, uint8_t* levels) {
@@ -86,9 +90,9 @@ float symmetric_plain(const float* x, int nmax, uint8_t* levels) {
 
 void symmetric_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
                         float* d) {
-  float weight[kWeightedRun * kLegacyBlock] = {};  // zeroed only to reassure the compiler: just the run's n blocks are read
+  float weight[kRunBlocks * kLegacyBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
   block_weights(x, importance, sigma2, n * kLegacyBlock, weight);
-  int8_t found[kWeightedRun * kLegacyBlock];
+  int8_t found[kRunBlocks * kLegacyBlock];
   make_qx_quants_batch(n, kLegacyBlock, nmax, x, weight, found, d);
   for (int j = 0; j < n * kLegacyBlock; ++j) levels[j] = static_cast<uint8_t>(found[j]);  // already offset by +nmax
 }
@@ -116,9 +120,9 @@ ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels) {
 
 void affine_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
                      ScaleAndMin* out) {
-  float weight[kWeightedRun * kLegacyBlock] = {};  // zeroed only to reassure the compiler: just the run's n blocks are read
+  float weight[kRunBlocks * kLegacyBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
   block_weights(x, importance, sigma2, n * kLegacyBlock, weight);
-  float d[kWeightedRun], neg_min[kWeightedRun];
+  float d[kRunBlocks], neg_min[kRunBlocks];
   make_qkx_quants_batch(n, kLegacyBlock, nmax, x, weight, levels, d, neg_min, -0.9f, 0.05f, 36, false);
   for (int b = 0; b < n; ++b) out[b] = {d[b], -neg_min[b]};
 }

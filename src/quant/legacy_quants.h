@@ -151,6 +151,14 @@ struct ScaleAndMin {
   float m;
 };
 ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels);
+
+// The plain roundings of n_blocks consecutive blocks (levels n_blocks*32, one scale per block), in SIMD registers
+// (legacy_plain_batch.cc); bit-identical to the one-block functions above, which are their reference.
+void symmetric_plain_batch(const float* x, int64_t n_blocks, int nmax, uint8_t* levels, float* d);
+void affine_plain_batch(const float* x, int64_t n_blocks, int nmax, uint8_t* levels, ScaleAndMin* out);
+// Q8_0's rounding of one block (q8_0.cc): d = max|x| / 127 (returned), q = round(x / d), halves away from zero.
+float q8_round_block(const float* x, int8_t* qs);
+void q8_0_plain_batch(const float* x, int64_t n_blocks, int8_t* qs, float* d);
 // Weighted, for n consecutive blocks (as symmetric_weighted).
 void affine_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
                      ScaleAndMin* out);
@@ -166,13 +174,14 @@ void iq4nl_block_scales(int64_t n_blocks, const float* x, const float* weights, 
 // The same search for one block (weights required), the scalar reference of the batched one.
 float iq4nl_block_scale(const float* x, const float* weights);
 
-// Blocks per call of a weighted run: enough to fill the lanes of the batched searches (quant_search.h).
-inline constexpr int kWeightedRun = 64;
+// Blocks per run (a row is quantized run by run): enough to fill the lanes of the batched searches
+// (quant_search.h), few enough for the run's scratch to stay on the stack.
+inline constexpr int kRunBlocks = 64;
 
-// The row loop every type shares: `Plain` quantizes one block without importance; `WeightedRun` gets up to
-// kWeightedRun consecutive blocks with their importance slice and the row's mean square (blocks of one row share
-// it, as in ggml).
-template <typename Block, int kElems, void (*Plain)(const float*, Block&),
+// The row loop every type shares, over runs of up to kRunBlocks consecutive blocks: `PlainRun` quantizes a run
+// without importance; `WeightedRun` gets the run's importance slice and the row's mean square (blocks of one row
+// share it, as in ggml).
+template <typename Block, int kElems, void (*PlainRun)(const float*, int, Block*),
           void (*WeightedRun)(const float*, const float*, float, int, Block*)>
 void quantize_blocks(const char* type_name, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                      const float* importance) {
@@ -181,14 +190,14 @@ void quantize_blocks(const char* type_name, const float* src, void* dst, int64_t
   const int64_t blocks_per_row = n_per_row / kElems;
   for (int64_t r = 0; r < nrows; ++r) {
     const float* row = src + r * n_per_row;
-    if (importance == nullptr) {
-      for (int64_t b = 0; b < blocks_per_row; ++b) Plain(row + b * kElems, *out++);
-      continue;
-    }
-    const float sigma2 = row_mean_square(row, n_per_row);
-    for (int64_t b = 0; b < blocks_per_row; b += kWeightedRun) {
-      const int n = static_cast<int>(std::min<int64_t>(kWeightedRun, blocks_per_row - b));
-      WeightedRun(row + b * kElems, importance + b * kElems, sigma2, n, out);
+    const float sigma2 = importance ? row_mean_square(row, n_per_row) : 0.f;
+    for (int64_t b = 0; b < blocks_per_row; b += kRunBlocks) {
+      const int n = static_cast<int>(std::min<int64_t>(kRunBlocks, blocks_per_row - b));
+      if (importance == nullptr) {
+        PlainRun(row + b * kElems, n, out);
+      } else {
+        WeightedRun(row + b * kElems, importance + b * kElems, sigma2, n, out);
+      }
       out += n;
     }
   }
@@ -230,14 +239,18 @@ void unpack_levels(const Block& b, uint8_t* levels) {
 // Q4_0 / Q5_0: one fp16 scale d per block.
 template <typename Block, int kNmax>
 struct SymmetricCodec {
-  static void plain(const float* x, Block& y) {
-    uint8_t levels[kLegacyBlock];
-    y.d = f32_to_f16(symmetric_plain(x, kNmax, levels));
-    pack_levels(levels, y);
+  static void plain(const float* x, int n, Block* y) {
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    float d[kRunBlocks];
+    symmetric_plain_batch(x, n, kNmax, levels, d);
+    for (int b = 0; b < n; ++b) {
+      y[b].d = f32_to_f16(d[b]);
+      pack_levels(levels + kLegacyBlock * b, y[b]);
+    }
   }
   static void weighted(const float* x, const float* importance, float sigma2, int n, Block* y) {
-    uint8_t levels[kWeightedRun * kLegacyBlock];
-    float d[kWeightedRun];
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    float d[kRunBlocks];
     symmetric_weighted(x, importance, sigma2, n, kNmax, levels, d);
     for (int b = 0; b < n; ++b) {
       y[b].d = f32_to_f16(d[b]);
@@ -259,14 +272,15 @@ struct AffineCodec {
     y.m = f32_to_f16(s.m);
     pack_levels(levels, y);
   }
-  static void plain(const float* x, Block& y) {
-    uint8_t levels[kLegacyBlock];
-    const ScaleAndMin s = affine_plain(x, kNmax, levels);
-    store(s, levels, y);
+  static void plain(const float* x, int n, Block* y) {
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    ScaleAndMin s[kRunBlocks];
+    affine_plain_batch(x, n, kNmax, levels, s);
+    for (int b = 0; b < n; ++b) store(s[b], levels + kLegacyBlock * b, y[b]);
   }
   static void weighted(const float* x, const float* importance, float sigma2, int n, Block* y) {
-    uint8_t levels[kWeightedRun * kLegacyBlock];
-    ScaleAndMin s[kWeightedRun];
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    ScaleAndMin s[kRunBlocks];
     affine_weighted(x, importance, sigma2, n, kNmax, levels, s);
     for (int b = 0; b < n; ++b) store(s[b], levels + kLegacyBlock * b, y[b]);
   }
