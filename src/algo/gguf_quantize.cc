@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/float_rows.h"
 #include "io/converted_source.h"
 #include "io/gguf.h"
 #include "io/gguf_source.h"
@@ -82,13 +83,6 @@ std::optional<std::vector<float>> importance_for(const TensorPlan& plan, const G
 // Rows per work chunk: at least 16K values (llama-quantize's chunk), so a chunk's floats stay in L2.
 int64_t rows_per_chunk(int64_t n_per_row) { return std::max<int64_t>(1, (32 * 512 + n_per_row - 1) / n_per_row); }
 
-// Index of the first NaN/Inf in values[0..n), or -1.
-int64_t first_non_finite(const float* values, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(values[i])) return i;
-  return -1;
-}
-
 [[noreturn]] void fail_non_finite(float value, int64_t index, int64_t n_per_row, const std::string& tensor_name) {
   fail(tensor_name, "{} at index {} (row {}, column {}): refusing non-finite weights", std::isnan(value) ? "NaN" : "Inf",
        index, index / n_per_row, index % n_per_row);
@@ -109,7 +103,8 @@ void for_each_float_chunk(const Tensor& t, int threads, const std::string& name,
   int64_t bad_index = -1;  // first non-finite element over all chunks
   float bad_value = 0;
   std::string error;
-#pragma omp parallel num_threads(threads)
+  // No more threads than chunks: a small tensor is not worth waking (or waiting for) a second core.
+#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, n_chunks)))
   {
     std::vector<float> values(static_cast<size_t>(chunk_rows * n_per_row));
 #pragma omp for schedule(dynamic, 1)

@@ -4,6 +4,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cmath>
+
 #include "core/float_formats.h"
 #include "core/float_rows.h"
 
@@ -42,6 +44,19 @@ void BF16ToF32Row(const uint16_t* src, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
+int64_t FirstNonFinite(const float* values, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + step <= n; i += step) {
+    const auto bad = hn::Not(hn::IsFinite(hn::LoadU(df, values + i)));
+    if (!hn::AllFalse(df, bad)) return i + static_cast<int64_t>(hn::FindFirstTrue(df, bad));
+  }
+  for (; i < n; ++i)
+    if (!std::isfinite(values[i])) return i;
+  return -1;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit
 HWY_AFTER_NAMESPACE();
@@ -51,9 +66,11 @@ namespace lowbit {
 
 HWY_EXPORT(F16ToF32Row);
 HWY_EXPORT(BF16ToF32Row);
+HWY_EXPORT(FirstNonFinite);
 
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32Row)(src, dst, n); }
 void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(BF16ToF32Row)(src, dst, n); }
+int64_t first_non_finite(const float* values, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFinite)(values, n); }
 
 }  // namespace lowbit
 #endif  // HWY_ONCE

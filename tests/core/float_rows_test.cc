@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "core/float_formats.h"
@@ -52,6 +54,22 @@ TEST(FloatRows, OddLengthsAndOffsetsConvertExactlyTheirRange) {
       EXPECT_EQ(out[n], -7.f);
     }
   }
+}
+
+TEST(FloatRows, FirstNonFiniteFindsTheEarliestNaNOrInf) {
+  std::vector<float> v(203, 1.5f);
+  EXPECT_EQ(first_non_finite(v.data(), static_cast<int64_t>(v.size())), -1);
+  EXPECT_EQ(first_non_finite(v.data(), 0), -1);
+  v[190] = -INFINITY;  // in the scalar tail for any vector width up to 16
+  EXPECT_EQ(first_non_finite(v.data(), static_cast<int64_t>(v.size())), 190);
+  EXPECT_EQ(first_non_finite(v.data(), 190), -1);
+  v[77] = NAN;
+  v[41] = INFINITY;
+  EXPECT_EQ(first_non_finite(v.data(), static_cast<int64_t>(v.size())), 41);
+  EXPECT_EQ(first_non_finite(v.data() + 42, 161), 35);  // the NaN at 77, from an unaligned start
+  v[0] = std::numeric_limits<float>::max();  // large but finite
+  v[1] = std::numeric_limits<float>::denorm_min();
+  EXPECT_EQ(first_non_finite(v.data(), 41), -1);
 }
 
 }  // namespace
