@@ -84,7 +84,7 @@ float legacy::iq4nl_block_scale(const float* x, const float* weight) {
 namespace {
 
 void assign_levels(const float* x, int n, float inverse_scale, uint8_t* levels) {
-  for (int j = 0; j < n; ++j) levels[j] = static_cast<uint8_t>(nearest_level(inverse_scale * x[j]));
+  legacy::iq4nl_levels(x, n, inverse_scale, levels);
 }
 
 // Values per batched search: whole super-blocks of either format, enough blocks to fill the SIMD lanes.

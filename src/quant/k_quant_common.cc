@@ -10,7 +10,7 @@ void quantize_scale_min_k4(const float* x, const float* importance, int n, int n
   constexpr int kSub = kSuperBlock / 32;
   float sub_scales[kRunBlocks * kSub];
   float sub_mins[kRunBlocks * kSub];  // stored negated (>= 0), as the searches return them
-  float weights[kRunBlocks * kSuperBlock] = {};  // zeroed only to reassure the compiler: just the run's n blocks are read
+  float weights[kRunBlocks * kSuperBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
 
   if (!importance) {
     // ggml's *_ref: weights |x| + rms of the sub-block, scale/min codes relative to the largest ones.

@@ -166,6 +166,8 @@ void decode_affine(const uint8_t* levels, float d, float m, float* out);
 
 // Index of the kIq4nlValues entry nearest to x; a tie goes to the larger value (ggml's best_index_int8).
 int iq4nl_nearest_level(float x);
+// levels[j] = iq4nl_nearest_level(inverse_scale * x[j]) for j < n, in SIMD (quant_search_batch.cc).
+void iq4nl_levels(const float* x, int64_t n, float inverse_scale, uint8_t* levels);
 
 // IQ4_NL/IQ4_XS: the best scale of each of n_blocks blocks of 32 (x and weights block after block; null weights
 // mean x^2), ggml's 15-scale search. Batched in SIMD lanes (quant_search_batch.cc); bit-identical to one block

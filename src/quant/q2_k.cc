@@ -15,7 +15,7 @@ void pack_levels(const uint8_t* levels, BlockQ2K& y) { pack_2bit(levels, y.qs); 
 
 void quantize_run(const float* x, BlockQ2K* y, int n, const float* importance) {
   uint8_t levels[kRunBlocks * kSuperBlock];
-  float weights[kRunBlocks * kSuperBlock] = {};  // zeroed only to reassure the compiler: just the run's n blocks are read
+  float weights[kRunBlocks * kSuperBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
   float sub_scales[kRunBlocks * kSub];
   float sub_mins[kRunBlocks * kSub];  // negated mins (>= 0)
 

@@ -77,7 +77,7 @@ void quantize_run(const float* x, BlockQ3K* y, int n, const float* importance) {
   } else {
     // ggml's quantize_row_q3_K_impl: importance * sqrt(sigma^2 + x^2) weights; codes by make_qx_quants too,
     // with the sub-blocks' weight sums as the weights.
-    float weights[kRunBlocks * kSuperBlock] = {};  // zeroed only to reassure the compiler: just the run's n blocks are read
+    float weights[kRunBlocks * kSuperBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
     float sub_weight_sums[kRunBlocks * kSub];
     for (int b = 0; b < n; ++b) {
       const float sigma2 = 2 * super_block_sum_sq(x + kSuperBlock * b) / kSuperBlock;

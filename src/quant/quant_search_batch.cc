@@ -309,17 +309,53 @@ void Q3Batch(int64_t n_groups, int n, int nmax, const float* x, int8_t* levels, 
 
 // ---- IQ4_NL / IQ4_XS block scale search ----
 
+// kIq4nlValues as floats, for broadcasts the compiler can keep in registers once the scans are unrolled.
+constexpr float kIq4Table[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+static_assert([] {
+  for (int k = 0; k < 16; ++k)
+    if (kIq4Table[k] != kIq4nlValues[k]) return false;
+  return true;
+}());
+
 // The kIq4nlValues entry nearest to each lane (ties to the larger), as the scalar nearest_level's value.
 HWY_INLINE VF NearestIq4(VF v) {
   const DF df;
-  VF lower = hn::Set(df, kIq4nlValues[0]);
-  VF upper = hn::Set(df, kIq4nlValues[1]);
+  VF lower = hn::Set(df, kIq4Table[0]);
+  VF upper = hn::Set(df, kIq4Table[1]);
+  HWY_UNROLL(14)
   for (int k = 1; k < 15; ++k) {
-    const MF above = hn::Ge(v, hn::Set(df, kIq4nlValues[k]));
-    lower = hn::IfThenElse(above, hn::Set(df, kIq4nlValues[k]), lower);
-    upper = hn::IfThenElse(above, hn::Set(df, kIq4nlValues[k + 1]), upper);
+    const MF above = hn::Ge(v, hn::Set(df, kIq4Table[k]));
+    lower = hn::IfThenElse(above, hn::Set(df, kIq4Table[k]), lower);
+    upper = hn::IfThenElse(above, hn::Set(df, kIq4Table[k + 1]), upper);
   }
   return hn::IfThenElse(hn::Lt(hn::Sub(v, lower), hn::Sub(upper, v)), lower, upper);
+}
+
+// nearest_level() of every lane: the index of the nearest kIq4nlValues entry, ties to the larger.
+void Iq4Levels(const float* x, int64_t n, float inverse_scale, uint8_t* levels) {
+  const DF df;
+  const DI di;
+  const hn::Rebind<uint8_t, DI> du8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const VF id = hn::Set(df, inverse_scale);
+  int64_t j = 0;
+  for (; j + lanes <= n; j += lanes) {
+    const VF v = hn::Mul(id, hn::LoadU(df, x + j));
+    VI below = hn::Zero(di);
+    VF lower = hn::Set(df, kIq4Table[0]);
+    VF upper = hn::Set(df, kIq4Table[1]);
+    HWY_UNROLL(14)
+    for (int k = 1; k < 15; ++k) {
+      const MF above = hn::Ge(v, hn::Set(df, kIq4Table[k]));
+      below = hn::Sub(below, hn::VecFromMask(di, hn::RebindMask(di, above)));  // a true mask is -1
+      lower = hn::IfThenElse(above, hn::Set(df, kIq4Table[k]), lower);
+      upper = hn::IfThenElse(above, hn::Set(df, kIq4Table[k + 1]), upper);
+    }
+    const MF to_upper = hn::Not(hn::Lt(hn::Sub(v, lower), hn::Sub(upper, v)));
+    const VI index = hn::Sub(below, hn::VecFromMask(di, hn::RebindMask(di, to_upper)));
+    hn::StoreU(hn::DemoteTo(du8, index), du8, levels + j);
+  }
+  for (; j < n; ++j) levels[j] = static_cast<uint8_t>(legacy::iq4nl_nearest_level(inverse_scale * x[j]));
 }
 
 struct Iq4Fit {
@@ -375,6 +411,7 @@ HWY_EXPORT(ScaleMinBatch);
 HWY_EXPORT(SymmetricBatch);
 HWY_EXPORT(Q3Batch);
 HWY_EXPORT(Iq4ScalesBatch);
+HWY_EXPORT(Iq4Levels);
 
 namespace {
 void check_group(int n, const char* what) {
@@ -402,6 +439,10 @@ void make_q3_quants_batch(int64_t n_groups, int n, int nmax, const float* x, int
 
 void legacy::iq4nl_block_scales(int64_t n_blocks, const float* x, const float* weights, float* scales) {
   HWY_DYNAMIC_DISPATCH(Iq4ScalesBatch)(n_blocks, x, weights, scales);
+}
+
+void legacy::iq4nl_levels(const float* x, int64_t n, float inverse_scale, uint8_t* levels) {
+  HWY_DYNAMIC_DISPATCH(Iq4Levels)(x, n, inverse_scale, levels);
 }
 
 }  // namespace lowbit

@@ -94,7 +94,7 @@ INSTANTIATE_TEST_SUITE_P(Quantizers, ScaleMinBatch,
                                          ScaleMinCase{32, 31, -0.9f, 0.05f, 0, false, false}));
 
 TEST(SymmetricBatch, MatchesScalarMakeQxQuantsPerGroup) {
-  for (const auto [n, nmax] : {std::pair{16, 32}, {16, 4}, {32, 8}, {32, 16}}) {
+  for (const auto& [n, nmax] : {std::pair{16, 32}, {16, 4}, {32, 8}, {32, 16}}) {
     for (bool weighted : {false, true}) {
       for (int n_groups : {1, 9, 33}) {
         const std::vector<float> x = make_groups(n_groups, n, 3u + n_groups);
@@ -142,6 +142,27 @@ TEST(Iq4Batch, MatchesScalarBlockSearchPerBlock) {
         EXPECT_EQ(bits(scales[b]), bits(legacy::iq4nl_block_scale(x.data() + b * 32, w.data() + b * 32)))
             << "block " << b << (weighted ? " weighted" : "");
       }
+    }
+  }
+}
+
+// Every table midpoint (a tie, which goes to the larger value) and its neighbours, values beyond both ends, zeros
+// of both signs, and a tail shorter than a vector.
+TEST(Iq4Batch, LevelsMatchScalarNearestLevel) {
+  std::vector<float> x;
+  for (int k = 0; k + 1 < 16; ++k) {
+    const float mid = (static_cast<float>(kIq4nlValues[k]) + static_cast<float>(kIq4nlValues[k + 1])) / 2;
+    for (float v : {mid, std::nextafter(mid, -1000.f), std::nextafter(mid, 1000.f)}) x.push_back(v);
+  }
+  for (float v : {-1e6f, -128.f, -127.f, -0.f, 0.f, 113.f, 114.f, 1e6f}) x.push_back(v);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> uniform(-140.f, 140.f);
+  while (x.size() < 203) x.push_back(uniform(rng));
+  for (float inverse_scale : {1.f, 0.37f, -2.5f, 0.f}) {
+    std::vector<uint8_t> levels(x.size(), 0xEE);
+    legacy::iq4nl_levels(x.data(), static_cast<int64_t>(x.size()), inverse_scale, levels.data());
+    for (size_t j = 0; j < x.size(); ++j) {
+      ASSERT_EQ(levels[j], legacy::iq4nl_nearest_level(inverse_scale * x[j])) << x[j] << " * " << inverse_scale;
     }
   }
 }
