@@ -30,15 +30,13 @@ int unpack_scale(int j, const uint8_t* scales) {
 
 // Levels 0..7: bits 0-1 in qs (pack_2bit), bit 2 in hmask (byte j % 32, bit j / 32).
 void pack_levels(const uint8_t* levels, BlockQ3K& y) {
-  std::memset(y.hmask, 0, sizeof(y.hmask));
+  // Without branches (a level above 3 is one with bit 2 set): random levels made the branch a coin toss.
   uint8_t low2[kSuperBlock];
-  for (int j = 0; j < kSuperBlock; ++j) {
-    int level = levels[j];
-    if (level > 3) {
-      y.hmask[j % 32] |= static_cast<uint8_t>(1 << (j / 32));
-      level -= 4;
-    }
-    low2[j] = static_cast<uint8_t>(level);
+  for (int j = 0; j < kSuperBlock; ++j) low2[j] = static_cast<uint8_t>(levels[j] & 3);
+  for (int b = 0; b < 32; ++b) {
+    uint8_t mask = 0;
+    for (int k = 0; k < kSuperBlock / 32; ++k) mask |= static_cast<uint8_t>(((levels[32 * k + b] >> 2) & 1) << k);
+    y.hmask[b] = mask;
   }
   pack_2bit(low2, y.qs);
 }
