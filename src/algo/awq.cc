@@ -6,6 +6,7 @@
 
 #include <Eigen/Core>
 
+#include "util/blas.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -173,6 +174,7 @@ std::vector<float> awq_search_clip(const float* W, int64_t n_out, int64_t n_in, 
   const int maxq = options.quant.maxq();
   const int64_t n_sampled = static_cast<int64_t>(tokens.size());
   std::vector<float> best(static_cast<size_t>(n_out * ng));
+  const SingleThreadedBlas one_thread;
   for (int64_t g = 0; g < ng; ++g) {
     MatF xg(n_sampled, gl);  // the sampled tokens' inputs of this group
     for (int64_t t = 0; t < n_sampled; ++t)
@@ -191,8 +193,11 @@ std::vector<float> awq_search_clip(const float* W, int64_t n_out, int64_t n_in, 
         const ScaleZero p = awq_scale_zero(cur.data(), gl, options.quant.bits, options.quant.sym);
         for (int64_t i = 0; i < gl; ++i) delta(i, k) = dequantize_value(quantize_value(cur[i], p, maxq), p) - w[i];
       }
-      // Partial output errors of every sampled token for every shrink (single-threaded inside the region).
-      const MatF out_err = xg * delta;
+      // Partial output errors of every sampled token for every shrink: one sgemm on this thread's BLAS.
+      MatF out_err(n_sampled, n_shrink);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n_sampled),
+                  static_cast<blasint>(n_shrink), static_cast<blasint>(gl), 1.f, xg.data(), static_cast<blasint>(gl),
+                  delta.data(), static_cast<blasint>(n_shrink), 0.f, out_err.data(), static_cast<blasint>(n_shrink));
       float best_max = org_max;
       double min_err = 1e9;  // as the reference: a shrink is kept only below this
       for (int k = 0; k < n_shrink; ++k) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/float_rows.h"
 #include "io/converted_source.h"
 #include "io/gguf.h"
 #include "io/gguf_source.h"
@@ -79,34 +80,64 @@ std::optional<std::vector<float>> importance_for(const TensorPlan& plan, const G
   return w;
 }
 
-void quantize_rows_parallel(DType type, const float* src, uint8_t* dst, int64_t nrows, int64_t n_per_row,
-                            const float* importance, int threads, const std::string& name) {
-  // Chunks of at least 16K values; each chunk is independent, so the bytes do not depend on the thread count.
-  const int64_t rows_per_chunk = std::max<int64_t>(1, (32 * 512 + n_per_row - 1) / n_per_row);
-  const int64_t n_chunks = (nrows + rows_per_chunk - 1) / rows_per_chunk;
-  const size_t row_size = row_bytes(type, n_per_row);
+// Rows per work chunk: at least 16K values (llama-quantize's chunk), so a chunk's floats stay in L2.
+int64_t rows_per_chunk(int64_t n_per_row) { return std::max<int64_t>(1, (32 * 512 + n_per_row - 1) / n_per_row); }
+
+[[noreturn]] void fail_non_finite(float value, int64_t index, int64_t n_per_row, const std::string& tensor_name) {
+  fail(tensor_name, "{} at index {} (row {}, column {}): refusing non-finite weights", std::isnan(value) ? "NaN" : "Inf",
+       index, index / n_per_row, index % n_per_row);
+}
+
+// Converts tensor `t` to float in chunks of whole rows on `threads` threads, checks each chunk for NaN/Inf and
+// hands the clean ones to work(first_row, n_rows, values). Converting per chunk keeps the floats in cache for the
+// quantizer and needs no whole-tensor float copy. If any value is not finite, the first one in the tensor is
+// reported (whatever the thread count) once all chunks are done. Chunks are independent, so whatever `work`
+// writes for a chunk does not depend on the thread count either.
+template <typename Work>
+void for_each_float_chunk(const Tensor& t, int threads, const std::string& name, const Work& work) {
+  const int64_t n_per_row = t.info.ne[0];
+  const int64_t nrows = t.info.n_rows();
+  const int64_t chunk_rows = rows_per_chunk(n_per_row);
+  const int64_t n_chunks = (nrows + chunk_rows - 1) / chunk_rows;
+  const size_t src_row_bytes = row_bytes(t.type(), n_per_row);
+  int64_t bad_index = -1;  // first non-finite element over all chunks
+  float bad_value = 0;
   std::string error;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    const int64_t r0 = c * rows_per_chunk;
-    const int64_t nr = std::min(rows_per_chunk, nrows - r0);
-    try {
-      quantize_rows(type, src + r0 * n_per_row, dst + static_cast<size_t>(r0) * row_size, nr, n_per_row, importance, name);
-    } catch (const Error& e) {
+  // No more threads than chunks: a small tensor is not worth waking (or waiting for) a second core.
+#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, n_chunks)))
+  {
+    std::vector<float> values(static_cast<size_t>(chunk_rows * n_per_row));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const int64_t r0 = c * chunk_rows;
+      const int64_t nr = std::min(chunk_rows, nrows - r0);
+      try {
+        to_float(t.type(), t.data + static_cast<size_t>(r0) * src_row_bytes, values.data(), nr * n_per_row, name);
+        const int64_t bad = first_non_finite(values.data(), nr * n_per_row);
+        if (bad >= 0) {
 #pragma omp critical
-      error = e.what();
+          if (bad_index < 0 || r0 * n_per_row + bad < bad_index) {
+            bad_index = r0 * n_per_row + bad;
+            bad_value = values[static_cast<size_t>(bad)];
+          }
+          continue;
+        }
+        work(r0, nr, values.data());
+      } catch (const Error& e) {
+#pragma omp critical
+        error = e.what();
+      }
     }
   }
+  if (bad_index >= 0) fail_non_finite(bad_value, bad_index, n_per_row, name);
   if (!error.empty()) throw Error(error);
 }
 
 }  // namespace
 
 void check_finite(const float* values, int64_t n, int64_t n_per_row, const std::string& tensor_name) {
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(values[i]))
-      fail(tensor_name, "{} at index {} (row {}, column {}): refusing non-finite weights",
-           std::isnan(values[i]) ? "NaN" : "Inf", i, i / n_per_row, i % n_per_row);
+  const int64_t bad = first_non_finite(values, n);
+  if (bad >= 0) fail_non_finite(values[bad], bad, n_per_row, tensor_name);
 }
 
 uint64_t QuantizeReport::bytes_out() const {
@@ -191,7 +222,7 @@ QuantizeReport quantize_to_gguf(std::shared_ptr<const ModelSource> input, const 
   GgufWriter writer(out_path, metadata, out_infos);
   QuantizeReport report;
   Progress progress("quantize", static_cast<int64_t>(plans.size()));
-  std::vector<float> f32;
+  const int threads = std::max(1, o.threads);
   std::vector<uint8_t> out;
   for (const auto& plan : plans) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -210,25 +241,23 @@ QuantizeReport quantize_to_gguf(std::shared_ptr<const ModelSource> input, const 
       r.bytes_out = pre->second.size();
     } else if (!plan.quantize) {
       if (traits.is_float && traits.to_float) {  // a copied float tensor is still checked for NaN/Inf
-        f32.resize(static_cast<size_t>(t.info.n_elements()));
-        to_float(t.type(), t.data, f32.data(), t.info.n_elements(), plan.name());
-        check_finite(f32.data(), t.info.n_elements(), t.info.ne[0], plan.name());
+        for_each_float_chunk(t, threads, plan.name(), [](int64_t, int64_t, const float*) {});
       }
       writer.write_tensor(t.bytes());
       r.bytes_out = t.info.n_bytes();
     } else {
       check(!traits.is_quantized || o.allow_requantize, input->path(),
             "tensor '{}' is already {}: requantizing is disabled (use --allow-requantize)", plan.name(), traits.name);
-      f32.resize(static_cast<size_t>(t.info.n_elements()));
-      to_float(t.type(), t.data, f32.data(), t.info.n_elements(), plan.name());
-      check_finite(f32.data(), t.info.n_elements(), t.info.ne[0], plan.name());
       const auto importance = importance_for(plan, o);
       r.used_imatrix = importance.has_value();
       TensorInfo target = plan.info;
       target.type = plan.target_type;
       out.resize(target.n_bytes());
-      quantize_rows_parallel(plan.target_type, f32.data(), out.data(), target.n_rows(), target.ne[0],
-                             importance ? importance->data() : nullptr, std::max(1, o.threads), plan.name());
+      const size_t out_row_bytes = row_bytes(target.type, target.ne[0]);
+      for_each_float_chunk(t, threads, plan.name(), [&](int64_t r0, int64_t nr, const float* values) {
+        quantize_rows(target.type, values, out.data() + static_cast<size_t>(r0) * out_row_bytes, nr, target.ne[0],
+                      importance ? importance->data() : nullptr, plan.name());
+      });
       writer.write_tensor(out);
       r.bytes_out = out.size();
     }

@@ -1,7 +1,7 @@
 #include "algo/gptq.h"
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <lapacke.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "util/blas.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -20,23 +21,23 @@ using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajo
 
 constexpr int64_t kMaxInputs = int64_t{1} << 17;  // H has n_in^2 doubles; anything larger is a corrupt shape
 // Rows of W processed together. Fixed, so results never depend on the thread count: each chunk's products run
-// single-threaded (Eigen does not parallelise inside an OpenMP region) with the same shapes every time.
+// on one BLAS thread with the same shapes every time.
 constexpr int64_t kRowChunk = 16;
 
 // Upper Cholesky factor of (H + damp I)^-1, as torch.linalg.cholesky(torch.cholesky_inverse(
-// torch.linalg.cholesky(H)), upper=True). False if either factorisation fails. Factorises in place to keep the
-// peak at about three n x n double matrices (n can be tens of thousands).
+// torch.linalg.cholesky(H)), upper=True). False if either factorisation fails. LAPACK's potrf / potri / potrf in
+// place on one n x n double matrix (n can be tens of thousands), on one BLAS thread so that the factor does not
+// depend on the thread count.
 bool inverse_upper_factor(const MatD& h, double damp, MatF& out) {
+  const lapack_int n = static_cast<lapack_int>(h.rows());
   MatD work = h;
   work.diagonal().array() += damp;
-  Eigen::LLT<Eigen::Ref<MatD>> llt(work);
-  if (llt.info() != Eigen::Success) return false;
-  MatD hinv = MatD::Identity(h.rows(), h.cols());
-  llt.solveInPlace(hinv);
-  work.resize(0, 0);
-  Eigen::LLT<Eigen::Ref<MatD>> llt2(hinv);
-  if (llt2.info() != Eigen::Success) return false;
-  out = llt2.matrixU().toDenseMatrix().cast<float>();  // hinv's lower triangle holds L; U = L^T
+  const SingleThreadedBlas one_thread;
+  // Row-major 'U': the upper triangle holds U with A = U^T U; the lower one is neither read nor written.
+  if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, work.data(), n) != 0) return false;
+  if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, work.data(), n) != 0) return false;  // upper of (H + damp I)^-1
+  if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, work.data(), n) != 0) return false;
+  out = work.triangularView<Eigen::Upper>().toDenseMatrix().cast<float>();
   return out.allFinite() && (out.diagonal().array() > 0.f).all();
 }
 
@@ -58,13 +59,24 @@ void HessianAccumulator::add_batch(const float* x, int64_t n_tokens, int64_t n_s
   n_samples_ += m;
   const double s2 = 2.0 / static_cast<double>(n_samples_);
   const MatD xd = Eigen::Map<const MatF>(x, n_tokens, n).cast<double>();
+  // Fixed column chunks, each one dgemm on one BLAS thread: the upper triangle and diagonal block of the
+  // chunk's columns, h[0 : c0+w, c0 : c0+w] += s2 * X[:, 0 : c0+w]^T X[:, c0 : c0+w]. The same products in the
+  // same shapes for any thread count; the strict lower triangle is then mirrored from the upper one.
   constexpr int64_t kColChunk = 64;
   const int64_t n_chunks = (n + kColChunk - 1) / kColChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < n_chunks; ++c) {
+  const SingleThreadedBlas one_thread;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = n_chunks - 1; c >= 0; --c) {  // the widest products first
     const int64_t c0 = c * kColChunk, w = std::min(n, c0 + kColChunk) - c0;
-    h.middleCols(c0, w).noalias() += s2 * (xd.transpose() * xd.middleCols(c0, w));
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(c0 + w), static_cast<blasint>(w),
+                static_cast<blasint>(n_tokens), s2, xd.data(), static_cast<blasint>(n), xd.data() + c0,
+                static_cast<blasint>(n), 1.0, h.data() + c0, static_cast<blasint>(n));
   }
+  // Mirror tile by tile (a plain loop would read the upper triangle a column at a time).
+  for (int64_t a0 = 0; a0 < n; a0 += kColChunk)
+    for (int64_t b0 = 0; b0 <= a0; b0 += kColChunk)
+      for (int64_t a = a0; a < std::min(n, a0 + kColChunk); ++a)
+        for (int64_t b = b0; b < std::min(a, b0 + kColChunk); ++b) h(a, b) = h(b, a);
 }
 
 HessianAccumulator HessianAccumulator::from_matrix(int64_t n_in, std::vector<double> h, int64_t n_samples) {
@@ -136,6 +148,7 @@ GptqRun gptq_run(const float* W, int64_t n_out, int64_t n_in, const HessianAccum
   const int64_t n_chunks = (n_out + kRowChunk - 1) / kRowChunk;
   std::vector<double> row_loss(static_cast<size_t>(n_out), 0.0);
   std::string error;
+  const SingleThreadedBlas one_thread;
 #pragma omp parallel for schedule(dynamic)
   for (int64_t c = 0; c < n_chunks; ++c) {
     try {
@@ -164,7 +177,13 @@ GptqRun gptq_run(const float* W, int64_t n_out, int64_t n_in, const HessianAccum
             w1.row(r).tail(count - i) -= e * u.row(col).segment(col, count - i);
           }
         }
-        if (i2 < n) wc.rightCols(n - i2).noalias() -= err1 * u.block(i1, i2, count, n - i2);
+        // The lazy batch update wc[:, i2:] -= err1 * u[i1:i2, i2:], one sgemm on this thread's BLAS.
+        if (i2 < n) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
+                      static_cast<blasint>(n - i2), static_cast<blasint>(count), -1.f, err1.data(),
+                      static_cast<blasint>(count), u.data() + i1 * n + i2, static_cast<blasint>(n), 1.f,
+                      wc.data() + i2, static_cast<blasint>(n));
+        }
       }
     } catch (const Error& e) {
 #pragma omp critical

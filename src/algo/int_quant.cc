@@ -10,6 +10,7 @@
 #include "core/float_formats.h"
 #include "quant/int_groups.h"
 #include "quant/legacy_quants.h"
+#include "util/blas.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -110,18 +111,17 @@ ScaleZero find_scale_zero(const float* x, int64_t n, int bits, bool sym, bool ms
 }
 
 std::vector<float> linear_forward(const float* X, int64_t n_tokens, const float* W, int64_t n_out, int64_t n_in) {
-  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   std::vector<float> Y(static_cast<size_t>(n_tokens * n_out));
-  const Eigen::Map<const RowMajor> w(W, n_out, n_in);
   constexpr int64_t kChunk = 64;  // fixed, so each output's summation order never depends on the thread count
   const int64_t n_chunks = (n_tokens + kChunk - 1) / kChunk;
-  // Inside a parallel region Eigen runs its products single-threaded.
+  const SingleThreadedBlas one_thread;  // each chunk one sgemm on its own thread
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < n_chunks; ++c) {
     const int64_t t0 = c * kChunk, t1 = std::min(n_tokens, t0 + kChunk);
-    const Eigen::Map<const RowMajor> x(X + t0 * n_in, t1 - t0, n_in);
-    Eigen::Map<RowMajor> y(Y.data() + t0 * n_out, t1 - t0, n_out);
-    y.noalias() = x * w.transpose();
+    // Y[t0:t1] = X[t0:t1] W^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(t1 - t0), static_cast<blasint>(n_out),
+                static_cast<blasint>(n_in), 1.f, X + t0 * n_in, static_cast<blasint>(n_in), W,
+                static_cast<blasint>(n_in), 0.f, Y.data() + t0 * n_out, static_cast<blasint>(n_out));
   }
   return Y;
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/float_formats.h"
+#include "core/float_rows.h"
 #include "quant/int_groups.h"
 #include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
@@ -27,6 +28,10 @@ void encode_plain(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
   for (int64_t i = 0; i < n; ++i) d[i] = Encode(src[i]);
 }
 
+// F16 and BF16 rows convert through core/float_rows.h (SIMD, same bits as the scalar decoders).
+void f16_rows_to_f32(const void* src, float* dst, int64_t n) { f16_to_f32_row(static_cast<const uint16_t*>(src), dst, n); }
+void bf16_rows_to_f32(const void* src, float* dst, int64_t n) { bf16_to_f32_row(static_cast<const uint16_t*>(src), dst, n); }
+
 float f32_identity(float v) { return v; }
 float f64_to_f32(double v) { return static_cast<float>(v); }
 double f32_to_f64(float v) { return v; }
@@ -41,8 +46,8 @@ constexpr bool kF = true;   // is_float
 const TypeTraits kTypes[] = {
     // type          name       block bytes quant float to_float                                  quantize
     {DType::F32, "f32", 1, 4, false, kF, decode_plain<float, f32_identity>, encode_plain<float, f32_identity>, false},
-    {DType::F16, "f16", 1, 2, false, kF, decode_plain<uint16_t, f16_to_f32>, encode_plain<uint16_t, f32_to_f16>, false},
-    {DType::BF16, "bf16", 1, 2, false, kF, decode_plain<uint16_t, bf16_to_f32>, encode_plain<uint16_t, f32_to_bf16>, false},
+    {DType::F16, "f16", 1, 2, false, kF, f16_rows_to_f32, encode_plain<uint16_t, f32_to_f16>, false},
+    {DType::BF16, "bf16", 1, 2, false, kF, bf16_rows_to_f32, encode_plain<uint16_t, f32_to_bf16>, false},
     {DType::F64, "f64", 1, 8, false, kF, decode_plain<double, f64_to_f32>, encode_plain<double, f32_to_f64>, false},
     {DType::F8_E4M3, "f8_e4m3", 1, 1, false, kF, decode_plain<uint8_t, fp8_e4m3_to_f32>, encode_plain<uint8_t, e4m3_encode>, false},
     {DType::F8_E5M2, "f8_e5m2", 1, 1, false, kF, decode_plain<uint8_t, fp8_e5m2_to_f32>, encode_plain<uint8_t, e5m2_encode>, false},

@@ -46,8 +46,10 @@ Fit fit_block(const float* x, const float* weight, float id) {
   return f;
 }
 
-// The best scale for one block of 32 (0 for an all-zero block).
-float search_block_scale(const float* x, const float* weight) {
+}  // namespace
+
+// The scalar search, one block at a time (the batched iq4nl_block_scales must agree with it bit for bit).
+float legacy::iq4nl_block_scale(const float* x, const float* weight) {
   float amax = 0;
   float max = 0;
   for (int j = 0; j < kSubBlock; ++j) {
@@ -79,24 +81,46 @@ float search_block_scale(const float* x, const float* weight) {
   return d;
 }
 
+namespace {
+
 void assign_levels(const float* x, int n, float inverse_scale, uint8_t* levels) {
-  for (int j = 0; j < n; ++j) levels[j] = static_cast<uint8_t>(nearest_level(inverse_scale * x[j]));
+  legacy::iq4nl_levels(x, n, inverse_scale, levels);
 }
 
-// The best scale of each block of 32 in one super-block of n values (32 for IQ4_NL, 256 for IQ4_XS).
-void search_scales(const float* x, const float* importance, int n, float* scales) {
-  float sum_x2 = 0;
-  for (int j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
-  const float sigma2 = sum_x2 * (2.f / static_cast<float>(n));
-  float weight[kSubBlock];
-  for (int ib = 0; ib < n / kSubBlock; ++ib) {
-    const float* xb = x + ib * kSubBlock;
-    if (importance != nullptr) {
-      legacy::block_weights(xb, importance + ib * kSubBlock, sigma2, kSubBlock, weight);
-    } else {
-      for (int j = 0; j < kSubBlock; ++j) weight[j] = xb[j] * xb[j];
+// Values per batched search: whole super-blocks of either format, enough blocks to fill the SIMD lanes.
+constexpr int64_t kRunValues = 8 * kXsSuperBlock;
+
+// The best scale of each block of 32 in x[0..n): n is a multiple of `span` (32 for IQ4_NL, 256 for IQ4_XS),
+// over which ggml takes sigma^2 for the importance weights, and at most kRunValues.
+void search_scales(const float* x, const float* importance, int64_t n, int span, float* scales) {
+  float weights[kRunValues];
+  if (importance != nullptr) {
+    for (int64_t s = 0; s < n; s += span) {
+      float sum_x2 = 0;
+      for (int j = 0; j < span; ++j) sum_x2 += x[s + j] * x[s + j];
+      const float sigma2 = sum_x2 * (2.f / static_cast<float>(span));
+      legacy::block_weights(x + s, importance + s, sigma2, span, weights + s);
     }
-    scales[ib] = search_block_scale(xb, weight);
+  }
+  // Without importance the weights are x^2, which the batched search forms itself.
+  legacy::iq4nl_block_scales(n / kSubBlock, x, importance ? weights : nullptr, scales);
+}
+
+// Rows of IQ4_NL or IQ4_XS: block scales searched kRunValues at a time, then each super-block of `kSpan` values
+// finished by Finish(x, its block scales, its output block).
+template <typename Block, int kSpan, void (*Finish)(const float*, const float*, Block&)>
+void quantize_rows(const char* type_name, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                   const float* importance) {
+  legacy::check_multiple(n_per_row, kSpan, type_name);
+  Block* out = static_cast<Block*>(dst);
+  float scales[kRunValues / kSubBlock];
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* row = src + r * n_per_row;
+    for (int64_t c0 = 0; c0 < n_per_row; c0 += kRunValues) {
+      const int64_t len = std::min(kRunValues, n_per_row - c0);
+      search_scales(row + c0, importance ? importance + c0 : nullptr, len, kSpan, scales);
+      for (int64_t s = 0; s < len; s += kSpan) Finish(row + c0 + s, scales + s / kSubBlock, *out++);
+    }
   }
 }
 
@@ -104,25 +128,18 @@ void pack_levels(const uint8_t* levels, int n, uint8_t* qs) {
   for (int i = 0; i < n / kSubBlock; ++i) legacy::pack_nibbles(levels + kSubBlock * i, qs + kSubBlock / 2 * i);
 }
 
-void quantize_nl_block(const float* x, const float* importance, BlockIQ4NL& y) {
-  float scale = 0;
+void finish_nl_block(const float* x, const float* scales, BlockIQ4NL& y) {
+  const float scale = scales[0];
   uint8_t levels[kSubBlock];
-  search_scales(x, importance, kSubBlock, &scale);
   y.d = f32_to_f16(scale);
   // Levels for the chosen (unrounded) scale; the search only compared fits.
   assign_levels(x, kSubBlock, scale != 0 ? 1 / scale : 0, levels);
   pack_levels(levels, kSubBlock, y.qs);
 }
-void quantize_nl_plain(const float* x, BlockIQ4NL& y) { quantize_nl_block(x, nullptr, y); }
-void quantize_nl_weighted(const float* x, const float* importance, float, BlockIQ4NL& y) {
-  quantize_nl_block(x, importance, y);
-}
 
-void quantize_xs_block(const float* x, const float* importance, BlockIQ4XS& y) {
+void finish_xs_block(const float* x, const float* scales, BlockIQ4XS& y) {
   constexpr int kBlocks = kXsSuperBlock / kSubBlock;
-  float scales[kBlocks];
   uint8_t levels[kXsSuperBlock];
-  search_scales(x, importance, kXsSuperBlock, scales);
   float max_scale = 0;
   float amax_scale = 0;
   for (int ib = 0; ib < kBlocks; ++ib) {
@@ -150,10 +167,6 @@ void quantize_xs_block(const float* x, const float* importance, BlockIQ4XS& y) {
     y.scales_h |= static_cast<uint16_t>((code >> 4) << (2 * ib));
   }
   pack_levels(levels, kXsSuperBlock, y.qs);
-}
-void quantize_xs_plain(const float* x, BlockIQ4XS& y) { quantize_xs_block(x, nullptr, y); }
-void quantize_xs_weighted(const float* x, const float* importance, float, BlockIQ4XS& y) {
-  quantize_xs_block(x, importance, y);
 }
 
 // 16 packed bytes -> 32 values scaled by d.
@@ -191,13 +204,11 @@ void set_levels_iq4_xs(void* blocks, const uint8_t* levels, int64_t n) {
 int legacy::iq4nl_nearest_level(float x) { return nearest_level(x); }
 
 void quantize_iq4_nl(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  legacy::quantize_blocks<BlockIQ4NL, kSubBlock, quantize_nl_plain, quantize_nl_weighted>("iq4_nl", src, dst, nrows,
-                                                                                        n_per_row, importance);
+  quantize_rows<BlockIQ4NL, kSubBlock, finish_nl_block>("iq4_nl", src, dst, nrows, n_per_row, importance);
 }
 
 void quantize_iq4_xs(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  legacy::quantize_blocks<BlockIQ4XS, kXsSuperBlock, quantize_xs_plain, quantize_xs_weighted>(
-      "iq4_xs", src, dst, nrows, n_per_row, importance);
+  quantize_rows<BlockIQ4XS, kXsSuperBlock, finish_xs_block>("iq4_xs", src, dst, nrows, n_per_row, importance);
 }
 
 void dequantize_iq4_nl(const void* src, float* dst, int64_t n) {

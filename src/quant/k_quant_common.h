@@ -14,13 +14,19 @@
 
 namespace lowbit::kquant {
 
-// One super-block of each format, defined in qX_k.cc; the row drivers below pick them by overload.
-void quantize_block(const float* x, BlockQ2K& y, const float* importance);
-void quantize_block(const float* x, BlockQ3K& y, const float* importance);
-void quantize_block(const float* x, BlockQ4K& y, const float* importance);
-void quantize_block(const float* x, BlockQ5K& y, const float* importance);
-void quantize_block(const float* x, BlockQ6K& y, const float* importance);
-void quantize_block(const float* x, BlockQ8K& y, const float* importance);
+// Super-blocks per quantize_run call: enough sub-blocks to fill the lanes of the batched searches
+// (quant_search.h), few enough that a run's scratch stays on the stack.
+inline constexpr int kRunBlocks = 8;
+
+// n <= kRunBlocks consecutive super-blocks of one row (x: n*256 values, importance: null or their n*256
+// weights), defined in qX_k.cc; the row drivers below pick them by overload. Each format searches the sub-block
+// scales of the whole run at once, then finishes each super-block as ggml does.
+void quantize_run(const float* x, BlockQ2K* y, int n, const float* importance);
+void quantize_run(const float* x, BlockQ3K* y, int n, const float* importance);
+void quantize_run(const float* x, BlockQ4K* y, int n, const float* importance);
+void quantize_run(const float* x, BlockQ5K* y, int n, const float* importance);
+void quantize_run(const float* x, BlockQ6K* y, int n, const float* importance);
+void quantize_run(const float* x, BlockQ8K* y, int n, const float* importance);
 // Writes the levels of one super-block into its code fields, keeping the scales (the last step of quantize_block).
 void pack_levels(const uint8_t* levels, BlockQ2K& y);
 void pack_levels(const uint8_t* levels, BlockQ3K& y);
@@ -46,9 +52,10 @@ void quantize_k_rows(const char* type, const float* src, void* dst, int64_t nrow
   Block* out = static_cast<Block*>(dst);
   for (int64_t row = 0; row < nrows; ++row) {
     const float* x = src + row * n_per_row;
-    for (int64_t b = 0; b < blocks_per_row; ++b) {
-      quantize_block(x + b * kSuperBlock, out[row * blocks_per_row + b],
-                     importance ? importance + b * kSuperBlock : nullptr);
+    for (int64_t b = 0; b < blocks_per_row; b += kRunBlocks) {
+      const int n = static_cast<int>(std::min<int64_t>(kRunBlocks, blocks_per_row - b));
+      quantize_run(x + b * kSuperBlock, out + row * blocks_per_row + b, n,
+                   importance ? importance + b * kSuperBlock : nullptr);
     }
   }
 }
@@ -167,11 +174,13 @@ inline float importance_weights(const float* x, const float* importance, float s
 }
 
 // Q4_K and Q5_K share everything up to the level packing: eight sub-blocks of 32 with a (scale, min) search,
-// 6-bit scale/min codes, fp16 super-scales, and a final re-rounding. Fills levels[256] (0..nmax), d, dmin and
-// the 12 scale bytes. `importance` selects ggml's weighted path (qkx3 + make_qp_quants for the codes);
-// rmin/nstep are the reference path's search range, which differs between the two formats.
-void quantize_scale_min_k4(const float* x, const float* importance, int nmax, float rmin, int nstep,
-                           uint8_t* levels, uint16_t* d, uint16_t* dmin, uint8_t* scales);
+// 6-bit scale/min codes, fp16 super-scales, and a final re-rounding. For a run of n super-blocks, fills
+// levels[n*256] (0..nmax) and each block's d, dmin and 12 scale bytes. `importance` selects ggml's weighted path
+// (qkx3 + make_qp_quants for the codes); rmin/nstep are the reference path's search range, which differs between
+// the two formats. Block is BlockQ4K or BlockQ5K.
+template <typename Block>
+void quantize_scale_min_k4(const float* x, const float* importance, int n, int nmax, float rmin, int nstep,
+                           uint8_t* levels, Block* y);
 
 // Dequantization of Q4_K/Q5_K: y = d*scale*level - dmin*min for each sub-block of 32, where `level(i)` gives
 // the full level of value i of the super-block.

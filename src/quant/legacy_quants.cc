@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 
 #include "quant/quant_search.h"
 #include "util/error.h"
@@ -27,7 +28,10 @@ void block_weights(const float* x, const float* importance, float sigma2, int n,
 
 void pack_nibbles(const uint8_t* levels, uint8_t* qs) {
   constexpr int kHalf = kLegacyBlock / 2;
-  for (int j = 0; j < kHalf; ++j) qs[j] = static_cast<uint8_t>((levels[j] & 0x0F) | ((levels[j + kHalf] & 0x0F) << 4));
+  // From a local copy: the compiler then knows qs cannot overlap it and packs with vector instructions.
+  uint8_t lv[kLegacyBlock];
+  std::memcpy(lv, levels, sizeof(lv));
+  for (int j = 0; j < kHalf; ++j) qs[j] = static_cast<uint8_t>((lv[j] & 0x0F) | ((lv[j + kHalf] & 0x0F) << 4));
 }
 
 void unpack_nibbles(const uint8_t* qs, uint8_t* levels) {
@@ -84,13 +88,13 @@ float symmetric_plain(const float* x, int nmax, uint8_t* levels) {
   return d;
 }
 
-float symmetric_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels) {
-  float weight[kLegacyBlock];
-  block_weights(x, importance, sigma2, kLegacyBlock, weight);
-  int8_t found[kLegacyBlock];
-  const float d = make_qx_quants(kLegacyBlock, nmax, x, found, 1, weight);
-  for (int j = 0; j < kLegacyBlock; ++j) levels[j] = static_cast<uint8_t>(found[j]);  // already offset by +nmax
-  return d;
+void symmetric_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
+                        float* d) {
+  float weight[kRunBlocks * kLegacyBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
+  block_weights(x, importance, sigma2, n * kLegacyBlock, weight);
+  int8_t found[kRunBlocks * kLegacyBlock];
+  make_qx_quants_batch(n, kLegacyBlock, nmax, x, weight, found, d);
+  for (int j = 0; j < n * kLegacyBlock; ++j) levels[j] = static_cast<uint8_t>(found[j]);  // already offset by +nmax
 }
 
 void decode_symmetric(const uint8_t* levels, int nmax, float d, float* out) {
@@ -114,13 +118,13 @@ ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels) {
   return {d, min};
 }
 
-ScaleAndMin affine_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels) {
-  float weight[kLegacyBlock];
-  block_weights(x, importance, sigma2, kLegacyBlock, weight);
-  uint8_t scratch[kLegacyBlock];
-  float neg_min = 0;
-  const float d = make_qkx3_quants(kLegacyBlock, nmax, x, weight, levels, &neg_min, scratch, -0.9f, 0.05f, 36, false);
-  return {d, -neg_min};
+void affine_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
+                     ScaleAndMin* out) {
+  float weight[kRunBlocks * kLegacyBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
+  block_weights(x, importance, sigma2, n * kLegacyBlock, weight);
+  float d[kRunBlocks], neg_min[kRunBlocks];
+  make_qkx_quants_batch(n, kLegacyBlock, nmax, x, weight, levels, d, neg_min, -0.9f, 0.05f, 36, false);
+  for (int b = 0; b < n; ++b) out[b] = {d[b], -neg_min[b]};
 }
 
 void decode_affine(const uint8_t* levels, float d, float m, float* out) {

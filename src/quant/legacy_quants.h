@@ -11,6 +11,7 @@
 // dequantize_*: n values (a multiple of the block size, else Error) from consecutive blocks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/float_formats.h"
@@ -138,7 +139,9 @@ void unpack_5bit(const uint8_t* qs, const uint8_t* qh, uint8_t* levels);
 // Symmetric blocks (Q4_0 nmax 8, Q5_0 nmax 16): levels in [0, 2*nmax), x ~ d * (level - nmax). Return d.
 // Plain: the value of largest magnitude maps to level 0, the rest round half up. Weighted: make_qx_quants.
 float symmetric_plain(const float* x, int nmax, uint8_t* levels);
-float symmetric_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels);
+// Weighted, for n consecutive blocks (x and importance n*32 values, levels n*32, d[n]).
+void symmetric_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
+                        float* d);
 void decode_symmetric(const uint8_t* levels, int nmax, float d, float* out);
 
 // Asymmetric blocks (Q4_1 nmax 15, Q5_1 nmax 31): levels in [0, nmax], x ~ d * level + m.
@@ -148,16 +151,40 @@ struct ScaleAndMin {
   float m;
 };
 ScaleAndMin affine_plain(const float* x, int nmax, uint8_t* levels);
-ScaleAndMin affine_weighted(const float* x, const float* importance, float sigma2, int nmax, uint8_t* levels);
+
+// The plain roundings of n_blocks consecutive blocks (levels n_blocks*32, one scale per block), in SIMD registers
+// (legacy_plain_batch.cc); bit-identical to the one-block functions above, which are their reference.
+void symmetric_plain_batch(const float* x, int64_t n_blocks, int nmax, uint8_t* levels, float* d);
+void affine_plain_batch(const float* x, int64_t n_blocks, int nmax, uint8_t* levels, ScaleAndMin* out);
+// Q8_0's rounding of one block (q8_0.cc): d = max|x| / 127 (returned), q = round(x / d), halves away from zero.
+float q8_round_block(const float* x, int8_t* qs);
+void q8_0_plain_batch(const float* x, int64_t n_blocks, int8_t* qs, float* d);
+// Weighted, for n consecutive blocks (as symmetric_weighted).
+void affine_weighted(const float* x, const float* importance, float sigma2, int n, int nmax, uint8_t* levels,
+                     ScaleAndMin* out);
 void decode_affine(const uint8_t* levels, float d, float m, float* out);
 
 // Index of the kIq4nlValues entry nearest to x; a tie goes to the larger value (ggml's best_index_int8).
 int iq4nl_nearest_level(float x);
+// levels[j] = iq4nl_nearest_level(inverse_scale * x[j]) for j < n, in SIMD (quant_search_batch.cc).
+void iq4nl_levels(const float* x, int64_t n, float inverse_scale, uint8_t* levels);
 
-// The row loop every type shares: `Plain` quantizes one block without importance; `Weighted` gets the block's
-// importance slice and the row's mean square (blocks of one row share it, as in ggml).
-template <typename Block, int kElems, void (*Plain)(const float*, Block&),
-          void (*Weighted)(const float*, const float*, float, Block&)>
+// IQ4_NL/IQ4_XS: the best scale of each of n_blocks blocks of 32 (x and weights block after block; null weights
+// mean x^2), ggml's 15-scale search. Batched in SIMD lanes (quant_search_batch.cc); bit-identical to one block
+// at a time.
+void iq4nl_block_scales(int64_t n_blocks, const float* x, const float* weights, float* scales);
+// The same search for one block (weights required), the scalar reference of the batched one.
+float iq4nl_block_scale(const float* x, const float* weights);
+
+// Blocks per run (a row is quantized run by run): enough to fill the lanes of the batched searches
+// (quant_search.h), few enough for the run's scratch to stay on the stack.
+inline constexpr int kRunBlocks = 64;
+
+// The row loop every type shares, over runs of up to kRunBlocks consecutive blocks: `PlainRun` quantizes a run
+// without importance; `WeightedRun` gets the run's importance slice and the row's mean square (blocks of one row
+// share it, as in ggml).
+template <typename Block, int kElems, void (*PlainRun)(const float*, int, Block*),
+          void (*WeightedRun)(const float*, const float*, float, int, Block*)>
 void quantize_blocks(const char* type_name, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                      const float* importance) {
   check_multiple(n_per_row, kElems, type_name);
@@ -165,12 +192,16 @@ void quantize_blocks(const char* type_name, const float* src, void* dst, int64_t
   const int64_t blocks_per_row = n_per_row / kElems;
   for (int64_t r = 0; r < nrows; ++r) {
     const float* row = src + r * n_per_row;
-    if (importance == nullptr) {
-      for (int64_t b = 0; b < blocks_per_row; ++b) Plain(row + b * kElems, *out++);
-      continue;
+    const float sigma2 = importance ? row_mean_square(row, n_per_row) : 0.f;
+    for (int64_t b = 0; b < blocks_per_row; b += kRunBlocks) {
+      const int n = static_cast<int>(std::min<int64_t>(kRunBlocks, blocks_per_row - b));
+      if (importance == nullptr) {
+        PlainRun(row + b * kElems, n, out);
+      } else {
+        WeightedRun(row + b * kElems, importance + b * kElems, sigma2, n, out);
+      }
+      out += n;
     }
-    const float sigma2 = row_mean_square(row, n_per_row);
-    for (int64_t b = 0; b < blocks_per_row; ++b) Weighted(row + b * kElems, importance + b * kElems, sigma2, *out++);
   }
 }
 
@@ -210,15 +241,23 @@ void unpack_levels(const Block& b, uint8_t* levels) {
 // Q4_0 / Q5_0: one fp16 scale d per block.
 template <typename Block, int kNmax>
 struct SymmetricCodec {
-  static void plain(const float* x, Block& y) {
-    uint8_t levels[kLegacyBlock];
-    y.d = f32_to_f16(symmetric_plain(x, kNmax, levels));
-    pack_levels(levels, y);
+  static void plain(const float* x, int n, Block* y) {
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    float d[kRunBlocks];
+    symmetric_plain_batch(x, n, kNmax, levels, d);
+    for (int b = 0; b < n; ++b) {
+      y[b].d = f32_to_f16(d[b]);
+      pack_levels(levels + kLegacyBlock * b, y[b]);
+    }
   }
-  static void weighted(const float* x, const float* importance, float sigma2, Block& y) {
-    uint8_t levels[kLegacyBlock];
-    y.d = f32_to_f16(symmetric_weighted(x, importance, sigma2, kNmax, levels));
-    pack_levels(levels, y);
+  static void weighted(const float* x, const float* importance, float sigma2, int n, Block* y) {
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    float d[kRunBlocks];
+    symmetric_weighted(x, importance, sigma2, n, kNmax, levels, d);
+    for (int b = 0; b < n; ++b) {
+      y[b].d = f32_to_f16(d[b]);
+      pack_levels(levels + kLegacyBlock * b, y[b]);
+    }
   }
   static void decode(const Block& b, float* out) {
     uint8_t levels[kLegacyBlock];
@@ -235,15 +274,17 @@ struct AffineCodec {
     y.m = f32_to_f16(s.m);
     pack_levels(levels, y);
   }
-  static void plain(const float* x, Block& y) {
-    uint8_t levels[kLegacyBlock];
-    const ScaleAndMin s = affine_plain(x, kNmax, levels);
-    store(s, levels, y);
+  static void plain(const float* x, int n, Block* y) {
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    ScaleAndMin s[kRunBlocks];
+    affine_plain_batch(x, n, kNmax, levels, s);
+    for (int b = 0; b < n; ++b) store(s[b], levels + kLegacyBlock * b, y[b]);
   }
-  static void weighted(const float* x, const float* importance, float sigma2, Block& y) {
-    uint8_t levels[kLegacyBlock];
-    const ScaleAndMin s = affine_weighted(x, importance, sigma2, kNmax, levels);
-    store(s, levels, y);
+  static void weighted(const float* x, const float* importance, float sigma2, int n, Block* y) {
+    uint8_t levels[kRunBlocks * kLegacyBlock];
+    ScaleAndMin s[kRunBlocks];
+    affine_weighted(x, importance, sigma2, n, kNmax, levels, s);
+    for (int b = 0; b < n; ++b) store(s[b], levels + kLegacyBlock * b, y[b]);
   }
   static void decode(const Block& b, float* out) {
     uint8_t levels[kLegacyBlock];

@@ -30,68 +30,77 @@ int unpack_scale(int j, const uint8_t* scales) {
 
 // Levels 0..7: bits 0-1 in qs (pack_2bit), bit 2 in hmask (byte j % 32, bit j / 32).
 void pack_levels(const uint8_t* levels, BlockQ3K& y) {
-  std::memset(y.hmask, 0, sizeof(y.hmask));
+  // Without branches (a level above 3 is one with bit 2 set): random levels made the branch a coin toss.
   uint8_t low2[kSuperBlock];
-  for (int j = 0; j < kSuperBlock; ++j) {
-    int level = levels[j];
-    if (level > 3) {
-      y.hmask[j % 32] |= static_cast<uint8_t>(1 << (j / 32));
-      level -= 4;
-    }
-    low2[j] = static_cast<uint8_t>(level);
+  for (int j = 0; j < kSuperBlock; ++j) low2[j] = static_cast<uint8_t>(levels[j] & 3);
+  for (int b = 0; b < 32; ++b) {
+    uint8_t mask = 0;
+    for (int k = 0; k < kSuperBlock / 32; ++k) mask |= static_cast<uint8_t>(((levels[32 * k + b] >> 2) & 1) << k);
+    y.hmask[b] = mask;
   }
   pack_2bit(low2, y.qs);
 }
 
-void quantize_block(const float* x, BlockQ3K& y, const float* importance) {
-  int8_t levels[kSuperBlock];  // 0..7 (level + 4)
-  float sub_scales[kSub];
-  std::memset(y.scales, 0, sizeof(y.scales));
+void quantize_run(const float* x, BlockQ3K* y, int n, const float* importance) {
+  int8_t levels[kRunBlocks * kSuperBlock];  // 0..7 (level + 4)
+  float sub_scales[kRunBlocks * kSub];
+  for (int b = 0; b < n; ++b) std::memset(y[b].scales, 0, sizeof(y[b].scales));
 
   if (!importance) {
     // ggml's quantize_row_q3_K_ref: the largest-magnitude sub-block scale maps to code -32.
-    float max_scale = 0;
-    float amax = 0;
-    for (int j = 0; j < kSub; ++j) {
-      sub_scales[j] = make_q3_quants(16, 4, x + 16 * j, levels + 16 * j, true);
-      const float scale = std::fabs(sub_scales[j]);
-      if (scale > amax) {
-        amax = scale;
-        max_scale = sub_scales[j];
-      }
-    }
-    if (max_scale) {
-      const float iscale = -32.f / max_scale;
+    make_q3_quants_batch(n * kSub, 16, 4, x, levels, sub_scales);
+    for (int b = 0; b < n; ++b) {
+      const float* scales_b = sub_scales + kSub * b;
+      float max_scale = 0;
+      float amax = 0;
       for (int j = 0; j < kSub; ++j) {
-        // ggml narrows to int8_t before clamping; |code| <= 32 here so it never wraps, but keep the same steps.
-        const auto code = static_cast<int8_t>(nearest_int(iscale * sub_scales[j]));
-        pack_scale(j, std::max<int>(-32, std::min<int>(31, code)) + 32, y.scales);
+        const float scale = std::fabs(scales_b[j]);
+        if (scale > amax) {
+          amax = scale;
+          max_scale = scales_b[j];
+        }
       }
-      y.d = f32_to_f16(1 / iscale);
-    } else {
-      y.d = f32_to_f16(0.f);
+      if (max_scale) {
+        const float iscale = -32.f / max_scale;
+        for (int j = 0; j < kSub; ++j) {
+          // ggml narrows to int8_t before clamping; |code| <= 32 here so it never wraps, but keep the same steps.
+          const auto code = static_cast<int8_t>(nearest_int(iscale * scales_b[j]));
+          pack_scale(j, std::max<int>(-32, std::min<int>(31, code)) + 32, y[b].scales);
+        }
+        y[b].d = f32_to_f16(1 / iscale);
+      } else {
+        y[b].d = f32_to_f16(0.f);
+      }
     }
   } else {
-    // ggml's quantize_row_q3_K_impl: importance * sqrt(sigma^2 + x^2) weights; codes by make_qx_quants too.
-    const float sigma2 = 2 * super_block_sum_sq(x) / kSuperBlock;
-    float weights[16];
-    float sub_weight_sums[kSub];
-    for (int j = 0; j < kSub; ++j) {
-      const float* xs = x + 16 * j;
-      sub_weight_sums[j] = importance_weights(xs, importance + 16 * j, sigma2, 16, weights);
-      sub_scales[j] = make_qx_quants(16, 4, xs, levels + 16 * j, 1, weights);
+    // ggml's quantize_row_q3_K_impl: importance * sqrt(sigma^2 + x^2) weights; codes by make_qx_quants too,
+    // with the sub-blocks' weight sums as the weights.
+    float weights[kRunBlocks * kSuperBlock] = {};  // zeroed for -Wmaybe-uninitialized; only n blocks are read
+    float sub_weight_sums[kRunBlocks * kSub];
+    for (int b = 0; b < n; ++b) {
+      const float sigma2 = 2 * super_block_sum_sq(x + kSuperBlock * b) / kSuperBlock;
+      for (int j = kSub * b; j < kSub * (b + 1); ++j) {
+        sub_weight_sums[j] = importance_weights(x + 16 * j, importance + 16 * j, sigma2, 16, weights + 16 * j);
+      }
     }
-    int8_t codes[kSub];
-    const float d_block = make_qx_quants(kSub, 32, sub_scales, codes, 1, sub_weight_sums);
-    for (int j = 0; j < kSub; ++j) pack_scale(j, codes[j], y.scales);
-    y.d = f32_to_f16(d_block);
+    make_qx_quants_batch(n * kSub, 16, 4, x, weights, levels, sub_scales);
+    int8_t codes[kRunBlocks * kSub];
+    float d_blocks[kRunBlocks];
+    make_qx_quants_batch(n, kSub, 32, sub_scales, sub_weight_sums, codes, d_blocks);
+    for (int b = 0; b < n; ++b) {
+      for (int j = 0; j < kSub; ++j) pack_scale(j, codes[kSub * b + j], y[b].scales);
+      y[b].d = f32_to_f16(d_blocks[b]);
+    }
   }
 
-  const float d_all = f16_to_f32(y.d);
-  for (int j = 0; j < kSub; ++j) {
-    requantize_symmetric(x + 16 * j, 16, d_all * unpack_scale(j, y.scales), 4, levels + 16 * j);
+  for (int b = 0; b < n; ++b) {
+    const float d_all = f16_to_f32(y[b].d);
+    int8_t* levels_b = levels + kSuperBlock * b;
+    for (int j = 0; j < kSub; ++j) {
+      requantize_symmetric(x + kSuperBlock * b + 16 * j, 16, d_all * unpack_scale(j, y[b].scales), 4, levels_b + 16 * j);
+    }
+    pack_levels(reinterpret_cast<const uint8_t*>(levels_b), y[b]);  // levels are 0..7 here
   }
-  pack_levels(reinterpret_cast<const uint8_t*>(levels), y);  // levels are 0..7 here
 }
 
 void dequantize_block(const BlockQ3K& b, float* y) {

@@ -11,11 +11,11 @@ void pack_levels(const uint8_t* levels, BlockQ4K& y) {
   }
 }
 
-void quantize_block(const float* x, BlockQ4K& y, const float* importance) {
-  uint8_t levels[kSuperBlock];
+void quantize_run(const float* x, BlockQ4K* y, int n, const float* importance) {
+  uint8_t levels[kRunBlocks * kSuperBlock];
   // ggml's reference search range for Q4_K: 21 steps from nmax-1.
-  quantize_scale_min_k4(x, importance, 15, -1.f, 20, levels, &y.d, &y.dmin, y.scales);
-  pack_levels(levels, y);
+  quantize_scale_min_k4(x, importance, n, 15, -1.f, 20, levels, y);
+  for (int b = 0; b < n; ++b) pack_levels(levels + kSuperBlock * b, y[b]);
 }
 
 void dequantize_block(const BlockQ4K& b, float* y) {

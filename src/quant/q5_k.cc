@@ -6,33 +6,26 @@
 
 namespace lowbit::kquant {
 void pack_levels(const uint8_t* levels, BlockQ5K& y) {
-  std::memset(y.qh, 0, sizeof(y.qh));
-  uint8_t low_bit = 1, high_bit = 2;
-  for (int base = 0; base < kSuperBlock; base += 64) {
+  // Without branches (a level above 15 is one with bit 4 set), from a local copy the compiler knows is not y.
+  uint8_t lv[kSuperBlock];
+  std::memcpy(lv, levels, sizeof(lv));
+  uint8_t qh[32] = {};
+  for (int base = 0, shift = 0; base < kSuperBlock; base += 64, shift += 2) {
     uint8_t* ql = y.qs + base / 2;
     for (int j = 0; j < 32; ++j) {
-      int l1 = levels[base + j];
-      if (l1 > 15) {
-        l1 -= 16;
-        y.qh[j] |= low_bit;
-      }
-      int l2 = levels[base + j + 32];
-      if (l2 > 15) {
-        l2 -= 16;
-        y.qh[j] |= high_bit;
-      }
-      ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+      const int l1 = lv[base + j], l2 = lv[base + j + 32];
+      ql[j] = static_cast<uint8_t>((l1 & 0xF) | ((l2 & 0xF) << 4));
+      qh[j] |= static_cast<uint8_t>((((l1 >> 4) & 1) | (((l2 >> 4) & 1) << 1)) << shift);
     }
-    low_bit <<= 2;
-    high_bit <<= 2;
   }
+  std::memcpy(y.qh, qh, sizeof(qh));
 }
 
-void quantize_block(const float* x, BlockQ5K& y, const float* importance) {
-  uint8_t levels[kSuperBlock];
+void quantize_run(const float* x, BlockQ5K* y, int n, const float* importance) {
+  uint8_t levels[kRunBlocks * kSuperBlock];
   // ggml's reference search range for Q5_K: 16 steps from nmax-0.5.
-  quantize_scale_min_k4(x, importance, 31, -0.5f, 15, levels, &y.d, &y.dmin, y.scales);
-  pack_levels(levels, y);
+  quantize_scale_min_k4(x, importance, n, 31, -0.5f, 15, levels, y);
+  for (int b = 0; b < n; ++b) pack_levels(levels + kSuperBlock * b, y[b]);
 }
 
 void dequantize_block(const BlockQ5K& b, float* y) {

@@ -25,35 +25,38 @@ void pack_levels(const uint8_t* lv_all, BlockQ6K& y) {
   }
 }
 
-void quantize_block(const float* x, BlockQ6K& y, const float* importance) {
-  int8_t levels[kSuperBlock];
-  float sub_scales[kSuperBlock / 16];
-  float max_scale = 0;
-  float max_abs_scale = 0;
-  for (int ib = 0; ib < kSuperBlock / 16; ++ib) {
-    const float* weights = importance ? importance + 16 * ib : nullptr;
-    sub_scales[ib] = make_qx_quants(16, 32, x + 16 * ib, levels + 16 * ib, 1, weights);
-    const float abs_scale = std::fabs(sub_scales[ib]);
-    if (abs_scale > max_abs_scale) {
-      max_abs_scale = abs_scale;
-      max_scale = sub_scales[ib];
+void quantize_run(const float* x, BlockQ6K* y, int n, const float* importance) {
+  constexpr int kSub = kSuperBlock / 16;
+  int8_t levels[kRunBlocks * kSuperBlock];
+  float sub_scales[kRunBlocks * kSub];
+  make_qx_quants_batch(n * kSub, 16, 32, x, importance, levels, sub_scales);
+  for (int b = 0; b < n; ++b) {
+    const float* scales_b = sub_scales + kSub * b;
+    const float* xb = x + kSuperBlock * b;
+    int8_t* levels_b = levels + kSuperBlock * b;
+    float max_scale = 0;
+    float max_abs_scale = 0;
+    for (int ib = 0; ib < kSub; ++ib) {
+      const float abs_scale = std::fabs(scales_b[ib]);
+      if (abs_scale > max_abs_scale) {
+        max_abs_scale = abs_scale;
+        max_scale = scales_b[ib];
+      }
     }
+    if (max_abs_scale < kGroupMaxEps) {
+      std::memset(&y[b], 0, sizeof(y[b]));  // all-zero block: fp16 0 is the zero bit pattern
+      continue;
+    }
+    // The largest scale maps to -128 so the 8-bit codes use their full range.
+    const float iscale = -128.f / max_scale;
+    y[b].d = f32_to_f16(1 / iscale);
+    for (int ib = 0; ib < kSub; ++ib) {
+      y[b].scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales_b[ib])));
+    }
+    const float d_all = f16_to_f32(y[b].d);
+    for (int j = 0; j < kSub; ++j) requantize_symmetric(xb + 16 * j, 16, d_all * y[b].scales[j], 32, levels_b + 16 * j);
+    pack_levels(reinterpret_cast<const uint8_t*>(levels_b), y[b]);  // levels are 0..63 here
   }
-  if (max_abs_scale < kGroupMaxEps) {
-    std::memset(&y, 0, sizeof(y));  // all-zero block: fp16 0 is the zero bit pattern
-    return;
-  }
-  // The largest scale maps to -128 so the 8-bit codes use their full range.
-  const float iscale = -128.f / max_scale;
-  y.d = f32_to_f16(1 / iscale);
-  for (int ib = 0; ib < kSuperBlock / 16; ++ib) {
-    y.scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * sub_scales[ib])));
-  }
-  const float d_all = f16_to_f32(y.d);
-  for (int j = 0; j < kSuperBlock / 16; ++j) {
-    requantize_symmetric(x + 16 * j, 16, d_all * y.scales[j], 32, levels + 16 * j);
-  }
-  pack_levels(reinterpret_cast<const uint8_t*>(levels), y);  // levels are 0..63 here
 }
 
 void dequantize_block(const BlockQ6K& b, float* y) {

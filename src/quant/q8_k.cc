@@ -5,7 +5,8 @@
 #include "quant/k_quant_common.h"
 
 namespace lowbit::kquant {
-void quantize_block(const float* x, BlockQ8K& y, const float* /*importance*/) {
+namespace {
+void quantize_block(const float* x, BlockQ8K& y) {
   const SignedAbsMax peak = signed_abs_max(x, kSuperBlock);
   if (!peak.abs) {
     // ggml leaves bsums untouched here; lowbit zeroes the whole block so output never depends on old memory.
@@ -21,6 +22,11 @@ void quantize_block(const float* x, BlockQ8K& y, const float* /*importance*/) {
     y.bsums[j] = static_cast<int16_t>(sum);
   }
   y.d = 1 / iscale;
+}
+}  // namespace
+
+void quantize_run(const float* x, BlockQ8K* y, int n, const float* /*importance*/) {
+  for (int b = 0; b < n; ++b) quantize_block(x + kSuperBlock * b, y[b]);
 }
 
 void dequantize_block(const BlockQ8K& b, float* y) {

@@ -62,4 +62,20 @@ float make_qkx3_quants(int n, int nmax, const float* x, const float* weights, ui
 // a coarse search over 9 inverse scales, then up to 5 passes moving single levels. `weights` is required.
 float make_qp_quants(int n, int nmax, const float* x, uint8_t* levels, const float* weights);
 
+// ---- Batched forms (quant_search_batch.cc) ----
+// The same searches on n_groups independent groups of n values (n <= kMaxSearchGroup), stored one after another
+// (group g at x + g*n, its weights at weights + g*n, its levels at levels + g*n, its scale at scales[g]). They run
+// one group per SIMD lane with exactly the scalar functions' float operations, so each group's result is
+// bit-identical to calling the scalar function on it; they are only faster.
+inline constexpr int kMaxSearchGroup = 32;
+
+// make_qkx3_quants (and make_qkx2_quants, whose weights are never null) per group; neg_mins[g] gets *min_out.
+void make_qkx_quants_batch(int64_t n_groups, int n, int nmax, const float* x, const float* weights, uint8_t* levels,
+                           float* scales, float* neg_mins, float rmin, float rdelta, int nstep, bool use_mad);
+// make_qx_quants with rmse_type 1 (x^2 weights when `weights` is null) per group.
+void make_qx_quants_batch(int64_t n_groups, int n, int nmax, const float* x, const float* weights, int8_t* levels,
+                          float* scales);
+// make_q3_quants with do_rmse per group.
+void make_q3_quants_batch(int64_t n_groups, int n, int nmax, const float* x, int8_t* levels, float* scales);
+
 }  // namespace lowbit

@@ -76,6 +76,32 @@ TEST(GgufQuantize, SameBytesForAnyThreadCount) {
   EXPECT_TRUE(same_bytes(dir + "/t1.gguf", dir + "/t3.gguf"));
 }
 
+// Row chunks are converted and checked on the worker threads; the error still names the tensor's first bad value,
+// not whichever chunk a thread happened to finish first.
+TEST(GgufQuantize, ReportsTheFirstNonFiniteValueForAnyThreadCount) {
+  ModelConfig c;
+  c.n_vocab = 2048, c.n_embd = 64, c.n_layer = 1, c.n_head = 2, c.n_head_kv = 2, c.n_ff = 64, c.n_ctx_train = 32;
+  c.tied_embeddings = true;
+  auto model = make_random_model(c, 3);
+  // token_embd is 2048 rows of 64: eight chunks of 256 rows. Bad values in chunks 6, 3 and 7.
+  model->set_value("token_embd.weight", 6 * 256 * 64 + 5, INFINITY);
+  model->set_value("token_embd.weight", 3 * 256 * 64 + 130, NAN);
+  model->set_value("token_embd.weight", 7 * 256 * 64, -INFINITY);
+  for (int t : {1, 2, 3}) {
+    GgufQuantizeOptions o;
+    o.mix.ftype = FileType::Q8_0;
+    o.threads = t;
+    try {
+      quantize_to_gguf(model, testing::TempDir() + "/bad.gguf", o);
+      ADD_FAILURE() << "NaN accepted with " << t << " threads";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("token_embd.weight: NaN at index 49282 (row 770, column 2)"),
+                std::string::npos)
+          << t << " threads: " << e.what();
+    }
+  }
+}
+
 TEST(GgufQuantize, MisfitRowsKeepF16AndSayWhy) {
   // stories260K: FFN width 172 fits no block type; llama-quantize gives up on Q8_0, lowbit keeps F16.
   GgufQuantizeOptions o;

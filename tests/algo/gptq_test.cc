@@ -53,6 +53,32 @@ TEST(Hessian, RunningAverageEqualsTwoOverNXtX) {
     }
 }
 
+// Wide enough for several column chunks of the BLAS accumulation (the last one partial): every entry equals the
+// double sum, the matrix is exactly symmetric, and the thread count changes no bit.
+TEST(Hessian, ChunkedAccumulationIsExactlySymmetricAndThreadInvariant) {
+  const int64_t n = 150, t = 37;
+  const auto x = gaussian(t * n, 1.f, 5);
+  auto accumulate = [&](int threads) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    HessianAccumulator h(n);
+    h.add_batch(x.data(), 20);
+    h.add_batch(x.data() + 20 * n, t - 20);
+    omp_set_num_threads(saved);
+    return h;
+  };
+  const HessianAccumulator one = accumulate(1);
+  const HessianAccumulator three = accumulate(3);
+  EXPECT_EQ(one.matrix(), three.matrix());
+  for (int64_t a = 0; a < n; ++a)
+    for (int64_t b = 0; b < n; ++b) {
+      ASSERT_EQ(one.matrix()[a * n + b], one.matrix()[b * n + a]) << a << " " << b;
+      double s = 0;
+      for (int64_t k = 0; k < t; ++k) s += static_cast<double>(x[k * n + a]) * x[k * n + b];
+      ASSERT_NEAR(one.matrix()[a * n + b], 2.0 / t * s, 1e-12 * (1 + std::fabs(s))) << a << " " << b;
+    }
+}
+
 TEST(Gptq, IdentityHessianIsRtnWithKnownLoss) {
   // H = 4 I and no damping: Hinv's upper factor is I / 2, no error is propagated, so GPTQ rounds like RTN and the
   // loss is sum (w - q)^2 / 0.5^2 / 2.

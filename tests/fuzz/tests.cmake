@@ -6,7 +6,8 @@ if(NOT LOWBIT_CLANGXX)
   return()
 endif()
 
-# The parsers depend on the type table, which pulls in the quantizers: build util, core, quant and io.
+# The parsers depend on the type table, which pulls in the quantizers (and their Highway kernels): build util,
+# core, quant and io.
 file(GLOB LOWBIT_FUZZ_LIB_SOURCES CONFIGURE_DEPENDS
      ${CMAKE_SOURCE_DIR}/src/util/*.cc ${CMAKE_SOURCE_DIR}/src/core/*.cc ${CMAKE_SOURCE_DIR}/src/quant/*.cc
      ${CMAKE_SOURCE_DIR}/src/io/gguf.cc ${CMAKE_SOURCE_DIR}/src/io/safetensors.cc)
@@ -20,7 +21,7 @@ foreach(name gguf safetensors)
     OUTPUT ${bin}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/fuzz
     COMMAND ${LOWBIT_CLANGXX} ${LOWBIT_FUZZ_FLAGS} ${CMAKE_SOURCE_DIR}/tests/fuzz/${name}_fuzz.cc
-            ${LOWBIT_FUZZ_LIB_SOURCES} -lfmt -o ${bin}
+            ${LOWBIT_FUZZ_LIB_SOURCES} -lfmt -lhwy -o ${bin}
     DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/${name}_fuzz.cc ${LOWBIT_FUZZ_LIB_SOURCES}
     COMMENT "Building libFuzzer target ${name}_fuzz with clang"
     VERBATIM)

@@ -1,0 +1,76 @@
+// Compiled for every x86 target Highway knows and picked at run time (see core/float_rows.h).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "core/float_rows.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cmath>
+
+#include "core/float_formats.h"
+#include "core/float_rows.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowbit {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+void F16ToF32Row(const uint16_t* src, float* dst, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  // The scalar decoder returns +-NAN for every half NaN; the instruction keeps the payload. Canonicalise.
+  const auto sign = hn::Set(du, 0x80000000u);
+  const auto quiet_nan = hn::Set(du, 0x7fc00000u);
+  int64_t i = 0;
+  for (; i + step <= n; i += step) {
+    const auto v = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i)));
+    const auto nan = hn::BitCast(df, hn::Or(hn::And(hn::BitCast(du, v), sign), quiet_nan));
+    hn::StoreU(hn::IfThenElse(hn::IsNaN(v), nan, v), df, dst + i);
+  }
+  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+void BF16ToF32Row(const uint16_t* src, float* dst, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du32;
+  const hn::Rebind<uint16_t, decltype(du32)> du16;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + step <= n; i += step) {
+    const auto wide = hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, src + i)));
+    hn::StoreU(hn::BitCast(df, wide), df, dst + i);
+  }
+  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
+int64_t FirstNonFinite(const float* values, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + step <= n; i += step) {
+    const auto bad = hn::Not(hn::IsFinite(hn::LoadU(df, values + i)));
+    if (!hn::AllFalse(df, bad)) return i + static_cast<int64_t>(hn::FindFirstTrue(df, bad));
+  }
+  for (; i < n; ++i)
+    if (!std::isfinite(values[i])) return i;
+  return -1;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lowbit {
+
+HWY_EXPORT(F16ToF32Row);
+HWY_EXPORT(BF16ToF32Row);
+HWY_EXPORT(FirstNonFinite);
+
+void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32Row)(src, dst, n); }
+void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(BF16ToF32Row)(src, dst, n); }
+int64_t first_non_finite(const float* values, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFinite)(values, n); }
+
+}  // namespace lowbit
+#endif  // HWY_ONCE

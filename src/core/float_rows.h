@@ -1,0 +1,18 @@
+// Whole-row work on floats, in SIMD. Conversions of the 16-bit float formats to float32: F16 through the F16C instruction (or Highway's
+// exact emulation), BF16 by a shift. Bit-identical to float_formats.h's scalar f16_to_f32 / bf16_to_f32 for
+// every input, NaN included (a half NaN becomes the canonical quiet NaN of its sign, as the scalar table has it).
+// These are what the type table's to_float uses for F16/BF16 (core/dtype.h), so loading and quantizing F16
+// models run at memory speed.
+#pragma once
+
+#include <cstdint>
+
+namespace lowbit {
+
+void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
+void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
+
+// Index of the first NaN or Inf in values[0..n), or -1 if every value is finite.
+int64_t first_non_finite(const float* values, int64_t n);
+
+}  // namespace lowbit
