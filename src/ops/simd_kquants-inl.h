@@ -45,6 +45,7 @@ template <bool kQ5>
 struct K4Decode {
   using Block = std::conditional_t<kQ5, BlockQ5K, BlockQ4K>;
   static constexpr bool kSigned = false;
+  static constexpr int kLevelOffset = 0;
   struct Setup {
     I scales;
     V::HI mins;
@@ -124,7 +125,11 @@ struct PlainK {
 // Q6_K: sixteen 16-value sub-blocks with int8 scales, values -32..31.
 struct Q6KDecode : PlainK {
   using Block = BlockQ6K;
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = false;
+  static constexpr int kLevelOffset = 32;  // levels 0..63 stand for values -32..31
+  struct Setup : PlainK::Setup {
+    I half[4];  // the four groups of the current 128-value half, decoded together
+  };
   static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
@@ -134,15 +139,21 @@ struct Q6KDecode : PlainK {
     }
     s.scales = V::Per16Scales(sc);
   }
-  // Group j = 4 * half + k: low nibbles of ql[0:32] (k=0) / ql[32:64] (k=1), high nibbles (k=2, 3), with bits
-  // 2k, 2k+1 of qh[0:32] on top; minus 32.
-  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    const int half = j / 4, k = j % 4;
-    const I ql = V::Rows32(g.at<Block>(b, offsetof(Block, ql) + 64 * half + 32 * (k % 2)), g.stride);
-    const I qh = V::Rows32(g.at<Block>(b, offsetof(Block, qh) + 32 * half), g.stride);
-    const I low = k < 2 ? V::And(ql, V::Set8(0x0F)) : V::And(V::Shr16<4>(ql), V::Set8(0x0F));
-    const I high = V::And(V::ShrBytes(qh, 2 * k), V::Set8(3));
-    return V::Sub8(V::Or(low, V::Shl16<4>(high)), V::Set8(32));
+  // Group 4 * half + k: low nibbles of ql[0:32] (k=0) / ql[32:64] (k=1), high nibbles (k=2, 3), with bits 2k, 2k+1
+  // of qh[0:32] on top. The four groups of a half share their three loads.
+  static I Values(const RowGroup& g, int64_t b, int j, Setup& s) {
+    if (j % 4 == 0) {
+      const int half = j / 4;
+      const I ql0 = V::Rows32(g.at<Block>(b, offsetof(Block, ql) + 64 * half), g.stride);
+      const I ql1 = V::Rows32(g.at<Block>(b, offsetof(Block, ql) + 64 * half + 32), g.stride);
+      const I qh = V::Rows32(g.at<Block>(b, offsetof(Block, qh) + 32 * half), g.stride);
+      const I m4 = V::Set8(0x0F), m2 = V::Set8(3);
+      s.half[0] = V::Or(V::And(ql0, m4), V::Shl16<4>(V::And(qh, m2)));
+      s.half[1] = V::Or(V::And(ql1, m4), V::Shl16<4>(V::And(V::Shr16<2>(qh), m2)));
+      s.half[2] = V::Or(V::And(V::Shr16<4>(ql0), m4), V::Shl16<4>(V::And(V::Shr16<4>(qh), m2)));
+      s.half[3] = V::Or(V::And(V::Shr16<4>(ql1), m4), V::Shl16<4>(V::And(V::Shr16<6>(qh), m2)));
+    }
+    return s.half[j % 4];
   }
   static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
 };
@@ -150,7 +161,8 @@ struct Q6KDecode : PlainK {
 // Q3_K: sixteen 16-value sub-blocks with 6-bit scales biased by 32, values -4..3.
 struct Q3KDecode : PlainK {
   using Block = BlockQ3K;
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = false;
+  static constexpr int kLevelOffset = 4;  // levels 0..7 stand for values -4..3
   static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
@@ -162,12 +174,12 @@ struct Q3KDecode : PlainK {
     }
     s.scales = V::Per16Scales(sc);
   }
-  // Group j: bits 2(j%4), 2(j%4)+1 of qs[32 * (j/4) ...], minus 4 where bit j of hmask is clear.
+  // Group j: bits 2(j%4), 2(j%4)+1 of qs[32 * (j/4) ...], plus 4 where bit j of hmask is set.
   static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
     const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
     const I hm = V::Rows32(g.at<Block>(b, offsetof(Block, hmask)), g.stride);
     const I low = V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
-    return V::SubWhereNot(low, hm, static_cast<int8_t>(1 << j), 4);
+    return V::OrWhere(low, hm, static_cast<int8_t>(1 << j), 4);
   }
   static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
 };
@@ -176,6 +188,7 @@ struct Q3KDecode : PlainK {
 struct Q2KDecode {
   using Block = BlockQ2K;
   static constexpr bool kSigned = false;
+  static constexpr int kLevelOffset = 0;
   struct Setup {
     I scales;
     I mins;  // sixteen int16 mins per row
@@ -215,7 +228,8 @@ struct Q2KDecode {
 // IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
 struct IQ4XSDecode : PlainK {
   using Block = BlockIQ4XS;
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = true;  // table values -127..113: |q| and sign(a, q)
+  static constexpr int kLevelOffset = 0;
   static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
@@ -268,7 +282,14 @@ void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* 
       } else {
         for (int t = 0; t < T; ++t) {
           const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
-          for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsU8(q[p], av), scale[p]);
+          if constexpr (D::kLevelOffset != 0) {
+            // Values = levels - offset: subtract the offset's pair products (exact in int16), shared by the rows.
+            const I offset_pairs = V::PairsU8(V::Set8(D::kLevelOffset), av);
+            for (int p = 0; p < P; ++p)
+              sumi[p][t] = V::AddScaled(sumi[p][t], V::Sub16(V::PairsU8(q[p], av), offset_pairs), scale[p]);
+          } else {
+            for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsU8(q[p], av), scale[p]);
+          }
         }
       }
     }

@@ -76,6 +76,7 @@ struct V {
   static I AndNot(I a, I b) { return _mm256_andnot_si256(a, b); }
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
   static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
+  static I Sub16(I a, I b) { return _mm256_sub_epi16(a, b); }
   static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
   template <int kBits> static I Shr16(I a) { return _mm256_srli_epi16(a, kBits); }
   template <int kBits> static I Shl16(I a) { return _mm256_slli_epi16(a, kBits); }
@@ -205,6 +206,7 @@ struct V {
   static I AndNot(I a, I b) { return _mm512_andnot_si512(a, b); }
   static I Or(I a, I b) { return _mm512_or_si512(a, b); }
   static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
+  static I Sub16(I a, I b) { return _mm512_sub_epi16(a, b); }
   static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
   template <int kBits> static I Shr16(I a) { return _mm512_srli_epi16(a, kBits); }
   template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
