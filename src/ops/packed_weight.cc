@@ -64,7 +64,7 @@ void copy_row(const uint8_t* data, const WeightLayout& l, int64_t r, uint8_t* ou
 
 Tensor pack_for_matmul(const Tensor& w, int tile_rows) {
   if (!packable(w)) return w;
-  if (tile_rows <= 0) tile_rows = simd_pack_rows();
+  if (tile_rows <= 0) tile_rows = simd_pack_rows(w.type());
   check(tile_rows <= kMaxPackRows && (tile_rows & (tile_rows - 1)) == 0, w.name(), "cannot pack in tiles of {} rows", tile_rows);
   Tensor packed = w;
   packed.interleaved_rows = tile_rows;

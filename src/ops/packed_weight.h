@@ -2,8 +2,9 @@
 // then block 1 of each, ...), so a kernel tile reads its weights as one sequential stream. On the machines here
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
-// the running CPU's generation kernel takes at once (8 with AVX-512, 4 with AVX2; a kernel tile that covered half
-// a packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
+// the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
+// with AVX2; a kernel tile that covered half a packed tile would read it with gaps, measured 3x slower). The
+// arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, the first `head` bytes of each row's block (the fp16 scale of the 32-value
@@ -41,7 +42,7 @@ WeightLayout weight_layout(const Tensor& w);
 // Whether `w` can take the layout: a 2-D weight of a type with a SIMD kernel whose rows split into whole units.
 bool packable(const Tensor& w);
 
-// An owned copy of `w` in the interleaved layout, tiles of `tile_rows` (default: the running CPU's; a power of two
+// An owned copy of `w` in the interleaved layout, tiles of `tile_rows` (default: simd_pack_rows(type); a power of two
 // up to kMaxPackRows), or `w` itself when it is not packable. The source's pages are handed back to the kernel
 // afterwards (MADV_PAGEOUT, non-destructive), so a mapped model is not held twice.
 Tensor pack_for_matmul(const Tensor& w, int tile_rows = 0);

@@ -127,6 +127,7 @@ struct Q6KDecode : PlainK {
   using Block = BlockQ6K;
   static constexpr bool kSigned = false;
   static constexpr int kLevelOffset = 32;  // levels 0..63 stand for values -32..31
+  static constexpr int kGenGroups = 2;     // its decode state for four groups spills: 2 stream 1.5x faster
   struct Setup : PlainK::Setup {
     I half[4];  // the four groups of the current 128-value half, decoded together
   };

@@ -46,6 +46,7 @@ struct Q8_0Decode {
   using Block = BlockQ8_0;
   using Act = BlockQ8_0;
   static constexpr int kOffset = 128, kMaxLevel = 255;
+  static constexpr int kGenGroups = kRows == 2 ? 2 : 4;  // AVX-512: 4 rows at a time stream ~1.3x faster than 8
   static I Values(const RowGroup& g, int64_t b) { return V::Rows32(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
   static I Levels(const RowGroup& g, int64_t b) { return V::Xor(Values(g, b), V::Set8(static_cast<int8_t>(0x80))); }
 };

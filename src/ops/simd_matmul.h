@@ -9,8 +9,8 @@
 namespace lowbit {
 
 bool simd_matmul_supports(DType type);
-// Rows the running CPU's generation kernel takes at once: the tile height weights are packed in.
-int simd_pack_rows();
+// Rows the running CPU's generation kernel for `type` takes at once: the tile height its weights are packed in.
+int simd_pack_rows(DType type);
 void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads);
 // matmul_shared_input (ops/matmul.h) when every weight has a SIMD kernel.
 void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads);

@@ -191,10 +191,10 @@ TEST(SimdMatmul, SharedInputPassEqualsSeparateMatmuls) {
 // tensor refuses to be written out as if it were a file's bytes.
 TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
   for (DType type : {DType::Q4_0, DType::Q6_K, DType::F16}) {
-    const int64_t n_in = 512, n_out = 21;  // two full tiles and five row-major rows
+    const int64_t n_in = 512, n_out = 21;  // full tiles, then row-major rows after the last
     const Tensor t = quantized_weight(type, n_in, n_out, weights(n_in, n_out));
     const Tensor p = pack_for_matmul(t);
-    ASSERT_EQ(p.interleaved_rows, simd_pack_rows());
+    ASSERT_EQ(p.interleaved_rows, simd_pack_rows(p.type()));
     EXPECT_NE(0, std::memcmp(p.data, t.data, t.info.n_bytes())) << dtype_name(type);
     const size_t rb = row_bytes(type, n_in);
     std::vector<uint8_t> row(rb);
