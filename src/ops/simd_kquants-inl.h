@@ -30,10 +30,6 @@ namespace HWY_NAMESPACE {
 // Scale(j) (int16 words: the group's integer scales in each lane's place), Finish (the block's float terms) and
 // Sums (the outputs at the end).
 
-HWY_INLINE __m128i Words8(const uint8_t* bytes) {
-  return _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
-}
-
 struct KAcc {  // the float state of one (row group, token)
   F main;
   V::HF mins4;         // Q4_K: four lanes per row
@@ -54,13 +50,19 @@ struct K4Decode {
   static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
     __m128i sc[kRows], mn[kRows];
     for (int r = 0; r < kRows; ++r) {
-      const Block& w = g.template block<Block>(r, b);
-      alignas(16) uint8_t scales_mins[16];
-      kquant::unpack_scales_mins_k4(w.scales, scales_mins);
-      sc[r] = Words8(scales_mins);
-      mn[r] = Words8(scales_mins + 8);
-      s.d[r] = Half(w.d);
-      s.dmin[r] = Half(w.dmin);
+      // The block's first 16 bytes are d, dmin and the twelve bytes of scales and mins: as u32 lanes
+      // [d|dmin, w0, w1, w2], unpacked as kquant::unpack_scales_mins_k4 does into scales 0-7, mins 0-7.
+      const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&g.template block<Block>(r, b)));
+      const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(head, _MM_SHUFFLE(3, 2, 3, 1)), _mm_set_epi32(4, 0, 0, 0)),
+                                        _mm_set_epi32(0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F));
+      const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(head, _MM_SHUFFLE(2, 0, 1, 0)), 2),
+                                        _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
+      const __m128i scales_mins = _mm_or_si128(low, top);
+      sc[r] = _mm_cvtepu8_epi16(scales_mins);
+      mn[r] = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
+      const __m128 d_dmin = _mm_cvtph_ps(head);
+      s.d[r] = _mm_cvtss_f32(d_dmin);
+      s.dmin[r] = _mm_cvtss_f32(_mm_movehdup_ps(d_dmin));
     }
     s.scales = V::Per32Scales(sc);
     s.mins = V::HRowsWords8(mn);
