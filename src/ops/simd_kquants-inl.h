@@ -51,7 +51,9 @@ struct K4Decode {
     __m128i sc[kRows], mn[kRows];
     for (int r = 0; r < kRows; ++r) {
       // The block's first 16 bytes are d, dmin and the twelve bytes of scales and mins: as u32 lanes
-      // [d|dmin, w0, w1, w2], unpacked as kquant::unpack_scales_mins_k4 does into scales 0-7, mins 0-7.
+      // [d|dmin, w0, w1, w2]. Word by word (kquant::unpack_scale_min_k4 byte by byte): scales 0-3 = w0 & 0x3F..,
+      // scales 4-7 = (w2 & 0x0F..) | top two bits of w0's bytes, mins 0-3 = w1 & 0x3F.., mins 4-7 =
+      // (w2 >> 4 & 0x0F..) | top two bits of w1's bytes.
       const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&g.template block<Block>(r, b)));
       const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(head, _MM_SHUFFLE(3, 2, 3, 1)), _mm_set_epi32(4, 0, 0, 0)),
                                         _mm_set_epi32(0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F));

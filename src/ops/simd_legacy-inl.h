@@ -50,15 +50,18 @@ struct Q8_0Decode {
   static I Values(const RowGroup& g, int64_t b) { return V::Rows32(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
   static I Levels(const RowGroup& g, int64_t b) { return V::Xor(Values(g, b), V::Set8(static_cast<int8_t>(0x80))); }
 };
+// Q5_0 and Q5_1 levels 0..31: the nibble with the fifth bit from qh.
+template <typename Block>
+HWY_INLINE I FiveBitLevels(const RowGroup& g, int64_t b) {
+  const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
+  return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
+}
 // Level - 16 is the nibble with 0xF0 ORed in where the fifth bit is clear (two's complement).
 struct Q5_0Decode {
   using Block = BlockQ5_0;
   using Act = BlockQ8_0;
   static constexpr int kOffset = 16, kMaxLevel = 31;
-  static I Levels(const RowGroup& g, int64_t b) {
-    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
-    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
-  }
+  static I Levels(const RowGroup& g, int64_t b) { return FiveBitLevels<Block>(g, b); }
   static I Values(const RowGroup& g, int64_t b) {
     const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
     return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride),
@@ -98,10 +101,7 @@ struct Q5_1Decode {
   using Block = BlockQ5_1;
   using Act = BlockQ8_1;
   static constexpr int kOffset = 0, kMaxLevel = 31;
-  static I Levels(const RowGroup& g, int64_t b) {
-    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
-    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
-  }
+  static I Levels(const RowGroup& g, int64_t b) { return FiveBitLevels<Block>(g, b); }
 };
 
 template <typename D>

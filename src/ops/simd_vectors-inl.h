@@ -87,12 +87,8 @@ struct V {
     const I b = _mm256_set1_epi8(bit);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b);
   }
-  // a with `value` ORed into the bytes where `bits` has `bit` (bits that are clear in a) / subtracted where it has
-  // not.
+  // a with `value` ORed into the bytes where `bits` has `bit` (bits that are clear in a).
   static I OrWhere(I a, I bits, int8_t bit, int8_t value) { return _mm256_or_si256(a, _mm256_and_si256(Where(bits, bit), _mm256_set1_epi8(value))); }
-  static I SubWhereNot(I a, I bits, int8_t bit, int8_t value) {
-    return _mm256_sub_epi8(a, _mm256_andnot_si256(Where(bits, bit), _mm256_set1_epi8(value)));
-  }
 
   // Exact int32 lanes of four products each, added to acc: unsigned u times signed s (the pairs must fit int16).
   static I DotU8(I acc, I u, I s) {
@@ -215,9 +211,6 @@ struct V {
   // (Callers OR into bits that are clear, so a masked add does it.)
   static I OrWhere(I a, I bits, int8_t bit, int8_t value) {
     return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
-  }
-  static I SubWhereNot(I a, I bits, int8_t bit, int8_t value) {
-    return _mm512_mask_sub_epi8(a, _mm512_testn_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
   }
 
 #if HWY_TARGET == HWY_AVX3_DL

@@ -25,12 +25,8 @@ void quantize_scale_min_k4(const float* x, const float* importance, int n, int n
     for (int b = 0; b < n; ++b) {
       const float* scales_b = sub_scales + kSub * b;
       const float* mins_b = sub_mins + kSub * b;
-      float max_scale = 0;  // scales are positive once the min is taken out
-      float max_min = 0;
-      for (int j = 0; j < kSub; ++j) {
-        if (scales_b[j] > max_scale) max_scale = scales_b[j];
-        if (mins_b[j] > max_min) max_min = mins_b[j];
-      }
+      const float max_scale = largest_or_zero(scales_b, kSub);  // scales are positive once the min is taken out
+      const float max_min = largest_or_zero(mins_b, kSub);
       const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
       const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
       for (int j = 0; j < kSub; ++j) {

@@ -113,19 +113,12 @@ inline void unpack_scale_min_k4(int j, const uint8_t* scales, uint8_t* scale, ui
   }
 }
 
-// All eight scales then all eight mins of a Q4_K/Q5_K super-block at once (bytes 0-7, 8-15 of `out`), with
-// 32-bit word operations on the 12 packed bytes instead of unpack_scale_min_k4's byte by byte.
-inline void unpack_scales_mins_k4(const uint8_t* packed, uint8_t* out) {
-  uint32_t w[3];
-  std::memcpy(w, packed, 12);
-  constexpr uint32_t kLow6 = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
-  const uint32_t words[4] = {
-      w[0] & kLow6,                                       // scales 0-3
-      (w[2] & kLow4) | (((w[0] >> 6) & kLow2) << 4),      // scales 4-7: low nibbles + top bits of bytes 0-3
-      w[1] & kLow6,                                       // mins 0-3
-      ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kLow2) << 4)  // mins 4-7
-  };
-  std::memcpy(out, words, 16);
+// The largest of n values, or 0 when none is positive (the sub-block scales and negated mins of a super-block).
+inline float largest_or_zero(const float* v, int n) {
+  float m = 0;
+  for (int i = 0; i < n; ++i)
+    if (v[i] > m) m = v[i];
+  return m;
 }
 
 // The sixteen Q3_K scale codes (6 bits, the scale plus 32) as bytes: low nibbles from bytes 0-7, top two bits from

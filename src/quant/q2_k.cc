@@ -26,12 +26,8 @@ void quantize_run(const float* x, BlockQ2K* y, int n, const float* importance) {
     for (int b = 0; b < n; ++b) {
       const float* scales_b = sub_scales + kSub * b;
       const float* mins_b = sub_mins + kSub * b;
-      float max_scale = 0;  // scales are positive once the min is taken out
-      float max_min = 0;
-      for (int j = 0; j < kSub; ++j) {
-        if (scales_b[j] > max_scale) max_scale = scales_b[j];
-        if (mins_b[j] > max_min) max_min = mins_b[j];
-      }
+      const float max_scale = largest_or_zero(scales_b, kSub);  // scales are positive once the min is taken out
+      const float max_min = largest_or_zero(mins_b, kSub);
       if (max_scale > 0) {
         const float iscale = 15.f / max_scale;
         for (int j = 0; j < kSub; ++j) y[b].scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales_b[j]));
