@@ -39,8 +39,10 @@ struct Q4_0Decode {
   using Block = BlockQ4_0;
   using Act = BlockQ8_0;
   static constexpr int kOffset = 8, kMaxLevel = 15;
+  static I LevelsOf(I nibbles) { return nibbles; }
+  static I ValuesOf(I nibbles) { return V::Sub8(nibbles, V::Set8(kOffset)); }
   static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
-  static I Values(const RowGroup& g, int64_t b) { return V::Sub8(Levels(g, b), V::Set8(kOffset)); }
+  static I Values(const RowGroup& g, int64_t b) { return ValuesOf(Levels(g, b)); }
 };
 struct Q8_0Decode {
   using Block = BlockQ8_0;
@@ -76,10 +78,10 @@ struct IQ4NLDecode {
   using Act = BlockQ8_0;
   static constexpr int kOffset = 128, kMaxLevel = 241;
   static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
-  static I Levels(const RowGroup& g, int64_t b) {
-    return V::Lookup(V::Table16(reinterpret_cast<const int8_t*>(kIq4nlLevels)), Nibbles(g, b));
-  }
-  static I Values(const RowGroup& g, int64_t b) { return V::Lookup(V::Table16(kIq4nlValues), Nibbles(g, b)); }
+  static I LevelsOf(I nibbles) { return V::Lookup(V::Table16(reinterpret_cast<const int8_t*>(kIq4nlLevels)), nibbles); }
+  static I ValuesOf(I nibbles) { return V::Lookup(V::Table16(kIq4nlValues), nibbles); }
+  static I Levels(const RowGroup& g, int64_t b) { return LevelsOf(Nibbles(g, b)); }
+  static I Values(const RowGroup& g, int64_t b) { return ValuesOf(Nibbles(g, b)); }
 };
 // GPTQ/AWQ groups (quant/int_groups.h): level - zero, zero 0..16; unsigned as level + 16 - zero (0..31).
 struct I4GDecode {
@@ -180,12 +182,22 @@ HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t 
   }
 }
 
-// P row groups x T tokens over n_blocks blocks: y[t * ldy + r] for row r of the tile, `rows` of them valid.
-template <typename D, int P, int T>
-void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows,
+// IQ4_NL's odd last block of one row added to v, in scalar as ggml's tail loop.
+HWY_INLINE float Iq4nlTailBlock(const uint8_t* qs, const uint8_t* head, const BlockQ8_0& a, float v) {
+  int32_t s = 0;
+  for (int j = 0; j < 16; ++j) s += a.qs[j] * kIq4nlValues[qs[j] & 0xF] + a.qs[j + 16] * kIq4nlValues[qs[j] >> 4];
+  return std::fma(Half(a.d) * Half16At(head), static_cast<float>(s), v);
+}
+
+// P row groups x T tokens over n_blocks blocks: y[t * ldy + r] for row r of the tile, `rows` of them valid;
+// kPacked: the groups are a whole packed tile (TileGroups).
+template <typename D, int P, int T, bool kPacked>
+void LegacyTile(const RowGroup* given, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows,
                 const DecodedRows<P>* decoded) {
   using Block = typename D::Block;
   using Act = typename D::Act;
+  RowGroup local[P];
+  const RowGroup* const groups = TileGroups<kPacked, sizeof(Block), 2>(given, local);
   F even[P][T], odd[P][T];
   for (int p = 0; p < P; ++p)
     for (int t = 0; t < T; ++t) even[p][t] = odd[p][t] = V::ZeroF();
@@ -207,19 +219,83 @@ void LegacyTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, fl
         float v = sums[r];
         if constexpr (kHasOffsets<D>) v += offsets[p * kRows + r][t];
         if constexpr (kTwoChains<D>) {
-          // An odd last block, in scalar as ggml's tail loop.
-          for (int64_t bt = b; bt < n_blocks; ++bt) {
-            const uint8_t* qs = groups[p].template at<Block>(bt, offsetof(Block, qs)) + r * groups[p].stride;
-            const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[bt];
-            int32_t s = 0;
-            for (int j = 0; j < 16; ++j)
-              s += a.qs[j] * kIq4nlValues[qs[j] & 0xF] + a.qs[j + 16] * kIq4nlValues[qs[j] >> 4];
-            v = std::fma(Half(a.d) * Half16At(groups[p].head_at(bt) + r * groups[p].head_stride), static_cast<float>(s), v);
-          }
+          for (int64_t bt = b; bt < n_blocks; ++bt)
+            v = Iq4nlTailBlock(groups[p].template at<Block>(bt, offsetof(Block, qs)) + r * groups[p].stride,
+                               groups[p].head_at(bt) + r * groups[p].head_stride,
+                               reinterpret_cast<const Act*>(acts[t].blocks)[bt], v);
         }
         y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = v;
       }
     }
+}
+
+// ---- generation over a whole packed tile of Q4_0 or IQ4_NL (the types whose block is the scale and 16 qs) ----
+// A packed slot holds the tile's qs side by side, so one load gives V::kQuadRows rows' bytes, a 128-bit lane a row.
+// Their low nibbles (values 0-15) meet activations 0-15 and the high ones 16-31 in the same lanes, which keeps
+// ggml's eight lanes per row as four "low" lanes (its lanes 0-3) and four "high" ones (4-7) in two accumulators:
+// the same integer and float sums, so the same bits as LegacyTile, with half its unpacking and one scale vector for
+// kQuadRows rows. Adding the two accumulators is the first step of ggml's horizontal sum.
+template <typename D>
+constexpr bool kQuadNibbles = std::is_same_v<D, Q4_0Decode> || std::is_same_v<D, IQ4NLDecode>;
+
+template <typename D, int kTileRows>
+void QuadNibbleGen(const uint8_t* tile, const ActRow& act, int64_t n_blocks, float* y) {
+  using Block = typename D::Block;
+  static_assert(sizeof(Block) == 18 && offsetof(Block, qs) == 2, "the fp16 scale and 16 qs");
+  constexpr int Q = kTileRows / V::kQuadRows;
+  constexpr size_t kSlot = kTileRows * sizeof(Block), kQsAt = kTileRows * 2;
+  constexpr int kChains = kTwoChains<D> ? 2 : 1;
+  F lo[kChains][Q], hi[kChains][Q];
+  for (int c = 0; c < kChains; ++c)
+    for (int q = 0; q < Q; ++q) lo[c][q] = hi[c][q] = V::ZeroF();
+  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(act.blocks);
+  const I low_nibble = V::Set8(0x0F);
+  int64_t b = 0;
+  const auto block = [&](int64_t bi, F(&acc_lo)[Q], F(&acc_hi)[Q]) {
+    const uint8_t* slot = tile + static_cast<size_t>(bi) * kSlot;
+    const BlockQ8_0& a = blocks[bi];
+    const I a_lo = V::Act16(a.qs), a_hi = V::Act16(a.qs + 16);
+    I init_lo = V::Zero(), init_hi = V::Zero();
+    if constexpr (kUseLevels<D>) {
+      init_lo = V::NegShl(V::Act16(act.quad_sums + 8 * bi), D::kOffset);
+      init_hi = V::NegShl(V::Act16(act.quad_sums + 8 * bi + 4), D::kOffset);
+    }
+    const float da = Half(a.d);
+    for (int q = 0; q < Q; ++q) {
+      const F d = V::QuadRowsScale(slot + 2 * V::kQuadRows * q, da);
+      const I bytes = V::QuadRows16(slot + kQsAt + 16 * V::kQuadRows * q);
+      const I n_lo = V::And(bytes, low_nibble), n_hi = V::And(V::template Shr16<4>(bytes), low_nibble);
+      const I q_lo = kUseLevels<D> ? D::LevelsOf(n_lo) : D::ValuesOf(n_lo);
+      const I q_hi = kUseLevels<D> ? D::LevelsOf(n_hi) : D::ValuesOf(n_hi);
+      acc_lo[q] = V::Fma(d, V::Cvt(LegacyLanes<D>(q_lo, a_lo, init_lo)), acc_lo[q]);
+      acc_hi[q] = V::Fma(d, V::Cvt(LegacyLanes<D>(q_hi, a_hi, init_hi)), acc_hi[q]);
+    }
+  };
+  if constexpr (kChains == 2) {
+    for (; b + 1 < n_blocks; b += 2) {
+      block(b, lo[0], hi[0]);
+      block(b + 1, lo[1], hi[1]);
+    }
+  } else {
+    for (; b < n_blocks; ++b) block(b, lo[0], hi[0]);
+  }
+  for (int q = 0; q < Q; ++q) {
+    F l = lo[0][q], h = hi[0][q];
+    if constexpr (kChains == 2) l = V::AddF(l, lo[1][q]), h = V::AddF(h, hi[1][q]);
+    alignas(64) float s[4 * V::kQuadRows];
+    V::StoreF(V::AddF(h, l), s);
+    for (int r = 0; r < V::kQuadRows; ++r) {
+      const int row = q * V::kQuadRows + r;
+      float v = (s[4 * r] + s[4 * r + 2]) + (s[4 * r + 1] + s[4 * r + 3]);
+      if constexpr (kTwoChains<D>) {
+        for (int64_t bt = b; bt < n_blocks; ++bt) {
+          const uint8_t* slot = tile + static_cast<size_t>(bt) * kSlot;
+          v = Iq4nlTailBlock(slot + kQsAt + 16 * row, slot + 2 * row, blocks[bt], v);
+        }
+      }
+      y[row] = v;
+    }
+  }
 }
 
 #endif  // LOWBIT_WIDE_KERNELS

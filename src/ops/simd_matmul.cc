@@ -101,8 +101,8 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
     }
 }
 
-// Every token of one row tile, in tiles of up to kT tokens (Family::Run<P, T> does one).
-template <class Family, int kP, int kT, typename... Extra>
+// Every token of one row tile, in tiles of up to kT tokens (Family::Run<P, T, kPacked> does one).
+template <class Family, int kP, int kT, bool kPacked, typename... Extra>
 HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_t n, int64_t n_tokens, float* y,
                               size_t ldy, int rows, const Extra&... extra) {
   for (int64_t t = 0; t < n_tokens; t += kT) {
@@ -110,13 +110,13 @@ HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_
     float* out = y + static_cast<size_t>(t) * ldy;
     const ActRow* a = acts + t;
     if constexpr (kT == 1) {
-      Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...);
+      Family::template Run<kP, 1, kPacked>(groups, a, n, out, ldy, rows, extra...);
     } else {
       switch (nt) {
-        case 1: Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...); break;
-        case 2: Family::template Run<kP, 2>(groups, a, n, out, ldy, rows, extra...); break;
-        case 3: if constexpr (kT >= 3) Family::template Run<kP, 3>(groups, a, n, out, ldy, rows, extra...); break;
-        default: if constexpr (kT >= 4) Family::template Run<kP, 4>(groups, a, n, out, ldy, rows, extra...); break;
+        case 1: Family::template Run<kP, 1, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
+        case 2: Family::template Run<kP, 2, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
+        case 3: if constexpr (kT >= 3) Family::template Run<kP, 3, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
+        default: if constexpr (kT >= 4) Family::template Run<kP, 4, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
       }
     }
   }
@@ -135,13 +135,17 @@ struct Legacy {
   // AVX-512 keeps 4 x 4 (row pair, token) accumulators in its 32 registers; AVX2 2 x 4 in its 16.
   static constexpr int kBatchGroups = kRows == 1 ? 2 : 4, kBatchTokens = 4;
   static constexpr int kGenGroups = GenGroupsOf<D>();
-  template <int P, int T>
+  // Generation over whole packed tiles with constant addressing (TileGroups): measured 1.1-1.2x for Q4_1, Q5_0 and
+  // Q5_1; Q8_0 and the super-block and half types measured as fast or slower with it (the address arithmetic is a
+  // smaller share of their work), so they keep the general form.
+  static constexpr bool kConstantTiles = !std::is_same_v<D, Q8_0Decode>;
+  template <int P, int T, bool kPacked>
   static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows,
                   const DecodedRows<P>* decoded) {
-    LegacyTile<D, P, T>(g, a, n / 32, y, ldy, rows, decoded);
+    LegacyTile<D, P, T, kPacked>(g, a, n / 32, y, ldy, rows, decoded);
   }
   // With more than one token tile, the blocks are decoded once into `scratch` and read back for each.
-  template <int kP, int kT>
+  template <int kP, int kT, bool kPacked>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
                       int rows, DecodedRows<kP>& scratch) {
     const DecodedRows<kP>* decoded = nullptr;
@@ -150,7 +154,13 @@ struct Legacy {
       for (int64_t b = 0; b < n / 32; ++b) DecodeLegacy<D, kP>(g, b, scratch.blocks[static_cast<size_t>(b)].q, scratch.blocks[static_cast<size_t>(b)].dw);
       decoded = &scratch;
     }
-    ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
+    ForTokenTiles<Legacy, kP, kT, kPacked>(g, acts, n, n_tokens, y, ldy, rows, decoded);
+  }
+  // One token over a whole packed tile starting at `tile`, where the type has that tile.
+  template <int kTileRows>
+    requires kQuadNibbles<D>
+  static void PackedGen(const uint8_t* tile, const ActRow& act, int64_t n, float* y) {
+    QuadNibbleGen<D, kTileRows>(tile, act, n / 32, y);
   }
 };
 template <typename D>
@@ -158,28 +168,32 @@ struct Super {
   // Each (row group, token) holds integer and float sums (and Q4_K's mins): fewer in flight.
   static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
   static constexpr int kGenGroups = GenGroupsOf<D>();
-  template <int P, int T>
+  static constexpr bool kConstantTiles = false;
+  template <int P, int T, bool kPacked>
   static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
+    static_assert(!kPacked);
     KTile<D, P, T>(g, a, n / 256, y, ldy, rows);
   }
-  template <int kP, int kT>
+  template <int kP, int kT, bool kPacked>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
                       int rows, DecodedRows<kP>&) {
-    ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
+    ForTokenTiles<Super, kP, kT, kPacked>(g, acts, n, n_tokens, y, ldy, rows);
   }
 };
 template <bool kBf16>
 struct Halves {
   static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
   static constexpr int kGenGroups = kRows == 1 ? 2 : 4;  // AVX2 streams F16/BF16 ~1.2x faster two rows at a time
-  template <int P, int T>
+  static constexpr bool kConstantTiles = false;
+  template <int P, int T, bool kPacked>
   static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
+    static_assert(!kPacked);
     HalfTile<kBf16, P, T>(g, a, n, y, ldy, rows);
   }
-  template <int kP, int kT>
+  template <int kP, int kT, bool kPacked>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
                       int rows, DecodedRows<kP>&) {
-    ForTokenTiles<Halves, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
+    ForTokenTiles<Halves, kP, kT, kPacked>(g, acts, n, n_tokens, y, ldy, rows);
   }
 };
 
@@ -207,7 +221,22 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
         groups[p] = {rest, stride, w.unit, head, stride, w.head};
       }
     }
-    Family::template RowTile<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
+    // Generation over a whole packed tile: the type's own tile for it (PackedGen) or the constant addressing
+    // (TileGroups). Batches reuse each decoded block for several tokens, so their addressing costs little.
+    const bool whole_packed = r % w.tile_rows == 0 && r + kTileRows <= w.packed_rows && w.tile_rows == kTileRows;
+    if constexpr (kT == 1 && requires { Family::template PackedGen<kTileRows>; }) {
+      if (whole_packed) {
+        Family::template PackedGen<kTileRows>(groups[0].head_base, act_rows[0], n, y + r);
+        continue;
+      }
+    }
+    if constexpr (kT == 1 && Family::kConstantTiles) {
+      if (whole_packed) {
+        Family::template RowTile<kP, kT, true>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
+        continue;
+      }
+    }
+    Family::template RowTile<kP, kT, false>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
   }
 }
 
@@ -322,17 +351,36 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     work.push_back({w.type(), w.data, weight_layout(w), n_in, w.info.n_rows(), i, t.y});
   }
   // Fixed chunks of rows (whole packed tiles) over all the weights, each computed by one thread: the bits do not
-  // depend on the thread count. Each thread takes one contiguous range of chunks, so it reads one stream.
+  // depend on the thread count. Each thread takes one contiguous range of chunks, so it reads one stream, and the
+  // ranges hold equal bytes of weights rather than equal chunk counts: Q/K/V or gate/up in one call may mix types
+  // (Q4_K_M's Q6_K attn_v beside Q4_K), and the time goes with the bytes read.
   constexpr int64_t kChunk = 2 * kMaxPackRows;
-  std::vector<std::pair<size_t, int64_t>> chunks;  // (weight, first row)
+  struct Chunk {
+    size_t weight;
+    int64_t first_row;
+  };
+  std::vector<Chunk> chunks;
+  std::vector<size_t> bytes_before{0};  // bytes_before[c]: weight bytes of chunks [0, c)
   for (size_t i = 0; i < work.size(); ++i)
-    for (int64_t r = 0; r < work[i].n_out; r += kChunk) chunks.emplace_back(i, r);
+    for (int64_t r = 0; r < work[i].n_out; r += kChunk) {
+      chunks.push_back({i, r});
+      bytes_before.push_back(bytes_before.back() + work[i].layout.row_bytes * static_cast<size_t>(std::min(kChunk, work[i].n_out - r)));
+    }
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    const Work& wk = work[chunks[c].first];
-    const int64_t r0 = chunks[c].second;
-    rows(wk.type, wk.data, wk.layout, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
+  const int n_threads = static_cast<int>(std::clamp<size_t>(chunks.size(), 1, static_cast<size_t>(threads)));
+#pragma omp parallel num_threads(n_threads)
+  {
+    // Thread i takes the chunks that start in its share [i, i+1) * total / n of the bytes.
+    const auto start_of = [&](int i) {
+      const size_t share = bytes_before.back() * static_cast<size_t>(i) / static_cast<size_t>(n_threads);
+      return static_cast<size_t>(std::lower_bound(bytes_before.begin(), bytes_before.end() - 1, share) - bytes_before.begin());
+    };
+    const int me = omp_get_thread_num();
+    for (size_t c = start_of(me), end = start_of(me + 1); c < end; ++c) {
+      const Work& wk = work[chunks[c].weight];
+      const int64_t r0 = chunks[c].first_row;
+      rows(wk.type, wk.data, wk.layout, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
+    }
   }
 }
 

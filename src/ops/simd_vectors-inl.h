@@ -158,6 +158,20 @@ struct V {
     _mm_store_si128(reinterpret_cast<__m128i*>(l), v);
     out[0] = (l[0] + l[1]) + (l[2] + l[3]);
   }
+
+  // Quad lanes (ops/simd_legacy-inl.h, QuadNibbleGen): kQuadRows rows of four lanes each, one 128-bit lane a row.
+  static constexpr int kQuadRows = 2;
+  static I QuadRows16(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  // 16 bytes (or four int32) at p in every row's lane.
+  static I Act16(const void* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // kQuadRows fp16 side by side at p, each times da, in its row's lane.
+  static F QuadRowsScale(const uint8_t* p, float da) {
+    uint32_t h;
+    std::memcpy(&h, p, 4);
+    const __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h))), _mm_set1_ps(da));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
+  }
+  static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
 };
 #else  // AVX3 / AVX3_DL: two rows per register
 struct V {
@@ -295,6 +309,15 @@ struct V {
     out[0] = (l[0] + l[1]) + (l[2] + l[3]);
     out[1] = (l[4] + l[5]) + (l[6] + l[7]);
   }
+
+  static constexpr int kQuadRows = 4;
+  static I QuadRows16(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static I Act16(const void* p) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static F QuadRowsScale(const uint8_t* p, float da) {
+    const __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), _mm_set1_ps(da));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(d));
+  }
+  static void StoreF(F v, float* out) { _mm512_storeu_ps(out, v); }
 };
 #endif
 using I = V::I;
@@ -322,6 +345,28 @@ struct RowGroup {
     return *reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride + static_cast<size_t>(b) * step);
   }
 };
+
+// The groups of a whole packed tile of P * kRows rows (ops/packed_weight.h), from its first group: every field but
+// the tile's start is a constant (kUnit and kHead: the type's pack unit and head bytes). Built inside a tile's
+// loops, each group's address folds to a fixed offset from one pointer that steps a slot per block; from the
+// general fields the compiler reloads and recomputes every group's address each block, which costs the 32-value
+// types more instructions than their arithmetic.
+template <size_t kUnit, size_t kHead, int P>
+HWY_INLINE void PackedTileGroups(const RowGroup& first, RowGroup (&g)[P]) {
+  constexpr size_t kTileRows = static_cast<size_t>(P * kRows);
+  const uint8_t* tile = first.head_base;
+  for (int p = 0; p < P; ++p) {
+    const size_t row = static_cast<size_t>(p * kRows);
+    g[p] = {tile + kTileRows * kHead + row * (kUnit - kHead), kUnit - kHead, kTileRows * kUnit, tile + row * kHead, kHead, kHead};
+  }
+}
+// The groups a tile reads: `given`, or for a whole packed tile their constant form in `local`.
+template <bool kPacked, size_t kUnit, size_t kHead, int P>
+HWY_INLINE const RowGroup* TileGroups(const RowGroup* given, RowGroup (&local)[P]) {
+  if constexpr (!kPacked) return given;
+  PackedTileGroups<kUnit, kHead, P>(given[0], local);
+  return local;
+}
 
 // An fp16 field at p.
 HWY_INLINE float Half16At(const uint8_t* p) {

@@ -134,7 +134,7 @@ TEST(SimdMatmul, SameBitsForThreadsBatchesAndTargets) {
 }
 
 // Every kernel against the scalar reference, bit for bit: shapes that leave partial row tiles (odd row counts),
-// partial token tiles, odd block counts (IQ4_NL's tail) and F16 tails; every target; 1 and 2 threads.
+// partial token tiles, odd block counts (IQ4_NL's tail), F16 tails and single tokens; every target; 1 and 2 threads.
 TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
   struct Shape {
     int64_t n_in, n_out, n_tokens;
@@ -143,7 +143,8 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
     const int64_t block = type_traits(type).block_size == 1 ? 8 : type_traits(type).block_size;
     const bool super = block == 256;
     const Shape shapes[] = {{super ? 512 : 96, 1, 1},  {super ? 768 : 160, 7, 5}, {super ? 256 : 32, 19, 9},
-                            {super ? 1024 : 288, 33, 2}, {type == DType::F16 || type == DType::BF16 ? 101 : block * 3, 12, 4}};
+                            {super ? 1024 : 288, 33, 2}, {type == DType::F16 || type == DType::BF16 ? 101 : block * 3, 12, 4},
+                            {super ? 768 : 160, 20, 1}};  // generation: whole packed tiles, then row-major rows
     for (const Shape& sh : shapes) {
       if (!row_fits(type, sh.n_in)) continue;
       const Tensor t = quantized_weight(type, sh.n_in, sh.n_out, weights(sh.n_in, sh.n_out));
