@@ -28,6 +28,16 @@ std::vector<float> load_vector(const ModelSource& src, const std::string& name) 
 
 inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
 
+// fn(t) for every token t < n, over the threads when there are several tokens (a prompt batch): the per-token
+// work between the matmuls (norms, rotary, SwiGLU, residuals) is otherwise a serial share of prompt time that one
+// thread does while the others wait. Each token's arithmetic is the same on any thread.
+template <typename Fn>
+void for_each_token(int64_t n, int threads, const Fn& fn) {
+  const int t = n > 1 ? static_cast<int>(std::min<int64_t>(threads, n)) : 1;
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int64_t i = 0; i < n; ++i) fn(i);
+}
+
 }  // namespace
 
 LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOptions& options)
@@ -147,9 +157,9 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
   float* x = x_io;
   const Layer& l = layers_[static_cast<size_t>(il)];
   // attention block
-  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
+  for_each_token(n, threads_, [&](int64_t t) { rms_norm(x + t * dim, l.attn_norm.data(), dim, c.norm_eps, xb.data() + t * dim); });
   mm({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, xb.data(), n);
-  for (int64_t t = 0; t < n; ++t) {
+  for_each_token(n, threads_, [&](int64_t t) {
     float* qt = q.data() + t * q_dim;
     float* kt = k.data() + t * kv_dim;
     float* vt = v.data() + t * kv_dim;
@@ -174,14 +184,16 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
       k_layer[i * n_ctx_ + pos] = round_ ? f16_round(kt[i]) : kt[i];
       v_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(vt[i]) : vt[i];
     }
-  }
+  });
   attention(l, il, q.data(), n, n_past, att.data());
   mm(l.wo, att.data(), n, proj.data());
-  for (size_t i = 0; i < nx; ++i) x[i] += proj[i];
-  // feed-forward block (SwiGLU)
-  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
+  // residual, then the feed-forward block (SwiGLU)
+  for_each_token(n, threads_, [&](int64_t t) {
+    for (int64_t i = t * dim; i < (t + 1) * dim; ++i) x[i] += proj[static_cast<size_t>(i)];
+    rms_norm(x + t * dim, l.ffn_norm.data(), dim, c.norm_eps, xb.data() + t * dim);
+  });
   mm({{&l.w_gate, gate.data()}, {&l.w_up, up.data()}}, xb.data(), n);
-  swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
+  for_each_token(n, threads_, [&](int64_t t) { swiglu(gate.data() + t * ff, up.data() + t * ff, ff); });
   mm(l.w_down, gate.data(), n, proj.data());
   for (size_t i = 0; i < nx; ++i) x[i] += proj[i];
 }

@@ -368,6 +368,18 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     }
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
   const int n_threads = static_cast<int>(std::clamp<size_t>(chunks.size(), 1, static_cast<size_t>(threads)));
+  const auto run_chunk = [&](size_t c) {
+    const Work& wk = work[chunks[c].weight];
+    const int64_t r0 = chunks[c].first_row;
+    rows(wk.type, wk.data, wk.layout, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
+  };
+  if (n_tokens > 1) {
+    // A batch's chunks are compute, not a stream: hand them out as threads free up, so a thread that loses its
+    // core for a while (a noisy neighbour) does not hold the others at the end.
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (size_t c = 0; c < chunks.size(); ++c) run_chunk(c);
+    return;
+  }
 #pragma omp parallel num_threads(n_threads)
   {
     // Thread i takes the chunks that start in its share [i, i+1) * total / n of the bytes.
@@ -376,11 +388,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
       return static_cast<size_t>(std::lower_bound(bytes_before.begin(), bytes_before.end() - 1, share) - bytes_before.begin());
     };
     const int me = omp_get_thread_num();
-    for (size_t c = start_of(me), end = start_of(me + 1); c < end; ++c) {
-      const Work& wk = work[chunks[c].weight];
-      const int64_t r0 = chunks[c].first_row;
-      rows(wk.type, wk.data, wk.layout, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
-    }
+    for (size_t c = start_of(me), end = start_of(me + 1); c < end; ++c) run_chunk(c);
   }
 }
 
