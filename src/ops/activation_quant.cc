@@ -49,17 +49,23 @@ QuantizedActivations::QuantizedActivations(DType type, int64_t n_tokens, int64_t
   if (type == DType::Q8_0 || type == DType::Q8_1) {
     sums_per_row_ = static_cast<size_t>(n_in / 32) * 8;
     quad_sums_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
+    scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
   }
 }
 
-void QuantizedActivations::compute_quad_sums(int64_t t) {
+void QuantizedActivations::compute_block_sums(int64_t t) {
   if (quad_sums_.empty()) return;
-  const size_t block_bytes = type_traits(type_).block_bytes, qs_offset = block_bytes - 32;  // qs come last
+  const size_t block_bytes = type_traits(type_).block_bytes, qs_offset = block_bytes - 32;  // d first, qs last
   const uint8_t* r = row(t);
+  const size_t n_blocks = sums_per_row_ / 8;
   int32_t* out = quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_;
-  for (size_t b = 0; b < sums_per_row_ / 8; ++b) {
+  float* scales = scales_.data() + static_cast<size_t>(t) * n_blocks;
+  for (size_t b = 0; b < n_blocks; ++b) {
     const auto* qs = reinterpret_cast<const int8_t*>(r + b * block_bytes + qs_offset);
     for (int l = 0; l < 8; ++l) out[8 * b + static_cast<size_t>(l)] = qs[4 * l] + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3];
+    uint16_t d;
+    std::memcpy(&d, r + b * block_bytes, 2);
+    scales[b] = f16_to_f32(d);
   }
 }
 
@@ -75,7 +81,7 @@ QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_
 #pragma omp parallel for num_threads(t) schedule(static)
   for (int64_t i = 0; i < n_tokens; ++i) {
     quantize_activation_row(type, x + i * n_in, n_in, acts.row(i));
-    acts.compute_quad_sums(i);
+    acts.compute_block_sums(i);
   }
   return acts;
 }

@@ -18,10 +18,12 @@ void quantize_activation_q8_1(const float* x, BlockQ8_1* out, int64_t n);
 void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
-// (sum of values 4l..4l+3), with which the VNNI kernels turn unsigned weight levels into signed products.
+// (sum of values 4l..4l+3), with which the VNNI kernels turn unsigned weight levels into signed products, and
+// each block's fp16 scale d as a float (converted once, not once per weight row tile).
 struct ActRow {
   const uint8_t* blocks;
   const int32_t* quad_sums;
+  const float* scales;
 };
 
 // n_tokens rows, each row_bytes long, 64-byte aligned (kernels load whole cache lines).
@@ -32,10 +34,12 @@ class QuantizedActivations {
   uint8_t* row(int64_t t) { return base() + static_cast<size_t>(t) * row_bytes_; }
   size_t row_bytes() const { return row_bytes_; }
   ActRow kernel_row(int64_t t) const {
-    return {row(t), quad_sums_.empty() ? nullptr : quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_};
+    if (quad_sums_.empty()) return {row(t), nullptr, nullptr};
+    return {row(t), quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_,
+            scales_.data() + static_cast<size_t>(t) * (sums_per_row_ / 8)};
   }
-  // Fills the quad sums of row t (Q8_0 and Q8_1 rows only; a no-op for the others).
-  void compute_quad_sums(int64_t t);
+  // Fills the quad sums and float scales of row t (Q8_0 and Q8_1 rows only; a no-op for the others).
+  void compute_block_sums(int64_t t);
 
  private:
   uint8_t* base() const;
@@ -44,6 +48,7 @@ class QuantizedActivations {
   std::vector<uint8_t> storage_;
   size_t sums_per_row_ = 0;
   std::vector<int32_t> quad_sums_;
+  std::vector<float> scales_;
 };
 
 // Every token's row, split over `threads` (each row is independent, so the bytes do not depend on it).

@@ -169,7 +169,7 @@ HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t 
     const I av = V::Act32(a.qs);
     I init = V::Zero();
     if constexpr (D::kOffset != 0 && kUseLevels<D>) init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
-    const F da = V::SetF(Half(a.d));
+    const F da = V::SetF(acts[t].scales[b]);
     for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(V::Mul(dw[p], da), V::Cvt(LegacyLanes<D>(q[p], av, init)), acc[p][t]);
     if constexpr (kHasOffsets<D>) {
       const float s = Half(a.s);
@@ -260,7 +260,7 @@ void QuadNibbleGen(const uint8_t* tile, const ActRow& act, int64_t n_blocks, flo
       init_lo = V::NegShl(V::Act16(act.quad_sums + 8 * bi), D::kOffset);
       init_hi = V::NegShl(V::Act16(act.quad_sums + 8 * bi + 4), D::kOffset);
     }
-    const float da = Half(a.d);
+    const float da = act.scales[bi];
     for (int q = 0; q < Q; ++q) {
       const F d = V::QuadRowsScale(slot + 2 * V::kQuadRows * q, da);
       const I bytes = V::QuadRows16(slot + kQsAt + 16 * V::kQuadRows * q);
