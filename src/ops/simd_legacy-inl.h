@@ -191,7 +191,7 @@ HWY_INLINE float Iq4nlTailBlock(const uint8_t* qs, const uint8_t* head, const Bl
 
 // P row groups x T tokens over n_blocks blocks: y[t * ldy + r] for row r of the tile, `rows` of them valid;
 // kPacked: the groups are a whole packed tile (TileGroups).
-template <typename D, int P, int T, bool kPacked>
+template <typename D, int P, int T, bool kPacked = false>
 void LegacyTile(const RowGroup* given, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows,
                 const DecodedRows<P>* decoded) {
   using Block = typename D::Block;
@@ -238,13 +238,14 @@ void LegacyTile(const RowGroup* given, const ActRow* acts, int64_t n_blocks, flo
 template <typename D>
 constexpr bool kQuadNibbles = std::is_same_v<D, Q4_0Decode> || std::is_same_v<D, IQ4NLDecode>;
 
-template <typename D, int kTileRows>
-void QuadNibbleGen(const uint8_t* tile, const ActRow& act, int64_t n_blocks, float* y) {
+template <typename D, int P>
+void QuadNibbleGen(const RowGroup* given, const ActRow& act, int64_t n_blocks, float* y) {
   using Block = typename D::Block;
   static_assert(sizeof(Block) == 18 && offsetof(Block, qs) == 2, "the fp16 scale and 16 qs");
-  constexpr int Q = kTileRows / V::kQuadRows;
-  constexpr size_t kSlot = kTileRows * sizeof(Block), kQsAt = kTileRows * 2;
+  constexpr int kGroupsPerQuad = V::kQuadRows / kRows, Q = P / kGroupsPerQuad;
   constexpr int kChains = kTwoChains<D> ? 2 : 1;
+  RowGroup g[P];  // constant addressing: a quad's rows start at its first group's qs and heads, side by side
+  PackedTileGroups<sizeof(Block), 2, P>(given[0], g);
   F lo[kChains][Q], hi[kChains][Q];
   for (int c = 0; c < kChains; ++c)
     for (int q = 0; q < Q; ++q) lo[c][q] = hi[c][q] = V::ZeroF();
@@ -252,7 +253,6 @@ void QuadNibbleGen(const uint8_t* tile, const ActRow& act, int64_t n_blocks, flo
   const I low_nibble = V::Set8(0x0F);
   int64_t b = 0;
   const auto block = [&](int64_t bi, F(&acc_lo)[Q], F(&acc_hi)[Q]) {
-    const uint8_t* slot = tile + static_cast<size_t>(bi) * kSlot;
     const BlockQ8_0& a = blocks[bi];
     const I a_lo = V::Act16(a.qs), a_hi = V::Act16(a.qs + 16);
     I init_lo = V::Zero(), init_hi = V::Zero();
@@ -262,8 +262,9 @@ void QuadNibbleGen(const uint8_t* tile, const ActRow& act, int64_t n_blocks, flo
     }
     const float da = act.scales[bi];
     for (int q = 0; q < Q; ++q) {
-      const F d = V::QuadRowsScale(slot + 2 * V::kQuadRows * q, da);
-      const I bytes = V::QuadRows16(slot + kQsAt + 16 * V::kQuadRows * q);
+      const RowGroup& first = g[q * kGroupsPerQuad];
+      const F d = V::QuadRowsScale(first.head_at(bi), da);
+      const I bytes = V::QuadRows16(first.at<Block>(bi, offsetof(Block, qs)));
       const I n_lo = V::And(bytes, low_nibble), n_hi = V::And(V::template Shr16<4>(bytes), low_nibble);
       const I q_lo = kUseLevels<D> ? D::LevelsOf(n_lo) : D::ValuesOf(n_lo);
       const I q_hi = kUseLevels<D> ? D::LevelsOf(n_hi) : D::ValuesOf(n_hi);
@@ -284,14 +285,14 @@ void QuadNibbleGen(const uint8_t* tile, const ActRow& act, int64_t n_blocks, flo
     if constexpr (kChains == 2) l = V::AddF(l, lo[1][q]), h = V::AddF(h, hi[1][q]);
     alignas(64) float s[4 * V::kQuadRows];
     V::StoreF(V::AddF(h, l), s);
-    for (int r = 0; r < V::kQuadRows; ++r) {
-      const int row = q * V::kQuadRows + r;
-      float v = (s[4 * r] + s[4 * r + 2]) + (s[4 * r + 1] + s[4 * r + 3]);
+    for (int i = 0; i < V::kQuadRows; ++i) {
+      float v = (s[4 * i] + s[4 * i + 2]) + (s[4 * i + 1] + s[4 * i + 3]);
+      const int row = q * V::kQuadRows + i;
       if constexpr (kTwoChains<D>) {
-        for (int64_t bt = b; bt < n_blocks; ++bt) {
-          const uint8_t* slot = tile + static_cast<size_t>(bt) * kSlot;
-          v = Iq4nlTailBlock(slot + kQsAt + 16 * row, slot + 2 * row, blocks[bt], v);
-        }
+        const RowGroup& gr = g[row / kRows];
+        const int r = row % kRows;
+        for (int64_t bt = b; bt < n_blocks; ++bt)
+          v = Iq4nlTailBlock(gr.at<Block>(bt, offsetof(Block, qs)) + r * gr.stride, gr.head_at(bt) + r * gr.head_stride, blocks[bt], v);
       }
       y[row] = v;
     }

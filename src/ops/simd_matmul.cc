@@ -101,8 +101,8 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
     }
 }
 
-// Every token of one row tile, in tiles of up to kT tokens (Family::Run<P, T, kPacked> does one).
-template <class Family, int kP, int kT, bool kPacked, typename... Extra>
+// Every token of one row tile, in tiles of up to kT tokens (Family::Run<P, T> does one).
+template <class Family, int kP, int kT, typename... Extra>
 HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_t n, int64_t n_tokens, float* y,
                               size_t ldy, int rows, const Extra&... extra) {
   for (int64_t t = 0; t < n_tokens; t += kT) {
@@ -110,13 +110,13 @@ HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_
     float* out = y + static_cast<size_t>(t) * ldy;
     const ActRow* a = acts + t;
     if constexpr (kT == 1) {
-      Family::template Run<kP, 1, kPacked>(groups, a, n, out, ldy, rows, extra...);
+      Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...);
     } else {
       switch (nt) {
-        case 1: Family::template Run<kP, 1, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
-        case 2: Family::template Run<kP, 2, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
-        case 3: if constexpr (kT >= 3) Family::template Run<kP, 3, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
-        default: if constexpr (kT >= 4) Family::template Run<kP, 4, kPacked>(groups, a, n, out, ldy, rows, extra...); break;
+        case 1: Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...); break;
+        case 2: Family::template Run<kP, 2>(groups, a, n, out, ldy, rows, extra...); break;
+        case 3: if constexpr (kT >= 3) Family::template Run<kP, 3>(groups, a, n, out, ldy, rows, extra...); break;
+        default: if constexpr (kT >= 4) Family::template Run<kP, 4>(groups, a, n, out, ldy, rows, extra...); break;
       }
     }
   }
@@ -135,17 +135,13 @@ struct Legacy {
   // AVX-512 keeps 4 x 4 (row pair, token) accumulators in its 32 registers; AVX2 2 x 4 in its 16.
   static constexpr int kBatchGroups = kRows == 1 ? 2 : 4, kBatchTokens = 4;
   static constexpr int kGenGroups = GenGroupsOf<D>();
-  // Generation over whole packed tiles with constant addressing (TileGroups): measured 1.1-1.2x for Q4_1, Q5_0 and
-  // Q5_1; Q8_0 and the super-block and half types measured as fast or slower with it (the address arithmetic is a
-  // smaller share of their work), so they keep the general form.
-  static constexpr bool kConstantTiles = !std::is_same_v<D, Q8_0Decode>;
-  template <int P, int T, bool kPacked>
+  template <int P, int T>
   static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows,
                   const DecodedRows<P>* decoded) {
-    LegacyTile<D, P, T, kPacked>(g, a, n / 32, y, ldy, rows, decoded);
+    LegacyTile<D, P, T>(g, a, n / 32, y, ldy, rows, decoded);
   }
   // With more than one token tile, the blocks are decoded once into `scratch` and read back for each.
-  template <int kP, int kT, bool kPacked>
+  template <int kP, int kT>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
                       int rows, DecodedRows<kP>& scratch) {
     const DecodedRows<kP>* decoded = nullptr;
@@ -154,13 +150,17 @@ struct Legacy {
       for (int64_t b = 0; b < n / 32; ++b) DecodeLegacy<D, kP>(g, b, scratch.blocks[static_cast<size_t>(b)].q, scratch.blocks[static_cast<size_t>(b)].dw);
       decoded = &scratch;
     }
-    ForTokenTiles<Legacy, kP, kT, kPacked>(g, acts, n, n_tokens, y, ldy, rows, decoded);
+    ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
   }
-  // One token over a whole packed tile starting at `tile`, where the type has that tile.
-  template <int kTileRows>
-    requires kQuadNibbles<D>
-  static void PackedGen(const uint8_t* tile, const ActRow& act, int64_t n, float* y) {
-    QuadNibbleGen<D, kTileRows>(tile, act, n / 32, y);
+  // One token over a whole packed tile of kP groups: Q4_0 and IQ4_NL take their four-row tile, the others
+  // LegacyTile with constant addressing (TileGroups; measured 1.1-1.2x for Q4_1, Q5_0, Q5_1). Q8_0 measured as
+  // fast or slower with it, as did the super-block and half types (the address arithmetic is a smaller share of
+  // their work), so they have no PackedGen.
+  template <int kP>
+    requires(!std::is_same_v<D, Q8_0Decode>)
+  static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
+    if constexpr (kQuadNibbles<D>) QuadNibbleGen<D, kP>(g, act, n / 32, y);
+    else LegacyTile<D, kP, 1, true>(g, &act, n / 32, y, ldy, kP * kRows, nullptr);
   }
 };
 template <typename D>
@@ -168,32 +168,28 @@ struct Super {
   // Each (row group, token) holds integer and float sums (and Q4_K's mins): fewer in flight.
   static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
   static constexpr int kGenGroups = GenGroupsOf<D>();
-  static constexpr bool kConstantTiles = false;
-  template <int P, int T, bool kPacked>
+  template <int P, int T>
   static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
-    static_assert(!kPacked);
     KTile<D, P, T>(g, a, n / 256, y, ldy, rows);
   }
-  template <int kP, int kT, bool kPacked>
+  template <int kP, int kT>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
                       int rows, DecodedRows<kP>&) {
-    ForTokenTiles<Super, kP, kT, kPacked>(g, acts, n, n_tokens, y, ldy, rows);
+    ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
   }
 };
 template <bool kBf16>
 struct Halves {
   static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
   static constexpr int kGenGroups = kRows == 1 ? 2 : 4;  // AVX2 streams F16/BF16 ~1.2x faster two rows at a time
-  static constexpr bool kConstantTiles = false;
-  template <int P, int T, bool kPacked>
+  template <int P, int T>
   static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
-    static_assert(!kPacked);
     HalfTile<kBf16, P, T>(g, a, n, y, ldy, rows);
   }
-  template <int kP, int kT, bool kPacked>
+  template <int kP, int kT>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
                       int rows, DecodedRows<kP>&) {
-    ForTokenTiles<Halves, kP, kT, kPacked>(g, acts, n, n_tokens, y, ldy, rows);
+    ForTokenTiles<Halves, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
   }
 };
 
@@ -221,22 +217,15 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
         groups[p] = {rest, stride, w.unit, head, stride, w.head};
       }
     }
-    // Generation over a whole packed tile: the type's own tile for it (PackedGen) or the constant addressing
-    // (TileGroups). Batches reuse each decoded block for several tokens, so their addressing costs little.
-    const bool whole_packed = r % w.tile_rows == 0 && r + kTileRows <= w.packed_rows && w.tile_rows == kTileRows;
-    if constexpr (kT == 1 && requires { Family::template PackedGen<kTileRows>; }) {
-      if (whole_packed) {
-        Family::template PackedGen<kTileRows>(groups[0].head_base, act_rows[0], n, y + r);
+    // Generation over a whole packed tile takes the family's own tile for it where there is one (PackedGen);
+    // batches reuse each decoded block for several tokens, so their addressing costs little.
+    if constexpr (kT == 1 && requires { Family::template PackedGen<kP>; }) {
+      if (r % w.tile_rows == 0 && r + kTileRows <= w.packed_rows && w.tile_rows == kTileRows) {
+        Family::template PackedGen<kP>(groups, act_rows[0], n, y + r, static_cast<size_t>(n_out));
         continue;
       }
     }
-    if constexpr (kT == 1 && Family::kConstantTiles) {
-      if (whole_packed) {
-        Family::template RowTile<kP, kT, true>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
-        continue;
-      }
-    }
-    Family::template RowTile<kP, kT, false>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
+    Family::template RowTile<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
   }
 }
 
@@ -360,12 +349,8 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     int64_t first_row;
   };
   std::vector<Chunk> chunks;
-  std::vector<size_t> bytes_before{0};  // bytes_before[c]: weight bytes of chunks [0, c)
   for (size_t i = 0; i < work.size(); ++i)
-    for (int64_t r = 0; r < work[i].n_out; r += kChunk) {
-      chunks.push_back({i, r});
-      bytes_before.push_back(bytes_before.back() + work[i].layout.row_bytes * static_cast<size_t>(std::min(kChunk, work[i].n_out - r)));
-    }
+    for (int64_t r = 0; r < work[i].n_out; r += kChunk) chunks.push_back({i, r});
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
   const int n_threads = static_cast<int>(std::clamp<size_t>(chunks.size(), 1, static_cast<size_t>(threads)));
   const auto run_chunk = [&](size_t c) {
@@ -379,6 +364,11 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
     for (size_t c = 0; c < chunks.size(); ++c) run_chunk(c);
     return;
+  }
+  std::vector<size_t> bytes_before{0};  // bytes_before[c]: weight bytes of chunks [0, c)
+  for (const Chunk& c : chunks) {
+    const Work& wk = work[c.weight];
+    bytes_before.push_back(bytes_before.back() + wk.layout.row_bytes * static_cast<size_t>(std::min(kChunk, wk.n_out - c.first_row)));
   }
 #pragma omp parallel num_threads(n_threads)
   {
