@@ -26,6 +26,19 @@ std::shared_ptr<uint8_t> huge_page_buffer(size_t n_bytes) {
   return std::shared_ptr<uint8_t>(reinterpret_cast<uint8_t*>(start), [base, mapped](uint8_t*) { munmap(base, mapped); });
 }
 
+// Q4_K/Q5_K: heads and 32-byte chunks (see the header).
+bool split_k4(DType type) { return type == DType::Q4_K || type == DType::Q5_K; }
+
+// fn(unit, offset, bytes) for the runs of a row's bytes that stay together in the layout: each unit's head,
+// then its chunks.
+template <typename Fn>
+void for_each_piece(const WeightLayout& l, Fn&& fn) {
+  for (size_t u = 0; u < l.row_bytes / l.unit; ++u) {
+    if (l.head) fn(u, size_t{0}, l.head);
+    for (size_t offset = l.head; offset < l.unit; offset += l.chunk) fn(u, offset, std::min(l.chunk, l.unit - offset));
+  }
+}
+
 }  // namespace
 
 size_t pack_unit_bytes(DType type) {
@@ -34,12 +47,15 @@ size_t pack_unit_bytes(DType type) {
 }
 
 size_t pack_head_bytes(DType type) {
+  if (split_k4(type)) return 16;
   const TypeTraits& t = type_traits(type);
   return t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
 }
 
+size_t pack_chunk_bytes(DType type) { return split_k4(type) ? 32 : pack_unit_bytes(type) - pack_head_bytes(type); }
+
 WeightLayout weight_layout(const Tensor& w) {
-  return {row_bytes(w.type(), w.ne()[0]), pack_unit_bytes(w.type()), pack_head_bytes(w.type()),
+  return {row_bytes(w.type(), w.ne()[0]), pack_unit_bytes(w.type()), pack_head_bytes(w.type()), pack_chunk_bytes(w.type()),
           w.interleaved_rows ? (w.info.n_rows() / w.interleaved_rows) * w.interleaved_rows : 0,
           std::max(w.interleaved_rows, 1)};
 }
@@ -55,11 +71,9 @@ void copy_row(const uint8_t* data, const WeightLayout& l, int64_t r, uint8_t* ou
     std::memcpy(out, data + static_cast<size_t>(r) * l.row_bytes, l.row_bytes);
     return;
   }
-  for (size_t u = 0; u < l.row_bytes / l.unit; ++u) {
-    const auto k = static_cast<int64_t>(u);
-    if (l.head) std::memcpy(out + u * l.unit, data + l.byte_offset(r, k, 0), l.head);
-    std::memcpy(out + u * l.unit + l.head, data + l.byte_offset(r, k, l.head), l.unit - l.head);
-  }
+  for_each_piece(l, [&](size_t u, size_t offset, size_t n) {
+    std::memcpy(out + u * l.unit + offset, data + l.byte_offset(r, static_cast<int64_t>(u), offset), n);
+  });
 }
 
 Tensor pack_for_matmul(const Tensor& w, int tile_rows) {
@@ -74,11 +88,9 @@ Tensor pack_for_matmul(const Tensor& w, int tile_rows) {
   uint8_t* const bytes = storage.get();
   for (int64_t r = 0; r < w.info.n_rows(); ++r) {
     const uint8_t* src = w.data + static_cast<size_t>(r) * l.row_bytes;
-    for (size_t u = 0; u < l.row_bytes / l.unit; ++u) {
-      const auto k = static_cast<int64_t>(u);
-      if (l.head) std::memcpy(bytes + l.byte_offset(r, k, 0), src + u * l.unit, l.head);
-      std::memcpy(bytes + l.byte_offset(r, k, l.head), src + u * l.unit + l.head, l.unit - l.head);
-    }
+    for_each_piece(l, [&](size_t u, size_t offset, size_t n) {
+      std::memcpy(bytes + l.byte_offset(r, static_cast<int64_t>(u), offset), src + u * l.unit + offset, n);
+    });
   }
   // Give the source's whole pages back (a mapped file's clean pages are dropped, memory pages may be swapped).
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));

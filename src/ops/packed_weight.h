@@ -8,7 +8,10 @@
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, the first `head` bytes of each row's block (the fp16 scale of the 32-value
-// types) come first, side by side, then the rest of each row's block: the tile's eight scales are one load.
+// types, Q4_K/Q5_K's d, dmin and scales) come first, side by side, so the tile's heads are one or two loads; then
+// the rest of the rows' blocks in chunks of `chunk` bytes: chunk 0 of every row, then chunk 1 of every row, ...
+// Most types have one chunk, the whole rest; Q4_K/Q5_K keep 32 bytes (the values of 64 weights) together, so a
+// kernel reads its slot in order and two rows' chunks are one 64-byte load.
 #pragma once
 
 #include <cstdint>
@@ -21,20 +24,25 @@ inline constexpr int kMaxPackRows = 8;
 
 // Bytes that stay together in a row: one block, or eight values (16 bytes) of F16/BF16.
 size_t pack_unit_bytes(DType type);
-// Bytes of each unit gathered at the front of a tile's slot: 2 (the scale) for 32-value blocks, else 0.
+// Bytes of each unit gathered at the front of a tile's slot: 2 (the scale) for 32-value blocks, 16 for Q4_K/Q5_K
+// (d, dmin and the scales), else 0.
 size_t pack_head_bytes(DType type);
+// Bytes of a unit's rest that stay together: 32 for Q4_K/Q5_K, else the whole rest.
+size_t pack_chunk_bytes(DType type);
 
 // Where a weight's bytes are: rows of row_bytes in units of `unit`, the first packed_rows in interleaved tiles of
 // tile_rows rows.
 struct WeightLayout {
-  size_t row_bytes, unit, head;
+  size_t row_bytes, unit, head, chunk;
   int64_t packed_rows, tile_rows;
   // Byte `offset` of unit u of row r.
   size_t byte_offset(int64_t r, int64_t u, size_t offset) const {
     if (r >= packed_rows) return static_cast<size_t>(r) * row_bytes + static_cast<size_t>(u) * unit + offset;
     const auto tile = static_cast<size_t>(tile_rows), i = static_cast<size_t>(r % tile_rows);
     const size_t slot = static_cast<size_t>(r / tile_rows) * tile * row_bytes + static_cast<size_t>(u) * tile * unit;
-    return slot + (offset < head ? i * head + offset : tile * head + i * (unit - head) + (offset - head));
+    if (offset < head) return slot + i * head + offset;
+    const size_t rest = offset - head;
+    return slot + tile * head + rest / chunk * tile * chunk + i * chunk + rest % chunk;
   }
 };
 WeightLayout weight_layout(const Tensor& w);

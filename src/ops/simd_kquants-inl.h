@@ -54,7 +54,7 @@ struct K4Decode {
       // [d|dmin, w0, w1, w2]. Word by word (kquant::unpack_scale_min_k4 byte by byte): scales 0-3 = w0 & 0x3F..,
       // scales 4-7 = (w2 & 0x0F..) | top two bits of w0's bytes, mins 0-3 = w1 & 0x3F.., mins 4-7 =
       // (w2 >> 4 & 0x0F..) | top two bits of w1's bytes.
-      const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&g.template block<Block>(r, b)));
+      const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g.head_at(b) + r * g.head_stride));
       const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(head, _MM_SHUFFLE(3, 2, 3, 1)), _mm_set_epi32(4, 0, 0, 0)),
                                         _mm_set_epi32(0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F));
       const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(head, _MM_SHUFFLE(2, 0, 1, 0)), 2),
@@ -69,11 +69,16 @@ struct K4Decode {
     s.scales = V::Per32Scales(sc);
     s.mins = V::HRowsWords8(mn);
   }
+  // The block's rest in 32-byte chunks (ops/packed_weight.h): Q5_K's qh, then the qs.
+  static constexpr size_t kHead = 16, kChunk = 32;
+  static constexpr int kQsChunk = kQ5 ? 1 : 0;
+  static_assert(kQ5 ? offsetof(BlockQ5K, qh) == 16 && offsetof(BlockQ5K, qs) == 48 : offsetof(BlockQ4K, qs) == 16,
+                "a 16-byte head, then 32-byte chunks");
   static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    const I bits = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 2)), g.stride);
+    const I bits = V::Rows32(g.chunk_at(b, kQsChunk + j / 2), g.stride);
     I v = j % 2 ? V::And(V::Shr16<4>(bits), V::Set8(0x0F)) : V::And(bits, V::Set8(0x0F));
     if constexpr (kQ5) {
-      const I high = V::Rows32(g.at<Block>(b, offsetof(BlockQ5K, qh)), g.stride);
+      const I high = V::Rows32(g.chunk_at(b, 0), g.stride);
       v = V::OrWhere(v, high, static_cast<int8_t>(1 << j), 0x10);
     }
     return v;

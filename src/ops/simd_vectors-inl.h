@@ -186,6 +186,7 @@ struct V {
   static I Set8(int8_t v) { return _mm512_set1_epi8(v); }
   static I Join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
   static I Rows32(const uint8_t* p, size_t stride) {
+    if (__builtin_constant_p(stride) && stride == 32) return _mm512_loadu_si512(p);  // adjacent (packed Q4_K/Q5_K)
     return Join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + stride)));
   }
@@ -328,15 +329,20 @@ constexpr int kRows = V::kRows;
 // offsets past the block's head, its head (the 32-value types' fp16 scale) at head_base + r * head_stride +
 // b * step. Row-major rows: stride = head_stride = row bytes, step = block bytes; packed tiles
 // (ops/packed_weight.h): heads side by side, then the rests, a slot of kPackRows blocks a step. A stride of 0
-// repeats one row (the unused rows of a partial last tile).
+// repeats one row (the unused rows of a partial last tile). Types whose rest is in several chunks (Q4_K/Q5_K)
+// address chunk c of a block at chunk_at: rows a chunk apart in a packed tile.
 struct RowGroup {
   const uint8_t* base;
   size_t stride, step;
   const uint8_t* head_base;
   size_t head_stride, head;
+  size_t chunk_step;  // from a row's chunk to its next
   template <typename Block>
   const uint8_t* at(int64_t b, size_t offset) const {
     return base + static_cast<size_t>(b) * step + (offset - head);
+  }
+  const uint8_t* chunk_at(int64_t b, int c) const {
+    return base + static_cast<size_t>(b) * step + static_cast<size_t>(c) * chunk_step;
   }
   const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
   // The K-quants and halves have no head: their whole block, by row.
@@ -351,13 +357,13 @@ struct RowGroup {
 // loops, each group's address folds to a fixed offset from one pointer that steps a slot per block; from the
 // general fields the compiler reloads and recomputes every group's address each block, which costs the 32-value
 // types more instructions than their arithmetic.
-template <size_t kUnit, size_t kHead, int P>
+template <size_t kUnit, size_t kHead, int P, size_t kChunk = kUnit - kHead>
 HWY_INLINE void PackedTileGroups(const RowGroup& first, RowGroup (&g)[P]) {
   constexpr size_t kTileRows = static_cast<size_t>(P * kRows);
   const uint8_t* tile = first.head_base;
   for (int p = 0; p < P; ++p) {
     const size_t row = static_cast<size_t>(p * kRows);
-    g[p] = {tile + kTileRows * kHead + row * (kUnit - kHead), kUnit - kHead, kTileRows * kUnit, tile + row * kHead, kHead, kHead};
+    g[p] = {tile + kTileRows * kHead + row * kChunk, kChunk, kTileRows * kUnit, tile + row * kHead, kHead, kHead, kTileRows * kChunk};
   }
 }
 // The groups a tile reads: `given`, or for a whole packed tile their constant form in `local`.
