@@ -26,36 +26,28 @@ std::shared_ptr<uint8_t> huge_page_buffer(size_t n_bytes) {
   return std::shared_ptr<uint8_t>(reinterpret_cast<uint8_t*>(start), [base, mapped](uint8_t*) { munmap(base, mapped); });
 }
 
-// Q4_K/Q5_K: heads and 32-byte chunks (see the header).
-bool split_k4(DType type) { return type == DType::Q4_K || type == DType::Q5_K; }
-
 // fn(unit, offset, bytes) for the runs of a row's bytes that stay together in the layout: each unit's head,
 // then its chunks.
 template <typename Fn>
 void for_each_piece(const WeightLayout& l, Fn&& fn) {
   for (size_t u = 0; u < l.row_bytes / l.unit; ++u) {
     if (l.head) fn(u, size_t{0}, l.head);
-    for (size_t offset = l.head; offset < l.unit; offset += l.chunk) fn(u, offset, std::min(l.chunk, l.unit - offset));
+    for (size_t offset = l.head; offset < l.unit; offset += l.chunk) fn(u, offset, l.chunk);
   }
 }
 
 }  // namespace
 
-size_t pack_unit_bytes(DType type) {
+PackFormat pack_format(DType type) {
   const TypeTraits& t = type_traits(type);
-  return t.block_size > 1 ? t.block_bytes : 16;
+  if (type == DType::Q4_K || type == DType::Q5_K) return {t.block_bytes, 16, 32};  // d, dmin, scales | (qh,) qs
+  if (t.block_size == 1) return {16, 0, 16};                                       // F16/BF16: eight values
+  const size_t head = t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
+  return {t.block_bytes, head, t.block_bytes - head};
 }
-
-size_t pack_head_bytes(DType type) {
-  if (split_k4(type)) return 16;
-  const TypeTraits& t = type_traits(type);
-  return t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
-}
-
-size_t pack_chunk_bytes(DType type) { return split_k4(type) ? 32 : pack_unit_bytes(type) - pack_head_bytes(type); }
 
 WeightLayout weight_layout(const Tensor& w) {
-  return {row_bytes(w.type(), w.ne()[0]), pack_unit_bytes(w.type()), pack_head_bytes(w.type()), pack_chunk_bytes(w.type()),
+  return {pack_format(w.type()), row_bytes(w.type(), w.ne()[0]),
           w.interleaved_rows ? (w.info.n_rows() / w.interleaved_rows) * w.interleaved_rows : 0,
           std::max(w.interleaved_rows, 1)};
 }
@@ -63,7 +55,7 @@ WeightLayout weight_layout(const Tensor& w) {
 bool packable(const Tensor& w) {
   if (w.interleaved_rows || !simd_matmul_supports(w.type()) || w.info.ne[2] != 1 || w.info.ne[3] != 1) return false;
   if (!row_fits(w.type(), w.ne()[0]) || w.info.n_rows() < kMaxPackRows) return false;
-  return row_bytes(w.type(), w.ne()[0]) % pack_unit_bytes(w.type()) == 0;
+  return row_bytes(w.type(), w.ne()[0]) % pack_format(w.type()).unit == 0;
 }
 
 void copy_row(const uint8_t* data, const WeightLayout& l, int64_t r, uint8_t* out) {

@@ -7,11 +7,13 @@
 // arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
-// Within a tile's slot for block b, the first `head` bytes of each row's block (the fp16 scale of the 32-value
-// types, Q4_K/Q5_K's d, dmin and scales) come first, side by side, so the tile's heads are one or two loads; then
-// the rest of the rows' blocks in chunks of `chunk` bytes: chunk 0 of every row, then chunk 1 of every row, ...
-// Most types have one chunk, the whole rest; Q4_K/Q5_K keep 32 bytes (the values of 64 weights) together, so a
-// kernel reads its slot in order and two rows' chunks are one 64-byte load.
+// Within a tile's slot for block b, the first `head` bytes of each row's block (the fields a kernel reads before
+// the values: the fp16 scale of the 32-value types, Q4_K/Q5_K's d, dmin and scales) come first, the tile's rows
+// side by side, so a tile's heads are one or two loads; then the rest of the rows' blocks in chunks: chunk 0 of
+// every row, then chunk 1 of every row, ... Most types have one chunk, the whole rest; Q4_K/Q5_K keep 32 bytes
+// (64 values) together, so their kernel reads its slot in order and two rows' chunks are one 64-byte load
+// (measured: Q4_K generation 70 -> 90 % of the bandwidth bound). Q6_K in the same form (its scales and d, which
+// end its block, as the head) measured 0.75x, so it keeps one chunk.
 #pragma once
 
 #include <cstdint>
@@ -22,18 +24,17 @@ namespace lowbit {
 
 inline constexpr int kMaxPackRows = 8;
 
-// Bytes that stay together in a row: one block, or eight values (16 bytes) of F16/BF16.
-size_t pack_unit_bytes(DType type);
-// Bytes of each unit gathered at the front of a tile's slot: 2 (the scale) for 32-value blocks, 16 for Q4_K/Q5_K
-// (d, dmin and the scales), else 0.
-size_t pack_head_bytes(DType type);
-// Bytes of a unit's rest that stay together: 32 for Q4_K/Q5_K, else the whole rest.
-size_t pack_chunk_bytes(DType type);
+// How a type's rows are cut for the layout: units of `unit` bytes (one block, or eight values of F16/BF16), each
+// a head of `head` bytes, then the rest in chunks of `chunk` bytes (which divides the rest).
+struct PackFormat {
+  size_t unit, head, chunk;
+};
+PackFormat pack_format(DType type);
 
-// Where a weight's bytes are: rows of row_bytes in units of `unit`, the first packed_rows in interleaved tiles of
-// tile_rows rows.
-struct WeightLayout {
-  size_t row_bytes, unit, head, chunk;
+// Where a weight's bytes are: rows of row_bytes in units, the first packed_rows in interleaved tiles of tile_rows
+// rows.
+struct WeightLayout : PackFormat {
+  size_t row_bytes;
   int64_t packed_rows, tile_rows;
   // Byte `offset` of unit u of row r.
   size_t byte_offset(int64_t r, int64_t u, size_t offset) const {
