@@ -31,8 +31,8 @@ std::shared_ptr<uint8_t> huge_page_buffer(size_t n_bytes) {
 template <typename Fn>
 void for_each_piece(const WeightLayout& l, Fn&& fn) {
   for (size_t u = 0; u < l.row_bytes / l.unit; ++u) {
-    if (l.head) fn(u, size_t{0}, l.head);
-    for (size_t offset = l.head; offset < l.unit; offset += l.chunk) fn(u, offset, l.chunk);
+    if (l.head) fn(u, l.head_offset, l.head);
+    for (size_t rest = 0; rest < l.unit - l.head; rest += l.chunk) fn(u, rest < l.head_offset ? rest : rest + l.head, l.chunk);
   }
 }
 
@@ -40,10 +40,13 @@ void for_each_piece(const WeightLayout& l, Fn&& fn) {
 
 PackFormat pack_format(DType type) {
   const TypeTraits& t = type_traits(type);
-  if (type == DType::Q4_K || type == DType::Q5_K) return {t.block_bytes, 16, 32};  // d, dmin, scales | (qh,) qs
-  if (t.block_size == 1) return {16, 0, 16};                                       // F16/BF16: eight values
+  // Q4_K/Q5_K: d, dmin and scales | (qh,) qs. Q6_K: ql and qh | scales and d, the chunks in the order its kernel
+  // reads them.
+  if (type == DType::Q4_K || type == DType::Q5_K) return {t.block_bytes, 0, 16, 32};
+  if (type == DType::Q6_K) return {t.block_bytes, 192, 18, 32, kQ6KChunkPositions};
+  if (t.block_size == 1) return {16, 0, 0, 16};    // F16/BF16: eight values
   const size_t head = t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
-  return {t.block_bytes, head, t.block_bytes - head};
+  return {t.block_bytes, 0, head, t.block_bytes - head};
 }
 
 WeightLayout weight_layout(const Tensor& w) {

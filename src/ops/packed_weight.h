@@ -16,6 +16,7 @@
 // end its block, as the head) measured 0.75x, so it keeps one chunk.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -24,10 +25,17 @@ namespace lowbit {
 
 inline constexpr int kMaxPackRows = 8;
 
-// How a type's rows are cut for the layout: units of `unit` bytes (one block, or eight values of F16/BF16), each
-// a head of `head` bytes, then the rest in chunks of `chunk` bytes (which divides the rest).
+// How a type's rows are cut for the layout: units of `unit` bytes (one block, or eight values of F16/BF16), each a
+// head [head_offset, head_offset + head) and the rest (the unit's other bytes, in order) in chunks of `chunk`
+// bytes, which divide the rest and never straddle the head; rest chunk c is stored at position[c] in the slot.
+inline constexpr std::array<uint8_t, 8> kChunksInOrder = {0, 1, 2, 3, 4, 5, 6, 7};
+// Q6_K's kernel reads, per 128 values, two chunks of ql and one of qh (rest chunks 0, 1, 4, then 2, 3, 5).
+inline constexpr std::array<uint8_t, 8> kQ6KChunkPositions = {0, 1, 3, 4, 2, 5, 6, 7};
 struct PackFormat {
-  size_t unit, head, chunk;
+  size_t unit, head_offset, head, chunk;
+  std::array<uint8_t, 8> position = kChunksInOrder;
+  // The unit offset of the rest's first byte.
+  size_t rest_offset() const { return head_offset == 0 ? head : 0; }
 };
 PackFormat pack_format(DType type);
 
@@ -41,9 +49,9 @@ struct WeightLayout : PackFormat {
     if (r >= packed_rows) return static_cast<size_t>(r) * row_bytes + static_cast<size_t>(u) * unit + offset;
     const auto tile = static_cast<size_t>(tile_rows), i = static_cast<size_t>(r % tile_rows);
     const size_t slot = static_cast<size_t>(r / tile_rows) * tile * row_bytes + static_cast<size_t>(u) * tile * unit;
-    if (offset < head) return slot + i * head + offset;
-    const size_t rest = offset - head;
-    return slot + tile * head + rest / chunk * tile * chunk + i * chunk + rest % chunk;
+    if (offset >= head_offset && offset < head_offset + head) return slot + i * head + (offset - head_offset);
+    const size_t rest = offset < head_offset ? offset : offset - head;
+    return slot + tile * head + position[rest / chunk] * tile * chunk + i * chunk + rest % chunk;
   }
 };
 WeightLayout weight_layout(const Tensor& w);

@@ -71,6 +71,7 @@ struct K4Decode {
   }
   // The block's rest in 32-byte chunks (ops/packed_weight.h): Q5_K's qh, then the qs.
   static constexpr size_t kHead = 16, kChunk = 32;
+  static constexpr auto& kChunkPositions = kChunksInOrder;
   static constexpr int kQsChunk = kQ5 ? 1 : 0;
   static_assert(kQ5 ? offsetof(BlockQ5K, qh) == 16 && offsetof(BlockQ5K, qs) == 48 : offsetof(BlockQ4K, qs) == 16,
                 "a 16-byte head, then 32-byte chunks");
@@ -137,15 +138,20 @@ struct Q6KDecode : PlainK {
   static constexpr bool kSigned = false;
   static constexpr int kLevelOffset = 32;  // levels 0..63 stand for values -32..31
   static constexpr int kGenGroups = 2;     // its decode state for four groups spills: 2 stream 1.5x faster
+  // The head is the scales and d, which end the block; the rest is ql (chunks 0-3) and qh (4, 5), stored in the
+  // order Values reads them (ops/packed_weight.h): measured 83 -> 100 % of the bandwidth bound, in block order 75 %.
+  static constexpr size_t kHead = 18, kChunk = 32;
+  static constexpr auto& kChunkPositions = kQ6KChunkPositions;
+  static_assert(offsetof(Block, qh) == 128 && offsetof(Block, scales) == 192 && offsetof(Block, d) == 208);
   struct Setup : PlainK::Setup {
     I half[4];  // the four groups of the current 128-value half, decoded together
   };
   static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
-      const Block& w = g.template block<Block>(r, b);
-      sc[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
-      s.d[r] = Half(w.d);
+      const uint8_t* head = g.head_at(b) + r * g.head_stride;
+      sc[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(head));
+      s.d[r] = Half16At(head + 16);
     }
     s.scales = V::Per16Scales(sc);
   }
@@ -154,9 +160,9 @@ struct Q6KDecode : PlainK {
   static I Values(const RowGroup& g, int64_t b, int j, Setup& s) {
     if (j % 4 == 0) {
       const int half = j / 4;
-      const I ql0 = V::Rows32(g.at<Block>(b, offsetof(Block, ql) + 64 * half), g.stride);
-      const I ql1 = V::Rows32(g.at<Block>(b, offsetof(Block, ql) + 64 * half + 32), g.stride);
-      const I qh = V::Rows32(g.at<Block>(b, offsetof(Block, qh) + 32 * half), g.stride);
+      const I ql0 = V::Rows32(g.chunk_at(b, 2 * half), g.stride);
+      const I ql1 = V::Rows32(g.chunk_at(b, 2 * half + 1), g.stride);
+      const I qh = V::Rows32(g.chunk_at(b, 4 + half), g.stride);
       const I m4 = V::Set8(0x0F), m2 = V::Set8(3);
       s.half[0] = V::Or(V::And(ql0, m4), V::Shl16<4>(V::And(qh, m2)));
       s.half[1] = V::Or(V::And(ql1, m4), V::Shl16<4>(V::And(V::Shr16<2>(qh), m2)));

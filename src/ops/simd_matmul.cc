@@ -177,12 +177,13 @@ struct Super {
                       int rows, DecodedRows<kP>&) {
     ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
   }
-  // One token over a whole packed tile of Q4_K/Q5_K: constant addressing, so a row pair's chunk is one load.
+  // One token over a whole packed tile of the chunked types (Q4_K, Q5_K, Q6_K): constant addressing, so a row
+  // pair's chunk is one load.
   template <int kP>
     requires(requires { D::kChunk; })
   static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
     RowGroup local[kP];
-    PackedTileGroups<sizeof(typename D::Block), D::kHead, kP, D::kChunk>(g[0], local);
+    PackedTileGroups<sizeof(typename D::Block), D::kHead, kP, D::kChunk>(g[0], local, D::kChunkPositions.data());
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
@@ -216,14 +217,14 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
     RowGroup groups[kP];
     for (int p = 0; p < kP; ++p) {
       const int64_t first = std::min(r + p * kRows, last_valid);
-      const uint8_t* head = data + w.byte_offset(first, 0, 0);
-      const uint8_t* rest = data + w.byte_offset(first, 0, w.head);
+      const uint8_t* head = data + w.byte_offset(first, 0, w.head_offset);
+      const uint8_t* rest = data + w.byte_offset(first, 0, w.rest_offset());
       if (first < w.packed_rows) {
         const auto tile = static_cast<size_t>(w.tile_rows);
-        groups[p] = {rest, w.chunk, tile * w.unit, head, w.head, w.head, tile * w.chunk};
+        groups[p] = {rest, w.chunk, tile * w.unit, head, w.head, w.head, tile * w.chunk, w.position.data()};
       } else {
         const size_t stride = first + 1 <= last_valid ? w.row_bytes : 0;
-        groups[p] = {rest, stride, w.unit, head, stride, w.head, w.chunk};
+        groups[p] = {rest, stride, w.unit, head, stride, w.head, w.chunk, kChunksInOrder.data()};
       }
     }
     // Generation over a whole packed tile takes the family's own tile for it where there is one (PackedGen);

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "core/float_formats.h"
+#include "ops/packed_weight.h"
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
@@ -329,20 +330,22 @@ constexpr int kRows = V::kRows;
 // offsets past the block's head, its head (the 32-value types' fp16 scale) at head_base + r * head_stride +
 // b * step. Row-major rows: stride = head_stride = row bytes, step = block bytes; packed tiles
 // (ops/packed_weight.h): heads side by side, then the rests, a slot of kPackRows blocks a step. A stride of 0
-// repeats one row (the unused rows of a partial last tile). Types whose rest is in several chunks (Q4_K/Q5_K)
-// address chunk c of a block at chunk_at: rows a chunk apart in a packed tile.
+// repeats one row (the unused rows of a partial last tile). Types whose rest is in several chunks (the K-quants
+// with 32-byte value arrays) address rest chunk c of a block at chunk_at: in a packed tile the rows a chunk apart
+// and the chunks in the type's stored order (ops/packed_weight.h), in row-major rows one after the other.
 struct RowGroup {
   const uint8_t* base;
   size_t stride, step;
   const uint8_t* head_base;
   size_t head_stride, head;
-  size_t chunk_step;  // from a row's chunk to its next
+  size_t chunk_step;               // between consecutive chunk positions
+  const uint8_t* chunk_positions;  // where each rest chunk is stored
   template <typename Block>
   const uint8_t* at(int64_t b, size_t offset) const {
     return base + static_cast<size_t>(b) * step + (offset - head);
   }
   const uint8_t* chunk_at(int64_t b, int c) const {
-    return base + static_cast<size_t>(b) * step + static_cast<size_t>(c) * chunk_step;
+    return base + static_cast<size_t>(b) * step + static_cast<size_t>(chunk_positions[c]) * chunk_step;
   }
   const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
   // The K-quants and halves have no head: their whole block, by row.
@@ -358,12 +361,13 @@ struct RowGroup {
 // general fields the compiler reloads and recomputes every group's address each block, which costs the 32-value
 // types more instructions than their arithmetic.
 template <size_t kUnit, size_t kHead, int P, size_t kChunk = kUnit - kHead>
-HWY_INLINE void PackedTileGroups(const RowGroup& first, RowGroup (&g)[P]) {
+HWY_INLINE void PackedTileGroups(const RowGroup& first, RowGroup (&g)[P], const uint8_t* chunk_positions = kChunksInOrder.data()) {
   constexpr size_t kTileRows = static_cast<size_t>(P * kRows);
   const uint8_t* tile = first.head_base;
   for (int p = 0; p < P; ++p) {
     const size_t row = static_cast<size_t>(p * kRows);
-    g[p] = {tile + kTileRows * kHead + row * kChunk, kChunk, kTileRows * kUnit, tile + row * kHead, kHead, kHead, kTileRows * kChunk};
+    g[p] = {tile + kTileRows * kHead + row * kChunk, kChunk, kTileRows * kUnit, tile + row * kHead, kHead, kHead,
+            kTileRows * kChunk, chunk_positions};
   }
 }
 // The groups a tile reads: `given`, or for a whole packed tile their constant form in `local`.
