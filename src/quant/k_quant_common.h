@@ -121,18 +121,6 @@ inline float largest_or_zero(const float* v, int n) {
   return m;
 }
 
-// The sixteen Q3_K scale codes (6 bits, the scale plus 32) as bytes: low nibbles from bytes 0-7, top two bits from
-// bytes 8-11 (code j: byte 8 + j % 4, bits 2 (j / 4)), word by word.
-inline void unpack_scale_codes_q3_k(const uint8_t* packed, uint8_t* out) {
-  uint32_t w[3];
-  std::memcpy(w, packed, 12);
-  constexpr uint32_t kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
-  const uint32_t words[4] = {(w[0] & kLow4) | ((w[2] & kLow2) << 4), (w[1] & kLow4) | (((w[2] >> 2) & kLow2) << 4),
-                             ((w[0] >> 4) & kLow4) | (((w[2] >> 4) & kLow2) << 4),
-                             ((w[1] >> 4) & kLow4) | (((w[2] >> 6) & kLow2) << 4)};
-  std::memcpy(out, words, 16);
-}
-
 // Re-rounds `len` values against a final sub-block scale d and offset dm: level = round((x + dm)/d) in
 // [0, nmax]. A zero d leaves the search's levels, as ggml does.
 inline void requantize_with_min(const float* x, int len, float d, float dm, int nmax, uint8_t* levels) {
