@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 
 #include "ops/activation_quant.h"
@@ -179,30 +180,35 @@ struct Q3KDecode : PlainK {
   using Block = BlockQ3K;
   static constexpr bool kSigned = false;
   static constexpr int kLevelOffset = 4;  // levels 0..7 stand for values -4..3
+  // The head is the scales and d, which end the block; the rest is hmask and qs in 32-byte chunks (ops/packed_weight.h).
+  static constexpr size_t kHead = 14, kChunk = 32;
+  static constexpr auto& kChunkPositions = kChunksInOrder;
   static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
-      const Block& w = g.template block<Block>(r, b);
+      const uint8_t* head = g.head_at(b) + r * g.head_stride;
       // The sixteen 6-bit codes (scale + 32): low nibbles from bytes 0-7, top two bits from bytes 8-11 (code j:
       // byte 8 + j % 4, bits 2 (j / 4)). Word by word, in vector lanes (words computed in scalar, stored and
       // reloaded as one vector stall store forwarding: this took Q3_K from 9.9 to 21 GB/s): the twelve bytes as
-      // u32 lanes [w0, w1, w2, d] from a load that ends at the block's end, then code words =
+      // u32 lanes [w0, w1, w2, 0] (loaded as 8 + 4: nothing past them need be readable), then code words =
       // (w0, w1, w0 >> 4, w1 >> 4) & 0x0F.. | ((w2 >> 0, 2, 4, 6) & 0x03..) << 4.
-      static_assert(offsetof(Block, scales) == 96 && sizeof(Block) == 110);
-      const __m128i words = _mm_srli_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales - 2)), 2);
+      static_assert(offsetof(Block, qs) == 32 && offsetof(Block, scales) == 96 && sizeof(Block) == 110);
+      uint32_t w2;
+      std::memcpy(&w2, head + 8, 4);
+      const __m128i words = _mm_insert_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(head)), static_cast<int>(w2), 2);
       const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(words, _MM_SHUFFLE(1, 0, 1, 0)), _mm_set_epi32(4, 4, 0, 0)),
                                         _mm_set1_epi8(0x0F));
       const __m128i high = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(words, _MM_SHUFFLE(2, 2, 2, 2)), _mm_set_epi32(6, 4, 2, 0)),
                                          _mm_set1_epi8(0x03));
       sc[r] = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi32(high, 4)), _mm_set1_epi8(32));
-      s.d[r] = Half(w.d);
+      s.d[r] = Half16At(head + 12);
     }
     s.scales = V::Per16Scales(sc);
   }
   // Group j: bits 2(j%4), 2(j%4)+1 of qs[32 * (j/4) ...], plus 4 where bit j of hmask is set.
   static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
-    const I hm = V::Rows32(g.at<Block>(b, offsetof(Block, hmask)), g.stride);
+    const I qs = V::Rows32(g.chunk_at(b, 1 + j / 4), g.stride);
+    const I hm = V::Rows32(g.chunk_at(b, 0), g.stride);
     const I low = V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
     return V::OrWhere(low, hm, static_cast<int8_t>(1 << j), 4);
   }
