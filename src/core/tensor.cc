@@ -53,14 +53,19 @@ void validate_tensor_info(const TensorInfo& info, const std::string& where) {
   check(info.n_dims >= 1 && info.n_dims <= kMaxDims, where, "tensor '{}' has {} dimensions (1 to {} supported)",
         info.name, info.n_dims, kMaxDims);
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  // The product of the non-zero dimensions must fit, not just the element count: with a zero dimension the count
+  // is 0 while the row count (ne1 * ne2 * ne3) could still overflow.
   int64_t n = 1;
+  bool empty = false;
   for (int i = 0; i < kMaxDims; ++i) {
     const int64_t d = info.ne[i];
     check(d >= 0, where, "tensor '{}' has a negative dimension {}", info.name, d);
     check(i < info.n_dims || d == 1, where, "tensor '{}' has unused dimension {} = {}", info.name, i, d);
     check(d == 0 || n <= kMax / d, where, "tensor '{}' element count overflows", info.name);
-    n *= d;
+    if (d == 0) empty = true;
+    else n *= d;
   }
+  if (empty) n = 0;
   const auto& t = type_traits(info.type);
   check(info.ne[0] % t.block_size == 0, where, "tensor '{}' row length {} is not a multiple of the {} block size {}",
         info.name, info.ne[0], t.name, t.block_size);

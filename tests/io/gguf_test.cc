@@ -123,6 +123,14 @@ TEST(Gguf, HostileHeaders) {
   expect_rejected(bytes, 62, 2, "q4_0 row of 4");
   expect_rejected(bytes, 66, 7, "misaligned offset");
   expect_rejected(bytes, 66, 4096, "offset past the end");
+  // A zero dimension does not excuse an overflowing row count (found by the GGUF fuzzer): ne = {0, 2^62, 4}.
+  // layout as above up to n_dims 50; ne0 54, ne1 62, ne2 70.
+  auto three = serialize_gguf(m, {make_f32_tensor("t", {1, 1, 1}, {1})});
+  const uint64_t zero = 0, big = uint64_t{1} << 62;
+  std::memcpy(three.data() + 54, &zero, 8);
+  std::memcpy(three.data() + 62, &big, 8);
+  EXPECT_NO_THROW(parse_gguf(three, "ok.gguf"));  // {0, 2^62, 1}: no row count overflows
+  expect_rejected(three, 70, 4, "zero dimension beside an overflowing row count");
   // duplicate key, bad UTF-8, duplicate tensor
   GgufMetadata dup;
   dup.append_unchecked("k", GgufValue::of_u32(1));
