@@ -7,13 +7,14 @@
 // arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
-// Within a tile's slot for block b, the first `head` bytes of each row's block (the fields a kernel reads before
-// the values: the fp16 scale of the 32-value types, Q4_K/Q5_K's d, dmin and scales) come first, the tile's rows
-// side by side, so a tile's heads are one or two loads; then the rest of the rows' blocks in chunks: chunk 0 of
-// every row, then chunk 1 of every row, ... Most types have one chunk, the whole rest; Q4_K/Q5_K keep 32 bytes
-// (64 values) together, so their kernel reads its slot in order and two rows' chunks are one 64-byte load
-// (measured: Q4_K generation 70 -> 90 % of the bandwidth bound). Q6_K in the same form (its scales and d, which
-// end its block, as the head) measured 0.75x, so it keeps one chunk.
+// Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
+// the 32-value types; Q4_K/Q5_K's d, dmin and scales; Q3_K's and Q6_K's scales and d, which end their blocks) comes
+// first, the tile's rows side by side, so a tile's heads are one or two loads; then the rest of the rows' blocks in
+// chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one chunk, the whole rest; the
+// K-quants with 32-byte value arrays (Q3_K ... Q6_K) keep 32 bytes together, stored in the order their kernel reads
+// them, so it reads its slot strictly forward and two rows' chunks are one 64-byte load. Measured, generation:
+// Q4_K 70 -> 90 % of the bandwidth bound, Q6_K 83 -> 100 %; Q6_K's chunks in block order (read ql, ql, qh, ...:
+// forward, then back) 0.75x. The hardware prefetcher follows one forward stream, not a kernel that jumps back.
 #pragma once
 
 #include <array>
