@@ -39,12 +39,14 @@ void for_each_piece(const WeightLayout& l, Fn&& fn) {
 }  // namespace
 
 PackFormat pack_format(DType type) {
+  switch (type) {
+    case DType::Q3_K: return kQ3KPack;
+    case DType::Q4_K: return kQ4KPack;
+    case DType::Q5_K: return kQ5KPack;
+    case DType::Q6_K: return kQ6KPack;
+    default: break;
+  }
   const TypeTraits& t = type_traits(type);
-  // Q4_K/Q5_K: d, dmin and scales | (qh,) qs. Q6_K: ql and qh | scales and d, the chunks in the order its kernel
-  // reads them. Q3_K: hmask and qs | scales and d.
-  if (type == DType::Q4_K || type == DType::Q5_K) return {t.block_bytes, 0, 16, 32};
-  if (type == DType::Q6_K) return {t.block_bytes, 192, 18, 32, kQ6KChunkPositions};
-  if (type == DType::Q3_K) return {t.block_bytes, 96, 14, 32};  // hmask, qs | scales, d
   if (t.block_size == 1) return {16, 0, 0, 16};    // F16/BF16: eight values
   const size_t head = t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
   return {t.block_bytes, 0, head, t.block_bytes - head};

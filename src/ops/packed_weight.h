@@ -30,15 +30,22 @@ inline constexpr int kMaxPackRows = 8;
 // head [head_offset, head_offset + head) and the rest (the unit's other bytes, in order) in chunks of `chunk`
 // bytes, which divide the rest and never straddle the head; rest chunk c is stored at position[c] in the slot.
 inline constexpr std::array<uint8_t, 8> kChunksInOrder = {0, 1, 2, 3, 4, 5, 6, 7};
-// Q6_K's kernel reads, per 128 values, two chunks of ql and one of qh (rest chunks 0, 1, 4, then 2, 3, 5).
-inline constexpr std::array<uint8_t, 8> kQ6KChunkPositions = {0, 1, 3, 4, 2, 5, 6, 7};
 struct PackFormat {
   size_t unit, head_offset, head, chunk;
   std::array<uint8_t, 8> position = kChunksInOrder;
   // The unit offset of the rest's first byte.
-  size_t rest_offset() const { return head_offset == 0 ? head : 0; }
+  constexpr size_t rest_offset() const { return head_offset == 0 ? head : 0; }
 };
 PackFormat pack_format(DType type);
+
+// The chunked K-quant forms, here once for pack_format and for their kernels' constant addressing
+// (ops/simd_kquants-inl.h, which checks each against its block's fields).
+inline constexpr PackFormat kQ3KPack = {110, 96, 14, 32};  // hmask, qs | scales, d
+inline constexpr PackFormat kQ4KPack = {144, 0, 16, 32};   // d, dmin, scales | qs
+inline constexpr PackFormat kQ5KPack = {176, 0, 16, 32};   // d, dmin, scales | qh, qs
+// ql, qh | scales, d; per 128 values the kernel reads two chunks of ql and one of qh (rest chunks 0, 1, 4, then 2,
+// 3, 5), so that is their stored order.
+inline constexpr PackFormat kQ6KPack = {210, 192, 18, 32, {0, 1, 3, 4, 2, 5, 6, 7}};
 
 // Where a weight's bytes are: rows of row_bytes in units, the first packed_rows in interleaved tiles of tile_rows
 // rows.

@@ -71,9 +71,9 @@ struct K4Decode {
     s.mins = V::HRowsWords8(mn);
   }
   // The block's rest in 32-byte chunks (ops/packed_weight.h): Q5_K's qh, then the qs.
-  static constexpr size_t kHead = 16, kChunk = 32;
-  static constexpr auto& kChunkPositions = kChunksInOrder;
+  static constexpr const PackFormat& kPack = kQ5 ? kQ5KPack : kQ4KPack;
   static constexpr int kQsChunk = kQ5 ? 1 : 0;
+  static_assert(kPack.unit == sizeof(Block) && kPack.head_offset == 0 && kPack.head == 16 && kPack.chunk == 32);
   static_assert(kQ5 ? offsetof(BlockQ5K, qh) == 16 && offsetof(BlockQ5K, qs) == 48 : offsetof(BlockQ4K, qs) == 16,
                 "a 16-byte head, then 32-byte chunks");
   static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
@@ -141,9 +141,9 @@ struct Q6KDecode : PlainK {
   static constexpr int kGenGroups = 2;     // its decode state for four groups spills: 2 stream 1.5x faster
   // The head is the scales and d, which end the block; the rest is ql (chunks 0-3) and qh (4, 5), stored in the
   // order Values reads them (ops/packed_weight.h): measured 83 -> 100 % of the bandwidth bound, in block order 75 %.
-  static constexpr size_t kHead = 18, kChunk = 32;
-  static constexpr auto& kChunkPositions = kQ6KChunkPositions;
-  static_assert(offsetof(Block, qh) == 128 && offsetof(Block, scales) == 192 && offsetof(Block, d) == 208);
+  static constexpr const PackFormat& kPack = kQ6KPack;
+  static_assert(kPack.unit == sizeof(Block) && kPack.head_offset == offsetof(Block, scales) && kPack.head == 18 &&
+                kPack.chunk == 32 && offsetof(Block, qh) == 128 && offsetof(Block, d) == 208);
   struct Setup : PlainK::Setup {
     I half[4];  // the four groups of the current 128-value half, decoded together
   };
@@ -181,8 +181,7 @@ struct Q3KDecode : PlainK {
   static constexpr bool kSigned = false;
   static constexpr int kLevelOffset = 4;  // levels 0..7 stand for values -4..3
   // The head is the scales and d, which end the block; the rest is hmask and qs in 32-byte chunks (ops/packed_weight.h).
-  static constexpr size_t kHead = 14, kChunk = 32;
-  static constexpr auto& kChunkPositions = kChunksInOrder;
+  static constexpr const PackFormat& kPack = kQ3KPack;
   static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
     __m128i sc[kRows];
     for (int r = 0; r < kRows; ++r) {
@@ -192,7 +191,8 @@ struct Q3KDecode : PlainK {
       // reloaded as one vector stall store forwarding: this took Q3_K from 9.9 to 21 GB/s): the twelve bytes as
       // u32 lanes [w0, w1, w2, 0] (loaded as 8 + 4: nothing past them need be readable), then code words =
       // (w0, w1, w0 >> 4, w1 >> 4) & 0x0F.. | ((w2 >> 0, 2, 4, 6) & 0x03..) << 4.
-      static_assert(offsetof(Block, qs) == 32 && offsetof(Block, scales) == 96 && sizeof(Block) == 110);
+      static_assert(kPack.unit == sizeof(Block) && kPack.head_offset == offsetof(Block, scales) && kPack.head == 14 &&
+                    kPack.chunk == 32 && offsetof(Block, qs) == 32);
       uint32_t w2;
       std::memcpy(&w2, head + 8, 4);
       const __m128i words = _mm_insert_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(head)), static_cast<int>(w2), 2);

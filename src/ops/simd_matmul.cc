@@ -177,13 +177,13 @@ struct Super {
                       int rows, DecodedRows<kP>&) {
     ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
   }
-  // One token over a whole packed tile of the chunked types (Q4_K, Q5_K, Q6_K): constant addressing, so a row
+  // One token over a whole packed tile of the chunked types (Q3_K ... Q6_K): constant addressing, so a row
   // pair's chunk is one load.
   template <int kP>
-    requires(requires { D::kChunk; })
+    requires(requires { D::kPack; })
   static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
     RowGroup local[kP];
-    PackedTileGroups<sizeof(typename D::Block), D::kHead, kP, D::kChunk>(g[0], local, D::kChunkPositions.data());
+    PackedTileGroups<D::kPack.unit, D::kPack.head, kP, D::kPack.chunk>(g[0], local, D::kPack.position.data());
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };

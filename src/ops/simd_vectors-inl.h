@@ -187,7 +187,7 @@ struct V {
   static I Set8(int8_t v) { return _mm512_set1_epi8(v); }
   static I Join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
   static I Rows32(const uint8_t* p, size_t stride) {
-    if (__builtin_constant_p(stride) && stride == 32) return _mm512_loadu_si512(p);  // adjacent (packed Q4_K/Q5_K)
+    if (__builtin_constant_p(stride) && stride == 32) return _mm512_loadu_si512(p);  // adjacent (packed K-quant chunks)
     return Join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + stride)));
   }
@@ -348,7 +348,7 @@ struct RowGroup {
     return base + static_cast<size_t>(b) * step + static_cast<size_t>(chunk_positions[c]) * chunk_step;
   }
   const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
-  // The K-quants and halves have no head: their whole block, by row.
+  // The types without a head (Q2_K, IQ4_XS; the halves): their whole block, by row.
   template <typename Block>
   const Block& block(int r, int64_t b) const {
     return *reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride + static_cast<size_t>(b) * step);
