@@ -50,6 +50,7 @@ QuantizedActivations::QuantizedActivations(DType type, int64_t n_tokens, int64_t
     sums_per_row_ = static_cast<size_t>(n_in / 32) * 8;
     quad_sums_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
     scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
+    block_sums_.resize(scales_.size());
   }
 }
 
@@ -60,9 +61,14 @@ void QuantizedActivations::compute_block_sums(int64_t t) {
   const size_t n_blocks = sums_per_row_ / 8;
   int32_t* out = quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_;
   float* scales = scales_.data() + static_cast<size_t>(t) * n_blocks;
+  int32_t* totals = block_sums_.data() + static_cast<size_t>(t) * n_blocks;
   for (size_t b = 0; b < n_blocks; ++b) {
     const auto* qs = reinterpret_cast<const int8_t*>(r + b * block_bytes + qs_offset);
-    for (int l = 0; l < 8; ++l) out[8 * b + static_cast<size_t>(l)] = qs[4 * l] + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3];
+    totals[b] = 0;
+    for (int l = 0; l < 8; ++l) {
+      out[8 * b + static_cast<size_t>(l)] = qs[4 * l] + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3];
+      totals[b] += out[8 * b + static_cast<size_t>(l)];
+    }
     uint16_t d;
     std::memcpy(&d, r + b * block_bytes, 2);
     scales[b] = f16_to_f32(d);

@@ -69,7 +69,30 @@ void signed_values(const Block& b, int8_t* q) {
   }
 }
 
-// Q4_0, Q5_0, Q8_0, I4G against Q8_0: one chain of blocks.
+// A block's exact integer dot product.
+int32_t block_int_sum(const int8_t* q, const int8_t* a) {
+  int32_t s = 0;
+  for (int j = 0; j < 32; ++j) s += static_cast<int32_t>(q[j]) * a[j];
+  return s;
+}
+
+// Q4_0 as llama.cpp's x86 backend sums it: it repacks Q4_0 weights in tiles of eight rows
+// (ggml_gemv/gemm_q4_0_8x8_q8_0), one row per float lane, so each block's integer sum meets the scales in one FMA
+// into a single float: sum = fma(s_b, d_w * d_a, sum), block by block. The other 32-value types take its vec_dot
+// (below), which it does not repack on x86.
+float dot_q4_0(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const BlockQ4_0*>(w_row);
+  const auto* a = static_cast<const BlockQ8_0*>(act_row);
+  float sum = 0;
+  int8_t q[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    signed_values(w[b], q);
+    sum = std::fma(static_cast<float>(block_int_sum(q, a[b].qs)), h(w[b].d) * h(a[b].d), sum);
+  }
+  return sum;
+}
+
+// Q5_0, Q8_0, I4G against Q8_0: one chain of blocks in eight lanes (ggml's vec_dot).
 template <typename Block>
 float dot_symmetric(const void* w_row, const void* act_row, int64_t n) {
   const auto* w = static_cast<const Block*>(w_row);
@@ -105,9 +128,7 @@ float dot_iq4_nl(const void* w_row, const void* act_row, int64_t n) {
   float sum = even.sum();
   for (; b < nb; ++b) {
     signed_values(w[b], q);
-    int32_t s = 0;
-    for (int j = 0; j < 32; ++j) s += static_cast<int32_t>(q[j]) * a[b].qs[j];
-    sum = std::fma(h(a[b].d) * h(w[b].d), static_cast<float>(s), sum);
+    sum = std::fma(h(a[b].d) * h(w[b].d), static_cast<float>(block_int_sum(q, a[b].qs)), sum);
   }
   return sum;
 }
@@ -290,7 +311,7 @@ float dot_half(const void* w_row, const void* act_row, int64_t n) {
 
 RowDotFn reference_row_dot(DType type) {
   switch (type) {
-    case DType::Q4_0: return dot_symmetric<BlockQ4_0>;
+    case DType::Q4_0: return dot_q4_0;
     case DType::Q5_0: return dot_symmetric<BlockQ5_0>;
     case DType::Q8_0: return dot_symmetric<BlockQ8_0>;
     case DType::I4G: return dot_symmetric<BlockI4G>;

@@ -3,8 +3,8 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2; a kernel tile that covered half a packed tile would read it with gaps, measured 3x slower). The
-// arithmetic is the same, so are the results.
+// with AVX2, Q4_0 16 and 8; a kernel tile that covered half a packed tile would read it with gaps, measured 3x
+// slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
@@ -12,7 +12,8 @@
 // first, the tile's rows side by side, so a tile's heads are one or two loads; then the rest of the rows' blocks in
 // chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one chunk, the whole rest; the
 // K-quants with 32-byte value arrays (Q3_K ... Q6_K) keep 32 bytes together, stored in the order their kernel reads
-// them, so it reads its slot strictly forward and two rows' chunks are one 64-byte load. Measured, generation:
+// them, so it reads its slot strictly forward and two rows' chunks are one 64-byte load. Q4_0 keeps 4 bytes
+// together (kQ4_0Pack): its kernel puts one row in each int32 lane, so a chunk of every row is one load. Measured, generation:
 // Q4_K 70 -> 90 % of the bandwidth bound, Q6_K 83 -> 100 %; Q6_K's chunks in block order (read ql, ql, qh, ...:
 // forward, then back) 0.75x. The hardware prefetcher follows one forward stream, not a kernel that jumps back.
 #pragma once
@@ -24,7 +25,7 @@
 
 namespace lowbit {
 
-inline constexpr int kMaxPackRows = 8;
+inline constexpr int kMaxPackRows = 16;
 
 // How a type's rows are cut for the layout: units of `unit` bytes (one block, or eight values of F16/BF16), each a
 // head [head_offset, head_offset + head) and the rest (the unit's other bytes, in order) in chunks of `chunk`
@@ -38,8 +39,9 @@ struct PackFormat {
 };
 PackFormat pack_format(DType type);
 
-// The chunked K-quant forms, here once for pack_format and for their kernels' constant addressing
-// (ops/simd_kquants-inl.h, which checks each against its block's fields).
+// The chunked forms, here once for pack_format and for their kernels' constant addressing (ops/simd_kquants-inl.h
+// and simd_legacy-inl.h, which check each against its block's fields).
+inline constexpr PackFormat kQ4_0Pack = {18, 0, 2, 4};  // d | qs, four bytes (values 4c..4c+3 and 16+4c..) a chunk
 inline constexpr PackFormat kQ3KPack = {110, 96, 14, 32};  // hmask, qs | scales, d
 inline constexpr PackFormat kQ4KPack = {144, 0, 16, 32};   // d, dmin, scales | qs
 inline constexpr PackFormat kQ5KPack = {176, 0, 16, 32};   // d, dmin, scales | qh, qs

@@ -9,11 +9,13 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 
 #include <hwy/aligned_allocator.h>
 
 #include "ops/activation_quant.h"
+#include "ops/packed_weight.h"
 #include "ops/simd_vectors-inl.h"
 #include "quant/int_groups.h"
 #include "quant/legacy_quants.h"
@@ -27,7 +29,8 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- 32-value blocks: Q4_0, Q5_0, Q8_0, IQ4_NL (signed values against Q8_0), Q4_1, Q5_1 (levels against Q8_1) ----
+// ---- 32-value blocks in ggml's vec_dot order: Q5_0, Q8_0, IQ4_NL (signed values against Q8_0), Q4_1, Q5_1 (levels
+// against Q8_1); Q4_0 has its own tile at the end ----
 // Each decoder gives the block's values for kRows rows: Levels, unsigned (up to kMaxLevel), with Levels - kOffset
 // the signed value (kOffset 0 for the affine types); Values, the signed values themselves. The unsigned levels
 // go straight into the u8 x s8 pair sums, started from -kOffset times the activations' quad sums
@@ -35,15 +38,6 @@ namespace HWY_NAMESPACE {
 // saturating) or levels small enough for maddubs' int16 pairs. Otherwise the signed values take ggml's |q| and
 // sign(a, q) path.
 
-struct Q4_0Decode {
-  using Block = BlockQ4_0;
-  using Act = BlockQ8_0;
-  static constexpr int kOffset = 8, kMaxLevel = 15;
-  static I LevelsOf(I nibbles) { return nibbles; }
-  static I ValuesOf(I nibbles) { return V::Sub8(nibbles, V::Set8(kOffset)); }
-  static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
-  static I Values(const RowGroup& g, int64_t b) { return ValuesOf(Levels(g, b)); }
-};
 struct Q8_0Decode {
   using Block = BlockQ8_0;
   using Act = BlockQ8_0;
@@ -229,14 +223,14 @@ void LegacyTile(const RowGroup* given, const ActRow* acts, int64_t n_blocks, flo
     }
 }
 
-// ---- generation over a whole packed tile of Q4_0 or IQ4_NL (the types whose block is the scale and 16 qs) ----
+// ---- generation over a whole packed tile of IQ4_NL ----
 // A packed slot holds the tile's qs side by side, so one load gives V::kQuadRows rows' bytes, a 128-bit lane a row.
 // Their low nibbles (values 0-15) meet activations 0-15 and the high ones 16-31 in the same lanes, which keeps
 // ggml's eight lanes per row as four "low" lanes (its lanes 0-3) and four "high" ones (4-7) in two accumulators:
 // the same integer and float sums, so the same bits as LegacyTile, with half its unpacking and one scale vector for
 // kQuadRows rows. Adding the two accumulators is the first step of ggml's horizontal sum.
 template <typename D>
-constexpr bool kQuadNibbles = std::is_same_v<D, Q4_0Decode> || std::is_same_v<D, IQ4NLDecode>;
+constexpr bool kQuadNibbles = std::is_same_v<D, IQ4NLDecode>;
 
 template <typename D, int P>
 void QuadNibbleGen(const RowGroup* given, const ActRow& act, int64_t n_blocks, float* y) {
@@ -295,6 +289,63 @@ void QuadNibbleGen(const RowGroup* given, const ActRow& act, int64_t n_blocks, f
           v = Iq4nlTailBlock(gr.at<Block>(bt, offsetof(Block, qs)) + r * gr.stride, gr.head_at(bt) + r * gr.head_stride, blocks[bt], v);
       }
       y[row] = v;
+    }
+  }
+}
+
+// ---- Q4_0 in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
+// A tile is V::kLanes rows. Its packed slot for a block (kQ4_0Pack) holds the rows' fp16 scales side by side, then
+// for c = 0..3 qs bytes 4c..4c+3 of every row: one load gives that chunk of every row, whose low nibbles are values
+// 4c..4c+3 and high nibbles 16+4c..16+4c+3, and vpdpbusd meets each with the activations' four bytes broadcast to
+// every lane. After eight of them a lane holds its row's exact block sum (levels times activations, started from
+// -8 times the activations' block sum), and one FMA per block adds it to the row's float: no horizontal sums, and
+// one convert, multiply and FMA per kLanes outputs where the vec_dot order needs them per output.
+constexpr size_t kQ4_0Slot = V::kLanes * sizeof(BlockQ4_0);
+static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && kQ4_0Pack.head_offset == offsetof(BlockQ4_0, d) &&
+              kQ4_0Pack.head == 2 && kQ4_0Pack.chunk == 4 && offsetof(BlockQ4_0, qs) == 2);
+
+// T tokens over one tile whose blocks are packed slots, kQ4_0Slot bytes apart from `slots`; y[t * ldy + r] for
+// the first `rows` rows.
+template <int T>
+void Q4_0LanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  constexpr int L = V::kLanes;
+  F acc[T];
+  for (F& a : acc) a = V::ZeroF();
+  const I low_nibble = V::Set8(0x0F);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* slot = slots + static_cast<size_t>(b) * kQ4_0Slot;
+    const F dw = V::LanesHalfF(slot);
+    I lo[4], hi[4];
+    for (int c = 0; c < 4; ++c) {
+      const I bytes = V::LoadLanes(slot + 2 * L + 4 * L * c);
+      lo[c] = V::And(bytes, low_nibble);
+      hi[c] = V::And(V::template Shr16<4>(bytes), low_nibble);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
+      I sum = V::SetWord(-8 * acts[t].block_sums[b]);
+      for (int c = 0; c < 4; ++c) sum = V::DotU8(sum, lo[c], V::BroadcastWord(a.qs + 4 * c));
+      for (int c = 0; c < 4; ++c) sum = V::DotU8(sum, hi[c], V::BroadcastWord(a.qs + 16 + 4 * c));
+      acc[t] = V::Fma(V::Cvt(sum), V::Mul(dw, V::SetF(acts[t].scales[b])), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    alignas(64) float out[L];
+    V::StoreF(acc[t], out);
+    for (int r = 0; r < rows; ++r) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] = out[r];
+  }
+}
+
+// The tile's rows in any layout (row groups of kRows rows, RowGroup addressing) copied into packed slots.
+HWY_INLINE void PackQ4_0Lanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slots) {
+  constexpr int L = V::kLanes;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    uint8_t* slot = slots + static_cast<size_t>(b) * kQ4_0Slot;
+    for (int row = 0; row < L; ++row) {
+      const RowGroup& g = groups[row / kRows];
+      const size_t r = static_cast<size_t>(row % kRows);
+      std::memcpy(slot + 2 * row, g.head_at(b) + r * g.head_stride, 2);
+      for (int c = 0; c < 4; ++c) std::memcpy(slot + 2 * L + 4 * (L * c + row), g.chunk_at(b, c) + r * g.stride, 4);
     }
   }
 }

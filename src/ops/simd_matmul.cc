@@ -1,9 +1,10 @@
 // SIMD matmul kernels on the quantized blocks (Highway: compiled for every x86 target, picked at run time).
 //
-// Every output is summed exactly as ops/dot_reference.cc sums it (ggml's AVX2 order: exact integer lanes per
-// block, one float FMA per block into eight float lanes, lanes added pairwise at the end), so the kernels give the
-// reference's bits on every target, for any tile shape, thread count or batch size. Freedom lies only in how the
-// exact integer lanes are computed and in how many outputs are in flight at once:
+// Every output is summed exactly as ops/dot_reference.cc sums it (llama.cpp's x86 order; for all types but Q4_0
+// ggml's AVX2 vec_dot: exact integer lanes per block, one float FMA per block into eight float lanes, lanes added
+// pairwise at the end), so the kernels give the reference's bits on every target, for any tile shape, thread count
+// or batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in
+// flight at once (Q4_0, one float per output, is laid out one row per lane: RowLanes):
 //
 // - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
 //   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
@@ -101,6 +102,13 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
     }
 }
 
+// fn.template operator()<T>() for the compile-time T == nt (1 <= nt <= kT).
+template <int kT, typename Fn>
+HWY_INLINE void WithTokenCount(int nt, Fn&& fn) {
+  if (nt == kT) fn.template operator()<kT>();
+  else if constexpr (kT > 1) WithTokenCount<kT - 1>(nt, fn);
+}
+
 // Every token of one row tile, in tiles of up to kT tokens (Family::Run<P, T> does one).
 template <class Family, int kP, int kT, typename... Extra>
 HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_t n, int64_t n_tokens, float* y,
@@ -109,16 +117,7 @@ HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_
     const int nt = static_cast<int>(std::min<int64_t>(kT, n_tokens - t));
     float* out = y + static_cast<size_t>(t) * ldy;
     const ActRow* a = acts + t;
-    if constexpr (kT == 1) {
-      Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...);
-    } else {
-      switch (nt) {
-        case 1: Family::template Run<kP, 1>(groups, a, n, out, ldy, rows, extra...); break;
-        case 2: Family::template Run<kP, 2>(groups, a, n, out, ldy, rows, extra...); break;
-        case 3: if constexpr (kT >= 3) Family::template Run<kP, 3>(groups, a, n, out, ldy, rows, extra...); break;
-        default: if constexpr (kT >= 4) Family::template Run<kP, 4>(groups, a, n, out, ldy, rows, extra...); break;
-      }
-    }
+    WithTokenCount<kT>(nt, [&]<int T>() { Family::template Run<kP, T>(groups, a, n, out, ldy, rows, extra...); });
   }
 }
 
@@ -152,7 +151,7 @@ struct Legacy {
     }
     ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
   }
-  // One token over a whole packed tile of kP groups: Q4_0 and IQ4_NL take their four-row tile, the others
+  // One token over a whole packed tile of kP groups: IQ4_NL takes its four-row tile, the others
   // LegacyTile with constant addressing (TileGroups; measured 1.1-1.2x for Q4_1, Q5_0, Q5_1). Q8_0 measured as
   // fast or slower with it, as did the super-block and half types (the address arithmetic is a smaller share of
   // their work), so they have no PackedGen.
@@ -187,6 +186,29 @@ struct Super {
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
+// Q4_0 (simd_legacy-inl.h, Q4_0LanesTile): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
+// counts them. A whole packed tile is read in place; other rows (the row-major ones after the last whole tile, or
+// a tensor packed for another target's tile) are first copied into packed slots, once for all the tokens.
+struct RowLanes {
+  static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = 8;
+  template <int P, int T>
+  static void Run(const RowGroup*, const ActRow* a, int64_t n, float* y, size_t ldy, int rows, const uint8_t* slots) {
+    Q4_0LanesTile<T>(slots, a, n / 32, y, ldy, rows);
+  }
+  template <int kP, int kT>
+  static void PackedRows(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy) {
+    ForTokenTiles<RowLanes, kP, kT>(g, acts, n, n_tokens, y, ldy, V::kLanes, g[0].head_base);
+  }
+  template <int kP, int kT>
+  static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
+                      int rows, DecodedRows<kP>&) {
+    static_assert(kP * kRows == V::kLanes);
+    const auto slots = hwy::AllocateAligned<uint8_t>(static_cast<size_t>(n / 32) * kQ4_0Slot);
+    PackQ4_0Lanes(g, n / 32, slots.get());
+    ForTokenTiles<RowLanes, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, static_cast<const uint8_t*>(slots.get()));
+  }
+};
+
 template <bool kBf16>
 struct Halves {
   static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
@@ -227,10 +249,18 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
         groups[p] = {rest, stride, w.unit, head, stride, w.head, w.chunk, kChunksInOrder.data()};
       }
     }
-    // Generation over a whole packed tile takes the family's own tile for it where there is one (PackedGen);
-    // batches reuse each decoded block for several tokens, so their addressing costs little.
+    // A whole packed tile takes the family's own tile for it where there is one: for any batch (PackedRows), or
+    // for generation (PackedGen; batches reuse each decoded block for several tokens, so their addressing costs
+    // little).
+    const bool whole_tile = r % w.tile_rows == 0 && r + kTileRows <= w.packed_rows && w.tile_rows == kTileRows;
+    if constexpr (requires { Family::template PackedRows<kP, kT>; }) {
+      if (whole_tile) {
+        Family::template PackedRows<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out));
+        continue;
+      }
+    }
     if constexpr (kT == 1 && requires { Family::template PackedGen<kP>; }) {
-      if (r % w.tile_rows == 0 && r + kTileRows <= w.packed_rows && w.tile_rows == kTileRows) {
+      if (whole_tile) {
         Family::template PackedGen<kP>(groups, act_rows[0], n, y + r, static_cast<size_t>(n_out));
         continue;
       }
@@ -254,7 +284,7 @@ void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_
 template <typename Fn, typename R>
 R WithFamily(DType type, Fn&& fn, R none) {
   switch (type) {
-    case DType::Q4_0: return fn(Legacy<Q4_0Decode>{});
+    case DType::Q4_0: return fn(RowLanes{});
     case DType::Q5_0: return fn(Legacy<Q5_0Decode>{});
     case DType::Q8_0: return fn(Legacy<Q8_0Decode>{});
     case DType::IQ4_NL: return fn(Legacy<IQ4NLDecode>{});

@@ -173,6 +173,17 @@ struct V {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
   }
   static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
+
+  // Row lanes (ops/simd_legacy-inl.h, Q4_0): one row per int32 / float lane, kLanes rows a register.
+  static constexpr int kLanes = 8;
+  static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
+  static I BroadcastWord(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  static F LanesHalfF(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 };
 #else  // AVX3 / AVX3_DL: two rows per register
 struct V {
@@ -320,6 +331,16 @@ struct V {
     return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(d));
   }
   static void StoreF(F v, float* out) { _mm512_storeu_ps(out, v); }
+
+  static constexpr int kLanes = 16;
+  static I LoadLanes(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static I SetWord(int32_t v) { return _mm512_set1_epi32(v); }
+  static I BroadcastWord(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  static F LanesHalfF(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 };
 #endif
 using I = V::I;

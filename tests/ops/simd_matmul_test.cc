@@ -144,7 +144,8 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
     const bool super = block == 256;
     const Shape shapes[] = {{super ? 512 : 96, 1, 1},  {super ? 768 : 160, 7, 5}, {super ? 256 : 32, 19, 9},
                             {super ? 1024 : 288, 33, 2}, {type == DType::F16 || type == DType::BF16 ? 101 : block * 3, 12, 4},
-                            {super ? 768 : 160, 20, 1}};  // generation: whole packed tiles, then row-major rows
+                            {super ? 768 : 160, 20, 1},  // generation: whole packed tiles, then row-major rows
+                            {super ? 512 : 256, 40, 11}};  // batches over whole tiles of 16 rows (Q4_0's by 8 tokens)
     for (const Shape& sh : shapes) {
       if (!row_fits(type, sh.n_in)) continue;
       const Tensor t = quantized_weight(type, sh.n_in, sh.n_out, weights(sh.n_in, sh.n_out));
@@ -152,16 +153,16 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
       std::vector<float> ref(static_cast<size_t>(sh.n_out * sh.n_tokens));
       matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
       // Packed for each tile height the targets use (a kernel tile may cover two packed tiles or half of one).
-      const Tensor packed = pack_for_matmul(t, 8), packed4 = pack_for_matmul(t, 4);
-      EXPECT_EQ(packed.interleaved_rows != 0, sh.n_out >= kMaxPackRows && sh.n_in % 8 == 0) << dtype_name(type);
+      const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
+      EXPECT_EQ(packed[1].interleaved_rows != 0, sh.n_out >= kMaxPackRows && sh.n_in % 8 == 0) << dtype_name(type);
       for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
         hwy::SetSupportedTargetsForTest(target);
         for (int threads : {1, 2})
-          for (const Tensor* w : {&t, &packed, &packed4}) {
-          const auto got = run(*w, x, sh.n_tokens, threads);
+          for (const Tensor& w : packed) {
+          const auto got = run(w, x, sh.n_tokens, threads);
           for (size_t i = 0; i < got.size(); ++i)
             ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
-                << dtype_name(type) << (w == &t ? " " : w == &packed ? " packed by 8 " : " packed by 4 ") << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
+                << dtype_name(type) << " packed by " << w.interleaved_rows << " " << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
                 << hwy::TargetName(target) << " threads " << threads << ", output " << i << ": " << got[i] << " vs " << ref[i];
         }
       }
@@ -208,7 +209,7 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
       EXPECT_EQ(a, b);
     }
     EXPECT_THROW(p.bytes(), Error);
-    for (int rows : {4, 8}) {  // every tile height keeps the rows
+    for (int rows : {4, 8, 16}) {  // every tile height keeps the rows
       const Tensor q = pack_for_matmul(t, rows);
       for (int64_t r = 0; r < n_out; ++r) {
         copy_row(q, r, row.data());
