@@ -1,0 +1,42 @@
+// The bandwidth probe behind `lowbit bench --roofline`.
+#include "eval/roofline.h"
+
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cmath>
+#include <vector>
+
+namespace lowbit {
+namespace {
+
+// The read loop sees every word, on every target, for lengths that leave a tail after its four vectors.
+TEST(Roofline, ProbeReadsEveryWord) {
+  std::vector<uint64_t> words(1000);
+  for (size_t i = 0; i < words.size(); ++i) words[i] = (i + 1) * 0x9E3779B97F4A7C15ULL;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{31}, size_t{32}, size_t{33}, size_t{999}}) {
+      uint64_t want = 0;
+      for (size_t i = 0; i < n; ++i) want ^= words[i];
+      EXPECT_EQ(xor_of_words(words.data(), n), want) << n << " words on " << hwy::TargetName(target);
+      if (n) {
+        EXPECT_EQ(xor_of_words(words.data() + 1, n - 1), want ^ words[0]) << "unaligned, " << n;
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(Roofline, MeasurementAndBound) {
+  const BandwidthMeasurement m = measure_read_bandwidth(size_t{8} << 20, 2, 2);
+  EXPECT_EQ(m.buffer_bytes, size_t{8} << 20);
+  EXPECT_EQ(m.threads, 2);
+  EXPECT_TRUE(std::isfinite(m.bytes_per_s));
+  EXPECT_GT(m.bytes_per_s, 1e8);  // any machine reads 8 MiB faster than 100 MB/s
+  EXPECT_DOUBLE_EQ(roofline_tokens_per_s(40e9, 8e8), 50.0);
+  EXPECT_EQ(roofline_tokens_per_s(40e9, 0), 0.0);
+}
+
+}  // namespace
+}  // namespace lowbit
