@@ -2,8 +2,9 @@
 // quantized to activation_type(w)), written plainly in the order llama.cpp's x86 CPU backend sums it.
 //
 // For Q4_0, which llama.cpp repacks on x86, that is one float per row: each block's exact integer sum times the
-// block's two scales, added with one fused multiply-add per block. For the other types, ggml's AVX2 vec_dot order: each block's integer products are exact, grouped in eight lanes (lane l holds the products of
-// values 4l..4l+3 of every 32-value group, times the group's integer scales); each block's lanes are converted to
+// block's two scales, added with one fused multiply-add per block. For the other types, ggml's AVX2 vec_dot
+// order: each block's integer products are exact, grouped in eight lanes (lane l holds the products of values
+// 4l..4l+3 of every 32-value group, times the group's integer scales); each block's lanes are converted to
 // float and accumulated into eight float lanes with one fused multiply-add by the block's float scale; the lanes
 // are added pairwise at the end ((0+4)+(2+6))+((1+5)+(3+7)). Types with per-block offsets (Q4_1, Q5_1, Q2_K,
 // Q4_K, Q5_K) add their offset terms as ggml does, each type its own way (see dot_reference.cc).
