@@ -1,12 +1,14 @@
 // Speed of a model in lowbit's engine, measured as llama-bench does: prompt processing (one batch of
 // n_prompt tokens) and text generation (n_gen single-token steps), each repeated, mean and standard deviation
-// of tokens/s; plus the process's peak resident memory.
+// of tokens/s; plus the process's peak resident memory and (with a bandwidth probe) the fraction of the
+// memory-bandwidth bound each generation repetition reached.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "eval/roofline.h"
 #include "model/language_model.h"
 
 namespace lowbit {
@@ -15,13 +17,24 @@ struct BenchTest {
   std::string name;  // "pp512", "tg128"
   int64_t n_tokens = 0;
   std::vector<double> tokens_per_s;  // one per repetition
+  std::vector<double> bandwidth;     // tg with a probe: bytes/s measured right before each repetition
   double mean() const;
   double stddev() const;
 };
 
 // Runs pp (if n_prompt > 0) and tg (if n_gen > 0), `reps` times each after one warm-up. Token ids are
-// deterministic and spread over the vocabulary.
-std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps);
+// deterministic and spread over the vocabulary. With a probe, each tg repetition is paired with a bandwidth
+// measurement taken just before it.
+std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps,
+                                 const BandwidthProbe* probe = nullptr);
+
+// A tg test's place under the bandwidth bound: per repetition, tokens/s over bandwidth / bytes_per_token; the
+// median of the repetitions and their range, and the median bandwidth.
+struct RooflineFraction {
+  double median = 0, min = 0, max = 0;
+  double bandwidth_median = 0;  // bytes/s
+};
+RooflineFraction roofline_fraction(const BenchTest& tg, double bytes_per_token);
 
 // VmHWM of this process from /proc/self/status, in bytes (0 if unavailable).
 double peak_rss_bytes();

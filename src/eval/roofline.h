@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 namespace lowbit {
 
@@ -14,7 +16,25 @@ struct BandwidthMeasurement {
   int threads = 1;
 };
 
-// Streams a buffer much larger than the caches `reps` times with `threads` threads (OpenMP) and keeps the best.
+// A buffer much larger than the caches, placed by `threads` threads (OpenMP), and streamed on demand: made once, so
+// the bandwidth can be measured again right before each timed run it is compared with. On the shared machines
+// here the bandwidth moves by tens of percent from one minute to the next, so a figure taken once, before or after,
+// says little about the run beside it.
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(size_t buffer_bytes = size_t{1} << 30, int threads = 1);
+  // Streams the buffer `reps` times and keeps the best.
+  BandwidthMeasurement measure(int reps) const;
+
+ private:
+  // Thread i's share of the words starts here, the same in the first touch and the reads.
+  size_t share(int i) const { return n_words_ * static_cast<size_t>(i) / static_cast<size_t>(threads_); }
+  std::shared_ptr<uint8_t> storage_;
+  size_t n_words_;
+  int threads_;
+};
+
+// One probe, measured once: BandwidthProbe(buffer_bytes, threads).measure(reps).
 BandwidthMeasurement measure_read_bandwidth(size_t buffer_bytes = size_t{1} << 30, int threads = 1, int reps = 5);
 
 // The probe's read loop: the XOR of n words (any n, any alignment of 8).

@@ -290,6 +290,7 @@ void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* 
       for (float& m : a.mins1) m = 0;
     }
   for (int64_t b = 0; b < n_blocks; ++b) {
+    StreamAhead<T>(groups[0], b);
     typename D::Setup setup[P];
     for (int p = 0; p < P; ++p) D::Prepare(groups[p], b, setup[p]);
     I sumi[P][T];

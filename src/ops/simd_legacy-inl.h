@@ -151,6 +151,7 @@ HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t 
                             F (&acc)[P][T], float (&offsets)[P * kRows][T]) {
   using Block = typename D::Block;
   using Act = typename D::Act;
+  StreamAhead<T>(groups[0], b);
   I q[P];
   F dw[P];
   if (decoded) {
@@ -248,6 +249,7 @@ void QuadNibbleGen(const RowGroup* given, const ActRow& act, int64_t n_blocks, f
   const I low_nibble = V::Set8(0x0F);
   int64_t b = 0;
   const auto block = [&](int64_t bi, F(&acc_lo)[Q], F(&acc_hi)[Q]) {
+    StreamAhead<1>(g[0], bi);
     const BlockQ8_0& a = blocks[bi];
     const I a_lo = V::Act16(a.qs), a_hi = V::Act16(a.qs + 16);
     I init_lo = V::Zero(), init_hi = V::Zero();
@@ -305,11 +307,6 @@ constexpr size_t kQ4_0Slot = V::kLanes * sizeof(BlockQ4_0);
 static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && kQ4_0Pack.head_offset == offsetof(BlockQ4_0, d) &&
               kQ4_0Pack.head == 2 && kQ4_0Pack.chunk == 4 && offsetof(BlockQ4_0, qs) == 2);
 
-// How far ahead generation prefetches (a prefetch past the tile's end is harmless: prefetches do not fault).
-// Measured on random:1B Q4_0, -t 1, six alternating rounds: 4 KiB ahead won every round, median +7 % tokens/s
-// (1 KiB: no clear gain). The previous Q4_0 kernel had shown no gain from it.
-constexpr size_t kQ4_0PrefetchBytes = 4096;
-
 // T tokens over one tile whose blocks are packed slots, kQ4_0Slot bytes apart from `slots`; y[t * ldy + r] for
 // the first `rows` rows.
 template <int T>
@@ -320,9 +317,7 @@ void Q4_0LanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, f
   const I low_nibble = V::Set8(0x0F);
   for (int64_t b = 0; b < n_blocks; ++b) {
     const uint8_t* slot = slots + static_cast<size_t>(b) * kQ4_0Slot;
-    if constexpr (T == 1) {  // generation streams the tile once: fetch ahead of the hardware prefetcher
-      for (size_t line = 0; line < kQ4_0Slot; line += 64) hwy::Prefetch(slot + kQ4_0PrefetchBytes + line);
-    }
+    if constexpr (T == 1) prefetch_stream_ahead(slot, kQ4_0Slot);
     const F dw = V::LanesHalfF(slot);
     I lo[4], hi[4];
     for (int c = 0; c < 4; ++c) {

@@ -77,6 +77,7 @@ void HalfTile(const RowGroup* groups, const ActRow* acts, int64_t n, float* y, s
     for (F& a : row) a = V::ZeroF();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
+    StreamAhead<T>(groups[0], i / 8);
     F w[P];
     for (int p = 0; p < P; ++p) w[p] = HalfFloat<kBf16>::RowsF8(groups[p].at<uint16_t>(i / 8, 0), groups[p].stride);
     for (int t = 0; t < T; ++t) {
@@ -233,6 +234,9 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
   constexpr int kTileRows = kP * kRows;
   // Packed tiles have an even number of rows, so a row pair never straddles two (a kernel tile may).
   DecodedRows<kP> scratch;
+  // Generation reads rows [r0, r1) once, front to back, from byte r0 * row_bytes in either layout: its first pages
+  // are opened here, the rest by the tiles as they go (StreamAhead).
+  if constexpr (kT == 1) prefetch_stream_start(data + static_cast<size_t>(r0) * w.row_bytes);
   for (int64_t r = r0; r < r1; r += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
     const int64_t last_valid = r + rows - 1;

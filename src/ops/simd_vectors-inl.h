@@ -20,6 +20,7 @@
 
 #include "core/float_formats.h"
 #include "ops/packed_weight.h"
+#include "util/stream_prefetch.h"
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
@@ -397,6 +398,15 @@ HWY_INLINE const RowGroup* TileGroups(const RowGroup* given, RowGroup (&local)[P
   if constexpr (!kPacked) return given;
   PackedTileGroups<kUnit, kHead, P>(given[0], local);
   return local;
+}
+
+// Generation (T == 1) reads a tile's slots once, front to back: as it reaches block b's slot (`step` bytes from the
+// first group's head), open the pages kStreamPrefetchAhead further on (util/stream_prefetch.h). Spread over the
+// blocks rather than issued per tile: Q4_0 weights of 4096x4096 / 5632x2048 read 0.63-0.65 / 0.51-0.55 of the
+// probe with each tile's pages opened at its start (9 and 13 pages at once), 0.79-0.81 / 0.75-0.77 this way.
+template <int T>
+HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
+  if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
 }
 
 // An fp16 field at p.

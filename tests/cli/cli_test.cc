@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "util/atomic_file.h"
 
 namespace {
@@ -115,6 +117,21 @@ namespace lowbit {
 namespace {
 
 // random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
+// --roofline pairs every generation repetition with a bandwidth probe taken just before it.
+TEST(Cli, BenchRooflineReportsEachRepetitionAgainstItsProbe) {
+  const Result r = run("bench random:tiny -p 0 -n 4 -r 3 -t 1 --roofline --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j["bandwidth_samples"].size(), 3u) << r.output;
+  ASSERT_EQ(j["tests"][0]["samples"].size(), 3u) << r.output;
+  const double lo = j["tg_bound_fraction"]["min"], mid = j["tg_bound_fraction"]["median"], hi = j["tg_bound_fraction"]["max"];
+  EXPECT_GT(lo, 0.0);
+  EXPECT_LE(lo, mid);
+  EXPECT_LE(mid, hi);
+  // The bound is bandwidth / weight bytes per token, with the median bandwidth.
+  EXPECT_NEAR(j["tg_bound_t_s"].get<double>(), j["bandwidth_bytes_per_s"].get<double>() / j["weight_bytes_per_token"].get<double>(), 1e-6);
+}
+
 TEST(Cli, RandomModelPresetsOpenLikeFiles) {
   Result r = run("inspect random:tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
