@@ -12,9 +12,10 @@
 namespace lowbit {
 
 inline constexpr size_t kStreamPage = 4096;
-// How far ahead: 4 to 16 KiB measured alike for the matmul kernels (one 4096x4096 weight after another, 800 MiB in
-// all, each run paired with a probe run); 32 KiB and more slowed Q6_K.
-inline constexpr size_t kStreamPrefetchAhead = 8 * 1024;
+// How far ahead: the next page. Streaming 800 MiB of 4096x4096 weights, each run paired with a probe run, 4 and
+// 8 KiB ahead read alike (Q4_0 0.73-0.90 of the probe, Q6_K 0.64-0.71), 16 KiB and more less (Q4_0 0.69-0.75,
+// Q6_K 0.57-0.60), 2 KiB and less slowed Q4_0 (0.55-0.82).
+inline constexpr size_t kStreamPrefetchAhead = 4 * 1024;
 
 // Prefetches the first line of every 4 KiB page that starts in [begin, end). Addresses need not be mapped:
 // prefetches do not fault.
