@@ -139,6 +139,7 @@ struct Q6KDecode : PlainK {
   static constexpr bool kSigned = false;
   static constexpr int kLevelOffset = 32;  // levels 0..63 stand for values -32..31
   static constexpr int kGenGroups = 2;     // its decode state for four groups spills: 2 stream 1.5x faster
+  static constexpr bool kGeneralGenTile = true;  // see Super::PackedGen (ops/simd_matmul.cc)
   // The head is the scales and d, which end the block; the rest is ql (chunks 0-3) and qh (4, 5), stored in the
   // order Values reads them (ops/packed_weight.h): measured 83 -> 100 % of the bandwidth bound, in block order 75 %.
   static constexpr const PackFormat& kPack = kQ6KPack;

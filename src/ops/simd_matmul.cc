@@ -177,11 +177,14 @@ struct Super {
                       int rows, DecodedRows<kP>&) {
     ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
   }
-  // One token over a whole packed tile of the chunked types (Q3_K ... Q6_K): constant addressing, so a row
-  // pair's chunk is one load.
+  // One token over a whole packed tile of the chunked types (Q3_K ... Q5_K): constant addressing, so a row
+  // pair's chunk is one load. That takes KTile flattened into this function: left to itself GCC called it out of
+  // line with the groups in memory, and nothing was constant. Flattened, the in-cache kernels ran 1.1-1.3x
+  // (Q3_K), 1.13-1.35x (Q4_K), 1.18-1.43x (Q5_K) in three alternating runs; Q6_K ran 0.7-0.9x in the model, so
+  // it opts out (kGeneralGenTile) and takes the general tile.
   template <int kP>
-    requires(requires { D::kPack; })
-  static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
+    requires(requires { D::kPack; } && !requires { D::kGeneralGenTile; })
+  HWY_FLATTEN static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
     RowGroup local[kP];
     PackedTileGroups<D::kPack.unit, D::kPack.head, kP, D::kPack.chunk>(g[0], local, D::kPack.position.data());
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
