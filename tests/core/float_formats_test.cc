@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -38,6 +39,19 @@ TEST(Float16, EveryCodeRoundTrips) {
       continue;
     }
     EXPECT_EQ(f32_to_f16(f), c) << "code " << c;
+  }
+}
+
+// Every code decodes to sign * 2^(e - 15) * 1.m (e > 0) or sign * 2^-14 * 0.m, bit for bit; Inf as Inf and every
+// NaN as the canonical quiet NaN with the code's sign.
+TEST(Float16, EveryCodeDecodesFromItsFields) {
+  for (uint32_t c = 0; c < 65536; ++c) {
+    const uint32_t e = (c >> 10) & 0x1F, m = c & 0x3FF;
+    float want = e == 31 ? (m == 0 ? INFINITY : NAN)
+                 : e == 0 ? std::ldexp(static_cast<float>(m), -24)
+                          : std::ldexp(static_cast<float>(m | 0x400), static_cast<int>(e) - 25);
+    if (c & 0x8000) want = -want;
+    EXPECT_EQ(std::bit_cast<uint32_t>(f16_to_f32(static_cast<uint16_t>(c))), std::bit_cast<uint32_t>(want)) << "code " << c;
   }
 }
 
