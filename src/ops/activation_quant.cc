@@ -11,15 +11,27 @@
 
 namespace lowbit {
 
+namespace {
+
+// v rounded to the nearest integer, ties to even, for |v| <= 2^22: adding 1.5 * 2^23 leaves no fraction bits, so
+// the add rounds (in the default mode, as nearbyint does) and the subtraction is exact. std::nearbyint is a library
+// call on baseline x86-64, one per activation: 1.5 % of generation time.
+inline float round_half_even(float v) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  return (v + kMagic) - kMagic;
+}
+
+}  // namespace
+
 // ggml's x86 quantize_row_q8_0: id = 127/amax and round half to even (_mm256_round_ps), not the reference
-// quantizer's 1/d and roundf.
+// quantizer's 1/d and roundf. |x * id| <= 127 (up to rounding), well inside round_half_even's range.
 void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b) {
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
     const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
     out[b].d = f32_to_f16(d);
-    for (int j = 0; j < 32; ++j) out[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[b * 32 + j] * id));
+    for (int j = 0; j < 32; ++j) out[b].qs[j] = static_cast<int8_t>(round_half_even(x[b * 32 + j] * id));
   }
 }
 
