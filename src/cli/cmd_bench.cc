@@ -37,19 +37,22 @@ Run setup_bench(CLI::App& app) {
     LlamaModel model(src, {std::max<int64_t>(a->n_prompt + a->n_gen, 16), a->threads});
     double bytes = 0, params = 0;
     for (const auto& t : src->tensor_infos()) bytes += static_cast<double>(t.n_bytes()), params += static_cast<double>(t.n_elements());
-    // The probe's buffer is made before the model runs, so neither the allocation nor the first touch is timed.
-    std::optional<BandwidthProbe> probe;
-    if (a->roofline) probe.emplace(size_t{1} << 30, a->threads);
-    const auto tests = run_bench(model, a->n_prompt, a->n_gen, a->reps, probe ? &*probe : nullptr);
-    const double rss = peak_rss_bytes();
-    const BenchTest* tg = nullptr;
-    for (const auto& t : tests)
-      if (t.name.rfind("tg", 0) == 0) tg = &t;
-    // Generation's fraction of the bound from each repetition and the bandwidth measured just before it; without
-    // generation, the bandwidth alone.
+    const auto tests = run_bench(model, a->n_prompt, a->n_gen, a->reps);
+    const double rss = peak_rss_bytes();  // before the probe's buffer exists
+    // --roofline: generation again, each repetition right after a bandwidth probe, and its fraction of the bound
+    // from the pair (the machines here change speed from minute to minute); without generation, the bandwidth alone.
     RooflineFraction reached;
-    if (tg) reached = roofline_fraction(*tg, model.weight_bytes_per_token());
-    else if (probe) reached.bandwidth_median = probe->measure(5).bytes_per_s;
+    BenchTest paired;
+    if (a->roofline) {
+      const BandwidthProbe probe(size_t{1} << 30, a->threads);
+      if (a->n_gen > 0) {
+        paired = run_bench(model, 0, a->n_gen, a->reps, &probe).front();
+        reached = roofline_fraction(paired, model.weight_bytes_per_token());
+      } else {
+        reached.bandwidth_median = probe.measure(5).bytes_per_s;
+      }
+    }
+    const bool has_pairs = !paired.bandwidth.empty();
     const double bound = roofline_tokens_per_s(reached.bandwidth_median, model.weight_bytes_per_token());
     if (a->json) {
       nlohmann::ordered_json j;
@@ -64,8 +67,9 @@ Run setup_bench(CLI::App& app) {
         j["bandwidth_bytes_per_s"] = reached.bandwidth_median;
         j["weight_bytes_per_token"] = model.weight_bytes_per_token();
         j["tg_bound_t_s"] = bound;
-        if (tg) {
-          j["bandwidth_samples"] = tg->bandwidth;
+        if (has_pairs) {
+          j["roofline_tg_samples"] = paired.tokens_per_s;
+          j["bandwidth_samples"] = paired.bandwidth;
           j["tg_bound_fraction"] = {{"median", reached.median}, {"min", reached.min}, {"max", reached.max}};
         }
       }
@@ -79,12 +83,12 @@ Run setup_bench(CLI::App& app) {
     fmt::print("\npeak memory (RSS): {}\n", format_bytes(rss));
     if (a->roofline) {
       fmt::print("memory bandwidth: {:.2f} GB/s ({} threads{}); weights read per token: {}\n",
-                 reached.bandwidth_median / 1e9, a->threads, tg ? ", median of the probes before each tg repetition" : "",
+                 reached.bandwidth_median / 1e9, a->threads, has_pairs ? ", median of the probes" : "",
                  format_bytes(model.weight_bytes_per_token()));
       fmt::print("generation bound: {:.1f} t/s", bound);
-      if (tg)
-        fmt::print("; reached {:.1f}% of it (each repetition against the probe before it: {:.1f}-{:.1f}%)",
-                   100.0 * reached.median, 100.0 * reached.min, 100.0 * reached.max);
+      if (has_pairs)
+        fmt::print("; reached {:.1f}% of it ({} {} repetitions, each right after a probe: {:.1f}-{:.1f}%)",
+                   100.0 * reached.median, paired.tokens_per_s.size(), paired.name, 100.0 * reached.min, 100.0 * reached.max);
       fmt::print("\n");
     }
     return 0;

@@ -117,13 +117,16 @@ namespace lowbit {
 namespace {
 
 // random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
-// --roofline pairs every generation repetition with a bandwidth probe taken just before it.
+// --roofline runs generation again, every repetition right after a bandwidth probe, and reports the fractions.
 TEST(Cli, BenchRooflineReportsEachRepetitionAgainstItsProbe) {
   const Result r = run("bench random:tiny -p 0 -n 4 -r 3 -t 1 --roofline --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   ASSERT_EQ(j["bandwidth_samples"].size(), 3u) << r.output;
+  ASSERT_EQ(j["roofline_tg_samples"].size(), 3u) << r.output;
   ASSERT_EQ(j["tests"][0]["samples"].size(), 3u) << r.output;
+  // The peak memory is the model's: read before the probe's 1 GiB buffer exists.
+  EXPECT_LT(j["peak_rss_bytes"].get<double>(), 512.0 * (1 << 20)) << r.output;
   const double lo = j["tg_bound_fraction"]["min"], mid = j["tg_bound_fraction"]["median"], hi = j["tg_bound_fraction"]["max"];
   EXPECT_GT(lo, 0.0);
   EXPECT_LE(lo, mid);
