@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include <optional>
 #include <thread>
 
 #include "cli/command.h"

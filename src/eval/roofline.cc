@@ -88,9 +88,5 @@ BandwidthMeasurement BandwidthProbe::measure(int reps) const {
   return m;
 }
 
-BandwidthMeasurement measure_read_bandwidth(size_t buffer_bytes, int threads, int reps) {
-  return BandwidthProbe(buffer_bytes, threads).measure(reps);
-}
-
 }  // namespace lowbit
 #endif  // HWY_ONCE

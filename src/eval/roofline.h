@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 namespace lowbit {
 
@@ -33,9 +32,6 @@ class BandwidthProbe {
   size_t n_words_;
   int threads_;
 };
-
-// One probe, measured once: BandwidthProbe(buffer_bytes, threads).measure(reps).
-BandwidthMeasurement measure_read_bandwidth(size_t buffer_bytes = size_t{1} << 30, int threads = 1, int reps = 5);
 
 // The probe's read loop: the XOR of n words (any n, any alignment of 8).
 uint64_t xor_of_words(const uint64_t* words, size_t n);
