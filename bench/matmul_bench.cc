@@ -1,7 +1,8 @@
 // Matrix products through the engine's matmul, single-threaded:
 // - *_Reference: the scalar reference kernel (ops/dot_reference.h), *_Simd: the SIMD kernel, same bits;
 // - generation (1 token) on a 4096 x 4096 weight that stays in L3, and *_Stream on eight 4096 x 2048 weights
-//   used in turn (more than the L3 of the machines here, so the weights come from memory as in a real model);
+//   used in turn (36 MiB for Q4_0: only just past a Zen 5 core's 32 MiB L3);
+// - *_Simd_Dram: one token, every byte from memory, with the fraction of a paired bandwidth probe (run_dram);
 // - *_Batch64: a prompt batch of 64 tokens.
 // Bytes processed = weight bytes read per token, so GB/s compares with the memory bandwidth.
 // LOWBIT_BENCH_TARGET=AVX2 (or AVX3, AVX3_DL, SSE4, ...) runs the kernels of that Highway target only.
@@ -9,16 +10,20 @@
 
 #include <hwy/targets.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "algo/int_quant.h"
+#include "eval/roofline.h"
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
+#include "util/huge_pages.h"
 
 namespace lowbit {
 namespace {
@@ -81,15 +86,53 @@ void run(benchmark::State& state, DType type, Kernel kernel, int64_t n_tokens, i
   state.SetBytesProcessed(state.iterations() * n_tokens * static_cast<int64_t>(ws[0].info.n_bytes()));
 }
 
+// A copy of a (packed) weight in memory of its own.
+Tensor copy_of(const Tensor& w) {
+  const size_t n = w.info.n_bytes();
+  std::shared_ptr<uint8_t> storage = huge_page_buffer(n);
+  std::memcpy(storage.get(), w.data, n);
+  Tensor c = w;
+  c.data = storage.get();
+  c.owner = storage;
+  return c;
+}
+
+// *_Simd_Dram: one token through packed copies of a 4096x4096 weight, 768 MiB of them, used in turn, so every byte
+// comes from memory (a Zen 5 core's L3 is 32 MiB, which *_Simd_Stream's 8 weights only just pass). Counter
+// of_probe: the kernel's bytes/s over the read bandwidth a probe measured just before the timed loop, the figure
+// `lowbit bench --roofline` gives for a whole model, here for one kernel.
+void run_dram(benchmark::State& state, DType type) {
+  const Tensor one = pack_for_matmul(random_weight(type, 4096, 4096, 0));
+  const size_t bytes = one.info.n_bytes();
+  std::vector<Tensor> ws;
+  for (size_t total = 0; total < (size_t{768} << 20); total += bytes) ws.push_back(copy_of(one));
+  static const BandwidthProbe probe(size_t{1} << 30, 1);
+  std::vector<float> x(4096), y(4096);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.3f * static_cast<float>(i));
+  const double bandwidth = probe.measure(3).bytes_per_s;
+  size_t next = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    matmul(ws[next++ % ws.size()], x.data(), 1, y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double read = static_cast<double>(state.iterations()) * static_cast<double>(bytes);
+  state.SetBytesProcessed(static_cast<int64_t>(read));
+  state.counters["of_probe"] = s > 0 ? read / s / bandwidth : 0.0;
+}
+
 #define LOWBIT_MATMUL_BENCH(NAME, TYPE)                                                                     \
   void BM_##NAME##_Reference(benchmark::State& s) { run(s, DType::TYPE, Kernel::kReference, 1, 1); }        \
   void BM_##NAME##_Simd(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1); }                  \
   void BM_##NAME##_Simd_Stream(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 8); }           \
+  void BM_##NAME##_Simd_Dram(benchmark::State& s) { run_dram(s, DType::TYPE); }                             \
   void BM_##NAME##_Reference_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kReference, 64, 1); } \
   void BM_##NAME##_Simd_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 64, 1); }         \
   BENCHMARK(BM_##NAME##_Reference)->Unit(benchmark::kMillisecond);                                          \
   BENCHMARK(BM_##NAME##_Simd)->Unit(benchmark::kMillisecond);                                               \
   BENCHMARK(BM_##NAME##_Simd_Stream)->Unit(benchmark::kMillisecond);                                        \
+  BENCHMARK(BM_##NAME##_Simd_Dram)->Unit(benchmark::kMillisecond);                                          \
   BENCHMARK(BM_##NAME##_Reference_Batch64)->Unit(benchmark::kMillisecond);                                  \
   BENCHMARK(BM_##NAME##_Simd_Batch64)->Unit(benchmark::kMillisecond);
 
