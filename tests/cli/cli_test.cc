@@ -116,7 +116,6 @@ TEST(Cli, CompareWritesAReportAndResumes) {
 namespace lowbit {
 namespace {
 
-// random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
 // --roofline runs generation again, every repetition right after a bandwidth probe, and reports the fractions.
 TEST(Cli, BenchRooflineReportsEachRepetitionAgainstItsProbe) {
   const Result r = run("bench random:tiny -p 0 -n 4 -r 3 -t 1 --roofline --json");
@@ -135,6 +134,7 @@ TEST(Cli, BenchRooflineReportsEachRepetitionAgainstItsProbe) {
   EXPECT_NEAR(j["tg_bound_t_s"].get<double>(), j["bandwidth_bytes_per_s"].get<double>() / j["weight_bytes_per_token"].get<double>(), 1e-6);
 }
 
+// random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
 TEST(Cli, RandomModelPresetsOpenLikeFiles) {
   Result r = run("inspect random:tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
