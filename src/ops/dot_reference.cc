@@ -169,16 +169,40 @@ void k4_levels(const Block& w, int8_t* q) {
     }
 }
 
-// Q4_K / Q5_K: eight 32-value sub-blocks with 6-bit scales and mins. The mins meet the activations' sub-block sums
-// S_j = bsums[2j] + bsums[2j+1]: Q4_K keeps m_2i S_2i + m_2i+1 S_2i+1 in four float lanes (added (0+2)+(1+3));
-// Q5_K adds their integer total to one float.
-template <typename Block>
-float dot_k4(const void* w_row, const void* act_row, int64_t n) {
+// Q4_K / Q5_K: eight 32-value sub-blocks with 6-bit scales and mins; the mins meet the activations' sub-block
+// sums S_j = bsums[2j] + bsums[2j+1].
+//
+// Q4_K as llama.cpp's x86 backend sums it: it repacks Q4_K weights in tiles of eight rows
+// (ggml_gemv/gemm_q4_K_8x8_q8_K), one row per float lane, so per super-block the exact integer sums
+// sum_j sc_j (q_j . a_j) and sum_j m_j S_j each meet their scale in one FMA into one float, and the mins' float
+// is subtracted at the end.
+float dot_q4_k(const void* w_row, const void* act_row, int64_t n) {
   const auto* a = static_cast<const BlockQ8K*>(act_row);
-  const auto* w = static_cast<const Block*>(w_row);
-  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5K>;
+  const auto* w = static_cast<const BlockQ4K*>(w_row);
+  float sum = 0, mins = 0;
+  int8_t q[256];
+  for (int64_t b = 0; b < n / 256; ++b) {
+    k4_levels(w[b], q);
+    int32_t values = 0, offsets = 0;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      kquant::unpack_scale_min_k4(j, w[b].scales, &sc, &m);
+      values += sc * block_int_sum(q + 32 * j, a[b].qs + 32 * j);
+      offsets += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+    }
+    sum = std::fma(static_cast<float>(values), h(w[b].d) * a[b].d, sum);
+    mins = std::fma(static_cast<float>(offsets), h(w[b].dmin) * a[b].d, mins);
+  }
+  return sum - mins;
+}
+
+// Q5_K, which llama.cpp does not repack on x86, in its vec_dot order: the values in eight lanes, and the integer
+// total of each super-block's mins added to one float.
+float dot_q5_k(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const BlockQ5K*>(w_row);
   FloatLanes acc;
-  float mins4[4] = {}, mins1 = 0;
+  float mins = 0;
   int8_t q[256];
   for (int64_t b = 0; b < n / 256; ++b) {
     k4_levels(w[b], q);
@@ -186,21 +210,15 @@ float dot_k4(const void* w_row, const void* act_row, int64_t n) {
     for (int j = 0; j < 8; ++j) kquant::unpack_scale_min_k4(j, w[b].scales, &sc[j], &m[j]);
     IntLanes s;
     for (int j = 0; j < 8; ++j) s.add_group(q + 32 * j, a[b].qs + 32 * j, sc[j], sc[j]);
-    const float dmin = -a[b].d * h(w[b].dmin);
     int32_t prod[4];
     for (int i = 0; i < 4; ++i) {
       const int32_t s0 = a[b].bsums[4 * i] + a[b].bsums[4 * i + 1], s1 = a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3];
       prod[i] = m[2 * i] * s0 + m[2 * i + 1] * s1;
     }
-    if constexpr (kQ5) {
-      mins1 = std::fma(dmin, static_cast<float>((prod[0] + prod[1]) + (prod[2] + prod[3])), mins1);
-    } else {
-      for (int i = 0; i < 4; ++i) mins4[i] = std::fma(dmin, static_cast<float>(prod[i]), mins4[i]);
-    }
+    mins = std::fma(-a[b].d * h(w[b].dmin), static_cast<float>((prod[0] + prod[1]) + (prod[2] + prod[3])), mins);
     acc.fma(a[b].d * h(w[b].d), s);
   }
-  if constexpr (kQ5) return acc.sum() + mins1;
-  return acc.sum() + ((mins4[0] + mins4[2]) + (mins4[1] + mins4[3]));
+  return acc.sum() + mins;
 }
 
 // Q6_K: sixteen 16-value sub-blocks with signed 8-bit scales, values -32..31.
@@ -320,8 +338,8 @@ RowDotFn reference_row_dot(DType type) {
     case DType::Q5_1: return dot_affine<BlockQ5_1>;
     case DType::Q2_K: return dot_q2_k;
     case DType::Q3_K: return dot_q3_k;
-    case DType::Q4_K: return dot_k4<BlockQ4K>;
-    case DType::Q5_K: return dot_k4<BlockQ5K>;
+    case DType::Q4_K: return dot_q4_k;
+    case DType::Q5_K: return dot_q5_k;
     case DType::Q6_K: return dot_q6_k;
     case DType::IQ4_XS: return dot_iq4_xs;
     case DType::F16: return dot_half<false>;

@@ -1,13 +1,14 @@
 // The scalar reference of every quantized dot product: one weight row times one activation row (already
 // quantized to activation_type(w)), written plainly in the order llama.cpp's x86 CPU backend sums it.
 //
-// For Q4_0, which llama.cpp repacks on x86, that is one float per row: each block's exact integer sum times the
-// block's two scales, added with one fused multiply-add per block. For the other types, ggml's AVX2 vec_dot
-// order: each block's integer products are exact, grouped in eight lanes (lane l holds the products of values
-// 4l..4l+3 of every 32-value group, times the group's integer scales); each block's lanes are converted to
-// float and accumulated into eight float lanes with one fused multiply-add by the block's float scale; the lanes
-// are added pairwise at the end ((0+4)+(2+6))+((1+5)+(3+7)). Types with per-block offsets (Q4_1, Q5_1, Q2_K,
-// Q4_K, Q5_K) add their offset terms as ggml does, each type its own way (see dot_reference.cc).
+// For Q4_0 and Q4_K, which llama.cpp repacks on x86, that is one float per row: each block's exact integer sum
+// times the block's two scales, added with one fused multiply-add per block (Q4_K's mins in a second float,
+// subtracted at the end). For the other types, ggml's AVX2 vec_dot order: each block's integer products are
+// exact, grouped in eight lanes (lane l holds the products of values 4l..4l+3 of every 32-value group, times the
+// group's integer scales); each block's lanes are converted to float and accumulated into eight float lanes with
+// one fused multiply-add by the block's float scale; the lanes are added pairwise at the end
+// ((0+4)+(2+6))+((1+5)+(3+7)). Types with per-block offsets (Q4_1, Q5_1, Q2_K, Q5_K) add their offset terms as
+// ggml does, each type its own way (see dot_reference.cc).
 //
 // The SIMD kernels (simd_matmul.cc) must give the same bits as these functions for every input; tests check that
 // and check these functions against llama.cpp's own output (tests/ops/ggml_vecdot_test.cc).

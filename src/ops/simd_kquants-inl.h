@@ -31,16 +31,22 @@ namespace HWY_NAMESPACE {
 // Scale(j) (int16 words: the group's integer scales in each lane's place), Finish (the block's float terms) and
 // Sums (the outputs at the end).
 
+// The activations' eight sub-block sums S_j = bsums[2j] + bsums[2j+1] of one super-block, as int16 words.
+HWY_INLINE __m128i SubBlockSums(const BlockQ8K& a) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8));
+  return _mm_hadd_epi16(lo, hi);
+}
+
 struct KAcc {  // the float state of one (row group, token)
   F main;
-  V::HF mins4;         // Q4_K: four lanes per row
-  float mins1[kRows];  // Q5_K: one float per row
+  float mins[kRows];  // Q5_K: one float per row
 };
 
-// Q4_K / Q5_K: eight 32-value sub-blocks with 6-bit scales and mins (see dot_reference.cc for the mins' order).
-template <bool kQ5>
-struct K4Decode {
-  using Block = std::conditional_t<kQ5, BlockQ5K, BlockQ4K>;
+// Q5_K: eight 32-value sub-blocks with 6-bit scales and mins (see dot_reference.cc for the mins' order). Q4_K,
+// which llama.cpp sums in another order, has its own tile (Q4KLanesTile below).
+struct Q5KDecode {
+  using Block = BlockQ5K;
   static constexpr bool kSigned = false;
   static constexpr int kLevelOffset = 0;
   struct Setup {
@@ -70,52 +76,33 @@ struct K4Decode {
     s.scales = V::Per32Scales(sc);
     s.mins = V::HRowsWords8(mn);
   }
-  // The block's rest in 32-byte chunks (ops/packed_weight.h): Q5_K's qh, then the qs.
-  static constexpr const PackFormat& kPack = kQ5 ? kQ5KPack : kQ4KPack;
-  static constexpr int kQsChunk = kQ5 ? 1 : 0;
+  // The block's rest in 32-byte chunks (ops/packed_weight.h): qh, then the qs.
+  static constexpr const PackFormat& kPack = kQ5KPack;
   static_assert(kPack.unit == sizeof(Block) && kPack.head_offset == 0 && kPack.head == 16 && kPack.chunk == 32);
-  static_assert(kQ5 ? offsetof(BlockQ5K, qh) == 16 && offsetof(BlockQ5K, qs) == 48 : offsetof(BlockQ4K, qs) == 16,
-                "a 16-byte head, then 32-byte chunks");
+  static_assert(offsetof(BlockQ5K, qh) == 16 && offsetof(BlockQ5K, qs) == 48, "a 16-byte head, then 32-byte chunks");
   static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    const I bits = V::Rows32(g.chunk_at(b, kQsChunk + j / 2), g.stride);
-    I v = j % 2 ? V::And(V::Shr16<4>(bits), V::Set8(0x0F)) : V::And(bits, V::Set8(0x0F));
-    if constexpr (kQ5) {
-      const I high = V::Rows32(g.chunk_at(b, 0), g.stride);
-      v = V::OrWhere(v, high, static_cast<int8_t>(1 << j), 0x10);
-    }
-    return v;
+    const I bits = V::Rows32(g.chunk_at(b, 1 + j / 2), g.stride);
+    const I v = j % 2 ? V::And(V::Shr16<4>(bits), V::Set8(0x0F)) : V::And(bits, V::Set8(0x0F));
+    return V::OrWhere(v, V::Rows32(g.chunk_at(b, 0), g.stride), static_cast<int8_t>(1 << j), 0x10);
   }
   static I Scale(const Setup& s, int j) { return V::Per32Scale(s.scales, j); }
-  // The activations' eight sub-block sums S_j = bsums[2j] + bsums[2j+1] as int16 words, in every row's place.
+  // The activations' sub-block sums in every row's place.
   static V::HI TokenSums(const BlockQ8K& a) {
-    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums));
-    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8));
-    const __m128i s = _mm_hadd_epi16(lo, hi);
+    const __m128i s = SubBlockSums(a);
     const __m128i both[2] = {s, s};
     return V::HRowsWords8(both);
   }
   static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
     float d[kRows], dmin[kRows];
     for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r], dmin[r] = -a.d * s.dmin[r];
-    const V::HI prod = V::HMadd(s.mins, TokenSums(a));
-    if constexpr (kQ5) {
-      int32_t total[kRows];
-      V::HIntSums(prod, total);
-      for (int r = 0; r < kRows; ++r) acc.mins1[r] = std::fma(dmin[r], static_cast<float>(total[r]), acc.mins1[r]);
-    } else {
-      acc.mins4 = V::HFma(V::HRowsF(dmin), prod, acc.mins4);
-    }
+    int32_t total[kRows];
+    V::HIntSums(V::HMadd(s.mins, TokenSums(a)), total);
+    for (int r = 0; r < kRows; ++r) acc.mins[r] = std::fma(dmin[r], static_cast<float>(total[r]), acc.mins[r]);
     acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
   }
   static void Sums(const KAcc& acc, float* out) {
     V::StoreSums(acc.main, out);
-    float m[kRows];
-    if constexpr (kQ5) {
-      for (int r = 0; r < kRows; ++r) m[r] = acc.mins1[r];
-    } else {
-      V::HSums(acc.mins4, m);
-    }
-    for (int r = 0; r < kRows; ++r) out[r] += m[r];
+    for (int r = 0; r < kRows; ++r) out[r] += acc.mins[r];
   }
 };
 
@@ -287,8 +274,7 @@ void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* 
   for (auto& row : acc)
     for (KAcc& a : row) {
       a.main = V::ZeroF();
-      a.mins4 = V::HZero();
-      for (float& m : a.mins1) m = 0;
+      for (float& m : a.mins) m = 0;
     }
   for (int64_t b = 0; b < n_blocks; ++b) {
     StreamAhead<T>(groups[0], b);
@@ -337,6 +323,82 @@ void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* 
         y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r];
     }
 }
+
+// ---- Q4_K in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
+// A tile is V::kLanes rows. Its packed slot for a super-block (kQ4KPack) holds the rows' d|dmin side by side, then
+// the three words of their scales and mins (w0, w1, w2 of every row), then for c = 0..31 qs bytes 4c..4c+3 of every
+// row, whose low nibbles are values 4(c%8)..4(c%8)+3 of sub-block 2(c/8) and high nibbles those of sub-block
+// 2(c/8)+1. Per sub-block, eight chunks meet the activations' four bytes broadcast (vpdpbusd, or maddubs in int16)
+// and the lane's scale multiplies the exact sum; the mins' exact sum is four int16-pair products with the
+// activations' sub-block sums. One FMA each for values and mins per super-block and kLanes outputs.
+static_assert(kQ4KPack.unit == sizeof(BlockQ4K) && kQ4KPack.head_offset == 0 && kQ4KPack.head == 4 &&
+              kQ4KPack.chunk == 4 && offsetof(BlockQ4K, scales) == 4 && offsetof(BlockQ4K, qs) == 16);
+
+template <int T>
+void Q4KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  constexpr int L = V::kLanes;
+  constexpr size_t kSlot = kLanesSlot<kQ4KPack>;
+  F acc[T], mins[T];
+  for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
+  const I low_nibble = V::Set8(0x0F), six_bits = V::SetWord(0x3F3F3F3F), four_bits = V::SetWord(0x0F0F0F0F),
+          top_two = V::SetWord(0x30303030), even_bytes = V::SetWord(0x00FF00FF);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+    if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+    F d, dmin;
+    V::LanesHalfPairF(slot, d, dmin);
+    // Word by word, as kquant::unpack_scale_min_k4 byte by byte: scales 0-3 = w0 & 0x3F.., scales 4-7 =
+    // (w2 & 0x0F..) | top two bits of w0's bytes, mins 0-3 = w1 & 0x3F.., mins 4-7 = (w2 >> 4 & 0x0F..) | top two
+    // bits of w1's bytes.
+    const I w0 = V::LoadLanes(slot + 4 * L), w1 = V::LoadLanes(slot + 8 * L), w2 = V::LoadLanes(slot + 12 * L);
+    const I scales[2] = {V::And(w0, six_bits), V::Or(V::And(w2, four_bits), V::And(V::ShrWords<2>(w0), top_two))};
+    const I mins03 = V::And(w1, six_bits);
+    const I mins47 = V::Or(V::And(V::ShrWords<4>(w2), four_bits), V::And(V::ShrWords<2>(w1), top_two));
+    // As int16 pairs (m0, m2), (m1, m3), (m4, m6), (m5, m7).
+    const I min_pairs[4] = {V::And(mins03, even_bytes), V::And(V::ShrWords<8>(mins03), even_bytes),
+                            V::And(mins47, even_bytes), V::And(V::ShrWords<8>(mins47), even_bytes)};
+    const uint8_t* qs = slot + 16 * L;
+    I values[T];
+    for (I& v : values) v = V::Zero();
+    // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
+      I lo[8], hi[8];
+      for (int c = 0; c < 8; ++c) {
+        const I bytes = V::LoadLanes(qs + 4 * L * (8 * g + c));
+        lo[c] = V::And(bytes, low_nibble);
+        hi[c] = V::And(V::template Shr16<4>(bytes), low_nibble);
+      }
+      const I scale_lo = V::LaneByte(scales[g / 2], 2 * (g % 2)), scale_hi = V::LaneByte(scales[g / 2], 2 * (g % 2) + 1);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g;
+        values[t] = V::ScaledDot8(V::ScaledDot8(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
+      // The sub-block sums as the pairs (S0, S2), (S1, S3), (S4, S6), (S5, S7), each in every lane.
+      I sum_pairs[4];
+      V::BroadcastWords(_mm_shuffle_epi8(SubBlockSums(a), _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15)), sum_pairs);
+      I offsets = V::Zero();
+      for (int i = 0; i < 4; ++i) offsets = V::AddScaled(offsets, min_pairs[i], sum_pairs[i]);
+      const F da = V::SetF(a.d);
+      acc[t] = V::Fma(V::Cvt(values[t]), V::Mul(d, da), acc[t]);
+      mins[t] = V::Fma(V::Cvt(offsets), V::Mul(dmin, da), mins[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) acc[t] = V::SubF(acc[t], mins[t]);
+  StoreLanes(acc, y, ldy, rows);
+}
+
+struct Q4KLanes {
+  static constexpr const PackFormat& kPack = kQ4KPack;
+  static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    Q4KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+  }
+};
 
 #endif  // LOWBIT_WIDE_KERNELS
 

@@ -303,21 +303,20 @@ void QuadNibbleGen(const RowGroup* given, const ActRow& act, int64_t n_blocks, f
 // every lane. After eight of them a lane holds its row's exact block sum (levels times activations, started from
 // -8 times the activations' block sum), and one FMA per block adds it to the row's float: no horizontal sums, and
 // one convert, multiply and FMA per kLanes outputs where the vec_dot order needs them per output.
-constexpr size_t kQ4_0Slot = V::kLanes * sizeof(BlockQ4_0);
 static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && kQ4_0Pack.head_offset == offsetof(BlockQ4_0, d) &&
               kQ4_0Pack.head == 2 && kQ4_0Pack.chunk == 4 && offsetof(BlockQ4_0, qs) == 2);
 
-// T tokens over one tile whose blocks are packed slots, kQ4_0Slot bytes apart from `slots`; y[t * ldy + r] for
-// the first `rows` rows.
+// T tokens over one tile whose blocks are packed slots from `slots`; y[t * ldy + r] for the first `rows` rows.
 template <int T>
 void Q4_0LanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
   constexpr int L = V::kLanes;
+  constexpr size_t kSlot = kLanesSlot<kQ4_0Pack>;
   F acc[T];
   for (F& a : acc) a = V::ZeroF();
   const I low_nibble = V::Set8(0x0F);
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* slot = slots + static_cast<size_t>(b) * kQ4_0Slot;
-    if constexpr (T == 1) prefetch_stream_ahead(slot, kQ4_0Slot);
+    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+    if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
     const F dw = V::LanesHalfF(slot);
     I lo[4], hi[4];
     for (int c = 0; c < 4; ++c) {
@@ -333,26 +332,17 @@ void Q4_0LanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, f
       acc[t] = V::Fma(V::Cvt(sum), V::Mul(dw, V::SetF(acts[t].scales[b])), acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) {
-    alignas(64) float out[L];
-    V::StoreF(acc[t], out);
-    for (int r = 0; r < rows; ++r) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] = out[r];
-  }
+  StoreLanes(acc, y, ldy, rows);
 }
 
-// The tile's rows in any layout (row groups of kRows rows, RowGroup addressing) copied into packed slots.
-HWY_INLINE void PackQ4_0Lanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slots) {
-  constexpr int L = V::kLanes;
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    uint8_t* slot = slots + static_cast<size_t>(b) * kQ4_0Slot;
-    for (int row = 0; row < L; ++row) {
-      const RowGroup& g = groups[row / kRows];
-      const size_t r = static_cast<size_t>(row % kRows);
-      std::memcpy(slot + 2 * row, g.head_at(b) + r * g.head_stride, 2);
-      for (int c = 0; c < 4; ++c) std::memcpy(slot + 2 * L + 4 * (L * c + row), g.chunk_at(b, c) + r * g.stride, 4);
-    }
+struct Q4_0Lanes {
+  static constexpr const PackFormat& kPack = kQ4_0Pack;
+  static constexpr int kBlockValues = 32, kBatchTokens = 8;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    Q4_0LanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
   }
-}
+};
 
 #endif  // LOWBIT_WIDE_KERNELS
 

@@ -4,7 +4,7 @@
 // ggml's AVX2 vec_dot: exact integer lanes per block, one float FMA per block into eight float lanes, lanes added
 // pairwise at the end), so the kernels give the reference's bits on every target, for any tile shape, thread count
 // or batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in
-// flight at once (Q4_0, one float per output, is laid out one row per lane: RowLanes):
+// flight at once (Q4_0 and Q4_K, one float per output, are laid out one row per lane: RowLanes):
 //
 // - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
 //   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
@@ -190,14 +190,15 @@ struct Super {
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
-// Q4_0 (simd_legacy-inl.h, Q4_0LanesTile): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
+// Q4_0 and Q4_K (Q4_0LanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
 // counts them. A whole packed tile is read in place; other rows (the row-major ones after the last whole tile, or
 // a tensor packed for another target's tile) are first copied into packed slots, once for all the tokens.
+template <class Lanes>
 struct RowLanes {
-  static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = 8;
+  static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = Lanes::kBatchTokens;
   template <int P, int T>
   static void Run(const RowGroup*, const ActRow* a, int64_t n, float* y, size_t ldy, int rows, const uint8_t* slots) {
-    Q4_0LanesTile<T>(slots, a, n / 32, y, ldy, rows);
+    Lanes::template Tile<T>(slots, a, n / Lanes::kBlockValues, y, ldy, rows);
   }
   template <int kP, int kT>
   static void PackedRows(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy) {
@@ -207,8 +208,9 @@ struct RowLanes {
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
                       int rows, DecodedRows<kP>&) {
     static_assert(kP * kRows == V::kLanes);
-    const auto slots = hwy::AllocateAligned<uint8_t>(static_cast<size_t>(n / 32) * kQ4_0Slot);
-    PackQ4_0Lanes(g, n / 32, slots.get());
+    const int64_t n_blocks = n / Lanes::kBlockValues;
+    const auto slots = hwy::AllocateAligned<uint8_t>(static_cast<size_t>(n_blocks) * kLanesSlot<Lanes::kPack>);
+    PackLanes<Lanes::kPack>(g, n_blocks, slots.get());
     ForTokenTiles<RowLanes, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, static_cast<const uint8_t*>(slots.get()));
   }
 };
@@ -291,7 +293,7 @@ void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_
 template <typename Fn, typename R>
 R WithFamily(DType type, Fn&& fn, R none) {
   switch (type) {
-    case DType::Q4_0: return fn(RowLanes{});
+    case DType::Q4_0: return fn(RowLanes<Q4_0Lanes>{});
     case DType::Q5_0: return fn(Legacy<Q5_0Decode>{});
     case DType::Q8_0: return fn(Legacy<Q8_0Decode>{});
     case DType::IQ4_NL: return fn(Legacy<IQ4NLDecode>{});
@@ -300,8 +302,8 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q5_1: return fn(Legacy<Q5_1Decode>{});
     case DType::Q2_K: return fn(Super<Q2KDecode>{});
     case DType::Q3_K: return fn(Super<Q3KDecode>{});
-    case DType::Q4_K: return fn(Super<K4Decode<false>>{});
-    case DType::Q5_K: return fn(Super<K4Decode<true>>{});
+    case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
+    case DType::Q5_K: return fn(Super<Q5KDecode>{});
     case DType::Q6_K: return fn(Super<Q6KDecode>{});
     case DType::IQ4_XS: return fn(Super<IQ4XSDecode>{});
     case DType::F16: return fn(Halves<false>{});

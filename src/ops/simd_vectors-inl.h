@@ -37,6 +37,12 @@ namespace HWY_NAMESPACE {
 
 HWY_INLINE float Half(uint16_t h) { return _cvtsh_ss(h); }
 
+// The vpshufb pattern that moves byte k of each 32-bit lane of a 128-bit block to the lane's low byte, zeroing the rest.
+HWY_INLINE __m128i LaneBytePattern(int k) {
+  const auto lane = [k](int i) { return static_cast<int>(0x80808000u | static_cast<uint32_t>(4 * i + k)); };
+  return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
+}
+
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
 struct V {
@@ -44,8 +50,7 @@ struct V {
   static constexpr bool kVnni = false;
   using I = __m256i;
   using F = __m256;
-  using HI = __m128i;  // four int32 lanes per row (Q4_K/Q5_K mins)
-  using HF = __m128;
+  using HI = __m128i;  // four int32 lanes per row (Q5_K's mins)
 
   static I Zero() { return _mm256_setzero_si256(); }
   static I Set8(int8_t v) { return _mm256_set1_epi8(v); }
@@ -144,17 +149,9 @@ struct V {
     y[0] = _mm_cvtss_f32(r);
   }
 
-  // Half width: four int32 / float lanes per row.
+  // Half width: four int32 lanes per row.
   static HI HRowsWords8(const __m128i* words) { return words[0]; }
   static HI HMadd(HI a, HI b) { return _mm_madd_epi16(a, b); }
-  static HF HZero() { return _mm_setzero_ps(); }
-  static HF HRowsF(const float* d) { return _mm_set1_ps(d[0]); }
-  static HF HFma(HF a, HI b, HF c) { return _mm_fmadd_ps(a, _mm_cvtepi32_ps(b), c); }
-  // (l0+l2)+(l1+l3) of each row.
-  static void HSums(HF v, float* out) {
-    const __m128 r = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    out[0] = _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
-  }
   static void HIntSums(HI v, int32_t* out) {
     alignas(16) int32_t l[4];
     _mm_store_si128(reinterpret_cast<__m128i*>(l), v);
@@ -185,6 +182,33 @@ struct V {
     return _mm256_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // Each lane's two fp16 at p (low half, high half) as float.
+  static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
+    const __m256i x = LoadLanes(p);
+    const __m256i halves = _mm256_packus_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)), _mm256_srli_epi32(x, 16));
+    const __m256i ordered = _mm256_permute4x64_epi64(halves, _MM_SHUFFLE(3, 1, 2, 0));  // lows, then highs
+    low = _mm256_cvtph_ps(_mm256_castsi256_si128(ordered));
+    high = _mm256_cvtph_ps(_mm256_extracti128_si256(ordered, 1));
+  }
+  template <int kBits> static I ShrWords(I a) { return _mm256_srli_epi32(a, kBits); }
+  // Byte k of each lane, as the lane's int32.
+  static I LaneByte(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneBytePattern(k))); }
+  // acc plus, in each lane, `scale` times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3 over c < 8:
+  // eight maddubs summed as int16 pairs (the 16 products of a pair must fit, as they do for values below 16), then
+  // one madd by the scale.
+  static I ScaledDot8(I acc, const I* u, const int8_t* a, I scale) {
+    __m256i pairs = _mm256_maddubs_epi16(u[0], BroadcastWord(a));
+    for (int c = 1; c < 8; ++c) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_or_si256(scale, _mm256_slli_epi32(scale, 16))));
+  }
+  // The four int32 of `words` each in every lane.
+  static void BroadcastWords(__m128i words, I* out) {
+    out[0] = _mm256_broadcastd_epi32(words);
+    out[1] = _mm256_broadcastd_epi32(_mm_srli_si128(words, 4));
+    out[2] = _mm256_broadcastd_epi32(_mm_srli_si128(words, 8));
+    out[3] = _mm256_broadcastd_epi32(_mm_srli_si128(words, 12));
+  }
+  static F SubF(F a, F b) { return _mm256_sub_ps(a, b); }
 };
 #else  // AVX3 / AVX3_DL: two rows per register
 struct V {
@@ -193,7 +217,6 @@ struct V {
   using I = __m512i;
   using F = __m512;
   using HI = __m256i;
-  using HF = __m256;
 
   static I Zero() { return _mm512_setzero_si512(); }
   static I Set8(int8_t v) { return _mm512_set1_epi8(v); }
@@ -307,16 +330,6 @@ struct V {
 
   static HI HRowsWords8(const __m128i* words) { return _mm256_set_m128i(words[1], words[0]); }
   static HI HMadd(HI a, HI b) { return _mm256_madd_epi16(a, b); }
-  static HF HZero() { return _mm256_setzero_ps(); }
-  static HF HRowsF(const float* d) { return _mm256_set_m128(_mm_set1_ps(d[1]), _mm_set1_ps(d[0])); }
-  static HF HFma(HF a, HI b, HF c) { return _mm256_fmadd_ps(a, _mm256_cvtepi32_ps(b), c); }
-  static void HSums(HF v, float* out) {
-    for (int r = 0; r < 2; ++r) {
-      const __m128 x = r ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v);
-      const __m128 s = _mm_add_ps(x, _mm_movehl_ps(x, x));
-      out[r] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-    }
-  }
   static void HIntSums(HI v, int32_t* out) {
     alignas(32) int32_t l[8];
     _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
@@ -342,6 +355,34 @@ struct V {
     return _mm512_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
+    const __m512i x = LoadLanes(p);
+    low = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x));
+    high = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16)));
+  }
+  template <int kBits> static I ShrWords(I a) { return _mm512_srli_epi32(a, kBits); }
+  static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
+#if HWY_TARGET == HWY_AVX3_DL
+  // vpdpbusd keeps the exact sum in int32; one multiply by the scale.
+  static I ScaledDot8(I acc, const I* u, const int8_t* a, I scale) {
+    __m512i sum = _mm512_dpbusd_epi32(Zero(), u[0], BroadcastWord(a));
+    for (int c = 1; c < 8; ++c) sum = _mm512_dpbusd_epi32(sum, u[c], BroadcastWord(a + 4 * c));
+    return _mm512_add_epi32(acc, _mm512_mullo_epi32(sum, scale));
+  }
+#else
+  static I ScaledDot8(I acc, const I* u, const int8_t* a, I scale) {
+    __m512i pairs = _mm512_maddubs_epi16(u[0], BroadcastWord(a));
+    for (int c = 1; c < 8; ++c) pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_or_si512(scale, _mm512_slli_epi32(scale, 16))));
+  }
+#endif
+  static void BroadcastWords(__m128i words, I* out) {
+    out[0] = _mm512_broadcastd_epi32(words);
+    out[1] = _mm512_broadcastd_epi32(_mm_srli_si128(words, 4));
+    out[2] = _mm512_broadcastd_epi32(_mm_srli_si128(words, 8));
+    out[3] = _mm512_broadcastd_epi32(_mm_srli_si128(words, 12));
+  }
+  static F SubF(F a, F b) { return _mm512_sub_ps(a, b); }
 };
 #endif
 using I = V::I;
@@ -407,6 +448,41 @@ HWY_INLINE const RowGroup* TileGroups(const RowGroup* given, RowGroup (&local)[P
 template <int T>
 HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
   if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
+}
+
+// ---- row lanes (Q4_0, Q4_K): one row per int32 / float lane ----
+// A tile is V::kLanes rows; its slot for block b is the packed layout of ops/packed_weight.h with V::kLanes rows a
+// tile: the rows' heads side by side, then chunk c of every row for each c in order, so a chunk of every row is one
+// load.
+template <const PackFormat& kPack>
+inline constexpr size_t kLanesSlot = V::kLanes * kPack.unit;
+
+// y[t * ldy + r] = lane r of acc[t] for the tile's first `rows` rows.
+template <int T>
+HWY_INLINE void StoreLanes(const F (&acc)[T], float* y, size_t ldy, int rows) {
+  for (int t = 0; t < T; ++t) {
+    alignas(64) float out[V::kLanes];
+    V::StoreF(acc[t], out);
+    for (int r = 0; r < rows; ++r) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] = out[r];
+  }
+}
+
+// The tile's rows in any layout (row groups of kRows rows, RowGroup addressing) copied into slots.
+template <const PackFormat& kPack>
+HWY_INLINE void PackLanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slots) {
+  static_assert(kPack.position == kChunksInOrder);
+  constexpr int L = V::kLanes;
+  constexpr int kChunks = static_cast<int>((kPack.unit - kPack.head) / kPack.chunk);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    uint8_t* slot = slots + static_cast<size_t>(b) * kLanesSlot<kPack>;
+    for (int row = 0; row < L; ++row) {
+      const RowGroup& g = groups[row / kRows];
+      const size_t r = static_cast<size_t>(row % kRows);
+      std::memcpy(slot + kPack.head * row, g.head_at(b) + r * g.head_stride, kPack.head);
+      for (int c = 0; c < kChunks; ++c)
+        std::memcpy(slot + L * kPack.head + kPack.chunk * static_cast<size_t>(L * c + row), g.chunk_at(b, c) + r * g.stride, kPack.chunk);
+    }
+  }
 }
 
 // An fp16 field at p.
