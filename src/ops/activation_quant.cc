@@ -1,39 +1,111 @@
-#include "ops/activation_quant.h"
-
-#include <omp.h>
+// The row quantizers are compiled once per SIMD target (Highway, picked at run time). Each gives exactly the
+// bytes of the scalar definition it documents (ActivationQuant tests against ggml's own output).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/activation_quant.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/float_formats.h"
+#include "ops/activation_quant.h"
+#include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowbit {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DF>;
+
+// max |x_i| over n values (a multiple of the vector length); NaNs are skipped, as a scalar `if (|x| > max)` skips
+// them.
+HWY_INLINE float AbsMax(const float* x, size_t n) {
+  const DF d;
+  auto m = hn::Zero(d);
+  for (size_t i = 0; i < n; i += hn::Lanes(d)) {
+    const auto a = hn::Abs(hn::LoadU(d, x + i));
+    m = hn::IfThenElse(hn::Gt(a, m), a, m);
+  }
+  return hn::GetLane(hn::MaxOfLanes(d, m));
+}
+
+// round(x_i * scale) to nearest, ties to even (cvtps2dq; the same as adding 1.5 * 2^23 for |v| <= 2^22), at most
+// `max_level`, as int8 into q: n values, a multiple of the vector length.
+HWY_INLINE void RoundScaled(const float* x, float scale, int max_level, int8_t* q, size_t n) {
+  const DF d;
+  const DI di;
+  const hn::Rebind<int8_t, DI> d8;
+  for (size_t i = 0; i < n; i += hn::Lanes(d)) {
+    const auto v = hn::Min(hn::NearestInt(hn::Mul(hn::LoadU(d, x + i), hn::Set(d, scale))), hn::Set(di, max_level));
+    hn::StoreU(hn::DemoteTo(d8, v), d8, q + i);
+  }
+}
+
+// ggml's x86 quantize_row_q8_0: id = 127/amax and round half to even (_mm256_round_ps), not the reference
+// quantizer's 1/d and roundf. |x * id| <= 127 (up to rounding).
+void QuantizeQ8_0(const float* x, BlockQ8_0* out, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float amax = AbsMax(x + b * 32, 32);
+    const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
+    out[b].d = f32_to_f16(d);
+    RoundScaled(x + b * 32, id, 127, out[b].qs, 32);
+  }
+}
+
+// ggml's quantize_row_q8_K: iscale = -127 / (the value of largest magnitude, the first if several), levels
+// nearest_int(iscale * x) at most 127, the sum of each 16 levels, d = 1 / iscale. ggml leaves an all-zero block's
+// sums untouched; here the whole block is zeroed, so the output never depends on old memory.
+void QuantizeQ8K(const float* x, BlockQ8K* out, int64_t n) {
+  const DF d;
+  const DI di;
+  const hn::Rebind<int8_t, DI> d8;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const float* xb = x + b * 256;
+    BlockQ8K& y = out[b];
+    const float amax = AbsMax(xb, 256);
+    if (amax == 0.0f) {
+      std::memset(&y, 0, sizeof(y));
+      continue;
+    }
+    size_t first = 0;
+    for (;; first += hn::Lanes(d)) {
+      const intptr_t at = hn::FindFirstTrue(d, hn::Eq(hn::Abs(hn::LoadU(d, xb + first)), hn::Set(d, amax)));
+      if (at >= 0) {
+        first += static_cast<size_t>(at);
+        break;
+      }
+    }
+    const float iscale = -127.f / xb[first];
+    RoundScaled(xb, iscale, 127, y.qs, 256);
+    for (int j = 0; j < 16; ++j) {
+      auto sum = hn::Zero(di);
+      for (size_t i = 0; i < 16; i += hn::Lanes(di)) sum = hn::Add(sum, hn::PromoteTo(di, hn::LoadU(d8, y.qs + 16 * j + i)));
+      y.bsums[j] = static_cast<int16_t>(hn::GetLane(hn::SumOfLanes(di, sum)));
+    }
+    y.d = 1 / iscale;
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <omp.h>
 
 namespace lowbit {
 
-namespace {
+HWY_EXPORT(QuantizeQ8_0);
+HWY_EXPORT(QuantizeQ8K);
 
-// v rounded to the nearest integer, ties to even, for |v| <= 2^22: adding 1.5 * 2^23 leaves no fraction bits, so
-// the add rounds (in the default mode, as nearbyint does) and the subtraction is exact. std::nearbyint is a library
-// call on baseline x86-64, one per activation: 1.5 % of generation time.
-inline float round_half_even(float v) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
-  return (v + kMagic) - kMagic;
-}
+void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n) { HWY_DYNAMIC_DISPATCH(QuantizeQ8_0)(x, out, n); }
 
-}  // namespace
-
-// ggml's x86 quantize_row_q8_0: id = 127/amax and round half to even (_mm256_round_ps), not the reference
-// quantizer's 1/d and roundf. |x * id| <= 127 (up to rounding), well inside round_half_even's range.
-void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n) {
-  for (int64_t b = 0; b < n / 32; ++b) {
-    float amax = 0;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
-    const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
-    out[b].d = f32_to_f16(d);
-    for (int j = 0; j < 32; ++j) out[b].qs[j] = static_cast<int8_t>(round_half_even(x[b * 32 + j] * id));
-  }
-}
+void quantize_activation_q8_k(const float* x, BlockQ8K* out, int64_t n) { HWY_DYNAMIC_DISPATCH(QuantizeQ8K)(x, out, n); }
 
 void quantize_activation_q8_1(const float* x, BlockQ8_1* out, int64_t n) {
   BlockQ8_0 b0;
@@ -52,6 +124,7 @@ void quantize_activation_q8_1(const float* x, BlockQ8_1* out, int64_t n) {
 void quantize_activation_row(DType type, const float* x, int64_t n, void* out) {
   if (type == DType::Q8_0) quantize_activation_q8_0(x, static_cast<BlockQ8_0*>(out), n);
   else if (type == DType::Q8_1) quantize_activation_q8_1(x, static_cast<BlockQ8_1*>(out), n);
+  else if (type == DType::Q8_K) quantize_activation_q8_k(x, static_cast<BlockQ8K*>(out), n);
   else if (type == DType::F32) std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float));
   else quantize_rows(type, x, out, 1, n);
 }
@@ -105,3 +178,4 @@ QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_
 }
 
 }  // namespace lowbit
+#endif  // HWY_ONCE

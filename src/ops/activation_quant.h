@@ -12,8 +12,10 @@ namespace lowbit {
 
 struct BlockQ8_0;
 struct BlockQ8_1;
+struct BlockQ8K;
 void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n);
 void quantize_activation_q8_1(const float* x, BlockQ8_1* out, int64_t n);
+void quantize_activation_q8_k(const float* x, BlockQ8K* out, int64_t n);
 // One row of n values (a multiple of the type's block) into `out`.
 void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 

@@ -3,10 +3,16 @@
 #include "ops/activation_quant.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
+#include "core/float_formats.h"
+#include "quant/k_quants.h"
+#include "quant/legacy_quants.h"
 #include "support/ggml_vectors.h"
 
 namespace lowbit {
@@ -26,6 +32,67 @@ TEST(ActivationQuant, SameBytesAsGgml) {
             << dtype_name(type) << " row " << t;
     }
   }
+}
+
+// Rows that probe each rule: two blocks whose largest magnitude comes twice with both signs (the first decides
+// the sign of Q8_K's scale), an all-zero block, values that land on .5 after scaling (ties go to even), denormals
+// and huge values.
+std::vector<float> hostile_row() {
+  std::vector<float> x(1024);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * 2.5f;
+  x[3] = -4.0f, x[200] = 4.0f;   // block 0: -4 first
+  x[260] = 4.0f, x[300] = -4.0f;  // block 1: +4 first
+  for (size_t i = 512; i < 768; ++i) x[i] = 0.0f;
+  for (size_t i = 768; i < 800; ++i) x[i] = (static_cast<float>(i % 9) - 4.0f) * (127.0f / 254.0f);  // halves of 1/254
+  x[800] = 1e-40f, x[801] = -3e30f, x[802] = 3e30f;
+  return x;
+}
+
+TEST(ActivationQuant, EveryTargetRoundsAsTheScalarDefinition) {
+  const std::vector<float> x = hostile_row();
+  const int64_t n = static_cast<int64_t>(x.size());
+  // The definitions, written plainly: Q8_0 with id = 127/amax, Q8_K with iscale = -127/(first value of largest
+  // magnitude); both round half to even.
+  std::vector<BlockQ8_0> want0(static_cast<size_t>(n / 32));
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[static_cast<size_t>(b * 32 + j)]));
+    const float id = amax != 0 ? 127.f / amax : 0.f;
+    want0[static_cast<size_t>(b)].d = f32_to_f16(amax / 127.f);
+    for (int j = 0; j < 32; ++j) want0[static_cast<size_t>(b)].qs[j] = static_cast<int8_t>(std::nearbyint(x[static_cast<size_t>(b * 32 + j)] * id));
+  }
+  std::vector<BlockQ8K> wantk(static_cast<size_t>(n / 256));
+  for (int64_t b = 0; b < n / 256; ++b) {
+    BlockQ8K& y = wantk[static_cast<size_t>(b)];
+    std::memset(&y, 0, sizeof(y));
+    float amax = 0, peak = 0;
+    for (int j = 0; j < 256; ++j) {
+      const float v = x[static_cast<size_t>(b * 256 + j)];
+      if (std::fabs(v) > amax) amax = std::fabs(v), peak = v;
+    }
+    if (amax == 0) continue;
+    const float iscale = -127.f / peak;
+    for (int j = 0; j < 256; ++j)
+      y.qs[j] = static_cast<int8_t>(std::min(127.f, std::nearbyint(iscale * x[static_cast<size_t>(b * 256 + j)])));
+    for (int j = 0; j < 16; ++j)
+      for (int l = 0; l < 16; ++l) y.bsums[j] = static_cast<int16_t>(y.bsums[j] + y.qs[16 * j + l]);
+    y.d = 1 / iscale;
+  }
+  EXPECT_GT(wantk[0].d, 0);  // -4 came first in block 0: iscale = -127 / -4
+  EXPECT_LT(wantk[1].d, 0);
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    std::vector<BlockQ8_0> got0(want0.size());
+    std::vector<BlockQ8K> gotk(wantk.size());
+    quantize_activation_q8_0(x.data(), got0.data(), n);
+    quantize_activation_q8_k(x.data(), gotk.data(), n);
+    EXPECT_EQ(0, std::memcmp(got0.data(), want0.data(), want0.size() * sizeof(BlockQ8_0))) << hwy::TargetName(target);
+    EXPECT_EQ(0, std::memcmp(gotk.data(), wantk.data(), wantk.size() * sizeof(BlockQ8K))) << hwy::TargetName(target);
+    ++targets;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
 }
 
 TEST(ActivationQuant, QuadAndBlockSumsAddTheirValues) {
