@@ -267,25 +267,26 @@ float dot_q3_k(const void* w_row, const void* act_row, int64_t n) {
   return acc.sum();
 }
 
-// Q2_K: sixteen 16-value sub-blocks with 4-bit scales and mins, levels 0..3. The mins meet bsums in eight lanes
-// (lane l: mins 2l and 2l+1), accumulated into the same float lanes before the levels.
+// Q2_K as llama.cpp's x86 backend sums it on AVX-512 CPUs, for which it repacks Q2_K (ggml_gemv/gemm_q2_K_8x8_q8_K;
+// AVX2-only CPUs take its vec_dot): as Q4_K, the exact integer sums of the values (sum_j sc_j q_j.a_j over the
+// sixteen 16-value sub-blocks) and of the mins (sum_j m_j bsums_j) each meet their scale in one FMA, one float
+// each per row, and the mins' float is subtracted at the end.
 float dot_q2_k(const void* w_row, const void* act_row, int64_t n) {
   const auto* a = static_cast<const BlockQ8K*>(act_row);
   const auto* w = static_cast<const BlockQ2K*>(w_row);
-  FloatLanes acc;
-  int8_t q[256];
+  float sum = 0, mins = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
-    for (int i = 0; i < 256; ++i) q[i] = static_cast<int8_t>(kquant::unpack_2bit(w[b].qs, i));
-    IntLanes mins;
-    for (int l = 0; l < 8; ++l)
-      mins.l[l] = (w[b].scales[2 * l] >> 4) * a[b].bsums[2 * l] + (w[b].scales[2 * l + 1] >> 4) * a[b].bsums[2 * l + 1];
-    acc.fma(-a[b].d * h(w[b].dmin), mins);
-    IntLanes s;
-    for (int g = 0; g < 8; ++g)
-      s.add_group(q + 32 * g, a[b].qs + 32 * g, w[b].scales[2 * g] & 0xF, w[b].scales[2 * g + 1] & 0xF);
-    acc.fma(a[b].d * h(w[b].d), s);
+    int32_t values = 0, offsets = 0;
+    for (int j = 0; j < 16; ++j) {
+      int32_t dot = 0;
+      for (int i = 16 * j; i < 16 * j + 16; ++i) dot += kquant::unpack_2bit(w[b].qs, i) * a[b].qs[i];
+      values += (w[b].scales[j] & 0xF) * dot;
+      offsets += (w[b].scales[j] >> 4) * a[b].bsums[j];
+    }
+    sum = std::fma(static_cast<float>(values), h(w[b].d) * a[b].d, sum);
+    mins = std::fma(static_cast<float>(offsets), h(w[b].dmin) * a[b].d, mins);
   }
-  return acc.sum();
+  return sum - mins;
 }
 
 // IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.

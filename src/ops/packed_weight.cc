@@ -29,6 +29,7 @@ void for_each_piece(const WeightLayout& l, Fn&& fn) {
 PackFormat pack_format(DType type) {
   switch (type) {
     case DType::Q4_0: return kQ4_0Pack;
+    case DType::Q2_K: return kQ2KPack;
     case DType::Q3_K: return kQ3KPack;
     case DType::Q4_K: return kQ4KPack;
     case DType::Q5_K: return kQ5KPack;

@@ -3,20 +3,20 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2, Q4_0 and Q4_K 16 and 8; a kernel tile that covered half a packed tile would read it with gaps, measured 3x
-// slower). The arithmetic is the same, so are the results.
+// with AVX2, Q4_0, Q2_K and Q4_K 16 and 8; a kernel tile that covered half a packed tile would read it with gaps,
+// measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
-// the 32-value types; Q4_K's d and dmin; Q5_K's d, dmin and scales; Q3_K's and Q6_K's scales and d, which end
-// their blocks) comes first, the tile's rows side by side, so a tile's heads are one or two loads; then the rest of
-// the rows' blocks in chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one chunk, the
-// whole rest; the K-quants with 32-byte value arrays (Q3_K, Q5_K, Q6_K) keep 32 bytes together, stored in the
-// order their kernel reads them, so it reads its slot strictly forward and two rows' chunks are one 64-byte load.
-// Q4_0 and Q4_K keep 4 bytes together (kQ4_0Pack, kQ4KPack): their kernels put one row in each int32 lane, so a
-// chunk of every row is one load. Measured, generation: Q4_K 70 -> 90 % of the bandwidth bound (then measured
-// against a weaker probe), Q6_K 83 -> 100 %; Q6_K's chunks in block order (read ql, ql, qh, ...: forward, then back)
-// 0.75x. The hardware prefetcher follows one forward stream, not a kernel that jumps back.
+// the 32-value types; Q2_K's and Q4_K's d and dmin; Q5_K's d, dmin and scales; Q3_K's and Q6_K's scales and d,
+// which end their blocks) comes first, the tile's rows side by side, so a tile's heads are one or two loads; then
+// the rest of the rows' blocks in chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one
+// chunk, the whole rest; the K-quants with 32-byte value arrays (Q3_K, Q5_K, Q6_K) keep 32 bytes together, stored
+// in the order their kernel reads them, so it reads its slot strictly forward and two rows' chunks are one 64-byte
+// load. Q4_0, Q2_K and Q4_K keep 4 bytes together (kQ4_0Pack, kQ2KPack, kQ4KPack): their kernels put one row in
+// each int32 lane, so a chunk of every row is one load. Measured, generation: Q4_K 70 -> 90 % of the bandwidth
+// bound (then measured against a weaker probe), Q6_K 83 -> 100 %; Q6_K's chunks in block order (read ql, ql, qh,
+// ...: forward, then back) 0.75x. The hardware prefetcher follows one forward stream, not a kernel that jumps back.
 #pragma once
 
 #include <array>
@@ -56,6 +56,8 @@ PackFormat pack_format(DType type);
 inline constexpr PackFormat kQ4_0Pack = {18, 0, 2, 4};  // d | qs, four bytes (values 4c..4c+3 and 16+4c..) a chunk
 // d, dmin | the twelve bytes of scales and mins as three words, then qs: four bytes a chunk.
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
+// scales, qs | d, dmin: four bytes a chunk (the scale bytes as four words, then qs).
+inline constexpr PackFormat kQ2KPack = {84, 80, 4, 4};
 inline constexpr PackFormat kQ3KPack = {110, 96, 14, 32};  // hmask, qs | scales, d
 inline constexpr PackFormat kQ5KPack = {176, 0, 16, 32};   // d, dmin, scales | qh, qs
 // ql, qh | scales, d; per 128 values the kernel reads two chunks of ql and one of qh (rest chunks 0, 1, 4, then 2,

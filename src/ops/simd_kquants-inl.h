@@ -203,47 +203,6 @@ struct Q3KDecode : PlainK {
   static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
 };
 
-// Q2_K: sixteen 16-value sub-blocks with 4-bit scales and mins, levels 0..3.
-struct Q2KDecode {
-  using Block = BlockQ2K;
-  static constexpr bool kSigned = false;
-  static constexpr int kLevelOffset = 0;
-  struct Setup {
-    I scales;
-    I mins;  // sixteen int16 mins per row
-    float d[kRows], dmin[kRows];
-  };
-  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
-    __m128i sc[kRows];
-    __m256i mn[kRows];
-    for (int r = 0; r < kRows; ++r) {
-      const Block& w = g.template block<Block>(r, b);
-      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
-      sc[r] = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
-      mn[r] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
-      s.d[r] = Half(w.d);
-      s.dmin[r] = Half(w.dmin);
-    }
-    s.scales = V::Per16Scales(sc);
-    s.mins = V::RowsWords16(mn);
-  }
-  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    const I qs = V::Rows32(g.at<Block>(b, offsetof(Block, qs) + 32 * (j / 4)), g.stride);
-    return V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
-  }
-  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
-  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
-    float d[kRows], dmin[kRows];
-    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r], dmin[r] = -a.d * s.dmin[r];
-    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-    const __m256i both[2] = {bsums, bsums};
-    const I prod = V::Madd16(s.mins, V::RowsWords16(both));
-    acc.main = V::Fma(V::RowsF(dmin), V::Cvt(prod), acc.main);
-    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
-  }
-  static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
-};
-
 // IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
 struct IQ4XSDecode : PlainK {
   using Block = BlockIQ4XS;
@@ -372,7 +331,7 @@ void Q4KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, fl
       const I scale_lo = V::LaneByte(scales[g / 2], 2 * (g % 2)), scale_hi = V::LaneByte(scales[g / 2], 2 * (g % 2) + 1);
       for (int t = 0; t < T; ++t) {
         const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g;
-        values[t] = V::ScaledDot8(V::ScaledDot8(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
+        values[t] = V::ScaledDot<8>(V::ScaledDot<8>(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
       }
     }
     for (int t = 0; t < T; ++t) {
@@ -397,6 +356,83 @@ struct Q4KLanes {
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     Q4KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+  }
+};
+
+// ---- Q2_K in row lanes: llama.cpp's x86 order on AVX-512 (ops/dot_reference.h), one row per lane ----
+// A tile is V::kLanes rows. Its slot for a super-block (kQ2KPack) holds the rows' d|dmin, then the four words of
+// their sixteen scale bytes (scale in the low nibble, min in the high), then for c = 0..15 qs bytes 4c..4c+3 of
+// every row: bit pair k of byte 4q+i of half h is value 128h + 32k + 4q + i, in sub-block 8h + 2k + q/4. Per
+// sub-block, four chunks meet the activations (vpdpbusd, or maddubs in int16) and the lane's scale multiplies the
+// exact sum; the mins' sum is eight int16-pair products with the activations' bsums. One FMA each for values and
+// mins per super-block and kLanes outputs.
+static_assert(kQ2KPack.unit == sizeof(BlockQ2K) && kQ2KPack.head_offset == offsetof(BlockQ2K, d) &&
+              kQ2KPack.head == 4 && kQ2KPack.chunk == 4 && offsetof(BlockQ2K, dmin) == 82 &&
+              offsetof(BlockQ2K, scales) == 0 && offsetof(BlockQ2K, qs) == 16);
+
+template <int T>
+void Q2KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  constexpr int L = V::kLanes;
+  constexpr size_t kSlot = kLanesSlot<kQ2KPack>;
+  F acc[T], mins[T];
+  for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
+  const I two_bits = V::Set8(3), low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+    if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+    F d, dmin;
+    V::LanesHalfPairF(slot, d, dmin);
+    // Scale word w holds bytes 4w..4w+3 of every row; its mins as int16 pairs (m_4w, m_4w+2), (m_4w+1, m_4w+3).
+    I scales[4], min_pairs[8];
+    for (int w = 0; w < 4; ++w) {
+      const I word = V::LoadLanes(slot + 4 * L * (1 + w));
+      scales[w] = V::And(word, low_nibbles);
+      min_pairs[2 * w] = V::And(V::ShrWords<4>(word), word_nibbles);
+      min_pairs[2 * w + 1] = V::And(V::ShrWords<12>(word), word_nibbles);
+    }
+    const uint8_t* qs = slot + 20 * L;
+    I values[T];
+    for (I& v : values) v = V::Zero();
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      I bytes[8];
+      for (int q = 0; q < 8; ++q) bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
+        I level[8];
+        for (int q = 0; q < 8; ++q) level[q] = V::And(V::ShrBytes(bytes[q], 2 * k), two_bits);
+        const int j = 8 * h + 2 * k;
+        const I scale_lo = V::LaneByte(scales[j / 4], j % 4), scale_hi = V::LaneByte(scales[j / 4], j % 4 + 1);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
+          values[t] = V::ScaledDot<4>(V::ScaledDot<4>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
+      // The bsums as the pairs (b_4w, b_4w+2), (b_4w+1, b_4w+3), each in every lane.
+      const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+      I sum_pairs[8];
+      V::BroadcastWords(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)), order), sum_pairs);
+      V::BroadcastWords(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)), order), sum_pairs + 4);
+      I offsets = V::Zero();
+      for (int i = 0; i < 8; ++i) offsets = V::AddScaled(offsets, min_pairs[i], sum_pairs[i]);
+      const F da = V::SetF(a.d);
+      acc[t] = V::Fma(V::Cvt(values[t]), V::Mul(d, da), acc[t]);
+      mins[t] = V::Fma(V::Cvt(offsets), V::Mul(dmin, da), mins[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) acc[t] = V::SubF(acc[t], mins[t]);
+  StoreLanes(acc, y, ldy, rows);
+}
+
+struct Q2KLanes {
+  static constexpr const PackFormat& kPack = kQ2KPack;
+  static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    Q2KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
   }
 };
 

@@ -4,7 +4,7 @@
 // ggml's AVX2 vec_dot: exact integer lanes per block, one float FMA per block into eight float lanes, lanes added
 // pairwise at the end), so the kernels give the reference's bits on every target, for any tile shape, thread count
 // or batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in
-// flight at once (Q4_0 and Q4_K, one float per output, are laid out one row per lane: RowLanes):
+// flight at once (Q4_0, Q2_K and Q4_K, one float per output, are laid out one row per lane: RowLanes):
 //
 // - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
 //   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
@@ -190,9 +190,10 @@ struct Super {
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
-// Q4_0 and Q4_K (Q4_0LanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
-// counts them. A whole packed tile is read in place; other rows (the row-major ones after the last whole tile, or
-// a tensor packed for another target's tile) are first copied into packed slots, once for all the tokens.
+// Q4_0, Q2_K and Q4_K (Q4_0LanesTile, Q2KLanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per lane, kP
+// row groups as RunTiles counts them. A whole packed tile is read in place; other rows (the row-major ones after
+// the last whole tile, or a tensor packed for another target's tile) are first copied into packed slots, once for
+// all the tokens.
 template <class Lanes>
 struct RowLanes {
   static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = Lanes::kBatchTokens;
@@ -300,7 +301,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::I4G: return fn(Legacy<I4GDecode>{});
     case DType::Q4_1: return fn(Legacy<Q4_1Decode>{});
     case DType::Q5_1: return fn(Legacy<Q5_1Decode>{});
-    case DType::Q2_K: return fn(Super<Q2KDecode>{});
+    case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});
     case DType::Q3_K: return fn(Super<Q3KDecode>{});
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
     case DType::Q5_K: return fn(Super<Q5KDecode>{});

@@ -193,12 +193,13 @@ struct V {
   template <int kBits> static I ShrWords(I a) { return _mm256_srli_epi32(a, kBits); }
   // Byte k of each lane, as the lane's int32.
   static I LaneByte(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneBytePattern(k))); }
-  // acc plus, in each lane, `scale` times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3 over c < 8:
-  // eight maddubs summed as int16 pairs (the 16 products of a pair must fit, as they do for values below 16), then
-  // one madd by the scale.
-  static I ScaledDot8(I acc, const I* u, const int8_t* a, I scale) {
+  // acc plus, in each lane, `scale` times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3 over
+  // c < kChunks: the maddubs summed as int16 pairs (the pair's 2 * kChunks products must fit, as they do for values
+  // below 16 and kChunks = 8), then one madd by the scale.
+  template <int kChunks>
+  static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
     __m256i pairs = _mm256_maddubs_epi16(u[0], BroadcastWord(a));
-    for (int c = 1; c < 8; ++c) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
+    for (int c = 1; c < kChunks; ++c) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_or_si256(scale, _mm256_slli_epi32(scale, 16))));
   }
   // The four int32 of `words` each in every lane.
@@ -364,15 +365,17 @@ struct V {
   static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
 #if HWY_TARGET == HWY_AVX3_DL
   // vpdpbusd keeps the exact sum in int32; one multiply by the scale.
-  static I ScaledDot8(I acc, const I* u, const int8_t* a, I scale) {
+  template <int kChunks>
+  static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
     __m512i sum = _mm512_dpbusd_epi32(Zero(), u[0], BroadcastWord(a));
-    for (int c = 1; c < 8; ++c) sum = _mm512_dpbusd_epi32(sum, u[c], BroadcastWord(a + 4 * c));
+    for (int c = 1; c < kChunks; ++c) sum = _mm512_dpbusd_epi32(sum, u[c], BroadcastWord(a + 4 * c));
     return _mm512_add_epi32(acc, _mm512_mullo_epi32(sum, scale));
   }
 #else
-  static I ScaledDot8(I acc, const I* u, const int8_t* a, I scale) {
+  template <int kChunks>
+  static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
     __m512i pairs = _mm512_maddubs_epi16(u[0], BroadcastWord(a));
-    for (int c = 1; c < 8; ++c) pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
+    for (int c = 1; c < kChunks; ++c) pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
     return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_or_si512(scale, _mm512_slli_epi32(scale, 16))));
   }
 #endif
@@ -411,7 +414,7 @@ struct RowGroup {
     return base + static_cast<size_t>(b) * step + static_cast<size_t>(chunk_positions[c]) * chunk_step;
   }
   const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
-  // The types without a head (Q2_K, IQ4_XS; the halves): their whole block, by row.
+  // The types without a head (IQ4_XS; the halves): their whole block, by row.
   template <typename Block>
   const Block& block(int r, int64_t b) const {
     return *reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride + static_cast<size_t>(b) * step);

@@ -192,7 +192,7 @@ TEST(SimdMatmul, SharedInputPassEqualsSeparateMatmuls) {
 // The interleaved layout keeps every row: copy_row and dequantize_row give the row-major bytes back, and a packed
 // tensor refuses to be written out as if it were a file's bytes.
 TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
-  for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::F16}) {
+  for (DType type : {DType::Q4_0, DType::Q2_K, DType::Q4_K, DType::Q6_K, DType::F16}) {
     const int64_t n_in = 512, n_out = 21;  // full tiles, then row-major rows after the last
     const Tensor t = quantized_weight(type, n_in, n_out, weights(n_in, n_out));
     const Tensor p = pack_for_matmul(t);
