@@ -76,12 +76,13 @@ int32_t block_int_sum(const int8_t* q, const int8_t* a) {
   return s;
 }
 
-// Q4_0 as llama.cpp's x86 backend sums it: it repacks Q4_0 weights in tiles of eight rows
-// (ggml_gemv/gemm_q4_0_8x8_q8_0), one row per float lane, so each block's integer sum meets the scales in one FMA
-// into a single float: sum = fma(s_b, d_w * d_a, sum), block by block. The other 32-value types take its vec_dot
-// (below), which it does not repack on x86.
-float dot_q4_0(const void* w_row, const void* act_row, int64_t n) {
-  const auto* w = static_cast<const BlockQ4_0*>(w_row);
+// Q4_0 and IQ4_NL as llama.cpp's x86 backend sums them: it repacks their weights in tiles of eight rows
+// (ggml_gemv/gemm_q4_0_8x8_q8_0 and iq4_nl_8x8_q8_0, one gemv with a different table), one row per float lane, so
+// each block's integer sum meets the scales in one FMA into a single float: sum = fma(s_b, d_w * d_a, sum), block
+// by block. The other 32-value types take its vec_dot (below), which it does not repack on x86.
+template <typename Block>
+float dot_nibbles(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const Block*>(w_row);
   const auto* a = static_cast<const BlockQ8_0*>(act_row);
   float sum = 0;
   int8_t q[32];
@@ -106,31 +107,6 @@ float dot_symmetric(const void* w_row, const void* act_row, int64_t n) {
     acc.fma(h(w[b].d) * h(a[b].d), s);
   }
   return acc.sum();
-}
-
-// IQ4_NL: even and odd blocks in two chains, added lane by lane; an odd last block is added in scalar.
-float dot_iq4_nl(const void* w_row, const void* act_row, int64_t n) {
-  const auto* w = static_cast<const BlockIQ4NL*>(w_row);
-  const auto* a = static_cast<const BlockQ8_0*>(act_row);
-  const int64_t nb = n / 32;
-  FloatLanes even, odd;
-  int8_t q[32];
-  int64_t b = 0;
-  for (; b + 1 < nb; b += 2) {
-    for (int k = 0; k < 2; ++k) {
-      signed_values(w[b + k], q);
-      IntLanes s;
-      s.add_group(q, a[b + k].qs, 1, 1);
-      (k ? odd : even).fma(h(a[b + k].d) * h(w[b + k].d), s);
-    }
-  }
-  even.add(odd);
-  float sum = even.sum();
-  for (; b < nb; ++b) {
-    signed_values(w[b], q);
-    sum = std::fma(h(a[b].d) * h(w[b].d), static_cast<float>(block_int_sum(q, a[b].qs)), sum);
-  }
-  return sum;
 }
 
 // Q4_1, Q5_1 against Q8_1: levels 0..nmax times the activations, plus the block offsets m * s summed apart.
@@ -330,11 +306,11 @@ float dot_half(const void* w_row, const void* act_row, int64_t n) {
 
 RowDotFn reference_row_dot(DType type) {
   switch (type) {
-    case DType::Q4_0: return dot_q4_0;
+    case DType::Q4_0: return dot_nibbles<BlockQ4_0>;
     case DType::Q5_0: return dot_symmetric<BlockQ5_0>;
     case DType::Q8_0: return dot_symmetric<BlockQ8_0>;
     case DType::I4G: return dot_symmetric<BlockI4G>;
-    case DType::IQ4_NL: return dot_iq4_nl;
+    case DType::IQ4_NL: return dot_nibbles<BlockIQ4NL>;
     case DType::Q4_1: return dot_affine<BlockQ4_1>;
     case DType::Q5_1: return dot_affine<BlockQ5_1>;
     case DType::Q2_K: return dot_q2_k;

@@ -283,6 +283,26 @@ void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* 
     }
 }
 
+// ---- the repacked K-quants' row lanes (Q4_K, Q2_K) ----
+// Eight int16 x0..x7 as the pairs (x0, x2), (x1, x3), (x4, x6), (x5, x7), each in every lane: the pairs the mins'
+// lane words meet.
+HWY_INLINE void SpreadWordPairs(__m128i words, I* out) {
+  V::BroadcastWords(_mm_shuffle_epi8(words, _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15)), out);
+}
+// One super-block of one token, llama.cpp's repacked order: the exact sums of the values and of the mins each meet
+// their scale times the activations' d in one FMA into their own float per row.
+HWY_INLINE void AddSuperBlock(I values, I offsets, F d, F dmin, float da, F& acc, F& mins) {
+  const F a = V::SetF(da);
+  acc = V::Fma(V::Cvt(values), V::Mul(d, a), acc);
+  mins = V::Fma(V::Cvt(offsets), V::Mul(dmin, a), mins);
+}
+// The rows' outputs: values minus mins.
+template <int T>
+HWY_INLINE void StoreValuesMinusMins(F (&acc)[T], const F (&mins)[T], float* y, size_t ldy, int rows) {
+  for (int t = 0; t < T; ++t) acc[t] = V::SubF(acc[t], mins[t]);
+  StoreLanes(acc, y, ldy, rows);
+}
+
 // ---- Q4_K in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
 // A tile is V::kLanes rows. Its packed slot for a super-block (kQ4KPack) holds the rows' d|dmin side by side, then
 // the three words of their scales and mins (w0, w1, w2 of every row), then for c = 0..31 qs bytes 4c..4c+3 of every
@@ -336,18 +356,14 @@ void Q4KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, fl
     }
     for (int t = 0; t < T; ++t) {
       const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
-      // The sub-block sums as the pairs (S0, S2), (S1, S3), (S4, S6), (S5, S7), each in every lane.
-      I sum_pairs[4];
-      V::BroadcastWords(_mm_shuffle_epi8(SubBlockSums(a), _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15)), sum_pairs);
+      I sum_pairs[4];  // of the sub-block sums S_j
+      SpreadWordPairs(SubBlockSums(a), sum_pairs);
       I offsets = V::Zero();
       for (int i = 0; i < 4; ++i) offsets = V::AddScaled(offsets, min_pairs[i], sum_pairs[i]);
-      const F da = V::SetF(a.d);
-      acc[t] = V::Fma(V::Cvt(values[t]), V::Mul(d, da), acc[t]);
-      mins[t] = V::Fma(V::Cvt(offsets), V::Mul(dmin, da), mins[t]);
+      AddSuperBlock(values[t], offsets, d, dmin, a.d, acc[t], mins[t]);
     }
   }
-  for (int t = 0; t < T; ++t) acc[t] = V::SubF(acc[t], mins[t]);
-  StoreLanes(acc, y, ldy, rows);
+  StoreValuesMinusMins(acc, mins, y, ldy, rows);
 }
 
 struct Q4KLanes {
@@ -411,20 +427,15 @@ void Q2KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, fl
     }
     for (int t = 0; t < T; ++t) {
       const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
-      // The bsums as the pairs (b_4w, b_4w+2), (b_4w+1, b_4w+3), each in every lane.
-      const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
-      I sum_pairs[8];
-      V::BroadcastWords(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)), order), sum_pairs);
-      V::BroadcastWords(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)), order), sum_pairs + 4);
+      I sum_pairs[8];  // of the sixteen bsums
+      SpreadWordPairs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)), sum_pairs);
+      SpreadWordPairs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)), sum_pairs + 4);
       I offsets = V::Zero();
       for (int i = 0; i < 8; ++i) offsets = V::AddScaled(offsets, min_pairs[i], sum_pairs[i]);
-      const F da = V::SetF(a.d);
-      acc[t] = V::Fma(V::Cvt(values[t]), V::Mul(d, da), acc[t]);
-      mins[t] = V::Fma(V::Cvt(offsets), V::Mul(dmin, da), mins[t]);
+      AddSuperBlock(values[t], offsets, d, dmin, a.d, acc[t], mins[t]);
     }
   }
-  for (int t = 0; t < T; ++t) acc[t] = V::SubF(acc[t], mins[t]);
-  StoreLanes(acc, y, ldy, rows);
+  StoreValuesMinusMins(acc, mins, y, ldy, rows);
 }
 
 struct Q2KLanes {

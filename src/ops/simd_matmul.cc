@@ -4,7 +4,7 @@
 // ggml's AVX2 vec_dot: exact integer lanes per block, one float FMA per block into eight float lanes, lanes added
 // pairwise at the end), so the kernels give the reference's bits on every target, for any tile shape, thread count
 // or batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in
-// flight at once (Q4_0, Q2_K and Q4_K, one float per output, are laid out one row per lane: RowLanes):
+// flight at once (Q4_0, IQ4_NL, Q2_K and Q4_K, one float per output, are laid out one row per lane: RowLanes):
 //
 // - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
 //   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
@@ -152,15 +152,13 @@ struct Legacy {
     }
     ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
   }
-  // One token over a whole packed tile of kP groups: IQ4_NL takes its four-row tile, the others
-  // LegacyTile with constant addressing (TileGroups; measured 1.1-1.2x for Q4_1, Q5_0, Q5_1). Q8_0 measured as
-  // fast or slower with it, as did the super-block and half types (the address arithmetic is a smaller share of
-  // their work), so they have no PackedGen.
+  // One token over a whole packed tile of kP groups: LegacyTile with constant addressing (TileGroups; measured
+  // 1.1-1.2x for Q4_1, Q5_0, Q5_1). Q8_0 measured as fast or slower with it, as did the super-block and half types
+  // (the address arithmetic is a smaller share of their work), so they have no PackedGen.
   template <int kP>
     requires(!std::is_same_v<D, Q8_0Decode>)
   static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
-    if constexpr (kQuadNibbles<D>) QuadNibbleGen<D, kP>(g, act, n / 32, y);
-    else LegacyTile<D, kP, 1, true>(g, &act, n / 32, y, ldy, kP * kRows, nullptr);
+    LegacyTile<D, kP, 1, true>(g, &act, n / 32, y, ldy, kP * kRows, nullptr);
   }
 };
 template <typename D>
@@ -190,7 +188,7 @@ struct Super {
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
-// Q4_0, Q2_K and Q4_K (Q4_0LanesTile, Q2KLanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per lane, kP
+// Q4_0, IQ4_NL, Q2_K and Q4_K (NibbleLanesTile, Q2KLanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per lane, kP
 // row groups as RunTiles counts them. A whole packed tile is read in place; other rows (the row-major ones after
 // the last whole tile, or a tensor packed for another target's tile) are first copied into packed slots, once for
 // all the tokens.
@@ -294,10 +292,10 @@ void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_
 template <typename Fn, typename R>
 R WithFamily(DType type, Fn&& fn, R none) {
   switch (type) {
-    case DType::Q4_0: return fn(RowLanes<Q4_0Lanes>{});
+    case DType::Q4_0: return fn(RowLanes<NibbleLanes<Q4_0Nibbles>>{});
     case DType::Q5_0: return fn(Legacy<Q5_0Decode>{});
     case DType::Q8_0: return fn(Legacy<Q8_0Decode>{});
-    case DType::IQ4_NL: return fn(Legacy<IQ4NLDecode>{});
+    case DType::IQ4_NL: return fn(RowLanes<NibbleLanes<IQ4NLNibbles>>{});
     case DType::I4G: return fn(Legacy<I4GDecode>{});
     case DType::Q4_1: return fn(Legacy<Q4_1Decode>{});
     case DType::Q5_1: return fn(Legacy<Q5_1Decode>{});

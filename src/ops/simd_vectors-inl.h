@@ -158,21 +158,9 @@ struct V {
     out[0] = (l[0] + l[1]) + (l[2] + l[3]);
   }
 
-  // Quad lanes (ops/simd_legacy-inl.h, QuadNibbleGen): kQuadRows rows of four lanes each, one 128-bit lane a row.
-  static constexpr int kQuadRows = 2;
-  static I QuadRows16(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  // 16 bytes (or four int32) at p in every row's lane.
-  static I Act16(const void* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  // kQuadRows fp16 side by side at p, each times da, in its row's lane.
-  static F QuadRowsScale(const uint8_t* p, float da) {
-    uint32_t h;
-    std::memcpy(&h, p, 4);
-    const __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h))), _mm_set1_ps(da));
-    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
-  }
   static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
 
-  // Row lanes (ops/simd_legacy-inl.h, Q4_0): one row per int32 / float lane, kLanes rows a register.
+  // Row lanes (Q4_0, IQ4_NL, Q2_K, Q4_K): one row per int32 / float lane, kLanes rows a register.
   static constexpr int kLanes = 8;
   static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
@@ -338,13 +326,6 @@ struct V {
     out[1] = (l[4] + l[5]) + (l[6] + l[7]);
   }
 
-  static constexpr int kQuadRows = 4;
-  static I QuadRows16(const uint8_t* p) { return _mm512_loadu_si512(p); }
-  static I Act16(const void* p) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  static F QuadRowsScale(const uint8_t* p, float da) {
-    const __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), _mm_set1_ps(da));
-    return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(d));
-  }
   static void StoreF(F v, float* out) { _mm512_storeu_ps(out, v); }
 
   static constexpr int kLanes = 16;

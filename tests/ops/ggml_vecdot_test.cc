@@ -1,8 +1,8 @@
 // lowbit's matmul kernels against llama.cpp's own CPU matmuls: for every block type, the 16 x 512 weight rows of
 // tests/data/ggml-vectors (quantized by ggml) times the 16 input rows, as llama.cpp c392e50's x86 backend computes
 // them (built with -march=native; data in vecdot/, see the README there): ggml_vec_dot_<type>_<act>, and for Q4_0,
-// Q2_K and Q4_K, which it repacks on x86 (Q2_K on AVX-512 CPUs), its repacked matmul (Q2_K's and Q4_K's from ggml
-// d99724f). The integer parts are exact and the float order is llama.cpp's,
+// IQ4_NL, Q2_K and Q4_K, which it repacks on x86 (Q2_K on AVX-512 CPUs), its repacked matmul (all but Q4_0's from
+// ggml d99724f). The integer parts are exact and the float order is llama.cpp's,
 // so every bit must match, on every SIMD target this CPU runs, for every tile shape and thread count.
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
@@ -33,7 +33,9 @@ Tensor weights(const Case& c) {
 }
 
 // The types llama.cpp repacks on this machine (Q2_K only where AVX-512 is present, as here).
-bool repacked_on_x86(DType type) { return type == DType::Q4_0 || type == DType::Q2_K || type == DType::Q4_K; }
+bool repacked_on_x86(DType type) {
+  return type == DType::Q4_0 || type == DType::IQ4_NL || type == DType::Q2_K || type == DType::Q4_K;
+}
 
 class GgmlVecDot : public testing::TestWithParam<Case> {};
 
