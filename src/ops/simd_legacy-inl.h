@@ -30,8 +30,8 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- 32-value blocks in ggml's vec_dot order: Q5_0, Q8_0, IQ4_NL (signed values against Q8_0), Q4_1, Q5_1 (levels
-// against Q8_1); Q4_0 has its own tile at the end ----
+// ---- 32-value blocks in ggml's vec_dot order: Q5_0, Q8_0, the GPTQ/AWQ groups (signed values against Q8_0), Q4_1,
+// Q5_1 (levels against Q8_1); Q4_0 and IQ4_NL have their own tile at the end ----
 // Each decoder gives the block's values for kRows rows: Levels, unsigned (up to kMaxLevel), with Levels - kOffset
 // the signed value (kOffset 0 for the affine types); Values, the signed values themselves. The unsigned levels
 // go straight into the u8 x s8 pair sums, started from -kOffset times the activations' quad sums

@@ -188,8 +188,8 @@ struct Super {
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
-// Q4_0, IQ4_NL, Q2_K and Q4_K (NibbleLanesTile, Q2KLanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per lane, kP
-// row groups as RunTiles counts them. A whole packed tile is read in place; other rows (the row-major ones after
+// Q4_0, IQ4_NL, Q2_K and Q4_K (NibbleLanesTile, Q2KLanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per
+// lane, kP row groups as RunTiles counts them. A whole packed tile is read in place; other rows (the row-major ones after
 // the last whole tile, or a tensor packed for another target's tile) are first copied into packed slots, once for
 // all the tokens.
 template <class Lanes>
