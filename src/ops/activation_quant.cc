@@ -35,13 +35,13 @@ HWY_INLINE float AbsMax(const float* x, size_t n) {
 }
 
 // round(x_i * scale) to nearest, ties to even (cvtps2dq; the same as adding 1.5 * 2^23 for |v| <= 2^22), at most
-// `max_level`, as int8 into q: n values, a multiple of the vector length.
-HWY_INLINE void RoundScaled(const float* x, float scale, int max_level, int8_t* q, size_t n) {
+// 127, as int8 into q: n values, a multiple of the vector length.
+HWY_INLINE void RoundScaled(const float* x, float scale, int8_t* q, size_t n) {
   const DF d;
   const DI di;
   const hn::Rebind<int8_t, DI> d8;
   for (size_t i = 0; i < n; i += hn::Lanes(d)) {
-    const auto v = hn::Min(hn::NearestInt(hn::Mul(hn::LoadU(d, x + i), hn::Set(d, scale))), hn::Set(di, max_level));
+    const auto v = hn::Min(hn::NearestInt(hn::Mul(hn::LoadU(d, x + i), hn::Set(d, scale))), hn::Set(di, 127));
     hn::StoreU(hn::DemoteTo(d8, v), d8, q + i);
   }
 }
@@ -53,7 +53,7 @@ void QuantizeQ8_0(const float* x, BlockQ8_0* out, int64_t n) {
     const float amax = AbsMax(x + b * 32, 32);
     const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
     out[b].d = f32_to_f16(d);
-    RoundScaled(x + b * 32, id, 127, out[b].qs, 32);
+    RoundScaled(x + b * 32, id, out[b].qs, 32);
   }
 }
 
@@ -81,7 +81,7 @@ void QuantizeQ8K(const float* x, BlockQ8K* out, int64_t n) {
       }
     }
     const float iscale = -127.f / xb[first];
-    RoundScaled(xb, iscale, 127, y.qs, 256);
+    RoundScaled(xb, iscale, y.qs, 256);
     for (int j = 0; j < 16; ++j) {
       auto sum = hn::Zero(di);
       for (size_t i = 0; i < 16; i += hn::Lanes(di)) sum = hn::Add(sum, hn::PromoteTo(di, hn::LoadU(d8, y.qs + 16 * j + i)));

@@ -45,6 +45,18 @@ struct FloatLanes {
 
 inline float h(uint16_t v) { return f16_to_f32(v); }
 
+// The float order of the K-quants llama.cpp repacks (Q4_K, Q2_K): per super-block the exact integer sums of the
+// values and of the mins each meet their scale times the activations' d in one FMA into their own float, and the
+// mins' float is subtracted at the end.
+struct ValuesMinusMins {
+  float values = 0, mins = 0;
+  void add(int32_t value_sum, int32_t min_sum, float d, float dmin, float da) {
+    values = std::fma(static_cast<float>(value_sum), d * da, values);
+    mins = std::fma(static_cast<float>(min_sum), dmin * da, mins);
+  }
+  float result() const { return values - mins; }
+};
+
 // ---- 32-value blocks ----
 
 // Signed values of a legacy block: Q4_0 level - 8, Q5_0 level - 16, Q8_0 as stored, IQ4_NL table value; and of
@@ -149,13 +161,12 @@ void k4_levels(const Block& w, int8_t* q) {
 // sums S_j = bsums[2j] + bsums[2j+1].
 //
 // Q4_K as llama.cpp's x86 backend sums it: it repacks Q4_K weights in tiles of eight rows
-// (ggml_gemv/gemm_q4_K_8x8_q8_K), one row per float lane, so per super-block the exact integer sums
-// sum_j sc_j (q_j . a_j) and sum_j m_j S_j each meet their scale in one FMA into one float, and the mins' float
-// is subtracted at the end.
+// (ggml_gemv/gemm_q4_K_8x8_q8_K), one row per float lane, with the exact integer sums sum_j sc_j (q_j . a_j) and
+// sum_j m_j S_j (ValuesMinusMins).
 float dot_q4_k(const void* w_row, const void* act_row, int64_t n) {
   const auto* a = static_cast<const BlockQ8K*>(act_row);
   const auto* w = static_cast<const BlockQ4K*>(w_row);
-  float sum = 0, mins = 0;
+  ValuesMinusMins sum;
   int8_t q[256];
   for (int64_t b = 0; b < n / 256; ++b) {
     k4_levels(w[b], q);
@@ -166,10 +177,9 @@ float dot_q4_k(const void* w_row, const void* act_row, int64_t n) {
       values += sc * block_int_sum(q + 32 * j, a[b].qs + 32 * j);
       offsets += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
     }
-    sum = std::fma(static_cast<float>(values), h(w[b].d) * a[b].d, sum);
-    mins = std::fma(static_cast<float>(offsets), h(w[b].dmin) * a[b].d, mins);
+    sum.add(values, offsets, h(w[b].d), h(w[b].dmin), a[b].d);
   }
-  return sum - mins;
+  return sum.result();
 }
 
 // Q5_K, which llama.cpp does not repack on x86, in its vec_dot order: the values in eight lanes, and the integer
@@ -244,13 +254,12 @@ float dot_q3_k(const void* w_row, const void* act_row, int64_t n) {
 }
 
 // Q2_K as llama.cpp's x86 backend sums it on AVX-512 CPUs, for which it repacks Q2_K (ggml_gemv/gemm_q2_K_8x8_q8_K;
-// AVX2-only CPUs take its vec_dot): as Q4_K, the exact integer sums of the values (sum_j sc_j q_j.a_j over the
-// sixteen 16-value sub-blocks) and of the mins (sum_j m_j bsums_j) each meet their scale in one FMA, one float
-// each per row, and the mins' float is subtracted at the end.
+// AVX2-only CPUs take its vec_dot): as Q4_K, with the exact integer sums of the values (sum_j sc_j q_j.a_j over
+// the sixteen 16-value sub-blocks) and of the mins (sum_j m_j bsums_j).
 float dot_q2_k(const void* w_row, const void* act_row, int64_t n) {
   const auto* a = static_cast<const BlockQ8K*>(act_row);
   const auto* w = static_cast<const BlockQ2K*>(w_row);
-  float sum = 0, mins = 0;
+  ValuesMinusMins sum;
   for (int64_t b = 0; b < n / 256; ++b) {
     int32_t values = 0, offsets = 0;
     for (int j = 0; j < 16; ++j) {
@@ -259,10 +268,9 @@ float dot_q2_k(const void* w_row, const void* act_row, int64_t n) {
       values += (w[b].scales[j] & 0xF) * dot;
       offsets += (w[b].scales[j] >> 4) * a[b].bsums[j];
     }
-    sum = std::fma(static_cast<float>(values), h(w[b].d) * a[b].d, sum);
-    mins = std::fma(static_cast<float>(offsets), h(w[b].dmin) * a[b].d, mins);
+    sum.add(values, offsets, h(w[b].d), h(w[b].dmin), a[b].d);
   }
-  return sum - mins;
+  return sum.result();
 }
 
 // IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.

@@ -63,7 +63,9 @@ inline constexpr PackFormat kQ5KPack = {176, 0, 16, 32};   // d, dmin, scales | 
 // ql, qh | scales, d; per 128 values the kernel reads two chunks of ql and one of qh (rest chunks 0, 1, 4, then 2,
 // 3, 5), so that is their stored order.
 inline constexpr PackFormat kQ6KPack = {210, 192, 18, 32, chunk_positions({0, 1, 3, 4, 2, 5})};
-static_assert((kQ4KPack.unit - kQ4KPack.head) / kQ4KPack.chunk <= kMaxChunks, "the most chunks of any type");
+constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
+static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
+              positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack));
 
 // Where a weight's bytes are: rows of row_bytes in units, the first packed_rows in interleaved tiles of tile_rows
 // rows.

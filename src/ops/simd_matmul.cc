@@ -189,9 +189,9 @@ struct Super {
   }
 };
 // Q4_0, IQ4_NL, Q2_K and Q4_K (NibbleLanesTile, Q2KLanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per
-// lane, kP row groups as RunTiles counts them. A whole packed tile is read in place; other rows (the row-major ones after
-// the last whole tile, or a tensor packed for another target's tile) are first copied into packed slots, once for
-// all the tokens.
+// lane, kP row groups as RunTiles counts them. A whole packed tile is read in place; other rows (the row-major ones
+// after the last whole tile, or a tensor packed for another target's tile) are first copied into packed slots, once
+// for all the tokens.
 template <class Lanes>
 struct RowLanes {
   static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = Lanes::kBatchTokens;
@@ -373,6 +373,9 @@ namespace {
 class ThreadBalance {
  public:
   static constexpr int kMaxThreads = 64;
+  ThreadBalance() {
+    for (auto& v : speed_) v.store(10.0, std::memory_order_relaxed);  // GB/s, all equal at first
+  }
   // The cumulative shares: thread i takes the bytes in [shares[i], shares[i + 1]).
   std::vector<double> shares(int n) const {
     std::vector<double> s(static_cast<size_t>(n) + 1, 0.0);
@@ -394,12 +397,7 @@ class ThreadBalance {
 
  private:
   static constexpr double kWeight = 0.125;
-  std::array<std::atomic<double>, kMaxThreads> speed_;  // GB/s, all equal at first
-
- public:
-  ThreadBalance() {
-    for (auto& v : speed_) v.store(10.0, std::memory_order_relaxed);
-  }
+  std::array<std::atomic<double>, kMaxThreads> speed_;  // GB/s
 };
 
 ThreadBalance& generation_balance() {

@@ -37,7 +37,8 @@ namespace HWY_NAMESPACE {
 
 HWY_INLINE float Half(uint16_t h) { return _cvtsh_ss(h); }
 
-// The vpshufb pattern that moves byte k of each 32-bit lane of a 128-bit block to the lane's low byte, zeroing the rest.
+// The vpshufb pattern that moves byte k of each 32-bit lane of a 128-bit block to the lane's low byte, zeroing the
+// rest.
 HWY_INLINE __m128i LaneBytePattern(int k) {
   const auto lane = [k](int i) { return static_cast<int>(0x80808000u | static_cast<uint32_t>(4 * i + k)); };
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
@@ -434,7 +435,7 @@ HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
   if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
 }
 
-// ---- row lanes (Q4_0, Q4_K): one row per int32 / float lane ----
+// ---- row lanes (Q4_0, IQ4_NL, Q2_K, Q4_K): one row per int32 / float lane ----
 // A tile is V::kLanes rows; its slot for block b is the packed layout of ops/packed_weight.h with V::kLanes rows a
 // tile: the rows' heads side by side, then chunk c of every row for each c in order, so a chunk of every row is one
 // load.

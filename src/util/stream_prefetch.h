@@ -1,9 +1,9 @@
 // Software help for one long forward read (generation's weights, the bandwidth probe). The hardware prefetchers of
 // the machines here follow a forward stream within a 4 KiB page but do not carry it into the next one, even in
 // 2 MiB pages: every page starts with demand misses. One prefetch of each page's first line, ahead of the stream
-// (kStreamPrefetchAhead), starts them early. Measured on one Zen 5 core, 1 GiB read in 2 MiB pages, paired with a plain run: a 512-bit XOR
-// loop 1.10-1.20x, a loop with two vpdpbusd per 64 bytes 0.87 -> 1.10-1.18x of the plain XOR loop (8 to 64 KiB
-// ahead all alike); a prefetch of every line instead 0.83x.
+// (kStreamPrefetchAhead), starts them early. Measured on one Zen 5 core, 1 GiB read in 2 MiB pages, paired with a
+// plain run: a 512-bit XOR loop 1.10-1.20x, a loop with two vpdpbusd per 64 bytes 0.87 -> 1.10-1.18x of the plain
+// XOR loop (8 to 64 KiB ahead all alike); a prefetch of every line instead 0.83x (but see prefetch_lines_ahead).
 #pragma once
 
 #include <cstddef>
