@@ -2,6 +2,8 @@
 // - *_Reference: the scalar reference kernel (ops/dot_reference.h), *_Simd: the SIMD kernel, same bits;
 // - generation (1 token) on a 4096 x 4096 weight that stays in L3, and *_Stream on eight 4096 x 2048 weights
 //   used in turn (36 MiB for Q4_0: only just past a Zen 5 core's 32 MiB L3);
+// - *_Simd_L2: generation on a 2048 x 256 weight that stays in a core's L2 (at most 1 MiB): nearer the kernel's
+//   own speed, though each call's fixed costs (activations, dispatch: ~1.5 us for 32 rows) are a share of it;
 // - *_Simd_Dram: one token, every byte from memory, with the fraction of a paired bandwidth probe (run_dram);
 // - *_Batch64: a prompt batch of 64 tokens.
 // Bytes processed = weight bytes read per token, so GB/s compares with the memory bandwidth.
@@ -66,8 +68,9 @@ const bool kTargetChosen = [] {
 
 enum class Kernel { kReference, kSimd };
 
-void run(benchmark::State& state, DType type, Kernel kernel, int64_t n_tokens, int n_weights) {
-  const int64_t n_in = 4096, n_out = n_weights > 1 ? 2048 : 4096;
+void run(benchmark::State& state, DType type, Kernel kernel, int64_t n_tokens, int n_weights, int64_t n_in = 4096,
+         int64_t n_out = 0) {
+  if (n_out == 0) n_out = n_weights > 1 ? 2048 : 4096;
   std::vector<Tensor> ws;
   // The SIMD kernels read the engine's interleaved layout (ops/packed_weight.h), as the model uses them.
   for (int i = 0; i < n_weights; ++i) {
@@ -126,12 +129,14 @@ void run_dram(benchmark::State& state, DType type) {
   void BM_##NAME##_Reference(benchmark::State& s) { run(s, DType::TYPE, Kernel::kReference, 1, 1); }        \
   void BM_##NAME##_Simd(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1); }                  \
   void BM_##NAME##_Simd_Stream(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 8); }           \
+  void BM_##NAME##_Simd_L2(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1, 2048, 256); }     \
   void BM_##NAME##_Simd_Dram(benchmark::State& s) { run_dram(s, DType::TYPE); }                             \
   void BM_##NAME##_Reference_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kReference, 64, 1); } \
   void BM_##NAME##_Simd_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 64, 1); }         \
   BENCHMARK(BM_##NAME##_Reference)->Unit(benchmark::kMillisecond);                                          \
   BENCHMARK(BM_##NAME##_Simd)->Unit(benchmark::kMillisecond);                                               \
   BENCHMARK(BM_##NAME##_Simd_Stream)->Unit(benchmark::kMillisecond);                                        \
+  BENCHMARK(BM_##NAME##_Simd_L2)->Unit(benchmark::kMicrosecond);                                            \
   BENCHMARK(BM_##NAME##_Simd_Dram)->Unit(benchmark::kMillisecond);                                          \
   BENCHMARK(BM_##NAME##_Reference_Batch64)->Unit(benchmark::kMillisecond);                                  \
   BENCHMARK(BM_##NAME##_Simd_Batch64)->Unit(benchmark::kMillisecond);

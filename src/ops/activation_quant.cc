@@ -96,7 +96,7 @@ void QuantizeQ8K(const float* x, BlockQ8K* out, int64_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <omp.h>
+#include "util/parallel.h"
 
 namespace lowbit {
 
@@ -169,11 +169,10 @@ QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_
   QuantizedActivations acts(type, n_tokens, n_in);
   // Small batches (generation) are not worth waking threads for.
   const int t = n_tokens * n_in >= (int64_t{1} << 16) ? threads : 1;
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int64_t i = 0; i < n_tokens; ++i) {
+  parallel_for(n_tokens, t, [&](int64_t i) {
     quantize_activation_row(type, x + i * n_in, n_in, acts.row(i));
     acts.compute_block_sums(i);
-  }
+  });
   return acts;
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/float_formats.h"
 #include "ops/attention.h"
+#include "util/parallel.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace lowbit {
@@ -49,30 +50,30 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
   const int64_t hd = s.head_dim, group = s.n_head / s.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-#pragma omp parallel num_threads(threads)
-  {
+  // One task per (token, head), split statically: each task's arithmetic is the same on any thread.
+  const int64_t n_tasks = n_tokens * s.n_head;
+  parallel_region(static_cast<int>(std::min<int64_t>(threads, n_tasks)), [&](int me, int n_threads) {
     std::vector<float> scores(static_cast<size_t>(n_past + n_tokens)), qh(static_cast<size_t>(hd));
-#pragma omp for schedule(static) collapse(2)
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      for (int64_t h = 0; h < s.n_head; ++h) {
-        const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
-        const float* qt = q + t * s.q_stride + h * hd;
-        for (int64_t i = 0; i < hd; ++i) qh[static_cast<size_t>(i)] = round_f16 ? F16Round(qt[i]) : qt[i];
-        const int64_t kv_off = (h / group) * hd;
-        Scores(qh.data(), k_cache + kv_off * s.k_stride, s.k_stride, hd, n_keys, scale, scores.data());
-        float mx = -INFINITY;
-        for (int64_t p = 0; p < n_keys; ++p) mx = std::max(mx, scores[static_cast<size_t>(p)]);
-        float sum = 0;
-        for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
-        float* o = out + t * s.q_stride + h * hd;
-        for (int64_t i = 0; i < hd; ++i) o[i] = 0;
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float w = scores[static_cast<size_t>(p)] / sum;
-          AddScaled(round_f16 ? F16Round(w) : w, v_cache + p * s.v_stride + kv_off, o, hd);
-        }
+    const Share share = static_share(n_tasks, me, n_threads);
+    for (int64_t task = share.begin; task < share.end; ++task) {
+      const int64_t t = task / s.n_head, h = task % s.n_head;
+      const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
+      const float* qt = q + t * s.q_stride + h * hd;
+      for (int64_t i = 0; i < hd; ++i) qh[static_cast<size_t>(i)] = round_f16 ? F16Round(qt[i]) : qt[i];
+      const int64_t kv_off = (h / group) * hd;
+      Scores(qh.data(), k_cache + kv_off * s.k_stride, s.k_stride, hd, n_keys, scale, scores.data());
+      float mx = -INFINITY;
+      for (int64_t p = 0; p < n_keys; ++p) mx = std::max(mx, scores[static_cast<size_t>(p)]);
+      float sum = 0;
+      for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
+      float* o = out + t * s.q_stride + h * hd;
+      for (int64_t i = 0; i < hd; ++i) o[i] = 0;
+      for (int64_t p = 0; p < n_keys; ++p) {
+        const float w = scores[static_cast<size_t>(p)] / sum;
+        AddScaled(round_f16 ? F16Round(w) : w, v_cache + p * s.v_stride + kv_off, o, hd);
       }
     }
-  }
+  });
 }
 
 }  // namespace HWY_NAMESPACE

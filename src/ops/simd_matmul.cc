@@ -452,6 +452,10 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     const int64_t r0 = chunks[c].first_row;
     rows(wk.type, wk.data, wk.layout, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
   };
+  if (n_threads == 1) {
+    for (size_t c = 0; c < chunks.size(); ++c) run_chunk(c);
+    return;
+  }
   if (n_tokens > 1) {
     // A batch's chunks are compute, not a stream: hand them out as threads free up, so a thread that loses its
     // core for a while (a noisy neighbour) does not hold the others at the end.
