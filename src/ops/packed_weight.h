@@ -3,20 +3,19 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2, Q4_0, Q2_K and Q4_K 16 and 8; a kernel tile that covered half a packed tile would read it with gaps,
-// measured 3x slower). The arithmetic is the same, so are the results.
+// with AVX2, the row-lane types Q4_0, IQ4_NL, Q2_K, Q4_K and Q6_K 16 and 8; a kernel tile that covered half a
+// packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
-// the 32-value types; Q2_K's and Q4_K's d and dmin; Q5_K's d, dmin and scales; Q3_K's and Q6_K's scales and d,
+// the 32-value types; Q2_K's and Q4_K's d and dmin; Q5_K's d, dmin and scales; Q3_K's scales and d and Q6_K's d,
 // which end their blocks) comes first, the tile's rows side by side, so a tile's heads are one or two loads; then
 // the rest of the rows' blocks in chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one
-// chunk, the whole rest; the K-quants with 32-byte value arrays (Q3_K, Q5_K, Q6_K) keep 32 bytes together, stored
-// in the order their kernel reads them, so it reads its slot strictly forward and two rows' chunks are one 64-byte
-// load. Q4_0, Q2_K and Q4_K keep 4 bytes together (kQ4_0Pack, kQ2KPack, kQ4KPack): their kernels put one row in
-// each int32 lane, so a chunk of every row is one load. Measured, generation: Q4_K 70 -> 90 % of the bandwidth
-// bound (then measured against a weaker probe), Q6_K 83 -> 100 %; Q6_K's chunks in block order (read ql, ql, qh,
-// ...: forward, then back) 0.75x. The hardware prefetcher follows one forward stream, not a kernel that jumps back.
+// chunk, the whole rest; the K-quants with 32-byte value arrays (Q3_K, Q5_K) keep 32 bytes together, so two rows'
+// chunks are one 64-byte load. The row-lane types keep 4 bytes together (kQ4_0Pack, kQ2KPack, kQ4KPack, kQ6KPack):
+// their kernels put one row in each int32 lane, so a chunk of every row is one load. Chunks are stored in the
+// order the kernel reads them, so it reads its slot strictly forward: the hardware prefetcher follows one forward
+// stream, not a kernel that jumps back (Q6_K's 32-byte chunks in block order, read ql, ql, qh, ...: 0.75x).
 #pragma once
 
 #include <array>
@@ -32,7 +31,7 @@ inline constexpr int kMaxPackRows = 16;
 // How a type's rows are cut for the layout: units of `unit` bytes (one block, or eight values of F16/BF16), each a
 // head [head_offset, head_offset + head) and the rest (the unit's other bytes, in order) in chunks of `chunk`
 // bytes, which divide the rest and never straddle the head; rest chunk c is stored at position[c] in the slot.
-inline constexpr int kMaxChunks = 36;
+inline constexpr int kMaxChunks = 52;
 using ChunkPositions = std::array<uint8_t, kMaxChunks>;
 // The first chunks' positions as given, the others in order.
 constexpr ChunkPositions chunk_positions(std::initializer_list<uint8_t> first = {}) {
@@ -60,9 +59,22 @@ inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
 inline constexpr PackFormat kQ2KPack = {84, 80, 4, 4};
 inline constexpr PackFormat kQ3KPack = {110, 96, 14, 32};  // hmask, qs | scales, d
 inline constexpr PackFormat kQ5KPack = {176, 0, 16, 32};   // d, dmin, scales | qh, qs
-// ql, qh | scales, d; per 128 values the kernel reads two chunks of ql and one of qh (rest chunks 0, 1, 4, then 2,
-// 3, 5), so that is their stored order.
-inline constexpr PackFormat kQ6KPack = {210, 192, 18, 32, chunk_positions({0, 1, 3, 4, 2, 5})};
+// ql, qh, scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' four words, then
+// for each lane position l (values 4l..4l+3 of every 32-value group) and half h the three chunks that hold its
+// four groups: ql bytes 64h+4l.., ql bytes 64h+32+4l.., qh bytes 32h+4l..
+constexpr ChunkPositions q6k_chunk_positions() {
+  ChunkPositions p = chunk_positions();
+  for (int w = 0; w < 4; ++w) p[48 + w] = static_cast<uint8_t>(w);  // scale bytes 192 + 4w..
+  for (int l = 0; l < 8; ++l)
+    for (int h = 0; h < 2; ++h) {
+      const int at = 4 + 3 * (2 * l + h);
+      p[16 * h + l] = static_cast<uint8_t>(at);
+      p[16 * h + 8 + l] = static_cast<uint8_t>(at + 1);
+      p[32 + 8 * h + l] = static_cast<uint8_t>(at + 2);
+    }
+  return p;
+}
+inline constexpr PackFormat kQ6KPack = {210, 208, 2, 4, q6k_chunk_positions()};
 constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
 static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
               positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack));
@@ -76,10 +88,22 @@ struct WeightLayout : PackFormat {
   size_t byte_offset(int64_t r, int64_t u, size_t offset) const {
     if (r >= packed_rows) return static_cast<size_t>(r) * row_bytes + static_cast<size_t>(u) * unit + offset;
     const auto tile = static_cast<size_t>(tile_rows), i = static_cast<size_t>(r % tile_rows);
-    const size_t slot = static_cast<size_t>(r / tile_rows) * tile * row_bytes + static_cast<size_t>(u) * tile * unit;
+    const size_t slot = slot_offset(r, u);
     if (offset >= head_offset && offset < head_offset + head) return slot + i * head + (offset - head_offset);
     const size_t rest = offset < head_offset ? offset : offset - head;
     return slot + tile * head + position[rest / chunk] * tile * chunk + i * chunk + rest % chunk;
+  }
+  // Where packed row r's chunk in the first stored position of unit u is (whichever rest chunk is stored there).
+  size_t first_position_offset(int64_t r, int64_t u) const {
+    const auto tile = static_cast<size_t>(tile_rows), i = static_cast<size_t>(r % tile_rows);
+    return slot_offset(r, u) + tile * head + i * chunk;
+  }
+
+ private:
+  // The start of the slot of unit u in packed row r's tile.
+  size_t slot_offset(int64_t r, int64_t u) const {
+    const auto tile = static_cast<size_t>(tile_rows);
+    return static_cast<size_t>(r / tile_rows) * tile * row_bytes + static_cast<size_t>(u) * tile * unit;
   }
 };
 WeightLayout weight_layout(const Tensor& w);

@@ -106,7 +106,7 @@ struct Q5KDecode {
   }
 };
 
-// Decoders whose float part is only d * sum (Q3_K, Q6_K, IQ4_XS).
+// Decoders whose float part is only d * sum (Q3_K, IQ4_XS).
 struct PlainK {
   struct Setup {
     I scales;
@@ -118,49 +118,6 @@ struct PlainK {
     acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
   }
   static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
-};
-
-// Q6_K: sixteen 16-value sub-blocks with int8 scales, values -32..31.
-struct Q6KDecode : PlainK {
-  using Block = BlockQ6K;
-  static constexpr bool kSigned = false;
-  static constexpr int kLevelOffset = 32;  // levels 0..63 stand for values -32..31
-  static constexpr int kGenGroups = 2;     // its decode state for four groups spills: 2 stream 1.5x faster
-  static constexpr bool kGeneralGenTile = true;  // see Super::PackedGen (ops/simd_matmul.cc)
-  // The head is the scales and d, which end the block; the rest is ql (chunks 0-3) and qh (4, 5), stored in the
-  // order Values reads them (ops/packed_weight.h): measured 83 -> 100 % of the bandwidth bound, in block order 75 %.
-  static constexpr const PackFormat& kPack = kQ6KPack;
-  static_assert(kPack.unit == sizeof(Block) && kPack.head_offset == offsetof(Block, scales) && kPack.head == 18 &&
-                kPack.chunk == 32 && offsetof(Block, qh) == 128 && offsetof(Block, d) == 208);
-  struct Setup : PlainK::Setup {
-    I half[4];  // the four groups of the current 128-value half, decoded together
-  };
-  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
-    __m128i sc[kRows];
-    for (int r = 0; r < kRows; ++r) {
-      const uint8_t* head = g.head_at(b) + r * g.head_stride;
-      sc[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(head));
-      s.d[r] = Half16At(head + 16);
-    }
-    s.scales = V::Per16Scales(sc);
-  }
-  // Group 4 * half + k: low nibbles of ql[0:32] (k=0) / ql[32:64] (k=1), high nibbles (k=2, 3), with bits 2k, 2k+1
-  // of qh[0:32] on top. The four groups of a half share their three loads.
-  static I Values(const RowGroup& g, int64_t b, int j, Setup& s) {
-    if (j % 4 == 0) {
-      const int half = j / 4;
-      const I ql0 = V::Rows32(g.chunk_at(b, 2 * half), g.stride);
-      const I ql1 = V::Rows32(g.chunk_at(b, 2 * half + 1), g.stride);
-      const I qh = V::Rows32(g.chunk_at(b, 4 + half), g.stride);
-      const I m4 = V::Set8(0x0F), m2 = V::Set8(3);
-      s.half[0] = V::Or(V::And(ql0, m4), V::Shl16<4>(V::And(qh, m2)));
-      s.half[1] = V::Or(V::And(ql1, m4), V::Shl16<4>(V::And(V::Shr16<2>(qh), m2)));
-      s.half[2] = V::Or(V::And(V::Shr16<4>(ql0), m4), V::Shl16<4>(V::And(V::Shr16<4>(qh), m2)));
-      s.half[3] = V::Or(V::And(V::Shr16<4>(ql1), m4), V::Shl16<4>(V::And(V::Shr16<6>(qh), m2)));
-    }
-    return s.half[j % 4];
-  }
-  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
 };
 
 // Q3_K: sixteen 16-value sub-blocks with 6-bit scales biased by 32, values -4..3.
@@ -444,6 +401,112 @@ struct Q2KLanes {
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     Q2KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+  }
+};
+
+// ---- Q6_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
+// llama.cpp does not repack Q6_K on x86, so each row keeps vec_dot's eight float lanes: lane position l sums, per
+// super-block, the exact products of values 4l..4l+3 of every 32-value group g times the group's scale for that
+// half (sc[2g] for l < 4, sc[2g+1] for l >= 4), and meets d_w * d_a in one FMA. Here a tile is V::kLanes rows, one
+// per vector lane, and the eight positions are eight float vectors, added pairwise at the end as vec_dot adds its
+// lanes. Its slot for a super-block (kQ6KPack) holds the rows' d, the four words of their scales, then for each
+// position l and half h the chunks ql, ql, qh (four bytes of every row) that hold the four groups' values there.
+// Per chunk of values: one maddubs of the levels (0..63) with the activations' four bytes and one multiply-add of
+// the pairs by the lane's scale (vpdpwssd, or madd and add); the levels' offset of 32 is taken once per position
+// and super-block, as -32 times the activations' quad sums met by pairs of scales.
+static_assert(kQ6KPack.unit == sizeof(BlockQ6K) && kQ6KPack.head_offset == offsetof(BlockQ6K, d) &&
+              kQ6KPack.head == 2 && kQ6KPack.chunk == 4 && offsetof(BlockQ6K, qh) == 128 &&
+              offsetof(BlockQ6K, scales) == 192);
+
+// -32 times the quad sums A(g, l) of one super-block's activations (values 32g+4l..32g+4l+3), as int16 pairs
+// (A(2w, l), A(2w+1, l)) in word 8w + l: the pairs a row's scale pairs (sc[4w], sc[4w+2]) (positions l < 4) or
+// (sc[4w+1], sc[4w+3]) (l >= 4) meet. In 256-bit vectors on either target.
+HWY_INLINE void Q6KOffsetPairs(const int8_t* a, int32_t* out) {
+  const __m256i ones = _mm256_set1_epi8(1), minus32 = _mm256_set1_epi16(-32), low_word = _mm256_set1_epi32(0xFFFF);
+  for (int w = 0; w < 4; ++w) {
+    const auto quad_sums = [&](int g) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32 * g));
+      return _mm256_madd_epi16(_mm256_maddubs_epi16(ones, bytes), minus32);
+    };
+    const __m256i pairs = _mm256_or_si256(_mm256_and_si256(quad_sums(2 * w), low_word), _mm256_slli_epi32(quad_sums(2 * w + 1), 16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * w), pairs);
+  }
+}
+
+template <int T>
+void Q6KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  constexpr int L = V::kLanes;
+  constexpr size_t kSlot = kLanesSlot<kQ6KPack>;
+  F acc[T][8];  // per token, the eight lane positions' floats
+  for (auto& lanes : acc)
+    for (F& a : lanes) a = V::ZeroF();
+  const I low_nibble = V::Set8(0x0F), top_two = V::Set8(0x30);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+    if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+    const F d = V::LanesHalfF(slot);
+    I words[4];  // scale bytes 4w..4w+3 of every row
+    for (int w = 0; w < 4; ++w) words[w] = V::LoadLanes(slot + 2 * L + 4 * L * w);
+    const BlockQ8K* a[T];
+    F dd[T];
+    alignas(32) int32_t offset_pairs[T][32];
+    for (int t = 0; t < T; ++t) {
+      a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+      dd[t] = V::Mul(d, V::SetF(a[t]->d));
+      Q6KOffsetPairs(a[t]->qs, offset_pairs[t]);
+    }
+    // With several tokens, read back from memory, each word broadcast as it loads: kept in registers, the compiler
+    // extracted each with two shuffles (Batch64 55 -> 83 GB/s; one token runs as fast either way).
+    if constexpr (T > 1) asm volatile("" : : "r"(offset_pairs) : "memory");
+    const uint8_t* q = slot + 18 * L;
+    // Unrolled, so each group's scale byte is picked by a constant pattern.
+#pragma GCC unroll 2
+    for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
+      // Per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part: bytes 0, 2 (part 0) or 1, 3 of word w.
+      I scale_pairs[4];
+      for (int w = 0; w < 4; ++w) scale_pairs[w] = part ? V::Sar16<8>(words[w]) : V::Sar16<8>(V::Shl16<8>(words[w]));
+      I scale[8];  // group g's, in both words of every lane
+      for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
+#pragma GCC unroll 4
+      for (int l = 4 * part; l < 4 * part + 4; ++l) {
+        I sumi[T];  // the exact sum of position l, offsets first
+        for (int t = 0; t < T; ++t) {
+          sumi[t] = V::Zero();
+          for (int w = 0; w < 4; ++w)
+            sumi[t] = V::AddScaled(sumi[t], scale_pairs[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
+        }
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* chunks = q + 12 * L * (2 * l + h);
+          const I ql0 = V::LoadLanes(chunks), ql1 = V::LoadLanes(chunks + 4 * L), qh = V::LoadLanes(chunks + 8 * L);
+          // Group 4h + k's levels: a nibble of ql (low: k = 0, 1; high: k = 2, 3) under bits 2k, 2k+1 of qh.
+          const I levels[4] = {V::Or(V::And(ql0, low_nibble), V::And(V::Shl16<4>(qh), top_two)),
+                               V::Or(V::And(ql1, low_nibble), V::And(V::Shl16<2>(qh), top_two)),
+                               V::Or(V::And(V::Shr16<4>(ql0), low_nibble), V::And(qh, top_two)),
+                               V::Or(V::And(V::Shr16<4>(ql1), low_nibble), V::And(V::Shr16<2>(qh), top_two))};
+          for (int k = 0; k < 4; ++k) {
+            const int g = 4 * h + k;
+            for (int t = 0; t < T; ++t)
+              sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels[k], V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
+          }
+        }
+        for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
+      }
+    }
+  }
+  F sums[T];
+  for (int t = 0; t < T; ++t) {
+    const F* v = acc[t];
+    sums[t] = V::AddF(V::AddF(V::AddF(v[0], v[4]), V::AddF(v[2], v[6])), V::AddF(V::AddF(v[1], v[5]), V::AddF(v[3], v[7])));
+  }
+  StoreLanes(sums, y, ldy, rows);
+}
+
+struct Q6KLanes {
+  static constexpr const PackFormat& kPack = kQ6KPack;
+  static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    Q6KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
   }
 };
 

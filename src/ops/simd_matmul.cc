@@ -4,7 +4,7 @@
 // ggml's AVX2 vec_dot: exact integer lanes per block, one float FMA per block into eight float lanes, lanes added
 // pairwise at the end), so the kernels give the reference's bits on every target, for any tile shape, thread count
 // or batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in
-// flight at once (Q4_0, IQ4_NL, Q2_K and Q4_K, one float per output, are laid out one row per lane: RowLanes):
+// flight at once (Q4_0, IQ4_NL, Q2_K, Q4_K and Q6_K are laid out one row per lane: RowLanes):
 //
 // - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
 //   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
@@ -178,20 +178,19 @@ struct Super {
   // One token over a whole packed tile of the chunked types (Q3_K ... Q5_K): constant addressing, so a row
   // pair's chunk is one load. That takes KTile flattened into this function: left to itself GCC called it out of
   // line with the groups in memory, and nothing was constant. Flattened, the in-cache kernels ran 1.1-1.3x
-  // (Q3_K), 1.13-1.35x (Q4_K), 1.18-1.43x (Q5_K) in three alternating runs; Q6_K ran 0.7-0.9x in the model, so
-  // it opts out (kGeneralGenTile) and takes the general tile.
+  // (Q3_K), 1.13-1.35x (Q4_K), 1.18-1.43x (Q5_K) in three alternating runs.
   template <int kP>
-    requires(requires { D::kPack; } && !requires { D::kGeneralGenTile; })
+    requires(requires { D::kPack; })
   HWY_FLATTEN static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
     RowGroup local[kP];
     PackedTileGroups<D::kPack.unit, D::kPack.head, kP, D::kPack.chunk>(g[0], local, D::kPack.position.data());
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
-// Q4_0, IQ4_NL, Q2_K and Q4_K (NibbleLanesTile, Q2KLanesTile, Q4KLanesTile): a tile is V::kLanes rows, one per
-// lane, kP row groups as RunTiles counts them. A whole packed tile is read in place; other rows (the row-major ones
-// after the last whole tile, or a tensor packed for another target's tile) are first copied into packed slots, once
-// for all the tokens.
+// Q4_0, IQ4_NL, Q2_K, Q4_K and Q6_K (NibbleLanesTile, Q2KLanesTile, Q4KLanesTile, Q6KLanesTile): a tile is
+// V::kLanes rows, one per lane, kP row groups as RunTiles counts them. A whole packed tile is read in place; other
+// rows (the row-major ones after the last whole tile, or a tensor packed for another target's tile) are first
+// copied into packed slots, once for all the tokens.
 template <class Lanes>
 struct RowLanes {
   static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = Lanes::kBatchTokens;
@@ -248,13 +247,12 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
     for (int p = 0; p < kP; ++p) {
       const int64_t first = std::min(r + p * kRows, last_valid);
       const uint8_t* head = data + w.byte_offset(first, 0, w.head_offset);
-      const uint8_t* rest = data + w.byte_offset(first, 0, w.rest_offset());
       if (first < w.packed_rows) {
         const auto tile = static_cast<size_t>(w.tile_rows);
-        groups[p] = {rest, w.chunk, tile * w.unit, head, w.head, w.head, tile * w.chunk, w.position.data()};
+        groups[p] = {data + w.first_position_offset(first, 0), w.chunk, tile * w.unit, head, w.head, w.head, tile * w.chunk, w.position.data()};
       } else {
         const size_t stride = first + 1 <= last_valid ? w.row_bytes : 0;
-        groups[p] = {rest, stride, w.unit, head, stride, w.head, w.chunk, kChunksInOrder.data()};
+        groups[p] = {data + w.byte_offset(first, 0, w.rest_offset()), stride, w.unit, head, stride, w.head, w.chunk, kChunksInOrder.data()};
       }
     }
     // A whole packed tile takes the family's own tile for it where there is one: for any batch (PackedRows), or
@@ -303,7 +301,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q3_K: return fn(Super<Q3KDecode>{});
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
     case DType::Q5_K: return fn(Super<Q5KDecode>{});
-    case DType::Q6_K: return fn(Super<Q6KDecode>{});
+    case DType::Q6_K: return fn(RowLanes<Q6KLanes>{});
     case DType::IQ4_XS: return fn(Super<IQ4XSDecode>{});
     case DType::F16: return fn(Halves<false>{});
     case DType::BF16: return fn(Halves<true>{});

@@ -44,6 +44,15 @@ HWY_INLINE __m128i LaneBytePattern(int k) {
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
 
+// The vpshufb pattern that copies int16 word m (0, 1) of each 32-bit lane of a 128-bit block to both its words.
+HWY_INLINE __m128i LaneWordPattern(int m) {
+  const auto lane = [m](int i) {
+    const auto b = static_cast<uint32_t>(4 * i + 2 * m) | static_cast<uint32_t>(4 * i + 2 * m + 1) << 8;
+    return static_cast<int>(b | (b << 16));
+  };
+  return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
+}
+
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
 struct V {
@@ -161,7 +170,7 @@ struct V {
 
   static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
 
-  // Row lanes (Q4_0, IQ4_NL, Q2_K, Q4_K): one row per int32 / float lane, kLanes rows a register.
+  // Row lanes (Q4_0, IQ4_NL, Q2_K, Q4_K, Q6_K): one row per int32 / float lane, kLanes rows a register.
   static constexpr int kLanes = 8;
   static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
@@ -182,6 +191,9 @@ struct V {
   template <int kBits> static I ShrWords(I a) { return _mm256_srli_epi32(a, kBits); }
   // Byte k of each lane, as the lane's int32.
   static I LaneByte(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneBytePattern(k))); }
+  // Word m of each lane in both its words.
+  static I LaneWord(I x, int m) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneWordPattern(m))); }
+  template <int kBits> static I Sar16(I a) { return _mm256_srai_epi16(a, kBits); }
   // acc plus, in each lane, `scale` times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3 over
   // c < kChunks: the maddubs summed as int16 pairs (the pair's 2 * kChunks products must fit, as they do for values
   // below 16 and kChunks = 8), then one madd by the scale.
@@ -345,6 +357,8 @@ struct V {
   }
   template <int kBits> static I ShrWords(I a) { return _mm512_srli_epi32(a, kBits); }
   static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
+  static I LaneWord(I x, int m) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneWordPattern(m))); }
+  template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
 #if HWY_TARGET == HWY_AVX3_DL
   // vpdpbusd keeps the exact sum in int32; one multiply by the scale.
   template <int kChunks>
@@ -379,8 +393,9 @@ constexpr int kRows = V::kRows;
 // b * step. Row-major rows: stride = head_stride = row bytes, step = block bytes; packed tiles
 // (ops/packed_weight.h): heads side by side, then the rests, a slot of kPackRows blocks a step. A stride of 0
 // repeats one row (the unused rows of a partial last tile). Types whose rest is in several chunks (the K-quants
-// with 32-byte value arrays) address rest chunk c of a block at chunk_at: in a packed tile the rows a chunk apart
-// and the chunks in the type's stored order (ops/packed_weight.h), in row-major rows one after the other.
+// with 32-byte value arrays, the row-lane types) address rest chunk c of a block at chunk_at: in a packed tile the
+// rows a chunk apart and the chunks in the type's stored order (ops/packed_weight.h), base then being the first
+// stored chunk's place; in row-major rows one after the other.
 struct RowGroup {
   const uint8_t* base;
   size_t stride, step;
@@ -435,7 +450,7 @@ HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
   if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
 }
 
-// ---- row lanes (Q4_0, IQ4_NL, Q2_K, Q4_K): one row per int32 / float lane ----
+// ---- row lanes (Q4_0, IQ4_NL, Q2_K, Q4_K, Q6_K): one row per int32 / float lane ----
 // A tile is V::kLanes rows; its slot for block b is the packed layout of ops/packed_weight.h with V::kLanes rows a
 // tile: the rows' heads side by side, then chunk c of every row for each c in order, so a chunk of every row is one
 // load.
@@ -455,7 +470,6 @@ HWY_INLINE void StoreLanes(const F (&acc)[T], float* y, size_t ldy, int rows) {
 // The tile's rows in any layout (row groups of kRows rows, RowGroup addressing) copied into slots.
 template <const PackFormat& kPack>
 HWY_INLINE void PackLanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slots) {
-  static_assert(kPack.position == kChunksInOrder);
   constexpr int L = V::kLanes;
   constexpr int kChunks = static_cast<int>((kPack.unit - kPack.head) / kPack.chunk);
   for (int64_t b = 0; b < n_blocks; ++b) {
@@ -465,7 +479,7 @@ HWY_INLINE void PackLanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slo
       const size_t r = static_cast<size_t>(row % kRows);
       std::memcpy(slot + kPack.head * row, g.head_at(b) + r * g.head_stride, kPack.head);
       for (int c = 0; c < kChunks; ++c)
-        std::memcpy(slot + L * kPack.head + kPack.chunk * static_cast<size_t>(L * c + row), g.chunk_at(b, c) + r * g.stride, kPack.chunk);
+        std::memcpy(slot + L * kPack.head + kPack.chunk * static_cast<size_t>(L * kPack.position[c] + row), g.chunk_at(b, c) + r * g.stride, kPack.chunk);
     }
   }
 }
