@@ -40,70 +40,6 @@ HWY_INLINE __m128i SubBlockSums(const BlockQ8K& a) {
 
 struct KAcc {  // the float state of one (row group, token)
   F main;
-  float mins[kRows];  // Q5_K: one float per row
-};
-
-// Q5_K: eight 32-value sub-blocks with 6-bit scales and mins (see dot_reference.cc for the mins' order). Q4_K,
-// which llama.cpp sums in another order, has its own tile (Q4KLanesTile below).
-struct Q5KDecode {
-  using Block = BlockQ5K;
-  static constexpr bool kSigned = false;
-  static constexpr int kLevelOffset = 0;
-  struct Setup {
-    I scales;
-    V::HI mins;
-    float d[kRows], dmin[kRows];
-  };
-  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
-    __m128i sc[kRows], mn[kRows];
-    for (int r = 0; r < kRows; ++r) {
-      // The block's first 16 bytes are d, dmin and the twelve bytes of scales and mins: as u32 lanes
-      // [d|dmin, w0, w1, w2]. Word by word (kquant::unpack_scale_min_k4 byte by byte): scales 0-3 = w0 & 0x3F..,
-      // scales 4-7 = (w2 & 0x0F..) | top two bits of w0's bytes, mins 0-3 = w1 & 0x3F.., mins 4-7 =
-      // (w2 >> 4 & 0x0F..) | top two bits of w1's bytes.
-      const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g.head_at(b) + r * g.head_stride));
-      const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(head, _MM_SHUFFLE(3, 2, 3, 1)), _mm_set_epi32(4, 0, 0, 0)),
-                                        _mm_set_epi32(0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F));
-      const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(head, _MM_SHUFFLE(2, 0, 1, 0)), 2),
-                                        _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
-      const __m128i scales_mins = _mm_or_si128(low, top);
-      sc[r] = _mm_cvtepu8_epi16(scales_mins);
-      mn[r] = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
-      const __m128 d_dmin = _mm_cvtph_ps(head);
-      s.d[r] = _mm_cvtss_f32(d_dmin);
-      s.dmin[r] = _mm_cvtss_f32(_mm_movehdup_ps(d_dmin));
-    }
-    s.scales = V::Per32Scales(sc);
-    s.mins = V::HRowsWords8(mn);
-  }
-  // The block's rest in 32-byte chunks (ops/packed_weight.h): qh, then the qs.
-  static constexpr const PackFormat& kPack = kQ5KPack;
-  static_assert(kPack.unit == sizeof(Block) && kPack.head_offset == 0 && kPack.head == 16 && kPack.chunk == 32);
-  static_assert(offsetof(BlockQ5K, qh) == 16 && offsetof(BlockQ5K, qs) == 48, "a 16-byte head, then 32-byte chunks");
-  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    const I bits = V::Rows32(g.chunk_at(b, 1 + j / 2), g.stride);
-    const I v = j % 2 ? V::And(V::Shr16<4>(bits), V::Set8(0x0F)) : V::And(bits, V::Set8(0x0F));
-    return V::OrWhere(v, V::Rows32(g.chunk_at(b, 0), g.stride), static_cast<int8_t>(1 << j), 0x10);
-  }
-  static I Scale(const Setup& s, int j) { return V::Per32Scale(s.scales, j); }
-  // The activations' sub-block sums in every row's place.
-  static V::HI TokenSums(const BlockQ8K& a) {
-    const __m128i s = SubBlockSums(a);
-    const __m128i both[2] = {s, s};
-    return V::HRowsWords8(both);
-  }
-  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
-    float d[kRows], dmin[kRows];
-    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r], dmin[r] = -a.d * s.dmin[r];
-    int32_t total[kRows];
-    V::HIntSums(V::HMadd(s.mins, TokenSums(a)), total);
-    for (int r = 0; r < kRows; ++r) acc.mins[r] = std::fma(dmin[r], static_cast<float>(total[r]), acc.mins[r]);
-    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
-  }
-  static void Sums(const KAcc& acc, float* out) {
-    V::StoreSums(acc.main, out);
-    for (int r = 0; r < kRows; ++r) out[r] += acc.mins[r];
-  }
 };
 
 // Decoders whose float part is only d * sum (Q3_K, IQ4_XS).
@@ -188,10 +124,7 @@ template <typename D, int P, int T>
 void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
   KAcc acc[P][T];
   for (auto& row : acc)
-    for (KAcc& a : row) {
-      a.main = V::ZeroF();
-      for (float& m : a.mins) m = 0;
-    }
+    for (KAcc& a : row) a.main = V::ZeroF();
   for (int64_t b = 0; b < n_blocks; ++b) {
     StreamAhead<T>(groups[0], b);
     typename D::Setup setup[P];
@@ -260,6 +193,35 @@ HWY_INLINE void StoreValuesMinusMins(F (&acc)[T], const F (&mins)[T], float* y, 
   StoreLanes(acc, y, ldy, rows);
 }
 
+// The 6-bit scales and mins of Q4_K and Q5_K from the three words w0, w1, w2 (bytes 4k..4k+3 of the twelve) of
+// every lane's row, word by word as kquant::unpack_scale_min_k4 works byte by byte: scales 0-3 = w0 & 0x3F..,
+// scales 4-7 = (w2 & 0x0F..) | top two bits of w0's bytes, mins 0-3 = w1 & 0x3F.., mins 4-7 = (w2 >> 4 & 0x0F..)
+// | top two bits of w1's bytes. The mins as int16 pairs (m0, m2), (m1, m3), (m4, m6), (m5, m7), the pairs
+// SpreadWordPairs gives the activations' sub-block sums in.
+struct K4ScalesMins {
+  I scales[2];  // byte k of lane word i: sub-block 4i + k's scale
+  I min_pairs[4];
+};
+HWY_INLINE K4ScalesMins UnpackK4Lanes(const uint8_t* words) {
+  constexpr int L = V::kLanes;
+  const I six_bits = V::SetWord(0x3F3F3F3F), four_bits = V::SetWord(0x0F0F0F0F), top_two = V::SetWord(0x30303030),
+          even_bytes = V::SetWord(0x00FF00FF);
+  const I w0 = V::LoadLanes(words), w1 = V::LoadLanes(words + 4 * L), w2 = V::LoadLanes(words + 8 * L);
+  const I mins03 = V::And(w1, six_bits);
+  const I mins47 = V::Or(V::And(V::ShrWords<4>(w2), four_bits), V::And(V::ShrWords<2>(w1), top_two));
+  return {{V::And(w0, six_bits), V::Or(V::And(w2, four_bits), V::And(V::ShrWords<2>(w0), top_two))},
+          {V::And(mins03, even_bytes), V::And(V::ShrWords<8>(mins03), even_bytes), V::And(mins47, even_bytes),
+           V::And(V::ShrWords<8>(mins47), even_bytes)}};
+}
+// The exact sum of one super-block's mins times the activations' sub-block sums, in every lane.
+HWY_INLINE I K4MinsDot(const K4ScalesMins& k4, const BlockQ8K& a) {
+  I sum_pairs[4];
+  SpreadWordPairs(SubBlockSums(a), sum_pairs);
+  I offsets = V::Zero();
+  for (int i = 0; i < 4; ++i) offsets = V::AddScaled(offsets, k4.min_pairs[i], sum_pairs[i]);
+  return offsets;
+}
+
 // ---- Q4_K in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
 // A tile is V::kLanes rows. Its packed slot for a super-block (kQ4KPack) holds the rows' d|dmin side by side, then
 // the three words of their scales and mins (w0, w1, w2 of every row), then for c = 0..31 qs bytes 4c..4c+3 of every
@@ -276,23 +238,14 @@ void Q4KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, fl
   constexpr size_t kSlot = kLanesSlot<kQ4KPack>;
   F acc[T], mins[T];
   for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
-  const I low_nibble = V::Set8(0x0F), six_bits = V::SetWord(0x3F3F3F3F), four_bits = V::SetWord(0x0F0F0F0F),
-          top_two = V::SetWord(0x30303030), even_bytes = V::SetWord(0x00FF00FF);
+  const I low_nibble = V::Set8(0x0F);
   for (int64_t b = 0; b < n_blocks; ++b) {
     const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
     if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
     F d, dmin;
     V::LanesHalfPairF(slot, d, dmin);
-    // Word by word, as kquant::unpack_scale_min_k4 byte by byte: scales 0-3 = w0 & 0x3F.., scales 4-7 =
-    // (w2 & 0x0F..) | top two bits of w0's bytes, mins 0-3 = w1 & 0x3F.., mins 4-7 = (w2 >> 4 & 0x0F..) | top two
-    // bits of w1's bytes.
-    const I w0 = V::LoadLanes(slot + 4 * L), w1 = V::LoadLanes(slot + 8 * L), w2 = V::LoadLanes(slot + 12 * L);
-    const I scales[2] = {V::And(w0, six_bits), V::Or(V::And(w2, four_bits), V::And(V::ShrWords<2>(w0), top_two))};
-    const I mins03 = V::And(w1, six_bits);
-    const I mins47 = V::Or(V::And(V::ShrWords<4>(w2), four_bits), V::And(V::ShrWords<2>(w1), top_two));
-    // As int16 pairs (m0, m2), (m1, m3), (m4, m6), (m5, m7).
-    const I min_pairs[4] = {V::And(mins03, even_bytes), V::And(V::ShrWords<8>(mins03), even_bytes),
-                            V::And(mins47, even_bytes), V::And(V::ShrWords<8>(mins47), even_bytes)};
+    const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
+    const I* scales = k4.scales;
     const uint8_t* qs = slot + 16 * L;
     I values[T];
     for (I& v : values) v = V::Zero();
@@ -313,11 +266,7 @@ void Q4KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, fl
     }
     for (int t = 0; t < T; ++t) {
       const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
-      I sum_pairs[4];  // of the sub-block sums S_j
-      SpreadWordPairs(SubBlockSums(a), sum_pairs);
-      I offsets = V::Zero();
-      for (int i = 0; i < 4; ++i) offsets = V::AddScaled(offsets, min_pairs[i], sum_pairs[i]);
-      AddSuperBlock(values[t], offsets, d, dmin, a.d, acc[t], mins[t]);
+      AddSuperBlock(values[t], K4MinsDot(k4, a), d, dmin, a.d, acc[t], mins[t]);
     }
   }
   StoreValuesMinusMins(acc, mins, y, ldy, rows);
@@ -403,6 +352,12 @@ struct Q2KLanes {
     Q2KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
   }
 };
+
+// The eight lane positions of vec_dot's order added as its hsum_float_8 adds its lanes:
+// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), every row at once.
+HWY_INLINE F PairwiseLanes(const F (&v)[8]) {
+  return V::AddF(V::AddF(V::AddF(v[0], v[4]), V::AddF(v[2], v[6])), V::AddF(V::AddF(v[1], v[5]), V::AddF(v[3], v[7])));
+}
 
 // ---- Q6_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
 // llama.cpp does not repack Q6_K on x86, so each row keeps vec_dot's eight float lanes: lane position l sums, per
@@ -494,10 +449,7 @@ void Q6KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, fl
     }
   }
   F sums[T];
-  for (int t = 0; t < T; ++t) {
-    const F* v = acc[t];
-    sums[t] = V::AddF(V::AddF(V::AddF(v[0], v[4]), V::AddF(v[2], v[6])), V::AddF(V::AddF(v[1], v[5]), V::AddF(v[3], v[7])));
-  }
+  for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
   StoreLanes(sums, y, ldy, rows);
 }
 
@@ -507,6 +459,77 @@ struct Q6KLanes {
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     Q6KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+  }
+};
+
+// ---- Q5_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
+// As Q6_K above: llama.cpp does not repack Q5_K on x86, so each row keeps vec_dot's eight float lanes (position l:
+// values 4l..4l+3 of every 32-value sub-block j times its scale sc_j, one FMA with d_w * d_a per super-block) and
+// one more float for the mins, the exact sum of m_j S_j times -d_a * dmin_w per super-block, added at the end. Its
+// slot (kQ5KPack) holds the rows' d|dmin, the three words of their scales and mins (UnpackK4Lanes), then for each
+// position l the qh chunk and the four qs chunks of sub-block pairs (2p, 2p+1): levels 0..31 are the qs nibble
+// with qh bit 2p (low nibble) or 2p+1 (high) on top. Per chunk of values one maddubs and one multiply-add by the
+// scale, no offset.
+static_assert(kQ5KPack.unit == sizeof(BlockQ5K) && kQ5KPack.head_offset == 0 && kQ5KPack.head == 4 &&
+              kQ5KPack.chunk == 4 && offsetof(BlockQ5K, scales) == 4 && offsetof(BlockQ5K, qh) == 16 &&
+              offsetof(BlockQ5K, qs) == 48);
+
+template <int T>
+void Q5KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  constexpr int L = V::kLanes;
+  constexpr size_t kSlot = kLanesSlot<kQ5KPack>;
+  F acc[T][8], mins[T];  // per token, the eight lane positions' floats and the mins'
+  for (int t = 0; t < T; ++t) {
+    mins[t] = V::ZeroF();
+    for (F& a : acc[t]) a = V::ZeroF();
+  }
+  const I low_nibble = V::Set8(0x0F);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+    if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+    F d, dmin;
+    V::LanesHalfPairF(slot, d, dmin);
+    const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
+    I scale[8];  // sub-block j's, in both words of every lane
+    for (int j = 0; j < 8; ++j) scale[j] = V::LaneByteWords(k4.scales[j / 4], j % 4);
+    const BlockQ8K* a[T];
+    F dd[T];
+    for (int t = 0; t < T; ++t) {
+      a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+      dd[t] = V::Mul(d, V::SetF(a[t]->d));
+      mins[t] = V::Fma(V::Mul(V::SetF(-a[t]->d), dmin), V::Cvt(K4MinsDot(k4, *a[t])), mins[t]);
+    }
+    const uint8_t* q = slot + 16 * L;
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) {
+      const uint8_t* chunks = q + 20 * L * l;
+      const I qh = V::LoadLanes(chunks);
+      I sumi[T];  // the exact sum of position l
+      for (I& s : sumi) s = V::Zero();
+      for (int p = 0; p < 4; ++p) {
+        const I qs = V::LoadLanes(chunks + 4 * L * (1 + p));
+        const I lo = V::OrWhere(V::And(qs, low_nibble), qh, static_cast<int8_t>(1 << (2 * p)), 0x10);
+        const I hi = V::OrWhere(V::And(V::Shr16<4>(qs), low_nibble), qh, static_cast<int8_t>(1 << (2 * p + 1)), 0x10);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* at = a[t]->qs + 64 * p + 4 * l;
+          sumi[t] = V::AddScaled(V::AddScaled(sumi[t], V::PairsU8(lo, V::BroadcastWord(at)), scale[2 * p]),
+                                 V::PairsU8(hi, V::BroadcastWord(at + 32)), scale[2 * p + 1]);
+        }
+      }
+      for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
+    }
+  }
+  F sums[T];
+  for (int t = 0; t < T; ++t) sums[t] = V::AddF(PairwiseLanes(acc[t]), mins[t]);
+  StoreLanes(sums, y, ldy, rows);
+}
+
+struct Q5KLanes {
+  static constexpr const PackFormat& kPack = kQ5KPack;
+  static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    Q5KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
   }
 };
 

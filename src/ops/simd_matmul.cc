@@ -300,7 +300,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});
     case DType::Q3_K: return fn(Super<Q3KDecode>{});
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
-    case DType::Q5_K: return fn(Super<Q5KDecode>{});
+    case DType::Q5_K: return fn(RowLanes<Q5KLanes>{});
     case DType::Q6_K: return fn(RowLanes<Q6KLanes>{});
     case DType::IQ4_XS: return fn(Super<IQ4XSDecode>{});
     case DType::F16: return fn(Halves<false>{});

@@ -44,6 +44,14 @@ HWY_INLINE __m128i LaneBytePattern(int k) {
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
 
+// The vpshufb pattern that puts byte k of each 32-bit lane of a 128-bit block, zero-extended, in both its words.
+HWY_INLINE __m128i LaneByteWordsPattern(int k) {
+  const auto lane = [k](int i) {
+    const auto b = static_cast<uint32_t>(4 * i + k) | 0x8000u;
+    return static_cast<int>(b | (b << 16));
+  };
+  return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
+}
 // The vpshufb pattern that copies int16 word m (0, 1) of each 32-bit lane of a 128-bit block to both its words.
 HWY_INLINE __m128i LaneWordPattern(int m) {
   const auto lane = [m](int i) {
@@ -193,6 +201,8 @@ struct V {
   static I LaneByte(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneBytePattern(k))); }
   // Word m of each lane in both its words.
   static I LaneWord(I x, int m) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneWordPattern(m))); }
+  // Byte k of each lane, zero-extended, in both its words.
+  static I LaneByteWords(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm256_srai_epi16(a, kBits); }
   // acc plus, in each lane, `scale` times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3 over
   // c < kChunks: the maddubs summed as int16 pairs (the pair's 2 * kChunks products must fit, as they do for values
@@ -358,6 +368,7 @@ struct V {
   template <int kBits> static I ShrWords(I a) { return _mm512_srli_epi32(a, kBits); }
   static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
   static I LaneWord(I x, int m) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneWordPattern(m))); }
+  static I LaneByteWords(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
 #if HWY_TARGET == HWY_AVX3_DL
   // vpdpbusd keeps the exact sum in int32; one multiply by the scale.
