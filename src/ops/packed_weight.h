@@ -3,7 +3,7 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2, the row-lane types Q4_0, IQ4_NL, Q2_K, Q4_K, Q5_K and Q6_K 16 and 8; a kernel tile that covered half a
+// with AVX2, the row-lane types Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K, Q5_K and Q6_K 16 and 8; a kernel tile that covered half a
 // packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
@@ -12,7 +12,7 @@
 // which end their blocks) comes first, the tile's rows side by side, so a tile's heads are one or two loads; then
 // the rest of the rows' blocks in chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one
 // chunk, the whole rest; Q3_K keeps its 32-byte value arrays together, so two rows' chunks are one 64-byte load.
-// The row-lane types keep 4 bytes together (kQ4_0Pack, kQ2KPack, kQ4KPack, kQ5KPack, kQ6KPack):
+// The row-lane types keep 4 bytes together (kQ4_0Pack, kQ8_0Pack, kQ2KPack, kQ4KPack, kQ5KPack, kQ6KPack):
 // their kernels put one row in each int32 lane, so a chunk of every row is one load. Chunks are stored in the
 // order the kernel reads them, so it reads its slot strictly forward: the hardware prefetcher follows one forward
 // stream, not a kernel that jumps back (Q6_K's 32-byte chunks in block order, read ql, ql, qh, ...: 0.75x).
@@ -53,6 +53,7 @@ PackFormat pack_format(DType type);
 // The chunked forms, here once for pack_format and for their kernels' constant addressing (ops/simd_kquants-inl.h
 // and simd_legacy-inl.h, which check each against its block's fields).
 inline constexpr PackFormat kQ4_0Pack = {18, 0, 2, 4};  // d | qs, four bytes (values 4c..4c+3 and 16+4c..) a chunk
+inline constexpr PackFormat kQ8_0Pack = {34, 0, 2, 4};  // d | qs, four bytes (values 4l..4l+3) a chunk
 // d, dmin | the twelve bytes of scales and mins as three words, then qs: four bytes a chunk.
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
 // scales, qs | d, dmin: four bytes a chunk (the scale bytes as four words, then qs).
@@ -87,7 +88,7 @@ constexpr ChunkPositions q6k_chunk_positions() {
 }
 inline constexpr PackFormat kQ6KPack = {210, 208, 2, 4, q6k_chunk_positions()};
 constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
-static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
+static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
               positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack));
 
 // Where a weight's bytes are: rows of row_bytes in units, the first packed_rows in interleaved tiles of tile_rows

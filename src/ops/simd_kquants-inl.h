@@ -353,12 +353,6 @@ struct Q2KLanes {
   }
 };
 
-// The eight lane positions of vec_dot's order added as its hsum_float_8 adds its lanes:
-// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), every row at once.
-HWY_INLINE F PairwiseLanes(const F (&v)[8]) {
-  return V::AddF(V::AddF(V::AddF(v[0], v[4]), V::AddF(v[2], v[6])), V::AddF(V::AddF(v[1], v[5]), V::AddF(v[3], v[7])));
-}
-
 // ---- Q6_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
 // llama.cpp does not repack Q6_K on x86, so each row keeps vec_dot's eight float lanes: lane position l sums, per
 // super-block, the exact products of values 4l..4l+3 of every 32-value group g times the group's scale for that

@@ -30,8 +30,8 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- 32-value blocks in ggml's vec_dot order: Q5_0, Q8_0, the GPTQ/AWQ groups (signed values against Q8_0), Q4_1,
-// Q5_1 (levels against Q8_1); Q4_0 and IQ4_NL have their own tile at the end ----
+// ---- 32-value blocks in ggml's vec_dot order: Q5_0, the GPTQ/AWQ groups (signed values against Q8_0), Q4_1, Q5_1
+// (levels against Q8_1); Q4_0, IQ4_NL and Q8_0 have their own row-lane tiles at the end ----
 // Each decoder gives the block's values for kRows rows: Levels, unsigned (up to kMaxLevel), with Levels - kOffset
 // the signed value (kOffset 0 for the affine types); Values, the signed values themselves. The unsigned levels
 // go straight into the u8 x s8 pair sums, started from -kOffset times the activations' quad sums
@@ -39,14 +39,6 @@ namespace HWY_NAMESPACE {
 // saturating) or levels small enough for maddubs' int16 pairs. Otherwise the signed values take ggml's |q| and
 // sign(a, q) path.
 
-struct Q8_0Decode {
-  using Block = BlockQ8_0;
-  using Act = BlockQ8_0;
-  static constexpr int kOffset = 128, kMaxLevel = 255;
-  static constexpr int kGenGroups = kRows == 2 ? 2 : 4;  // AVX-512: 4 rows at a time stream ~1.3x faster than 8
-  static I Values(const RowGroup& g, int64_t b) { return V::Rows32(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
-  static I Levels(const RowGroup& g, int64_t b) { return V::Xor(Values(g, b), V::Set8(static_cast<int8_t>(0x80))); }
-};
 // Q5_0 and Q5_1 levels 0..31: the nibble with the fifth bit from qh.
 template <typename Block>
 HWY_INLINE I FiveBitLevels(const RowGroup& g, int64_t b) {
@@ -257,6 +249,59 @@ struct NibbleLanes {
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     NibbleLanesTile<N, T>(slots, acts, n_blocks, y, ldy, rows);
+  }
+};
+
+// ---- Q8_0 in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
+// llama.cpp does not repack Q8_0 on x86, so each row keeps vec_dot's eight float lanes: position l the exact sum
+// of values 4l..4l+3 of a block, met by d_w * d_a in one FMA per block, the lanes added pairwise at the end. A tile
+// is V::kLanes rows, the positions eight float vectors; its slot for a block (kQ8_0Pack) holds the rows' fp16
+// scales, then for l = 0..7 qs bytes 4l..4l+3 of every row. With VNNI the values + 128 (an xor) meet the
+// activations in one vpdpbusd started from -128 times their quad sum; without, with the sign trick.
+static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head_offset == offsetof(BlockQ8_0, d) &&
+              kQ8_0Pack.head == 2 && kQ8_0Pack.chunk == 4 && offsetof(BlockQ8_0, qs) == 2);
+
+template <int T>
+void Q8_0LanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  constexpr int L = V::kLanes;
+  constexpr size_t kSlot = kLanesSlot<kQ8_0Pack>;
+  F acc[T][8];  // per token, the eight lane positions' floats
+  for (auto& lanes : acc)
+    for (F& a : lanes) a = V::ZeroF();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+    if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+    const F dw = V::LanesHalfF(slot);
+    F dd[T];
+    for (int t = 0; t < T; ++t) dd[t] = V::Mul(dw, V::SetF(acts[t].scales[b]));
+    for (int l = 0; l < 8; ++l) {
+      const I q = V::LoadLanes(slot + 2 * L + 4 * L * l);
+      if constexpr (V::kVnni) {
+        const I levels = V::Xor(q, V::Set8(static_cast<int8_t>(0x80)));
+        for (int t = 0; t < T; ++t) {
+          const I start = V::SetWord(-128 * acts[t].quad_sums[8 * b + l]);
+          const I sum = V::DotU8(start, levels, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
+          acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
+        }
+      } else {
+        for (int t = 0; t < T; ++t) {
+          const I sum = V::DotS8(V::Zero(), q, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
+          acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
+        }
+      }
+    }
+  }
+  F sums[T];
+  for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
+  StoreLanes(sums, y, ldy, rows);
+}
+
+struct Q8_0Lanes {
+  static constexpr const PackFormat& kPack = kQ8_0Pack;
+  static constexpr int kBlockValues = 32, kBatchTokens = 2;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    Q8_0LanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
   }
 };
 

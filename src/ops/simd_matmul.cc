@@ -153,10 +153,8 @@ struct Legacy {
     ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
   }
   // One token over a whole packed tile of kP groups: LegacyTile with constant addressing (TileGroups; measured
-  // 1.1-1.2x for Q4_1, Q5_0, Q5_1). Q8_0 measured as fast or slower with it, as did the super-block and half types
-  // (the address arithmetic is a smaller share of their work), so they have no PackedGen.
+  // 1.1-1.2x for Q4_1, Q5_0, Q5_1).
   template <int kP>
-    requires(!std::is_same_v<D, Q8_0Decode>)
   static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
     LegacyTile<D, kP, 1, true>(g, &act, n / 32, y, ldy, kP * kRows, nullptr);
   }
@@ -292,7 +290,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
   switch (type) {
     case DType::Q4_0: return fn(RowLanes<NibbleLanes<Q4_0Nibbles>>{});
     case DType::Q5_0: return fn(Legacy<Q5_0Decode>{});
-    case DType::Q8_0: return fn(Legacy<Q8_0Decode>{});
+    case DType::Q8_0: return fn(RowLanes<Q8_0Lanes>{});
     case DType::IQ4_NL: return fn(RowLanes<NibbleLanes<IQ4NLNibbles>>{});
     case DType::I4G: return fn(Legacy<I4GDecode>{});
     case DType::Q4_1: return fn(Legacy<Q4_1Decode>{});

@@ -478,6 +478,12 @@ HWY_INLINE void StoreLanes(const F (&acc)[T], float* y, size_t ldy, int rows) {
   }
 }
 
+// For the row-lane tiles in vec_dot's order (Q5_K, Q6_K, Q8_0): its eight lane positions, one float vector each,
+// added as hsum_float_8 adds its lanes: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), every row at once.
+HWY_INLINE F PairwiseLanes(const F (&v)[8]) {
+  return V::AddF(V::AddF(V::AddF(v[0], v[4]), V::AddF(v[2], v[6])), V::AddF(V::AddF(v[1], v[5]), V::AddF(v[3], v[7])));
+}
+
 // The tile's rows in any layout (row groups of kRows rows, RowGroup addressing) copied into slots.
 template <const PackFormat& kPack>
 HWY_INLINE void PackLanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slots) {
