@@ -232,52 +232,47 @@ HWY_INLINE I K4MinsDot(const K4ScalesMins& k4, const BlockQ8K& a) {
 static_assert(kQ4KPack.unit == sizeof(BlockQ4K) && kQ4KPack.head_offset == 0 && kQ4KPack.head == 4 &&
               kQ4KPack.chunk == 4 && offsetof(BlockQ4K, scales) == 4 && offsetof(BlockQ4K, qs) == 16);
 
-template <int T>
-void Q4KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-  constexpr int L = V::kLanes;
-  constexpr size_t kSlot = kLanesSlot<kQ4KPack>;
-  F acc[T], mins[T];
-  for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
-  const I low_nibble = V::Set8(0x0F);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-    if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
-    F d, dmin;
-    V::LanesHalfPairF(slot, d, dmin);
-    const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
-    const I* scales = k4.scales;
-    const uint8_t* qs = slot + 16 * L;
-    I values[T];
-    for (I& v : values) v = V::Zero();
-    // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
-      I lo[8], hi[8];
-      for (int c = 0; c < 8; ++c) {
-        const I bytes = V::LoadLanes(qs + 4 * L * (8 * g + c));
-        lo[c] = V::And(bytes, low_nibble);
-        hi[c] = V::And(V::template Shr16<4>(bytes), low_nibble);
-      }
-      const I scale_lo = V::LaneByte(scales[g / 2], 2 * (g % 2)), scale_hi = V::LaneByte(scales[g / 2], 2 * (g % 2) + 1);
-      for (int t = 0; t < T; ++t) {
-        const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g;
-        values[t] = V::ScaledDot<8>(V::ScaledDot<8>(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
-      }
-    }
-    for (int t = 0; t < T; ++t) {
-      const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
-      AddSuperBlock(values[t], K4MinsDot(k4, a), d, dmin, a.d, acc[t], mins[t]);
-    }
-  }
-  StoreValuesMinusMins(acc, mins, y, ldy, rows);
-}
-
 struct Q4KLanes {
   static constexpr const PackFormat& kPack = kQ4KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    Q4KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kQ4KPack>;
+    F acc[T], mins[T];
+    for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
+    const I low_nibble = V::Set8(0x0F);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      F d, dmin;
+      V::LanesHalfPairF(slot, d, dmin);
+      const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
+      const I* scales = k4.scales;
+      const uint8_t* qs = slot + 16 * L;
+      I values[T];
+      for (I& v : values) v = V::Zero();
+      // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
+  #pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
+        I lo[8], hi[8];
+        for (int c = 0; c < 8; ++c) {
+          const I bytes = V::LoadLanes(qs + 4 * L * (8 * g + c));
+          lo[c] = V::And(bytes, low_nibble);
+          hi[c] = V::And(V::template Shr16<4>(bytes), low_nibble);
+        }
+        const I scale_lo = V::LaneByte(scales[g / 2], 2 * (g % 2)), scale_hi = V::LaneByte(scales[g / 2], 2 * (g % 2) + 1);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g;
+          values[t] = V::ScaledDot<8>(V::ScaledDot<8>(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
+        AddSuperBlock(values[t], K4MinsDot(k4, a), d, dmin, a.d, acc[t], mins[t]);
+      }
+    }
+    StoreValuesMinusMins(acc, mins, y, ldy, rows);
   }
 };
 
@@ -292,64 +287,59 @@ static_assert(kQ2KPack.unit == sizeof(BlockQ2K) && kQ2KPack.head_offset == offse
               kQ2KPack.head == 4 && kQ2KPack.chunk == 4 && offsetof(BlockQ2K, dmin) == 82 &&
               offsetof(BlockQ2K, scales) == 0 && offsetof(BlockQ2K, qs) == 16);
 
-template <int T>
-void Q2KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-  constexpr int L = V::kLanes;
-  constexpr size_t kSlot = kLanesSlot<kQ2KPack>;
-  F acc[T], mins[T];
-  for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
-  const I two_bits = V::Set8(3), low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-    if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-    F d, dmin;
-    V::LanesHalfPairF(slot, d, dmin);
-    // Scale word w holds bytes 4w..4w+3 of every row; its mins as int16 pairs (m_4w, m_4w+2), (m_4w+1, m_4w+3).
-    I scales[4], min_pairs[8];
-    for (int w = 0; w < 4; ++w) {
-      const I word = V::LoadLanes(slot + 4 * L * (1 + w));
-      scales[w] = V::And(word, low_nibbles);
-      min_pairs[2 * w] = V::And(V::ShrWords<4>(word), word_nibbles);
-      min_pairs[2 * w + 1] = V::And(V::ShrWords<12>(word), word_nibbles);
-    }
-    const uint8_t* qs = slot + 20 * L;
-    I values[T];
-    for (I& v : values) v = V::Zero();
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      I bytes[8];
-      for (int q = 0; q < 8; ++q) bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
-        I level[8];
-        for (int q = 0; q < 8; ++q) level[q] = V::And(V::ShrBytes(bytes[q], 2 * k), two_bits);
-        const int j = 8 * h + 2 * k;
-        const I scale_lo = V::LaneByte(scales[j / 4], j % 4), scale_hi = V::LaneByte(scales[j / 4], j % 4 + 1);
-        for (int t = 0; t < T; ++t) {
-          const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
-          values[t] = V::ScaledDot<4>(V::ScaledDot<4>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
-        }
-      }
-    }
-    for (int t = 0; t < T; ++t) {
-      const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
-      I sum_pairs[8];  // of the sixteen bsums
-      SpreadWordPairs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)), sum_pairs);
-      SpreadWordPairs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)), sum_pairs + 4);
-      I offsets = V::Zero();
-      for (int i = 0; i < 8; ++i) offsets = V::AddScaled(offsets, min_pairs[i], sum_pairs[i]);
-      AddSuperBlock(values[t], offsets, d, dmin, a.d, acc[t], mins[t]);
-    }
-  }
-  StoreValuesMinusMins(acc, mins, y, ldy, rows);
-}
-
 struct Q2KLanes {
   static constexpr const PackFormat& kPack = kQ2KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    Q2KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kQ2KPack>;
+    F acc[T], mins[T];
+    for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
+    const I two_bits = V::Set8(3), low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+      F d, dmin;
+      V::LanesHalfPairF(slot, d, dmin);
+      // Scale word w holds bytes 4w..4w+3 of every row; its mins as int16 pairs (m_4w, m_4w+2), (m_4w+1, m_4w+3).
+      I scales[4], min_pairs[8];
+      for (int w = 0; w < 4; ++w) {
+        const I word = V::LoadLanes(slot + 4 * L * (1 + w));
+        scales[w] = V::And(word, low_nibbles);
+        min_pairs[2 * w] = V::And(V::ShrWords<4>(word), word_nibbles);
+        min_pairs[2 * w + 1] = V::And(V::ShrWords<12>(word), word_nibbles);
+      }
+      const uint8_t* qs = slot + 20 * L;
+      I values[T];
+      for (I& v : values) v = V::Zero();
+  #pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        I bytes[8];
+        for (int q = 0; q < 8; ++q) bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
+  #pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
+          I level[8];
+          for (int q = 0; q < 8; ++q) level[q] = V::And(V::ShrBytes(bytes[q], 2 * k), two_bits);
+          const int j = 8 * h + 2 * k;
+          const I scale_lo = V::LaneByte(scales[j / 4], j % 4), scale_hi = V::LaneByte(scales[j / 4], j % 4 + 1);
+          for (int t = 0; t < T; ++t) {
+            const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
+            values[t] = V::ScaledDot<4>(V::ScaledDot<4>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
+          }
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
+        I sum_pairs[8];  // of the sixteen bsums
+        SpreadWordPairs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)), sum_pairs);
+        SpreadWordPairs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)), sum_pairs + 4);
+        I offsets = V::Zero();
+        for (int i = 0; i < 8; ++i) offsets = V::AddScaled(offsets, min_pairs[i], sum_pairs[i]);
+        AddSuperBlock(values[t], offsets, d, dmin, a.d, acc[t], mins[t]);
+      }
+    }
+    StoreValuesMinusMins(acc, mins, y, ldy, rows);
   }
 };
 
@@ -382,77 +372,72 @@ HWY_INLINE void Q6KOffsetPairs(const int8_t* a, int32_t* out) {
   }
 }
 
-template <int T>
-void Q6KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-  constexpr int L = V::kLanes;
-  constexpr size_t kSlot = kLanesSlot<kQ6KPack>;
-  F acc[T][8];  // per token, the eight lane positions' floats
-  for (auto& lanes : acc)
-    for (F& a : lanes) a = V::ZeroF();
-  const I low_nibble = V::Set8(0x0F), top_two = V::Set8(0x30);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-    if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
-    const F d = V::LanesHalfF(slot);
-    I words[4];  // scale bytes 4w..4w+3 of every row
-    for (int w = 0; w < 4; ++w) words[w] = V::LoadLanes(slot + 2 * L + 4 * L * w);
-    const BlockQ8K* a[T];
-    F dd[T];
-    alignas(32) int32_t offset_pairs[T][32];
-    for (int t = 0; t < T; ++t) {
-      a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
-      dd[t] = V::Mul(d, V::SetF(a[t]->d));
-      Q6KOffsetPairs(a[t]->qs, offset_pairs[t]);
-    }
-    // With several tokens, read back from memory, each word broadcast as it loads: kept in registers, the compiler
-    // extracted each with two shuffles (Batch64 55 -> 83 GB/s; one token runs as fast either way).
-    if constexpr (T > 1) asm volatile("" : : "r"(offset_pairs) : "memory");
-    const uint8_t* q = slot + 18 * L;
-    // Unrolled, so each group's scale byte is picked by a constant pattern.
-#pragma GCC unroll 2
-    for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
-      // Per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part: bytes 0, 2 (part 0) or 1, 3 of word w.
-      I scale_pairs[4];
-      for (int w = 0; w < 4; ++w) scale_pairs[w] = part ? V::Sar16<8>(words[w]) : V::Sar16<8>(V::Shl16<8>(words[w]));
-      I scale[8];  // group g's, in both words of every lane
-      for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
-#pragma GCC unroll 4
-      for (int l = 4 * part; l < 4 * part + 4; ++l) {
-        I sumi[T];  // the exact sum of position l, offsets first
-        for (int t = 0; t < T; ++t) {
-          sumi[t] = V::Zero();
-          for (int w = 0; w < 4; ++w)
-            sumi[t] = V::AddScaled(sumi[t], scale_pairs[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
-        }
-        for (int h = 0; h < 2; ++h) {
-          const uint8_t* chunks = q + 12 * L * (2 * l + h);
-          const I ql0 = V::LoadLanes(chunks), ql1 = V::LoadLanes(chunks + 4 * L), qh = V::LoadLanes(chunks + 8 * L);
-          // Group 4h + k's levels: a nibble of ql (low: k = 0, 1; high: k = 2, 3) under bits 2k, 2k+1 of qh.
-          const I levels[4] = {V::Or(V::And(ql0, low_nibble), V::And(V::Shl16<4>(qh), top_two)),
-                               V::Or(V::And(ql1, low_nibble), V::And(V::Shl16<2>(qh), top_two)),
-                               V::Or(V::And(V::Shr16<4>(ql0), low_nibble), V::And(qh, top_two)),
-                               V::Or(V::And(V::Shr16<4>(ql1), low_nibble), V::And(V::Shr16<2>(qh), top_two))};
-          for (int k = 0; k < 4; ++k) {
-            const int g = 4 * h + k;
-            for (int t = 0; t < T; ++t)
-              sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels[k], V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
-          }
-        }
-        for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
-      }
-    }
-  }
-  F sums[T];
-  for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
-  StoreLanes(sums, y, ldy, rows);
-}
-
 struct Q6KLanes {
   static constexpr const PackFormat& kPack = kQ6KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    Q6KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kQ6KPack>;
+    F acc[T][8];  // per token, the eight lane positions' floats
+    for (auto& lanes : acc)
+      for (F& a : lanes) a = V::ZeroF();
+    const I low_nibble = V::Set8(0x0F), top_two = V::Set8(0x30);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      const F d = V::LanesHalfF(slot);
+      I words[4];  // scale bytes 4w..4w+3 of every row
+      for (int w = 0; w < 4; ++w) words[w] = V::LoadLanes(slot + 2 * L + 4 * L * w);
+      const BlockQ8K* a[T];
+      F dd[T];
+      alignas(32) int32_t offset_pairs[T][32];
+      for (int t = 0; t < T; ++t) {
+        a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+        dd[t] = V::Mul(d, V::SetF(a[t]->d));
+        Q6KOffsetPairs(a[t]->qs, offset_pairs[t]);
+      }
+      // With several tokens, read back from memory, each word broadcast as it loads: kept in registers, the compiler
+      // extracted each with two shuffles (Batch64 55 -> 83 GB/s; one token runs as fast either way).
+      if constexpr (T > 1) asm volatile("" : : "r"(offset_pairs) : "memory");
+      const uint8_t* q = slot + 18 * L;
+      // Unrolled, so each group's scale byte is picked by a constant pattern.
+  #pragma GCC unroll 2
+      for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
+        // Per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part: bytes 0, 2 (part 0) or 1, 3 of word w.
+        I scale_pairs[4];
+        for (int w = 0; w < 4; ++w) scale_pairs[w] = part ? V::Sar16<8>(words[w]) : V::Sar16<8>(V::Shl16<8>(words[w]));
+        I scale[8];  // group g's, in both words of every lane
+        for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
+  #pragma GCC unroll 4
+        for (int l = 4 * part; l < 4 * part + 4; ++l) {
+          I sumi[T];  // the exact sum of position l, offsets first
+          for (int t = 0; t < T; ++t) {
+            sumi[t] = V::Zero();
+            for (int w = 0; w < 4; ++w)
+              sumi[t] = V::AddScaled(sumi[t], scale_pairs[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
+          }
+          for (int h = 0; h < 2; ++h) {
+            const uint8_t* chunks = q + 12 * L * (2 * l + h);
+            const I ql0 = V::LoadLanes(chunks), ql1 = V::LoadLanes(chunks + 4 * L), qh = V::LoadLanes(chunks + 8 * L);
+            // Group 4h + k's levels: a nibble of ql (low: k = 0, 1; high: k = 2, 3) under bits 2k, 2k+1 of qh.
+            const I levels[4] = {V::Or(V::And(ql0, low_nibble), V::And(V::Shl16<4>(qh), top_two)),
+                                 V::Or(V::And(ql1, low_nibble), V::And(V::Shl16<2>(qh), top_two)),
+                                 V::Or(V::And(V::Shr16<4>(ql0), low_nibble), V::And(qh, top_two)),
+                                 V::Or(V::And(V::Shr16<4>(ql1), low_nibble), V::And(V::Shr16<2>(qh), top_two))};
+            for (int k = 0; k < 4; ++k) {
+              const int g = 4 * h + k;
+              for (int t = 0; t < T; ++t)
+                sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels[k], V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
+            }
+          }
+          for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
+        }
+      }
+    }
+    F sums[T];
+    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
+    StoreLanes(sums, y, ldy, rows);
   }
 };
 
@@ -468,62 +453,57 @@ static_assert(kQ5KPack.unit == sizeof(BlockQ5K) && kQ5KPack.head_offset == 0 && 
               kQ5KPack.chunk == 4 && offsetof(BlockQ5K, scales) == 4 && offsetof(BlockQ5K, qh) == 16 &&
               offsetof(BlockQ5K, qs) == 48);
 
-template <int T>
-void Q5KLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-  constexpr int L = V::kLanes;
-  constexpr size_t kSlot = kLanesSlot<kQ5KPack>;
-  F acc[T][8], mins[T];  // per token, the eight lane positions' floats and the mins'
-  for (int t = 0; t < T; ++t) {
-    mins[t] = V::ZeroF();
-    for (F& a : acc[t]) a = V::ZeroF();
-  }
-  const I low_nibble = V::Set8(0x0F);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-    if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
-    F d, dmin;
-    V::LanesHalfPairF(slot, d, dmin);
-    const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
-    I scale[8];  // sub-block j's, in both words of every lane
-    for (int j = 0; j < 8; ++j) scale[j] = V::LaneByteWords(k4.scales[j / 4], j % 4);
-    const BlockQ8K* a[T];
-    F dd[T];
-    for (int t = 0; t < T; ++t) {
-      a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
-      dd[t] = V::Mul(d, V::SetF(a[t]->d));
-      mins[t] = V::Fma(V::Mul(V::SetF(-a[t]->d), dmin), V::Cvt(K4MinsDot(k4, *a[t])), mins[t]);
-    }
-    const uint8_t* q = slot + 16 * L;
-#pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) {
-      const uint8_t* chunks = q + 20 * L * l;
-      const I qh = V::LoadLanes(chunks);
-      I sumi[T];  // the exact sum of position l
-      for (I& s : sumi) s = V::Zero();
-      for (int p = 0; p < 4; ++p) {
-        const I qs = V::LoadLanes(chunks + 4 * L * (1 + p));
-        const I lo = V::OrWhere(V::And(qs, low_nibble), qh, static_cast<int8_t>(1 << (2 * p)), 0x10);
-        const I hi = V::OrWhere(V::And(V::Shr16<4>(qs), low_nibble), qh, static_cast<int8_t>(1 << (2 * p + 1)), 0x10);
-        for (int t = 0; t < T; ++t) {
-          const int8_t* at = a[t]->qs + 64 * p + 4 * l;
-          sumi[t] = V::AddScaled(V::AddScaled(sumi[t], V::PairsU8(lo, V::BroadcastWord(at)), scale[2 * p]),
-                                 V::PairsU8(hi, V::BroadcastWord(at + 32)), scale[2 * p + 1]);
-        }
-      }
-      for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
-    }
-  }
-  F sums[T];
-  for (int t = 0; t < T; ++t) sums[t] = V::AddF(PairwiseLanes(acc[t]), mins[t]);
-  StoreLanes(sums, y, ldy, rows);
-}
-
 struct Q5KLanes {
   static constexpr const PackFormat& kPack = kQ5KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    Q5KLanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kQ5KPack>;
+    F acc[T][8], mins[T];  // per token, the eight lane positions' floats and the mins'
+    for (int t = 0; t < T; ++t) {
+      mins[t] = V::ZeroF();
+      for (F& a : acc[t]) a = V::ZeroF();
+    }
+    const I low_nibble = V::Set8(0x0F);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      F d, dmin;
+      V::LanesHalfPairF(slot, d, dmin);
+      const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
+      I scale[8];  // sub-block j's, in both words of every lane
+      for (int j = 0; j < 8; ++j) scale[j] = V::LaneByteWords(k4.scales[j / 4], j % 4);
+      const BlockQ8K* a[T];
+      F dd[T];
+      for (int t = 0; t < T; ++t) {
+        a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+        dd[t] = V::Mul(d, V::SetF(a[t]->d));
+        mins[t] = V::Fma(V::Mul(V::SetF(-a[t]->d), dmin), V::Cvt(K4MinsDot(k4, *a[t])), mins[t]);
+      }
+      const uint8_t* q = slot + 16 * L;
+  #pragma GCC unroll 8
+      for (int l = 0; l < 8; ++l) {
+        const uint8_t* chunks = q + 20 * L * l;
+        const I qh = V::LoadLanes(chunks);
+        I sumi[T];  // the exact sum of position l
+        for (I& s : sumi) s = V::Zero();
+        for (int p = 0; p < 4; ++p) {
+          const I qs = V::LoadLanes(chunks + 4 * L * (1 + p));
+          const I lo = V::OrWhere(V::And(qs, low_nibble), qh, static_cast<int8_t>(1 << (2 * p)), 0x10);
+          const I hi = V::OrWhere(V::And(V::Shr16<4>(qs), low_nibble), qh, static_cast<int8_t>(1 << (2 * p + 1)), 0x10);
+          for (int t = 0; t < T; ++t) {
+            const int8_t* at = a[t]->qs + 64 * p + 4 * l;
+            sumi[t] = V::AddScaled(V::AddScaled(sumi[t], V::PairsU8(lo, V::BroadcastWord(at)), scale[2 * p]),
+                                   V::PairsU8(hi, V::BroadcastWord(at + 32)), scale[2 * p + 1]);
+          }
+        }
+        for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
+      }
+    }
+    F sums[T];
+    for (int t = 0; t < T; ++t) sums[t] = V::AddF(PairwiseLanes(acc[t]), mins[t]);
+    StoreLanes(sums, y, ldy, rows);
   }
 };
 

@@ -214,41 +214,36 @@ struct IQ4NLNibbles {
 };
 
 // T tokens over one tile whose blocks are packed slots from `slots`; y[t * ldy + r] for the first `rows` rows.
-template <class N, int T>
-void NibbleLanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-  constexpr int L = V::kLanes;
-  constexpr size_t kSlot = kLanesSlot<kQ4_0Pack>;
-  F acc[T];
-  for (F& a : acc) a = V::ZeroF();
-  const I low_nibble = V::Set8(0x0F);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-    if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-    const F dw = V::LanesHalfF(slot);
-    I lo[4], hi[4];
-    for (int c = 0; c < 4; ++c) {
-      const I bytes = V::LoadLanes(slot + 2 * L + 4 * L * c);
-      lo[c] = N::Decode(V::And(bytes, low_nibble));
-      hi[c] = N::Decode(V::And(V::template Shr16<4>(bytes), low_nibble));
-    }
-    for (int t = 0; t < T; ++t) {
-      const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
-      I sum = V::SetWord(-N::kOffset * acts[t].block_sums[b]);
-      for (int c = 0; c < 4; ++c) sum = N::Dot(sum, lo[c], V::BroadcastWord(a.qs + 4 * c));
-      for (int c = 0; c < 4; ++c) sum = N::Dot(sum, hi[c], V::BroadcastWord(a.qs + 16 + 4 * c));
-      acc[t] = V::Fma(V::Cvt(sum), V::Mul(dw, V::SetF(acts[t].scales[b])), acc[t]);
-    }
-  }
-  StoreLanes(acc, y, ldy, rows);
-}
-
 template <class N>
 struct NibbleLanes {
   static constexpr const PackFormat& kPack = kQ4_0Pack;
   static constexpr int kBlockValues = 32, kBatchTokens = 8;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    NibbleLanesTile<N, T>(slots, acts, n_blocks, y, ldy, rows);
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kQ4_0Pack>;
+    F acc[T];
+    for (F& a : acc) a = V::ZeroF();
+    const I low_nibble = V::Set8(0x0F);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+      const F dw = V::LanesHalfF(slot);
+      I lo[4], hi[4];
+      for (int c = 0; c < 4; ++c) {
+        const I bytes = V::LoadLanes(slot + 2 * L + 4 * L * c);
+        lo[c] = N::Decode(V::And(bytes, low_nibble));
+        hi[c] = N::Decode(V::And(V::template Shr16<4>(bytes), low_nibble));
+      }
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
+        I sum = V::SetWord(-N::kOffset * acts[t].block_sums[b]);
+        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, lo[c], V::BroadcastWord(a.qs + 4 * c));
+        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, hi[c], V::BroadcastWord(a.qs + 16 + 4 * c));
+        acc[t] = V::Fma(V::Cvt(sum), V::Mul(dw, V::SetF(acts[t].scales[b])), acc[t]);
+      }
+    }
+    StoreLanes(acc, y, ldy, rows);
   }
 };
 
@@ -261,47 +256,42 @@ struct NibbleLanes {
 static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head_offset == offsetof(BlockQ8_0, d) &&
               kQ8_0Pack.head == 2 && kQ8_0Pack.chunk == 4 && offsetof(BlockQ8_0, qs) == 2);
 
-template <int T>
-void Q8_0LanesTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-  constexpr int L = V::kLanes;
-  constexpr size_t kSlot = kLanesSlot<kQ8_0Pack>;
-  F acc[T][8];  // per token, the eight lane positions' floats
-  for (auto& lanes : acc)
-    for (F& a : lanes) a = V::ZeroF();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-    if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-    const F dw = V::LanesHalfF(slot);
-    F dd[T];
-    for (int t = 0; t < T; ++t) dd[t] = V::Mul(dw, V::SetF(acts[t].scales[b]));
-    for (int l = 0; l < 8; ++l) {
-      const I q = V::LoadLanes(slot + 2 * L + 4 * L * l);
-      if constexpr (V::kVnni) {
-        const I levels = V::Xor(q, V::Set8(static_cast<int8_t>(0x80)));
-        for (int t = 0; t < T; ++t) {
-          const I start = V::SetWord(-128 * acts[t].quad_sums[8 * b + l]);
-          const I sum = V::DotU8(start, levels, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
-          acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
-        }
-      } else {
-        for (int t = 0; t < T; ++t) {
-          const I sum = V::DotS8(V::Zero(), q, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
-          acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
-        }
-      }
-    }
-  }
-  F sums[T];
-  for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
-  StoreLanes(sums, y, ldy, rows);
-}
-
 struct Q8_0Lanes {
   static constexpr const PackFormat& kPack = kQ8_0Pack;
   static constexpr int kBlockValues = 32, kBatchTokens = 2;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    Q8_0LanesTile<T>(slots, acts, n_blocks, y, ldy, rows);
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kQ8_0Pack>;
+    F acc[T][8];  // per token, the eight lane positions' floats
+    for (auto& lanes : acc)
+      for (F& a : lanes) a = V::ZeroF();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+      const F dw = V::LanesHalfF(slot);
+      F dd[T];
+      for (int t = 0; t < T; ++t) dd[t] = V::Mul(dw, V::SetF(acts[t].scales[b]));
+      for (int l = 0; l < 8; ++l) {
+        const I q = V::LoadLanes(slot + 2 * L + 4 * L * l);
+        if constexpr (V::kVnni) {
+          const I levels = V::Xor(q, V::Set8(static_cast<int8_t>(0x80)));
+          for (int t = 0; t < T; ++t) {
+            const I start = V::SetWord(-128 * acts[t].quad_sums[8 * b + l]);
+            const I sum = V::DotU8(start, levels, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
+            acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
+          }
+        } else {
+          for (int t = 0; t < T; ++t) {
+            const I sum = V::DotS8(V::Zero(), q, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
+            acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
+          }
+        }
+      }
+    }
+    F sums[T];
+    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
+    StoreLanes(sums, y, ldy, rows);
   }
 };
 

@@ -1,10 +1,12 @@
 // SIMD matmul kernels on the quantized blocks (Highway: compiled for every x86 target, picked at run time).
 //
-// Every output is summed exactly as ops/dot_reference.cc sums it (llama.cpp's x86 order; for all types but Q4_0
-// ggml's AVX2 vec_dot: exact integer lanes per block, one float FMA per block into eight float lanes, lanes added
-// pairwise at the end), so the kernels give the reference's bits on every target, for any tile shape, thread count
-// or batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in
-// flight at once (Q4_0, IQ4_NL, Q2_K, Q4_K and Q6_K are laid out one row per lane: RowLanes):
+// Every output is summed exactly as ops/dot_reference.cc sums it (llama.cpp's x86 order: for the types it repacks,
+// Q4_0, IQ4_NL, Q2_K and Q4_K, one float per row; for the others ggml's AVX2 vec_dot: exact integer lanes per
+// block, one float FMA per block into eight float lanes, lanes added pairwise at the end), so the kernels give the
+// reference's bits on every target, for any tile shape, thread count or batch size. Freedom lies only in how the
+// exact integer lanes are computed and in how many outputs are in flight at once (Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K,
+// Q5_K and Q6_K are laid out one row per vector lane, the vec_dot ones with a float vector per lane position:
+// RowLanes):
 //
 // - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
 //   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
@@ -185,8 +187,9 @@ struct Super {
     KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
   }
 };
-// Q4_0, IQ4_NL, Q2_K, Q4_K and Q6_K (NibbleLanesTile, Q2KLanesTile, Q4KLanesTile, Q6KLanesTile): a tile is
-// V::kLanes rows, one per lane, kP row groups as RunTiles counts them. A whole packed tile is read in place; other
+// The row-lane types, Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K, Q5_K and Q6_K (Lanes: NibbleLanes, Q8_0Lanes, Q2KLanes, ...,
+// each its packed format and its Tile<T>): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
+// counts them. A whole packed tile is read in place; other
 // rows (the row-major ones after the last whole tile, or a tensor packed for another target's tile) are first
 // copied into packed slots, once for all the tokens.
 template <class Lanes>
