@@ -3,16 +3,15 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2, the row-lane types Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K, Q5_K and Q6_K 16 and 8; a kernel tile that covered half a
+// with AVX2, the row-lane types Q4_0, IQ4_NL, Q8_0 and the K-quants but IQ4_XS 16 and 8; a kernel tile that covered half a
 // packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
-// the 32-value types; Q2_K's, Q4_K's and Q5_K's d and dmin; Q3_K's scales and d and Q6_K's d,
+// the 32-value types; Q2_K's, Q4_K's and Q5_K's d and dmin; Q3_K's and Q6_K's d,
 // which end their blocks) comes first, the tile's rows side by side, so a tile's heads are one or two loads; then
 // the rest of the rows' blocks in chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one
-// chunk, the whole rest; Q3_K keeps its 32-byte value arrays together, so two rows' chunks are one 64-byte load.
-// The row-lane types keep 4 bytes together (kQ4_0Pack, kQ8_0Pack, kQ2KPack, kQ4KPack, kQ5KPack, kQ6KPack):
+// chunk, the whole rest. The row-lane types keep 4 bytes together (kQ4_0Pack, kQ8_0Pack, kQ2KPack ... kQ6KPack):
 // their kernels put one row in each int32 lane, so a chunk of every row is one load. Chunks are stored in the
 // order the kernel reads them, so it reads its slot strictly forward: the hardware prefetcher follows one forward
 // stream, not a kernel that jumps back (Q6_K's 32-byte chunks in block order, read ql, ql, qh, ...: 0.75x).
@@ -58,7 +57,19 @@ inline constexpr PackFormat kQ8_0Pack = {34, 0, 2, 4};  // d | qs, four bytes (v
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
 // scales, qs | d, dmin: four bytes a chunk (the scale bytes as four words, then qs).
 inline constexpr PackFormat kQ2KPack = {84, 80, 4, 4};
-inline constexpr PackFormat kQ3KPack = {110, 96, 14, 32};  // hmask, qs | scales, d
+// hmask, qs, scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' three words,
+// then for each lane position l (values 4l..4l+3 of every 32-value group) hmask bytes 4l.. and qs bytes 32h+4l..
+// for halves h = 0, 1.
+constexpr ChunkPositions q3k_chunk_positions() {
+  ChunkPositions p = chunk_positions();
+  for (int w = 0; w < 3; ++w) p[24 + w] = static_cast<uint8_t>(w);  // scale bytes 96 + 4w..
+  for (int l = 0; l < 8; ++l) {
+    p[l] = static_cast<uint8_t>(3 + 3 * l);  // hmask
+    for (int h = 0; h < 2; ++h) p[8 + 8 * h + l] = static_cast<uint8_t>(3 + 3 * l + 1 + h);
+  }
+  return p;
+}
+inline constexpr PackFormat kQ3KPack = {110, 108, 2, 4, q3k_chunk_positions()};
 // d, dmin | scales, qh, qs: four bytes a chunk, stored in the order the kernel reads them: the scales' three words,
 // then for each lane position l (values 4l..4l+3 of every 32-value sub-block) qh bytes 4l.. and qs bytes 32p+4l..
 // for p = 0..3.

@@ -42,7 +42,7 @@ struct KAcc {  // the float state of one (row group, token)
   F main;
 };
 
-// Decoders whose float part is only d * sum (Q3_K, IQ4_XS).
+// Decoders whose float part is only d * sum (IQ4_XS).
 struct PlainK {
   struct Setup {
     I scales;
@@ -54,46 +54,6 @@ struct PlainK {
     acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
   }
   static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
-};
-
-// Q3_K: sixteen 16-value sub-blocks with 6-bit scales biased by 32, values -4..3.
-struct Q3KDecode : PlainK {
-  using Block = BlockQ3K;
-  static constexpr bool kSigned = false;
-  static constexpr int kLevelOffset = 4;  // levels 0..7 stand for values -4..3
-  // The head is the scales and d, which end the block; the rest is hmask and qs in 32-byte chunks (ops/packed_weight.h).
-  static constexpr const PackFormat& kPack = kQ3KPack;
-  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
-    __m128i sc[kRows];
-    for (int r = 0; r < kRows; ++r) {
-      const uint8_t* head = g.head_at(b) + r * g.head_stride;
-      // The sixteen 6-bit codes (scale + 32): low nibbles from bytes 0-7, top two bits from bytes 8-11 (code j:
-      // byte 8 + j % 4, bits 2 (j / 4)). Word by word, in vector lanes (words computed in scalar, stored and
-      // reloaded as one vector stall store forwarding: this took Q3_K from 9.9 to 21 GB/s): the twelve bytes as
-      // u32 lanes [w0, w1, w2, 0] (loaded as 8 + 4: nothing past them need be readable), then code words =
-      // (w0, w1, w0 >> 4, w1 >> 4) & 0x0F.. | ((w2 >> 0, 2, 4, 6) & 0x03..) << 4.
-      static_assert(kPack.unit == sizeof(Block) && kPack.head_offset == offsetof(Block, scales) && kPack.head == 14 &&
-                    kPack.chunk == 32 && offsetof(Block, qs) == 32);
-      uint32_t w2;
-      std::memcpy(&w2, head + 8, 4);
-      const __m128i words = _mm_insert_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(head)), static_cast<int>(w2), 2);
-      const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(words, _MM_SHUFFLE(1, 0, 1, 0)), _mm_set_epi32(4, 4, 0, 0)),
-                                        _mm_set1_epi8(0x0F));
-      const __m128i high = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(words, _MM_SHUFFLE(2, 2, 2, 2)), _mm_set_epi32(6, 4, 2, 0)),
-                                         _mm_set1_epi8(0x03));
-      sc[r] = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi32(high, 4)), _mm_set1_epi8(32));
-      s.d[r] = Half16At(head + 12);
-    }
-    s.scales = V::Per16Scales(sc);
-  }
-  // Group j: bits 2(j%4), 2(j%4)+1 of qs[32 * (j/4) ...], plus 4 where bit j of hmask is set.
-  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    const I qs = V::Rows32(g.chunk_at(b, 1 + j / 4), g.stride);
-    const I hm = V::Rows32(g.chunk_at(b, 0), g.stride);
-    const I low = V::And(V::ShrBytes(qs, 2 * (j % 4)), V::Set8(3));
-    return V::OrWhere(low, hm, static_cast<int8_t>(1 << j), 4);
-  }
-  static I Scale(const Setup& s, int j) { return V::Per16Scale(s.scales, j); }
 };
 
 // IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
@@ -357,15 +317,17 @@ static_assert(kQ6KPack.unit == sizeof(BlockQ6K) && kQ6KPack.head_offset == offse
               kQ6KPack.head == 2 && kQ6KPack.chunk == 4 && offsetof(BlockQ6K, qh) == 128 &&
               offsetof(BlockQ6K, scales) == 192);
 
-// -32 times the quad sums A(g, l) of one super-block's activations (values 32g+4l..32g+4l+3), as int16 pairs
+// -kOffset times the quad sums A(g, l) of one super-block's activations (values 32g+4l..32g+4l+3), as int16 pairs
 // (A(2w, l), A(2w+1, l)) in word 8w + l: the pairs a row's scale pairs (sc[4w], sc[4w+2]) (positions l < 4) or
-// (sc[4w+1], sc[4w+3]) (l >= 4) meet. In 256-bit vectors on either target.
-HWY_INLINE void Q6KOffsetPairs(const int8_t* a, int32_t* out) {
-  const __m256i ones = _mm256_set1_epi8(1), minus32 = _mm256_set1_epi16(-32), low_word = _mm256_set1_epi32(0xFFFF);
+// (sc[4w+1], sc[4w+3]) (l >= 4) meet, for the 16-value sub-block types whose levels are values + kOffset (Q6_K 32,
+// Q3_K 4). In 256-bit vectors on either target.
+template <int kOffset>
+HWY_INLINE void LevelOffsetPairs(const int8_t* a, int32_t* out) {
+  const __m256i ones = _mm256_set1_epi8(1), minus = _mm256_set1_epi16(-kOffset), low_word = _mm256_set1_epi32(0xFFFF);
   for (int w = 0; w < 4; ++w) {
     const auto quad_sums = [&](int g) {
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32 * g));
-      return _mm256_madd_epi16(_mm256_maddubs_epi16(ones, bytes), minus32);
+      return _mm256_madd_epi16(_mm256_maddubs_epi16(ones, bytes), minus);
     };
     const __m256i pairs = _mm256_or_si256(_mm256_and_si256(quad_sums(2 * w), low_word), _mm256_slli_epi32(quad_sums(2 * w + 1), 16));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * w), pairs);
@@ -395,7 +357,7 @@ struct Q6KLanes {
       for (int t = 0; t < T; ++t) {
         a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
         dd[t] = V::Mul(d, V::SetF(a[t]->d));
-        Q6KOffsetPairs(a[t]->qs, offset_pairs[t]);
+        LevelOffsetPairs<32>(a[t]->qs, offset_pairs[t]);
       }
       // With several tokens, read back from memory, each word broadcast as it loads: kept in registers, the compiler
       // extracted each with two shuffles (Batch64 55 -> 83 GB/s; one token runs as fast either way).
@@ -429,6 +391,84 @@ struct Q6KLanes {
               const int g = 4 * h + k;
               for (int t = 0; t < T; ++t)
                 sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels[k], V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
+            }
+          }
+          for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
+        }
+      }
+    }
+    F sums[T];
+    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
+    StoreLanes(sums, y, ldy, rows);
+  }
+};
+
+// ---- Q3_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
+// As Q6_K: sixteen 16-value sub-blocks, levels 0..7 standing for values -4..3 (two bits of qs under the hmask bit),
+// 6-bit scales biased by 32. Its slot (kQ3KPack) holds the rows' d, the three words of their scale codes, then for
+// each lane position l the hmask chunk and the two qs chunks (halves 0, 1) that hold the eight groups' values there.
+static_assert(kQ3KPack.unit == sizeof(BlockQ3K) && kQ3KPack.head_offset == offsetof(BlockQ3K, d) &&
+              kQ3KPack.head == 2 && kQ3KPack.chunk == 4 && offsetof(BlockQ3K, qs) == 32 &&
+              offsetof(BlockQ3K, scales) == 96);
+
+struct Q3KLanes {
+  static constexpr const PackFormat& kPack = kQ3KPack;
+  static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kPack>;
+    F acc[T][8];  // per token, the eight lane positions' floats
+    for (auto& lanes : acc)
+      for (F& a : lanes) a = V::ZeroF();
+    const I two_bits = V::Set8(3), low_nibbles = V::SetWord(0x0F0F0F0F), low_bytes = V::SetWord(0x00FF00FF),
+            bias = V::SetWord(0x00200020);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      const F d = V::LanesHalfF(slot);
+      // Code words: byte k of codes[q] is scale code 4q + k: its low nibble from byte 4q + k of the first eight
+      // (low nibbles, then high nibbles of bytes 0-7), its top two bits from bits 2q, 2q+1 of byte 8 + k.
+      const I w0 = V::LoadLanes(slot + 2 * L), w1 = V::LoadLanes(slot + 6 * L), w2 = V::LoadLanes(slot + 10 * L);
+      const I low[4] = {V::And(w0, low_nibbles), V::And(w1, low_nibbles), V::And(V::ShrWords<4>(w0), low_nibbles),
+                        V::And(V::ShrWords<4>(w1), low_nibbles)};
+      I codes[4];
+      for (int q = 0; q < 4; ++q) codes[q] = V::Or(low[q], V::Shl16<4>(V::And(V::ShrBytes(w2, 2 * q), two_bits)));
+      const BlockQ8K* a[T];
+      F dd[T];
+      alignas(32) int32_t offset_pairs[T][32];
+      for (int t = 0; t < T; ++t) {
+        a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+        dd[t] = V::Mul(d, V::SetF(a[t]->d));
+        LevelOffsetPairs<4>(a[t]->qs, offset_pairs[t]);
+      }
+      if constexpr (T > 1) asm volatile("" : : "r"(offset_pairs) : "memory");  // as Q6_K's
+      const uint8_t* q = slot + 14 * L;
+#pragma GCC unroll 2
+      for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
+        // Per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part: codes 4w + part, 4w + part + 2, less 32.
+        I scale_pairs[4];
+        for (int w = 0; w < 4; ++w)
+          scale_pairs[w] = V::Sub16(V::And(part ? V::ShrWords<8>(codes[w]) : codes[w], low_bytes), bias);
+        I scale[8];  // group g's, in both words of every lane
+        for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
+#pragma GCC unroll 4
+        for (int l = 4 * part; l < 4 * part + 4; ++l) {
+          const uint8_t* chunks = q + 12 * L * l;
+          const I hmask = V::LoadLanes(chunks);
+          I sumi[T];  // the exact sum of position l, offsets first
+          for (int t = 0; t < T; ++t) {
+            sumi[t] = V::Zero();
+            for (int w = 0; w < 4; ++w)
+              sumi[t] = V::AddScaled(sumi[t], scale_pairs[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
+          }
+          for (int h = 0; h < 2; ++h) {
+            const I qs = V::LoadLanes(chunks + 4 * L * (1 + h));
+            for (int k = 0; k < 4; ++k) {
+              const int g = 4 * h + k;  // bits 2k, 2k+1 of qs under bit g of hmask
+              const I levels = V::OrWhere(V::And(V::ShrBytes(qs, 2 * k), two_bits), hmask, static_cast<int8_t>(1 << g), 4);
+              for (int t = 0; t < T; ++t)
+                sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels, V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
             }
           }
           for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);

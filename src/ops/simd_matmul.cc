@@ -163,7 +163,7 @@ struct Legacy {
 };
 template <typename D>
 struct Super {
-  // Each (row group, token) holds integer and float sums (and Q4_K's mins): fewer in flight.
+  // IQ4_XS (the last super-block type in this family): each (row group, token) holds integer and float sums.
   static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
   static constexpr int kGenGroups = GenGroupsOf<D>();
   template <int P, int T>
@@ -175,19 +175,8 @@ struct Super {
                       int rows, DecodedRows<kP>&) {
     ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
   }
-  // One token over a whole packed tile of the chunked types (Q3_K ... Q5_K): constant addressing, so a row
-  // pair's chunk is one load. That takes KTile flattened into this function: left to itself GCC called it out of
-  // line with the groups in memory, and nothing was constant. Flattened, the in-cache kernels ran 1.1-1.3x
-  // (Q3_K), 1.13-1.35x (Q4_K), 1.18-1.43x (Q5_K) in three alternating runs.
-  template <int kP>
-    requires(requires { D::kPack; })
-  HWY_FLATTEN static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
-    RowGroup local[kP];
-    PackedTileGroups<D::kPack.unit, D::kPack.head, kP, D::kPack.chunk>(g[0], local, D::kPack.position.data());
-    KTile<D, kP, 1>(local, &act, n / 256, y, ldy, kP * kRows);
-  }
 };
-// The row-lane types, Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K, Q5_K and Q6_K (Lanes: NibbleLanes, Q8_0Lanes, Q2KLanes, ...,
+// The row-lane types, Q4_0, IQ4_NL, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (Lanes: NibbleLanes, Q8_0Lanes, ...,
 // each its packed format and its Tile<T>): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
 // counts them. A whole packed tile is read in place; other
 // rows (the row-major ones after the last whole tile, or a tensor packed for another target's tile) are first
@@ -299,7 +288,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q4_1: return fn(Legacy<Q4_1Decode>{});
     case DType::Q5_1: return fn(Legacy<Q5_1Decode>{});
     case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});
-    case DType::Q3_K: return fn(Super<Q3KDecode>{});
+    case DType::Q3_K: return fn(RowLanes<Q3KLanes>{});
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
     case DType::Q5_K: return fn(RowLanes<Q5KLanes>{});
     case DType::Q6_K: return fn(RowLanes<Q6KLanes>{});

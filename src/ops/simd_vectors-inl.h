@@ -178,7 +178,7 @@ struct V {
 
   static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
 
-  // Row lanes (Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K, Q5_K, Q6_K): one row per int32 / float lane, kLanes rows a register.
+  // Row lanes (Q4_0, IQ4_NL, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): one row per int32 / float lane, kLanes rows a register.
   static constexpr int kLanes = 8;
   static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
@@ -461,7 +461,7 @@ HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
   if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
 }
 
-// ---- row lanes (Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K, Q5_K, Q6_K): one row per int32 / float lane ----
+// ---- row lanes (Q4_0, IQ4_NL, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): one row per int32 / float lane ----
 // A tile is V::kLanes rows; its slot for block b is the packed layout of ops/packed_weight.h with V::kLanes rows a
 // tile: the rows' heads side by side, then chunk c of every row for each c in order, so a chunk of every row is one
 // load.
@@ -478,7 +478,7 @@ HWY_INLINE void StoreLanes(const F (&acc)[T], float* y, size_t ldy, int rows) {
   }
 }
 
-// For the row-lane tiles in vec_dot's order (Q5_K, Q6_K, Q8_0): its eight lane positions, one float vector each,
+// For the row-lane tiles in vec_dot's order (Q3_K, Q5_K, Q6_K, Q8_0): its eight lane positions, one float vector each,
 // added as hsum_float_8 adds its lanes: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), every row at once.
 HWY_INLINE F PairwiseLanes(const F (&v)[8]) {
   return V::AddF(V::AddF(V::AddF(v[0], v[4]), V::AddF(v[2], v[6])), V::AddF(V::AddF(v[1], v[5]), V::AddF(v[3], v[7])));
