@@ -303,24 +303,21 @@ struct Q2KLanes {
   }
 };
 
-// ---- Q6_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
-// llama.cpp does not repack Q6_K on x86, so each row keeps vec_dot's eight float lanes: lane position l sums, per
+// ---- Q6_K and Q3_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane --
+// llama.cpp does not repack these on x86, so each row keeps vec_dot's eight float lanes: lane position l sums, per
 // super-block, the exact products of values 4l..4l+3 of every 32-value group g times the group's scale for that
-// half (sc[2g] for l < 4, sc[2g+1] for l >= 4), and meets d_w * d_a in one FMA. Here a tile is V::kLanes rows, one
-// per vector lane, and the eight positions are eight float vectors, added pairwise at the end as vec_dot adds its
-// lanes. Its slot for a super-block (kQ6KPack) holds the rows' d, the four words of their scales, then for each
-// position l and half h the chunks ql, ql, qh (four bytes of every row) that hold the four groups' values there.
-// Per chunk of values: one maddubs of the levels (0..63) with the activations' four bytes and one multiply-add of
-// the pairs by the lane's scale (vpdpwssd, or madd and add); the levels' offset of 32 is taken once per position
-// and super-block, as -32 times the activations' quad sums met by pairs of scales.
-static_assert(kQ6KPack.unit == sizeof(BlockQ6K) && kQ6KPack.head_offset == offsetof(BlockQ6K, d) &&
-              kQ6KPack.head == 2 && kQ6KPack.chunk == 4 && offsetof(BlockQ6K, qh) == 128 &&
-              offsetof(BlockQ6K, scales) == 192);
+// half (sc[2g] for l < 4, sc[2g+1] for l >= 4: sixteen 16-value sub-blocks), and meets d_w * d_a in one FMA. Here a
+// tile is V::kLanes rows, one per vector lane, and the eight positions are eight float vectors, added pairwise at
+// the end as vec_dot adds its lanes. A slot (the type's pack format) holds the rows' d, the words of their scales,
+// then per position l the chunks (four bytes of every row) that hold the eight groups' values there. Per chunk of
+// values: one maddubs of the levels (values + kOffset, unsigned) with the activations' four bytes and one
+// multiply-add of the pairs by the lane's scale (vpdpwssd, or madd and add); the offset is taken once per position
+// and super-block, as -kOffset times the activations' quad sums met by pairs of scales. The decoder D gives the
+// scales (Load, ScalePairs) and a position's levels (Levels).
 
 // -kOffset times the quad sums A(g, l) of one super-block's activations (values 32g+4l..32g+4l+3), as int16 pairs
 // (A(2w, l), A(2w+1, l)) in word 8w + l: the pairs a row's scale pairs (sc[4w], sc[4w+2]) (positions l < 4) or
-// (sc[4w+1], sc[4w+3]) (l >= 4) meet, for the 16-value sub-block types whose levels are values + kOffset (Q6_K 32,
-// Q3_K 4). In 256-bit vectors on either target.
+// (sc[4w+1], sc[4w+3]) (l >= 4) meet. In 256-bit vectors on either target.
 template <int kOffset>
 HWY_INLINE void LevelOffsetPairs(const int8_t* a, int32_t* out) {
   const __m256i ones = _mm256_set1_epi8(1), minus = _mm256_set1_epi16(-kOffset), low_word = _mm256_set1_epi32(0xFFFF);
@@ -334,64 +331,54 @@ HWY_INLINE void LevelOffsetPairs(const int8_t* a, int32_t* out) {
   }
 }
 
-struct Q6KLanes {
-  static constexpr const PackFormat& kPack = kQ6KPack;
+template <class D>
+struct SubBlock16Lanes {
+  static constexpr const PackFormat& kPack = D::kPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
-    constexpr size_t kSlot = kLanesSlot<kQ6KPack>;
+    constexpr size_t kSlot = kLanesSlot<kPack>;
     F acc[T][8];  // per token, the eight lane positions' floats
     for (auto& lanes : acc)
       for (F& a : lanes) a = V::ZeroF();
-    const I low_nibble = V::Set8(0x0F), top_two = V::Set8(0x30);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
       const F d = V::LanesHalfF(slot);
-      I words[4];  // scale bytes 4w..4w+3 of every row
-      for (int w = 0; w < 4; ++w) words[w] = V::LoadLanes(slot + 2 * L + 4 * L * w);
+      const typename D::Scales scales = D::Load(slot + 2 * L);
       const BlockQ8K* a[T];
       F dd[T];
       alignas(32) int32_t offset_pairs[T][32];
       for (int t = 0; t < T; ++t) {
         a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
         dd[t] = V::Mul(d, V::SetF(a[t]->d));
-        LevelOffsetPairs<32>(a[t]->qs, offset_pairs[t]);
+        LevelOffsetPairs<D::kOffset>(a[t]->qs, offset_pairs[t]);
       }
-      // With several tokens, read back from memory, each word broadcast as it loads: kept in registers, the compiler
-      // extracted each with two shuffles (Batch64 55 -> 83 GB/s; one token runs as fast either way).
+      // With several tokens, read back from memory, each word broadcast as it loads: kept in registers, the
+      // compiler extracted each with two shuffles (Q6_K Batch64 55 -> 83 GB/s; one token runs as fast either way).
       if constexpr (T > 1) asm volatile("" : : "r"(offset_pairs) : "memory");
-      const uint8_t* q = slot + 18 * L;
-      // Unrolled, so each group's scale byte is picked by a constant pattern.
-  #pragma GCC unroll 2
+      const uint8_t* q = slot + 2 * L + 4 * L * D::kScaleWords;
+      // Unrolled, so each group's scale word is picked by a constant pattern.
+#pragma GCC unroll 2
       for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
-        // Per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part: bytes 0, 2 (part 0) or 1, 3 of word w.
-        I scale_pairs[4];
-        for (int w = 0; w < 4; ++w) scale_pairs[w] = part ? V::Sar16<8>(words[w]) : V::Sar16<8>(V::Shl16<8>(words[w]));
+        I scale_pairs[4];  // per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part
+        for (int w = 0; w < 4; ++w) scale_pairs[w] = D::ScalePairs(scales, w, part);
         I scale[8];  // group g's, in both words of every lane
         for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int l = 4 * part; l < 4 * part + 4; ++l) {
+          const uint8_t* chunks = q + 4 * L * D::kChunksPerPosition * l;
           I sumi[T];  // the exact sum of position l, offsets first
           for (int t = 0; t < T; ++t) {
             sumi[t] = V::Zero();
             for (int w = 0; w < 4; ++w)
               sumi[t] = V::AddScaled(sumi[t], scale_pairs[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
           }
-          for (int h = 0; h < 2; ++h) {
-            const uint8_t* chunks = q + 12 * L * (2 * l + h);
-            const I ql0 = V::LoadLanes(chunks), ql1 = V::LoadLanes(chunks + 4 * L), qh = V::LoadLanes(chunks + 8 * L);
-            // Group 4h + k's levels: a nibble of ql (low: k = 0, 1; high: k = 2, 3) under bits 2k, 2k+1 of qh.
-            const I levels[4] = {V::Or(V::And(ql0, low_nibble), V::And(V::Shl16<4>(qh), top_two)),
-                                 V::Or(V::And(ql1, low_nibble), V::And(V::Shl16<2>(qh), top_two)),
-                                 V::Or(V::And(V::Shr16<4>(ql0), low_nibble), V::And(qh, top_two)),
-                                 V::Or(V::And(V::Shr16<4>(ql1), low_nibble), V::And(V::Shr16<2>(qh), top_two))};
-            for (int k = 0; k < 4; ++k) {
-              const int g = 4 * h + k;
-              for (int t = 0; t < T; ++t)
-                sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels[k], V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
-            }
+          for (int g = 0; g < 8; ++g) {
+            const I levels = D::Levels(chunks, g);
+            for (int t = 0; t < T; ++t)
+              sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels, V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
           }
           for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
         }
@@ -403,81 +390,71 @@ struct Q6KLanes {
   }
 };
 
-// ---- Q3_K in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
-// As Q6_K: sixteen 16-value sub-blocks, levels 0..7 standing for values -4..3 (two bits of qs under the hmask bit),
-// 6-bit scales biased by 32. Its slot (kQ3KPack) holds the rows' d, the three words of their scale codes, then for
-// each lane position l the hmask chunk and the two qs chunks (halves 0, 1) that hold the eight groups' values there.
+// Q6_K: int8 scales, levels 0..63 (values -32..31): a nibble of ql under two bits of qh. kQ6KPack: the four scale
+// words, then per position l and half h the chunks ql (bytes 64h+4l..), ql (64h+32+4l..), qh (32h+4l..).
+static_assert(kQ6KPack.unit == sizeof(BlockQ6K) && kQ6KPack.head_offset == offsetof(BlockQ6K, d) &&
+              kQ6KPack.head == 2 && kQ6KPack.chunk == 4 && offsetof(BlockQ6K, qh) == 128 &&
+              offsetof(BlockQ6K, scales) == 192);
+struct Q6KLevels {
+  static constexpr const PackFormat& kPack = kQ6KPack;
+  static constexpr int kOffset = 32, kScaleWords = 4, kChunksPerPosition = 6;
+  struct Scales {
+    I words[4];  // scale bytes 4w..4w+3 of every row
+  };
+  static Scales Load(const uint8_t* p) {
+    Scales s;
+    for (int w = 0; w < 4; ++w) s.words[w] = V::LoadLanes(p + 4 * V::kLanes * w);
+    return s;
+  }
+  // Bytes 0, 2 (part 0) or 1, 3 of word w, sign-extended.
+  static I ScalePairs(const Scales& s, int w, int part) {
+    return part ? V::Sar16<8>(s.words[w]) : V::Sar16<8>(V::Shl16<8>(s.words[w]));
+  }
+  // Group g = 4h + k: a nibble of ql (low: k = 0, 1; high: k = 2, 3) under bits 2k, 2k+1 of qh.
+  static I Levels(const uint8_t* chunks, int g) {
+    constexpr int L = V::kLanes;
+    const int h = g / 4, k = g % 4;
+    const I ql = V::LoadLanes(chunks + 12 * L * h + 4 * L * (k % 2)), qh = V::LoadLanes(chunks + 12 * L * h + 8 * L);
+    const I low_nibble = V::Set8(0x0F), top_two = V::Set8(0x30);
+    const I nibble = V::And(k < 2 ? ql : V::Shr16<4>(ql), low_nibble);
+    const I high = k == 0 ? V::Shl16<4>(qh) : k == 1 ? V::Shl16<2>(qh) : k == 2 ? qh : V::Shr16<2>(qh);
+    return V::Or(nibble, V::And(high, top_two));
+  }
+};
+
+// Q3_K: 6-bit scale codes biased by 32, levels 0..7 (values -4..3): two bits of qs under a bit of hmask. kQ3KPack:
+// the three words of the twelve code bytes, then per position l the chunks hmask (bytes 4l..), qs (4l..), qs
+// (32+4l..).
 static_assert(kQ3KPack.unit == sizeof(BlockQ3K) && kQ3KPack.head_offset == offsetof(BlockQ3K, d) &&
               kQ3KPack.head == 2 && kQ3KPack.chunk == 4 && offsetof(BlockQ3K, qs) == 32 &&
               offsetof(BlockQ3K, scales) == 96);
-
-struct Q3KLanes {
+struct Q3KLevels {
   static constexpr const PackFormat& kPack = kQ3KPack;
-  static constexpr int kBlockValues = 256, kBatchTokens = 4;
-  template <int T>
-  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+  static constexpr int kOffset = 4, kScaleWords = 3, kChunksPerPosition = 3;
+  struct Scales {
+    I codes[4];  // byte k of codes[q]: scale code 4q + k
+  };
+  // Code 4q + k: its low nibble from byte 4q + k of the first eight bytes' low, then high nibbles, its top two bits
+  // from bits 2q, 2q+1 of byte 8 + k.
+  static Scales Load(const uint8_t* p) {
     constexpr int L = V::kLanes;
-    constexpr size_t kSlot = kLanesSlot<kPack>;
-    F acc[T][8];  // per token, the eight lane positions' floats
-    for (auto& lanes : acc)
-      for (F& a : lanes) a = V::ZeroF();
-    const I two_bits = V::Set8(3), low_nibbles = V::SetWord(0x0F0F0F0F), low_bytes = V::SetWord(0x00FF00FF),
-            bias = V::SetWord(0x00200020);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
-      const F d = V::LanesHalfF(slot);
-      // Code words: byte k of codes[q] is scale code 4q + k: its low nibble from byte 4q + k of the first eight
-      // (low nibbles, then high nibbles of bytes 0-7), its top two bits from bits 2q, 2q+1 of byte 8 + k.
-      const I w0 = V::LoadLanes(slot + 2 * L), w1 = V::LoadLanes(slot + 6 * L), w2 = V::LoadLanes(slot + 10 * L);
-      const I low[4] = {V::And(w0, low_nibbles), V::And(w1, low_nibbles), V::And(V::ShrWords<4>(w0), low_nibbles),
-                        V::And(V::ShrWords<4>(w1), low_nibbles)};
-      I codes[4];
-      for (int q = 0; q < 4; ++q) codes[q] = V::Or(low[q], V::Shl16<4>(V::And(V::ShrBytes(w2, 2 * q), two_bits)));
-      const BlockQ8K* a[T];
-      F dd[T];
-      alignas(32) int32_t offset_pairs[T][32];
-      for (int t = 0; t < T; ++t) {
-        a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
-        dd[t] = V::Mul(d, V::SetF(a[t]->d));
-        LevelOffsetPairs<4>(a[t]->qs, offset_pairs[t]);
-      }
-      if constexpr (T > 1) asm volatile("" : : "r"(offset_pairs) : "memory");  // as Q6_K's
-      const uint8_t* q = slot + 14 * L;
-#pragma GCC unroll 2
-      for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
-        // Per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part: codes 4w + part, 4w + part + 2, less 32.
-        I scale_pairs[4];
-        for (int w = 0; w < 4; ++w)
-          scale_pairs[w] = V::Sub16(V::And(part ? V::ShrWords<8>(codes[w]) : codes[w], low_bytes), bias);
-        I scale[8];  // group g's, in both words of every lane
-        for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
-#pragma GCC unroll 4
-        for (int l = 4 * part; l < 4 * part + 4; ++l) {
-          const uint8_t* chunks = q + 12 * L * l;
-          const I hmask = V::LoadLanes(chunks);
-          I sumi[T];  // the exact sum of position l, offsets first
-          for (int t = 0; t < T; ++t) {
-            sumi[t] = V::Zero();
-            for (int w = 0; w < 4; ++w)
-              sumi[t] = V::AddScaled(sumi[t], scale_pairs[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
-          }
-          for (int h = 0; h < 2; ++h) {
-            const I qs = V::LoadLanes(chunks + 4 * L * (1 + h));
-            for (int k = 0; k < 4; ++k) {
-              const int g = 4 * h + k;  // bits 2k, 2k+1 of qs under bit g of hmask
-              const I levels = V::OrWhere(V::And(V::ShrBytes(qs, 2 * k), two_bits), hmask, static_cast<int8_t>(1 << g), 4);
-              for (int t = 0; t < T; ++t)
-                sumi[t] = V::AddScaled(sumi[t], V::PairsU8(levels, V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
-            }
-          }
-          for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
-        }
-      }
-    }
-    F sums[T];
-    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
-    StoreLanes(sums, y, ldy, rows);
+    const I two_bits = V::Set8(3), low_nibbles = V::SetWord(0x0F0F0F0F);
+    const I w0 = V::LoadLanes(p), w1 = V::LoadLanes(p + 4 * L), w2 = V::LoadLanes(p + 8 * L);
+    const I low[4] = {V::And(w0, low_nibbles), V::And(w1, low_nibbles), V::And(V::ShrWords<4>(w0), low_nibbles),
+                      V::And(V::ShrWords<4>(w1), low_nibbles)};
+    Scales s;
+    for (int q = 0; q < 4; ++q) s.codes[q] = V::Or(low[q], V::Shl16<4>(V::And(V::ShrBytes(w2, 2 * q), two_bits)));
+    return s;
+  }
+  // Codes 4w + part and 4w + part + 2, less 32.
+  static I ScalePairs(const Scales& s, int w, int part) {
+    return V::Sub16(V::And(part ? V::ShrWords<8>(s.codes[w]) : s.codes[w], V::SetWord(0x00FF00FF)), V::SetWord(0x00200020));
+  }
+  // Group g = 4h + k: bits 2k, 2k+1 of qs (half h) under bit g of hmask.
+  static I Levels(const uint8_t* chunks, int g) {
+    constexpr int L = V::kLanes;
+    const I qs = V::LoadLanes(chunks + 4 * L * (1 + g / 4)), hmask = V::LoadLanes(chunks);
+    return V::OrWhere(V::And(V::ShrBytes(qs, 2 * (g % 4)), V::Set8(3)), hmask, static_cast<int8_t>(1 << g), 4);
   }
 };
 

@@ -288,10 +288,10 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q4_1: return fn(Legacy<Q4_1Decode>{});
     case DType::Q5_1: return fn(Legacy<Q5_1Decode>{});
     case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});
-    case DType::Q3_K: return fn(RowLanes<Q3KLanes>{});
+    case DType::Q3_K: return fn(RowLanes<SubBlock16Lanes<Q3KLevels>>{});
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
     case DType::Q5_K: return fn(RowLanes<Q5KLanes>{});
-    case DType::Q6_K: return fn(RowLanes<Q6KLanes>{});
+    case DType::Q6_K: return fn(RowLanes<SubBlock16Lanes<Q6KLevels>>{});
     case DType::IQ4_XS: return fn(Super<IQ4XSDecode>{});
     case DType::F16: return fn(Halves<false>{});
     case DType::BF16: return fn(Halves<true>{});
