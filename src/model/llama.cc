@@ -1,7 +1,5 @@
 #include "model/llama.h"
 
-#include <omp.h>
-
 #include <cmath>
 
 #include "core/float_formats.h"
@@ -12,6 +10,7 @@
 #include "ops/packed_weight.h"
 #include "ops/rope.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace lowbit {
 
@@ -33,12 +32,7 @@ inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
 // thread does while the others wait. Each token's arithmetic is the same on any thread.
 template <typename Fn>
 void for_each_token(int64_t n, int threads, const Fn& fn) {
-  if (n == 1 || threads == 1) {  // generation: no parallel region per call
-    for (int64_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-#pragma omp parallel for num_threads(static_cast<int>(std::min<int64_t>(threads, n))) schedule(static)
-  for (int64_t i = 0; i < n; ++i) fn(i);
+  parallel_for(n, threads, fn);
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "ops/dot_reference.h"
 
-#include <omp.h>
-
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -12,6 +11,7 @@
 #include "quant/int_groups.h"
 #include "quant/k_quant_common.h"
 #include "quant/legacy_quants.h"
+#include "util/parallel.h"
 
 namespace lowbit {
 namespace {
@@ -340,15 +340,14 @@ void matmul_reference(const Tensor& w, const float* x, int64_t n_tokens, float* 
   std::vector<float> gathered;
   if (w.input_order) x = (gathered = gather_input(w, x, n_tokens)).data();
   const QuantizedActivations acts = quantize_activations(activation_type(w.type()), x, n_tokens, n_in, threads);
-#pragma omp parallel num_threads(threads)
-  {
+  parallel_region(static_cast<int>(std::clamp<int64_t>(n_out, 1, threads)), [&](int i, int n_threads) {
     std::vector<uint8_t> row(row_bytes(w.type(), n_in));
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < n_out; ++o) {
+    const Share share = static_share(n_out, i, n_threads);
+    for (int64_t o = share.begin; o < share.end; ++o) {
       copy_row(w, o, row.data());
       for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + o] = dot(row.data(), acts.row(t), n_in);
     }
-  }
+  });
 }
 
 }  // namespace lowbit

@@ -1,20 +1,17 @@
 #include "ops/matmul.h"
 
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "core/float_formats.h"
 #include "ops/activation_quant.h"
 #include "ops/packed_weight.h"
 #include "ops/simd_matmul.h"
 #include "quant/legacy_quants.h"
-
-#include <omp.h>
-
-#include <algorithm>
-#include <array>
-#include <vector>
-
-#include "core/float_formats.h"
 #include "util/error.h"
-
-#include <cmath>
+#include "util/parallel.h"
 
 namespace lowbit {
 namespace {
@@ -128,11 +125,10 @@ void matmul_exact(const Tensor& w, const float* x, int64_t n_tokens, float* y, i
   const bool is_f32 = w.type() == DType::F32;
   constexpr int64_t kRowsPerBlock = 16;
   const int64_t n_blocks = (n_out + kRowsPerBlock - 1) / kRowsPerBlock;
-#pragma omp parallel num_threads(threads)
-  {
+  parallel_region(static_cast<int>(std::clamp<int64_t>(n_blocks, 1, threads)), [&](int i, int n_threads) {
     std::vector<float> rows(is_f32 ? 0 : static_cast<size_t>(kRowsPerBlock * n_in));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < n_blocks; ++b) {
+    const Share share = static_share(n_blocks, i, n_threads);
+    for (int64_t b = share.begin; b < share.end; ++b) {
       const int64_t r0 = b * kRowsPerBlock, nr = std::min(kRowsPerBlock, n_out - r0);
       const float* wr = reinterpret_cast<const float*>(w.data) + r0 * n_in;
       if (!is_f32) {
@@ -142,7 +138,7 @@ void matmul_exact(const Tensor& w, const float* x, int64_t n_tokens, float* y, i
       for (int64_t t = 0; t < n_tokens; ++t)
         for (int64_t r = 0; r < nr; ++r) y[t * n_out + r0 + r] = dot(wr + r * n_in, x + t * n_in, n_in);
     }
-  }
+  });
 }
 
 void matmul_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads,
