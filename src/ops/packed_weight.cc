@@ -31,6 +31,9 @@ PackFormat pack_format(DType type) {
     case DType::Q4_0:
     case DType::IQ4_NL: return kQ4_0Pack;  // the same block layout: fp16 d, then 16 bytes of nibbles
     case DType::Q8_0: return kQ8_0Pack;
+    case DType::Q4_1: return kQ4_1Pack;
+    case DType::Q5_0: return kQ5_0Pack;
+    case DType::Q5_1: return kQ5_1Pack;
     case DType::Q2_K: return kQ2KPack;
     case DType::Q3_K: return kQ3KPack;
     case DType::Q4_K: return kQ4KPack;

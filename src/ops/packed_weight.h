@@ -3,7 +3,7 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2, the row-lane types Q4_0, IQ4_NL, Q8_0 and the K-quants but IQ4_XS 16 and 8; a kernel tile that covered half a
+// with AVX2, the row-lane types (all but IQ4_XS, I4G, F16 and BF16) 16 and 8; a kernel tile that covered half a
 // packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
@@ -11,7 +11,7 @@
 // the 32-value types; Q2_K's, Q4_K's and Q5_K's d and dmin; Q3_K's and Q6_K's d,
 // which end their blocks) comes first, the tile's rows side by side, so a tile's heads are one or two loads; then
 // the rest of the rows' blocks in chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one
-// chunk, the whole rest. The row-lane types keep 4 bytes together (kQ4_0Pack, kQ8_0Pack, kQ2KPack ... kQ6KPack):
+// chunk, the whole rest. The row-lane types keep 4 bytes together (kQ4_0Pack ... kQ6KPack):
 // their kernels put one row in each int32 lane, so a chunk of every row is one load. Chunks are stored in the
 // order the kernel reads them, so it reads its slot strictly forward: the hardware prefetcher follows one forward
 // stream, not a kernel that jumps back (Q6_K's 32-byte chunks in block order, read ql, ql, qh, ...: 0.75x).
@@ -53,6 +53,9 @@ PackFormat pack_format(DType type);
 // and simd_legacy-inl.h, which check each against its block's fields).
 inline constexpr PackFormat kQ4_0Pack = {18, 0, 2, 4};  // d | qs, four bytes (values 4c..4c+3 and 16+4c..) a chunk
 inline constexpr PackFormat kQ8_0Pack = {34, 0, 2, 4};  // d | qs, four bytes (values 4l..4l+3) a chunk
+inline constexpr PackFormat kQ4_1Pack = {20, 0, 4, 4};  // d, m | qs as kQ4_0Pack
+inline constexpr PackFormat kQ5_0Pack = {22, 0, 2, 4};  // d | qh (one chunk), then qs as kQ4_0Pack
+inline constexpr PackFormat kQ5_1Pack = {24, 0, 4, 4};  // d, m | qh, qs
 // d, dmin | the twelve bytes of scales and mins as three words, then qs: four bytes a chunk.
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
 // scales, qs | d, dmin: four bytes a chunk (the scale bytes as four words, then qs).
@@ -99,7 +102,8 @@ constexpr ChunkPositions q6k_chunk_positions() {
 }
 inline constexpr PackFormat kQ6KPack = {210, 208, 2, 4, q6k_chunk_positions()};
 constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
-static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
+static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
+              positions_fit(kQ5_1Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
               positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack));
 
 // Where a weight's bytes are: rows of row_bytes in units, the first packed_rows in interleaved tiles of tile_rows

@@ -30,79 +30,26 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- 32-value blocks in ggml's vec_dot order: Q5_0, the GPTQ/AWQ groups (signed values against Q8_0), Q4_1, Q5_1
-// (levels against Q8_1); Q4_0, IQ4_NL and Q8_0 have their own row-lane tiles at the end ----
-// Each decoder gives the block's values for kRows rows: Levels, unsigned (up to kMaxLevel), with Levels - kOffset
-// the signed value (kOffset 0 for the affine types); Values, the signed values themselves. The unsigned levels
-// go straight into the u8 x s8 pair sums, started from -kOffset times the activations' quad sums
-// (QuantizedActivations::quad_sums) so the lanes come out as the signed products; that needs VNNI (non-
-// saturating) or levels small enough for maddubs' int16 pairs. Otherwise the signed values take ggml's |q| and
-// sign(a, q) path.
-
-// Q5_0 and Q5_1 levels 0..31: the nibble with the fifth bit from qh.
-template <typename Block>
-HWY_INLINE I FiveBitLevels(const RowGroup& g, int64_t b) {
-  const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
-  return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride), V::And(high, V::Set8(0x10)));
-}
-// Level - 16 is the nibble with 0xF0 ORed in where the fifth bit is clear (two's complement).
-struct Q5_0Decode {
-  using Block = BlockQ5_0;
-  using Act = BlockQ8_0;
-  static constexpr int kOffset = 16, kMaxLevel = 31;
-  static I Levels(const RowGroup& g, int64_t b) { return FiveBitLevels<Block>(g, b); }
-  static I Values(const RowGroup& g, int64_t b) {
-    const I high = V::RowsBits(g.at<Block>(b, offsetof(Block, qh)), g.stride);
-    return V::Or(V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride),
-                 V::AndNot(high, V::Set8(static_cast<int8_t>(0xF0))));
-  }
-};
-// The IQ4_NL table plus 128 as unsigned levels.
-alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
-static_assert(kIq4nlLevels[0] == kIq4nlValues[0] + 128 && kIq4nlLevels[15] == kIq4nlValues[15] + 128);
+// ---- the GPTQ/AWQ groups (I4G, signed values against Q8_0) in ggml's vec_dot order, two rows per 512-bit register;
+// the other 32-value types have row-lane tiles below ----
+// The decoder gives a block's unsigned levels for kRows rows, level - kOffset the signed value: they go straight into
+// the u8 x s8 pair sums, started from -kOffset times the activations' quad sums (QuantizedActivations::quad_sums),
+// so the lanes come out as the signed products (levels up to 31: maddubs' int16 pairs cannot saturate without VNNI).
 // GPTQ/AWQ groups (quant/int_groups.h): level - zero, zero 0..16; unsigned as level + 16 - zero (0..31).
 struct I4GDecode {
   using Block = BlockI4G;
-  using Act = BlockQ8_0;
-  static constexpr int kOffset = 16, kMaxLevel = 31;
+  static constexpr int kOffset = 16;
   static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
   static I Zero(const RowGroup& g, int64_t b) { return V::RowsByte(g.at<Block>(b, offsetof(Block, z)), g.stride); }
   static I Levels(const RowGroup& g, int64_t b) { return V::Sub8(V::Or(Nibbles(g, b), V::Set8(16)), Zero(g, b)); }
-  static I Values(const RowGroup& g, int64_t b) { return V::Sub8(Nibbles(g, b), Zero(g, b)); }
-};
-struct Q4_1Decode {
-  using Block = BlockQ4_1;
-  using Act = BlockQ8_1;
-  static constexpr int kOffset = 0, kMaxLevel = 15;
-  static I Levels(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
-};
-struct Q5_1Decode {
-  using Block = BlockQ5_1;
-  using Act = BlockQ8_1;
-  static constexpr int kOffset = 0, kMaxLevel = 31;
-  static I Levels(const RowGroup& g, int64_t b) { return FiveBitLevels<Block>(g, b); }
 };
 
-template <typename D>
-constexpr bool kHasOffsets = std::is_same_v<typename D::Act, BlockQ8_1>;
-template <typename D>
-constexpr bool kUseLevels = D::kOffset == 0 || V::kVnni || D::kMaxLevel <= 127;
-
-// The exact integer lanes of one row group's block against one token's.
-template <typename D>
-HWY_INLINE I LegacyLanes(I levels_or_values, I act, I init) {
-  if constexpr (D::kOffset == 0) return V::DotU8(V::Zero(), levels_or_values, act);
-  else if constexpr (kUseLevels<D>) return V::DotU8(init, levels_or_values, act);
-  else return V::DotS8(V::Zero(), levels_or_values, act);
-}
-
-// Block b of P row groups: the kernel's integer form (levels or values) and the rows' scales.
+// Block b of P row groups: the levels and the rows' scales.
 template <typename D, int P>
 HWY_INLINE void DecodeLegacy(const RowGroup* groups, int64_t b, I (&q)[P], F (&dw)[P]) {
   using Block = typename D::Block;
   for (int p = 0; p < P; ++p) {
-    if constexpr (kUseLevels<D>) q[p] = D::Levels(groups[p], b);
-    else q[p] = D::Values(groups[p], b);
+    q[p] = D::Levels(groups[p], b);
     static_assert(offsetof(Block, d) == 0, "the fp16 scale is the block's head");
     dw[p] = V::RowsHalfF(groups[p].head_at(b), groups[p].head_stride);
   }
@@ -126,9 +73,7 @@ struct DecodedRows {
 // One block b of every (row group, token) of the tile, into acc.
 template <typename D, int P, int T>
 HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t b, const DecodedRows<P>* decoded,
-                            F (&acc)[P][T], float (&offsets)[P * kRows][T]) {
-  using Block = typename D::Block;
-  using Act = typename D::Act;
+                            F (&acc)[P][T]) {
   StreamAhead<T>(groups[0], b);
   I q[P];
   F dw[P];
@@ -139,20 +84,11 @@ HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t 
     DecodeLegacy<D, P>(groups, b, q, dw);
   }
   for (int t = 0; t < T; ++t) {
-    const Act& a = reinterpret_cast<const Act*>(acts[t].blocks)[b];
+    const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
     const I av = V::Act32(a.qs);
-    I init = V::Zero();
-    if constexpr (D::kOffset != 0 && kUseLevels<D>) init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
+    const I init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
     const F da = V::SetF(acts[t].scales[b]);
-    for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(V::Mul(dw[p], da), V::Cvt(LegacyLanes<D>(q[p], av, init)), acc[p][t]);
-    if constexpr (kHasOffsets<D>) {
-      const float s = Half(a.s);
-      for (int p = 0; p < P; ++p)
-        for (int r = 0; r < kRows; ++r)
-          offsets[p * kRows + r][t] =
-              std::fma(Half16At(groups[p].template at<Block>(b, offsetof(Block, m)) + r * groups[p].stride), s,
-                       offsets[p * kRows + r][t]);
-    }
+    for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(V::Mul(dw[p], da), V::Cvt(V::DotU8(init, q[p], av)), acc[p][t]);
   }
 }
 
@@ -162,23 +98,17 @@ template <typename D, int P, int T, bool kPacked = false>
 void LegacyTile(const RowGroup* given, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows,
                 const DecodedRows<P>* decoded) {
   using Block = typename D::Block;
-  using Act = typename D::Act;
   RowGroup local[P];
   const RowGroup* const groups = TileGroups<kPacked, sizeof(Block), 2>(given, local);
   F acc[P][T];
   for (int p = 0; p < P; ++p)
     for (int t = 0; t < T; ++t) acc[p][t] = V::ZeroF();
-  float offsets[P * kRows][T] = {};
-  for (int64_t b = 0; b < n_blocks; ++b) LegacyBlock<D, P, T>(groups, acts, b, decoded, acc, offsets);
+  for (int64_t b = 0; b < n_blocks; ++b) LegacyBlock<D, P, T>(groups, acts, b, decoded, acc);
   for (int p = 0; p < P; ++p)
     for (int t = 0; t < T; ++t) {
       float sums[kRows];
       V::StoreSums(acc[p][t], sums);
-      for (int r = 0; r < kRows && p * kRows + r < rows; ++r) {
-        float v = sums[r];
-        if constexpr (kHasOffsets<D>) v += offsets[p * kRows + r][t];
-        y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = v;
-      }
+      for (int r = 0; r < kRows && p * kRows + r < rows; ++r) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r];
     }
 }
 
@@ -202,6 +132,9 @@ struct Q4_0Nibbles {
   static I Decode(I nibbles) { return nibbles; }
   static I Dot(I acc, I levels, I act) { return V::DotU8(acc, levels, act); }
 };
+// The IQ4_NL table plus 128 as unsigned levels.
+alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+static_assert(kIq4nlLevels[0] == kIq4nlValues[0] + 128 && kIq4nlLevels[15] == kIq4nlValues[15] + 128);
 struct IQ4NLNibbles {
   static constexpr int kOffset = V::kVnni ? 128 : 0;
   static I Decode(I nibbles) {
@@ -247,50 +180,111 @@ struct NibbleLanes {
   }
 };
 
-// ---- Q8_0 in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
-// llama.cpp does not repack Q8_0 on x86, so each row keeps vec_dot's eight float lanes: position l the exact sum
-// of values 4l..4l+3 of a block, met by d_w * d_a in one FMA per block, the lanes added pairwise at the end. A tile
-// is V::kLanes rows, the positions eight float vectors; its slot for a block (kQ8_0Pack) holds the rows' fp16
-// scales, then for l = 0..7 qs bytes 4l..4l+3 of every row. With VNNI the values + 128 (an xor) meet the
-// activations in one vpdpbusd started from -128 times their quad sum; without, with the sign trick.
-static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head_offset == offsetof(BlockQ8_0, d) &&
-              kQ8_0Pack.head == 2 && kQ8_0Pack.chunk == 4 && offsetof(BlockQ8_0, qs) == 2);
+// ---- Q8_0, Q5_0, Q4_1 and Q5_1 in row lanes, in ggml's vec_dot order (ops/dot_reference.h) ----
+// llama.cpp does not repack these on x86, so each row keeps vec_dot's eight float lanes: position l the exact sum
+// of values 4l..4l+3 of a block, met by d_w * d_a in one FMA per block, the lanes added pairwise at the end; Q4_1
+// and Q5_1 add the blocks' m * s (weight offset times activation sum), summed apart. A tile is V::kLanes rows, one
+// per lane, the positions eight float vectors (and the offsets a ninth). Its slot for a block holds the rows' heads
+// side by side (fp16 d; Q4_1, Q5_1: d and m), then the rest in 4-byte chunks of every row (kQ8_0Pack ...
+// kQ5_1Pack): Q8_0's qs bytes 4l.. per position l; the 4-bit types' qs bytes 4c..4c+3 per c < 4, whose low nibbles
+// are values 4c.. (position c) and high nibbles 16+4c.. (position c + 4), after Q5_0's and Q5_1's qh word (bit j:
+// value j's fifth bit). Per position every row's four levels (value + kOffset, unsigned) meet the activations' four
+// bytes in one vpdpbusd started from -kOffset times their quad sum.
+static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && offsetof(BlockQ8_0, qs) == 2);
+static_assert(kQ4_1Pack.unit == sizeof(BlockQ4_1) && kQ4_1Pack.head == 4 && offsetof(BlockQ4_1, m) == 2 && offsetof(BlockQ4_1, qs) == 4);
+static_assert(kQ5_0Pack.unit == sizeof(BlockQ5_0) && kQ5_0Pack.head == 2 && offsetof(BlockQ5_0, qh) == 2 && offsetof(BlockQ5_0, qs) == 6);
+static_assert(kQ5_1Pack.unit == sizeof(BlockQ5_1) && kQ5_1Pack.head == 4 && offsetof(BlockQ5_1, qh) == 4 && offsetof(BlockQ5_1, qs) == 8);
 
-struct Q8_0Lanes {
+// Q8_0: with VNNI the values + 128 (an xor), started from -128 times the quad sum; without, the signed values with
+// the sign trick.
+struct Q8_0Levels {
   static constexpr const PackFormat& kPack = kQ8_0Pack;
-  static constexpr int kBlockValues = 32, kBatchTokens = 2;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = V::kVnni ? 128 : 0, kBatchTokens = 2;
+  struct Block {
+    const uint8_t* rest;
+  };
+  static Block Load(const uint8_t* rest) { return {rest}; }
+  static I Position(const Block& b, int l) {
+    const I q = V::LoadLanes(b.rest + 4 * V::kLanes * l);
+    if constexpr (V::kVnni) return V::Xor(q, V::Set8(static_cast<int8_t>(0x80)));
+    else return q;
+  }
+  static I Dot(I start, I q, I act) {
+    if constexpr (V::kVnni) return V::DotU8(start, q, act);
+    else return V::DotS8(start, q, act);
+  }
+};
+// The 4-bit types: levels 0..15, or 0..31 with the fifth bit; level - kOffset the value (Q5_0: 16; Q4_1, Q5_1: 0,
+// their offset is m). Levels up to 31 keep maddubs' int16 pairs from saturating without VNNI.
+template <const PackFormat& kFormat, typename ActBlock, int kLevelOffset, bool kFifthBit>
+struct NibbleLevels {
+  static constexpr const PackFormat& kPack = kFormat;
+  using Act = ActBlock;
+  static constexpr int kOffset = kLevelOffset, kBatchTokens = 2;
+  struct Block {
+    const uint8_t* qs;
+    I qh;
+  };
+  static Block Load(const uint8_t* rest) {
+    if constexpr (kFifthBit) return {rest + 4 * V::kLanes, V::LoadLanes(rest)};
+    else return {rest, V::Zero()};
+  }
+  static I Position(const Block& b, int l) {
+    const I bytes = V::LoadLanes(b.qs + 4 * V::kLanes * (l % 4));
+    const I nibbles = V::And(l < 4 ? bytes : V::template Shr16<4>(bytes), V::Set8(0x0F));
+    if constexpr (kFifthBit) return V::AddWhereLaneBits(nibbles, b.qh, 4 * l, 16);
+    else return nibbles;
+  }
+  static I Dot(I start, I levels, I act) { return V::DotU8(start, levels, act); }
+};
+using Q5_0Levels = NibbleLevels<kQ5_0Pack, BlockQ8_0, 16, true>;
+using Q4_1Levels = NibbleLevels<kQ4_1Pack, BlockQ8_1, 0, false>;
+using Q5_1Levels = NibbleLevels<kQ5_1Pack, BlockQ8_1, 0, true>;
+
+template <class D>
+struct Block32Lanes {
+  static constexpr const PackFormat& kPack = D::kPack;
+  static constexpr int kBlockValues = 32, kBatchTokens = D::kBatchTokens;
+  static constexpr bool kAffine = std::is_same_v<typename D::Act, BlockQ8_1>;  // Q4_1, Q5_1: the m * s offsets
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
-    constexpr size_t kSlot = kLanesSlot<kQ8_0Pack>;
+    constexpr size_t kSlot = kLanesSlot<kPack>;
     F acc[T][8];  // per token, the eight lane positions' floats
-    for (auto& lanes : acc)
-      for (F& a : lanes) a = V::ZeroF();
+    F offsets[T];
+    for (int t = 0; t < T; ++t) {
+      offsets[t] = V::ZeroF();
+      for (F& a : acc[t]) a = V::ZeroF();
+    }
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-      const F dw = V::LanesHalfF(slot);
+      F dw, m;
+      if constexpr (kAffine) V::LanesHalfPairF(slot, dw, m);
+      else dw = V::LanesHalfF(slot);
+      const typename D::Block block = D::Load(slot + L * kPack.head);
+      const typename D::Act* a[T];
       F dd[T];
-      for (int t = 0; t < T; ++t) dd[t] = V::Mul(dw, V::SetF(acts[t].scales[b]));
+      for (int t = 0; t < T; ++t) {
+        a[t] = reinterpret_cast<const typename D::Act*>(acts[t].blocks) + b;
+        dd[t] = V::Mul(dw, V::SetF(acts[t].scales[b]));
+        if constexpr (kAffine) offsets[t] = V::Fma(m, V::SetF(Half(a[t]->s)), offsets[t]);
+      }
       for (int l = 0; l < 8; ++l) {
-        const I q = V::LoadLanes(slot + 2 * L + 4 * L * l);
-        if constexpr (V::kVnni) {
-          const I levels = V::Xor(q, V::Set8(static_cast<int8_t>(0x80)));
-          for (int t = 0; t < T; ++t) {
-            const I start = V::SetWord(-128 * acts[t].quad_sums[8 * b + l]);
-            const I sum = V::DotU8(start, levels, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
-            acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
-          }
-        } else {
-          for (int t = 0; t < T; ++t) {
-            const I sum = V::DotS8(V::Zero(), q, V::BroadcastWord(reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b].qs + 4 * l));
-            acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
-          }
+        const I q = D::Position(block, l);
+        for (int t = 0; t < T; ++t) {
+          const I start = D::kOffset ? V::SetWord(-D::kOffset * acts[t].quad_sums[8 * b + l]) : V::Zero();
+          const I sum = D::Dot(start, q, V::BroadcastWord(a[t]->qs + 4 * l));
+          acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
         }
       }
     }
     F sums[T];
-    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
+    for (int t = 0; t < T; ++t) {
+      sums[t] = PairwiseLanes(acc[t]);
+      if constexpr (kAffine) sums[t] = V::AddF(sums[t], offsets[t]);
+    }
     StoreLanes(sums, y, ldy, rows);
   }
 };

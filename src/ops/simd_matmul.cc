@@ -4,8 +4,8 @@
 // Q4_0, IQ4_NL, Q2_K and Q4_K, one float per row; for the others ggml's AVX2 vec_dot: exact integer lanes per
 // block, one float FMA per block into eight float lanes, lanes added pairwise at the end), so the kernels give the
 // reference's bits on every target, for any tile shape, thread count or batch size. Freedom lies only in how the
-// exact integer lanes are computed and in how many outputs are in flight at once (Q4_0, IQ4_NL, Q8_0, Q2_K, Q4_K,
-// Q5_K and Q6_K are laid out one row per vector lane, the vec_dot ones with a float vector per lane position:
+// exact integer lanes are computed and in how many outputs are in flight at once (all types but IQ4_XS, I4G, F16
+// and BF16 are laid out one row per vector lane, the vec_dot ones with a float vector per lane position:
 // RowLanes):
 //
 // - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
@@ -155,7 +155,7 @@ struct Legacy {
     ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
   }
   // One token over a whole packed tile of kP groups: LegacyTile with constant addressing (TileGroups; measured
-  // 1.1-1.2x for Q4_1, Q5_0, Q5_1).
+  // 1.1-1.2x for Q4_1, Q5_0, Q5_1 when they were in this family).
   template <int kP>
   static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
     LegacyTile<D, kP, 1, true>(g, &act, n / 32, y, ldy, kP * kRows, nullptr);
@@ -176,7 +176,7 @@ struct Super {
     ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
   }
 };
-// The row-lane types, Q4_0, IQ4_NL, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (Lanes: NibbleLanes, Q8_0Lanes, ...,
+// The row-lane types, all but IQ4_XS, I4G, F16 and BF16 (Lanes: NibbleLanes, Block32Lanes, ...,
 // each its packed format and its Tile<T>): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
 // counts them. A whole packed tile is read in place; other
 // rows (the row-major ones after the last whole tile, or a tensor packed for another target's tile) are first
@@ -281,12 +281,12 @@ template <typename Fn, typename R>
 R WithFamily(DType type, Fn&& fn, R none) {
   switch (type) {
     case DType::Q4_0: return fn(RowLanes<NibbleLanes<Q4_0Nibbles>>{});
-    case DType::Q5_0: return fn(Legacy<Q5_0Decode>{});
-    case DType::Q8_0: return fn(RowLanes<Q8_0Lanes>{});
+    case DType::Q5_0: return fn(RowLanes<Block32Lanes<Q5_0Levels>>{});
+    case DType::Q8_0: return fn(RowLanes<Block32Lanes<Q8_0Levels>>{});
     case DType::IQ4_NL: return fn(RowLanes<NibbleLanes<IQ4NLNibbles>>{});
     case DType::I4G: return fn(Legacy<I4GDecode>{});
-    case DType::Q4_1: return fn(Legacy<Q4_1Decode>{});
-    case DType::Q5_1: return fn(Legacy<Q5_1Decode>{});
+    case DType::Q4_1: return fn(RowLanes<Block32Lanes<Q4_1Levels>>{});
+    case DType::Q5_1: return fn(RowLanes<Block32Lanes<Q5_1Levels>>{});
     case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});
     case DType::Q3_K: return fn(RowLanes<SubBlock16Lanes<Q3KLevels>>{});
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});

@@ -61,6 +61,14 @@ HWY_INLINE __m128i LaneWordPattern(int m) {
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
 
+// The vpshufb pattern that copies byte k of each 32-bit lane of a 128-bit block to all four of the lane's bytes.
+HWY_INLINE __m128i LaneByteCopiesPattern(int k) {
+  const auto lane = [k](int i) { return static_cast<int>(0x01010101u * static_cast<uint32_t>(4 * i + k)); };
+  return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
+}
+// Bit first + k of a lane's word, for byte k (k < 4) of the lane after LaneByteCopiesPattern(first / 8).
+HWY_INLINE int LaneBitMasks(int first) { return static_cast<int>(0x08040201u << (first % 8)); }
+
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
 struct V {
@@ -77,16 +85,6 @@ struct V {
   static I RowsNibbles(const uint8_t* p, size_t) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
-  }
-  // 32 bits of each row: byte j is 0xFF where bit j is set.
-  static I RowsBits(const uint8_t* p, size_t) {
-    uint32_t bits;
-    std::memcpy(&bits, p, 4);
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
-                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                                 0x0101010101010101, 0x0000000000000000));
-    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
-    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
   }
   // The byte at p of each row, in every byte of the row's lanes.
   static I RowsByte(const uint8_t* p, size_t) { return _mm256_set1_epi8(static_cast<char>(p[0])); }
@@ -178,7 +176,7 @@ struct V {
 
   static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
 
-  // Row lanes (Q4_0, IQ4_NL, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): one row per int32 / float lane, kLanes rows a register.
+  // Row lanes (every type but IQ4_XS, I4G, F16 and BF16): one row per int32 / float lane, kLanes rows a register.
   static constexpr int kLanes = 8;
   static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
@@ -221,6 +219,13 @@ struct V {
     out[3] = _mm256_broadcastd_epi32(_mm_srli_si128(words, 12));
   }
   static F SubF(F a, F b) { return _mm256_sub_ps(a, b); }
+  // a with `value` added to byte k (k < 4) of each lane where bit first + k of the lane's word in `bits` is set
+  // (first a multiple of 4: Q5_0's and Q5_1's fifth bits of values first..first+3).
+  static I AddWhereLaneBits(I a, I bits, int first, int8_t value) {
+    const I copies = _mm256_shuffle_epi8(bits, _mm256_broadcastsi128_si256(LaneByteCopiesPattern(first / 8)));
+    const I mask = _mm256_set1_epi32(LaneBitMasks(first));
+    return _mm256_add_epi8(a, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(copies, mask), mask), Set8(value)));
+  }
 };
 #else  // AVX3 / AVX3_DL: two rows per register
 struct V {
@@ -243,12 +248,6 @@ struct V {
                               _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + stride))));
     const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
     return _mm512_and_si512(_mm512_srlv_epi64(both, shifts), _mm512_set1_epi8(0x0F));
-  }
-  static I RowsBits(const uint8_t* p, size_t stride) {
-    uint32_t b0, b1;
-    std::memcpy(&b0, p, 4);
-    std::memcpy(&b1, p + stride, 4);
-    return _mm512_movm_epi8(static_cast<__mmask64>(b0) | (static_cast<__mmask64>(b1) << 32));
   }
   static I RowsByte(const uint8_t* p, size_t stride) {
     return _mm512_mask_set1_epi8(_mm512_set1_epi8(static_cast<char>(p[0])), 0xFFFFFFFF00000000ULL, static_cast<char>(p[stride]));
@@ -393,6 +392,20 @@ struct V {
     out[3] = _mm512_broadcastd_epi32(_mm_srli_si128(words, 12));
   }
   static F SubF(F a, F b) { return _mm512_sub_ps(a, b); }
+#if HWY_TARGET == HWY_AVX3_DL
+  // vpshufbitqmb (BITALG) takes each byte's bit straight from its qword: bits first + k of the low lane, 32 +
+  // first + k of the high one.
+  static I AddWhereLaneBits(I a, I bits, int first, int8_t value) {
+    const uint64_t low = 0x03020100u + 0x01010101u * static_cast<uint32_t>(first);
+    const __mmask64 where = _mm512_bitshuffle_epi64_mask(bits, _mm512_set1_epi64(static_cast<int64_t>(low | (low + 0x20202020u) << 32)));
+    return _mm512_mask_add_epi8(a, where, a, Set8(value));
+  }
+#else
+  static I AddWhereLaneBits(I a, I bits, int first, int8_t value) {
+    const I copies = _mm512_shuffle_epi8(bits, _mm512_broadcast_i32x4(LaneByteCopiesPattern(first / 8)));
+    return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(copies, _mm512_set1_epi32(LaneBitMasks(first))), a, Set8(value));
+  }
+#endif
 };
 #endif
 using I = V::I;
@@ -434,14 +447,15 @@ struct RowGroup {
 // loops, each group's address folds to a fixed offset from one pointer that steps a slot per block; from the
 // general fields the compiler reloads and recomputes every group's address each block, which costs the 32-value
 // types more instructions than their arithmetic.
-template <size_t kUnit, size_t kHead, int P, size_t kChunk = kUnit - kHead>
-HWY_INLINE void PackedTileGroups(const RowGroup& first, RowGroup (&g)[P], const uint8_t* chunk_positions = kChunksInOrder.data()) {
+template <size_t kUnit, size_t kHead, int P>
+HWY_INLINE void PackedTileGroups(const RowGroup& first, RowGroup (&g)[P]) {
+  constexpr size_t kChunk = kUnit - kHead;  // the rest in one chunk (the row-lane types read their slots directly)
   constexpr size_t kTileRows = static_cast<size_t>(P * kRows);
   const uint8_t* tile = first.head_base;
   for (int p = 0; p < P; ++p) {
     const size_t row = static_cast<size_t>(p * kRows);
     g[p] = {tile + kTileRows * kHead + row * kChunk, kChunk, kTileRows * kUnit, tile + row * kHead, kHead, kHead,
-            kTileRows * kChunk, chunk_positions};
+            kTileRows * kChunk, kChunksInOrder.data()};
   }
 }
 // The groups a tile reads: `given`, or for a whole packed tile their constant form in `local`.
@@ -461,7 +475,7 @@ HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
   if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
 }
 
-// ---- row lanes (Q4_0, IQ4_NL, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): one row per int32 / float lane ----
+// ---- row lanes (every type but IQ4_XS, I4G, F16 and BF16): one row per int32 / float lane ----
 // A tile is V::kLanes rows; its slot for block b is the packed layout of ops/packed_weight.h with V::kLanes rows a
 // tile: the rows' heads side by side, then chunk c of every row for each c in order, so a chunk of every row is one
 // load.
@@ -478,7 +492,7 @@ HWY_INLINE void StoreLanes(const F (&acc)[T], float* y, size_t ldy, int rows) {
   }
 }
 
-// For the row-lane tiles in vec_dot's order (Q3_K, Q5_K, Q6_K, Q8_0): its eight lane positions, one float vector each,
+// For the row-lane tiles in vec_dot's order (Q8_0, Q5_0, Q4_1, Q5_1, Q3_K, Q5_K, Q6_K): its eight lane positions, one float vector each,
 // added as hsum_float_8 adds its lanes: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), every row at once.
 HWY_INLINE F PairwiseLanes(const F (&v)[8]) {
   return V::AddF(V::AddF(V::AddF(v[0], v[4]), V::AddF(v[2], v[6])), V::AddF(V::AddF(v[1], v[5]), V::AddF(v[3], v[7])));
