@@ -39,6 +39,7 @@ PackFormat pack_format(DType type) {
     case DType::Q4_K: return kQ4KPack;
     case DType::Q5_K: return kQ5KPack;
     case DType::Q6_K: return kQ6KPack;
+    case DType::IQ4_XS: return kIQ4XSPack;
     default: break;
   }
   const TypeTraits& t = type_traits(type);

@@ -3,7 +3,7 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2, the row-lane types (all but IQ4_XS, I4G, F16 and BF16) 16 and 8; a kernel tile that covered half a
+// with AVX2, the row-lane types (all but I4G, F16 and BF16) 16 and 8; a kernel tile that covered half a
 // packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
@@ -101,10 +101,19 @@ constexpr ChunkPositions q6k_chunk_positions() {
   return p;
 }
 inline constexpr PackFormat kQ6KPack = {210, 208, 2, 4, q6k_chunk_positions()};
+// d, scales_h | scales_l (one chunk), then qs: four bytes a chunk, stored in the order the kernel reads them:
+// scales_l, then for c = 0..3 the eight sub-blocks' qs bytes 16j+4c.. (positions c and c+4 of sub-block j).
+constexpr ChunkPositions iq4xs_chunk_positions() {
+  ChunkPositions p = chunk_positions();
+  for (int j = 0; j < 8; ++j)
+    for (int c = 0; c < 4; ++c) p[1 + 4 * j + c] = static_cast<uint8_t>(1 + 8 * c + j);
+  return p;
+}
+inline constexpr PackFormat kIQ4XSPack = {136, 0, 4, 4, iq4xs_chunk_positions()};
 constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
 static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
               positions_fit(kQ5_1Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
-              positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack));
+              positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack) && positions_fit(kIQ4XSPack));
 
 // Where a weight's bytes are: rows of row_bytes in units, the first packed_rows in interleaved tiles of tile_rows
 // rows.

@@ -27,110 +27,12 @@ namespace HWY_NAMESPACE {
 #if LOWBIT_WIDE_KERNELS
 
 // ---- 256-value super-blocks against Q8_K ----
-// A decoder gives, per row group and super-block: Prepare (scales, d), Values(j) for each 32-value group j,
-// Scale(j) (int16 words: the group's integer scales in each lane's place), Finish (the block's float terms) and
-// Sums (the outputs at the end).
 
 // The activations' eight sub-block sums S_j = bsums[2j] + bsums[2j+1] of one super-block, as int16 words.
 HWY_INLINE __m128i SubBlockSums(const BlockQ8K& a) {
   const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums));
   const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8));
   return _mm_hadd_epi16(lo, hi);
-}
-
-struct KAcc {  // the float state of one (row group, token)
-  F main;
-};
-
-// Decoders whose float part is only d * sum (IQ4_XS).
-struct PlainK {
-  struct Setup {
-    I scales;
-    float d[kRows];
-  };
-  static void Finish(const Setup& s, const BlockQ8K& a, I sumi, KAcc& acc) {
-    float d[kRows];
-    for (int r = 0; r < kRows; ++r) d[r] = a.d * s.d[r];
-    acc.main = V::Fma(V::RowsF(d), V::Cvt(sumi), acc.main);
-  }
-  static void Sums(const KAcc& acc, float* out) { V::StoreSums(acc.main, out); }
-};
-
-// IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
-struct IQ4XSDecode : PlainK {
-  using Block = BlockIQ4XS;
-  static constexpr bool kSigned = true;  // table values -127..113: |q| and sign(a, q)
-  static constexpr int kLevelOffset = 0;
-  static void Prepare(const RowGroup& g, int64_t b, Setup& s) {
-    __m128i sc[kRows];
-    for (int r = 0; r < kRows; ++r) {
-      const Block& w = g.template block<Block>(r, b);
-      // Code j = nibble j of scales_l | bits 2j, 2j+1 of scales_h << 4, spread into byte j; the scale is code - 32.
-      uint32_t low;
-      std::memcpy(&low, w.scales_l, 4);
-      const uint64_t codes = _pdep_u64(low, 0x0F0F0F0F0F0F0F0FULL) | (_pdep_u64(w.scales_h, 0x0303030303030303ULL) << 4);
-      sc[r] = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(codes))), _mm_set1_epi16(32));
-      s.d[r] = Half(w.d);
-    }
-    s.scales = V::Per32Scales(sc);
-  }
-  static I Values(const RowGroup& g, int64_t b, int j, const Setup&) {
-    return V::Lookup(V::Table16(kIq4nlValues), V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs) + 16 * j), g.stride));
-  }
-  static I Scale(const Setup& s, int j) { return V::Per32Scale(s.scales, j); }
-};
-
-template <typename D, int P, int T>
-void KTile(const RowGroup* groups, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-  KAcc acc[P][T];
-  for (auto& row : acc)
-    for (KAcc& a : row) a.main = V::ZeroF();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    StreamAhead<T>(groups[0], b);
-    typename D::Setup setup[P];
-    for (int p = 0; p < P; ++p) D::Prepare(groups[p], b, setup[p]);
-    I sumi[P][T];
-    for (auto& row : sumi)
-      for (I& s : row) s = V::Zero();
-    // Unrolled, so each group's shifts and shuffles are constants.
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      I q[P], scale[P];
-      for (int p = 0; p < P; ++p) {
-        q[p] = D::Values(groups[p], b, j, setup[p]);
-        scale[p] = D::Scale(setup[p], j);
-      }
-      if constexpr (D::kSigned) {
-        typename V::Signed qs[P];
-        for (int p = 0; p < P; ++p) qs[p] = V::PrepareSigned(q[p]);
-        for (int t = 0; t < T; ++t) {
-          const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
-          for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsS8(qs[p], av), scale[p]);
-        }
-      } else {
-        for (int t = 0; t < T; ++t) {
-          const I av = V::Act32(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 32 * j);
-          if constexpr (D::kLevelOffset != 0) {
-            // Values = levels - offset: subtract the offset's pair products (exact in int16), shared by the rows.
-            const I offset_pairs = V::PairsU8(V::Set8(D::kLevelOffset), av);
-            for (int p = 0; p < P; ++p)
-              sumi[p][t] = V::AddScaled(sumi[p][t], V::Sub16(V::PairsU8(q[p], av), offset_pairs), scale[p]);
-          } else {
-            for (int p = 0; p < P; ++p) sumi[p][t] = V::AddScaled(sumi[p][t], V::PairsU8(q[p], av), scale[p]);
-          }
-        }
-      }
-    }
-    for (int p = 0; p < P; ++p)
-      for (int t = 0; t < T; ++t) D::Finish(setup[p], reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b], sumi[p][t], acc[p][t]);
-  }
-  for (int p = 0; p < P; ++p)
-    for (int t = 0; t < T; ++t) {
-      float sums[kRows];
-      D::Sums(acc[p][t], sums);
-      for (int r = 0; r < kRows && p * kRows + r < rows; ++r)
-        y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r];
-    }
 }
 
 // ---- the repacked K-quants' row lanes (Q4_K, Q2_K) ----
@@ -520,6 +422,77 @@ struct Q5KLanes {
     }
     F sums[T];
     for (int t = 0; t < T; ++t) sums[t] = V::AddF(PairwiseLanes(acc[t]), mins[t]);
+    StoreLanes(sums, y, ldy, rows);
+  }
+};
+
+// ---- IQ4_XS in row lanes, in ggml's vec_dot order (ops/dot_reference.h), one row per int32 / float lane ----
+// As Q5_K: llama.cpp does not repack IQ4_XS on x86, so each row keeps vec_dot's eight float lanes (position l:
+// values 4l..4l+3 of every 32-value sub-block j times its scale code_j - 32, one FMA with d_w * d_a per
+// super-block), no mins. Its slot (kIQ4XSPack) holds the rows' d|scales_h, their scales_l words, then for c = 0..3
+// the eight sub-blocks' chunks c, whose low nibbles are position c and high nibbles position c + 4: table values
+// -127..113, met by the activations with the sign trick (|q| times a with q's sign: maddubs' pairs cannot
+// saturate) and one multiply-add of the pairs by the scale.
+static_assert(kIQ4XSPack.unit == sizeof(BlockIQ4XS) && kIQ4XSPack.head == 4 && offsetof(BlockIQ4XS, scales_h) == 2 &&
+              offsetof(BlockIQ4XS, scales_l) == 4 && offsetof(BlockIQ4XS, qs) == 8);
+
+// The eight 6-bit scale codes of every lane's row, less 32, each in both int16 words: code j is nibble j of
+// scales_l (the word `low`) under bits 2j, 2j+1 of scales_h (the high half of `head`).
+HWY_INLINE void IQ4XSScales(I head, I low, I (&scale)[8]) {
+  // Byte k's high nibble: bits 4k..4k+3 of scales_h (bytes 2, 3 of the lane), for codes 2k (bits 4, 5) and 2k+1.
+  const I high_bytes = V::LaneBytes(head, LaneBytesPattern(2, 2, 3, 3));
+  const I high = V::Or(V::And(V::Shl16<4>(high_bytes), V::SetWord(0x00F000F0)), V::And(high_bytes, V::SetWord(static_cast<int32_t>(0xF000F000u))));
+  const I nibbles = V::SetWord(0x0F0F0F0F), two_bits = V::SetWord(0x30303030);
+  const I codes[2] = {V::Or(V::And(low, nibbles), V::And(high, two_bits)),  // byte k: code 2k
+                      V::Or(V::And(V::Shr16<4>(low), nibbles), V::And(V::Shr16<2>(high), two_bits))};
+  for (int j = 0; j < 8; ++j) scale[j] = V::Sub16(V::LaneByteWords(codes[j % 2], j / 2), V::SetWord(0x00200020));
+}
+
+struct IQ4XSLanes {
+  static constexpr const PackFormat& kPack = kIQ4XSPack;
+  static constexpr int kBlockValues = 256, kBatchTokens = 2;
+  template <int T>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kIQ4XSPack>;
+    F acc[T][8];  // per token, the eight lane positions' floats
+    for (auto& lanes : acc)
+      for (F& a : lanes) a = V::ZeroF();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      F d, unused;
+      V::LanesHalfPairF(slot, d, unused);
+      I scale[8];
+      IQ4XSScales(V::LoadLanes(slot), V::LoadLanes(slot + 4 * L), scale);
+      const BlockQ8K* a[T];
+      F dd[T];
+      for (int t = 0; t < T; ++t) {
+        a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+        dd[t] = V::Mul(d, V::SetF(a[t]->d));
+      }
+      const uint8_t* qs = slot + 8 * L;
+  #pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        I low_sum[T], high_sum[T];  // the exact sums of positions c and c + 4
+        for (int t = 0; t < T; ++t) low_sum[t] = high_sum[t] = V::Zero();
+        for (int j = 0; j < 8; ++j) {
+          const I bytes = V::LoadLanes(qs + 4 * L * (8 * c + j));
+          const typename V::Signed lo = V::template Iq4nlSigned<false>(bytes), hi = V::template Iq4nlSigned<true>(bytes);
+          for (int t = 0; t < T; ++t) {
+            const int8_t* at = a[t]->qs + 32 * j + 4 * c;
+            low_sum[t] = V::AddScaled(low_sum[t], V::PairsS8(lo, V::BroadcastWord(at)), scale[j]);
+            high_sum[t] = V::AddScaled(high_sum[t], V::PairsS8(hi, V::BroadcastWord(at + 16)), scale[j]);
+          }
+        }
+        for (int t = 0; t < T; ++t) {
+          acc[t][c] = V::Fma(dd[t], V::Cvt(low_sum[t]), acc[t][c]);
+          acc[t][c + 4] = V::Fma(dd[t], V::Cvt(high_sum[t]), acc[t][c + 4]);
+        }
+      }
+    }
+    F sums[T];
+    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
     StoreLanes(sums, y, ldy, rows);
   }
 };

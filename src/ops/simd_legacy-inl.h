@@ -221,7 +221,10 @@ template <const PackFormat& kFormat, typename ActBlock, int kLevelOffset, bool k
 struct NibbleLevels {
   static constexpr const PackFormat& kPack = kFormat;
   using Act = ActBlock;
-  static constexpr int kOffset = kLevelOffset, kBatchTokens = 2;
+  // On AVX2 (16 registers) Q5_0's per-token offsets tip two tokens' 16 accumulators into spills: batches of 64
+  // tokens ran at 14 GB/s of weights with two tokens a tile, 17 with one (Q4_1 and Q5_1 lose with one: 33 -> 28, 28
+  // -> 20).
+  static constexpr int kOffset = kLevelOffset, kBatchTokens = kLevelOffset != 0 && V::kRows == 1 ? 1 : 2;
   struct Block {
     const uint8_t* qs;
     I qh;

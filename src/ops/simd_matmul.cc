@@ -4,7 +4,7 @@
 // Q4_0, IQ4_NL, Q2_K and Q4_K, one float per row; for the others ggml's AVX2 vec_dot: exact integer lanes per
 // block, one float FMA per block into eight float lanes, lanes added pairwise at the end), so the kernels give the
 // reference's bits on every target, for any tile shape, thread count or batch size. Freedom lies only in how the
-// exact integer lanes are computed and in how many outputs are in flight at once (all types but IQ4_XS, I4G, F16
+// exact integer lanes are computed and in how many outputs are in flight at once (all types but I4G, F16
 // and BF16 are laid out one row per vector lane, the vec_dot ones with a float vector per lane position:
 // RowLanes):
 //
@@ -161,22 +161,7 @@ struct Legacy {
     LegacyTile<D, kP, 1, true>(g, &act, n / 32, y, ldy, kP * kRows, nullptr);
   }
 };
-template <typename D>
-struct Super {
-  // IQ4_XS (the last super-block type in this family): each (row group, token) holds integer and float sums.
-  static constexpr int kBatchGroups = 2, kBatchTokens = kRows == 1 ? 2 : 4;
-  static constexpr int kGenGroups = GenGroupsOf<D>();
-  template <int P, int T>
-  static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows) {
-    KTile<D, P, T>(g, a, n / 256, y, ldy, rows);
-  }
-  template <int kP, int kT>
-  static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
-                      int rows, DecodedRows<kP>&) {
-    ForTokenTiles<Super, kP, kT>(g, acts, n, n_tokens, y, ldy, rows);
-  }
-};
-// The row-lane types, all but IQ4_XS, I4G, F16 and BF16 (Lanes: NibbleLanes, Block32Lanes, ...,
+// The row-lane types, all but I4G, F16 and BF16 (Lanes: NibbleLanes, Block32Lanes, ...,
 // each its packed format and its Tile<T>): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
 // counts them. A whole packed tile is read in place; other
 // rows (the row-major ones after the last whole tile, or a tensor packed for another target's tile) are first
@@ -292,7 +277,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
     case DType::Q5_K: return fn(RowLanes<Q5KLanes>{});
     case DType::Q6_K: return fn(RowLanes<SubBlock16Lanes<Q6KLevels>>{});
-    case DType::IQ4_XS: return fn(Super<IQ4XSDecode>{});
+    case DType::IQ4_XS: return fn(RowLanes<IQ4XSLanes>{});
     case DType::F16: return fn(Halves<false>{});
     case DType::BF16: return fn(Halves<true>{});
     default: return none;

@@ -20,6 +20,7 @@
 
 #include "core/float_formats.h"
 #include "ops/packed_weight.h"
+#include "quant/legacy_quants.h"
 #include "util/stream_prefetch.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -61,6 +62,14 @@ HWY_INLINE __m128i LaneWordPattern(int m) {
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
 
+// The vpshufb pattern that gives each 32-bit lane of a 128-bit block its bytes b0, b1, b2, b3.
+HWY_INLINE __m128i LaneBytesPattern(int b0, int b1, int b2, int b3) {
+  const auto lane = [&](int i) {
+    const auto at = [i](int b) { return static_cast<uint32_t>(4 * i + b); };
+    return static_cast<int>(at(b0) | at(b1) << 8 | at(b2) << 16 | at(b3) << 24);
+  };
+  return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
+}
 // The vpshufb pattern that copies byte k of each 32-bit lane of a 128-bit block to all four of the lane's bytes.
 HWY_INLINE __m128i LaneByteCopiesPattern(int k) {
   const auto lane = [k](int i) { return static_cast<int>(0x01010101u * static_cast<uint32_t>(4 * i + k)); };
@@ -69,6 +78,15 @@ HWY_INLINE __m128i LaneByteCopiesPattern(int k) {
 // Bit first + k of a lane's word, for byte k (k < 4) of the lane after LaneByteCopiesPattern(first / 8).
 HWY_INLINE int LaneBitMasks(int first) { return static_cast<int>(0x08040201u << (first % 8)); }
 
+// The IQ4_NL table's magnitudes; its values are negative exactly at indices 0..7 (bit 3 clear).
+alignas(16) constexpr int8_t kIq4nlMagnitudes[16] = {127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53, 69, 89, 113};
+constexpr bool Iq4nlSignsByBit3() {
+  for (int i = 0; i < 16; ++i)
+    if ((kIq4nlValues[i] < 0) != (i < 8) || kIq4nlMagnitudes[i] != (kIq4nlValues[i] < 0 ? -kIq4nlValues[i] : kIq4nlValues[i])) return false;
+  return true;
+}
+static_assert(Iq4nlSignsByBit3());
+
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
 struct V {
@@ -76,11 +94,9 @@ struct V {
   static constexpr bool kVnni = false;
   using I = __m256i;
   using F = __m256;
-  using HI = __m128i;  // four int32 lanes per row (Q5_K's mins)
 
   static I Zero() { return _mm256_setzero_si256(); }
   static I Set8(int8_t v) { return _mm256_set1_epi8(v); }
-  static I Rows32(const uint8_t* p, size_t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   // 16 bytes of each row as 32 nibbles: the low nibbles (values 0-15), then the high ones (16-31).
   static I RowsNibbles(const uint8_t* p, size_t) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -96,7 +112,6 @@ struct V {
   static I Table16(const int8_t* t) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
   static I Lookup(I table, I idx) { return _mm256_shuffle_epi8(table, idx); }
   static I And(I a, I b) { return _mm256_and_si256(a, b); }
-  static I AndNot(I a, I b) { return _mm256_andnot_si256(a, b); }
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
   static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
   static I Sub16(I a, I b) { return _mm256_sub_epi16(a, b); }
@@ -126,26 +141,17 @@ struct V {
   };
   static Signed PrepareSigned(I q) { return {_mm256_sign_epi8(q, q), q}; }
   static I PairsS8(const Signed& q, I a) { return _mm256_maddubs_epi16(q.abs, _mm256_sign_epi8(a, q.sign)); }
+  // The IQ4_NL values of the low (kHigh false) or high nibbles of `bytes`, prepared as PrepareSigned does.
+  template <bool kHigh>
+  static Signed Iq4nlSigned(I bytes) {
+    const I nibbles = _mm256_and_si256(kHigh ? _mm256_srli_epi16(bytes, 4) : bytes, Set8(0x0F));
+    return PrepareSigned(_mm256_shuffle_epi8(Table16(kIq4nlValues), nibbles));
+  }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales16)); }
 
-  // Scale words for K-quants. Per32: eight int16 per row (one per 32 values) -> word j everywhere in the row.
-  static I Per32Scales(const __m128i* words) { return _mm256_set_m128i(words[0], words[0]); }
-  static I Per32Scale(I scales, int j) {
-    const int16_t idx = static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8));
-    return _mm256_shuffle_epi8(scales, _mm256_set1_epi16(idx));
-  }
-  // Per16: sixteen int8 per row (one per 16 values) -> group g: words 0-7 scale 2g, words 8-15 scale 2g+1.
-  static I Per16Scales(const __m128i* bytes) { return _mm256_castsi128_si256(bytes[0]); }
-  static I Per16Scale(I scales, int g) {
-    const __m128i idx = _mm_set_epi64x(0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g));
-    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm256_castsi256_si128(scales), idx));
-  }
-  // Sixteen int16 of each row (Q2_K mins, or the activations' bsums given once per row).
-  static I RowsWords16(const __m256i* words) { return words[0]; }
 
   static F ZeroF() { return _mm256_setzero_ps(); }
   static F SetF(float v) { return _mm256_set1_ps(v); }
-  static F RowsF(const float* d) { return _mm256_set1_ps(d[0]); }  // d[r] in row r's lanes
   // The fp16 at p of each row (rows `stride` apart), as float in the row's lanes.
   static F RowsHalfF(const uint8_t* p, size_t) {
     uint16_t h;
@@ -156,7 +162,6 @@ struct V {
   static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F AddF(F a, F b) { return _mm256_add_ps(a, b); }
-  static I Madd16(I a, I b) { return _mm256_madd_epi16(a, b); }
   // ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) of each row, as ggml's hsum_float_8.
   static void StoreSums(F acc, float* y) {
     __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
@@ -165,18 +170,10 @@ struct V {
     y[0] = _mm_cvtss_f32(r);
   }
 
-  // Half width: four int32 lanes per row.
-  static HI HRowsWords8(const __m128i* words) { return words[0]; }
-  static HI HMadd(HI a, HI b) { return _mm_madd_epi16(a, b); }
-  static void HIntSums(HI v, int32_t* out) {
-    alignas(16) int32_t l[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(l), v);
-    out[0] = (l[0] + l[1]) + (l[2] + l[3]);
-  }
 
   static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
 
-  // Row lanes (every type but IQ4_XS, I4G, F16 and BF16): one row per int32 / float lane, kLanes rows a register.
+  // Row lanes (every type but I4G, F16 and BF16): one row per int32 / float lane, kLanes rows a register.
   static constexpr int kLanes = 8;
   static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
@@ -197,6 +194,8 @@ struct V {
   template <int kBits> static I ShrWords(I a) { return _mm256_srli_epi32(a, kBits); }
   // Byte k of each lane, as the lane's int32.
   static I LaneByte(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneBytePattern(k))); }
+  // Each lane's bytes rearranged by a LaneBytesPattern.
+  static I LaneBytes(I x, __m128i pattern) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(pattern)); }
   // Word m of each lane in both its words.
   static I LaneWord(I x, int m) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneWordPattern(m))); }
   // Byte k of each lane, zero-extended, in both its words.
@@ -233,16 +232,10 @@ struct V {
   static constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
   using I = __m512i;
   using F = __m512;
-  using HI = __m256i;
 
   static I Zero() { return _mm512_setzero_si512(); }
   static I Set8(int8_t v) { return _mm512_set1_epi8(v); }
   static I Join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
-  static I Rows32(const uint8_t* p, size_t stride) {
-    if (__builtin_constant_p(stride) && stride == 32) return _mm512_loadu_si512(p);  // adjacent (packed K-quant chunks)
-    return Join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + stride)));
-  }
   static I RowsNibbles(const uint8_t* p, size_t stride) {
     const __m512i both = Join(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
                               _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + stride))));
@@ -261,7 +254,6 @@ struct V {
   static I Table16(const int8_t* t) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
   static I Lookup(I table, I idx) { return _mm512_shuffle_epi8(table, idx); }
   static I And(I a, I b) { return _mm512_and_si512(a, b); }
-  static I AndNot(I a, I b) { return _mm512_andnot_si512(a, b); }
   static I Or(I a, I b) { return _mm512_or_si512(a, b); }
   static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
   static I Sub16(I a, I b) { return _mm512_sub_epi16(a, b); }
@@ -269,7 +261,6 @@ struct V {
   template <int kBits> static I Shr16(I a) { return _mm512_srli_epi16(a, kBits); }
   template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
   static I ShrBytes(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
-  static I Where(I v, int8_t bit) { return _mm512_movm_epi8(_mm512_test_epi8_mask(v, _mm512_set1_epi8(bit))); }
   // (Callers OR into bits that are clear, so a masked add does it.)
   static I OrWhere(I a, I bits, int8_t bit, int8_t value) {
     return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
@@ -297,25 +288,23 @@ struct V {
   }
   static I PairsU8(I u, I s) { return _mm512_maddubs_epi16(u, s); }
   static I PairsS8(const Signed& q, I a) { return _mm512_maddubs_epi16(q.abs, SignOf(q, a)); }
+  // The magnitudes from a table, the signs from bit 3 of each nibble (Iq4nlSignsByBit3). With VBMI the 16
+  // magnitudes repeat over vpermb's 64-byte table, so index bits 4 and 5 need no mask.
+  template <bool kHigh>
+  static Signed Iq4nlSigned(I bytes) {
+    const I magnitudes = Table16(kIq4nlMagnitudes);
+    const I shifted = kHigh ? _mm512_srli_epi16(bytes, 4) : bytes;
+#if HWY_TARGET == HWY_AVX3_DL
+    const I abs = _mm512_permutexvar_epi8(shifted, magnitudes);
+#else
+    const I abs = _mm512_shuffle_epi8(magnitudes, _mm512_and_si512(shifted, Set8(0x0F)));
+#endif
+    return {abs, _mm512_testn_epi8_mask(bytes, Set8(kHigh ? static_cast<int8_t>(0x80) : 0x08))};
+  }
 
-  static I Per32Scales(const __m128i* words) {
-    return Join(_mm256_set_m128i(words[0], words[0]), _mm256_set_m128i(words[1], words[1]));
-  }
-  static I Per32Scale(I scales, int j) {
-    const int16_t idx = static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8));
-    return _mm512_shuffle_epi8(scales, _mm512_set1_epi16(idx));
-  }
-  static I Per16Scales(const __m128i* bytes) { return _mm512_castsi256_si512(_mm256_set_m128i(bytes[1], bytes[0])); }
-  static I Per16Scale(I scales, int g) {
-    const __m256i idx = _mm256_set_epi64x(0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g),
-                                          0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g));
-    return _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(_mm512_castsi512_si256(scales), idx));
-  }
-  static I RowsWords16(const __m256i* words) { return Join(words[0], words[1]); }
 
   static F ZeroF() { return _mm512_setzero_ps(); }
   static F SetF(float v) { return _mm512_set1_ps(v); }
-  static F RowsF(const float* d) { return _mm512_insertf32x8(_mm512_set1_ps(d[0]), _mm256_set1_ps(d[1]), 1); }
   static F RowsHalfF(const uint8_t* p, size_t stride) {
     uint16_t h0, h1;
     std::memcpy(&h0, p, 2);
@@ -327,7 +316,6 @@ struct V {
   static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F AddF(F a, F b) { return _mm512_add_ps(a, b); }
-  static I Madd16(I a, I b) { return _mm512_madd_epi16(a, b); }
   static float Sum8(__m256 acc) {
     __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
@@ -339,14 +327,6 @@ struct V {
     y[1] = Sum8(_mm512_extractf32x8_ps(acc, 1));
   }
 
-  static HI HRowsWords8(const __m128i* words) { return _mm256_set_m128i(words[1], words[0]); }
-  static HI HMadd(HI a, HI b) { return _mm256_madd_epi16(a, b); }
-  static void HIntSums(HI v, int32_t* out) {
-    alignas(32) int32_t l[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(l), v);
-    out[0] = (l[0] + l[1]) + (l[2] + l[3]);
-    out[1] = (l[4] + l[5]) + (l[6] + l[7]);
-  }
 
   static void StoreF(F v, float* out) { _mm512_storeu_ps(out, v); }
 
@@ -366,6 +346,7 @@ struct V {
   }
   template <int kBits> static I ShrWords(I a) { return _mm512_srli_epi32(a, kBits); }
   static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
+  static I LaneBytes(I x, __m128i pattern) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(pattern)); }
   static I LaneWord(I x, int m) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneWordPattern(m))); }
   static I LaneByteWords(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
@@ -416,10 +397,10 @@ constexpr int kRows = V::kRows;
 // offsets past the block's head, its head (the 32-value types' fp16 scale) at head_base + r * head_stride +
 // b * step. Row-major rows: stride = head_stride = row bytes, step = block bytes; packed tiles
 // (ops/packed_weight.h): heads side by side, then the rests, a slot of kPackRows blocks a step. A stride of 0
-// repeats one row (the unused rows of a partial last tile). Types whose rest is in several chunks (the K-quants
-// with 32-byte value arrays, the row-lane types) address rest chunk c of a block at chunk_at: in a packed tile the
-// rows a chunk apart and the chunks in the type's stored order (ops/packed_weight.h), base then being the first
-// stored chunk's place; in row-major rows one after the other.
+// repeats one row (the unused rows of a partial last tile). Types whose rest is in several chunks (the row-lane
+// types) address rest chunk c of a block at chunk_at: in a packed tile the rows a chunk apart and the chunks in the
+// type's stored order (ops/packed_weight.h), base then being the first stored chunk's place; in row-major rows one
+// after the other.
 struct RowGroup {
   const uint8_t* base;
   size_t stride, step;
@@ -435,11 +416,6 @@ struct RowGroup {
     return base + static_cast<size_t>(b) * step + static_cast<size_t>(chunk_positions[c]) * chunk_step;
   }
   const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
-  // The types without a head (IQ4_XS; the halves): their whole block, by row.
-  template <typename Block>
-  const Block& block(int r, int64_t b) const {
-    return *reinterpret_cast<const Block*>(base + static_cast<size_t>(r) * stride + static_cast<size_t>(b) * step);
-  }
 };
 
 // The groups of a whole packed tile of P * kRows rows (ops/packed_weight.h), from its first group: every field but
@@ -475,7 +451,7 @@ HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
   if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
 }
 
-// ---- row lanes (every type but IQ4_XS, I4G, F16 and BF16): one row per int32 / float lane ----
+// ---- row lanes (every type but I4G, F16 and BF16): one row per int32 / float lane ----
 // A tile is V::kLanes rows; its slot for block b is the packed layout of ops/packed_weight.h with V::kLanes rows a
 // tile: the rows' heads side by side, then chunk c of every row for each c in order, so a chunk of every row is one
 // load.
