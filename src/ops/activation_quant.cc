@@ -136,10 +136,19 @@ QuantizedActivations::QuantizedActivations(DType type, int64_t n_tokens, int64_t
     quad_sums_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
     scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
     block_sums_.resize(scales_.size());
+  } else if (type == DType::F16 || type == DType::BF16) {
+    n_in_ = static_cast<size_t>(n_in);
+    values_.resize(n_in_ * static_cast<size_t>(n_tokens));
   }
 }
 
-void QuantizedActivations::compute_block_sums(int64_t t) {
+void QuantizedActivations::compute_kernel_extras(int64_t t) {
+  if (!values_.empty()) {
+    const auto* halves = reinterpret_cast<const uint16_t*>(row(t));
+    float* out = values_.data() + static_cast<size_t>(t) * n_in_;
+    for (size_t i = 0; i < n_in_; ++i) out[i] = type_ == DType::BF16 ? bf16_to_f32(halves[i]) : f16_to_f32(halves[i]);
+    return;
+  }
   if (quad_sums_.empty()) return;
   const size_t block_bytes = type_traits(type_).block_bytes, qs_offset = block_bytes - 32;  // d first, qs last
   const uint8_t* r = row(t);
@@ -171,7 +180,7 @@ QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_
   const int t = n_tokens * n_in >= (int64_t{1} << 16) ? threads : 1;
   parallel_for(n_tokens, t, [&](int64_t i) {
     quantize_activation_row(type, x + i * n_in, n_in, acts.row(i));
-    acts.compute_block_sums(i);
+    acts.compute_kernel_extras(i);
   });
   return acts;
 }

@@ -21,12 +21,14 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
 // (sum of values 4l..4l+3) and their total, with which the VNNI kernels turn unsigned weight levels into signed
-// products, and each block's fp16 scale d as a float (converted once, not once per weight row tile).
+// products, and each block's fp16 scale d as a float; for F16/BF16 the rounded values as floats. (Converted once,
+// not once per weight row tile.)
 struct ActRow {
   const uint8_t* blocks;
   const int32_t* quad_sums;
   const float* scales;
   const int32_t* block_sums;
+  const float* values;
 };
 
 // n_tokens rows, each row_bytes long, 64-byte aligned (kernels load whole cache lines).
@@ -37,13 +39,15 @@ class QuantizedActivations {
   uint8_t* row(int64_t t) { return base() + static_cast<size_t>(t) * row_bytes_; }
   size_t row_bytes() const { return row_bytes_; }
   ActRow kernel_row(int64_t t) const {
-    if (quad_sums_.empty()) return {row(t), nullptr, nullptr, nullptr};
+    if (!values_.empty()) return {row(t), nullptr, nullptr, nullptr, values_.data() + static_cast<size_t>(t) * n_in_};
+    if (quad_sums_.empty()) return {row(t), nullptr, nullptr, nullptr, nullptr};
     const size_t blocks = static_cast<size_t>(t) * (sums_per_row_ / 8);
     return {row(t), quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_, scales_.data() + blocks,
-            block_sums_.data() + blocks};
+            block_sums_.data() + blocks, nullptr};
   }
-  // Fills the quad and block sums and float scales of row t (Q8_0 and Q8_1 rows only; a no-op for the others).
-  void compute_block_sums(int64_t t);
+  // Fills row t's part of what kernel_row gives beside the blocks: the quad and block sums and float scales of Q8_0
+  // and Q8_1 rows, the float values of F16 and BF16 rows (a no-op for the others).
+  void compute_kernel_extras(int64_t t);
 
  private:
   uint8_t* base() const;
@@ -54,6 +58,8 @@ class QuantizedActivations {
   std::vector<int32_t> quad_sums_;
   std::vector<float> scales_;
   std::vector<int32_t> block_sums_;
+  size_t n_in_ = 0;
+  std::vector<float> values_;
 };
 
 // Every token's row, split over `threads` (each row is independent, so the bytes do not depend on it).

@@ -43,7 +43,7 @@ PackFormat pack_format(DType type) {
     default: break;
   }
   const TypeTraits& t = type_traits(type);
-  if (t.block_size == 1) return {16, 0, 0, 16};    // F16/BF16: eight values
+  if (type == DType::F16 || type == DType::BF16) return kHalfPack;
   const size_t head = t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
   return {t.block_bytes, 0, head, t.block_bytes - head};
 }

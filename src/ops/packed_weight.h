@@ -53,6 +53,7 @@ PackFormat pack_format(DType type);
 // and simd_legacy-inl.h, which check each against its block's fields).
 inline constexpr PackFormat kQ4_0Pack = {18, 0, 2, 4};  // d | qs, four bytes (values 4c..4c+3 and 16+4c..) a chunk
 inline constexpr PackFormat kQ8_0Pack = {34, 0, 2, 4};  // d | qs, four bytes (values 4l..4l+3) a chunk
+inline constexpr PackFormat kHalfPack = {16, 0, 0, 2};  // F16/BF16: eight values a unit, one value a chunk
 inline constexpr PackFormat kQ4_1Pack = {20, 0, 4, 4};  // d, m | qs as kQ4_0Pack
 inline constexpr PackFormat kQ5_0Pack = {22, 0, 2, 4};  // d | qh (one chunk), then qs as kQ4_0Pack
 inline constexpr PackFormat kQ5_1Pack = {24, 0, 4, 4};  // d, m | qh, qs
@@ -111,7 +112,7 @@ constexpr ChunkPositions iq4xs_chunk_positions() {
 }
 inline constexpr PackFormat kIQ4XSPack = {136, 0, 4, 4, iq4xs_chunk_positions()};
 constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
-static_assert(positions_fit(kQ4_0Pack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
+static_assert(positions_fit(kHalfPack) && positions_fit(kQ4_0Pack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
               positions_fit(kQ5_1Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
               positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack) && positions_fit(kIQ4XSPack));
 

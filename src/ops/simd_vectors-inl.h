@@ -183,6 +183,10 @@ struct V {
     return _mm256_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // The bf16 at p of each lane as float (its bits in the float's high half).
+  static F LanesBf16F(const uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
   // Each lane's two fp16 at p (low half, high half) as float.
   static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
     const __m256i x = LoadLanes(p);
@@ -339,6 +343,9 @@ struct V {
     return _mm512_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F LanesBf16F(const uint8_t* p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  }
   static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
     const __m512i x = LoadLanes(p);
     low = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x));
