@@ -34,6 +34,7 @@ PackFormat pack_format(DType type) {
     case DType::Q4_1: return kQ4_1Pack;
     case DType::Q5_0: return kQ5_0Pack;
     case DType::Q5_1: return kQ5_1Pack;
+    case DType::I4G: return kI4GPack;
     case DType::Q2_K: return kQ2KPack;
     case DType::Q3_K: return kQ3KPack;
     case DType::Q4_K: return kQ4KPack;

@@ -2,17 +2,17 @@
 // then block 1 of each, ...), so a kernel tile reads its weights as one sequential stream. On the machines here
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
-// the running CPU's generation kernel for the type takes at once (simd_pack_rows: mostly 8 with AVX-512 and 4
-// with AVX2, the row-lane types (all but I4G, F16 and BF16) 16 and 8; a kernel tile that covered half a
-// packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
+// the running CPU's generation kernel for the type takes at once (simd_pack_rows: 16 with AVX-512 and 8 with AVX2,
+// one row per vector lane; a kernel tile that covered half a packed tile would read it with gaps, measured 3x
+// slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
-// the 32-value types; Q2_K's, Q4_K's and Q5_K's d and dmin; Q3_K's and Q6_K's d,
-// which end their blocks) comes first, the tile's rows side by side, so a tile's heads are one or two loads; then
-// the rest of the rows' blocks in chunks: chunk 0 of every row, then chunk 1 of every row, ... Most types have one
-// chunk, the whole rest. The row-lane types keep 4 bytes together (kQ4_0Pack ... kQ6KPack):
-// their kernels put one row in each int32 lane, so a chunk of every row is one load. Chunks are stored in the
+// the 32-value types, with Q4_1's and Q5_1's m or I4G's zero; Q2_K's, Q4_K's and Q5_K's d and dmin; Q3_K's and
+// Q6_K's d, which end their blocks; IQ4_XS's d and scales_h) comes first, the tile's rows side by side, so a
+// tile's heads are one or two loads; then the rest of the rows' blocks in chunks of 4 bytes (2 for F16/BF16):
+// chunk 0 of every row, then chunk 1 of every row, ... The kernels put one row in each lane, so a chunk of every
+// row is one load. Chunks are stored in the
 // order the kernel reads them, so it reads its slot strictly forward: the hardware prefetcher follows one forward
 // stream, not a kernel that jumps back (Q6_K's 32-byte chunks in block order, read ql, ql, qh, ...: 0.75x).
 #pragma once
@@ -57,6 +57,7 @@ inline constexpr PackFormat kHalfPack = {16, 0, 0, 2};  // F16/BF16: eight value
 inline constexpr PackFormat kQ4_1Pack = {20, 0, 4, 4};  // d, m | qs as kQ4_0Pack
 inline constexpr PackFormat kQ5_0Pack = {22, 0, 2, 4};  // d | qh (one chunk), then qs as kQ4_0Pack
 inline constexpr PackFormat kQ5_1Pack = {24, 0, 4, 4};  // d, m | qh, qs
+inline constexpr PackFormat kI4GPack = {19, 0, 3, 4};   // d, zero | qs as kQ4_0Pack
 // d, dmin | the twelve bytes of scales and mins as three words, then qs: four bytes a chunk.
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
 // scales, qs | d, dmin: four bytes a chunk (the scale bytes as four words, then qs).
@@ -112,7 +113,7 @@ constexpr ChunkPositions iq4xs_chunk_positions() {
 }
 inline constexpr PackFormat kIQ4XSPack = {136, 0, 4, 4, iq4xs_chunk_positions()};
 constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
-static_assert(positions_fit(kHalfPack) && positions_fit(kQ4_0Pack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
+static_assert(positions_fit(kHalfPack) && positions_fit(kQ4_0Pack) && positions_fit(kI4GPack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
               positions_fit(kQ5_1Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
               positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack) && positions_fit(kIQ4XSPack));
 

@@ -30,88 +30,6 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- the GPTQ/AWQ groups (I4G, signed values against Q8_0) in ggml's vec_dot order, two rows per 512-bit register;
-// the other 32-value types have row-lane tiles below ----
-// The decoder gives a block's unsigned levels for kRows rows, level - kOffset the signed value: they go straight into
-// the u8 x s8 pair sums, started from -kOffset times the activations' quad sums (QuantizedActivations::quad_sums),
-// so the lanes come out as the signed products (levels up to 31: maddubs' int16 pairs cannot saturate without VNNI).
-// GPTQ/AWQ groups (quant/int_groups.h): level - zero, zero 0..16; unsigned as level + 16 - zero (0..31).
-struct I4GDecode {
-  using Block = BlockI4G;
-  static constexpr int kOffset = 16;
-  static I Nibbles(const RowGroup& g, int64_t b) { return V::RowsNibbles(g.at<Block>(b, offsetof(Block, qs)), g.stride); }
-  static I Zero(const RowGroup& g, int64_t b) { return V::RowsByte(g.at<Block>(b, offsetof(Block, z)), g.stride); }
-  static I Levels(const RowGroup& g, int64_t b) { return V::Sub8(V::Or(Nibbles(g, b), V::Set8(16)), Zero(g, b)); }
-};
-
-// Block b of P row groups: the levels and the rows' scales.
-template <typename D, int P>
-HWY_INLINE void DecodeLegacy(const RowGroup* groups, int64_t b, I (&q)[P], F (&dw)[P]) {
-  using Block = typename D::Block;
-  for (int p = 0; p < P; ++p) {
-    q[p] = D::Levels(groups[p], b);
-    static_assert(offsetof(Block, d) == 0, "the fp16 scale is the block's head");
-    dw[p] = V::RowsHalfF(groups[p].head_at(b), groups[p].head_stride);
-  }
-}
-
-// A row tile's blocks decoded once for all its token tiles (prompt batches), read back instead of decoded again.
-// (Highway's aligned allocation: std::vector does not give these 64-byte vectors their alignment here.)
-template <int P>
-struct DecodedRows {
-  struct Entry {
-    I q[P];
-    F dw[P];
-  };
-  hwy::AlignedFreeUniquePtr<Entry[]> blocks;
-  size_t capacity = 0;
-  void reserve(size_t n) {
-    if (n > capacity) blocks = hwy::AllocateAligned<Entry>(capacity = n);
-  }
-};
-
-// One block b of every (row group, token) of the tile, into acc.
-template <typename D, int P, int T>
-HWY_INLINE void LegacyBlock(const RowGroup* groups, const ActRow* acts, int64_t b, const DecodedRows<P>* decoded,
-                            F (&acc)[P][T]) {
-  StreamAhead<T>(groups[0], b);
-  I q[P];
-  F dw[P];
-  if (decoded) {
-    const auto& e = decoded->blocks[static_cast<size_t>(b)];
-    for (int p = 0; p < P; ++p) q[p] = e.q[p], dw[p] = e.dw[p];
-  } else {
-    DecodeLegacy<D, P>(groups, b, q, dw);
-  }
-  for (int t = 0; t < T; ++t) {
-    const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
-    const I av = V::Act32(a.qs);
-    const I init = V::NegShl(V::Act32Words(acts[t].quad_sums + 8 * b), D::kOffset);
-    const F da = V::SetF(acts[t].scales[b]);
-    for (int p = 0; p < P; ++p) acc[p][t] = V::Fma(V::Mul(dw[p], da), V::Cvt(V::DotU8(init, q[p], av)), acc[p][t]);
-  }
-}
-
-// P row groups x T tokens over n_blocks blocks: y[t * ldy + r] for row r of the tile, `rows` of them valid;
-// kPacked: the groups are a whole packed tile (TileGroups).
-template <typename D, int P, int T, bool kPacked = false>
-void LegacyTile(const RowGroup* given, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows,
-                const DecodedRows<P>* decoded) {
-  using Block = typename D::Block;
-  RowGroup local[P];
-  const RowGroup* const groups = TileGroups<kPacked, sizeof(Block), 2>(given, local);
-  F acc[P][T];
-  for (int p = 0; p < P; ++p)
-    for (int t = 0; t < T; ++t) acc[p][t] = V::ZeroF();
-  for (int64_t b = 0; b < n_blocks; ++b) LegacyBlock<D, P, T>(groups, acts, b, decoded, acc);
-  for (int p = 0; p < P; ++p)
-    for (int t = 0; t < T; ++t) {
-      float sums[kRows];
-      V::StoreSums(acc[p][t], sums);
-      for (int r = 0; r < kRows && p * kRows + r < rows; ++r) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(p * kRows + r)] = sums[r];
-    }
-}
-
 // ---- Q4_0 and IQ4_NL in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
 // A tile is V::kLanes rows. Its packed slot for a block (kQ4_0Pack; IQ4_NL's block has the same layout) holds the
 // rows' fp16 scales side by side, then for c = 0..3 qs bytes 4c..4c+3 of every row: one load gives that chunk of
@@ -194,6 +112,7 @@ static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && offs
 static_assert(kQ4_1Pack.unit == sizeof(BlockQ4_1) && kQ4_1Pack.head == 4 && offsetof(BlockQ4_1, m) == 2 && offsetof(BlockQ4_1, qs) == 4);
 static_assert(kQ5_0Pack.unit == sizeof(BlockQ5_0) && kQ5_0Pack.head == 2 && offsetof(BlockQ5_0, qh) == 2 && offsetof(BlockQ5_0, qs) == 6);
 static_assert(kQ5_1Pack.unit == sizeof(BlockQ5_1) && kQ5_1Pack.head == 4 && offsetof(BlockQ5_1, qh) == 4 && offsetof(BlockQ5_1, qs) == 8);
+static_assert(kI4GPack.unit == sizeof(BlockI4G) && kI4GPack.head == 3 && offsetof(BlockI4G, z) == 2 && offsetof(BlockI4G, qs) == 3);
 
 // Q8_0: with VNNI the values + 128 (an xor), started from -128 times the quad sum; without, the signed values with
 // the sign trick.
@@ -202,9 +121,10 @@ struct Q8_0Levels {
   using Act = BlockQ8_0;
   static constexpr int kOffset = V::kVnni ? 128 : 0, kBatchTokens = 2;
   struct Block {
+    F d, m;
     const uint8_t* rest;
   };
-  static Block Load(const uint8_t* rest) { return {rest}; }
+  static Block Load(const uint8_t* slot) { return {V::LanesHalfF(slot), V::ZeroF(), slot + 2 * V::kLanes}; }
   static I Position(const Block& b, int l) {
     const I q = V::LoadLanes(b.rest + 4 * V::kLanes * l);
     if constexpr (V::kVnni) return V::Xor(q, V::Set8(static_cast<int8_t>(0x80)));
@@ -215,9 +135,12 @@ struct Q8_0Levels {
     else return V::DotS8(start, q, act);
   }
 };
-// The 4-bit types: levels 0..15, or 0..31 with the fifth bit; level - kOffset the value (Q5_0: 16; Q4_1, Q5_1: 0,
-// their offset is m). Levels up to 31 keep maddubs' int16 pairs from saturating without VNNI.
-template <const PackFormat& kFormat, typename ActBlock, int kLevelOffset, bool kFifthBit>
+// The 4-bit types: levels 0..15, with Q5_0's and Q5_1's fifth bit 0..31; level - kOffset the value (Q5_0: 16;
+// Q4_1, Q5_1: 0, their offset is m). The GPTQ/AWQ groups (quant/int_groups.h, value = nibble - zero, zero 0..16)
+// as levels nibble + 16 - zero (0..31), kOffset 16; their slot's heads are three bytes, fp16 d and the zero.
+// Levels up to 31 keep maddubs' int16 pairs from saturating without VNNI.
+enum class NibbleExtra { kNone, kFifthBit, kZeroPoint };
+template <const PackFormat& kFormat, typename ActBlock, int kLevelOffset, NibbleExtra kExtra>
 struct NibbleLevels {
   static constexpr const PackFormat& kPack = kFormat;
   using Act = ActBlock;
@@ -226,24 +149,39 @@ struct NibbleLevels {
   // -> 20).
   static constexpr int kOffset = kLevelOffset, kBatchTokens = kLevelOffset != 0 && V::kRows == 1 ? 1 : 2;
   struct Block {
+    F d, m;
     const uint8_t* qs;
-    I qh;
+    I extra;  // the qh words, or 16 - zero in every byte
   };
-  static Block Load(const uint8_t* rest) {
-    if constexpr (kFifthBit) return {rest + 4 * V::kLanes, V::LoadLanes(rest)};
-    else return {rest, V::Zero()};
+  static Block Load(const uint8_t* slot) {
+    constexpr int L = V::kLanes;
+    const uint8_t* rest = slot + L * kPack.head;
+    Block b{V::ZeroF(), V::ZeroF(), rest, V::Zero()};
+    if constexpr (kExtra == NibbleExtra::kZeroPoint) {
+      const I heads = V::LanesHeads3(slot);  // d | zero << 16
+      b.d = V::LowHalvesF(heads);
+      b.extra = V::Sub8(V::Set8(16), V::LaneBytes(heads, LaneByteCopiesPattern(2)));
+    } else if constexpr (kPack.head == 4) {
+      V::LanesHalfPairF(slot, b.d, b.m);
+    } else {
+      b.d = V::LanesHalfF(slot);
+    }
+    if constexpr (kExtra == NibbleExtra::kFifthBit) b.extra = V::LoadLanes(rest), b.qs = rest + 4 * L;
+    return b;
   }
   static I Position(const Block& b, int l) {
     const I bytes = V::LoadLanes(b.qs + 4 * V::kLanes * (l % 4));
     const I nibbles = V::And(l < 4 ? bytes : V::template Shr16<4>(bytes), V::Set8(0x0F));
-    if constexpr (kFifthBit) return V::AddWhereLaneBits(nibbles, b.qh, 4 * l, 16);
+    if constexpr (kExtra == NibbleExtra::kFifthBit) return V::AddWhereLaneBits(nibbles, b.extra, 4 * l, 16);
+    else if constexpr (kExtra == NibbleExtra::kZeroPoint) return V::Add8(nibbles, b.extra);
     else return nibbles;
   }
   static I Dot(I start, I levels, I act) { return V::DotU8(start, levels, act); }
 };
-using Q5_0Levels = NibbleLevels<kQ5_0Pack, BlockQ8_0, 16, true>;
-using Q4_1Levels = NibbleLevels<kQ4_1Pack, BlockQ8_1, 0, false>;
-using Q5_1Levels = NibbleLevels<kQ5_1Pack, BlockQ8_1, 0, true>;
+using Q5_0Levels = NibbleLevels<kQ5_0Pack, BlockQ8_0, 16, NibbleExtra::kFifthBit>;
+using Q4_1Levels = NibbleLevels<kQ4_1Pack, BlockQ8_1, 0, NibbleExtra::kNone>;
+using Q5_1Levels = NibbleLevels<kQ5_1Pack, BlockQ8_1, 0, NibbleExtra::kFifthBit>;
+using I4GLevels = NibbleLevels<kI4GPack, BlockQ8_0, 16, NibbleExtra::kZeroPoint>;
 
 template <class D>
 struct Block32Lanes {
@@ -252,7 +190,6 @@ struct Block32Lanes {
   static constexpr bool kAffine = std::is_same_v<typename D::Act, BlockQ8_1>;  // Q4_1, Q5_1: the m * s offsets
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kPack>;
     F acc[T][8];  // per token, the eight lane positions' floats
     F offsets[T];
@@ -263,16 +200,13 @@ struct Block32Lanes {
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-      F dw, m;
-      if constexpr (kAffine) V::LanesHalfPairF(slot, dw, m);
-      else dw = V::LanesHalfF(slot);
-      const typename D::Block block = D::Load(slot + L * kPack.head);
+      const typename D::Block block = D::Load(slot);
       const typename D::Act* a[T];
       F dd[T];
       for (int t = 0; t < T; ++t) {
         a[t] = reinterpret_cast<const typename D::Act*>(acts[t].blocks) + b;
-        dd[t] = V::Mul(dw, V::SetF(acts[t].scales[b]));
-        if constexpr (kAffine) offsets[t] = V::Fma(m, V::SetF(Half(a[t]->s)), offsets[t]);
+        dd[t] = V::Mul(block.d, V::SetF(acts[t].scales[b]));
+        if constexpr (kAffine) offsets[t] = V::Fma(block.m, V::SetF(Half(a[t]->s)), offsets[t]);
       }
       for (int l = 0; l < 8; ++l) {
         const I q = D::Position(block, l);

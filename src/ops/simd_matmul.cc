@@ -2,21 +2,20 @@
 //
 // Every output is summed exactly as ops/dot_reference.cc sums it (llama.cpp's x86 order: for the types it repacks,
 // Q4_0, IQ4_NL, Q2_K and Q4_K, one float per row; for the others ggml's AVX2 vec_dot: exact integer lanes per
-// block, one float FMA per block into eight float lanes, lanes added pairwise at the end), so the kernels give the
-// reference's bits on every target, for any tile shape, thread count or batch size. Freedom lies only in how the
-// exact integer lanes are computed and in how many outputs are in flight at once (all types but I4G, F16
-// and BF16 are laid out one row per vector lane, the vec_dot ones with a float vector per lane position:
-// RowLanes):
+// block, one float FMA per block into eight float lanes, lanes added pairwise at the end; F16/BF16 the reference's
+// own eight lanes), so the kernels give the reference's bits on every target, for any tile shape, thread count or
+// batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in flight
+// at once:
 //
-// - AVX2 holds one output's eight lanes in a 256-bit register; AVX-512 holds two rows' side by side (row r of a
-//   pair in the low half, r+1 in the high half, the activations broadcast to both), so every 512-bit instruction
-//   works for two outputs. AVX-512 VNNI adds the int8 and int16 dot-product instructions (vpdpbusd, vpdpwssd),
-//   which replace ggml's maddubs/madd/add sequences with the same exact sums.
-// - A tile is P row groups x T tokens: the weight block of each row is decoded once and used for T tokens, and
-//   P * T independent FMA chains hide the FMA latency the fixed order would otherwise expose.
+// - Every type is laid out one row per vector lane (row lanes: 8 rows a register on AVX2, 16 on AVX-512), the
+//   activations broadcast, the vec_dot types with one float vector per lane position. No horizontal sums, and
+//   the float work is per kLanes outputs. AVX-512 VNNI adds the int8 and int16 dot-product instructions
+//   (vpdpbusd, vpdpwssd), which replace ggml's maddubs/madd/add sequences with the same exact sums.
+// - Weights are stored in slots of kLanes rows (ops/packed_weight.h), each tile's chunks in the order it reads
+//   them; a tile of T tokens decodes each chunk once for all T.
 //
 // The primitives are in simd_vectors-inl.h, the tiles of the 32-value types in simd_legacy-inl.h, those of the
-// super-block types in simd_kquants-inl.h; this file has the F16/BF16 tiles, the tile runner and the dispatch.
+// super-block types in simd_kquants-inl.h; this file has the F16/BF16 tile, the tile runner and the dispatch.
 // Targets without 256-bit vectors and FMA (SSE4, scalar, non-x86) run the reference kernels.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
@@ -116,48 +115,10 @@ HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_
   }
 }
 
-// Row groups a generation tile keeps in flight: four, unless the decoder measured better with fewer.
-template <typename D>
-constexpr int GenGroupsOf() {
-  if constexpr (requires { D::kGenGroups; }) return D::kGenGroups;
-  return 4;
-}
-
-// The tile families, each one row tile over every token; n is the row length in values.
-template <typename D>
-struct Legacy {
-  // AVX-512 keeps 4 x 4 (row pair, token) accumulators in its 32 registers; AVX2 2 x 4 in its 16.
-  static constexpr int kBatchGroups = kRows == 1 ? 2 : 4, kBatchTokens = 4;
-  static constexpr int kGenGroups = GenGroupsOf<D>();
-  template <int P, int T>
-  static void Run(const RowGroup* g, const ActRow* a, int64_t n, float* y, size_t ldy, int rows,
-                  const DecodedRows<P>* decoded) {
-    LegacyTile<D, P, T>(g, a, n / 32, y, ldy, rows, decoded);
-  }
-  // With more than one token tile, the blocks are decoded once into `scratch` and read back for each.
-  template <int kP, int kT>
-  static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
-                      int rows, DecodedRows<kP>& scratch) {
-    const DecodedRows<kP>* decoded = nullptr;
-    if (n_tokens > kT) {
-      scratch.reserve(static_cast<size_t>(n / 32));
-      for (int64_t b = 0; b < n / 32; ++b) DecodeLegacy<D, kP>(g, b, scratch.blocks[static_cast<size_t>(b)].q, scratch.blocks[static_cast<size_t>(b)].dw);
-      decoded = &scratch;
-    }
-    ForTokenTiles<Legacy, kP, kT>(g, acts, n, n_tokens, y, ldy, rows, decoded);
-  }
-  // One token over a whole packed tile of kP groups: LegacyTile with constant addressing (TileGroups; measured
-  // 1.1-1.2x for Q4_1, Q5_0, Q5_1 when they were in this family).
-  template <int kP>
-  static void PackedGen(const RowGroup* g, const ActRow& act, int64_t n, float* y, size_t ldy) {
-    LegacyTile<D, kP, 1, true>(g, &act, n / 32, y, ldy, kP * kRows, nullptr);
-  }
-};
-// The row-lane types, all but I4G, F16 and BF16 (Lanes: NibbleLanes, Block32Lanes, ...,
-// each its packed format and its Tile<T>): a tile is V::kLanes rows, one per lane, kP row groups as RunTiles
-// counts them. A whole packed tile is read in place; other
-// rows (the row-major ones after the last whole tile, or a tensor packed for another target's tile) are first
-// copied into packed slots, once for all the tokens.
+// Every type's tile family: its Lanes (NibbleLanes, Block32Lanes, ..., each its packed format and its Tile<T>) in
+// row lanes, a tile being V::kLanes rows, one per lane, kP row groups as RunTiles counts them. A whole packed tile
+// is read in place; other rows (the row-major ones after the last whole tile, or a tensor packed for another
+// target's tile) are first copied into packed slots, once for all the tokens. n is the row length in values.
 template <class Lanes>
 struct RowLanes {
   static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = Lanes::kBatchTokens;
@@ -171,7 +132,7 @@ struct RowLanes {
   }
   template <int kP, int kT>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
-                      int rows, DecodedRows<kP>&) {
+                      int rows) {
     static_assert(kP * kRows == V::kLanes);
     const int64_t n_blocks = n / Lanes::kBlockValues;
     const auto slots = hwy::AllocateAligned<uint8_t>(static_cast<size_t>(n_blocks) * kLanesSlot<Lanes::kPack>);
@@ -182,14 +143,13 @@ struct RowLanes {
 };
 
 // Rows [r0, r1) in tiles of kP groups (kP * kRows rows), each over every token: a tile's weight rows stay in L1
-// (or are decoded once) while the tokens pass. In a partial last tile the groups past the valid rows repeat the
-// last valid row and are not stored.
+// while the tokens pass. In a partial last tile the groups past the valid rows repeat the last valid row and are
+// not stored.
 template <class Family, int kP, int kT>
 void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows, int64_t n, int64_t n_tokens, int64_t r0, int64_t r1,
               int64_t n_out, float* y) {
   constexpr int kTileRows = kP * kRows;
   // Packed tiles have an even number of rows, so a row pair never straddles two (a kernel tile may).
-  DecodedRows<kP> scratch;
   // Generation reads rows [r0, r1) once, front to back, from byte r0 * row_bytes in either layout: its first pages
   // are opened here, the rest by the tiles as they go (StreamAhead).
   if constexpr (kT == 1) prefetch_stream_start(data + static_cast<size_t>(r0) * w.row_bytes);
@@ -208,23 +168,12 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
         groups[p] = {data + w.byte_offset(first, 0, w.rest_offset()), stride, w.unit, head, stride, w.head, w.chunk, kChunksInOrder.data()};
       }
     }
-    // A whole packed tile takes the family's own tile for it where there is one: for any batch (PackedRows), or
-    // for generation (PackedGen; batches reuse each decoded block for several tokens, so their addressing costs
-    // little).
-    const bool whole_tile = r % w.tile_rows == 0 && r + kTileRows <= w.packed_rows && w.tile_rows == kTileRows;
-    if constexpr (requires { Family::template PackedRows<kP, kT>; }) {
-      if (whole_tile) {
-        Family::template PackedRows<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out));
-        continue;
-      }
+    // A whole packed tile is read in place, for any batch.
+    if (r % w.tile_rows == 0 && r + kTileRows <= w.packed_rows && w.tile_rows == kTileRows) {
+      Family::template PackedRows<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out));
+      continue;
     }
-    if constexpr (kT == 1 && requires { Family::template PackedGen<kP>; }) {
-      if (whole_tile) {
-        Family::template PackedGen<kP>(groups, act_rows[0], n, y + r, static_cast<size_t>(n_out));
-        continue;
-      }
-    }
-    Family::template RowTile<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows, scratch);
+    Family::template RowTile<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows);
   }
 }
 
@@ -247,7 +196,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q5_0: return fn(RowLanes<Block32Lanes<Q5_0Levels>>{});
     case DType::Q8_0: return fn(RowLanes<Block32Lanes<Q8_0Levels>>{});
     case DType::IQ4_NL: return fn(RowLanes<NibbleLanes<IQ4NLNibbles>>{});
-    case DType::I4G: return fn(Legacy<I4GDecode>{});
+    case DType::I4G: return fn(RowLanes<Block32Lanes<I4GLevels>>{});
     case DType::Q4_1: return fn(RowLanes<Block32Lanes<Q4_1Levels>>{});
     case DType::Q5_1: return fn(RowLanes<Block32Lanes<Q5_1Levels>>{});
     case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});

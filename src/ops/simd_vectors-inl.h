@@ -1,9 +1,10 @@
 // The SIMD primitives of the matmul kernels, once per vector width, and the row-group addressing they share.
 //
-// V holds kRows rows' 32 bytes (eight int32 or float lanes each): one row in a 256-bit register on AVX2, two side
-// by side in a 512-bit one on AVX-512 (row r of a pair in the low half, r+1 in the high half, the activations
-// broadcast to both), so each 512-bit instruction works for two outputs. Highway 1.0.3 has no int8 dot products,
-// so the x86 intrinsics appear directly; everything else a kernel needs goes through V.
+// Every kernel puts one weight row in each 32-bit lane (V::kLanes rows a register: 8 on AVX2, 16 on AVX-512) and
+// broadcasts the activations, so every instruction works for kLanes outputs. V::kRows (1 on AVX2, 2 on AVX-512) is
+// left from the earlier tiles that held whole rows side by side; it now only sets how RunTiles groups the rows it
+// addresses (RowGroup, kLanes / kRows groups a tile). Highway 1.0.3 has no int8 dot products, so the x86
+// intrinsics appear directly; everything else a kernel needs goes through V.
 //
 // Highway 1.0.3's AVX3_DL target enables AVX-VNNI but not AVX512-VNNI; each of these files adds the latter and
 // uses only the 512-bit (EVEX-only) VNNI forms: with both enabled GCC encodes the 256-bit vpdpbusd as VEX, which
@@ -70,6 +71,8 @@ HWY_INLINE __m128i LaneBytesPattern(int b0, int b1, int b2, int b3) {
   };
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
+// The vpshufb pattern that spreads four three-byte heads (bytes 3i..3i+2) of a 128-bit block over its 32-bit lanes.
+HWY_INLINE __m128i Heads3Pattern() { return _mm_setr_epi8(0, 1, 2, -128, 3, 4, 5, -128, 6, 7, 8, -128, 9, 10, 11, -128); }
 // The vpshufb pattern that copies byte k of each 32-bit lane of a 128-bit block to all four of the lane's bytes.
 HWY_INLINE __m128i LaneByteCopiesPattern(int k) {
   const auto lane = [k](int i) { return static_cast<int>(0x01010101u * static_cast<uint32_t>(4 * i + k)); };
@@ -97,22 +100,11 @@ struct V {
 
   static I Zero() { return _mm256_setzero_si256(); }
   static I Set8(int8_t v) { return _mm256_set1_epi8(v); }
-  // 16 bytes of each row as 32 nibbles: the low nibbles (values 0-15), then the high ones (16-31).
-  static I RowsNibbles(const uint8_t* p, size_t) {
-    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
-  }
-  // The byte at p of each row, in every byte of the row's lanes.
-  static I RowsByte(const uint8_t* p, size_t) { return _mm256_set1_epi8(static_cast<char>(p[0])); }
-  static I Act32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
-  static I NegShl(I v, int offset) {
-    return _mm256_sll_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), v), _mm_cvtsi32_si128(__builtin_ctz(offset)));
-  }
   static I Table16(const int8_t* t) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
   static I Lookup(I table, I idx) { return _mm256_shuffle_epi8(table, idx); }
   static I And(I a, I b) { return _mm256_and_si256(a, b); }
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
+  static I Add8(I a, I b) { return _mm256_add_epi8(a, b); }
   static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
   static I Sub16(I a, I b) { return _mm256_sub_epi16(a, b); }
   static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
@@ -152,28 +144,15 @@ struct V {
 
   static F ZeroF() { return _mm256_setzero_ps(); }
   static F SetF(float v) { return _mm256_set1_ps(v); }
-  // The fp16 at p of each row (rows `stride` apart), as float in the row's lanes.
-  static F RowsHalfF(const uint8_t* p, size_t) {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return _mm256_set1_ps(Half(h));
-  }
   static F Cvt(I v) { return _mm256_cvtepi32_ps(v); }
   static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F AddF(F a, F b) { return _mm256_add_ps(a, b); }
-  // ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) of each row, as ggml's hsum_float_8.
-  static void StoreSums(F acc, float* y) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    y[0] = _mm_cvtss_f32(r);
-  }
 
 
   static void StoreF(F v, float* out) { _mm256_storeu_ps(out, v); }
 
-  // Row lanes (every type but I4G, F16 and BF16): one row per int32 / float lane, kLanes rows a register.
+  // One row per int32 / float lane, kLanes rows a register.
   static constexpr int kLanes = 8;
   static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
@@ -183,6 +162,17 @@ struct V {
     return _mm256_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // The low fp16 of each lane as float.
+  static F LowHalvesF(I x) {
+    const __m256i lows = _mm256_and_si256(x, _mm256_set1_epi32(0xFFFF));
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(lows, lows), _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+  // Three-byte heads at p, one per lane (bytes 3i..3i+2 into lane i, its top byte zero): each 128-bit block first
+  // takes the three words that hold its four heads.
+  static I LanesHeads3(const uint8_t* p) {
+    const __m256i words = _mm256_permutevar8x32_epi32(LoadLanes(p), _mm256_setr_epi32(0, 1, 2, 2, 3, 4, 5, 5));
+    return _mm256_shuffle_epi8(words, _mm256_broadcastsi128_si256(Heads3Pattern()));
+  }
   // The bf16 at p of each lane as float (its bits in the float's high half).
   static F LanesBf16F(const uint8_t* p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
@@ -239,26 +229,11 @@ struct V {
 
   static I Zero() { return _mm512_setzero_si512(); }
   static I Set8(int8_t v) { return _mm512_set1_epi8(v); }
-  static I Join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
-  static I RowsNibbles(const uint8_t* p, size_t stride) {
-    const __m512i both = Join(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
-                              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + stride))));
-    const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-    return _mm512_and_si512(_mm512_srlv_epi64(both, shifts), _mm512_set1_epi8(0x0F));
-  }
-  static I RowsByte(const uint8_t* p, size_t stride) {
-    return _mm512_mask_set1_epi8(_mm512_set1_epi8(static_cast<char>(p[0])), 0xFFFFFFFF00000000ULL, static_cast<char>(p[stride]));
-  }
-  static I Act32(const int8_t* p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-  static I Act32Words(const int32_t* p) { return Act32(reinterpret_cast<const int8_t*>(p)); }
-  // -offset * v for a power-of-two offset.
-  static I NegShl(I v, int offset) {
-    return _mm512_sll_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), v), _mm_cvtsi32_si128(__builtin_ctz(offset)));
-  }
   static I Table16(const int8_t* t) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))); }
   static I Lookup(I table, I idx) { return _mm512_shuffle_epi8(table, idx); }
   static I And(I a, I b) { return _mm512_and_si512(a, b); }
   static I Or(I a, I b) { return _mm512_or_si512(a, b); }
+  static I Add8(I a, I b) { return _mm512_add_epi8(a, b); }
   static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
   static I Sub16(I a, I b) { return _mm512_sub_epi16(a, b); }
   static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
@@ -309,27 +284,10 @@ struct V {
 
   static F ZeroF() { return _mm512_setzero_ps(); }
   static F SetF(float v) { return _mm512_set1_ps(v); }
-  static F RowsHalfF(const uint8_t* p, size_t stride) {
-    uint16_t h0, h1;
-    std::memcpy(&h0, p, 2);
-    std::memcpy(&h1, p + stride, 2);
-    const __m128 both = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (static_cast<uint32_t>(h1) << 16))));
-    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(both));
-  }
   static F Cvt(I v) { return _mm512_cvtepi32_ps(v); }
   static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F AddF(F a, F b) { return _mm512_add_ps(a, b); }
-  static float Sum8(__m256 acc) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-  }
-  static void StoreSums(F acc, float* y) {
-    y[0] = Sum8(_mm512_castps512_ps256(acc));
-    y[1] = Sum8(_mm512_extractf32x8_ps(acc, 1));
-  }
 
 
   static void StoreF(F v, float* out) { _mm512_storeu_ps(out, v); }
@@ -343,6 +301,11 @@ struct V {
     return _mm512_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F LowHalvesF(I x) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)); }
+  static I LanesHeads3(const uint8_t* p) {
+    const __m512i words = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11), LoadLanes(p));
+    return _mm512_shuffle_epi8(words, _mm512_broadcast_i32x4(Heads3Pattern()));
+  }
   static F LanesBf16F(const uint8_t* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
   }
@@ -400,14 +363,11 @@ using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
 
-// kRows weight rows. Byte `offset` of row r's block b lies at base + r * stride + b * step + (offset - head) for
-// offsets past the block's head, its head (the 32-value types' fp16 scale) at head_base + r * head_stride +
-// b * step. Row-major rows: stride = head_stride = row bytes, step = block bytes; packed tiles
-// (ops/packed_weight.h): heads side by side, then the rests, a slot of kPackRows blocks a step. A stride of 0
-// repeats one row (the unused rows of a partial last tile). Types whose rest is in several chunks (the row-lane
-// types) address rest chunk c of a block at chunk_at: in a packed tile the rows a chunk apart and the chunks in the
-// type's stored order (ops/packed_weight.h), base then being the first stored chunk's place; in row-major rows one
-// after the other.
+// kRows weight rows, as RunTiles addresses them. Block b's head of row r lies at head_at(b) + r * head_stride, its
+// rest chunk c at chunk_at(b, c) + r * stride. Row-major rows: stride = head_stride = row bytes, step = block bytes,
+// chunks one after the other; packed tiles (ops/packed_weight.h): heads side by side, then the chunks in the
+// type's stored order, the rows a chunk apart, a slot of tile_rows blocks a step, base being the first stored
+// chunk's place. A stride of 0 repeats one row (the unused rows of a partial last tile).
 struct RowGroup {
   const uint8_t* base;
   size_t stride, step;
@@ -415,50 +375,13 @@ struct RowGroup {
   size_t head_stride, head;
   size_t chunk_step;               // between consecutive chunk positions
   const uint8_t* chunk_positions;  // where each rest chunk is stored
-  template <typename Block>
-  const uint8_t* at(int64_t b, size_t offset) const {
-    return base + static_cast<size_t>(b) * step + (offset - head);
-  }
   const uint8_t* chunk_at(int64_t b, int c) const {
     return base + static_cast<size_t>(b) * step + static_cast<size_t>(chunk_positions[c]) * chunk_step;
   }
   const uint8_t* head_at(int64_t b) const { return head_base + static_cast<size_t>(b) * step; }
 };
 
-// The groups of a whole packed tile of P * kRows rows (ops/packed_weight.h), from its first group: every field but
-// the tile's start is a constant (kUnit and kHead: the type's pack unit and head bytes). Built inside a tile's
-// loops, each group's address folds to a fixed offset from one pointer that steps a slot per block; from the
-// general fields the compiler reloads and recomputes every group's address each block, which costs the 32-value
-// types more instructions than their arithmetic.
-template <size_t kUnit, size_t kHead, int P>
-HWY_INLINE void PackedTileGroups(const RowGroup& first, RowGroup (&g)[P]) {
-  constexpr size_t kChunk = kUnit - kHead;  // the rest in one chunk (the row-lane types read their slots directly)
-  constexpr size_t kTileRows = static_cast<size_t>(P * kRows);
-  const uint8_t* tile = first.head_base;
-  for (int p = 0; p < P; ++p) {
-    const size_t row = static_cast<size_t>(p * kRows);
-    g[p] = {tile + kTileRows * kHead + row * kChunk, kChunk, kTileRows * kUnit, tile + row * kHead, kHead, kHead,
-            kTileRows * kChunk, kChunksInOrder.data()};
-  }
-}
-// The groups a tile reads: `given`, or for a whole packed tile their constant form in `local`.
-template <bool kPacked, size_t kUnit, size_t kHead, int P>
-HWY_INLINE const RowGroup* TileGroups(const RowGroup* given, RowGroup (&local)[P]) {
-  if constexpr (!kPacked) return given;
-  PackedTileGroups<kUnit, kHead, P>(given[0], local);
-  return local;
-}
-
-// Generation (T == 1) reads a tile's slots once, front to back: as it reaches block b's slot (`step` bytes from the
-// first group's head), open the pages kStreamPrefetchAhead further on (util/stream_prefetch.h). Spread over the
-// blocks rather than issued per tile: Q4_0 weights of 4096x4096 / 5632x2048 read 0.63-0.65 / 0.51-0.55 of the
-// probe with each tile's pages opened at its start (9 and 13 pages at once), 0.79-0.81 / 0.75-0.77 this way.
-template <int T>
-HWY_INLINE void StreamAhead(const RowGroup& first, int64_t b) {
-  if constexpr (T == 1) prefetch_stream_ahead(first.head_at(b), first.step);
-}
-
-// ---- row lanes (every type but I4G, F16 and BF16): one row per int32 / float lane ----
+// ---- row lanes: one row per int32 / float lane ----
 // A tile is V::kLanes rows; its slot for block b is the packed layout of ops/packed_weight.h with V::kLanes rows a
 // tile: the rows' heads side by side, then chunk c of every row for each c in order, so a chunk of every row is one
 // load.
@@ -498,12 +421,6 @@ HWY_INLINE void PackLanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slo
   }
 }
 
-// An fp16 field at p.
-HWY_INLINE float Half16At(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return Half(h);
-}
 
 #endif  // LOWBIT_WIDE_KERNELS
 

@@ -28,7 +28,9 @@ inline void prefetch_stream_start(const void* at) {
   const auto a = reinterpret_cast<uintptr_t>(at);
   prefetch_page_starts(a, a + kStreamPrefetchAhead);
 }
-// As the stream is about to read [at, at + n_bytes): the same span kStreamPrefetchAhead further on.
+// As the stream is about to read [at, at + n_bytes): the same span kStreamPrefetchAhead further on. Kernels call it
+// block by block rather than once per tile: Q4_0 weights of 4096x4096 / 5632x2048 read 0.63-0.65 / 0.51-0.55 of
+// the probe with each tile's pages opened at its start (9 and 13 pages at once), 0.79-0.81 / 0.75-0.77 this way.
 inline void prefetch_stream_ahead(const void* at, size_t n_bytes) {
   const auto a = reinterpret_cast<uintptr_t>(at) + kStreamPrefetchAhead;
   prefetch_page_starts(a, a + n_bytes);
