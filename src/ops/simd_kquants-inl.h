@@ -461,10 +461,10 @@ struct IQ4XSLanes {
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
-      F d, unused;
-      V::LanesHalfPairF(slot, d, unused);
+      const I head = V::LoadLanes(slot);  // d | scales_h << 16
+      const F d = V::LowHalvesF(head);
       I scale[8];
-      IQ4XSScales(V::LoadLanes(slot), V::LoadLanes(slot + 4 * L), scale);
+      IQ4XSScales(head, V::LoadLanes(slot + 4 * L), scale);
       const BlockQ8K* a[T];
       F dd[T];
       for (int t = 0; t < T; ++t) {

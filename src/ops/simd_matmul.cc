@@ -151,7 +151,7 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
   constexpr int kTileRows = kP * kRows;
   // Packed tiles have an even number of rows, so a row pair never straddles two (a kernel tile may).
   // Generation reads rows [r0, r1) once, front to back, from byte r0 * row_bytes in either layout: its first pages
-  // are opened here, the rest by the tiles as they go (StreamAhead).
+  // are opened here, the rest by the tiles as they reach each slot (prefetch_stream_ahead / prefetch_lines_ahead).
   if constexpr (kT == 1) prefetch_stream_start(data + static_cast<size_t>(r0) * w.row_bytes);
   for (int64_t r = r0; r < r1; r += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));

@@ -220,7 +220,7 @@ struct V {
     return _mm256_add_epi8(a, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(copies, mask), mask), Set8(value)));
   }
 };
-#else  // AVX3 / AVX3_DL: two rows per register
+#else  // AVX3 / AVX3_DL: 16 lanes, row groups of two
 struct V {
   static constexpr int kRows = 2;
   static constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
