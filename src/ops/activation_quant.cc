@@ -143,10 +143,8 @@ QuantizedActivations::QuantizedActivations(DType type, int64_t n_tokens, int64_t
 }
 
 void QuantizedActivations::compute_kernel_extras(int64_t t) {
-  if (!values_.empty()) {
-    const auto* halves = reinterpret_cast<const uint16_t*>(row(t));
-    float* out = values_.data() + static_cast<size_t>(t) * n_in_;
-    for (size_t i = 0; i < n_in_; ++i) out[i] = type_ == DType::BF16 ? bf16_to_f32(halves[i]) : f16_to_f32(halves[i]);
+  if (!values_.empty()) {  // F16/BF16: the type table's conversion
+    type_traits(type_).to_float(row(t), values_.data() + static_cast<size_t>(t) * n_in_, static_cast<int64_t>(n_in_));
     return;
   }
   if (quad_sums_.empty()) return;
