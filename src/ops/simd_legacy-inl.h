@@ -208,6 +208,9 @@ struct Block32Lanes {
         dd[t] = V::Mul(block.d, V::SetF(acts[t].scales[b]));
         if constexpr (kAffine) offsets[t] = V::Fma(block.m, V::SetF(Half(a[t]->s)), offsets[t]);
       }
+      // Unrolled, so acc[t][l] are registers: left a loop, GCC kept the accumulators on the stack (a store each
+      // per block).
+#pragma GCC unroll 8
       for (int l = 0; l < 8; ++l) {
         const I q = D::Position(block, l);
         for (int t = 0; t < T; ++t) {
