@@ -149,8 +149,14 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
   const ModelConfig& c = config_;
   const int64_t dim = c.n_embd, q_dim = c.n_embd_q(), kv_dim = c.n_embd_kv(), hd = c.n_embd_head(), ff = c.n_ff;
   const size_t nx = static_cast<size_t>(n * dim);
-  std::vector<float> xb(nx), q(static_cast<size_t>(n * q_dim)), k(static_cast<size_t>(n * kv_dim)), v(k.size()),
-      att(q.size()), proj(nx), gate(static_cast<size_t>(n * ff)), up(gate.size());
+  LayerBuffers& buf = buffers_;
+  const auto at_least = [](std::vector<float>& v, int64_t size) -> std::vector<float>& {
+    if (v.size() < static_cast<size_t>(size)) v.resize(static_cast<size_t>(size));
+    return v;
+  };
+  std::vector<float> &xb = at_least(buf.xb, n * dim), &q = at_least(buf.q, n * q_dim), &k = at_least(buf.k, n * kv_dim),
+                     &v = at_least(buf.v, n * kv_dim), &att = at_least(buf.att, n * q_dim), &proj = at_least(buf.proj, n * dim),
+                     &gate = at_least(buf.gate, n * ff), &up = at_least(buf.up, n * ff);
   float* x = x_io;
   const Layer& l = layers_[static_cast<size_t>(il)];
   // attention block

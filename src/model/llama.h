@@ -71,6 +71,10 @@ class LlamaModel : public LanguageModel {
   std::vector<Layer> layers_;
   std::vector<float> k_cache_;  // [layer][n_embd_kv][position] (transposed, see ops/attention.h)
   std::vector<float> v_cache_;  // [layer][position][n_embd_kv]
+  // forward_layer's intermediates, kept from call to call: grown to the largest batch, never zeroed again.
+  struct LayerBuffers {
+    std::vector<float> xb, q, k, v, att, proj, gate, up;
+  } buffers_;
   MatmulObserver observer_;
 };
 

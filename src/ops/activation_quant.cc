@@ -129,17 +129,17 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out) {
   else quantize_rows(type, x, out, 1, n);
 }
 
-QuantizedActivations::QuantizedActivations(DType type, int64_t n_tokens, int64_t n_in)
-    : type_(type), row_bytes_(lowbit::row_bytes(type, n_in)), storage_(row_bytes_ * static_cast<size_t>(n_tokens) + 64) {
-  if (type == DType::Q8_0 || type == DType::Q8_1) {
-    sums_per_row_ = static_cast<size_t>(n_in / 32) * 8;
-    quad_sums_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
-    scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
-    block_sums_.resize(scales_.size());
-  } else if (type == DType::F16 || type == DType::BF16) {
-    n_in_ = static_cast<size_t>(n_in);
-    values_.resize(n_in_ * static_cast<size_t>(n_tokens));
-  }
+void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
+  type_ = type;
+  row_bytes_ = lowbit::row_bytes(type, n_in);
+  storage_.resize(row_bytes_ * static_cast<size_t>(n_tokens) + 64);
+  const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16 || type == DType::BF16;
+  sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
+  quad_sums_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
+  scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
+  block_sums_.resize(scales_.size());
+  n_in_ = floats ? static_cast<size_t>(n_in) : 0;
+  values_.resize(n_in_ * static_cast<size_t>(n_tokens));
 }
 
 void QuantizedActivations::compute_kernel_extras(int64_t t) {
@@ -172,14 +172,19 @@ uint8_t* QuantizedActivations::base() const {
   return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
 }
 
-QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_tokens, int64_t n_in, int threads) {
-  QuantizedActivations acts(type, n_tokens, n_in);
+void quantize_activations(QuantizedActivations& acts, DType type, const float* x, int64_t n_tokens, int64_t n_in, int threads) {
+  acts.reset(type, n_tokens, n_in);
   // Small batches (generation) are not worth waking threads for.
   const int t = n_tokens * n_in >= (int64_t{1} << 16) ? threads : 1;
   parallel_for(n_tokens, t, [&](int64_t i) {
     quantize_activation_row(type, x + i * n_in, n_in, acts.row(i));
     acts.compute_kernel_extras(i);
   });
+}
+
+QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_tokens, int64_t n_in, int threads) {
+  QuantizedActivations acts;
+  quantize_activations(acts, type, x, n_tokens, n_in, threads);
   return acts;
 }
 

@@ -34,7 +34,11 @@ struct ActRow {
 // n_tokens rows, each row_bytes long, 64-byte aligned (kernels load whole cache lines).
 class QuantizedActivations {
  public:
-  QuantizedActivations(DType type, int64_t n_tokens, int64_t n_in);
+  QuantizedActivations() = default;
+  QuantizedActivations(DType type, int64_t n_tokens, int64_t n_in) { reset(type, n_tokens, n_in); }
+  // Re-shapes for another call, keeping the memory already held (the contents are not kept).
+  void reset(DType type, int64_t n_tokens, int64_t n_in);
+  DType type() const { return type_; }
   const uint8_t* row(int64_t t) const { return base() + static_cast<size_t>(t) * row_bytes_; }
   uint8_t* row(int64_t t) { return base() + static_cast<size_t>(t) * row_bytes_; }
   size_t row_bytes() const { return row_bytes_; }
@@ -51,8 +55,8 @@ class QuantizedActivations {
 
  private:
   uint8_t* base() const;
-  DType type_;
-  size_t row_bytes_;
+  DType type_ = DType::F32;
+  size_t row_bytes_ = 0;
   std::vector<uint8_t> storage_;
   size_t sums_per_row_ = 0;
   std::vector<int32_t> quad_sums_;
@@ -64,5 +68,7 @@ class QuantizedActivations {
 
 // Every token's row, split over `threads` (each row is independent, so the bytes do not depend on it).
 QuantizedActivations quantize_activations(DType type, const float* x, int64_t n_tokens, int64_t n_in, int threads);
+// The same into `acts`, reusing its memory.
+void quantize_activations(QuantizedActivations& acts, DType type, const float* x, int64_t n_tokens, int64_t n_in, int threads);
 
 }  // namespace lowbit

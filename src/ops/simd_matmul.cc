@@ -309,8 +309,11 @@ ThreadBalance& generation_balance() {
 }  // namespace
 
 void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads) {
-  // The activations, once per activation type among the weights.
-  std::vector<std::pair<DType, QuantizedActivations>> acts;
+  // The activations, once per activation type among the weights, in buffers this thread keeps from call to call:
+  // a prompt batch's are megabytes, which glibc's default thresholds returned to the kernel after each call and
+  // faulted in again, zeroed, at the next (README, the allocator).
+  thread_local std::vector<QuantizedActivations> acts;
+  size_t n_acts = 0;
   std::vector<std::vector<ActRow>> act_rows;
   struct Work {
     DType type;
@@ -326,11 +329,13 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     const DType at = activation_type(w.type());
     const int64_t n_in = w.ne()[0];
     size_t i = 0;
-    while (i < acts.size() && !(acts[i].first == at && acts[i].second.row_bytes() == row_bytes(at, n_in))) ++i;
-    if (i == acts.size()) {
-      acts.emplace_back(at, quantize_activations(at, x, n_tokens, n_in, threads));
+    while (i < n_acts && !(acts[i].type() == at && acts[i].row_bytes() == row_bytes(at, n_in))) ++i;
+    if (i == n_acts) {
+      if (n_acts == acts.size()) acts.emplace_back();
+      quantize_activations(acts[n_acts], at, x, n_tokens, n_in, threads);
       act_rows.emplace_back(static_cast<size_t>(n_tokens));
-      for (int64_t k = 0; k < n_tokens; ++k) act_rows.back()[static_cast<size_t>(k)] = acts.back().second.kernel_row(k);
+      for (int64_t k = 0; k < n_tokens; ++k) act_rows.back()[static_cast<size_t>(k)] = acts[n_acts].kernel_row(k);
+      ++n_acts;
     }
     work.push_back({w.type(), w.data, weight_layout(w), n_in, w.info.n_rows(), i, t.y});
   }
