@@ -135,7 +135,7 @@ void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
   storage_.resize(row_bytes_ * static_cast<size_t>(n_tokens) + 64);
   const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16 || type == DType::BF16;
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
-  quad_sums_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
+  quad_starts_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
   scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
   block_sums_.resize(scales_.size());
   n_in_ = floats ? static_cast<size_t>(n_in) : 0;
@@ -147,19 +147,20 @@ void QuantizedActivations::compute_kernel_extras(int64_t t) {
     type_traits(type_).to_float(row(t), values_.data() + static_cast<size_t>(t) * n_in_, static_cast<int64_t>(n_in_));
     return;
   }
-  if (quad_sums_.empty()) return;
+  if (quad_starts_.empty()) return;
   const size_t block_bytes = type_traits(type_).block_bytes, qs_offset = block_bytes - 32;  // d first, qs last
   const uint8_t* r = row(t);
   const size_t n_blocks = sums_per_row_ / 8;
-  int32_t* out = quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_;
+  int32_t* out = quad_starts_.data() + static_cast<size_t>(t) * sums_per_row_;
   float* scales = scales_.data() + static_cast<size_t>(t) * n_blocks;
   int32_t* totals = block_sums_.data() + static_cast<size_t>(t) * n_blocks;
   for (size_t b = 0; b < n_blocks; ++b) {
     const auto* qs = reinterpret_cast<const int8_t*>(r + b * block_bytes + qs_offset);
     totals[b] = 0;
     for (int l = 0; l < 8; ++l) {
-      out[8 * b + static_cast<size_t>(l)] = qs[4 * l] + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3];
-      totals[b] += out[8 * b + static_cast<size_t>(l)];
+      const int32_t quad = qs[4 * l] + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3];
+      out[8 * b + static_cast<size_t>(l)] = -16 * quad;
+      totals[b] += quad;
     }
     uint16_t d;
     std::memcpy(&d, r + b * block_bytes, 2);

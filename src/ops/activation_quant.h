@@ -20,12 +20,13 @@ void quantize_activation_q8_k(const float* x, BlockQ8K* out, int64_t n);
 void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
-// (sum of values 4l..4l+3) and their total, with which the VNNI kernels turn unsigned weight levels into signed
-// products, and each block's fp16 scale d as a float; for F16/BF16 the rounded values as floats. (Converted once,
-// not once per weight row tile.)
+// (sum of values 4l..4l+3) times -16 and their plain total, with which the VNNI kernels turn unsigned weight levels
+// into signed products, and each block's fp16 scale d as a float; for F16/BF16 the rounded values as floats.
+// (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
+// the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
 struct ActRow {
   const uint8_t* blocks;
-  const int32_t* quad_sums;
+  const int32_t* quad_starts;  // -16 * quad sum
   const float* scales;
   const int32_t* block_sums;
   const float* values;
@@ -44,9 +45,9 @@ class QuantizedActivations {
   size_t row_bytes() const { return row_bytes_; }
   ActRow kernel_row(int64_t t) const {
     if (!values_.empty()) return {row(t), nullptr, nullptr, nullptr, values_.data() + static_cast<size_t>(t) * n_in_};
-    if (quad_sums_.empty()) return {row(t), nullptr, nullptr, nullptr, nullptr};
+    if (quad_starts_.empty()) return {row(t), nullptr, nullptr, nullptr, nullptr};
     const size_t blocks = static_cast<size_t>(t) * (sums_per_row_ / 8);
-    return {row(t), quad_sums_.data() + static_cast<size_t>(t) * sums_per_row_, scales_.data() + blocks,
+    return {row(t), quad_starts_.data() + static_cast<size_t>(t) * sums_per_row_, scales_.data() + blocks,
             block_sums_.data() + blocks, nullptr};
   }
   // Fills row t's part of what kernel_row gives beside the blocks: the quad and block sums and float scales of Q8_0
@@ -59,7 +60,7 @@ class QuantizedActivations {
   size_t row_bytes_ = 0;
   std::vector<uint8_t> storage_;
   size_t sums_per_row_ = 0;
-  std::vector<int32_t> quad_sums_;
+  std::vector<int32_t> quad_starts_;
   std::vector<float> scales_;
   std::vector<int32_t> block_sums_;
   size_t n_in_ = 0;
