@@ -67,7 +67,7 @@ struct HalfLanes {
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-#pragma GCC unroll 8  // as Block32Lanes': the accumulators stay in registers
+#pragma GCC unroll 8  // so acc[t][k] are registers: left a loop, GCC kept them on the stack (a store each per block)
       for (int k = 0; k < 8; ++k) {
         const F w = kBf16 ? V::LanesBf16F(slot + 2 * L * k) : V::LanesHalfF(slot + 2 * L * k);
         for (int t = 0; t < T; ++t) acc[t][k] = V::Fma(w, V::SetF(acts[t].values[8 * b + k]), acc[t][k]);

@@ -311,8 +311,8 @@ struct V {
   }
   static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
     const __m512i x = LoadLanes(p);
-    low = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x));
-    high = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16)));
+    low = LowHalvesF(x);
+    high = LowHalvesF(_mm512_srli_epi32(x, 16));
   }
   template <int kBits> static I ShrWords(I a) { return _mm512_srli_epi32(a, kBits); }
   static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
