@@ -184,7 +184,7 @@ using I4GLevels = NibbleLevels<kI4GPack, BlockQ8_0, 16, NibbleExtra::kZeroPoint>
 
 // The start of a position's dot product: -kOffset times its quad sum. ActRow holds it for kOffset 16 (Q8_0's 128
 // is eight times it). Batches load it broadcast as it is, where a negate, a shift and a move from a general register
-// had made Q5_0 and the int4 groups compute-bound (Batch64 63-65 -> 75-79 and 56-58 -> 65-68 GB/s). One token
+// had made Q5_0 and the int4 groups compute-bound (Batch64 60-64 -> 69-74 and 54-56 -> 62-65 GB/s). One token
 // keeps the move from a general register: streamed from memory, the broadcast load read less (int4 groups
 // 0.51-0.65 -> 0.41-0.46 of the probe, back to back).
 template <int kOffset, int T>
