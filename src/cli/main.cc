@@ -25,11 +25,12 @@ Command::Command(std::string name, std::string description, Setup setup) {
 
 int main(int argc, char** argv) {
   using namespace lowbit::cli;
-  // Every matmul call allocates its quantized activations and scratch (a prompt batch's are megabytes) and frees
-  // them after. With glibc's defaults the freed top of the heap went back to the kernel and was faulted in, zeroed,
-  // on the next call: 15 % of an F16 prompt's time in clear_page, and prompts at half speed with two threads.
-  // Blocks up to 32 MiB (glibc's largest mmap threshold) now come from the heap, which keeps up to 64 MiB free;
-  // larger ones (tensors) are still mapped and returned on free, so a streaming run does not hold them.
+  // A prompt batch allocates and frees blocks of megabytes per call. With glibc's defaults the freed top of the heap
+  // went back to the kernel and was faulted in, zeroed, on the next call: 15 % of an F16 prompt's time in
+  // clear_page, prompts at half speed with two threads. The engine now keeps its largest ones (the activations,
+  // the layer's intermediates); the rest still gain from these thresholds (Q4_K_M pp64 -t 2: 257-264 t/s without,
+  // 273-276 with). Blocks up to 32 MiB (glibc's largest mmap threshold) come from the heap, which keeps up to
+  // 64 MiB free; larger ones (tensors) are still mapped and returned on free, so a streaming run does not hold them.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   CLI::App app{"lowbit: quantize large language models and measure what was lost"};

@@ -24,19 +24,17 @@ void for_each_piece(const WeightLayout& l, Fn&& fn) {
   }
 }
 
-// `count` pieces of n bytes, `stride` apart at src, into consecutive places at dst; the usual sizes as constants
-// so the copies inline.
-template <size_t kN>
-void copy_pieces_of(uint8_t* dst, const uint8_t* src, size_t stride, size_t count) {
-  for (size_t i = 0; i < count; ++i) std::memcpy(dst + i * kN, src + i * stride, kN);
+// `count` pieces of n bytes, `stride` apart at src, into consecutive places at dst.
+[[gnu::always_inline]] inline void copy_strided(uint8_t* dst, const uint8_t* src, size_t stride, size_t count, size_t n) {
+  for (size_t i = 0; i < count; ++i) std::memcpy(dst + i * n, src + i * stride, n);
 }
+// The usual piece sizes as constants, so each memcpy becomes a move.
 void copy_pieces(uint8_t* dst, const uint8_t* src, size_t stride, size_t count, size_t n) {
   switch (n) {
-    case 2: return copy_pieces_of<2>(dst, src, stride, count);
-    case 3: return copy_pieces_of<3>(dst, src, stride, count);
-    case 4: return copy_pieces_of<4>(dst, src, stride, count);
-    default:
-      for (size_t i = 0; i < count; ++i) std::memcpy(dst + i * n, src + i * stride, n);
+    case 2: return copy_strided(dst, src, stride, count, 2);
+    case 3: return copy_strided(dst, src, stride, count, 3);
+    case 4: return copy_strided(dst, src, stride, count, 4);
+    default: return copy_strided(dst, src, stride, count, n);
   }
 }
 
