@@ -7,9 +7,10 @@
 // batch size. Freedom lies only in how the exact integer lanes are computed and in how many outputs are in flight
 // at once:
 //
-// - Every type is laid out one row per vector lane (row lanes: 8 rows a register on AVX2, 16 on AVX-512), the
-//   activations broadcast, the vec_dot types with one float vector per lane position. No horizontal sums, and
-//   the float work is per kLanes outputs. AVX-512 VNNI adds the int8 and int16 dot-product instructions
+// - Every quantized type is laid out one row per vector lane (row lanes: 8 rows a register on AVX2, 16 on
+//   AVX-512), the activations broadcast, the vec_dot types with one float vector per lane position. No horizontal
+//   sums, and the float work is per kLanes outputs. F16/BF16, whose reference has eight lanes per row, put a row's
+//   eight lanes in a vector's (HalfLanes below). AVX-512 VNNI adds the int8 and int16 dot-product instructions
 //   (vpdpbusd, vpdpwssd), which replace ggml's maddubs/madd/add sequences with the same exact sums.
 // - Weights are stored in slots of kLanes rows (ops/packed_weight.h), each tile's chunks in the order it reads
 //   them; a tile of T tokens decodes each chunk once for all T.
@@ -46,36 +47,51 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- F16 / BF16 in row lanes: the reference's eight float lanes (value i into lane i % 8, one FMA each, added
-// pairwise at the end, then the tail past the last eight) as eight float vectors of V::kLanes rows. A slot
-// (kHalfPack) holds value k of every row for k = 0..7: one load and convert gives a value of every row, and one FMA
-// with the activation broadcast (QuantizedActivations' float copy) adds it, where two rows per 512-bit register
-// needed a load, convert and insert per eight values of each row ----
+// ---- F16 / BF16 with the values in the lanes: the reference's eight float lanes of a row (value i into lane i % 8,
+// one FMA each, added pairwise at the end, then the tail past the last eight) are eight lanes of a vector. A slot
+// (kHalfPack) holds each row's eight values of the block, row after row, so one load and convert gives
+// kRowsPerVector rows' eight lanes (two rows on AVX-512, one on AVX2) and one FMA with the token's eight
+// activations (QuantizedActivations' float copy, repeated per row) adds them: one accumulator per output. One
+// token keeps all eight of a slot's vectors in flight; a batch tile kBatchVectors of them for six tokens, a
+// convert per six FMAs. (With one row per lane, as the other types, the reference's order needed eight accumulators
+// per token and row vector: a batch tile fitted three tokens and converted a weight vector for every three FMAs,
+// Batch64 122-133 GB/s against 142-159 here, and lost to llama.cpp's prompts.) ----
 template <bool kBf16>
 struct HalfLanes {
   static constexpr const PackFormat& kPack = kHalfPack;
-  // Batch64, GB/s of weights: AVX-512 113-119 with two tokens a tile, 122-127 with three, 121-123 with four;
-  // AVX2 50-52 with two, 43 with one.
-  static constexpr int kBlockValues = 8, kBatchTokens = V::kRows == 1 ? 2 : 3;
+  static constexpr int kBlockValues = 8, kVectors = 8, kRowsPerVector = V::kLanes / 8;
+  // Batch64 on AVX-512, GB/s of weights: 4 vectors x 6 tokens 142-159, 8 x 3 148-152, 2 x 12 110-127.
+  static constexpr int kBatchTokens = 6, kBatchVectors = V::kLanes == 16 ? 4 : 2;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    constexpr int L = V::kLanes;
-    constexpr size_t kSlot = kLanesSlot<kHalfPack>;
-    F acc[T][8];  // per token, the eight lanes' floats
-    for (auto& lanes : acc)
-      for (F& a : lanes) a = V::ZeroF();
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-#pragma GCC unroll 8  // so acc[t][k] are registers: left a loop, GCC kept them on the stack (a store each per block)
-      for (int k = 0; k < 8; ++k) {
-        const F w = kBf16 ? V::LanesBf16F(slot + 2 * L * k) : V::LanesHalfF(slot + 2 * L * k);
-        for (int t = 0; t < T; ++t) acc[t][k] = V::Fma(w, V::SetF(acts[t].values[8 * b + k]), acc[t][k]);
+    constexpr size_t kSlot = kLanesSlot<kHalfPack>, kVectorBytes = 2 * V::kLanes;
+    constexpr int kGroup = T == 1 ? kVectors : kBatchVectors;
+    const size_t next_tile = static_cast<size_t>(n_blocks) * kSlot;
+    for (int v0 = 0; v0 < kVectors && kRowsPerVector * v0 < rows; v0 += kGroup) {
+      F acc[T][kGroup];
+      for (auto& vectors : acc)
+        for (F& a : vectors) a = V::ZeroF();
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot + static_cast<size_t>(v0) * kVectorBytes;
+        if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+        else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
+        F w[kGroup];
+        for (int g = 0; g < kGroup; ++g) w[g] = kBf16 ? V::LanesBf16F(slot + g * kVectorBytes) : V::LanesHalfF(slot + g * kVectorBytes);
+        for (int t = 0; t < T; ++t) {
+          const F a = V::RepeatEightF(acts[t].values + 8 * b);
+          for (int g = 0; g < kGroup; ++g) acc[t][g] = V::Fma(w[g], a, acc[t][g]);
+        }
       }
+      for (int t = 0; t < T; ++t)
+        for (int g = 0; g < kGroup; ++g) {
+          alignas(64) float sums[V::kLanes];
+          V::StoreF(V::PairwiseEights(acc[t][g]), sums);
+          for (int j = 0; j < kRowsPerVector; ++j) {
+            const int r = kRowsPerVector * (v0 + g) + j;
+            if (r < rows) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] = sums[8 * j];
+          }
+        }
     }
-    F sums[T];
-    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
-    StoreLanes(sums, y, ldy, rows);
   }
   // Rows whose length is not a multiple of eight (row-major only): the values past the last eight, one FMA chain
   // per output, added last as the reference adds them.

@@ -1,7 +1,7 @@
 // The SIMD primitives of the matmul kernels, once per vector width, and the row-group addressing they share.
 //
-// Every kernel puts one weight row in each 32-bit lane (V::kLanes rows a register: 8 on AVX2, 16 on AVX-512) and
-// broadcasts the activations, so every instruction works for kLanes outputs. V::kRows (1 on AVX2, 2 on AVX-512) is
+// Every kernel but F16/BF16's puts one weight row in each 32-bit lane (V::kLanes rows a register: 8 on AVX2, 16 on
+// AVX-512) and broadcasts the activations, so every instruction works for kLanes outputs. V::kRows (1 on AVX2, 2 on AVX-512) is
 // left from the earlier tiles that held whole rows side by side; it now only sets how RunTiles groups the rows it
 // addresses (RowGroup, kLanes / kRows groups a tile). Highway 1.0.3 has no int8 dot products, so the x86
 // intrinsics appear directly; everything else a kernel needs goes through V.
@@ -162,6 +162,14 @@ struct V {
     return _mm256_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // Eight floats at p in every eight lanes; and each eight lanes' pairwise sum ((l0 + l4) + (l2 + l6)) + ((l1 + l5) +
+  // (l3 + l7)) in the eight's first lane (F16/BF16, whose rows' eight lanes are a vector's).
+  static F RepeatEightF(const float* p) { return _mm256_loadu_ps(p); }
+  static F PairwiseEights(F v) {
+    const F s1 = _mm256_add_ps(v, _mm256_permute2f128_ps(v, v, 1));
+    const F s2 = _mm256_add_ps(s1, _mm256_permute_ps(s1, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_add_ps(s2, _mm256_permute_ps(s2, _MM_SHUFFLE(2, 3, 0, 1)));
+  }
   // The low fp16 of each lane as float.
   static F LowHalvesF(I x) {
     const __m256i lows = _mm256_and_si256(x, _mm256_set1_epi32(0xFFFF));
@@ -301,6 +309,12 @@ struct V {
     return _mm512_set1_epi32(v);
   }
   static F LanesHalfF(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F RepeatEightF(const float* p) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(p)); }
+  static F PairwiseEights(F v) {
+    const F s1 = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));  // 128-bit blocks 0<->1, 2<->3
+    const F s2 = _mm512_add_ps(s1, _mm512_permute_ps(s1, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_add_ps(s2, _mm512_permute_ps(s2, _MM_SHUFFLE(2, 3, 0, 1)));
+  }
   static F LowHalvesF(I x) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)); }
   static I LanesHeads3(const uint8_t* p) {
     const __m512i words = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11), LoadLanes(p));
