@@ -44,6 +44,26 @@ void BF16ToF32Row(const uint16_t* src, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
+void F32ToF16Row(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2  // F16C's vcvtps2ph (round to nearest even); Highway's SSE4 emulation is not used
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  // The scalar encoder gives every NaN as 0x7E00 with its sign; the instruction keeps payload bits. A NaN is first
+  // made the canonical quiet NaN of its sign, which converts to exactly that.
+  const auto sign = hn::Set(du, 0x80000000u);
+  const auto quiet_nan = hn::Set(du, 0x7fc00000u);
+  for (; i + step <= n; i += step) {
+    const auto v = hn::LoadU(df, src + i);
+    const auto nan = hn::BitCast(df, hn::Or(hn::And(hn::BitCast(du, v), sign), quiet_nan));
+    hn::StoreU(hn::DemoteTo(dh, hn::IfThenElse(hn::IsNaN(v), nan, v)), dh, reinterpret_cast<hwy::float16_t*>(dst + i));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
 int64_t FirstNonFinite(const float* values, int64_t n) {
   const hn::ScalableTag<float> df;
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
@@ -66,10 +86,12 @@ namespace lowbit {
 
 HWY_EXPORT(F16ToF32Row);
 HWY_EXPORT(BF16ToF32Row);
+HWY_EXPORT(F32ToF16Row);
 HWY_EXPORT(FirstNonFinite);
 
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32Row)(src, dst, n); }
 void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(BF16ToF32Row)(src, dst, n); }
+void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F32ToF16Row)(src, dst, n); }
 int64_t first_non_finite(const float* values, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFinite)(values, n); }
 
 }  // namespace lowbit

@@ -1,6 +1,7 @@
 #include "core/float_rows.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <bit>
 #include <cmath>
@@ -40,6 +41,36 @@ TEST(FloatRows, Bf16RowMatchesScalarDecoderBitForBit) {
   }
 }
 
+// Every float whose top 16 bits are any code and whose low 16 bits are 0, 0x1000 (below half an F16 step at every
+// exponent), 0x8000 and 0x7FFF/0x8001 around it (ties and near-ties of the rounding), 0xFFFF: the F16 range and its
+// overflow, F16 and float subnormals, infinities and NaNs with payloads, each converted as the scalar encoder does.
+TEST(FloatRows, F32ToF16RowMatchesScalarEncoderBitForBit) {
+  std::vector<float> in;
+  for (uint32_t high = 0; high < 65536; ++high)
+    for (uint32_t low : {0x0000u, 0x1000u, 0x7FFFu, 0x8000u, 0x8001u, 0xFFFFu}) in.push_back(std::bit_cast<float>(high << 16 | low));
+  // F16 ties at the subnormal and normal steps: k + 0.5 units of 2^-24, and 1 + (k + 0.5) * 2^-10.
+  for (int k = 0; k < 64; ++k) {
+    in.push_back(std::ldexp(static_cast<float>(k) + 0.5f, -24));
+    in.push_back(1.0f + std::ldexp(static_cast<float>(k) + 0.5f, -10));
+    in.push_back(65504.0f + 16.0f * static_cast<float>(k));  // the largest half and past it, toward Inf
+  }
+  std::vector<uint16_t> out(in.size() + 1);
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {  // AVX2 and AVX-512 alike
+    hwy::SetSupportedTargetsForTest(target);
+    out.assign(in.size() + 1, 0xABCD);
+    f32_to_f16_row(in.data(), out.data(), static_cast<int64_t>(in.size()));
+    for (size_t i = 0; i < in.size(); ++i)
+      ASSERT_EQ(out[i], f32_to_f16(in[i])) << "float bits " << std::hex << std::bit_cast<uint32_t>(in[i]) << " on " << hwy::TargetName(target);
+    EXPECT_EQ(out[in.size()], 0xABCD);
+    ++targets;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);  // the tie at the top rounds to Inf, as IEEE has it
+  EXPECT_EQ(out[in.size() - 1], f32_to_f16(65504.0f + 16.0f * 63));
+}
+
 // Lengths that leave a tail after the vector loop, from unaligned starts; nothing past n is written.
 TEST(FloatRows, OddLengthsAndOffsetsConvertExactlyTheirRange) {
   const std::vector<uint16_t> codes = all_codes();
@@ -52,6 +83,12 @@ TEST(FloatRows, OddLengthsAndOffsetsConvertExactlyTheirRange) {
       bf16_to_f32_row(codes.data() + 16256 + offset, out.data(), n);
       for (int64_t i = 0; i < n; ++i) EXPECT_EQ(out[i], bf16_to_f32(codes[16256 + offset + i])) << n << " " << i;
       EXPECT_EQ(out[n], -7.f);
+      std::vector<float> floats(static_cast<size_t>(n) + 3);
+      for (size_t i = 0; i < floats.size(); ++i) floats[i] = 1.0f + 0.37f * static_cast<float>(i);
+      std::vector<uint16_t> halves(static_cast<size_t>(n) + 1, 0xABCD);
+      f32_to_f16_row(floats.data() + offset, halves.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(halves[i], f32_to_f16(floats[offset + i])) << n << " " << i;
+      EXPECT_EQ(halves[n], 0xABCD);
     }
   }
 }
