@@ -3,10 +3,12 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
-#include "core/float_formats.h"
+#include "core/float_rows.h"
 #include "ops/attention.h"
 #include "util/parallel.h"
 
@@ -44,7 +46,12 @@ HWY_INLINE void AddScaled(float w, const float* v, float* out, int64_t n) {
   for (; i < n; ++i) out[i] += w * v[i];
 }
 
-inline float F16Round(float v) { return f16_to_f32(f32_to_f16(v)); }
+// v[0..n) rounded to F16 and back, through the SIMD row conversions (the same bits as f32_to_f16 / f16_to_f32).
+inline void RoundToF16(float* v, int64_t n, std::vector<uint16_t>& halves) {
+  halves.resize(static_cast<size_t>(n));
+  f32_to_f16_row(v, halves.data(), n);
+  f16_to_f32_row(halves.data(), v, n);
+}
 
 void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
@@ -54,12 +61,14 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
   const int64_t n_tasks = n_tokens * s.n_head;
   parallel_region(static_cast<int>(std::min<int64_t>(threads, n_tasks)), [&](int me, int n_threads) {
     std::vector<float> scores(static_cast<size_t>(n_past + n_tokens)), qh(static_cast<size_t>(hd));
+    std::vector<uint16_t> halves;
     const Share share = static_share(n_tasks, me, n_threads);
     for (int64_t task = share.begin; task < share.end; ++task) {
       const int64_t t = task / s.n_head, h = task % s.n_head;
       const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
       const float* qt = q + t * s.q_stride + h * hd;
-      for (int64_t i = 0; i < hd; ++i) qh[static_cast<size_t>(i)] = round_f16 ? F16Round(qt[i]) : qt[i];
+      std::copy(qt, qt + hd, qh.begin());
+      if (round_f16) RoundToF16(qh.data(), hd, halves);
       const int64_t kv_off = (h / group) * hd;
       Scores(qh.data(), k_cache + kv_off * s.k_stride, s.k_stride, hd, n_keys, scale, scores.data());
       float mx = -INFINITY;
@@ -68,10 +77,9 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
       for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
       float* o = out + t * s.q_stride + h * hd;
       for (int64_t i = 0; i < hd; ++i) o[i] = 0;
-      for (int64_t p = 0; p < n_keys; ++p) {
-        const float w = scores[static_cast<size_t>(p)] / sum;
-        AddScaled(round_f16 ? F16Round(w) : w, v_cache + p * s.v_stride + kv_off, o, hd);
-      }
+      for (int64_t p = 0; p < n_keys; ++p) scores[static_cast<size_t>(p)] /= sum;  // the weights
+      if (round_f16) RoundToF16(scores.data(), n_keys, halves);
+      for (int64_t p = 0; p < n_keys; ++p) AddScaled(scores[static_cast<size_t>(p)], v_cache + p * s.v_stride + kv_off, o, hd);
     }
   });
 }
