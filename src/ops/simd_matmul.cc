@@ -322,24 +322,40 @@ ThreadBalance& generation_balance() {
   return balance;
 }
 
+// One weight of a call: where its bytes are and which activations it takes.
+struct MatmulWork {
+  DType type;
+  const uint8_t* data;
+  WeightLayout layout;
+  int64_t n_in, n_out;
+  size_t act;  // its activations' first row in CallPlan::act_rows
+  float* y;
+};
+struct RowChunk {
+  size_t weight;
+  int64_t first_row;
+};
+// What a call works out before its threads start, in vectors each calling thread keeps from call to call: a
+// generation call lasts tens of microseconds, and allocating them afresh (the chunk list grows to a thousand
+// entries for the output head) was 0.7 of the 5.1 us a call spent before its threads started (Q4_0, -t 2).
+struct CallPlan {
+  std::vector<QuantizedActivations> acts;  // their memory kept too: a prompt batch's are megabytes (README, the allocator)
+  std::vector<ActRow> act_rows;            // n_tokens rows per activation type in use
+  std::vector<MatmulWork> work;
+  std::vector<RowChunk> chunks;
+  std::vector<size_t> bytes_before;  // bytes_before[c]: weight bytes of chunks [0, c)
+};
+
 }  // namespace
 
 void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads) {
-  // The activations, once per activation type among the weights, in buffers this thread keeps from call to call:
-  // a prompt batch's are megabytes, which glibc's default thresholds returned to the kernel after each call and
-  // faulted in again, zeroed, at the next (README, the allocator).
-  thread_local std::vector<QuantizedActivations> acts;
+  thread_local CallPlan plan;
+  std::vector<QuantizedActivations>& acts = plan.acts;
+  std::vector<ActRow>& act_rows = plan.act_rows;
+  std::vector<MatmulWork>& work = plan.work;
+  act_rows.clear();
+  work.clear();
   size_t n_acts = 0;
-  std::vector<std::vector<ActRow>> act_rows;
-  struct Work {
-    DType type;
-    const uint8_t* data;
-    WeightLayout layout;
-    int64_t n_in, n_out;
-    size_t act;  // index into act_rows
-    float* y;
-  };
-  std::vector<Work> work;
   for (const MatmulTarget& t : targets) {
     const Tensor& w = *t.w;
     const DType at = activation_type(w.type());
@@ -349,30 +365,26 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     if (i == n_acts) {
       if (n_acts == acts.size()) acts.emplace_back();
       quantize_activations(acts[n_acts], at, x, n_tokens, n_in, threads);
-      act_rows.emplace_back(static_cast<size_t>(n_tokens));
-      for (int64_t k = 0; k < n_tokens; ++k) act_rows.back()[static_cast<size_t>(k)] = acts[n_acts].kernel_row(k);
+      for (int64_t k = 0; k < n_tokens; ++k) act_rows.push_back(acts[n_acts].kernel_row(k));
       ++n_acts;
     }
-    work.push_back({w.type(), w.data, weight_layout(w), n_in, w.info.n_rows(), i, t.y});
+    work.push_back({w.type(), w.data, weight_layout(w), n_in, w.info.n_rows(), i * static_cast<size_t>(n_tokens), t.y});
   }
   // Fixed chunks of rows (whole packed tiles) over all the weights, each computed by one thread: the bits do not
   // depend on the thread count. Each thread takes one contiguous range of chunks, so it reads one stream, and the
   // ranges hold equal bytes of weights rather than equal chunk counts: Q/K/V or gate/up in one call may mix types
   // (Q4_K_M's Q6_K attn_v beside Q4_K), and the time goes with the bytes read.
   constexpr int64_t kChunk = 2 * kMaxPackRows;
-  struct Chunk {
-    size_t weight;
-    int64_t first_row;
-  };
-  std::vector<Chunk> chunks;
+  std::vector<RowChunk>& chunks = plan.chunks;
+  chunks.clear();
   for (size_t i = 0; i < work.size(); ++i)
     for (int64_t r = 0; r < work[i].n_out; r += kChunk) chunks.push_back({i, r});
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
   const int n_threads = static_cast<int>(std::clamp<size_t>(chunks.size(), 1, static_cast<size_t>(threads)));
   const auto run_chunk = [&](size_t c) {
-    const Work& wk = work[chunks[c].weight];
+    const MatmulWork& wk = work[chunks[c].weight];
     const int64_t r0 = chunks[c].first_row;
-    rows(wk.type, wk.data, wk.layout, act_rows[wk.act].data(), wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
+    rows(wk.type, wk.data, wk.layout, act_rows.data() + wk.act, wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
   };
   if (n_threads == 1) {
     for (size_t c = 0; c < chunks.size(); ++c) run_chunk(c);
@@ -385,9 +397,10 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     for (size_t c = 0; c < chunks.size(); ++c) run_chunk(c);
     return;
   }
-  std::vector<size_t> bytes_before{0};  // bytes_before[c]: weight bytes of chunks [0, c)
-  for (const Chunk& c : chunks) {
-    const Work& wk = work[c.weight];
+  std::vector<size_t>& bytes_before = plan.bytes_before;
+  bytes_before.assign(1, 0);
+  for (const RowChunk& c : chunks) {
+    const MatmulWork& wk = work[c.weight];
     bytes_before.push_back(bytes_before.back() + wk.layout.row_bytes * static_cast<size_t>(std::min(kChunk, wk.n_out - c.first_row)));
   }
   const std::vector<double> shares = generation_balance().shares(n_threads);
