@@ -14,20 +14,22 @@ namespace lowbit {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// v with every NaN made the quiet NaN of its sign with no payload (0x7fc00000 | sign), as the scalar converters
+// give them; the F16C instructions keep payload bits.
+template <class DF, class VF>
+HWY_INLINE VF CanonicalNaNs(DF df, VF v) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto nan = hn::Or(hn::And(hn::BitCast(du, v), hn::Set(du, 0x80000000u)), hn::Set(du, 0x7fc00000u));
+  return hn::IfThenElse(hn::IsNaN(v), hn::BitCast(df, nan), v);
+}
+
 void F16ToF32Row(const uint16_t* src, float* dst, int64_t n) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-  const hn::RebindToUnsigned<decltype(df)> du;
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
-  // The scalar decoder returns +-NAN for every half NaN; the instruction keeps the payload. Canonicalise.
-  const auto sign = hn::Set(du, 0x80000000u);
-  const auto quiet_nan = hn::Set(du, 0x7fc00000u);
   int64_t i = 0;
-  for (; i + step <= n; i += step) {
-    const auto v = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i)));
-    const auto nan = hn::BitCast(df, hn::Or(hn::And(hn::BitCast(du, v), sign), quiet_nan));
-    hn::StoreU(hn::IfThenElse(hn::IsNaN(v), nan, v), df, dst + i);
-  }
+  for (; i + step <= n; i += step)
+    hn::StoreU(CanonicalNaNs(df, hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i)))), df, dst + i);
   for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
@@ -49,17 +51,10 @@ void F32ToF16Row(const float* src, uint16_t* dst, int64_t n) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2  // F16C's vcvtps2ph (round to nearest even); Highway's SSE4 emulation is not used
   const hn::ScalableTag<float> df;
   const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-  const hn::RebindToUnsigned<decltype(df)> du;
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
-  // The scalar encoder gives every NaN as 0x7E00 with its sign; the instruction keeps payload bits. A NaN is first
-  // made the canonical quiet NaN of its sign, which converts to exactly that.
-  const auto sign = hn::Set(du, 0x80000000u);
-  const auto quiet_nan = hn::Set(du, 0x7fc00000u);
-  for (; i + step <= n; i += step) {
-    const auto v = hn::LoadU(df, src + i);
-    const auto nan = hn::BitCast(df, hn::Or(hn::And(hn::BitCast(du, v), sign), quiet_nan));
-    hn::StoreU(hn::DemoteTo(dh, hn::IfThenElse(hn::IsNaN(v), nan, v)), dh, reinterpret_cast<hwy::float16_t*>(dst + i));
-  }
+  // The scalar encoder gives every NaN as 0x7E00 with its sign, which the canonical NaN converts to.
+  for (; i + step <= n; i += step)
+    hn::StoreU(hn::DemoteTo(dh, CanonicalNaNs(df, hn::LoadU(df, src + i))), dh, reinterpret_cast<hwy::float16_t*>(dst + i));
 #endif
   for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
