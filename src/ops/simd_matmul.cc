@@ -55,7 +55,8 @@ namespace HWY_NAMESPACE {
 // token keeps all eight of a slot's vectors in flight; a batch tile kBatchVectors of them for six tokens, a
 // convert per six FMAs. (With one row per lane, as the other types, the reference's order needed eight accumulators
 // per token and row vector: a batch tile fitted three tokens and converted a weight vector for every three FMAs,
-// Batch64 122-133 GB/s against 142-159 here, and lost to llama.cpp's prompts.) ----
+// Batch64 122-133 GB/s against 154-166 here, and lost to llama.cpp's prompts.) A batch prefetches the next row
+// tile into L2 as it goes: its first pass would otherwise wait on memory (Batch64 149-154 without) ----
 template <bool kBf16>
 struct HalfLanes {
   static constexpr const PackFormat& kPack = kHalfPack;
