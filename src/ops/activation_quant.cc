@@ -133,7 +133,7 @@ void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
   type_ = type;
   row_bytes_ = lowbit::row_bytes(type, n_in);
   storage_.resize(row_bytes_ * static_cast<size_t>(n_tokens) + 64);
-  const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16 || type == DType::BF16;
+  const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16;
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
   quad_starts_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
   scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
@@ -143,7 +143,7 @@ void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
 }
 
 void QuantizedActivations::compute_kernel_extras(int64_t t) {
-  if (!values_.empty()) {  // F16/BF16: the type table's conversion
+  if (!values_.empty()) {  // F16: the type table's conversion
     type_traits(type_).to_float(row(t), values_.data() + static_cast<size_t>(t) * n_in_, static_cast<int64_t>(n_in_));
     return;
   }

@@ -21,7 +21,8 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
 // (sum of values 4l..4l+3) times -16 and their plain total, with which the VNNI kernels turn unsigned weight levels
-// into signed products, and each block's fp16 scale d as a float; for F16/BF16 the rounded values as floats.
+// into signed products, and each block's fp16 scale d as a float; for F16 the rounded values as floats (BF16's
+// kernels take the bf16 row itself).
 // (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
 // the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
 struct ActRow {
@@ -51,7 +52,7 @@ class QuantizedActivations {
             block_sums_.data() + blocks, nullptr};
   }
   // Fills row t's part of what kernel_row gives beside the blocks: the quad and block sums and float scales of Q8_0
-  // and Q8_1 rows, the float values of F16 and BF16 rows (a no-op for the others).
+  // and Q8_1 rows, the float values of F16 rows (a no-op for the others).
   void compute_kernel_extras(int64_t t);
 
  private:

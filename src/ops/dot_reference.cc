@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/float_formats.h"
@@ -295,19 +296,58 @@ float dot_iq4_xs(const void* w_row, const void* act_row, int64_t n) {
   return acc.sum();
 }
 
-// ---- F16 / BF16 against activations rounded to the same type: eight float lanes, one FMA per value ----
-template <bool kBf16>
-float dot_half(const void* w_row, const void* act_row, int64_t n) {
+// ---- F16 / BF16 against activations rounded to the same type. The pairwise sum of eight float lanes at the end,
+// then the tail past the last whole group, one FMA per value. ----
+float pairwise_eight(const float* l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); }
+
+// F16: value i into lane i % 8, one FMA each.
+float dot_f16(const void* w_row, const void* act_row, int64_t n) {
   const auto* w = static_cast<const uint16_t*>(w_row);
   const auto* a = static_cast<const uint16_t*>(act_row);
-  auto f = [](uint16_t v) { return kBf16 ? bf16_to_f32(v) : f16_to_f32(v); };
   float l[8] = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) l[k] = std::fma(f(w[i + k]), f(a[i + k]), l[k]);
+    for (int k = 0; k < 8; ++k) l[k] = std::fma(f16_to_f32(w[i + k]), f16_to_f32(a[i + k]), l[k]);
   float tail = 0;
-  for (; i < n; ++i) tail = std::fma(f(w[i]), f(a[i]), tail);
-  return (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))) + tail;
+  for (; i < n; ++i) tail = std::fma(f16_to_f32(w[i]), f16_to_f32(a[i]), tail);
+  return pairwise_eight(l) + tail;
+}
+
+// One step of AVX512-BF16's vdpbf16ps: c + a * b rounded to nearest even, with subnormal inputs read as zero and a
+// result below FLT_MIN flushed to zero of its sign. Tininess is judged after rounding to 24 bits with an unbounded
+// exponent, as x86 does: an exact result in [FLT_MIN - 2^-151, FLT_MIN) rounds up to FLT_MIN and stays; one just
+// below flushes, though the correctly rounded subnormal would be FLT_MIN too. Measured on the instruction itself
+// (tests/ops/dot_reference_test.cc compares the two on every input class when the CPU has it).
+float bf16_step(float a, float b, float c) {
+  const auto daz = [](float x) { return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x; };
+  a = daz(a), b = daz(b);
+  const float r = std::fma(a, b, c);
+  constexpr float kMin = std::numeric_limits<float>::min();
+  if (std::fabs(r) != kMin) return std::fabs(r) < kMin ? std::copysign(0.0f, r) : r;
+  // |r| == FLT_MIN: the exact a * b + c (the product exact in double, the sum's error by TwoSum) against the
+  // rounding boundary FLT_MIN - 2^-151.
+  const double p = static_cast<double>(a) * b, s = p + c, pv = s - c, cv = s - pv;
+  const double err = (p - pv) + (c - cv);
+  const double boundary = std::copysign(static_cast<double>(kMin) - std::ldexp(1.0, -151), r), dist = s - boundary;
+  const bool below = r > 0 ? dist < 0 || (dist == 0 && err < 0) : dist > 0 || (dist == 0 && err > 0);
+  return below ? std::copysign(0.0f, r) : r;
+}
+
+// BF16: the order of vdpbf16ps, so AVX512-BF16 CPUs run it as one instruction: in every 16 values, lane k takes
+// the pair (2k, 2k + 1), the odd value first, each step rounded and flushed as bf16_step.
+float dot_bf16(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const uint16_t*>(w_row);
+  const auto* a = static_cast<const uint16_t*>(act_row);
+  float l[8] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 8; ++k) {
+      const int64_t even = i + 2 * k, odd = even + 1;
+      l[k] = bf16_step(bf16_to_f32(w[even]), bf16_to_f32(a[even]), bf16_step(bf16_to_f32(w[odd]), bf16_to_f32(a[odd]), l[k]));
+    }
+  float tail = 0;
+  for (; i < n; ++i) tail = std::fma(bf16_to_f32(w[i]), bf16_to_f32(a[i]), tail);
+  return pairwise_eight(l) + tail;
 }
 
 }  // namespace
@@ -327,8 +367,8 @@ RowDotFn reference_row_dot(DType type) {
     case DType::Q5_K: return dot_q5_k;
     case DType::Q6_K: return dot_q6_k;
     case DType::IQ4_XS: return dot_iq4_xs;
-    case DType::F16: return dot_half<false>;
-    case DType::BF16: return dot_half<true>;
+    case DType::F16: return dot_f16;
+    case DType::BF16: return dot_bf16;
     default: return nullptr;
   }
 }

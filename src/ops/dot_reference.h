@@ -8,7 +8,9 @@
 // group's integer scales); each block's lanes are converted to float and accumulated into eight float lanes with
 // one fused multiply-add by the block's float scale; the lanes are added pairwise at the end
 // ((0+4)+(2+6))+((1+5)+(3+7)). Types with per-block offsets (Q4_1, Q5_1, Q2_K, Q5_K) add their offset terms as
-// ggml does, each type its own way (see dot_reference.cc).
+// ggml does, each type its own way (see dot_reference.cc). F16 and BF16 weights meet activations rounded to their
+// own type in eight float lanes: F16 one FMA per value, BF16 in the order of AVX512-BF16's vdpbf16ps, flushing as
+// it does, so that CPUs with the instruction run it directly.
 //
 // The SIMD kernels (simd_matmul.cc) must give the same bits as these functions for every input; tests check that
 // and check these functions against llama.cpp's own output (tests/ops/ggml_vecdot_test.cc).

@@ -58,7 +58,8 @@ PackFormat pack_format(DType type) {
     default: break;
   }
   const TypeTraits& t = type_traits(type);
-  if (type == DType::F16 || type == DType::BF16) return kHalfPack;
+  if (type == DType::F16) return kF16Pack;
+  if (type == DType::BF16) return kBf16Pack;
   const size_t head = t.block_size == 32 ? 2 : 0;  // every 32-value block starts with its fp16 scale
   return {t.block_bytes, 0, head, t.block_bytes - head};
 }

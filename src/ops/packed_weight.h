@@ -10,9 +10,9 @@
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
 // the 32-value types, with Q4_1's and Q5_1's m or I4G's zero; Q2_K's, Q4_K's and Q5_K's d and dmin; Q3_K's and
 // Q6_K's d, which end their blocks; IQ4_XS's d and scales_h) comes first, the tile's rows side by side, so a
-// tile's heads are one or two loads; then the rest of the rows' blocks in chunks of 4 bytes (16 for F16/BF16):
-// chunk 0 of every row, then chunk 1 of every row, ... The kernels put one row in each lane, so a chunk of every
-// row is one load (F16/BF16: a row's eight values in eight lanes, one or two rows a load). Chunks are stored in the
+// tile's heads are one or two loads; then the rest of the rows' blocks in chunks of 4 bytes (16 for F16, 32 for
+// BF16): chunk 0 of every row, then chunk 1 of every row, ... The kernels put one row in each lane, so a chunk of
+// every row is one load (F16/BF16: a row's unit in eight lanes, one or two rows a load). Chunks are stored in the
 // order the kernel reads them, so it reads its slot strictly forward: the hardware prefetcher follows one forward
 // stream, not a kernel that jumps back (Q6_K's 32-byte chunks in block order, read ql, ql, qh, ...: 0.75x).
 #pragma once
@@ -27,9 +27,10 @@ namespace lowbit {
 
 inline constexpr int kMaxPackRows = 16;
 
-// How a type's rows are cut for the layout: units of `unit` bytes (one block, or eight values of F16/BF16), each a
-// head [head_offset, head_offset + head) and the rest (the unit's other bytes, in order) in chunks of `chunk`
-// bytes, which divide the rest and never straddle the head; rest chunk c is stored at position[c] in the slot.
+// How a type's rows are cut for the layout: units of `unit` bytes (one block, or eight values of F16, sixteen of
+// BF16), each a head [head_offset, head_offset + head) and the rest (the unit's other bytes, in order) in chunks of
+// `chunk` bytes, which divide the rest and never straddle the head; rest chunk c is stored at position[c] in the
+// slot.
 inline constexpr int kMaxChunks = 52;
 using ChunkPositions = std::array<uint8_t, kMaxChunks>;
 // The first chunks' positions as given, the others in order.
@@ -53,7 +54,8 @@ PackFormat pack_format(DType type);
 // and simd_legacy-inl.h, which check each against its block's fields).
 inline constexpr PackFormat kQ4_0Pack = {18, 0, 2, 4};  // d | qs, four bytes (values 4c..4c+3 and 16+4c..) a chunk
 inline constexpr PackFormat kQ8_0Pack = {34, 0, 2, 4};  // d | qs, four bytes (values 4l..4l+3) a chunk
-inline constexpr PackFormat kHalfPack = {16, 0, 0, 16};  // F16/BF16: eight values a unit, all eight a chunk
+inline constexpr PackFormat kF16Pack = {16, 0, 0, 16};   // eight values a unit, all eight a chunk
+inline constexpr PackFormat kBf16Pack = {32, 0, 0, 32};  // sixteen values a unit (vdpbf16ps's eight pairs), one chunk
 inline constexpr PackFormat kQ4_1Pack = {20, 0, 4, 4};  // d, m | qs as kQ4_0Pack
 inline constexpr PackFormat kQ5_0Pack = {22, 0, 2, 4};  // d | qh (one chunk), then qs as kQ4_0Pack
 inline constexpr PackFormat kQ5_1Pack = {24, 0, 4, 4};  // d, m | qh, qs
@@ -113,7 +115,7 @@ constexpr ChunkPositions iq4xs_chunk_positions() {
 }
 inline constexpr PackFormat kIQ4XSPack = {136, 0, 4, 4, iq4xs_chunk_positions()};
 constexpr bool positions_fit(const PackFormat& f) { return (f.unit - f.head) / f.chunk <= kMaxChunks; }
-static_assert(positions_fit(kHalfPack) && positions_fit(kQ4_0Pack) && positions_fit(kI4GPack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
+static_assert(positions_fit(kF16Pack) && positions_fit(kBf16Pack) && positions_fit(kQ4_0Pack) && positions_fit(kI4GPack) && positions_fit(kQ8_0Pack) && positions_fit(kQ4_1Pack) && positions_fit(kQ5_0Pack) &&
               positions_fit(kQ5_1Pack) && positions_fit(kQ4KPack) && positions_fit(kQ2KPack) &&
               positions_fit(kQ3KPack) && positions_fit(kQ5KPack) && positions_fit(kQ6KPack) && positions_fit(kIQ4XSPack));
 

@@ -37,51 +37,113 @@
 #include "ops/simd_legacy-inl.h"
 #include "ops/simd_matmul.h"
 #include "ops/simd_vectors-inl.h"
+#include "util/cpu_features.h"
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
-#pragma GCC target("avx512vnni")  // see ops/simd_vectors-inl.h
+#pragma GCC target("avx512vnni,avx512bf16")  // see ops/simd_vectors-inl.h
 #endif
 namespace lowbit {
 namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- F16 / BF16 with the values in the lanes: the reference's eight float lanes of a row (value i into lane i % 8,
-// one FMA each, added pairwise at the end, then the tail past the last eight) are eight lanes of a vector. A slot
-// (kHalfPack) holds each row's eight values of the block, row after row, so one load and convert gives
-// kRowsPerVector rows' eight lanes (two rows on AVX-512, one on AVX2) and one FMA with the token's eight
-// activations (QuantizedActivations' float copy, repeated per row) adds them: one accumulator per output. One
-// token keeps all eight of a slot's vectors in flight; a batch tile kBatchVectors of them for six tokens, a
-// convert per six FMAs. (With one row per lane, as the other types, the reference's order needed eight accumulators
-// per token and row vector: a batch tile fitted three tokens and converted a weight vector for every three FMAs,
-// Batch64 122-133 GB/s against 154-166 here, and lost to llama.cpp's prompts.) A batch prefetches the next row
-// tile into L2 as it goes: its first pass would otherwise wait on memory (Batch64 149-154 without) ----
-template <bool kBf16>
+// ---- F16 / BF16 with the values in the lanes: the reference's eight float lanes of a row (F16: value i into lane
+// i % 8, one FMA each; BF16: pair (2k, 2k + 1) of every 16 values into lane k, vdpbf16ps's two steps; added
+// pairwise at the end, then the tail past the last whole unit) are eight lanes of a vector. A slot (kF16Pack,
+// kBf16Pack) holds each row's unit of values, row after row, so one load gives kRowsPerVector rows' eight lanes
+// (two rows on AVX-512, one on AVX2) and one FMA or vdpbf16ps with the token's unit of activations, repeated per
+// row, adds them: one accumulator per output. One token keeps all eight of a slot's vectors in flight; a batch
+// tile kBatchVectors of them for six tokens, a weight decode per six FMAs. (With one row per lane, as the other
+// types, the F16 reference's order needed eight accumulators per token and row vector: a batch tile fitted three
+// tokens and converted a weight vector for every three FMAs, Batch64 122-133 GB/s against 154-166 here, and lost
+// to llama.cpp's prompts.) A batch prefetches the next row tile into L2 as it goes: its first pass would otherwise
+// wait on memory (Batch64 149-154 without) ----
+
+// What a tile needs of each format: its unit, a weight vector, the token's activations for a unit, one step.
+struct F16Values {
+  static constexpr const PackFormat& kPack = kF16Pack;
+  static constexpr int kBlockValues = 8;
+  using W = F;
+  using A = F;
+  struct Rounding {};  // the FMAs' own
+  static W Weights(const uint8_t* p) { return V::LanesHalfF(p); }
+  static A Acts(const ActRow& a, int64_t b) { return V::RepeatEightF(a.values + 8 * b); }
+  static F Step(F acc, W w, A a) { return V::Fma(w, a, acc); }
+  static float Value(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return f16_to_f32(v);
+  }
+  static float Act(const ActRow& a, int64_t k) { return a.values[k]; }
+};
+
+// BF16 as the reference's vdpbf16ps steps: the instruction itself where the CPU has it (kInstruction, AVX3_DL
+// only), else two FMAs, odd value first, under MXCSR's flush-to-zero and denormals-are-zero, which round and flush
+// exactly as the instruction does (tests/ops/dot_reference_test.cc). The activations are their bf16 row.
+template <bool kInstruction>
+struct Bf16Pairs {
+  static constexpr const PackFormat& kPack = kBf16Pack;
+  static constexpr int kBlockValues = 16;
+  using W = I;
+  using A = I;
+  // MXCSR with FTZ and DAZ while the emulated steps run; restored before anything else does float work.
+  struct Rounding {
+    static constexpr unsigned kFlush = 0x8040;  // FTZ | DAZ
+    unsigned saved = _mm_getcsr();
+    Rounding() {
+      if constexpr (!kInstruction) _mm_setcsr(saved | kFlush);
+    }
+    ~Rounding() {
+      if constexpr (!kInstruction) _mm_setcsr(saved);
+    }
+  };
+  static W Weights(const uint8_t* p) { return V::LoadLanes(p); }
+  static A Acts(const ActRow& a, int64_t b) { return V::RepeatPairs(a.blocks + 32 * b); }
+  static F Step(F acc, W w, A a) {
+#if HWY_TARGET == HWY_AVX3_DL
+    if constexpr (kInstruction) return V::DotBf16Pairs(acc, w, a);
+#endif
+    return V::Fma(V::EvenBf16F(w), V::EvenBf16F(a), V::Fma(V::OddBf16F(w), V::OddBf16F(a), acc));
+  }
+  static float Value(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return bf16_to_f32(v);
+  }
+  static float Act(const ActRow& a, int64_t k) { return Value(a.blocks + 2 * k); }
+};
+
+template <class Format>
 struct HalfLanes {
-  static constexpr const PackFormat& kPack = kHalfPack;
-  static constexpr int kBlockValues = 8, kVectors = 8, kRowsPerVector = V::kLanes / 8;
-  // Batch64 on AVX-512, GB/s of weights: 4 vectors x 6 tokens 142-159, 8 x 3 148-152, 2 x 12 110-127.
+  static constexpr const PackFormat& kPack = Format::kPack;
+  static constexpr int kBlockValues = Format::kBlockValues, kVectors = 8, kRowsPerVector = V::kLanes / 8;
+  // Batch64 on AVX-512, GB/s of weights (F16): 4 vectors x 6 tokens 142-159, 8 x 3 148-152, 2 x 12 110-127.
   static constexpr int kBatchTokens = 6, kBatchVectors = V::kLanes == 16 ? 4 : 2;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    constexpr size_t kSlot = kLanesSlot<kHalfPack>, kVectorBytes = 2 * V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kPack>, kVectorBytes = kSlot / kVectors;
     constexpr int kGroup = T == 1 ? kVectors : kBatchVectors;
     const size_t next_tile = static_cast<size_t>(n_blocks) * kSlot;
     for (int v0 = 0; v0 < kVectors && kRowsPerVector * v0 < rows; v0 += kGroup) {
       F acc[T][kGroup];
       for (auto& vectors : acc)
         for (F& a : vectors) a = V::ZeroF();
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot + static_cast<size_t>(v0) * kVectorBytes;
-        if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-        else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
-        F w[kGroup];
-        for (int g = 0; g < kGroup; ++g) w[g] = kBf16 ? V::LanesBf16F(slot + g * kVectorBytes) : V::LanesHalfF(slot + g * kVectorBytes);
-        for (int t = 0; t < T; ++t) {
-          const F a = V::RepeatEightF(acts[t].values + 8 * b);
-          for (int g = 0; g < kGroup; ++g) acc[t][g] = V::Fma(w[g], a, acc[t][g]);
+      {
+        const typename Format::Rounding rounding;
+        PinAll(acc);  // the steps stay between the rounding mode's set and restore
+        for (int64_t b = 0; b < n_blocks; ++b) {
+          const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot + static_cast<size_t>(v0) * kVectorBytes;
+          if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+          else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
+          typename Format::W w[kGroup];
+          for (int g = 0; g < kGroup; ++g) w[g] = Format::Weights(slot + g * kVectorBytes);
+          for (int t = 0; t < T; ++t) {
+            const typename Format::A a = Format::Acts(acts[t], b);
+            for (int g = 0; g < kGroup; ++g) acc[t][g] = Format::Step(acc[t][g], w[g], a);
+          }
         }
+        PinAll(acc);
       }
       for (int t = 0; t < T; ++t)
         for (int g = 0; g < kGroup; ++g) {
@@ -94,23 +156,27 @@ struct HalfLanes {
         }
     }
   }
-  // Rows whose length is not a multiple of eight (row-major only): the values past the last eight, one FMA chain
+  // Rows whose length is not a multiple of the unit (row-major only): the values past the last unit, one FMA chain
   // per output, added last as the reference adds them.
   static void AddTails(const RowGroup* groups, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy, int rows) {
-    const int64_t first = n / 8 * 8;
+    const int64_t first = n / kBlockValues * kBlockValues;
     if (first == n) return;
     for (int64_t t = 0; t < n_tokens; ++t)
       for (int r = 0; r < rows; ++r) {
         const RowGroup& g = groups[r / kRows];
         const uint8_t* row = g.base + static_cast<size_t>(r % kRows) * g.stride;
         float tail = 0;
-        for (int64_t k = first; k < n; ++k) {
-          uint16_t v;
-          std::memcpy(&v, row + 2 * k, 2);
-          tail = std::fma(kBf16 ? bf16_to_f32(v) : f16_to_f32(v), acts[t].values[k], tail);
-        }
+        for (int64_t k = first; k < n; ++k) tail = std::fma(Format::Value(row + 2 * k), Format::Act(acts[t], k), tail);
         y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] += tail;
       }
+  }
+
+ private:
+  // Every accumulator's value made opaque to the compiler at this point, so no step moves across it.
+  template <int T, int G>
+  static void PinAll(F (&acc)[T][G]) {
+    for (auto& vectors : acc)
+      for (F& a : vectors) asm volatile("" : "+v"(a));
   }
 };
 
@@ -223,8 +289,12 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q5_K: return fn(RowLanes<Q5KLanes>{});
     case DType::Q6_K: return fn(RowLanes<SubBlock16Lanes<Q6KLevels>>{});
     case DType::IQ4_XS: return fn(RowLanes<IQ4XSLanes>{});
-    case DType::F16: return fn(RowLanes<HalfLanes<false>>{});
-    case DType::BF16: return fn(RowLanes<HalfLanes<true>>{});
+    case DType::F16: return fn(RowLanes<HalfLanes<F16Values>>{});
+    case DType::BF16:
+#if HWY_TARGET == HWY_AVX3_DL
+      if (cpu_has_avx512_bf16()) return fn(RowLanes<HalfLanes<Bf16Pairs<true>>>{});
+#endif
+      return fn(RowLanes<HalfLanes<Bf16Pairs<false>>>{});
     default: return none;
   }
 }

@@ -9,6 +9,9 @@
 // Highway 1.0.3's AVX3_DL target enables AVX-VNNI but not AVX512-VNNI; each of these files adds the latter and
 // uses only the 512-bit (EVEX-only) VNNI forms: with both enabled GCC encodes the 256-bit vpdpbusd as VEX, which
 // AVX-512 CPUs without AVX-VNNI (Ice Lake, Zen 4) do not have. tests/ops/tests.cmake checks the binary for it.
+// They also enable AVX512-BF16 for V::DotBf16Pairs, which only the BF16 tile for CPUs that have it calls; GCC 12
+// emits bf16 instructions for their intrinsics alone, so the rest of the target still runs on Ice Lake
+// (tests/ops/bf16_confined.sh checks the binary).
 // Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
 #if defined(LOWBIT_OPS_SIMD_VECTORS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_VECTORS_INL_H_
@@ -26,7 +29,7 @@
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
-#pragma GCC target("avx512vnni")  // the note at the top
+#pragma GCC target("avx512vnni,avx512bf16")  // the note at the top
 #endif
 namespace lowbit {
 namespace HWY_NAMESPACE {
@@ -181,10 +184,11 @@ struct V {
     const __m256i words = _mm256_permutevar8x32_epi32(LoadLanes(p), _mm256_setr_epi32(0, 1, 2, 2, 3, 4, 5, 5));
     return _mm256_shuffle_epi8(words, _mm256_broadcastsi128_si256(Heads3Pattern()));
   }
-  // The bf16 at p of each lane as float (its bits in the float's high half).
-  static F LanesBf16F(const uint8_t* p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-  }
+  // BF16 pairs, a lane's two values one 32-bit word: the 32 bytes at p in every 256-bit half; each lane's odd
+  // (high) and even (low) value as float.
+  static I RepeatPairs(const uint8_t* p) { return LoadLanes(p); }
+  static F OddBf16F(I x) { return _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u)))); }
+  static F EvenBf16F(I x) { return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16)); }
   // Each lane's two fp16 at p (low half, high half) as float.
   static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
     const __m256i x = LoadLanes(p);
@@ -320,9 +324,14 @@ struct V {
     const __m512i words = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11), LoadLanes(p));
     return _mm512_shuffle_epi8(words, _mm512_broadcast_i32x4(Heads3Pattern()));
   }
-  static F LanesBf16F(const uint8_t* p) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-  }
+  static I RepeatPairs(const uint8_t* p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F OddBf16F(I x) { return _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u)))); }
+  static F EvenBf16F(I x) { return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)); }
+#if HWY_TARGET == HWY_AVX3_DL
+  // vdpbf16ps: acc + odd products, then + even products, each step rounded, subnormals flushed. Only on CPUs with
+  // AVX512-BF16 (cpu_has_avx512_bf16).
+  static F DotBf16Pairs(F acc, I w, I a) { return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh>(w), reinterpret_cast<__m512bh>(a)); }
+#endif
   static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
     const __m512i x = LoadLanes(p);
     low = LowHalvesF(x);

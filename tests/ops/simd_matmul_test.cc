@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "ops/dot_reference.h"
@@ -144,6 +145,7 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
     const bool super = block == 256;
     const Shape shapes[] = {{super ? 512 : 96, 1, 1},  {super ? 768 : 160, 7, 5}, {super ? 256 : 32, 19, 9},
                             {super ? 1024 : 288, 33, 2}, {type == DType::F16 || type == DType::BF16 ? 101 : block * 3, 12, 4},
+                            {block == 8 ? 200 : block * 2, 17, 3},  // BF16: whole F16 units, a tail of BF16's 16
                             {super ? 768 : 160, 20, 1},  // generation: whole packed tiles, then row-major rows
                             {super ? 512 : 256, 40, 11}};  // batches over whole tiles of 16 rows (Q4_0's by 8 tokens)
     for (const Shape& sh : shapes) {
@@ -154,7 +156,8 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
       matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
       // Packed for each tile height the targets use (a kernel tile may cover two packed tiles or half of one).
       const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
-      EXPECT_EQ(packed[1].interleaved_rows != 0, sh.n_out >= kMaxPackRows && sh.n_in % 8 == 0) << dtype_name(type);
+      EXPECT_EQ(packed[1].interleaved_rows != 0, sh.n_out >= kMaxPackRows && row_bytes(type, sh.n_in) % pack_format(type).unit == 0)
+          << dtype_name(type);
       for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
         hwy::SetSupportedTargetsForTest(target);
         for (int threads : {1, 2})
@@ -165,6 +168,45 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
                 << dtype_name(type) << " packed by " << w.interleaved_rows << " " << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
                 << hwy::TargetName(target) << " threads " << threads << ", output " << i << ": " << got[i] << " vs " << ref[i];
         }
+      }
+      hwy::SetSupportedTargetsForTest(0);
+    }
+  }
+}
+
+// BF16 where the sums hover around FLT_MIN: the steps' flushing (the instruction's own on AVX512-BF16, MXCSR's
+// on the other targets) gives the reference's bits, packed and row-major, one token and a batch, 1 and 2 threads.
+TEST(SimdMatmul, Bf16UnderflowGivesTheReferenceBitsOnEveryTarget) {
+  std::mt19937 rng(3);
+  const auto tiny = [&](int center) {
+    const int e = center + static_cast<int>(rng() % 13) - 6;
+    return (rng() & 1 ? -1.0f : 1.0f) * std::ldexp(1.0f + static_cast<float>(rng() % 128) / 128.0f, e);
+  };
+  for (const int64_t n_in : {256, 264}) {
+    const int64_t n_out = 40;
+    std::vector<float> w(static_cast<size_t>(n_in * n_out));
+    for (float& v : w) v = tiny(-64);
+    const Tensor t = quantized_weight(DType::BF16, n_in, n_out, w);  // bf16-exact, so stored as given
+    for (const int64_t n_tokens : {1, 7}) {
+      std::vector<float> x(static_cast<size_t>(n_in * n_tokens));
+      for (float& v : x) v = tiny(-63);
+      std::vector<float> ref(static_cast<size_t>(n_out * n_tokens));
+      matmul_reference(t, x.data(), n_tokens, ref.data(), 1);
+      // The same weights 2^40 times larger underflow nowhere, so where their outputs are not exactly 2^40 times
+      // these, the flushing changed the sum: most outputs.
+      std::vector<float> big_w(w.size()), big(ref.size());
+      for (size_t i = 0; i < w.size(); ++i) big_w[i] = std::ldexp(w[i], 40);
+      matmul_reference(quantized_weight(DType::BF16, n_in, n_out, big_w), x.data(), n_tokens, big.data(), 1);
+      size_t flushed = 0;
+      for (size_t i = 0; i < ref.size(); ++i) flushed += big[i] != std::ldexp(ref[i], 40);
+      EXPECT_GT(flushed, ref.size() / 2);
+      const Tensor layouts[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8)};
+      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+        hwy::SetSupportedTargetsForTest(target);
+        for (int threads : {1, 2})
+          for (const Tensor& l : layouts)
+            ASSERT_EQ(run(l, x, n_tokens, threads), ref)
+                << n_in << " values, packed by " << l.interleaved_rows << ", " << n_tokens << " tokens on " << hwy::TargetName(target);
       }
       hwy::SetSupportedTargetsForTest(0);
     }

@@ -5,3 +5,7 @@ if(LOWBIT_OBJDUMP)
   add_test(NAME ops.no_vex_vnni
            COMMAND sh -c "! ${LOWBIT_OBJDUMP} -d --no-show-raw-insn $<TARGET_FILE:lowbit> | grep -E '\\{vex\\} *vpdp'")
 endif()
+# AVX512-BF16 instructions only in the tile that checks the CPU for them (see bf16_confined.sh).
+if(LOWBIT_OBJDUMP)
+  add_test(NAME ops.bf16_confined COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/bf16_confined.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
+endif()

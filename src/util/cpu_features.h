@@ -1,0 +1,17 @@
+// CPU features the kernels check at run time beyond what Highway 1.0.3's targets name.
+#pragma once
+
+namespace lowbit {
+
+// AVX512-BF16 (vdpbf16ps): Zen 4 and later, Cooper Lake, Sapphire Rapids and later. Highway's AVX3_DL target
+// (Ice Lake) does not imply it.
+inline bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
+}  // namespace lowbit
