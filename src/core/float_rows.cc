@@ -59,6 +59,26 @@ void F32ToF16Row(const float* src, uint16_t* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
 
+void F32ToBF16Row(const float* src, uint16_t* dst, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<uint16_t, decltype(di)> du16;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  // f32_to_bf16's integer rounding (to nearest even by adding 0x7FFF plus the kept half's low bit), its NaNs the
+  // top half with the quiet bit set. Every code fits 16 bits, so the (signed, saturating) demotion only narrows.
+  for (; i + step <= n; i += step) {
+    const auto v = hn::LoadU(df, src + i);
+    const auto u = hn::BitCast(du, v);
+    const auto high = hn::ShiftRight<16>(u);
+    const auto rounded = hn::ShiftRight<16>(hn::Add(u, hn::Add(hn::Set(du, 0x7FFFu), hn::And(high, hn::Set(du, 1u)))));
+    const auto code = hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Or(high, hn::Set(du, 64u)), rounded);
+    hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, dst + i);
+  }
+  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
 int64_t FirstNonFinite(const float* values, int64_t n) {
   const hn::ScalableTag<float> df;
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
@@ -82,11 +102,13 @@ namespace lowbit {
 HWY_EXPORT(F16ToF32Row);
 HWY_EXPORT(BF16ToF32Row);
 HWY_EXPORT(F32ToF16Row);
+HWY_EXPORT(F32ToBF16Row);
 HWY_EXPORT(FirstNonFinite);
 
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32Row)(src, dst, n); }
 void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(BF16ToF32Row)(src, dst, n); }
 void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F32ToF16Row)(src, dst, n); }
+void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F32ToBF16Row)(src, dst, n); }
 int64_t first_non_finite(const float* values, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFinite)(values, n); }
 
 }  // namespace lowbit

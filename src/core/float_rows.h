@@ -14,6 +14,9 @@ void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
 // And back to F16, bit-identical to f32_to_f16 (round to nearest even, overflow to Inf, NaN to 0x7E00 with its
 // sign): the F16 activations of every F16 matmul go through it.
 void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n);
+// And to BF16, bit-identical to f32_to_bf16 (round to nearest even, NaN quieted keeping its top bits): the BF16
+// activations of every BF16 matmul.
+void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n);
 
 // Index of the first NaN or Inf in values[0..n), or -1 if every value is finite.
 int64_t first_non_finite(const float* values, int64_t n);

@@ -42,9 +42,10 @@ TEST(FloatRows, Bf16RowMatchesScalarDecoderBitForBit) {
 }
 
 // Every float whose top 16 bits are any code and whose low 16 bits are 0, 0x1000 (below half an F16 step at every
-// exponent), 0x8000 and 0x7FFF/0x8001 around it (ties and near-ties of the rounding), 0xFFFF: the F16 range and its
-// overflow, F16 and float subnormals, infinities and NaNs with payloads, each converted as the scalar encoder does.
-TEST(FloatRows, F32ToF16RowMatchesScalarEncoderBitForBit) {
+// exponent), 0x8000 and 0x7FFF/0x8001 around it (ties and near-ties of BF16's rounding, and of F16's at the same
+// places), 0xFFFF: the F16 range and its overflow, F16, BF16 and float subnormals, infinities and NaNs with
+// payloads (BF16 keeps their top bits), each converted as the scalar encoder does, on every target.
+TEST(FloatRows, F32ToF16AndBF16RowsMatchTheScalarEncodersBitForBit) {
   std::vector<float> in;
   for (uint32_t high = 0; high < 65536; ++high)
     for (uint32_t low : {0x0000u, 0x1000u, 0x7FFFu, 0x8000u, 0x8001u, 0xFFFFu}) in.push_back(std::bit_cast<float>(high << 16 | low));
@@ -54,21 +55,31 @@ TEST(FloatRows, F32ToF16RowMatchesScalarEncoderBitForBit) {
     in.push_back(1.0f + std::ldexp(static_cast<float>(k) + 0.5f, -10));
     in.push_back(65504.0f + 16.0f * static_cast<float>(k));  // the largest half and past it, toward Inf
   }
-  std::vector<uint16_t> out(in.size() + 1);
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {  // AVX2 and AVX-512 alike
-    hwy::SetSupportedTargetsForTest(target);
-    out.assign(in.size() + 1, 0xABCD);
-    f32_to_f16_row(in.data(), out.data(), static_cast<int64_t>(in.size()));
-    for (size_t i = 0; i < in.size(); ++i)
-      ASSERT_EQ(out[i], f32_to_f16(in[i])) << "float bits " << std::hex << std::bit_cast<uint32_t>(in[i]) << " on " << hwy::TargetName(target);
-    EXPECT_EQ(out[in.size()], 0xABCD);
-    ++targets;
+  struct Encoder {
+    const char* name;
+    void (*row)(const float*, uint16_t*, int64_t);
+    uint16_t (*scalar)(float);
+  };
+  for (const Encoder& e : {Encoder{"f16", f32_to_f16_row, f32_to_f16}, Encoder{"bf16", f32_to_bf16_row, f32_to_bf16}}) {
+    std::vector<uint16_t> out(in.size() + 1);
+    int targets = 0;
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {  // AVX2 and AVX-512 alike
+      hwy::SetSupportedTargetsForTest(target);
+      out.assign(in.size() + 1, 0xABCD);
+      e.row(in.data(), out.data(), static_cast<int64_t>(in.size()));
+      for (size_t i = 0; i < in.size(); ++i)
+        ASSERT_EQ(out[i], e.scalar(in[i])) << e.name << ", float bits " << std::hex << std::bit_cast<uint32_t>(in[i]) << " on "
+                                           << hwy::TargetName(target);
+      EXPECT_EQ(out[in.size()], 0xABCD);
+      ++targets;
+    }
+    hwy::SetSupportedTargetsForTest(0);
+    EXPECT_GE(targets, 2);
   }
-  hwy::SetSupportedTargetsForTest(0);
-  EXPECT_GE(targets, 2);
   EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);  // the tie at the top rounds to Inf, as IEEE has it
-  EXPECT_EQ(out[in.size() - 1], f32_to_f16(65504.0f + 16.0f * 63));
+  EXPECT_EQ(f32_to_bf16(std::bit_cast<float>(0x3F808000u)), 0x3F80);  // BF16's tie to even, down
+  EXPECT_EQ(f32_to_bf16(std::bit_cast<float>(0x3F818000u)), 0x3F82);  // and up
+  EXPECT_EQ(f32_to_bf16(std::bit_cast<float>(0xFF800001u)), 0xFFC0);  // a signalling NaN made quiet, sign kept
 }
 
 // Lengths that leave a tail after the vector loop, from unaligned starts; nothing past n is written.
@@ -88,6 +99,10 @@ TEST(FloatRows, OddLengthsAndOffsetsConvertExactlyTheirRange) {
       std::vector<uint16_t> halves(static_cast<size_t>(n) + 1, 0xABCD);
       f32_to_f16_row(floats.data() + offset, halves.data(), n);
       for (int64_t i = 0; i < n; ++i) EXPECT_EQ(halves[i], f32_to_f16(floats[offset + i])) << n << " " << i;
+      EXPECT_EQ(halves[n], 0xABCD);
+      halves.assign(halves.size(), 0xABCD);
+      f32_to_bf16_row(floats.data() + offset, halves.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(halves[i], f32_to_bf16(floats[offset + i])) << n << " " << i;
       EXPECT_EQ(halves[n], 0xABCD);
     }
   }
