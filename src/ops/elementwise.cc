@@ -1,9 +1,61 @@
-#include "ops/elementwise.h"
+// rms_norm and softmax plainly; swiglu compiled for every x86 target Highway knows and picked at run time, its
+// lanes computing silu_exp's exact steps (ops/elementwise.h).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/elementwise.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "ops/elementwise.h"
+
+HWY_BEFORE_NAMESPACE();
 namespace lowbit {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+void Swiglu(float* gate, const float* up, int64_t n) {
+  int64_t i = 0;
+  // Only targets with FMA: Highway's MulAdd elsewhere rounds twice, which would change the bits.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const hn::ScalableTag<float> df;
+  const auto c = [&](float v) { return hn::Set(df, v); };
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  for (; i + step <= n; i += step) {
+    const auto g = hn::LoadU(df, gate + i);
+    const auto x = hn::Neg(g);  // silu_exp(-g), step for step
+    const auto xc = hn::Min(hn::Max(x, c(-87.3f)), c(88.3f));
+    const auto k = hn::Round(hn::Mul(xc, c(1.44269504088896341f)));
+    auto r = hn::MulAdd(k, c(-0.693359375f), xc);
+    r = hn::MulAdd(k, c(2.12194440e-4f), r);
+    auto p = c(1.9875691500e-4f);
+    p = hn::MulAdd(p, r, c(1.3981999507e-3f));
+    p = hn::MulAdd(p, r, c(8.3334519073e-3f));
+    p = hn::MulAdd(p, r, c(4.1665795894e-2f));
+    p = hn::MulAdd(p, r, c(1.6666665459e-1f));
+    p = hn::MulAdd(p, r, c(5.0000001201e-1f));
+    const auto y = hn::Add(hn::MulAdd(p, hn::Mul(r, r), r), c(1.0f));
+    const hn::RebindToSigned<decltype(df)> di;
+    const auto two_k = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, k), hn::Set(di, 127))));
+    auto e = hn::Mul(y, two_k);
+    e = hn::IfThenElse(hn::IsNaN(x), x, e);
+    e = hn::IfThenElse(hn::Lt(x, c(-87.3f)), c(0.0f), e);
+    e = hn::IfThenElse(hn::Gt(x, c(88.3f)), c(HUGE_VALF), e);
+    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(c(1.0f), e)), hn::LoadU(df, up + i)), df, gate + i);
+  }
+#endif
+  for (; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lowbit {
+
+HWY_EXPORT(Swiglu);
 
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
   double ss = 0;
@@ -20,8 +72,7 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] /= sum;
 }
 
-void swiglu(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
-}
+void swiglu(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(Swiglu)(gate, up, n); }
 
 }  // namespace lowbit
+#endif  // HWY_ONCE

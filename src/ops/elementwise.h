@@ -12,9 +12,30 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out);
 // In place: x = exp(x - max) / sum (n > 0).
 void softmax(float* x, int64_t n);
 
-inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
+// e^x within 2 ulp for SiLU: x clamped to [-87.3, 88.3] (0 below, +Inf above, NaN kept), then x = n ln2 + r with
+// n = round(x / ln2) and ln2 in two parts, e^r by a degree-7 polynomial (Cephes' expf coefficients), times 2^n.
+// Every step is one IEEE operation or FMA, so swiglu's SIMD lanes (ops/elementwise.cc) give these bits exactly on
+// every target, where libm's expf would not.
+inline float silu_exp(float x) {
+  if (x > 88.3f) return __builtin_inff();
+  if (x < -87.3f) return 0.0f;
+  if (x != x) return x;
+  const float n = __builtin_nearbyintf(x * 1.44269504088896341f);
+  float r = __builtin_fmaf(n, -0.693359375f, x);
+  r = __builtin_fmaf(n, 2.12194440e-4f, r);
+  float p = 1.9875691500e-4f;
+  p = __builtin_fmaf(p, r, 1.3981999507e-3f);
+  p = __builtin_fmaf(p, r, 8.3334519073e-3f);
+  p = __builtin_fmaf(p, r, 4.1665795894e-2f);
+  p = __builtin_fmaf(p, r, 1.6666665459e-1f);
+  p = __builtin_fmaf(p, r, 5.0000001201e-1f);
+  const float y = __builtin_fmaf(p, r * r, r) + 1.0f;
+  return y * __builtin_bit_cast(float, (static_cast<int>(n) + 127) << 23);
+}
 
-// SwiGLU's gating, in place: gate[i] = silu(gate[i]) * up[i].
+inline float silu(float x) { return x / (1.0f + silu_exp(-x)); }
+
+// SwiGLU's gating, in place: gate[i] = silu(gate[i]) * up[i], in SIMD with silu's bits.
 void swiglu(float* gate, const float* up, int64_t n);
 
 }  // namespace lowbit

@@ -1,8 +1,12 @@
 #include "ops/elementwise.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 namespace lowbit {
 namespace {
@@ -35,11 +39,56 @@ TEST(Elementwise, SiluAndSwiglu) {
   EXPECT_EQ(silu(0), 0);
   EXPECT_NEAR(silu(1), 1 / (1 + std::exp(-1.0)), 1e-7);
   EXPECT_FLOAT_EQ(silu(50), 50);
+  EXPECT_EQ(silu(100), 100);
+  EXPECT_EQ(silu(-100), 0);
+  EXPECT_TRUE(std::isnan(silu(NAN)));
   float g[2] = {1, -2};
   const float u[2] = {3, 0.5f};
   swiglu(g, u, 2);
   EXPECT_NEAR(g[0], 3 / (1 + std::exp(-1.0)), 1e-6);
   EXPECT_NEAR(g[1], 0.5 * -2 / (1 + std::exp(2.0)), 1e-6);
+}
+
+// silu_exp within 2 ulp of e^x over the range it computes (checked in double, every 1/64 and near the ends).
+TEST(Elementwise, SiluExpIsWithinTwoUlp) {
+  for (double x = -87.25; x <= 88.25; x += 1.0 / 64) {
+    const double want = std::exp(x);
+    const float got = silu_exp(static_cast<float>(x));
+    const double ulp = std::ldexp(1.0, std::ilogb(static_cast<float>(want)) - 23);
+    ASSERT_LE(std::fabs(got - want), 2 * ulp) << "x = " << x;
+  }
+  EXPECT_EQ(silu_exp(0), 1.0f);
+  EXPECT_EQ(silu_exp(-90), 0.0f);
+  EXPECT_EQ(silu_exp(90), INFINITY);
+}
+
+// The SIMD lanes give the scalar silu's bits on every target, for gates across the whole float range and the edge
+// cases (signed zeros, the clamp bounds and either side, infinities, NaN, subnormals), with tails of every length.
+TEST(Elementwise, SwigluLanesEqualTheScalarOnEveryTarget) {
+  std::vector<float> gates;
+  for (float v = -120; v <= 120; v += 0.013f) gates.push_back(v);
+  for (float v : {0.0f, -0.0f, 87.3f, -87.3f, 88.3f, -88.3f, std::nextafter(87.3f, 0.0f), std::nextafter(-88.3f, 0.0f),
+                  std::nextafter(88.3f, 100.0f), INFINITY, -INFINITY, NAN, 1e-40f, -1e-40f, 3.4e38f, -3.4e38f})
+    gates.push_back(v);
+  for (uint32_t bits = 0; bits < 0xFFFFFFFFu - 0x00FFFFFFu; bits += 0x00FFFFFFu) gates.push_back(std::bit_cast<float>(bits));
+  std::vector<float> ups(gates.size());
+  for (size_t i = 0; i < ups.size(); ++i) ups[i] = 0.5f + static_cast<float>(i % 7);
+  std::vector<float> want(gates.size());
+  for (size_t i = 0; i < gates.size(); ++i) want[i] = silu(gates[i]) * ups[i];
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (size_t n : {gates.size(), size_t{1}, size_t{7}, size_t{15}, size_t{17}, size_t{33}}) {
+      std::vector<float> got(gates.begin(), gates.begin() + static_cast<std::ptrdiff_t>(n));
+      swiglu(got.data(), ups.data(), static_cast<int64_t>(n));
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+            << "gate " << gates[i] << " (" << std::hex << std::bit_cast<uint32_t>(gates[i]) << ") on " << hwy::TargetName(target);
+    }
+    ++targets;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
 }
 
 }  // namespace
