@@ -18,17 +18,25 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // scores[p] = sum over i of q[i] * k[i][p] for p < n (k rows k_stride apart), each summed in order of i: the
-// lanes hold keys.
+// lanes hold keys, kV vectors of them at once (independent add chains, so the adds' latency overlaps).
+template <int kV>
+HWY_INLINE void ScoreVectors(const float* q, const float* k, int64_t k_stride, int64_t dim, float scale, float* scores) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  hn::Vec<decltype(d)> acc[kV];
+  for (auto& a : acc) a = hn::Zero(d);
+  for (int64_t i = 0; i < dim; ++i) {
+    const auto qi = hn::Set(d, q[i]);
+    for (int j = 0; j < kV; ++j) acc[j] = hn::Add(acc[j], hn::Mul(qi, hn::LoadU(d, k + i * k_stride + j * N)));
+  }
+  for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[j], hn::Set(d, scale)), d, scores + j * N);
+}
 HWY_INLINE void Scores(const float* q, const float* k, int64_t k_stride, int64_t dim, int64_t n, float scale,
                        float* scores) {
-  const hn::ScalableTag<float> d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
   int64_t p = 0;
-  for (; p + N <= n; p += N) {
-    auto acc = hn::Zero(d);
-    for (int64_t i = 0; i < dim; ++i) acc = hn::Add(acc, hn::Mul(hn::Set(d, q[i]), hn::LoadU(d, k + i * k_stride + p)));
-    hn::StoreU(hn::Mul(acc, hn::Set(d, scale)), d, scores + p);
-  }
+  for (; p + 4 * N <= n; p += 4 * N) ScoreVectors<4>(q, k + p, k_stride, dim, scale, scores + p);
+  for (; p + N <= n; p += N) ScoreVectors<1>(q, k + p, k_stride, dim, scale, scores + p);
   for (; p < n; ++p) {
     float s = 0;
     for (int64_t i = 0; i < dim; ++i) s += q[i] * k[i * k_stride + p];
@@ -36,14 +44,30 @@ HWY_INLINE void Scores(const float* q, const float* k, int64_t k_stride, int64_t
   }
 }
 
-// out += w * v over n floats (a multiply, then an add: the plain loop's rounding).
-HWY_INLINE void AddScaled(float w, const float* v, float* out, int64_t n) {
+// out[i] = sum over p < n of w[p] * v[p][i] (v rows v_stride apart), each summed in order of p from zero (a
+// multiply, then an add: the plain loop's rounding); kV vectors of out at once, kept in registers over the keys.
+template <int kV>
+HWY_INLINE void WeightedVectors(const float* w, const float* v, int64_t v_stride, int64_t n, float* out) {
   const hn::ScalableTag<float> d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto vw = hn::Set(d, w);
+  const size_t N = hn::Lanes(d);
+  hn::Vec<decltype(d)> acc[kV];
+  for (auto& a : acc) a = hn::Zero(d);
+  for (int64_t p = 0; p < n; ++p) {
+    const auto wp = hn::Set(d, w[p]);
+    for (int j = 0; j < kV; ++j) acc[j] = hn::Add(acc[j], hn::Mul(wp, hn::LoadU(d, v + p * v_stride + j * N)));
+  }
+  for (int j = 0; j < kV; ++j) hn::StoreU(acc[j], d, out + j * N);
+}
+HWY_INLINE void WeightedSum(const float* w, const float* v, int64_t v_stride, int64_t n, float* out, int64_t dim) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
   int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::Add(hn::LoadU(d, out + i), hn::Mul(vw, hn::LoadU(d, v + i))), d, out + i);
-  for (; i < n; ++i) out[i] += w * v[i];
+  for (; i + 4 * N <= dim; i += 4 * N) WeightedVectors<4>(w, v + i, v_stride, n, out + i);
+  for (; i + N <= dim; i += N) WeightedVectors<1>(w, v + i, v_stride, n, out + i);
+  for (; i < dim; ++i) {
+    float o = 0;
+    for (int64_t p = 0; p < n; ++p) o += w[p] * v[p * v_stride + i];
+    out[i] = o;
+  }
 }
 
 // v[0..n) rounded to F16 and back, through the SIMD row conversions (the same bits as f32_to_f16 / f16_to_f32).
@@ -75,11 +99,9 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
       for (int64_t p = 0; p < n_keys; ++p) mx = std::max(mx, scores[static_cast<size_t>(p)]);
       float sum = 0;
       for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
-      float* o = out + t * s.q_stride + h * hd;
-      for (int64_t i = 0; i < hd; ++i) o[i] = 0;
       for (int64_t p = 0; p < n_keys; ++p) scores[static_cast<size_t>(p)] /= sum;  // the weights
       if (round_f16) RoundToF16(scores.data(), n_keys, halves);
-      for (int64_t p = 0; p < n_keys; ++p) AddScaled(scores[static_cast<size_t>(p)], v_cache + p * s.v_stride + kv_off, o, hd);
+      WeightedSum(scores.data(), v_cache + kv_off, s.v_stride, n_keys, out + t * s.q_stride + h * hd, hd);
     }
   });
 }
