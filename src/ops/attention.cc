@@ -27,6 +27,7 @@ HWY_INLINE void ScoreVectors(const float* q, const float* k, int64_t k_stride, i
   for (auto& a : acc) a = hn::Zero(d);
   for (int64_t i = 0; i < dim; ++i) {
     const auto qi = hn::Set(d, q[i]);
+#pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
     for (int j = 0; j < kV; ++j) acc[j] = hn::Add(acc[j], hn::Mul(qi, hn::LoadU(d, k + i * k_stride + j * N)));
   }
   for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[j], hn::Set(d, scale)), d, scores + j * N);
@@ -37,6 +38,18 @@ HWY_INLINE void Scores(const float* q, const float* k, int64_t k_stride, int64_t
   int64_t p = 0;
   for (; p + 4 * N <= n; p += 4 * N) ScoreVectors<4>(q, k + p, k_stride, dim, scale, scores + p);
   for (; p + N <= n; p += N) ScoreVectors<1>(q, k + p, k_stride, dim, scale, scores + p);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  // The last keys in part of a vector: AVX2's and AVX-512's masked loads read nothing past them (Highway's SSE4
+  // MaskedLoad loads the whole vector, which may fault).
+  if (p < n) {
+    const hn::ScalableTag<float> d;
+    const auto keys = hn::FirstN(d, static_cast<size_t>(n - p));
+    auto acc = hn::Zero(d);
+    for (int64_t i = 0; i < dim; ++i) acc = hn::Add(acc, hn::Mul(hn::Set(d, q[i]), hn::MaskedLoad(keys, d, k + i * k_stride + p)));
+    hn::BlendedStore(hn::Mul(acc, hn::Set(d, scale)), keys, d, scores + p);
+    return;
+  }
+#endif
   for (; p < n; ++p) {
     float s = 0;
     for (int64_t i = 0; i < dim; ++i) s += q[i] * k[i * k_stride + p];
@@ -54,6 +67,7 @@ HWY_INLINE void WeightedVectors(const float* w, const float* v, int64_t v_stride
   for (auto& a : acc) a = hn::Zero(d);
   for (int64_t p = 0; p < n; ++p) {
     const auto wp = hn::Set(d, w[p]);
+#pragma GCC unroll 4
     for (int j = 0; j < kV; ++j) acc[j] = hn::Add(acc[j], hn::Mul(wp, hn::LoadU(d, v + p * v_stride + j * N)));
   }
   for (int j = 0; j < kV; ++j) hn::StoreU(acc[j], d, out + j * N);
