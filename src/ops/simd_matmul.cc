@@ -66,7 +66,6 @@ struct F16Values {
   static constexpr int kBlockValues = 8;
   using W = F;
   using A = F;
-  struct Rounding {};  // the FMAs' own
   static W Weights(const uint8_t* p) { return V::LanesHalfF(p); }
   static A Acts(const ActRow& a, int64_t b) { return V::RepeatEightF(a.values + 8 * b); }
   static F Step(F acc, W w, A a) { return V::Fma(w, a, acc); }
@@ -79,25 +78,15 @@ struct F16Values {
 };
 
 // BF16 as the reference's vdpbf16ps steps: the instruction itself where the CPU has it (kInstruction, AVX3_DL
-// only), else two FMAs, odd value first, under MXCSR's flush-to-zero and denormals-are-zero, which round and flush
-// exactly as the instruction does (tests/ops/dot_reference_test.cc). The activations are their bf16 row.
+// only), else two FMAs, odd value first, which under MXCSR's flush-to-zero and denormals-are-zero (FlushSubnormals,
+// around the whole call) round and flush exactly as the instruction does (tests/ops/dot_reference_test.cc). The
+// activations are their bf16 row.
 template <bool kInstruction>
 struct Bf16Pairs {
   static constexpr const PackFormat& kPack = kBf16Pack;
   static constexpr int kBlockValues = 16;
   using W = I;
   using A = I;
-  // MXCSR with FTZ and DAZ while the emulated steps run; restored before anything else does float work.
-  struct Rounding {
-    static constexpr unsigned kFlush = 0x8040;  // FTZ | DAZ
-    unsigned saved = _mm_getcsr();
-    Rounding() {
-      if constexpr (!kInstruction) _mm_setcsr(saved | kFlush);
-    }
-    ~Rounding() {
-      if constexpr (!kInstruction) _mm_setcsr(saved);
-    }
-  };
   static W Weights(const uint8_t* p) { return V::LoadLanes(p); }
   static A Acts(const ActRow& a, int64_t b) { return V::RepeatPairs(a.blocks + 32 * b); }
   static F Step(F acc, W w, A a) {
@@ -129,21 +118,16 @@ struct HalfLanes {
       F acc[T][kGroup];
       for (auto& vectors : acc)
         for (F& a : vectors) a = V::ZeroF();
-      {
-        const typename Format::Rounding rounding;
-        PinAll(acc);  // the steps stay between the rounding mode's set and restore
-        for (int64_t b = 0; b < n_blocks; ++b) {
-          const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot + static_cast<size_t>(v0) * kVectorBytes;
-          if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
-          else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
-          typename Format::W w[kGroup];
-          for (int g = 0; g < kGroup; ++g) w[g] = Format::Weights(slot + g * kVectorBytes);
-          for (int t = 0; t < T; ++t) {
-            const typename Format::A a = Format::Acts(acts[t], b);
-            for (int g = 0; g < kGroup; ++g) acc[t][g] = Format::Step(acc[t][g], w[g], a);
-          }
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot + static_cast<size_t>(v0) * kVectorBytes;
+        if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+        else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
+        typename Format::W w[kGroup];
+        for (int g = 0; g < kGroup; ++g) w[g] = Format::Weights(slot + g * kVectorBytes);
+        for (int t = 0; t < T; ++t) {
+          const typename Format::A a = Format::Acts(acts[t], b);
+          for (int g = 0; g < kGroup; ++g) acc[t][g] = Format::Step(acc[t][g], w[g], a);
         }
-        PinAll(acc);
       }
       for (int t = 0; t < T; ++t)
         for (int g = 0; g < kGroup; ++g) {
@@ -171,13 +155,25 @@ struct HalfLanes {
       }
   }
 
- private:
-  // Every accumulator's value made opaque to the compiler at this point, so no step moves across it.
-  template <int T, int G>
-  static void PinAll(F (&acc)[T][G]) {
-    for (auto& vectors : acc)
-      for (F& a : vectors) asm volatile("" : "+v"(a));
+};
+
+// BF16's rounding mode (ops/dot_reference.cc's dot_bf16) while a call's tiles, sums and tails run: MXCSR's
+// flush-to-zero and denormals-are-zero, the previous mode restored at the end.
+class FlushSubnormals {
+ public:
+  explicit FlushSubnormals(bool on) : saved_(_mm_getcsr()), on_(on) {
+    if (on_) _mm_setcsr(saved_ | kFtzDaz);
   }
+  ~FlushSubnormals() {
+    if (on_) _mm_setcsr(saved_);
+  }
+  FlushSubnormals(const FlushSubnormals&) = delete;
+  FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+ private:
+  static constexpr unsigned kFtzDaz = 0x8040;
+  unsigned saved_;
+  bool on_;
 };
 
 // fn.template operator()<T>() for the compile-time T == nt (1 <= nt <= kT).
@@ -313,6 +309,7 @@ int PackRows(DType type) {
 void MatmulRows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
                 int64_t r0, int64_t r1, int64_t n_out, float* y) {
 #if LOWBIT_WIDE_KERNELS
+  const FlushSubnormals flush(type == DType::BF16);
   const bool done = WithFamily(type, [&](auto family) {
     Rows<decltype(family)>(data, w, acts, n, nt, r0, r1, n_out, y);
     return true;

@@ -21,8 +21,10 @@ namespace {
 uint16_t bf16_bits(float v) { return static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16); }  // v is bf16-exact
 
 // The row's dot as the kernels' lanes compute it, with the instruction: eight lanes of one 256-bit vdpbf16ps per
-// 16 values, then the reference's pairwise sum and tail.
-[[gnu::target("avx512bf16,avx512vl,avx512f")]] float instruction_dot(const uint16_t* w, const uint16_t* a, int64_t n) {
+// 16 values, then the pairwise sum and the tail (FMAs), all under MXCSR's FTZ and DAZ as the kernels run them.
+[[gnu::target("avx512bf16,avx512vl,avx512f,fma")]] float instruction_dot(const uint16_t* w, const uint16_t* a, int64_t n) {
+  const unsigned saved = _mm_getcsr();
+  _mm_setcsr(saved | 0x8040);
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -32,9 +34,12 @@ uint16_t bf16_bits(float v) { return static_cast<uint16_t>(std::bit_cast<uint32_
   }
   alignas(32) float l[8];
   _mm256_store_ps(l, acc);
-  float tail = 0;
-  for (; i < n; ++i) tail = std::fma(bf16_to_f32(w[i]), bf16_to_f32(a[i]), tail);
-  return (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))) + tail;
+  __m128 tail = _mm_setzero_ps();
+  for (; i < n; ++i) tail = _mm_fmadd_ss(_mm_set_ss(bf16_to_f32(w[i])), _mm_set_ss(bf16_to_f32(a[i])), tail);
+  const auto add = [](float x, float y) { return _mm_cvtss_f32(_mm_add_ss(_mm_set_ss(x), _mm_set_ss(y))); };
+  const float sum = add(add(add(add(l[0], l[4]), add(l[2], l[6])), add(add(l[1], l[5]), add(l[3], l[7]))), _mm_cvtss_f32(tail));
+  _mm_setcsr(saved);
+  return sum;
 }
 
 // One lane's two steps, lane 0 of a 16-value row: acc from the first pair, then the second pair.
