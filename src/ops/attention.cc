@@ -95,13 +95,14 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
   const int64_t hd = s.head_dim, group = s.n_head / s.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // One task per (token, head), split statically: each task's arithmetic is the same on any thread.
+  // One task per (token, head), dealt out in turn (thread i takes tasks i, i + n, ...): a causal batch's later
+  // tokens have more keys, so contiguous shares left the first thread with a quarter of the work. Each task's
+  // arithmetic is the same on any thread.
   const int64_t n_tasks = n_tokens * s.n_head;
   parallel_region(static_cast<int>(std::min<int64_t>(threads, n_tasks)), [&](int me, int n_threads) {
     std::vector<float> scores(static_cast<size_t>(n_past + n_tokens)), qh(static_cast<size_t>(hd));
     std::vector<uint16_t> halves;
-    const Share share = static_share(n_tasks, me, n_threads);
-    for (int64_t task = share.begin; task < share.end; ++task) {
+    for (int64_t task = me; task < n_tasks; task += n_threads) {
       const int64_t t = task / s.n_head, h = task % s.n_head;
       const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
       const float* qt = q + t * s.q_stride + h * hd;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -298,7 +299,10 @@ float dot_iq4_xs(const void* w_row, const void* act_row, int64_t n) {
 
 // ---- F16 / BF16 against activations rounded to the same type. The pairwise sum of eight float lanes at the end,
 // then the tail past the last whole group, one FMA per value. ----
-float pairwise_eight(const float* l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); }
+template <typename Add = std::plus<float>>
+float pairwise_eight(const float* l, Add add = {}) {
+  return add(add(add(l[0], l[4]), add(l[2], l[6])), add(add(l[1], l[5]), add(l[3], l[7])));
+}
 
 // F16: value i into lane i % 8, one FMA each.
 float dot_f16(const void* w_row, const void* act_row, int64_t n) {
@@ -352,8 +356,7 @@ float dot_bf16(const void* w_row, const void* act_row, int64_t n) {
     }
   float tail = 0;
   for (; i < n; ++i) tail = bf16_step(bf16_to_f32(w[i]), bf16_to_f32(a[i]), tail);
-  const float sum = bf16_add(bf16_add(bf16_add(l[0], l[4]), bf16_add(l[2], l[6])), bf16_add(bf16_add(l[1], l[5]), bf16_add(l[3], l[7])));
-  return bf16_add(sum, tail);
+  return bf16_add(pairwise_eight(l, bf16_add), tail);
 }
 
 }  // namespace

@@ -154,7 +154,6 @@ struct HalfLanes {
         y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] += tail;
       }
   }
-
 };
 
 // BF16's rounding mode (ops/dot_reference.cc's dot_bf16) while a call's tiles, sums and tails run: MXCSR's
