@@ -17,71 +17,107 @@ namespace lowbit {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// scores[p] = sum over i of q[i] * k[i][p] for p < n (k rows k_stride apart), each summed in order of i: the
-// lanes hold keys, kV vectors of them at once (independent add chains, so the adds' latency overlaps).
-template <int kV>
-HWY_INLINE void ScoreVectors(const float* q, const float* k, int64_t k_stride, int64_t dim, float scale, float* scores) {
+// Query heads that share a KV head are computed kH at a time (a block of up to kHeadBlock), so each key and value
+// vector loaded serves all of them. Within a head nothing changes: every lane's sum runs in the same order.
+constexpr int kHeadBlock = 4;
+
+// scores[h][p] = sum over i of q[h][i] * k[i][p] for p < n (q rows `dim` apart, k rows k_stride apart, score rows
+// s_stride apart), each summed in order of i: the lanes hold keys, kV vectors of them at once (independent add
+// chains, so the adds' latency overlaps), for kH heads.
+template <int kH, int kV>
+HWY_INLINE void ScoreVectors(const float* q, const float* k, int64_t k_stride, int64_t dim, float scale, float* scores,
+                             int64_t s_stride) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
-  hn::Vec<decltype(d)> acc[kV];
-  for (auto& a : acc) a = hn::Zero(d);
+  hn::Vec<decltype(d)> acc[kH][kV];
+  for (auto& head : acc)
+    for (auto& a : head) a = hn::Zero(d);
   for (int64_t i = 0; i < dim; ++i) {
-    const auto qi = hn::Set(d, q[i]);
+    hn::Vec<decltype(d)> keys[kV];
 #pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
-    for (int j = 0; j < kV; ++j) acc[j] = hn::Add(acc[j], hn::Mul(qi, hn::LoadU(d, k + i * k_stride + j * N)));
+    for (int j = 0; j < kV; ++j) keys[j] = hn::LoadU(d, k + i * k_stride + j * N);
+#pragma GCC unroll 4
+    for (int h = 0; h < kH; ++h) {
+      const auto qi = hn::Set(d, q[h * dim + i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < kV; ++j) acc[h][j] = hn::Add(acc[h][j], hn::Mul(qi, keys[j]));
+    }
   }
-  for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[j], hn::Set(d, scale)), d, scores + j * N);
+  for (int h = 0; h < kH; ++h)
+    for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[h][j], hn::Set(d, scale)), d, scores + h * s_stride + j * N);
 }
+template <int kH>
 HWY_INLINE void Scores(const float* q, const float* k, int64_t k_stride, int64_t dim, int64_t n, float scale,
-                       float* scores) {
+                       float* scores, int64_t s_stride) {
+  constexpr int kV = kH == 1 ? 4 : 2;
   const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
   int64_t p = 0;
-  for (; p + 4 * N <= n; p += 4 * N) ScoreVectors<4>(q, k + p, k_stride, dim, scale, scores + p);
-  for (; p + N <= n; p += N) ScoreVectors<1>(q, k + p, k_stride, dim, scale, scores + p);
+  for (; p + kV * N <= n; p += kV * N) ScoreVectors<kH, kV>(q, k + p, k_stride, dim, scale, scores + p, s_stride);
+  for (; p + N <= n; p += N) ScoreVectors<kH, 1>(q, k + p, k_stride, dim, scale, scores + p, s_stride);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   // The last keys in part of a vector: AVX2's and AVX-512's masked loads read nothing past them (Highway's SSE4
   // MaskedLoad loads the whole vector, which may fault).
   if (p < n) {
     const hn::ScalableTag<float> d;
-    const auto keys = hn::FirstN(d, static_cast<size_t>(n - p));
-    auto acc = hn::Zero(d);
-    for (int64_t i = 0; i < dim; ++i) acc = hn::Add(acc, hn::Mul(hn::Set(d, q[i]), hn::MaskedLoad(keys, d, k + i * k_stride + p)));
-    hn::BlendedStore(hn::Mul(acc, hn::Set(d, scale)), keys, d, scores + p);
+    const auto valid = hn::FirstN(d, static_cast<size_t>(n - p));
+    hn::Vec<decltype(d)> acc[kH];
+    for (auto& a : acc) a = hn::Zero(d);
+    for (int64_t i = 0; i < dim; ++i) {
+      const auto keys = hn::MaskedLoad(valid, d, k + i * k_stride + p);
+#pragma GCC unroll 4
+      for (int h = 0; h < kH; ++h) acc[h] = hn::Add(acc[h], hn::Mul(hn::Set(d, q[h * dim + i]), keys));
+    }
+    for (int h = 0; h < kH; ++h) hn::BlendedStore(hn::Mul(acc[h], hn::Set(d, scale)), valid, d, scores + h * s_stride + p);
     return;
   }
 #endif
-  for (; p < n; ++p) {
-    float s = 0;
-    for (int64_t i = 0; i < dim; ++i) s += q[i] * k[i * k_stride + p];
-    scores[p] = s * scale;
-  }
+  for (; p < n; ++p)
+    for (int h = 0; h < kH; ++h) {
+      float s = 0;
+      for (int64_t i = 0; i < dim; ++i) s += q[h * dim + i] * k[i * k_stride + p];
+      scores[h * s_stride + p] = s * scale;
+    }
 }
 
-// out[i] = sum over p < n of w[p] * v[p][i] (v rows v_stride apart), each summed in order of p from zero (a
-// multiply, then an add: the plain loop's rounding); kV vectors of out at once, kept in registers over the keys.
-template <int kV>
-HWY_INLINE void WeightedVectors(const float* w, const float* v, int64_t v_stride, int64_t n, float* out) {
+// out[h][i] = sum over p < n of w[h][p] * v[p][i] (w rows w_stride apart, v rows v_stride apart, out rows `dim`
+// apart), each summed in order of p from zero (a multiply, then an add: the plain loop's rounding); kV vectors of
+// out at once for kH heads, kept in registers over the keys.
+template <int kH, int kV>
+HWY_INLINE void WeightedVectors(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t n, float* out,
+                                int64_t dim) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
-  hn::Vec<decltype(d)> acc[kV];
-  for (auto& a : acc) a = hn::Zero(d);
+  hn::Vec<decltype(d)> acc[kH][kV];
+  for (auto& head : acc)
+    for (auto& a : head) a = hn::Zero(d);
   for (int64_t p = 0; p < n; ++p) {
-    const auto wp = hn::Set(d, w[p]);
+    hn::Vec<decltype(d)> values[kV];
 #pragma GCC unroll 4
-    for (int j = 0; j < kV; ++j) acc[j] = hn::Add(acc[j], hn::Mul(wp, hn::LoadU(d, v + p * v_stride + j * N)));
+    for (int j = 0; j < kV; ++j) values[j] = hn::LoadU(d, v + p * v_stride + j * N);
+#pragma GCC unroll 4
+    for (int h = 0; h < kH; ++h) {
+      const auto wp = hn::Set(d, w[h * w_stride + p]);
+#pragma GCC unroll 4
+      for (int j = 0; j < kV; ++j) acc[h][j] = hn::Add(acc[h][j], hn::Mul(wp, values[j]));
+    }
   }
-  for (int j = 0; j < kV; ++j) hn::StoreU(acc[j], d, out + j * N);
+  for (int h = 0; h < kH; ++h)
+    for (int j = 0; j < kV; ++j) hn::StoreU(acc[h][j], d, out + h * dim + j * N);
 }
-HWY_INLINE void WeightedSum(const float* w, const float* v, int64_t v_stride, int64_t n, float* out, int64_t dim) {
+template <int kH>
+HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t n, float* out,
+                            int64_t dim) {
+  constexpr int kV = kH == 1 ? 4 : 2;
   const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
   int64_t i = 0;
-  for (; i + 4 * N <= dim; i += 4 * N) WeightedVectors<4>(w, v + i, v_stride, n, out + i);
-  for (; i + N <= dim; i += N) WeightedVectors<1>(w, v + i, v_stride, n, out + i);
-  for (; i < dim; ++i) {
-    float o = 0;
-    for (int64_t p = 0; p < n; ++p) o += w[p] * v[p * v_stride + i];
-    out[i] = o;
-  }
+  for (; i + kV * N <= dim; i += kV * N) WeightedVectors<kH, kV>(w, w_stride, v + i, v_stride, n, out + i, dim);
+  for (; i + N <= dim; i += N) WeightedVectors<kH, 1>(w, w_stride, v + i, v_stride, n, out + i, dim);
+  for (; i < dim; ++i)
+    for (int h = 0; h < kH; ++h) {
+      float o = 0;
+      for (int64_t p = 0; p < n; ++p) o += w[h * w_stride + p] * v[p * v_stride + i];
+      out[h * dim + i] = o;
+    }
 }
 
 // v[0..n) rounded to F16 and back, through the SIMD row conversions (the same bits as f32_to_f16 / f16_to_f32).
@@ -93,30 +129,41 @@ inline void RoundToF16(float* v, int64_t n, std::vector<uint16_t>& halves) {
 
 void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
-  const int64_t hd = s.head_dim, group = s.n_head / s.n_head_kv;
+  const int64_t hd = s.head_dim, group = s.n_head / s.n_head_kv, n_ctx = n_past + n_tokens;
+  const int64_t blocks = (group + kHeadBlock - 1) / kHeadBlock;  // head blocks per KV head
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // One task per (token, head), dealt out in turn (thread i takes tasks i, i + n, ...): a causal batch's later
-  // tokens have more keys, so contiguous shares left the first thread with a quarter of the work. Each task's
-  // arithmetic is the same on any thread.
-  const int64_t n_tasks = n_tokens * s.n_head;
+  // One task per (token, block of heads sharing a KV head), dealt out in turn (thread i takes tasks i, i + n, ...):
+  // a causal batch's later tokens have more keys, so contiguous shares left the first thread with a quarter of the
+  // work. Each task's arithmetic is the same on any thread.
+  const int64_t n_tasks = n_tokens * s.n_head_kv * blocks;
   parallel_region(static_cast<int>(std::min<int64_t>(threads, n_tasks)), [&](int me, int n_threads) {
-    std::vector<float> scores(static_cast<size_t>(n_past + n_tokens)), qh(static_cast<size_t>(hd));
+    std::vector<float> scores(static_cast<size_t>(kHeadBlock * n_ctx)), qh(static_cast<size_t>(kHeadBlock * hd));
     std::vector<uint16_t> halves;
     for (int64_t task = me; task < n_tasks; task += n_threads) {
-      const int64_t t = task / s.n_head, h = task % s.n_head;
+      const int64_t t = task / (s.n_head_kv * blocks), kv_head = task / blocks % s.n_head_kv, block = task % blocks;
+      const int64_t h0 = kv_head * group + block * kHeadBlock, n_heads = std::min<int64_t>(kHeadBlock, group - block * kHeadBlock);
       const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
-      const float* qt = q + t * s.q_stride + h * hd;
-      std::copy(qt, qt + hd, qh.begin());
-      if (round_f16) RoundToF16(qh.data(), hd, halves);
-      const int64_t kv_off = (h / group) * hd;
-      Scores(qh.data(), k_cache + kv_off * s.k_stride, s.k_stride, hd, n_keys, scale, scores.data());
-      float mx = -INFINITY;
-      for (int64_t p = 0; p < n_keys; ++p) mx = std::max(mx, scores[static_cast<size_t>(p)]);
-      float sum = 0;
-      for (int64_t p = 0; p < n_keys; ++p) sum += (scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx));
-      for (int64_t p = 0; p < n_keys; ++p) scores[static_cast<size_t>(p)] /= sum;  // the weights
-      if (round_f16) RoundToF16(scores.data(), n_keys, halves);
-      WeightedSum(scores.data(), v_cache + kv_off, s.v_stride, n_keys, out + t * s.q_stride + h * hd, hd);
+      const float* qt = q + t * s.q_stride + h0 * hd;
+      std::copy(qt, qt + n_heads * hd, qh.begin());  // the block's heads are adjacent in q
+      if (round_f16) RoundToF16(qh.data(), n_heads * hd, halves);
+      const float* k = k_cache + kv_head * hd * s.k_stride;
+      const float* v = v_cache + kv_head * hd;
+      float* o = out + t * s.q_stride + h0 * hd;
+      if (n_heads == kHeadBlock) Scores<kHeadBlock>(qh.data(), k, s.k_stride, hd, n_keys, scale, scores.data(), n_ctx);
+      else
+        for (int64_t h = 0; h < n_heads; ++h) Scores<1>(qh.data() + h * hd, k, s.k_stride, hd, n_keys, scale, scores.data() + h * n_ctx, n_ctx);
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* w = scores.data() + h * n_ctx;
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n_keys; ++p) mx = std::max(mx, w[p]);
+        float sum = 0;
+        for (int64_t p = 0; p < n_keys; ++p) sum += (w[p] = std::exp(w[p] - mx));
+        for (int64_t p = 0; p < n_keys; ++p) w[p] /= sum;  // the weights
+        if (round_f16) RoundToF16(w, n_keys, halves);
+      }
+      if (n_heads == kHeadBlock) WeightedSum<kHeadBlock>(scores.data(), n_ctx, v, s.v_stride, n_keys, o, hd);
+      else
+        for (int64_t h = 0; h < n_heads; ++h) WeightedSum<1>(scores.data() + h * n_ctx, n_ctx, v, s.v_stride, n_keys, o + h * hd, hd);
     }
   });
 }

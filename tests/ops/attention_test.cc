@@ -1,6 +1,6 @@
-// Attention against the plain loops its header describes, bit for bit, on every SIMD target: grouped-query heads,
-// head sizes with and without a vector tail, key counts below one vector and past four, with and without the F16
-// rounding, one and two threads.
+// Attention against the plain loops its header describes, bit for bit, on every SIMD target: grouped-query heads
+// (groups of 1, 2, 3, 4, 6 and 8, so whole and partial blocks of four heads), head sizes with and without a vector
+// tail, key counts below one vector and past four, with and without the F16 rounding, one and two threads.
 #include "ops/attention.h"
 
 #include <gtest/gtest.h>
@@ -56,7 +56,8 @@ TEST(Attention, EqualsThePlainLoopsOnEveryTarget) {
   struct Case {
     int64_t n_head, n_head_kv, head_dim, n_past, n_tokens;
   };
-  for (const Case& c : {Case{4, 2, 64, 0, 7}, Case{4, 4, 40, 70, 3}, Case{6, 2, 24, 3, 1}, Case{2, 1, 128, 200, 2}}) {
+  for (const Case& c : {Case{4, 2, 64, 0, 7}, Case{4, 4, 40, 70, 3}, Case{6, 2, 24, 3, 1}, Case{2, 1, 128, 200, 2},
+                      Case{8, 2, 64, 37, 5}, Case{32, 4, 64, 90, 3}, Case{12, 2, 40, 20, 2}}) {
     const int64_t n_ctx = c.n_past + c.n_tokens + 5;
     const AttentionShape s{c.n_head, c.n_head_kv, c.head_dim, c.n_head * c.head_dim, c.n_head_kv * c.head_dim, n_ctx};
     std::vector<float> q(static_cast<size_t>(c.n_tokens * s.q_stride)), k(static_cast<size_t>(s.v_stride * n_ctx)),
