@@ -21,28 +21,38 @@ namespace hn = hwy::HWY_NAMESPACE;
 // vector loaded serves all of them. Within a head nothing changes: every lane's sum runs in the same order.
 constexpr int kHeadBlock = 4;
 
+// acc[h][j] = sum over r < n of a[h][r] * b[r][j] (a rows a_stride apart, b rows b_stride apart, column j the
+// j-th vector of a b row), each summed in order of r from zero (a multiply, then an add: the plain loop's
+// rounding): kH rows of scalars against kV vectors, each vector loaded once for all kH rows, every sum its own
+// add chain (so the adds' latency overlaps).
+template <int kH, int kV, class D>
+HWY_INLINE void RowsTimesVectors(D d, const float* a, int64_t a_stride, const float* b, int64_t b_stride, int64_t n,
+                                 hn::Vec<D> (&acc)[kH][kV]) {
+  const size_t N = hn::Lanes(d);
+  for (auto& row : acc)
+    for (auto& x : row) x = hn::Zero(d);
+  for (int64_t r = 0; r < n; ++r) {
+    hn::Vec<D> column[kV];
+#pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
+    for (int j = 0; j < kV; ++j) column[j] = hn::LoadU(d, b + r * b_stride + j * N);
+#pragma GCC unroll 4
+    for (int h = 0; h < kH; ++h) {
+      const auto ahr = hn::Set(d, a[h * a_stride + r]);
+#pragma GCC unroll 4
+      for (int j = 0; j < kV; ++j) acc[h][j] = hn::Add(acc[h][j], hn::Mul(ahr, column[j]));
+    }
+  }
+}
+
 // scores[h][p] = sum over i of q[h][i] * k[i][p] for p < n (q rows `dim` apart, k rows k_stride apart, score rows
-// s_stride apart), each summed in order of i: the lanes hold keys, kV vectors of them at once (independent add
-// chains, so the adds' latency overlaps), for kH heads.
+// s_stride apart), then times the scale: the lanes hold keys, kV vectors of them for kH heads.
 template <int kH, int kV>
 HWY_INLINE void ScoreVectors(const float* q, const float* k, int64_t k_stride, int64_t dim, float scale, float* scores,
                              int64_t s_stride) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   hn::Vec<decltype(d)> acc[kH][kV];
-  for (auto& head : acc)
-    for (auto& a : head) a = hn::Zero(d);
-  for (int64_t i = 0; i < dim; ++i) {
-    hn::Vec<decltype(d)> keys[kV];
-#pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
-    for (int j = 0; j < kV; ++j) keys[j] = hn::LoadU(d, k + i * k_stride + j * N);
-#pragma GCC unroll 4
-    for (int h = 0; h < kH; ++h) {
-      const auto qi = hn::Set(d, q[h * dim + i]);
-#pragma GCC unroll 4
-      for (int j = 0; j < kV; ++j) acc[h][j] = hn::Add(acc[h][j], hn::Mul(qi, keys[j]));
-    }
-  }
+  RowsTimesVectors(d, q, dim, k, k_stride, dim, acc);
   for (int h = 0; h < kH; ++h)
     for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[h][j], hn::Set(d, scale)), d, scores + h * s_stride + j * N);
 }
@@ -80,27 +90,14 @@ HWY_INLINE void Scores(const float* q, const float* k, int64_t k_stride, int64_t
 }
 
 // out[h][i] = sum over p < n of w[h][p] * v[p][i] (w rows w_stride apart, v rows v_stride apart, out rows `dim`
-// apart), each summed in order of p from zero (a multiply, then an add: the plain loop's rounding); kV vectors of
-// out at once for kH heads, kept in registers over the keys.
+// apart): kV vectors of out for kH heads, kept in registers over the keys.
 template <int kH, int kV>
 HWY_INLINE void WeightedVectors(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t n, float* out,
                                 int64_t dim) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   hn::Vec<decltype(d)> acc[kH][kV];
-  for (auto& head : acc)
-    for (auto& a : head) a = hn::Zero(d);
-  for (int64_t p = 0; p < n; ++p) {
-    hn::Vec<decltype(d)> values[kV];
-#pragma GCC unroll 4
-    for (int j = 0; j < kV; ++j) values[j] = hn::LoadU(d, v + p * v_stride + j * N);
-#pragma GCC unroll 4
-    for (int h = 0; h < kH; ++h) {
-      const auto wp = hn::Set(d, w[h * w_stride + p]);
-#pragma GCC unroll 4
-      for (int j = 0; j < kV; ++j) acc[h][j] = hn::Add(acc[h][j], hn::Mul(wp, values[j]));
-    }
-  }
+  RowsTimesVectors(d, w, w_stride, v, v_stride, n, acc);
   for (int h = 0; h < kH; ++h)
     for (int j = 0; j < kV; ++j) hn::StoreU(acc[h][j], d, out + h * dim + j * N);
 }

@@ -60,6 +60,12 @@ namespace HWY_NAMESPACE {
 // to llama.cpp's prompts.) A batch prefetches the next row tile into L2 as it goes: its first pass would otherwise
 // wait on memory (Batch64 149-154 without) ----
 
+inline uint16_t Bits16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
 // What a tile needs of each format: its unit, a weight vector, the token's activations for a unit, one step.
 struct F16Values {
   static constexpr const PackFormat& kPack = kF16Pack;
@@ -69,11 +75,7 @@ struct F16Values {
   static W Weights(const uint8_t* p) { return V::LanesHalfF(p); }
   static A Acts(const ActRow& a, int64_t b) { return V::RepeatEightF(a.values + 8 * b); }
   static F Step(F acc, W w, A a) { return V::Fma(w, a, acc); }
-  static float Value(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return f16_to_f32(v);
-  }
+  static float Value(const uint8_t* p) { return f16_to_f32(Bits16(p)); }
   static float Act(const ActRow& a, int64_t k) { return a.values[k]; }
 };
 
@@ -95,11 +97,7 @@ struct Bf16Pairs {
 #endif
     return V::Fma(V::EvenBf16F(w), V::EvenBf16F(a), V::Fma(V::OddBf16F(w), V::OddBf16F(a), acc));
   }
-  static float Value(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return bf16_to_f32(v);
-  }
+  static float Value(const uint8_t* p) { return bf16_to_f32(Bits16(p)); }
   static float Act(const ActRow& a, int64_t k) { return Value(a.blocks + 2 * k); }
 };
 
