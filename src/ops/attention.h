@@ -1,7 +1,8 @@
 // Causal multi-head attention over a KV cache, for n_tokens queries at positions n_past.. (grouped-query heads
-// share their KV head). One task per (token, head); each keeps one row of n_keys scores and nothing larger, so
-// memory does not grow with the batch. Dot products and the weighted sum of values use the widest SIMD the CPU
-// has (Highway); each task is computed alone in a fixed order, so results do not depend on the thread count.
+// share their KV head). One task per (token, block of up to four heads sharing a KV head, so each key and value
+// vector loaded serves them all); each keeps a row of n_keys scores per head and nothing larger, so memory does not
+// grow with the batch. Dot products and the weighted sum of values use the widest SIMD the CPU has (Highway); each
+// head's sums run in a fixed order, so results do not depend on the thread count or the blocking.
 #pragma once
 
 #include <cstdint>
