@@ -29,13 +29,11 @@ void encode_plain(const float* src, void* dst, int64_t nrows, int64_t n_per_row,
 }
 
 // F16 and BF16 rows convert through core/float_rows.h (SIMD, same bits as the scalar converters).
-void f16_rows_to_f32(const void* src, float* dst, int64_t n) { f16_to_f32_row(static_cast<const uint16_t*>(src), dst, n); }
-void bf16_rows_to_f32(const void* src, float* dst, int64_t n) { bf16_to_f32_row(static_cast<const uint16_t*>(src), dst, n); }
-void f32_to_f16_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float*) {
-  f32_to_f16_row(src, static_cast<uint16_t*>(dst), nrows * n_per_row);
-}
-void f32_to_bf16_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float*) {
-  f32_to_bf16_row(src, static_cast<uint16_t*>(dst), nrows * n_per_row);
+template <void (*kRow)(const uint16_t*, float*, int64_t)>
+void halves_to_f32(const void* src, float* dst, int64_t n) { kRow(static_cast<const uint16_t*>(src), dst, n); }
+template <void (*kRow)(const float*, uint16_t*, int64_t)>
+void f32_to_halves(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float*) {
+  kRow(src, static_cast<uint16_t*>(dst), nrows * n_per_row);
 }
 
 float f32_identity(float v) { return v; }
@@ -52,8 +50,8 @@ constexpr bool kF = true;   // is_float
 const TypeTraits kTypes[] = {
     // type          name       block bytes quant float to_float                                  quantize
     {DType::F32, "f32", 1, 4, false, kF, decode_plain<float, f32_identity>, encode_plain<float, f32_identity>, false},
-    {DType::F16, "f16", 1, 2, false, kF, f16_rows_to_f32, f32_to_f16_rows, false},
-    {DType::BF16, "bf16", 1, 2, false, kF, bf16_rows_to_f32, f32_to_bf16_rows, false},
+    {DType::F16, "f16", 1, 2, false, kF, halves_to_f32<f16_to_f32_row>, f32_to_halves<f32_to_f16_row>, false},
+    {DType::BF16, "bf16", 1, 2, false, kF, halves_to_f32<bf16_to_f32_row>, f32_to_halves<f32_to_bf16_row>, false},
     {DType::F64, "f64", 1, 8, false, kF, decode_plain<double, f64_to_f32>, encode_plain<double, f32_to_f64>, false},
     {DType::F8_E4M3, "f8_e4m3", 1, 1, false, kF, decode_plain<uint8_t, fp8_e4m3_to_f32>, encode_plain<uint8_t, e4m3_encode>, false},
     {DType::F8_E5M2, "f8_e5m2", 1, 1, false, kF, decode_plain<uint8_t, fp8_e5m2_to_f32>, encode_plain<uint8_t, e5m2_encode>, false},

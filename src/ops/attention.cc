@@ -10,6 +10,7 @@
 
 #include "core/float_rows.h"
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "util/parallel.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -25,16 +26,17 @@ constexpr int kHeadBlock = 4;
 // j-th vector of a b row), each summed in order of r from zero (a multiply, then an add: the plain loop's
 // rounding): kH rows of scalars against kV vectors, each vector loaded once for all kH rows, every sum its own
 // add chain (so the adds' latency overlaps).
-template <int kH, int kV, class D>
+// `load(d, p)` reads each vector (LoadU, or a masked load for a row's last keys).
+template <int kH, int kV, class D, class Load>
 HWY_INLINE void RowsTimesVectors(D d, const float* a, int64_t a_stride, const float* b, int64_t b_stride, int64_t n,
-                                 hn::Vec<D> (&acc)[kH][kV]) {
+                                 hn::Vec<D> (&acc)[kH][kV], Load load) {
   const size_t N = hn::Lanes(d);
   for (auto& row : acc)
     for (auto& x : row) x = hn::Zero(d);
   for (int64_t r = 0; r < n; ++r) {
     hn::Vec<D> column[kV];
 #pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
-    for (int j = 0; j < kV; ++j) column[j] = hn::LoadU(d, b + r * b_stride + j * N);
+    for (int j = 0; j < kV; ++j) column[j] = load(d, b + r * b_stride + j * N);
 #pragma GCC unroll 4
     for (int h = 0; h < kH; ++h) {
       const auto ahr = hn::Set(d, a[h * a_stride + r]);
@@ -52,7 +54,7 @@ HWY_INLINE void ScoreVectors(const float* q, const float* k, int64_t k_stride, i
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   hn::Vec<decltype(d)> acc[kH][kV];
-  RowsTimesVectors(d, q, dim, k, k_stride, dim, acc);
+  RowsTimesVectors(d, q, dim, k, k_stride, dim, acc, [](auto dd, const float* p) { return hn::LoadU(dd, p); });
   for (int h = 0; h < kH; ++h)
     for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[h][j], hn::Set(d, scale)), d, scores + h * s_stride + j * N);
 }
@@ -70,14 +72,9 @@ HWY_INLINE void Scores(const float* q, const float* k, int64_t k_stride, int64_t
   if (p < n) {
     const hn::ScalableTag<float> d;
     const auto valid = hn::FirstN(d, static_cast<size_t>(n - p));
-    hn::Vec<decltype(d)> acc[kH];
-    for (auto& a : acc) a = hn::Zero(d);
-    for (int64_t i = 0; i < dim; ++i) {
-      const auto keys = hn::MaskedLoad(valid, d, k + i * k_stride + p);
-#pragma GCC unroll 4
-      for (int h = 0; h < kH; ++h) acc[h] = hn::Add(acc[h], hn::Mul(hn::Set(d, q[h * dim + i]), keys));
-    }
-    for (int h = 0; h < kH; ++h) hn::BlendedStore(hn::Mul(acc[h], hn::Set(d, scale)), valid, d, scores + h * s_stride + p);
+    hn::Vec<decltype(d)> acc[kH][1];
+    RowsTimesVectors(d, q, dim, k + p, k_stride, dim, acc, [&](auto dd, const float* at) { return hn::MaskedLoad(valid, dd, at); });
+    for (int h = 0; h < kH; ++h) hn::BlendedStore(hn::Mul(acc[h][0], hn::Set(d, scale)), valid, d, scores + h * s_stride + p);
     return;
   }
 #endif
@@ -97,7 +94,7 @@ HWY_INLINE void WeightedVectors(const float* w, int64_t w_stride, const float* v
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   hn::Vec<decltype(d)> acc[kH][kV];
-  RowsTimesVectors(d, w, w_stride, v, v_stride, n, acc);
+  RowsTimesVectors(d, w, w_stride, v, v_stride, n, acc, [](auto dd, const float* p) { return hn::LoadU(dd, p); });
   for (int h = 0; h < kH; ++h)
     for (int j = 0; j < kV; ++j) hn::StoreU(acc[h][j], d, out + h * dim + j * N);
 }
@@ -151,11 +148,7 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
         for (int64_t h = 0; h < n_heads; ++h) Scores<1>(qh.data() + h * hd, k, s.k_stride, hd, n_keys, scale, scores.data() + h * n_ctx, n_ctx);
       for (int64_t h = 0; h < n_heads; ++h) {
         float* w = scores.data() + h * n_ctx;
-        float mx = -INFINITY;
-        for (int64_t p = 0; p < n_keys; ++p) mx = std::max(mx, w[p]);
-        float sum = 0;
-        for (int64_t p = 0; p < n_keys; ++p) sum += (w[p] = std::exp(w[p] - mx));
-        for (int64_t p = 0; p < n_keys; ++p) w[p] /= sum;  // the weights
+        softmax(w, n_keys);  // the weights
         if (round_f16) RoundToF16(w, n_keys, halves);
       }
       if (n_heads == kHeadBlock) WeightedSum<kHeadBlock>(scores.data(), n_ctx, v, s.v_stride, n_keys, o, hd);

@@ -25,23 +25,20 @@ void Swiglu(float* gate, const float* up, int64_t n) {
   for (; i + step <= n; i += step) {
     const auto g = hn::LoadU(df, gate + i);
     const auto x = hn::Neg(g);  // silu_exp(-g), step for step
-    const auto xc = hn::Min(hn::Max(x, c(-87.3f)), c(88.3f));
-    const auto k = hn::Round(hn::Mul(xc, c(1.44269504088896341f)));
-    auto r = hn::MulAdd(k, c(-0.693359375f), xc);
-    r = hn::MulAdd(k, c(2.12194440e-4f), r);
-    auto p = c(1.9875691500e-4f);
-    p = hn::MulAdd(p, r, c(1.3981999507e-3f));
-    p = hn::MulAdd(p, r, c(8.3334519073e-3f));
-    p = hn::MulAdd(p, r, c(4.1665795894e-2f));
-    p = hn::MulAdd(p, r, c(1.6666665459e-1f));
-    p = hn::MulAdd(p, r, c(5.0000001201e-1f));
+    const auto xc = hn::Min(hn::Max(x, c(SiluExp::kLow)), c(SiluExp::kHigh));
+    const auto k = hn::Round(hn::Mul(xc, c(SiluExp::kLog2e)));
+    auto r = hn::MulAdd(k, c(SiluExp::kMinusLn2[0]), xc);
+    r = hn::MulAdd(k, c(SiluExp::kMinusLn2[1]), r);
+    auto p = c(SiluExp::kPoly[0]);
+#pragma GCC unroll 6
+    for (int i = 1; i < 6; ++i) p = hn::MulAdd(p, r, c(SiluExp::kPoly[i]));
     const auto y = hn::Add(hn::MulAdd(p, hn::Mul(r, r), r), c(1.0f));
     const hn::RebindToSigned<decltype(df)> di;
     const auto two_k = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, k), hn::Set(di, 127))));
     auto e = hn::Mul(y, two_k);
     e = hn::IfThenElse(hn::IsNaN(x), x, e);
-    e = hn::IfThenElse(hn::Lt(x, c(-87.3f)), c(0.0f), e);
-    e = hn::IfThenElse(hn::Gt(x, c(88.3f)), c(HUGE_VALF), e);
+    e = hn::IfThenElse(hn::Lt(x, c(SiluExp::kLow)), c(0.0f), e);
+    e = hn::IfThenElse(hn::Gt(x, c(SiluExp::kHigh)), c(HUGE_VALF), e);
     hn::StoreU(hn::Mul(hn::Div(g, hn::Add(c(1.0f), e)), hn::LoadU(df, up + i)), df, gate + i);
   }
 #endif

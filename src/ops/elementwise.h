@@ -16,19 +16,22 @@ void softmax(float* x, int64_t n);
 // n = round(x / ln2) and ln2 in two parts, e^r by a degree-7 polynomial (Cephes' expf coefficients), times 2^n.
 // Every step is one IEEE operation or FMA, so swiglu's SIMD lanes (ops/elementwise.cc) give these bits exactly on
 // every target, where libm's expf would not.
+// Its constants, here once for both.
+struct SiluExp {
+  static constexpr float kLow = -87.3f, kHigh = 88.3f, kLog2e = 1.44269504088896341f;
+  static constexpr float kMinusLn2[2] = {-0.693359375f, 2.12194440e-4f};  // -ln 2 in two parts, high first
+  static constexpr float kPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                     4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};  // highest power first
+};
 inline float silu_exp(float x) {
-  if (x > 88.3f) return __builtin_inff();
-  if (x < -87.3f) return 0.0f;
+  if (x > SiluExp::kHigh) return __builtin_inff();
+  if (x < SiluExp::kLow) return 0.0f;
   if (x != x) return x;
-  const float n = __builtin_nearbyintf(x * 1.44269504088896341f);
-  float r = __builtin_fmaf(n, -0.693359375f, x);
-  r = __builtin_fmaf(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = __builtin_fmaf(p, r, 1.3981999507e-3f);
-  p = __builtin_fmaf(p, r, 8.3334519073e-3f);
-  p = __builtin_fmaf(p, r, 4.1665795894e-2f);
-  p = __builtin_fmaf(p, r, 1.6666665459e-1f);
-  p = __builtin_fmaf(p, r, 5.0000001201e-1f);
+  const float n = __builtin_nearbyintf(x * SiluExp::kLog2e);
+  float r = __builtin_fmaf(n, SiluExp::kMinusLn2[0], x);
+  r = __builtin_fmaf(n, SiluExp::kMinusLn2[1], r);
+  float p = SiluExp::kPoly[0];
+  for (int i = 1; i < 6; ++i) p = __builtin_fmaf(p, r, SiluExp::kPoly[i]);
   const float y = __builtin_fmaf(p, r * r, r) + 1.0f;
   return y * __builtin_bit_cast(float, (static_cast<int>(n) + 127) << 23);
 }

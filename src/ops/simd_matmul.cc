@@ -158,7 +158,8 @@ struct HalfLanes {
 // flush-to-zero and denormals-are-zero, the previous mode restored at the end.
 class FlushSubnormals {
  public:
-  explicit FlushSubnormals(bool on) : saved_(_mm_getcsr()), on_(on) {
+  // Off (every other type), MXCSR is not even read: this runs on every call of every type.
+  explicit FlushSubnormals(bool on) : saved_(on ? _mm_getcsr() : 0), on_(on) {
     if (on_) _mm_setcsr(saved_ | kFtzDaz);
   }
   ~FlushSubnormals() {
