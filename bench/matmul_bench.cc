@@ -5,6 +5,8 @@
 // - *_Simd_L2: generation on a 2048 x 256 weight that stays in a core's L2 (at most 1 MiB): nearer the kernel's
 //   own speed, though each call's fixed costs (activations, dispatch: ~1.5 us for 32 rows) are a share of it;
 // - *_Simd_Dram: one token, every byte from memory, with the fraction of a paired bandwidth probe (run_dram);
+//   *_Dram_T2 the same on two threads, *_Dram_Small_T2 on 4096 x 1024 weights (2.3 MiB of Q4_0, a call as short
+//   as a 1B model's attention projections, where each call's fixed costs show);
 // - *_Batch64: a prompt batch of 64 tokens.
 // Bytes processed = weight bytes read per token, so GB/s compares with the memory bandwidth.
 // LOWBIT_BENCH_TARGET=AVX2 (or AVX3, AVX3_DL, SSE4, ...) runs the kernels of that Highway target only.
@@ -104,19 +106,20 @@ Tensor copy_of(const Tensor& w) {
 // comes from memory (a Zen 5 core's L3 is 32 MiB, which *_Simd_Stream's 8 weights only just pass). Counter
 // of_probe: the kernel's bytes/s over the read bandwidth a probe measured just before the timed loop, the figure
 // `lowbit bench --roofline` gives for a whole model, here for one kernel.
-void run_dram(benchmark::State& state, DType type) {
-  const Tensor one = pack_for_matmul(random_weight(type, 4096, 4096, 0));
+void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_out = 4096) {
+  const Tensor one = pack_for_matmul(random_weight(type, 4096, n_out, 0));
   const size_t bytes = one.info.n_bytes();
   std::vector<Tensor> ws;
   for (size_t total = 0; total < (size_t{768} << 20); total += bytes) ws.push_back(copy_of(one));
-  static const BandwidthProbe probe(size_t{1} << 30, 1);
+  static const BandwidthProbe probe1(size_t{1} << 30, 1), probe2(size_t{1} << 30, 2);
+  const BandwidthProbe& probe = threads == 1 ? probe1 : probe2;
   std::vector<float> x(4096), y(4096);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.3f * static_cast<float>(i));
   const double bandwidth = probe.measure(3).bytes_per_s;
   size_t next = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    matmul(ws[next++ % ws.size()], x.data(), 1, y.data(), 1);
+    matmul(ws[next++ % ws.size()], x.data(), 1, y.data(), threads);
     benchmark::DoNotOptimize(y.data());
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -131,6 +134,8 @@ void run_dram(benchmark::State& state, DType type) {
   void BM_##NAME##_Simd_Stream(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 8); }           \
   void BM_##NAME##_Simd_L2(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1, 2048, 256); }     \
   void BM_##NAME##_Simd_Dram(benchmark::State& s) { run_dram(s, DType::TYPE); }                             \
+  void BM_##NAME##_Simd_Dram_T2(benchmark::State& s) { run_dram(s, DType::TYPE, 2); }                       \
+  void BM_##NAME##_Simd_Dram_Small_T2(benchmark::State& s) { run_dram(s, DType::TYPE, 2, 1024); }           \
   void BM_##NAME##_Reference_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kReference, 64, 1); } \
   void BM_##NAME##_Simd_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 64, 1); }         \
   BENCHMARK(BM_##NAME##_Reference)->Unit(benchmark::kMillisecond);                                          \
@@ -138,6 +143,8 @@ void run_dram(benchmark::State& state, DType type) {
   BENCHMARK(BM_##NAME##_Simd_Stream)->Unit(benchmark::kMillisecond);                                        \
   BENCHMARK(BM_##NAME##_Simd_L2)->Unit(benchmark::kMicrosecond);                                            \
   BENCHMARK(BM_##NAME##_Simd_Dram)->Unit(benchmark::kMillisecond);                                          \
+  BENCHMARK(BM_##NAME##_Simd_Dram_T2)->Unit(benchmark::kMillisecond);                                       \
+  BENCHMARK(BM_##NAME##_Simd_Dram_Small_T2)->Unit(benchmark::kMicrosecond);                                 \
   BENCHMARK(BM_##NAME##_Reference_Batch64)->Unit(benchmark::kMillisecond);                                  \
   BENCHMARK(BM_##NAME##_Simd_Batch64)->Unit(benchmark::kMillisecond);
 

@@ -42,12 +42,12 @@ uint64_t XorWords(const uint64_t* words, size_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "util/huge_pages.h"
+#include "util/parallel.h"
 
 namespace lowbit {
 
@@ -60,11 +60,9 @@ BandwidthProbe::BandwidthProbe(size_t buffer_bytes, int threads)
   storage_ = huge_page_buffer(n_words_ * sizeof(uint64_t));
   auto* const words = reinterpret_cast<uint64_t*>(storage_.get());
   // First touch from the threads that will read, so pages land near them.
-#pragma omp parallel num_threads(threads_)
-  {
-    const int me = omp_get_thread_num();
+  parallel_region(threads_, [&](int me, int) {
     for (size_t i = share(me); i < share(me + 1); ++i) words[i] = i;
-  }
+  });
 }
 
 BandwidthMeasurement BandwidthProbe::measure(int reps) const {
@@ -76,11 +74,11 @@ BandwidthMeasurement BandwidthProbe::measure(int reps) const {
   for (int r = 0; r < reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t total = 0;
-#pragma omp parallel num_threads(threads_) reduction(^ : total)
-    {
-      const int me = omp_get_thread_num();
-      total ^= xor_of_words(words + share(me), share(me + 1) - share(me));
-    }
+    std::vector<uint64_t> partial(static_cast<size_t>(threads_));
+    parallel_region(threads_, [&](int me, int) {
+      partial[static_cast<size_t>(me)] = xor_of_words(words + share(me), share(me + 1) - share(me));
+    });
+    for (uint64_t p : partial) total ^= p;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     sink = sink ^ total;
     m.bytes_per_s = std::max(m.bytes_per_s, static_cast<double>(m.buffer_bytes) / s);

@@ -328,8 +328,6 @@ void MatmulRows(DType type, const uint8_t* data, const WeightLayout& w, const Ac
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -337,6 +335,7 @@ HWY_AFTER_NAMESPACE();
 #include <vector>
 
 #include "ops/activation_quant.h"
+#include "util/parallel.h"
 
 namespace lowbit {
 
@@ -410,6 +409,8 @@ struct CallPlan {
   std::vector<MatmulWork> work;
   std::vector<RowChunk> chunks;
   std::vector<size_t> bytes_before;  // bytes_before[c]: weight bytes of chunks [0, c)
+  std::vector<size_t> starts;        // each thread's first chunk
+  StealingRanges ranges;
 };
 
 }  // namespace
@@ -459,8 +460,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   if (n_tokens > 1) {
     // A batch's chunks are compute, not a stream: hand them out as threads free up, so a thread that loses its
     // core for a while (a noisy neighbour) does not hold the others at the end.
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-    for (size_t c = 0; c < chunks.size(); ++c) run_chunk(c);
+    parallel_for_dynamic(static_cast<int64_t>(chunks.size()), n_threads, [&](int64_t c) { run_chunk(static_cast<size_t>(c)); });
     return;
   }
   std::vector<size_t>& bytes_before = plan.bytes_before;
@@ -469,21 +469,27 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     const MatmulWork& wk = work[c.weight];
     bytes_before.push_back(bytes_before.back() + wk.layout.row_bytes * static_cast<size_t>(std::min(kChunk, wk.n_out - c.first_row)));
   }
+  // Thread i starts on the chunks that start in its share [shares[i], shares[i+1]) of the bytes, and whoever
+  // finishes first takes chunks from the end of the other's (StealingRanges).
   const std::vector<double> shares = generation_balance().shares(n_threads);
-#pragma omp parallel num_threads(n_threads)
-  {
-    // Thread i takes the chunks that start in its share [shares[i], shares[i+1]) of the bytes.
-    const auto start_of = [&](int i) {
-      const auto share = static_cast<size_t>(static_cast<double>(bytes_before.back()) * shares[static_cast<size_t>(i)]);
-      return static_cast<size_t>(std::lower_bound(bytes_before.begin(), bytes_before.end() - 1, share) - bytes_before.begin());
-    };
-    const int me = omp_get_thread_num();
-    const size_t first = start_of(me), end = start_of(me + 1);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (size_t c = first; c < end; ++c) run_chunk(c);
-    generation_balance().record(me, static_cast<double>(bytes_before[end] - bytes_before[first]),
-                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::vector<size_t>& starts = plan.starts;
+  starts.resize(static_cast<size_t>(n_threads) + 1);
+  for (size_t i = 0; i < starts.size(); ++i) {
+    const auto share = static_cast<size_t>(static_cast<double>(bytes_before.back()) * shares[i]);
+    starts[i] = static_cast<size_t>(std::lower_bound(bytes_before.begin(), bytes_before.end() - 1, share) - bytes_before.begin());
   }
+  StealingRanges& ranges = plan.ranges;
+  ranges.reset(starts);
+  parallel_region(n_threads, [&](int me, int) {
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t bytes = 0;
+    for (StealingRanges::Items items; !(items = ranges.next(me)).empty();) {
+      for (size_t c = items.begin; c < items.end; ++c) run_chunk(c);
+      bytes += bytes_before[items.end] - bytes_before[items.begin];
+    }
+    generation_balance().record(me, static_cast<double>(bytes),
+                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  });
 }
 
 void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, int threads) {

@@ -1,34 +1,17 @@
-// Parallel loops that cost nothing when they run on one thread. Every OpenMP region ends in libgomp's team
-// barrier, which makes a futex system call even when the team is a single thread; generation opened two or three
-// regions per matmul call, ~90 calls a token, and a system call costs microseconds in the VMs here.
+// Parallel loops for the engine's short steps, on the spinning thread team (util/thread_team.h) rather than
+// OpenMP, whose regions cost microseconds of system calls each (generation runs ~110 a token); a plain loop or
+// call when there is one thread.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <span>
+
+#include "util/thread_team.h"
 
 namespace lowbit {
-
-// fn(i) for every i in [0, n), split statically over up to `threads` threads; a plain loop when that is one.
-template <typename Fn>
-void parallel_for(int64_t n, int threads, const Fn& fn) {
-  const int t = static_cast<int>(std::clamp<int64_t>(n, 1, std::max(1, threads)));
-  if (t == 1) {
-    for (int64_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int64_t i = 0; i < n; ++i) fn(i);
-}
-
-// fn(thread, n_threads) once on each of `threads` threads; a plain call when that is one.
-template <typename Fn>
-void parallel_region(int threads, const Fn& fn) {
-  if (threads <= 1) return fn(0, 1);
-#pragma omp parallel num_threads(threads)
-  fn(omp_get_thread_num(), omp_get_num_threads());
-}
 
 // The contiguous share [begin, end) of [0, n) that thread i of n_threads takes (as OpenMP's static schedule).
 struct Share {
@@ -39,5 +22,84 @@ inline Share static_share(int64_t n, int i, int n_threads) {
   const int64_t begin = i * base + std::min<int64_t>(i, extra);
   return {begin, begin + base + (i < extra ? 1 : 0)};
 }
+
+// fn(thread, n_threads) once on each of `threads` threads; a plain call when that is one.
+template <typename Fn>
+void parallel_region(int threads, const Fn& fn) {
+  if (threads <= 1) return fn(0, 1);
+  ThreadTeam::global().run(threads, fn);
+}
+
+// fn(i) for every i in [0, n), each thread a contiguous share (static_share); a plain loop on one thread.
+template <typename Fn>
+void parallel_for(int64_t n, int threads, const Fn& fn) {
+  const int t = static_cast<int>(std::clamp<int64_t>(n, 1, std::max(1, threads)));
+  parallel_region(t, [&](int i, int n_threads) {
+    const Share s = static_share(n, i, n_threads);
+    for (int64_t k = s.begin; k < s.end; ++k) fn(k);
+  });
+}
+
+// fn(i) for every i in [0, n), handed out one at a time as threads free up (work of uneven or unsteady cost).
+template <typename Fn>
+void parallel_for_dynamic(int64_t n, int threads, const Fn& fn) {
+  const int t = static_cast<int>(std::clamp<int64_t>(n, 1, std::max(1, threads)));
+  std::atomic<int64_t> next{0};
+  parallel_region(t, [&](int, int) {
+    for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(k);
+  });
+}
+
+// Work items [0, n) dealt as one contiguous range per thread, which its thread takes from the front; a thread whose
+// range is empty takes items from the back of another's. Each thread so reads its own range as one forward stream
+// (generation's weights), and the first to finish takes over the end of a slower thread's range instead of waiting
+// for it. A take is a locked compare-exchange, which waits for the thread's outstanding loads: once per generation
+// chunk it cost 2.8 % of a Q4_0 token at -t 2, so takes are a quarter of what is left (at least one item), a few
+// per call. Callers must not let the thread that runs an item change what the item computes.
+class StealingRanges {
+ public:
+  struct Items {
+    size_t begin, end;
+    bool empty() const { return begin >= end; }
+  };
+  // Thread i owns items [starts[i], starts[i + 1]); starts has one entry more than there are threads.
+  void reset(std::span<const size_t> starts) {
+    const size_t n = starts.size() - 1;
+    if (n > capacity_) {
+      ranges_ = std::make_unique<Range[]>(n);
+      capacity_ = n;
+    }
+    n_ = n;
+    for (size_t i = 0; i < n; ++i) ranges_[i].front_back.store(pack(starts[i], starts[i + 1]), std::memory_order_relaxed);
+  }
+  // The next items for thread `me`; empty once every range is.
+  Items next(int me) {
+    const auto own = static_cast<size_t>(me);
+    if (const Items items = take(ranges_[own], true); !items.empty()) return items;
+    for (size_t k = 1; k < n_; ++k)
+      if (const Items items = take(ranges_[(own + k) % n_], false); !items.empty()) return items;
+    return {0, 0};
+  }
+
+ private:
+  // One cache line each, so a thread taking from its own range does not contend with the others.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> front_back{0};  // front << 32 | back: the items [front, back) left
+  };
+  static uint64_t pack(size_t front, size_t back) { return uint64_t{front} << 32 | uint64_t{back}; }
+  static Items take(Range& r, bool from_front) {
+    uint64_t v = r.front_back.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t front = v >> 32, back = v & 0xFFFFFFFFu;
+      if (front >= back) return {0, 0};
+      const uint64_t n = std::max<uint64_t>(1, (back - front) / 4);
+      const uint64_t next = from_front ? pack(front + n, back) : pack(front, back - n);
+      if (r.front_back.compare_exchange_weak(v, next, std::memory_order_relaxed))
+        return from_front ? Items{front, front + n} : Items{back - n, back};
+    }
+  }
+  std::unique_ptr<Range[]> ranges_;
+  size_t capacity_ = 0, n_ = 0;
+};
 
 }  // namespace lowbit
