@@ -171,13 +171,16 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
       for (int64_t i = 0; i < kv_dim; ++i) kt[i] += l.bk[static_cast<size_t>(i)], vt[i] += l.bv[static_cast<size_t>(i)];
     }
     const int64_t pos = n_past + t;
+    thread_local std::vector<float> cos_sin;
+    cos_sin.resize(static_cast<size_t>(hd));
+    rope_angles(hd, pos, rope_inv_freq_.data(), cos_sin.data());  // once for the token's heads
     for (int64_t h = 0; h < c.n_head; ++h) {
       if (c.attn_qk_norm) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
-      rope_rotate(qt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
+      rope_rotate(qt + h * hd, hd, cos_sin.data(), c.rope.neox);
     }
     for (int64_t h = 0; h < c.n_head_kv; ++h) {
       if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
-      rope_rotate(kt + h * hd, hd, pos, rope_inv_freq_.data(), c.rope.neox);
+      rope_rotate(kt + h * hd, hd, cos_sin.data(), c.rope.neox);
     }
     // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
     // K is kept transposed ([layer][dimension][position], see ops/attention.h), V by position.

@@ -41,17 +41,30 @@ std::vector<float> llama3_rope_factors(const ModelConfig& c) {
   return factors;
 }
 
-void rope_rotate(float* x, int64_t head_dim, int64_t pos, const float* inv_freq, bool neox) {
+void rope_angles(int64_t head_dim, int64_t pos, const float* inv_freq, float* cos_sin) {
+  for (int64_t i = 0; i < head_dim / 2; ++i) {
+    const float theta = static_cast<float>(pos) * inv_freq[i];
+    cos_sin[2 * i] = std::cos(theta);
+    cos_sin[2 * i + 1] = std::sin(theta);
+  }
+}
+
+void rope_rotate(float* x, int64_t head_dim, const float* cos_sin, bool neox) {
   const int64_t half = head_dim / 2;
   for (int64_t i = 0; i < half; ++i) {
-    const float theta = static_cast<float>(pos) * inv_freq[i];
-    const float c = std::cos(theta), s = std::sin(theta);
+    const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
     float& a = neox ? x[i] : x[2 * i];
     float& b = neox ? x[i + half] : x[2 * i + 1];
     const float a0 = a, b0 = b;
     a = a0 * c - b0 * s;
     b = a0 * s + b0 * c;
   }
+}
+
+void rope_rotate(float* x, int64_t head_dim, int64_t pos, const float* inv_freq, bool neox) {
+  std::vector<float> cos_sin(static_cast<size_t>(head_dim));
+  rope_angles(head_dim, pos, inv_freq, cos_sin.data());
+  rope_rotate(x, head_dim, cos_sin.data(), neox);
 }
 
 }  // namespace lowbit

@@ -17,7 +17,12 @@ std::vector<float> rope_inv_freq(int64_t head_dim, const RopeConfig& rope, std::
 // Llama 3's per-pair frequency divisors, computed as llama.cpp's converter does for rope_freqs.weight.
 std::vector<float> llama3_rope_factors(const ModelConfig& config);
 
-// Rotates one head of `head_dim` floats in place.
+// The turn of each pair at position `pos`: cos_sin[2i], cos_sin[2i + 1] = cos, sin of pos * inv_freq[i], for the
+// head_dim / 2 pairs. A token's heads (and its Q and K) all turn by the same angles: compute them once a token.
+void rope_angles(int64_t head_dim, int64_t pos, const float* inv_freq, float* cos_sin);
+// Rotates one head of `head_dim` floats in place by angles from rope_angles.
+void rope_rotate(float* x, int64_t head_dim, const float* cos_sin, bool neox);
+// Both steps, for one head.
 void rope_rotate(float* x, int64_t head_dim, int64_t pos, const float* inv_freq, bool neox);
 
 }  // namespace lowbit

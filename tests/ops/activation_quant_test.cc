@@ -95,23 +95,35 @@ TEST(ActivationQuant, EveryTargetRoundsAsTheScalarDefinition) {
   EXPECT_GE(targets, 2);
 }
 
+// On every target (the quad sums are SIMD), for the ggml inputs and the hostile row's second half (the zero block,
+// ties, denormals, huge values).
 TEST(ActivationQuant, QuadStartsAndBlockSumsAddTheirValues) {
-  const std::vector<float> x = ggml_vector_floats("inputs.f32");
-  const QuantizedActivations acts = quantize_activations(DType::Q8_0, x.data(), kVectorRows, kVectorCols, 1);
-  for (int t = 0; t < kVectorRows; ++t) {
-    const ActRow r = acts.kernel_row(t);
-    ASSERT_NE(r.quad_starts, nullptr);
-    const auto* blocks = reinterpret_cast<const int8_t*>(r.blocks);
-    for (int b = 0; b < kVectorCols / 32; ++b) {
-      int32_t total = 0;
-      for (int l = 0; l < 8; ++l) {
-        const int8_t* q = blocks + b * 34 + 2 + 4 * l;  // BlockQ8_0: fp16 d, then 32 values
-        ASSERT_EQ(r.quad_starts[8 * b + l], -16 * (q[0] + q[1] + q[2] + q[3])) << "row " << t << " block " << b;
-        total += q[0] + q[1] + q[2] + q[3];
+  std::vector<float> x = ggml_vector_floats("inputs.f32");
+  const std::vector<float> hostile = hostile_row();
+  x.insert(x.end(), hostile.end() - kVectorCols, hostile.end());
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    ++targets;
+    const QuantizedActivations acts = quantize_activations(DType::Q8_0, x.data(), kVectorRows + 1, kVectorCols, 1);
+    for (int t = 0; t <= kVectorRows; ++t) {
+      const ActRow r = acts.kernel_row(t);
+      ASSERT_NE(r.quad_starts, nullptr);
+      const auto* blocks = reinterpret_cast<const int8_t*>(r.blocks);
+      for (int b = 0; b < kVectorCols / 32; ++b) {
+        int32_t total = 0;
+        for (int l = 0; l < 8; ++l) {
+          const int8_t* q = blocks + b * 34 + 2 + 4 * l;  // BlockQ8_0: fp16 d, then 32 values
+          ASSERT_EQ(r.quad_starts[8 * b + l], -16 * (q[0] + q[1] + q[2] + q[3]))
+              << hwy::TargetName(target) << " row " << t << " block " << b;
+          total += q[0] + q[1] + q[2] + q[3];
+        }
+        ASSERT_EQ(r.block_sums[b], total) << hwy::TargetName(target) << " row " << t << " block " << b;
       }
-      ASSERT_EQ(r.block_sums[b], total) << "row " << t << " block " << b;
     }
   }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
   EXPECT_EQ(quantize_activations(DType::Q8_K, x.data(), 1, kVectorCols, 1).kernel_row(0).quad_starts, nullptr);
 }
 

@@ -26,6 +26,24 @@ TEST(Rope, AdjacentPairsAndNeoxHalvesByHand) {
   }
 }
 
+TEST(Rope, AnglesOnceServeEveryHead) {
+  const std::vector<float> inv = rope_inv_freq(8, RopeConfig{});
+  std::vector<float> cos_sin(8);
+  rope_angles(8, 5, inv.data(), cos_sin.data());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(cos_sin[2 * i], std::cos(5.0f * inv[i])) << i;
+    EXPECT_EQ(cos_sin[2 * i + 1], std::sin(5.0f * inv[i])) << i;
+  }
+  for (bool neox : {false, true}) {
+    float once[8] = {0.3f, -1, 2, 0.5f, 1, 1, -0.2f, 0.7f}, each[8];
+    std::copy(once, once + 8, each);
+    rope_rotate(once, 8, cos_sin.data(), neox);
+    rope_rotate(each, 8, 5, inv.data(), neox);
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(once[i], each[i]) << neox << " " << i;
+    EXPECT_NE(once[0], 0.3f);
+  }
+}
+
 TEST(Rope, DotProductDependsOnlyOnDistance) {
   const std::vector<float> inv = rope_inv_freq(8, RopeConfig{});
   const float q0[8] = {0.3f, -1, 2, 0.5f, 1, 1, -0.2f, 0.7f}, k0[8] = {1, 0.4f, -0.6f, 2, 0, -1, 0.9f, 0.1f};
