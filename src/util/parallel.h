@@ -62,7 +62,8 @@ class StealingRanges {
     size_t begin, end;
     bool empty() const { return begin >= end; }
   };
-  // Thread i owns items [starts[i], starts[i + 1]); starts has one entry more than there are threads.
+  // Thread i owns items [starts[i], starts[i + 1]); starts has one entry more than there are threads, and the
+  // items number fewer than 2^32 (each range packs its two ends in one 64-bit word).
   void reset(std::span<const size_t> starts) {
     const size_t n = starts.size() - 1;
     if (n > capacity_) {
@@ -70,7 +71,8 @@ class StealingRanges {
       capacity_ = n;
     }
     n_ = n;
-    for (size_t i = 0; i < n; ++i) ranges_[i].front_back.store(pack(starts[i], starts[i + 1]), std::memory_order_relaxed);
+    for (size_t i = 0; i < n; ++i)
+      ranges_[i].front_back.store(pack(starts[i], starts[i + 1]), std::memory_order_relaxed);
   }
   // The next items for thread `me`; empty once every range is.
   Items next(int me) {

@@ -33,10 +33,10 @@ TEST(ThreadTeam, EveryThreadIndexRunsOnceOnItsOwnThread) {
 TEST(ThreadTeam, ManyShortJobsAllComplete) {
   // Lost wake-ups or a worker running a job twice would show as a wrong total (or a hang, which ctest times out).
   std::atomic<int64_t> total{0};
-  for (int job = 0; job < 20000; ++job)
+  for (int job = 0; job < 5000; ++job)
     ThreadTeam::global().run(2 + job % 3, [&](int i, int) { total.fetch_add(i + 1, std::memory_order_relaxed); });
   int64_t want = 0;
-  for (int job = 0; job < 20000; ++job) want += (2 + job % 3) * (3 + job % 3) / 2;
+  for (int job = 0; job < 5000; ++job) want += (2 + job % 3) * (3 + job % 3) / 2;
   EXPECT_EQ(total.load(), want);
 }
 
@@ -74,6 +74,17 @@ TEST(ThreadTeam, AnExceptionReachesTheCallerAfterTheWorkersFinish) {
   std::atomic<int> after{0};
   ThreadTeam::global().run(2, [&](int, int) { after.fetch_add(1); });  // the team still works
   EXPECT_EQ(after.load(), 2);
+}
+
+TEST(ThreadTeam, AnOwnTeamJoinsItsWorkersWhenDestroyed) {
+  std::atomic<int> calls{0};
+  {
+    ThreadTeam team;
+    team.run(3, [&](int, int) { calls.fetch_add(1); });
+    std::this_thread::sleep_for(ThreadTeam::kSpinFor * 2);  // one worker asleep, one spinning: both must stop
+    team.run(2, [&](int, int) { calls.fetch_add(1); });
+  }
+  EXPECT_EQ(calls.load(), 5);
 }
 
 TEST(Parallel, ForAndDynamicForVisitEveryIndexOnce) {
