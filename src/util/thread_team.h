@@ -3,8 +3,9 @@
 // join cost 2.2-2.6 and 1.4-1.8 us of that (measured inside matmul, Q4_0, -t 2), mostly futex system calls, which
 // libgomp's barriers make at every release even when every thread is spinning, and which are slow in the VMs
 // here. Here a job is published by one atomic store and its end seen by one counter, with no system call while
-// the workers are awake. A worker idle longer than kSpinFor sleeps (std::atomic::wait) and is woken by a
-// notify, so an idle process does not burn a core.
+// the workers are awake. A wait spins for 50 us, then yields the core each turn (the thread it waits for may be
+// off its core); a worker idle longer than kSpinFor sleeps (std::atomic::wait) and is woken by a notify, so an
+// idle process does not burn a core.
 //
 // Jobs do not nest: a job that calls run() again (or two callers at once) runs the inner call on the calling
 // thread alone. The caller is thread 0 of every job.
