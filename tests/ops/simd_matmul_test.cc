@@ -147,6 +147,7 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
                             {super ? 1024 : 288, 33, 2}, {type == DType::F16 || type == DType::BF16 ? 101 : block * 3, 12, 4},
                             {block == 8 ? 200 : block * 2, 17, 3},  // BF16: whole F16 units, a tail of BF16's 16
                             {super ? 768 : 160, 20, 1},  // generation: whole packed tiles, then row-major rows
+                            {super ? 512 : 128, 72, 1},  // generation's later chunks: whole tiles from row 32 on
                             {super ? 512 : 256, 40, 11}};  // batches over whole tiles of 16 rows (Q4_0's by 8 tokens)
     for (const Shape& sh : shapes) {
       if (!row_fits(type, sh.n_in)) continue;
