@@ -91,24 +91,47 @@ void QuantizeQ8K(const float* x, BlockQ8K* out, int64_t n) {
   }
 }
 
-// Each block's eight quad sums (values 4l..4l+3, as a signed byte's four lanes of one int32 word) times -16, and
-// their total: the four bytes of every word sign-extended by shift pairs and added, eight words a vector (AVX2 up;
-// two of four on SSE4). Exact integers, so every target gives the scalar loop's values.
+// Quad sums are eight int32 words a vector (AVX2 up; four on SSE4): exact integers, so every target gives the
+// scalar loop's values.
+using DQuad = hn::CappedTag<int32_t, 8>;
+
+// The sum of the four signed bytes of each int32 word (values 4l..4l+3 of a 32-value group in word l): each byte
+// sign-extended by a shift pair.
+HWY_INLINE hn::Vec<DQuad> QuadOf(hn::Vec<DQuad> w) {
+  return hn::Add(hn::Add(hn::ShiftRight<24>(hn::ShiftLeft<24>(w)), hn::ShiftRight<24>(hn::ShiftLeft<16>(w))),
+                 hn::Add(hn::ShiftRight<24>(hn::ShiftLeft<8>(w)), hn::ShiftRight<24>(w)));
+}
+
+// Each Q8_0/Q8_1 block's eight quad sums times -16, and their total.
 void QuadSums(const uint8_t* row, size_t block_bytes, size_t qs_offset, size_t n_blocks, int32_t* quad_starts,
               int32_t* totals) {
-  const hn::CappedTag<int32_t, 8> d;
+  const DQuad d;
   const size_t lanes = hn::Lanes(d);
   for (size_t b = 0; b < n_blocks; ++b) {
     const auto* words = reinterpret_cast<const int32_t*>(row + b * block_bytes + qs_offset);
     auto total = hn::Zero(d);
     for (size_t l = 0; l < 8; l += lanes) {
-      const auto w = hn::LoadU(d, words + l);
-      const auto quad = hn::Add(hn::Add(hn::ShiftRight<24>(hn::ShiftLeft<24>(w)), hn::ShiftRight<24>(hn::ShiftLeft<16>(w))),
-                                hn::Add(hn::ShiftRight<24>(hn::ShiftLeft<8>(w)), hn::ShiftRight<24>(w)));
+      const auto quad = QuadOf(hn::LoadU(d, words + l));
       hn::StoreU(hn::Mul(quad, hn::Set(d, -16)), d, quad_starts + 8 * b + l);
       total = hn::Add(total, quad);
     }
     totals[b] = hn::GetLane(hn::SumOfLanes(d, total));
+  }
+}
+
+// Each Q8_K super-block's quad sums A(g, l) (values 32g+4l..32g+4l+3), negated, as the int16 pairs
+// (-A(2w, l), -A(2w+1, l)) in word 8w + l (|A| <= 512): what the Q3_K and Q6_K tiles meet with their rows' scale
+// pairs to take away their levels' offset, once per call instead of once per row tile.
+void QuadPairsQ8K(const BlockQ8K* blocks, size_t n_blocks, int32_t* pairs) {
+  const DQuad d;
+  for (size_t b = 0; b < n_blocks; ++b) {
+    const auto* words = reinterpret_cast<const int32_t*>(blocks[b].qs);
+    for (size_t w = 0; w < 4; ++w)
+      for (size_t l = 0; l < 8; l += hn::Lanes(d)) {
+        const auto even = hn::Neg(QuadOf(hn::LoadU(d, words + 16 * w + l)));
+        const auto odd = hn::Neg(QuadOf(hn::LoadU(d, words + 16 * w + 8 + l)));
+        hn::StoreU(hn::Or(hn::And(even, hn::Set(d, 0xFFFF)), hn::ShiftLeft<16>(odd)), d, pairs + 32 * b + 8 * w + l);
+      }
   }
 }
 
@@ -124,6 +147,7 @@ namespace lowbit {
 HWY_EXPORT(QuantizeQ8_0);
 HWY_EXPORT(QuantizeQ8K);
 HWY_EXPORT(QuadSums);
+HWY_EXPORT(QuadPairsQ8K);
 
 void quantize_activation_q8_0(const float* x, BlockQ8_0* out, int64_t n) { HWY_DYNAMIC_DISPATCH(QuantizeQ8_0)(x, out, n); }
 
@@ -157,6 +181,8 @@ void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
   storage_.resize(row_bytes_ * static_cast<size_t>(n_tokens) + 64);
   const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16;
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
+  pairs_per_row_ = type == DType::Q8_K ? static_cast<size_t>(n_in / 256) * 32 : 0;
+  quad_pairs_.resize(pairs_per_row_ * static_cast<size_t>(n_tokens));
   quad_starts_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
   scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
   block_sums_.resize(scales_.size());
@@ -167,6 +193,11 @@ void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
 void QuantizedActivations::compute_kernel_extras(int64_t t) {
   if (!values_.empty()) {  // F16: the type table's conversion
     type_traits(type_).to_float(row(t), values_.data() + static_cast<size_t>(t) * n_in_, static_cast<int64_t>(n_in_));
+    return;
+  }
+  if (!quad_pairs_.empty()) {
+    HWY_DYNAMIC_DISPATCH(QuadPairsQ8K)(reinterpret_cast<const BlockQ8K*>(row(t)), pairs_per_row_ / 32,
+                                       quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_);
     return;
   }
   if (quad_starts_.empty()) return;

@@ -21,8 +21,9 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
 // (sum of values 4l..4l+3) times -16 and their plain total, with which the VNNI kernels turn unsigned weight levels
-// into signed products, and each block's fp16 scale d as a float; for F16 the rounded values as floats (BF16's
-// kernels take the bf16 row itself).
+// into signed products, and each block's fp16 scale d as a float; for Q8_K each super-block's negated quad sums
+// as int16 pairs (QuadPairsQ8K in the .cc), with which the Q3_K and Q6_K tiles take away their levels' offset; for
+// F16 the rounded values as floats (BF16's kernels take the bf16 row itself).
 // (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
 // the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
 struct ActRow {
@@ -31,6 +32,7 @@ struct ActRow {
   const float* scales;
   const int32_t* block_sums;
   const float* values;
+  const int32_t* quad_pairs = nullptr;  // Q8_K: 32 a super-block, word 8w + l = (-A(2w, l), -A(2w + 1, l))
 };
 
 // n_tokens rows, each row_bytes long, 64-byte aligned (kernels load whole cache lines).
@@ -46,13 +48,15 @@ class QuantizedActivations {
   size_t row_bytes() const { return row_bytes_; }
   ActRow kernel_row(int64_t t) const {
     if (!values_.empty()) return {row(t), nullptr, nullptr, nullptr, values_.data() + static_cast<size_t>(t) * n_in_};
+    if (!quad_pairs_.empty())
+      return {row(t), nullptr, nullptr, nullptr, nullptr, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_};
     if (quad_starts_.empty()) return {row(t), nullptr, nullptr, nullptr, nullptr};
     const size_t blocks = static_cast<size_t>(t) * (sums_per_row_ / 8);
     return {row(t), quad_starts_.data() + static_cast<size_t>(t) * sums_per_row_, scales_.data() + blocks,
             block_sums_.data() + blocks, nullptr};
   }
   // Fills row t's part of what kernel_row gives beside the blocks: the quad and block sums and float scales of Q8_0
-  // and Q8_1 rows, the float values of F16 rows (a no-op for the others).
+  // and Q8_1 rows, the quad sum pairs of Q8_K rows, the float values of F16 rows (a no-op for the others).
   void compute_kernel_extras(int64_t t);
 
  private:
@@ -64,6 +68,8 @@ class QuantizedActivations {
   std::vector<int32_t> quad_starts_;
   std::vector<float> scales_;
   std::vector<int32_t> block_sums_;
+  size_t pairs_per_row_ = 0;
+  std::vector<int32_t> quad_pairs_;
   size_t n_in_ = 0;
   std::vector<float> values_;
 };

@@ -212,26 +212,10 @@ struct Q2KLanes {
 // tile is V::kLanes rows, one per vector lane, and the eight positions are eight float vectors, added pairwise at
 // the end as vec_dot adds its lanes. A slot (the type's pack format) holds the rows' d, the words of their scales,
 // then per position l the chunks (four bytes of every row) that hold the eight groups' values there. Per chunk of
-// values: one maddubs of the levels (values + kOffset, unsigned) with the activations' four bytes and one
+// values: one maddubs of the levels (values + 2^kOffsetBits, unsigned) with the activations' four bytes and one
 // multiply-add of the pairs by the lane's scale (vpdpwssd, or madd and add); the offset is taken once per position
-// and super-block, as -kOffset times the activations' quad sums met by pairs of scales. The decoder D gives the
-// scales (Load, ScalePairs) and a position's levels (Levels).
-
-// -kOffset times the quad sums A(g, l) of one super-block's activations (values 32g+4l..32g+4l+3), as int16 pairs
-// (A(2w, l), A(2w+1, l)) in word 8w + l: the pairs a row's scale pairs (sc[4w], sc[4w+2]) (positions l < 4) or
-// (sc[4w+1], sc[4w+3]) (l >= 4) meet. In 256-bit vectors on either target.
-template <int kOffset>
-HWY_INLINE void LevelOffsetPairs(const int8_t* a, int32_t* out) {
-  const __m256i ones = _mm256_set1_epi8(1), minus = _mm256_set1_epi16(-kOffset), low_word = _mm256_set1_epi32(0xFFFF);
-  for (int w = 0; w < 4; ++w) {
-    const auto quad_sums = [&](int g) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32 * g));
-      return _mm256_madd_epi16(_mm256_maddubs_epi16(ones, bytes), minus);
-    };
-    const __m256i pairs = _mm256_or_si256(_mm256_and_si256(quad_sums(2 * w), low_word), _mm256_slli_epi32(quad_sums(2 * w + 1), 16));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * w), pairs);
-  }
-}
+// and super-block, the activations' negated quad sums (ActRow::quad_pairs, worked out once per call) met by pairs
+// of scales times the offset. The decoder D gives the scales (Load, ScalePairs) and a position's levels (Levels).
 
 template <class D>
 struct SubBlock16Lanes {
@@ -250,22 +234,23 @@ struct SubBlock16Lanes {
       const F d = V::LanesHalfF(slot);
       const typename D::Scales scales = D::Load(slot + 2 * L);
       const BlockQ8K* a[T];
+      const int32_t* offset_pairs[T];  // the activations' quad sum pairs (ActRow::quad_pairs)
       F dd[T];
-      alignas(32) int32_t offset_pairs[T][32];
       for (int t = 0; t < T; ++t) {
         a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+        offset_pairs[t] = acts[t].quad_pairs + 32 * b;
         dd[t] = V::Mul(d, V::SetF(a[t]->d));
-        LevelOffsetPairs<D::kOffset>(a[t]->qs, offset_pairs[t]);
       }
-      // With several tokens, read back from memory, each word broadcast as it loads: kept in registers, the
-      // compiler extracted each with two shuffles (Q6_K Batch64 55 -> 83 GB/s; one token runs as fast either way).
-      if constexpr (T > 1) asm volatile("" : : "r"(offset_pairs) : "memory");
       const uint8_t* q = slot + 2 * L + 4 * L * D::kScaleWords;
       // Unrolled, so each group's scale word is picked by a constant pattern.
 #pragma GCC unroll 2
       for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
         I scale_pairs[4];  // per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part
-        for (int w = 0; w < 4; ++w) scale_pairs[w] = D::ScalePairs(scales, w, part);
+        I offset_scales[4];  // the same times the levels' offset (|sc| * offset < 2^15)
+        for (int w = 0; w < 4; ++w) {
+          scale_pairs[w] = D::ScalePairs(scales, w, part);
+          offset_scales[w] = V::template Shl16<D::kOffsetBits>(scale_pairs[w]);
+        }
         I scale[8];  // group g's, in both words of every lane
         for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
 #pragma GCC unroll 4
@@ -275,7 +260,7 @@ struct SubBlock16Lanes {
           for (int t = 0; t < T; ++t) {
             sumi[t] = V::Zero();
             for (int w = 0; w < 4; ++w)
-              sumi[t] = V::AddScaled(sumi[t], scale_pairs[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
+              sumi[t] = V::AddScaled(sumi[t], offset_scales[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
           }
           for (int g = 0; g < 8; ++g) {
             const I levels = D::Levels(chunks, g);
@@ -299,7 +284,7 @@ static_assert(kQ6KPack.unit == sizeof(BlockQ6K) && kQ6KPack.head_offset == offse
               offsetof(BlockQ6K, scales) == 192);
 struct Q6KLevels {
   static constexpr const PackFormat& kPack = kQ6KPack;
-  static constexpr int kOffset = 32, kScaleWords = 4, kChunksPerPosition = 6;
+  static constexpr int kOffsetBits = 5, kScaleWords = 4, kChunksPerPosition = 6;
   struct Scales {
     I words[4];  // scale bytes 4w..4w+3 of every row
   };
@@ -332,7 +317,7 @@ static_assert(kQ3KPack.unit == sizeof(BlockQ3K) && kQ3KPack.head_offset == offse
               offsetof(BlockQ3K, scales) == 96);
 struct Q3KLevels {
   static constexpr const PackFormat& kPack = kQ3KPack;
-  static constexpr int kOffset = 4, kScaleWords = 3, kChunksPerPosition = 3;
+  static constexpr int kOffsetBits = 2, kScaleWords = 3, kChunksPerPosition = 3;
   struct Scales {
     I codes[4];  // byte k of codes[q]: scale code 4q + k
   };

@@ -127,5 +127,43 @@ TEST(ActivationQuant, QuadStartsAndBlockSumsAddTheirValues) {
   EXPECT_EQ(quantize_activations(DType::Q8_K, x.data(), 1, kVectorCols, 1).kernel_row(0).quad_starts, nullptr);
 }
 
+// Q8_K rows' quad sum pairs (the Q3_K/Q6_K tiles' offsets) on every target: word 8w + l of a super-block holds
+// -A(2w, l) in its low int16 and -A(2w + 1, l) in its high, A(g, l) the sum of values 32g+4l..32g+4l+3. Rows of
+// +-127 put |A| at its largest (508), where a pair's halves would spill into each other if packed wrongly.
+TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
+  std::vector<float> x = ggml_vector_floats("inputs.f32");
+  const std::vector<float> hostile = hostile_row();
+  x.insert(x.end(), hostile.end() - kVectorCols, hostile.end());
+  for (int64_t i = 0; i < kVectorCols; ++i) x.push_back(i % 64 < 32 ? 1.0f : -1.0f);  // all levels -127 or 127
+  const int n_rows = kVectorRows + 2;
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    ++targets;
+    const QuantizedActivations acts = quantize_activations(DType::Q8_K, x.data(), n_rows, kVectorCols, 1);
+    for (int t = 0; t < n_rows; ++t) {
+      const ActRow r = acts.kernel_row(t);
+      ASSERT_NE(r.quad_pairs, nullptr);
+      for (int b = 0; b < kVectorCols / 256; ++b) {
+        const int8_t* qs = reinterpret_cast<const BlockQ8K*>(r.blocks)[b].qs;
+        const auto quad = [&](int g, int l) { return qs[32 * g + 4 * l] + qs[32 * g + 4 * l + 1] + qs[32 * g + 4 * l + 2] + qs[32 * g + 4 * l + 3]; };
+        for (int w = 0; w < 4; ++w)
+          for (int l = 0; l < 8; ++l) {
+            const auto word = static_cast<uint32_t>(r.quad_pairs[32 * b + 8 * w + l]);
+            ASSERT_EQ(static_cast<int16_t>(word & 0xFFFF), -quad(2 * w, l)) << hwy::TargetName(target) << " row " << t;
+            ASSERT_EQ(static_cast<int16_t>(word >> 16), -quad(2 * w + 1, l)) << hwy::TargetName(target) << " row " << t;
+          }
+      }
+    }
+    if (target == hwy::SupportedAndGeneratedTargets().front()) {  // the +-127 row reaches |A| = 508
+      const int8_t* qs = reinterpret_cast<const BlockQ8K*>(acts.kernel_row(n_rows - 1).blocks)[0].qs;
+      EXPECT_EQ(std::abs(qs[0] + qs[1] + qs[2] + qs[3]), 508);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
+  EXPECT_EQ(quantize_activations(DType::Q8_0, x.data(), 1, kVectorCols, 1).kernel_row(0).quad_pairs, nullptr);
+}
+
 }  // namespace
 }  // namespace lowbit
