@@ -109,8 +109,13 @@ TEST(StealingRanges, EachItemOnceOwnersInOrderAndASlowThreadsTailTaken) {
     ranges.reset(starts);
     std::vector<std::atomic<int>> runs(kItems);
     std::vector<std::vector<size_t>> by_thread(static_cast<size_t>(threads));
+    // The others start once thread 0 has its first items: on a crowded machine (ctest -j2) thread 0 could lose its
+    // core before its first take, and the others rightly take its whole range (seen once in CI).
+    std::atomic<bool> slow_started{false};
     ThreadTeam::global().run(threads, [&](int me, int) {
-      for (StealingRanges::Items items; !(items = ranges.next(me)).empty();)
+      if (me != 0)
+        while (!slow_started.load()) std::this_thread::yield();
+      for (StealingRanges::Items items; !(items = ranges.next(me)).empty(); slow_started.store(true))
         for (size_t c = items.begin; c < items.end; ++c) {
           runs[c].fetch_add(1);
           by_thread[static_cast<size_t>(me)].push_back(c);
