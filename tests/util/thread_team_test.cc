@@ -115,12 +115,14 @@ TEST(StealingRanges, EachItemOnceOwnersInOrderAndASlowThreadsTailTaken) {
     ThreadTeam::global().run(threads, [&](int me, int) {
       if (me != 0)
         while (!slow_started.load()) std::this_thread::yield();
-      for (StealingRanges::Items items; !(items = ranges.next(me)).empty(); slow_started.store(true))
+      for (StealingRanges::Items items; !(items = ranges.next(me)).empty();) {
+        slow_started.store(true);
         for (size_t c = items.begin; c < items.end; ++c) {
           runs[c].fetch_add(1);
           by_thread[static_cast<size_t>(me)].push_back(c);
           if (me == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));  // thread 0 is slow
         }
+      }
     });
     for (size_t c = 0; c < kItems; ++c) ASSERT_EQ(runs[c].load(), 1) << threads << " threads, item " << c;
     // Thread 0 took its own items front to back and never finished them all: the others took its tail.
