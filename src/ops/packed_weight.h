@@ -42,9 +42,12 @@ constexpr ChunkPositions chunk_positions(std::initializer_list<uint8_t> first = 
   return p;
 }
 inline constexpr ChunkPositions kChunksInOrder = chunk_positions();
+// A unit's bytes rewritten in place for a cheaper decode, and back (packed tensors hold every unit encoded).
+using UnitCode = void (*)(uint8_t* unit);
 struct PackFormat {
   size_t unit, head_offset, head, chunk;
   ChunkPositions position = kChunksInOrder;
+  UnitCode encode = nullptr, decode = nullptr;
   // The unit offset of the rest's first byte.
   constexpr size_t rest_offset() const { return head_offset == 0 ? head : 0; }
 };
@@ -64,9 +67,15 @@ inline constexpr PackFormat kI4GPack = {19, 0, 3, 4};   // d, zero | qs as kQ4_0
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
 // scales, qs | d, dmin: four bytes a chunk (the scale bytes as four words, then qs).
 inline constexpr PackFormat kQ2KPack = {84, 80, 4, 4};
-// hmask, qs, scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' three words,
-// then for each lane position l (values 4l..4l+3 of every 32-value group) hmask bytes 4l.. and qs bytes 32h+4l..
-// for halves h = 0, 1.
+// Q3_K's 3-bit levels L_g[i] (value i of 32-value group g: bits 2g/2g+1 of qs[32(g/4) + i] under bit g of hmask[i])
+// rewritten so that each level is one GFNI affine map or mask of one byte, two for L6 and L7 (ops/simd_kquants-inl.h
+// Q3KLevels): the block's first 96 bytes become x[32], y[32], z[32] with
+//   x[i] = L6 & 3 | L0 << 2 | L1 << 5,  y[i] = L7 & 3 | L2 << 2 | L3 << 5,  z[i] = L4 | (L6 >> 2) << 3 | (L7 >> 2) << 4 | L5 << 5,
+// which shift and mask in two to four instructions on targets without GFNI. The scales and d stay as they are.
+void q3k_encode_fields(uint8_t* block);
+void q3k_decode_fields(uint8_t* block);
+// hmask (x), qs (y, z), scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' three
+// words, then for each lane position l (values 4l..4l+3 of every 32-value group) bytes 4l.. of x, y and z.
 constexpr ChunkPositions q3k_chunk_positions() {
   ChunkPositions p = chunk_positions();
   for (int w = 0; w < 3; ++w) p[24 + w] = static_cast<uint8_t>(w);  // scale bytes 96 + 4w..
@@ -76,7 +85,7 @@ constexpr ChunkPositions q3k_chunk_positions() {
   }
   return p;
 }
-inline constexpr PackFormat kQ3KPack = {110, 108, 2, 4, q3k_chunk_positions()};
+inline constexpr PackFormat kQ3KPack = {110, 108, 2, 4, q3k_chunk_positions(), q3k_encode_fields, q3k_decode_fields};
 // d, dmin | scales, qh, qs: four bytes a chunk, stored in the order the kernel reads them: the scales' three words,
 // then for each lane position l (values 4l..4l+3 of every 32-value sub-block) qh bytes 4l.. and qs bytes 32p+4l..
 // for p = 0..3.
@@ -124,6 +133,7 @@ static_assert(positions_fit(kF16Pack) && positions_fit(kBf16Pack) && positions_f
 struct WeightLayout : PackFormat {
   size_t row_bytes;
   int64_t packed_rows, tile_rows;
+  bool units_encoded = false;  // every unit, packed or not, went through encode (a packed tensor of such a type)
   // Byte `offset` of unit u of row r.
   size_t byte_offset(int64_t r, int64_t u, size_t offset) const {
     if (r >= packed_rows) return static_cast<size_t>(r) * row_bytes + static_cast<size_t>(u) * unit + offset;

@@ -22,7 +22,7 @@
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
-#pragma GCC target("avx512vnni,avx512bf16")  // see ops/simd_vectors-inl.h
+#pragma GCC target("avx512vnni,avx512bf16,gfni")  // see ops/simd_vectors-inl.h
 #endif
 namespace lowbit {
 namespace HWY_NAMESPACE {

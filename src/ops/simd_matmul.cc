@@ -41,7 +41,7 @@
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
-#pragma GCC target("avx512vnni,avx512bf16")  // see ops/simd_vectors-inl.h
+#pragma GCC target("avx512vnni,avx512bf16,gfni")  // see ops/simd_vectors-inl.h
 #endif
 namespace lowbit {
 namespace HWY_NAMESPACE {
@@ -260,6 +260,7 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
         groups[p] = {data + w.byte_offset(first, 0, w.rest_offset()), stride, w.unit, head, stride, w.head, w.chunk, kChunksInOrder.data()};
       }
     }
+    for (RowGroup& g : groups) g.encode_units = !w.units_encoded;
     Family::template RowTile<kP, kT>(groups, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out), rows);
   }
 }
@@ -350,6 +351,15 @@ namespace lowbit {
 
 HWY_EXPORT(MatmulRows);
 HWY_EXPORT(PackRows);
+
+namespace {
+// The AVX3_DL kernels are built with GFNI (Q3_K's fields), which Highway 1.0.3 does not check for that target: on a
+// CPU without it, which no CPU with the target's other features has been, every kernel runs its AVX3 code.
+[[maybe_unused]] const bool gfni_checked = [] {
+  if (!cpu_has_gfni()) hwy::DisableTargets(HWY_AVX3_DL);
+  return true;
+}();
+}  // namespace
 
 int simd_pack_rows(DType type) { return HWY_DYNAMIC_DISPATCH(PackRows)(type); }
 

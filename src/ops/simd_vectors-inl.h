@@ -11,7 +11,8 @@
 // AVX-512 CPUs without AVX-VNNI (Ice Lake, Zen 4) do not have. tests/ops/tests.cmake checks the binary for it.
 // They also enable AVX512-BF16 for V::DotBf16Pairs, which only the BF16 tile for CPUs that have it calls; GCC 12
 // emits bf16 instructions for their intrinsics alone, so the rest of the target still runs on Ice Lake
-// (tests/ops/bf16_confined.sh checks the binary).
+// (tests/ops/bf16_confined.sh checks the binary). And GFNI, for V::ByteField: Highway 1.0.3 does not require it of
+// AVX3_DL, so ops/simd_matmul.cc turns that target off on a CPU without it (none with the target's other features).
 // Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
 #if defined(LOWBIT_OPS_SIMD_VECTORS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_VECTORS_INL_H_
@@ -29,7 +30,7 @@
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
-#pragma GCC target("avx512vnni,avx512bf16")  // the note at the top
+#pragma GCC target("avx512vnni,avx512bf16,gfni")  // the note at the top
 #endif
 namespace lowbit {
 namespace HWY_NAMESPACE {
@@ -122,6 +123,15 @@ struct V {
   }
   // a with `value` ORed into the bytes where `bits` has `bit` (bits that are clear in a).
   static I OrWhere(I a, I bits, int8_t bit, int8_t value) { return _mm256_or_si256(a, _mm256_and_si256(Where(bits, bit), _mm256_set1_epi8(value))); }
+  // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear.
+  template <int kShift, int kMask>
+  static I ByteField(I a) {
+    const I mask = _mm256_set1_epi8(static_cast<int8_t>(kMask));
+    if constexpr (kShift == 0) return _mm256_and_si256(a, mask);
+    else return _mm256_and_si256(_mm256_srli_epi16(a, kShift), mask);
+  }
+  // (a & mask) | b.
+  static I AndOr(I a, I mask, I b) { return _mm256_or_si256(_mm256_and_si256(a, mask), b); }
 
   // Exact int32 lanes of four products each, added to acc: unsigned u times signed s (the pairs must fit int16).
   static I DotU8(I acc, I u, I s) {
@@ -256,6 +266,29 @@ struct V {
   static I OrWhere(I a, I bits, int8_t bit, int8_t value) {
     return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
   }
+  // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear: with GFNI one affine map of the
+  // byte's bits (row 7 - j of the qword's matrix picks output bit j's input bit), else a shift and a mask.
+  template <int kShift, int kMask>
+  static I ByteField(I a) {
+    const I mask = _mm512_set1_epi8(static_cast<int8_t>(kMask));
+    if constexpr (kShift == 0) {
+      return _mm512_and_si512(a, mask);
+    } else {
+#if HWY_TARGET == HWY_AVX3_DL
+      constexpr uint64_t kMatrix = [] {
+        uint64_t m = 0;
+        for (int j = 0; j < 8 - kShift; ++j)
+          if (kMask >> j & 1) m |= uint64_t{1} << (kShift + j) << (8 * (7 - j));
+        return m;
+      }();
+      return _mm512_gf2p8affine_epi64_epi8(a, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
+#else
+      return _mm512_and_si512(_mm512_srli_epi16(a, kShift), mask);
+#endif
+    }
+  }
+  // (a & mask) | b.
+  static I AndOr(I a, I mask, I b) { return _mm512_ternarylogic_epi32(a, mask, b, 0xEA); }
 
 #if HWY_TARGET == HWY_AVX3_DL
   static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
@@ -398,6 +431,7 @@ struct RowGroup {
   size_t head_stride, head;
   size_t chunk_step;               // between consecutive chunk positions
   const uint8_t* chunk_positions;  // where each rest chunk is stored
+  bool encode_units = false;       // the source holds file bytes of a type whose packed units are encoded
   const uint8_t* chunk_at(int64_t b, int c) const {
     return base + static_cast<size_t>(b) * step + static_cast<size_t>(chunk_positions[c]) * chunk_step;
   }
@@ -432,14 +466,31 @@ template <const PackFormat& kPack>
 HWY_INLINE void PackLanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slots) {
   constexpr int L = V::kLanes;
   constexpr int kChunks = static_cast<int>((kPack.unit - kPack.head) / kPack.chunk);
+  const auto unit_offset = [](int c) {  // of rest chunk c in a unit
+    const size_t rest = kPack.chunk * static_cast<size_t>(c);
+    return rest < kPack.head_offset ? rest : rest + kPack.head;
+  };
   for (int64_t b = 0; b < n_blocks; ++b) {
     uint8_t* slot = slots + static_cast<size_t>(b) * kLanesSlot<kPack>;
     for (int row = 0; row < L; ++row) {
       const RowGroup& g = groups[row / kRows];
       const size_t r = static_cast<size_t>(row % kRows);
-      std::memcpy(slot + kPack.head * row, g.head_at(b) + r * g.head_stride, kPack.head);
+      const uint8_t* head = g.head_at(b) + r * g.head_stride;
+      const uint8_t* chunks[kChunks];
+      for (int c = 0; c < kChunks; ++c) chunks[c] = g.chunk_at(b, c) + r * g.stride;
+      uint8_t unit[kPack.unit];
+      if constexpr (kPack.encode != nullptr) {
+        if (g.encode_units) {  // as pack_for_matmul does
+          std::memcpy(unit + kPack.head_offset, head, kPack.head);
+          for (int c = 0; c < kChunks; ++c) std::memcpy(unit + unit_offset(c), chunks[c], kPack.chunk);
+          kPack.encode(unit);
+          head = unit + kPack.head_offset;
+          for (int c = 0; c < kChunks; ++c) chunks[c] = unit + unit_offset(c);
+        }
+      }
+      std::memcpy(slot + kPack.head * row, head, kPack.head);
       for (int c = 0; c < kChunks; ++c)
-        std::memcpy(slot + L * kPack.head + kPack.chunk * static_cast<size_t>(L * kPack.position[c] + row), g.chunk_at(b, c) + r * g.stride, kPack.chunk);
+        std::memcpy(slot + L * kPack.head + kPack.chunk * static_cast<size_t>(L * kPack.position[c] + row), chunks[c], kPack.chunk);
     }
   }
 }

@@ -14,4 +14,15 @@ inline bool cpu_has_avx512_bf16() {
 #endif
 }
 
+// GFNI (vgf2p8affineqb): Ice Lake, Zen 4 and later, every CPU with the rest of Highway's AVX3_DL target, which in
+// Highway 1.0.3 does not require it.
+inline bool cpu_has_gfni() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = __builtin_cpu_supports("gfni");
+  return has;
+#else
+  return false;
+#endif
+}
+
 }  // namespace lowbit

@@ -11,6 +11,7 @@
 
 #include "ops/dot_reference.h"
 #include "ops/packed_weight.h"
+#include "quant/k_quants.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -235,7 +236,8 @@ TEST(SimdMatmul, SharedInputPassEqualsSeparateMatmuls) {
 // The interleaved layout keeps every row: copy_row and dequantize_row give the row-major bytes back, and a packed
 // tensor refuses to be written out as if it were a file's bytes.
 TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
-  for (DType type : {DType::Q4_0, DType::Q2_K, DType::Q4_K, DType::Q6_K, DType::F16}) {
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::IQ4_NL, DType::Q2_K,
+                     DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS, DType::F16, DType::BF16}) {
     const int64_t n_in = 512, n_out = 21;  // full tiles, then row-major rows after the last
     const Tensor t = quantized_weight(type, n_in, n_out, weights(n_in, n_out));
     const Tensor p = pack_for_matmul(t);
@@ -262,6 +264,34 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
     EXPECT_THROW(pack_for_matmul(t, 3), Error);
     EXPECT_EQ(pack_for_matmul(p).data, p.data);  // already packed: left as it is
   }
+}
+
+// Q3_K's packed units hold each 3-bit level in the fields the kernel reads (ops/packed_weight.h): levels chosen so
+// that every group takes every value, written as hmask and qs, come out of x, y and z where the layout says, and
+// the scales and d stay in place.
+TEST(PackedWeight, Q3KFieldsHoldEachLevelWhereTheKernelReadsIt) {
+  BlockQ3K block{};
+  const auto level = [](int g, int i) { return (3 * g + 5 * i + 1) % 8; };
+  for (int i = 0; i < 32; ++i)
+    for (int g = 0; g < 8; ++g) {
+      block.qs[32 * (g / 4) + i] = static_cast<uint8_t>(block.qs[32 * (g / 4) + i] | (level(g, i) & 3) << (2 * (g % 4)));
+      block.hmask[i] = static_cast<uint8_t>(block.hmask[i] | (level(g, i) >> 2) << g);
+    }
+  for (int k = 0; k < 12; ++k) block.scales[k] = static_cast<uint8_t>(17 * k + 3);
+  block.d = 0x3C01;
+  BlockQ3K encoded = block;
+  auto* bytes = reinterpret_cast<uint8_t*>(&encoded);
+  q3k_encode_fields(bytes);
+  for (int i = 0; i < 32; ++i) {
+    const int x = bytes[i], y = bytes[32 + i], z = bytes[64 + i];
+    const int fields[8] = {x >> 2 & 7, x >> 5, y >> 2 & 7, y >> 5, z & 7, z >> 5, (x & 3) | (z >> 3 & 1) << 2,
+                           (y & 3) | (z >> 4 & 1) << 2};
+    for (int g = 0; g < 8; ++g) ASSERT_EQ(fields[g], level(g, i)) << "group " << g << ", value " << i;
+  }
+  EXPECT_EQ(0, std::memcmp(encoded.scales, block.scales, sizeof(block.scales)));
+  EXPECT_EQ(encoded.d, block.d);
+  q3k_decode_fields(bytes);
+  EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
 }
 
 }  // namespace
