@@ -89,6 +89,40 @@ void q3k_decode_fields(uint8_t* block) {
   }
 }
 
+void q6k_encode_fields(uint8_t* block) {
+  for (int half = 0; half < 2; ++half)
+    for (int i = 0; i < 32; i += 8) {
+      uint8_t* const at[3] = {block + 64 * half + i, block + 64 * half + 32 + i, block + 128 + 32 * half + i};
+      uint64_t a, b, c;
+      std::memcpy(&a, at[0], 8);
+      std::memcpy(&b, at[1], 8);
+      std::memcpy(&c, at[2], 8);
+      const uint64_t x = field<0, 0, 4>(a) | field<0, 4, 2>(c) | field<4, 6, 2>(c);
+      const uint64_t y = field<0, 0, 4>(b) | field<2, 4, 2>(c) | field<6, 6, 2>(c);
+      const uint64_t z = field<4, 0, 4>(a) | field<4, 4, 4>(b);
+      std::memcpy(at[0], &x, 8);
+      std::memcpy(at[1], &y, 8);
+      std::memcpy(at[2], &z, 8);
+    }
+}
+
+void q6k_decode_fields(uint8_t* block) {
+  for (int half = 0; half < 2; ++half)
+    for (int i = 0; i < 32; i += 8) {
+      uint8_t* const at[3] = {block + 64 * half + i, block + 64 * half + 32 + i, block + 128 + 32 * half + i};
+      uint64_t x, y, z;
+      std::memcpy(&x, at[0], 8);
+      std::memcpy(&y, at[1], 8);
+      std::memcpy(&z, at[2], 8);
+      const uint64_t a = field<0, 0, 4>(x) | field<0, 4, 4>(z);
+      const uint64_t b = field<0, 0, 4>(y) | field<4, 4, 4>(z);
+      const uint64_t c = field<4, 0, 2>(x) | field<4, 2, 2>(y) | field<6, 4, 2>(x) | field<6, 6, 2>(y);
+      std::memcpy(at[0], &a, 8);
+      std::memcpy(at[1], &b, 8);
+      std::memcpy(at[2], &c, 8);
+    }
+}
+
 PackFormat pack_format(DType type) {
   switch (type) {
     case DType::Q4_0:

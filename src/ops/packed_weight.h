@@ -98,9 +98,15 @@ constexpr ChunkPositions q5k_chunk_positions() {
   return p;
 }
 inline constexpr PackFormat kQ5KPack = {176, 0, 4, 4, q5k_chunk_positions()};
-// ql, qh, scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' four words, then
-// for each lane position l (values 4l..4l+3 of every 32-value group) and half h the three chunks that hold its
-// four groups: ql bytes 64h+4l.., ql bytes 64h+32+4l.., qh bytes 32h+4l..
+// Q6_K's 6-bit levels L_k (group 4h + k, value i: a nibble of a = ql[64h + i] (k = 0, 2) or b = ql[64h + 32 + i]
+// (k = 1, 3) under bits 2k, 2k+1 of c = qh[32h + i]) rewritten in place of a, b, c so that L0 and L1 are one mask,
+// L2 two instructions and L3 three (ops/simd_kquants-inl.h Q6KLevels):
+//   x = L0 | (L2 >> 4) << 6,  y = L1 | (L3 >> 4) << 6,  z = (L2 & 15) | (L3 & 15) << 4.
+void q6k_encode_fields(uint8_t* block);
+void q6k_decode_fields(uint8_t* block);
+// ql (x, y), qh (z), scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' four
+// words, then for each lane position l (values 4l..4l+3 of every 32-value group) and half h the three chunks that
+// hold its four groups: bytes 4l.. of x (ql 64h..), y (ql 64h+32..) and z (qh 32h..).
 constexpr ChunkPositions q6k_chunk_positions() {
   ChunkPositions p = chunk_positions();
   for (int w = 0; w < 4; ++w) p[48 + w] = static_cast<uint8_t>(w);  // scale bytes 192 + 4w..
@@ -113,7 +119,7 @@ constexpr ChunkPositions q6k_chunk_positions() {
     }
   return p;
 }
-inline constexpr PackFormat kQ6KPack = {210, 208, 2, 4, q6k_chunk_positions()};
+inline constexpr PackFormat kQ6KPack = {210, 208, 2, 4, q6k_chunk_positions(), q6k_encode_fields, q6k_decode_fields};
 // d, scales_h | scales_l (one chunk), then qs: four bytes a chunk, stored in the order the kernel reads them:
 // scales_l, then for c = 0..3 the eight sub-blocks' qs bytes 16j+4c.. (positions c and c+4 of sub-block j).
 constexpr ChunkPositions iq4xs_chunk_positions() {

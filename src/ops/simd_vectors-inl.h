@@ -124,7 +124,7 @@ struct V {
   // a with `value` ORed into the bytes where `bits` has `bit` (bits that are clear in a).
   static I OrWhere(I a, I bits, int8_t bit, int8_t value) { return _mm256_or_si256(a, _mm256_and_si256(Where(bits, bit), _mm256_set1_epi8(value))); }
   // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear.
-  template <int kShift, int kMask>
+  template <int kShift, int kMask, bool kAffine = true>  // (kAffine: for the AVX-512 targets' GFNI)
   static I ByteField(I a) {
     const I mask = _mm256_set1_epi8(static_cast<int8_t>(kMask));
     if constexpr (kShift == 0) return _mm256_and_si256(a, mask);
@@ -267,13 +267,14 @@ struct V {
     return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
   }
   // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear: with GFNI one affine map of the
-  // byte's bits (row 7 - j of the qword's matrix picks output bit j's input bit), else a shift and a mask.
-  template <int kShift, int kMask>
+  // byte's bits (row 7 - j of the qword's matrix picks output bit j's input bit), else a shift and a mask. kAffine
+  // false takes the shift and mask anyway, for a tile whose multiplies already crowd the ports the affine map needs.
+  template <int kShift, int kMask, bool kAffine = true>
   static I ByteField(I a) {
     const I mask = _mm512_set1_epi8(static_cast<int8_t>(kMask));
     if constexpr (kShift == 0) {
       return _mm512_and_si512(a, mask);
-    } else {
+    } else if constexpr (kAffine && HWY_TARGET == HWY_AVX3_DL) {
 #if HWY_TARGET == HWY_AVX3_DL
       constexpr uint64_t kMatrix = [] {
         uint64_t m = 0;
@@ -282,9 +283,9 @@ struct V {
         return m;
       }();
       return _mm512_gf2p8affine_epi64_epi8(a, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
-#else
-      return _mm512_and_si512(_mm512_srli_epi16(a, kShift), mask);
 #endif
+    } else {
+      return _mm512_and_si512(_mm512_srli_epi16(a, kShift), mask);
     }
   }
   // (a & mask) | b.

@@ -294,5 +294,33 @@ TEST(PackedWeight, Q3KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
 }
 
+// Q6_K's likewise: every group's 6-bit levels, written as ql and qh, come out of each half's x, y and z.
+TEST(PackedWeight, Q6KFieldsHoldEachLevelWhereTheKernelReadsIt) {
+  BlockQ6K block{};
+  const auto level = [](int h, int k, int i) { return (7 * k + 11 * i + 5 * h + 3) % 64; };
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 32; ++i)
+      for (int k = 0; k < 4; ++k) {
+        uint8_t& nibbles = block.ql[64 * h + 32 * (k % 2) + i];
+        nibbles = static_cast<uint8_t>(nibbles | (level(h, k, i) & 15) << (4 * (k / 2)));
+        block.qh[32 * h + i] = static_cast<uint8_t>(block.qh[32 * h + i] | (level(h, k, i) >> 4) << (2 * k));
+      }
+  for (int j = 0; j < 16; ++j) block.scales[j] = static_cast<int8_t>(9 * j - 70);
+  block.d = 0x2E66;
+  BlockQ6K encoded = block;
+  auto* bytes = reinterpret_cast<uint8_t*>(&encoded);
+  q6k_encode_fields(bytes);
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 32; ++i) {
+      const int x = bytes[64 * h + i], y = bytes[64 * h + 32 + i], z = bytes[128 + 32 * h + i];
+      const int fields[4] = {x & 63, y & 63, (z & 15) | (x >> 6) << 4, (z >> 4) | (y >> 6) << 4};
+      for (int k = 0; k < 4; ++k) ASSERT_EQ(fields[k], level(h, k, i)) << "half " << h << ", group " << k << ", value " << i;
+    }
+  EXPECT_EQ(0, std::memcmp(encoded.scales, block.scales, sizeof(block.scales)));
+  EXPECT_EQ(encoded.d, block.d);
+  q6k_decode_fields(bytes);
+  EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
+}
+
 }  // namespace
 }  // namespace lowbit
