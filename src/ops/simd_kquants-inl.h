@@ -260,7 +260,7 @@ struct SubBlock16Lanes {
           for (int t = 0; t < T; ++t) {
             sumi[t] = V::Zero();
             for (int w = 0; w < 4; ++w)
-              sumi[t] = V::AddScaled(sumi[t], offset_scales[w], V::BroadcastWord(reinterpret_cast<const int8_t*>(offset_pairs[t] + 8 * w + l)));
+              sumi[t] = V::AddScaledBroadcast(sumi[t], offset_scales[w], offset_pairs[t] + 8 * w + l);
           }
           for (int g = 0; g < 8; ++g) {
             const I levels = D::Levels(chunks, g);

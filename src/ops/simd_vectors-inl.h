@@ -153,6 +153,7 @@ struct V {
     return PrepareSigned(_mm256_shuffle_epi8(Table16(kIq4nlValues), nibbles));
   }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales16)); }
+  static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) { return AddScaled(acc, pairs, _mm256_set1_epi32(*p)); }
 
 
   static F ZeroF() { return _mm256_setzero_ps(); }
@@ -294,11 +295,18 @@ struct V {
 #if HWY_TARGET == HWY_AVX3_DL
   static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm512_dpwssd_epi32(acc, pairs, scales16); }
+  // AddScaled with the word pair at p in every lane, the broadcast folded into the instruction (GCC 12 loads it
+  // into a register first, one more instruction).
+  static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) {
+    asm("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(pairs), "m"(*p));
+    return acc;
+  }
 #else
   static I DotU8(I acc, I u, I s) {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
   }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales16)); }
+  static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) { return AddScaled(acc, pairs, _mm512_set1_epi32(*p)); }
 #endif
   // AVX-512 has no vpsignb: |q|, and a negated where q < 0 (where q is 0 the product is 0 either way).
   struct Signed {
