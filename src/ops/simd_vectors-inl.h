@@ -116,13 +116,6 @@ struct V {
   template <int kBits> static I Shl16(I a) { return _mm256_slli_epi16(a, kBits); }
   // Every byte shifted right by n (bits of the neighbouring byte enter at the top; callers mask them off).
   static I ShrBytes(I a, int n) { return _mm256_srl_epi16(a, _mm_cvtsi32_si128(n)); }
-  // 0xFF in the bytes of v that have `bit` set.
-  static I Where(I v, int8_t bit) {
-    const I b = _mm256_set1_epi8(bit);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b);
-  }
-  // a with `value` ORed into the bytes where `bits` has `bit` (bits that are clear in a).
-  static I OrWhere(I a, I bits, int8_t bit, int8_t value) { return _mm256_or_si256(a, _mm256_and_si256(Where(bits, bit), _mm256_set1_epi8(value))); }
   // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear.
   template <int kShift, int kMask, bool kAffine = true>  // (kAffine: for the AVX-512 targets' GFNI)
   static I ByteField(I a) {
@@ -132,6 +125,13 @@ struct V {
   }
   // (a & mask) | b.
   static I AndOr(I a, I mask, I b) { return _mm256_or_si256(_mm256_and_si256(a, mask), b); }
+  // Bit kFrom of every byte moved to bit kTo, the others clear.
+  template <int kFrom, int kTo>
+  static I MoveBit(I a) {
+    const I bit = _mm256_and_si256(a, _mm256_set1_epi8(static_cast<int8_t>(1 << kFrom)));
+    if constexpr (kFrom >= kTo) return _mm256_srli_epi16(bit, kFrom - kTo);
+    else return _mm256_slli_epi16(bit, kTo - kFrom);
+  }
 
   // Exact int32 lanes of four products each, added to acc: unsigned u times signed s (the pairs must fit int16).
   static I DotU8(I acc, I u, I s) {
@@ -263,10 +263,6 @@ struct V {
   template <int kBits> static I Shr16(I a) { return _mm512_srli_epi16(a, kBits); }
   template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
   static I ShrBytes(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
-  // (Callers OR into bits that are clear, so a masked add does it.)
-  static I OrWhere(I a, I bits, int8_t bit, int8_t value) {
-    return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(bits, _mm512_set1_epi8(bit)), a, _mm512_set1_epi8(value));
-  }
   // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear: with GFNI one affine map of the
   // byte's bits (row 7 - j of the qword's matrix picks output bit j's input bit), else a shift and a mask. kAffine
   // false takes the shift and mask anyway, for a tile whose multiplies already crowd the ports the affine map needs.
@@ -291,6 +287,18 @@ struct V {
   }
   // (a & mask) | b.
   static I AndOr(I a, I mask, I b) { return _mm512_ternarylogic_epi32(a, mask, b, 0xEA); }
+  // Bit kFrom of every byte moved to bit kTo, the others clear: one affine map with GFNI.
+  template <int kFrom, int kTo>
+  static I MoveBit(I a) {
+#if HWY_TARGET == HWY_AVX3_DL
+    constexpr uint64_t kMatrix = uint64_t{1} << kFrom << (8 * (7 - kTo));
+    return _mm512_gf2p8affine_epi64_epi8(a, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
+#else
+    const I bit = _mm512_and_si512(a, _mm512_set1_epi8(static_cast<int8_t>(1 << kFrom)));
+    if constexpr (kFrom >= kTo) return _mm512_srli_epi16(bit, kFrom - kTo);
+    else return _mm512_slli_epi16(bit, kTo - kFrom);
+#endif
+  }
 
 #if HWY_TARGET == HWY_AVX3_DL
   static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
