@@ -397,9 +397,15 @@ struct V {
   // vpdpbusd keeps the exact sum in int32; one multiply by the scale.
   template <int kChunks>
   static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
-    __m512i sum = _mm512_dpbusd_epi32(Zero(), u[0], BroadcastWord(a));
-    for (int c = 1; c < kChunks; ++c) sum = _mm512_dpbusd_epi32(sum, u[c], BroadcastWord(a + 4 * c));
+    __m512i sum = Zero();
+    for (int c = 0; c < kChunks; ++c) sum = DotU8Broadcast(sum, u[c], a + 4 * c);
     return _mm512_add_epi32(acc, _mm512_mullo_epi32(sum, scale));
+  }
+  // DotU8 with the four bytes at a in every lane, the broadcast folded into the instruction (as AddScaledBroadcast).
+  static I DotU8Broadcast(I acc, I u, const int8_t* a) {
+    using Word = int32_t __attribute__((may_alias));
+    asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const Word*>(a)));
+    return acc;
   }
 #else
   template <int kChunks>
