@@ -47,7 +47,7 @@ static_assert(sizeof(BlockIQ4NL) == sizeof(BlockQ4_0) && offsetof(BlockIQ4NL, d)
 struct Q4_0Nibbles {
   static constexpr int kOffset = 8;
   static I Decode(I nibbles) { return nibbles; }
-  static I Dot(I acc, I levels, I act) { return V::DotU8(acc, levels, act); }
+  static I Dot(I acc, I levels, const int8_t* act) { return V::DotU8At(acc, levels, act); }
 };
 // The IQ4_NL table plus 128 as unsigned levels.
 alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
@@ -57,9 +57,9 @@ struct IQ4NLNibbles {
   static I Decode(I nibbles) {
     return V::Lookup(V::Table16(V::kVnni ? reinterpret_cast<const int8_t*>(kIq4nlLevels) : kIq4nlValues), nibbles);
   }
-  static I Dot(I acc, I q, I act) {
-    if constexpr (V::kVnni) return V::DotU8(acc, q, act);
-    else return V::DotS8(acc, q, act);
+  static I Dot(I acc, I q, const int8_t* act) {
+    if constexpr (V::kVnni) return V::DotU8At(acc, q, act);
+    else return V::DotS8(acc, q, V::BroadcastWord(act));
   }
 };
 
@@ -88,8 +88,8 @@ struct NibbleLanes {
       for (int t = 0; t < T; ++t) {
         const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
         I sum = V::SetWord(-N::kOffset * acts[t].block_sums[b]);
-        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, lo[c], V::BroadcastWord(a.qs + 4 * c));
-        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, hi[c], V::BroadcastWord(a.qs + 16 + 4 * c));
+        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, lo[c], a.qs + 4 * c);
+        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, hi[c], a.qs + 16 + 4 * c);
         acc[t] = V::Fma(V::Cvt(sum), V::Mul(dw, V::SetF(acts[t].scales[b])), acc[t]);
       }
     }
@@ -129,9 +129,9 @@ struct Q8_0Levels {
     if constexpr (V::kVnni) return V::Xor(q, V::Set8(static_cast<int8_t>(0x80)));
     else return q;
   }
-  static I Dot(I start, I q, I act) {
-    if constexpr (V::kVnni) return V::DotU8(start, q, act);
-    else return V::DotS8(start, q, act);
+  static I Dot(I start, I q, const int8_t* act) {
+    if constexpr (V::kVnni) return V::DotU8At(start, q, act);
+    else return V::DotS8(start, q, V::BroadcastWord(act));
   }
 };
 // The 4-bit types: levels 0..15, with Q5_0's and Q5_1's fifth bit 0..31; level - kOffset the value (Q5_0: 16;
@@ -175,7 +175,7 @@ struct NibbleLevels {
     else if constexpr (kExtra == NibbleExtra::kZeroPoint) return V::Add8(nibbles, b.extra);
     else return nibbles;
   }
-  static I Dot(I start, I levels, I act) { return V::DotU8(start, levels, act); }
+  static I Dot(I start, I levels, const int8_t* act) { return V::DotU8At(start, levels, act); }
 };
 using Q5_0Levels = NibbleLevels<kQ5_0Pack, BlockQ8_0, 16, NibbleExtra::kFifthBit>;
 using Q4_1Levels = NibbleLevels<kQ4_1Pack, BlockQ8_1, 0, NibbleExtra::kNone>;
@@ -235,7 +235,7 @@ struct Block32Lanes {
         const I q = D::Position(block, l);
         for (int t = 0; t < T; ++t) {
           const I start = StartOfPosition<D::kOffset, T>(acts[t].quad_starts + 8 * b + l);
-          const I sum = D::Dot(start, q, V::BroadcastWord(a[t]->qs + 4 * l));
+          const I sum = D::Dot(start, q, a[t]->qs + 4 * l);
           acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
         }
       }

@@ -137,6 +137,7 @@ struct V {
   static I DotU8(I acc, I u, I s) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
   }
+  static I DotU8At(I acc, I u, const int8_t* a) { return DotU8(acc, u, BroadcastWord(a)); }
   // Signed q times signed a (|q| <= 128): |q| times a with q's sign, as ggml does.
   static I DotS8(I acc, I q, I a) { return DotU8(acc, _mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)); }
   // Pairs of products as int16 (K-quants scale them per 16 or 32 values before widening).
@@ -313,6 +314,7 @@ struct V {
   static I DotU8(I acc, I u, I s) {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
   }
+  static I DotU8At(I acc, I u, const int8_t* a) { return DotU8(acc, u, BroadcastWord(a)); }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales16)); }
   static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) { return AddScaled(acc, pairs, _mm512_set1_epi32(*p)); }
 #endif
@@ -398,11 +400,11 @@ struct V {
   template <int kChunks>
   static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
     __m512i sum = Zero();
-    for (int c = 0; c < kChunks; ++c) sum = DotU8Broadcast(sum, u[c], a + 4 * c);
+    for (int c = 0; c < kChunks; ++c) sum = DotU8At(sum, u[c], a + 4 * c);
     return _mm512_add_epi32(acc, _mm512_mullo_epi32(sum, scale));
   }
   // DotU8 with the four bytes at a in every lane, the broadcast folded into the instruction (as AddScaledBroadcast).
-  static I DotU8Broadcast(I acc, I u, const int8_t* a) {
+  static I DotU8At(I acc, I u, const int8_t* a) {
     using Word = int32_t __attribute__((may_alias));
     asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const Word*>(a)));
     return acc;
