@@ -11,8 +11,9 @@
 // AVX-512 CPUs without AVX-VNNI (Ice Lake, Zen 4) do not have. tests/ops/tests.cmake checks the binary for it.
 // They also enable AVX512-BF16 for V::DotBf16Pairs, which only the BF16 tile for CPUs that have it calls; GCC 12
 // emits bf16 instructions for their intrinsics alone, so the rest of the target still runs on Ice Lake
-// (tests/ops/bf16_confined.sh checks the binary). And GFNI, for V::ByteField: Highway 1.0.3 does not require it of
-// AVX3_DL, so ops/simd_matmul.cc turns that target off on a CPU without it (none with the target's other features).
+// (tests/ops/bf16_confined.sh checks the binary). And GFNI, for V::ByteField and V::MoveBit: Highway 1.0.3 does not
+// require it of AVX3_DL, so ops/simd_matmul.cc turns that target off on a CPU without it (none with the target's
+// other features).
 // Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
 #if defined(LOWBIT_OPS_SIMD_VECTORS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_VECTORS_INL_H_
