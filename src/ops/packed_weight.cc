@@ -44,9 +44,7 @@ void code_units(uint8_t* rows, int64_t n_rows, size_t row_bytes, size_t unit, Un
     for (size_t u = 0; u + unit <= row_bytes; u += unit) code(rows + static_cast<size_t>(r) * row_bytes + u);
 }
 
-}  // namespace
 
-namespace {
 // Bits [from, from + width) of each of the eight bytes of v, moved to bits [to, to + width) of the same byte.
 template <int kFrom, int kTo, int kWidth>
 uint64_t field(uint64_t v) {

@@ -266,26 +266,22 @@ struct V {
   template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
   static I ShrBytes(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
   // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear: with GFNI one affine map of the
-  // byte's bits (row 7 - j of the qword's matrix picks output bit j's input bit), else a shift and a mask. kAffine
+  // byte's bits (Affine), else a shift and a mask. kAffine
   // false takes the shift and mask anyway, for a tile whose multiplies already crowd the ports the affine map needs.
   template <int kShift, int kMask, bool kAffine = true>
   static I ByteField(I a) {
     const I mask = _mm512_set1_epi8(static_cast<int8_t>(kMask));
-    if constexpr (kShift == 0) {
-      return _mm512_and_si512(a, mask);
-    } else if constexpr (kAffine && HWY_TARGET == HWY_AVX3_DL) {
+    if constexpr (kShift == 0) return _mm512_and_si512(a, mask);
 #if HWY_TARGET == HWY_AVX3_DL
-      constexpr uint64_t kMatrix = [] {
-        uint64_t m = 0;
-        for (int j = 0; j < 8 - kShift; ++j)
-          if (kMask >> j & 1) m |= uint64_t{1} << (kShift + j) << (8 * (7 - j));
-        return m;
-      }();
-      return _mm512_gf2p8affine_epi64_epi8(a, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
+    constexpr uint64_t kMatrix = [] {
+      uint64_t m = 0;
+      for (int j = 0; j < 8 - kShift; ++j)
+        if (kMask >> j & 1) m |= BitMove(kShift + j, j);
+      return m;
+    }();
+    if constexpr (kAffine) return Affine<kMatrix>(a);
 #endif
-    } else {
-      return _mm512_and_si512(_mm512_srli_epi16(a, kShift), mask);
-    }
+    return _mm512_and_si512(_mm512_srli_epi16(a, kShift), mask);
   }
   // (a & mask) | b.
   static I AndOr(I a, I mask, I b) { return _mm512_ternarylogic_epi32(a, mask, b, 0xEA); }
@@ -293,14 +289,22 @@ struct V {
   template <int kFrom, int kTo>
   static I MoveBit(I a) {
 #if HWY_TARGET == HWY_AVX3_DL
-    constexpr uint64_t kMatrix = uint64_t{1} << kFrom << (8 * (7 - kTo));
-    return _mm512_gf2p8affine_epi64_epi8(a, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
+    return Affine<BitMove(kFrom, kTo)>(a);
 #else
     const I bit = _mm512_and_si512(a, _mm512_set1_epi8(static_cast<int8_t>(1 << kFrom)));
     if constexpr (kFrom >= kTo) return _mm512_srli_epi16(bit, kFrom - kTo);
     else return _mm512_slli_epi16(bit, kTo - kFrom);
 #endif
   }
+#if HWY_TARGET == HWY_AVX3_DL
+  // GFNI's affine map of every byte: row 7 - j of the qword matrix picks the input bits XORed into output bit j, so
+  // BitMove(from, to) is the row that copies one bit.
+  static constexpr uint64_t BitMove(int from, int to) { return uint64_t{1} << from << (8 * (7 - to)); }
+  template <uint64_t kMatrix>
+  static I Affine(I a) {
+    return _mm512_gf2p8affine_epi64_epi8(a, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
+  }
+#endif
 
 #if HWY_TARGET == HWY_AVX3_DL
   static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
