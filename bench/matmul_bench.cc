@@ -7,6 +7,8 @@
 // - *_Simd_Dram: one token, every byte from memory, with the fraction of a paired bandwidth probe (run_dram);
 //   *_Dram_T2 the same on two threads, *_Dram_Small_T2 on 4096 x 1024 weights (2.3 MiB of Q4_0, a call as short
 //   as a 1B model's attention projections, where each call's fixed costs show);
+// - *_Simd_Call_T2: one token through 4096 x 64 weights from cache on two threads (a chunk each): what handing a
+//   call to a second core costs beyond its arithmetic (compare *_Simd_Call, the same on one thread);
 // - *_Batch64: a prompt batch of 64 tokens.
 // Bytes processed = weight bytes read per token, so GB/s compares with the memory bandwidth.
 // LOWBIT_BENCH_TARGET=AVX2 (or AVX3, AVX3_DL, SSE4, ...) runs the kernels of that Highway target only.
@@ -71,7 +73,7 @@ const bool kTargetChosen = [] {
 enum class Kernel { kReference, kSimd };
 
 void run(benchmark::State& state, DType type, Kernel kernel, int64_t n_tokens, int n_weights, int64_t n_in = 4096,
-         int64_t n_out = 0) {
+         int64_t n_out = 0, int threads = 1) {
   if (n_out == 0) n_out = n_weights > 1 ? 2048 : 4096;
   std::vector<Tensor> ws;
   // The SIMD kernels read the engine's interleaved layout (ops/packed_weight.h), as the model uses them.
@@ -84,7 +86,7 @@ void run(benchmark::State& state, DType type, Kernel kernel, int64_t n_tokens, i
   size_t next = 0;
   for (auto _ : state) {
     const Tensor& w = ws[next++ % ws.size()];
-    if (kernel == Kernel::kSimd) matmul(w, x.data(), n_tokens, y.data(), 1);
+    if (kernel == Kernel::kSimd) matmul(w, x.data(), n_tokens, y.data(), threads);
     else matmul_reference(w, x.data(), n_tokens, y.data(), 1);
     benchmark::DoNotOptimize(y.data());
   }
@@ -136,6 +138,8 @@ void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_ou
   void BM_##NAME##_Simd_Dram(benchmark::State& s) { run_dram(s, DType::TYPE); }                             \
   void BM_##NAME##_Simd_Dram_T2(benchmark::State& s) { run_dram(s, DType::TYPE, 2); }                       \
   void BM_##NAME##_Simd_Dram_Small_T2(benchmark::State& s) { run_dram(s, DType::TYPE, 2, 1024); }           \
+  void BM_##NAME##_Simd_Call(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1, 4096, 64); }     \
+  void BM_##NAME##_Simd_Call_T2(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1, 4096, 64, 2); } \
   void BM_##NAME##_Reference_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kReference, 64, 1); } \
   void BM_##NAME##_Simd_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 64, 1); }         \
   BENCHMARK(BM_##NAME##_Reference)->Unit(benchmark::kMillisecond);                                          \
@@ -145,6 +149,8 @@ void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_ou
   BENCHMARK(BM_##NAME##_Simd_Dram)->Unit(benchmark::kMillisecond);                                          \
   BENCHMARK(BM_##NAME##_Simd_Dram_T2)->Unit(benchmark::kMillisecond);                                       \
   BENCHMARK(BM_##NAME##_Simd_Dram_Small_T2)->Unit(benchmark::kMicrosecond);                                 \
+  BENCHMARK(BM_##NAME##_Simd_Call)->Unit(benchmark::kMicrosecond);                                          \
+  BENCHMARK(BM_##NAME##_Simd_Call_T2)->Unit(benchmark::kMicrosecond);                                       \
   BENCHMARK(BM_##NAME##_Reference_Batch64)->Unit(benchmark::kMillisecond);                                  \
   BENCHMARK(BM_##NAME##_Simd_Batch64)->Unit(benchmark::kMillisecond);
 

@@ -176,9 +176,15 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out) {
 }
 
 void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
-  type_ = type;
-  row_bytes_ = lowbit::row_bytes(type, n_in);
+  borrowed_ = nullptr;
+  shape(type, n_tokens, n_in);
   storage_.resize(row_bytes_ * static_cast<size_t>(n_tokens) + 64);
+}
+
+void QuantizedActivations::shape(DType type, int64_t n_tokens, int64_t n_in) {
+  type_ = type;
+  n_tokens_ = n_tokens, n_in_values_ = n_in;
+  row_bytes_ = lowbit::row_bytes(type, n_in);
   const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16;
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
   pairs_per_row_ = type == DType::Q8_K ? static_cast<size_t>(n_in / 256) * 32 : 0;
@@ -215,7 +221,14 @@ void QuantizedActivations::compute_kernel_extras(int64_t t) {
   }
 }
 
+void QuantizedActivations::mirror(const QuantizedActivations& src) {
+  shape(src.type_, src.n_tokens_, src.n_in_values_);
+  borrowed_ = src.base();
+  for (int64_t t = 0; t < src.n_tokens_; ++t) compute_kernel_extras(t);
+}
+
 uint8_t* QuantizedActivations::base() const {
+  if (borrowed_) return const_cast<uint8_t*>(borrowed_);
   auto p = reinterpret_cast<uintptr_t>(storage_.data());
   return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
 }

@@ -375,7 +375,7 @@ class ThreadBalance {
  public:
   static constexpr int kMaxThreads = 64;
   ThreadBalance() {
-    for (auto& v : speed_) v.store(10.0, std::memory_order_relaxed);  // GB/s, all equal at first
+    for (auto& v : speed_) v.gbps.store(10.0, std::memory_order_relaxed);  // all equal at first
   }
   // The cumulative shares: thread i takes the bytes in [shares[i], shares[i + 1]).
   std::vector<double> shares(int n) const {
@@ -384,7 +384,7 @@ class ThreadBalance {
       for (int i = 0; i <= n; ++i) s[static_cast<size_t>(i)] = static_cast<double>(i) / n;
       return s;
     }
-    for (int i = 0; i < n; ++i) s[static_cast<size_t>(i) + 1] = s[static_cast<size_t>(i)] + speed_[i].load(std::memory_order_relaxed);
+    for (int i = 0; i < n; ++i) s[static_cast<size_t>(i) + 1] = s[static_cast<size_t>(i)] + speed_[i].gbps.load(std::memory_order_relaxed);
     for (double& v : s) v /= s.back();
     s.back() = 1.0;
     return s;
@@ -392,13 +392,17 @@ class ThreadBalance {
   // Thread i read `bytes` in `seconds`: a running average of its speed (each thread writes only its own).
   void record(int i, double bytes, double seconds) {
     if (i >= kMaxThreads || bytes <= 0 || seconds <= 0) return;
-    const double speed = speed_[i].load(std::memory_order_relaxed);
-    speed_[i].store(speed + kWeight * (bytes / seconds / 1e9 - speed), std::memory_order_relaxed);
+    const double speed = speed_[i].gbps.load(std::memory_order_relaxed);
+    speed_[i].gbps.store(speed + kWeight * (bytes / seconds / 1e9 - speed), std::memory_order_relaxed);
   }
 
  private:
   static constexpr double kWeight = 0.125;
-  std::array<std::atomic<double>, kMaxThreads> speed_;  // GB/s
+  // A line each: a thread's write at the end of a call would otherwise take the line from under the others.
+  struct alignas(64) Speed {
+    std::atomic<double> gbps;
+  };
+  std::array<Speed, kMaxThreads> speed_;
 };
 
 ThreadBalance& generation_balance() {
@@ -406,7 +410,12 @@ ThreadBalance& generation_balance() {
   return balance;
 }
 
-// One weight of a call: where its bytes are and which activations it takes.
+// Each call's rows are computed in fixed chunks of kChunkRows (whole packed tiles), each by one thread: the bits do
+// not depend on the thread count.
+constexpr int64_t kChunkRows = 2 * kMaxPackRows;
+
+// One weight of a call: where its bytes are, which activations it takes, and where its chunks sit among the
+// call's (numbered over the weights in turn).
 struct MatmulWork {
   DType type;
   const uint8_t* data;
@@ -414,34 +423,50 @@ struct MatmulWork {
   int64_t n_in, n_out;
   size_t act;  // its activations' first row in CallPlan::act_rows
   float* y;
-};
-struct RowChunk {
-  size_t weight;
-  int64_t first_row;
+  size_t first_chunk, bytes_before;  // the call's chunks and weight bytes before this weight's
 };
 // What a call works out before its threads start, in vectors each calling thread keeps from call to call: a
-// generation call lasts tens of microseconds, and allocating them afresh (the chunk list grows to a thousand
-// entries for the output head) was 0.7 of the 5.1 us a call spent before its threads started (Q4_0, -t 2).
+// generation call lasts tens of microseconds, and allocating them afresh was 0.7 of the 5.1 us a call spent before
+// its threads started (Q4_0, -t 2).
 struct CallPlan {
   std::vector<QuantizedActivations> acts;  // their memory kept too: a prompt batch's are megabytes (README, the allocator)
   std::vector<ActRow> act_rows;            // n_tokens rows per activation type in use
   std::vector<MatmulWork> work;
-  std::vector<RowChunk> chunks;
-  std::vector<size_t> bytes_before;  // bytes_before[c]: weight bytes of chunks [0, c)
-  std::vector<size_t> starts;        // each thread's first chunk
+  std::vector<size_t> starts;  // each thread's first chunk
   StealingRanges ranges;
+
+  // Chunk c is worked out from the weights, not listed: a list (a thousand entries for the output head) was lines
+  // the caller wrote every call and the other threads then fetched from its core.
+  size_t n_chunks() const {
+    const MatmulWork& last = work.back();
+    return last.first_chunk + static_cast<size_t>((last.n_out + kChunkRows - 1) / kChunkRows);
+  }
+  const MatmulWork& weight_of(size_t c) const {
+    size_t i = work.size() - 1;
+    while (work[i].first_chunk > c) --i;
+    return work[i];
+  }
+  int64_t first_row(const MatmulWork& w, size_t c) const { return static_cast<int64_t>(c - w.first_chunk) * kChunkRows; }
+  // Weight bytes of chunks [0, c), for c up to n_chunks().
+  size_t bytes_before(size_t c) const {
+    const MatmulWork& w = weight_of(c);
+    return w.bytes_before + w.layout.row_bytes * static_cast<size_t>(std::min(w.n_out, first_row(w, c)));
+  }
 };
 
 }  // namespace
 
 void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads) {
-  thread_local CallPlan plan;
+  // The calling thread's plan, by reference: a lambda that named the thread_local itself would, run on a worker,
+  // read the worker's.
+  thread_local CallPlan this_threads_plan;
+  CallPlan& plan = this_threads_plan;
   std::vector<QuantizedActivations>& acts = plan.acts;
   std::vector<ActRow>& act_rows = plan.act_rows;
   std::vector<MatmulWork>& work = plan.work;
   act_rows.clear();
   work.clear();
-  size_t n_acts = 0;
+  size_t n_acts = 0, chunks = 0, bytes = 0;
   for (const MatmulTarget& t : targets) {
     const Tensor& w = *t.w;
     const DType at = activation_type(w.type());
@@ -454,59 +479,69 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
       for (int64_t k = 0; k < n_tokens; ++k) act_rows.push_back(acts[n_acts].kernel_row(k));
       ++n_acts;
     }
-    work.push_back({w.type(), w.data, weight_layout(w), n_in, w.info.n_rows(), i * static_cast<size_t>(n_tokens), t.y});
+    const WeightLayout layout = weight_layout(w);
+    const int64_t n_out = w.info.n_rows();
+    work.push_back({w.type(), w.data, layout, n_in, n_out, i * static_cast<size_t>(n_tokens), t.y, chunks, bytes});
+    chunks += static_cast<size_t>((n_out + kChunkRows - 1) / kChunkRows);
+    bytes += layout.row_bytes * static_cast<size_t>(n_out);
   }
-  // Fixed chunks of rows (whole packed tiles) over all the weights, each computed by one thread: the bits do not
-  // depend on the thread count. Each thread takes one contiguous range of chunks, so it reads one stream, and the
-  // ranges hold equal bytes of weights rather than equal chunk counts: Q/K/V or gate/up in one call may mix types
-  // (Q4_K_M's Q6_K attn_v beside Q4_K), and the time goes with the bytes read.
-  constexpr int64_t kChunk = 2 * kMaxPackRows;
-  std::vector<RowChunk>& chunks = plan.chunks;
-  chunks.clear();
-  for (size_t i = 0; i < work.size(); ++i)
-    for (int64_t r = 0; r < work[i].n_out; r += kChunk) chunks.push_back({i, r});
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
-  const int n_threads = static_cast<int>(std::clamp<size_t>(chunks.size(), 1, static_cast<size_t>(threads)));
-  const auto run_chunk = [&](size_t c) {
-    const MatmulWork& wk = work[chunks[c].weight];
-    const int64_t r0 = chunks[c].first_row;
-    rows(wk.type, wk.data, wk.layout, act_rows.data() + wk.act, wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunk), wk.n_out, wk.y);
+  const int n_threads = static_cast<int>(std::clamp<size_t>(chunks, 1, static_cast<size_t>(threads)));
+  const auto run_chunk = [&](size_t c, const ActRow* act) {
+    const MatmulWork& wk = plan.weight_of(c);
+    const int64_t r0 = plan.first_row(wk, c);
+    rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunkRows), wk.n_out, wk.y);
   };
   if (n_threads == 1) {
-    for (size_t c = 0; c < chunks.size(); ++c) run_chunk(c);
+    for (size_t c = 0; c < chunks; ++c) run_chunk(c, act_rows.data());
     return;
   }
   if (n_tokens > 1) {
     // A batch's chunks are compute, not a stream: hand them out as threads free up, so a thread that loses its
     // core for a while (a noisy neighbour) does not hold the others at the end.
-    parallel_for_dynamic(static_cast<int64_t>(chunks.size()), n_threads, [&](int64_t c) { run_chunk(static_cast<size_t>(c)); });
+    parallel_for_dynamic(static_cast<int64_t>(chunks), n_threads, [&](int64_t c) { run_chunk(static_cast<size_t>(c), act_rows.data()); });
     return;
   }
-  std::vector<size_t>& bytes_before = plan.bytes_before;
-  bytes_before.assign(1, 0);
-  for (const RowChunk& c : chunks) {
-    const MatmulWork& wk = work[c.weight];
-    bytes_before.push_back(bytes_before.back() + wk.layout.row_bytes * static_cast<size_t>(std::min(kChunk, wk.n_out - c.first_row)));
-  }
-  // Thread i starts on the chunks that start in its share [shares[i], shares[i+1]) of the bytes, and whoever
-  // finishes first takes chunks from the end of the other's (StealingRanges).
+  // Generation: each thread takes one contiguous range of chunks, so it reads one stream, and the ranges hold
+  // shares of the weight bytes rather than of the chunk count: Q/K/V or gate/up in one call may mix types (Q4_K_M's
+  // Q6_K attn_v beside Q4_K), and the time goes with the bytes read. Thread i starts on the chunks that start in
+  // its share [shares[i], shares[i+1]) of the bytes, and whoever finishes first takes chunks from the end of the
+  // other's (StealingRanges).
   const std::vector<double> shares = generation_balance().shares(n_threads);
   std::vector<size_t>& starts = plan.starts;
   starts.resize(static_cast<size_t>(n_threads) + 1);
   for (size_t i = 0; i < starts.size(); ++i) {
-    const auto share = static_cast<size_t>(static_cast<double>(bytes_before.back()) * shares[i]);
-    starts[i] = static_cast<size_t>(std::lower_bound(bytes_before.begin(), bytes_before.end() - 1, share) - bytes_before.begin());
+    const auto share = static_cast<size_t>(static_cast<double>(bytes) * shares[i]);
+    size_t lo = 0, hi = chunks;  // the first chunk c with bytes_before(c) >= share, or `chunks`
+    while (lo < hi) {
+      const size_t mid = (lo + hi) / 2;
+      if (plan.bytes_before(mid) < share) lo = mid + 1;
+      else hi = mid;
+    }
+    starts[i] = lo;
   }
   StealingRanges& ranges = plan.ranges;
   ranges.reset(starts);
   parallel_region(n_threads, [&](int me, int) {
     const auto t0 = std::chrono::steady_clock::now();
-    size_t bytes = 0;
-    for (StealingRanges::Items items; !(items = ranges.next(me)).empty();) {
-      for (size_t c = items.begin; c < items.end; ++c) run_chunk(c);
-      bytes += bytes_before[items.end] - bytes_before[items.begin];
+    // The caller's activations, but this thread's own extras: they are as many bytes again as the blocks.
+    const ActRow* act = act_rows.data();
+    if (me != 0) {
+      thread_local CallPlan mine;
+      if (mine.acts.size() < n_acts) mine.acts.resize(n_acts);
+      mine.act_rows.clear();
+      for (size_t i = 0; i < n_acts; ++i) {
+        mine.acts[i].mirror(acts[i]);
+        for (int64_t k = 0; k < n_tokens; ++k) mine.act_rows.push_back(mine.acts[i].kernel_row(k));
+      }
+      act = mine.act_rows.data();
     }
-    generation_balance().record(me, static_cast<double>(bytes),
+    size_t read = 0;
+    for (StealingRanges::Items items; !(items = ranges.next(me)).empty();) {
+      for (size_t c = items.begin; c < items.end; ++c) run_chunk(c, act);
+      read += plan.bytes_before(items.end) - plan.bytes_before(items.begin);
+    }
+    generation_balance().record(me, static_cast<double>(read),
                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   });
 }
