@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -51,59 +52,88 @@ uint64_t field(uint64_t v) {
   constexpr uint64_t kMask = 0x0101010101010101ull * ((1u << kWidth) - 1);
   return (v >> kFrom & kMask) << kTo;
 }
-// The three 32-byte runs at block + first, second, third rewritten by fn(a, b, c) -> {x, y, z}, eight bytes of each
-// at a time: `lowbit bench` on a 522 MiB Q3_K_M file (load, pack, one token) takes 0.7-1.2 s, 0.8-1.5 s before the
-// encoding, 1.6-2.0 s when the Q3_K encoder went level by level.
-struct Words3 {
-  uint64_t x, y, z;
-};
-template <typename Fn>
-void rewrite_runs(uint8_t* block, size_t first, size_t second, size_t third, Fn&& fn) {
+// The N 32-byte runs at block + starts[k] rewritten by fn(words) -> words, eight bytes of each at a time:
+// `lowbit bench` on a 522 MiB Q3_K_M file (load, pack, one token) takes 0.7-1.2 s, 0.8-1.5 s before the encoding,
+// 1.6-2.0 s when the Q3_K encoder went level by level.
+template <size_t N>
+using Words = std::array<uint64_t, N>;
+template <size_t N, typename Fn>
+void rewrite_runs(uint8_t* block, const std::array<size_t, N>& starts, Fn&& fn) {
   for (size_t i = 0; i < 32; i += 8) {
-    uint8_t* const at[3] = {block + first + i, block + second + i, block + third + i};
-    uint64_t a, b, c;
-    std::memcpy(&a, at[0], 8);
-    std::memcpy(&b, at[1], 8);
-    std::memcpy(&c, at[2], 8);
-    const Words3 out = fn(a, b, c);
-    std::memcpy(at[0], &out.x, 8);
-    std::memcpy(at[1], &out.y, 8);
-    std::memcpy(at[2], &out.z, 8);
+    Words<N> w;
+    for (size_t k = 0; k < N; ++k) std::memcpy(&w[k], block + starts[k] + i, 8);
+    w = fn(w);
+    for (size_t k = 0; k < N; ++k) std::memcpy(block + starts[k] + i, &w[k], 8);
   }
 }
+
+// Q5_K, sub-block pair P: v_P from qs run P and qh, and back.
+template <int P>
+uint64_t q5k_v(uint64_t qh, uint64_t qs) {
+  return field<0, 0, 4>(qs) | field<2 * P, 4, 1>(qh) | field<6, 5, 2>(qs) | field<2 * P + 1, 7, 1>(qh);
+}
+template <int P>
+uint64_t q5k_qs(uint64_t w, uint64_t v) {
+  return field<0, 0, 4>(v) | field<2 * P, 4, 2>(w) | field<5, 6, 2>(v);
+}
+template <int P>
+uint64_t q5k_qh(uint64_t v) {
+  return field<4, 2 * P, 1>(v) | field<7, 2 * P + 1, 1>(v);
+}
+constexpr std::array<size_t, 5> kQ5KRuns = {16, 48, 80, 112, 144};  // qh, then qs for pairs 0..3
 }  // namespace
 
 void q3k_encode_fields(uint8_t* block) {
-  rewrite_runs(block, 0, 32, 64, [](uint64_t h, uint64_t q0, uint64_t q1) {
-    return Words3{field<4, 0, 2>(q1) | field<0, 2, 2>(q0) | field<0, 4, 1>(h) | field<2, 5, 2>(q0) | field<1, 7, 1>(h),
-                  field<6, 0, 2>(q1) | field<4, 2, 2>(q0) | field<2, 4, 1>(h) | field<6, 5, 2>(q0) | field<3, 7, 1>(h),
-                  field<0, 0, 2>(q1) | field<4, 2, 1>(h) | field<6, 3, 1>(h) | field<7, 4, 1>(h) | field<2, 5, 2>(q1) |
-                      field<5, 7, 1>(h)};
+  rewrite_runs<3>(block, {0, 32, 64}, [](const Words<3>& in) {
+    const auto [h, q0, q1] = in;
+    return Words<3>{field<4, 0, 2>(q1) | field<0, 2, 2>(q0) | field<0, 4, 1>(h) | field<2, 5, 2>(q0) | field<1, 7, 1>(h),
+                    field<6, 0, 2>(q1) | field<4, 2, 2>(q0) | field<2, 4, 1>(h) | field<6, 5, 2>(q0) | field<3, 7, 1>(h),
+                    field<0, 0, 2>(q1) | field<4, 2, 1>(h) | field<6, 3, 1>(h) | field<7, 4, 1>(h) | field<2, 5, 2>(q1) |
+                        field<5, 7, 1>(h)};
   });
 }
 
 void q3k_decode_fields(uint8_t* block) {
-  rewrite_runs(block, 0, 32, 64, [](uint64_t x, uint64_t y, uint64_t z) {
-    return Words3{field<4, 0, 1>(x) | field<7, 1, 1>(x) | field<4, 2, 1>(y) | field<7, 3, 1>(y) | field<2, 4, 1>(z) |
-                      field<7, 5, 1>(z) | field<3, 6, 1>(z) | field<4, 7, 1>(z),  // hmask
-                  field<2, 0, 2>(x) | field<5, 2, 2>(x) | field<2, 4, 2>(y) | field<5, 6, 2>(y),  // qs 0..31
-                  field<0, 0, 2>(z) | field<5, 2, 2>(z) | field<0, 4, 2>(x) | field<0, 6, 2>(y)};  // qs 32..63
+  rewrite_runs<3>(block, {0, 32, 64}, [](const Words<3>& in) {
+    const auto [x, y, z] = in;
+    return Words<3>{field<4, 0, 1>(x) | field<7, 1, 1>(x) | field<4, 2, 1>(y) | field<7, 3, 1>(y) | field<2, 4, 1>(z) |
+                        field<7, 5, 1>(z) | field<3, 6, 1>(z) | field<4, 7, 1>(z),  // hmask
+                    field<2, 0, 2>(x) | field<5, 2, 2>(x) | field<2, 4, 2>(y) | field<5, 6, 2>(y),  // qs 0..31
+                    field<0, 0, 2>(z) | field<5, 2, 2>(z) | field<0, 4, 2>(x) | field<0, 6, 2>(y)};  // qs 32..63
+  });
+}
+
+void q5k_encode_fields(uint8_t* block) {
+  rewrite_runs<5>(block, kQ5KRuns, [](const Words<5>& in) {
+    const auto [h, q0, q1, q2, q3] = in;
+    return Words<5>{field<4, 0, 2>(q0) | field<4, 2, 2>(q1) | field<4, 4, 2>(q2) | field<4, 6, 2>(q3),
+                    q5k_v<0>(h, q0), q5k_v<1>(h, q1), q5k_v<2>(h, q2), q5k_v<3>(h, q3)};
+  });
+}
+
+void q5k_decode_fields(uint8_t* block) {
+  rewrite_runs<5>(block, kQ5KRuns, [](const Words<5>& in) {
+    const auto [w, v0, v1, v2, v3] = in;
+    return Words<5>{q5k_qh<0>(v0) | q5k_qh<1>(v1) | q5k_qh<2>(v2) | q5k_qh<3>(v3), q5k_qs<0>(w, v0), q5k_qs<1>(w, v1),
+                    q5k_qs<2>(w, v2), q5k_qs<3>(w, v3)};
   });
 }
 
 void q6k_encode_fields(uint8_t* block) {
   for (size_t half = 0; half < 2; ++half)
-    rewrite_runs(block, 64 * half, 64 * half + 32, 128 + 32 * half, [](uint64_t a, uint64_t b, uint64_t c) {
-      return Words3{field<0, 0, 4>(a) | field<0, 4, 2>(c) | field<4, 6, 2>(c),
-                    field<0, 0, 4>(b) | field<2, 4, 2>(c) | field<6, 6, 2>(c), field<4, 0, 4>(a) | field<4, 4, 4>(b)};
+    rewrite_runs<3>(block, {64 * half, 64 * half + 32, 128 + 32 * half}, [](const Words<3>& in) {
+      const auto [a, b, c] = in;
+      return Words<3>{field<0, 0, 4>(a) | field<0, 4, 2>(c) | field<4, 6, 2>(c),
+                      field<0, 0, 4>(b) | field<2, 4, 2>(c) | field<6, 6, 2>(c), field<4, 0, 4>(a) | field<4, 4, 4>(b)};
     });
 }
 
 void q6k_decode_fields(uint8_t* block) {
   for (size_t half = 0; half < 2; ++half)
-    rewrite_runs(block, 64 * half, 64 * half + 32, 128 + 32 * half, [](uint64_t x, uint64_t y, uint64_t z) {
-      return Words3{field<0, 0, 4>(x) | field<0, 4, 4>(z), field<0, 0, 4>(y) | field<4, 4, 4>(z),
-                    field<4, 0, 2>(x) | field<4, 2, 2>(y) | field<6, 4, 2>(x) | field<6, 6, 2>(y)};
+    rewrite_runs<3>(block, {64 * half, 64 * half + 32, 128 + 32 * half}, [](const Words<3>& in) {
+      const auto [x, y, z] = in;
+      return Words<3>{field<0, 0, 4>(x) | field<0, 4, 4>(z), field<0, 0, 4>(y) | field<4, 4, 4>(z),
+                      field<4, 0, 2>(x) | field<4, 2, 2>(y) | field<6, 4, 2>(x) | field<6, 6, 2>(y)};
     });
 }
 

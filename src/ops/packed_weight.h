@@ -86,9 +86,17 @@ constexpr ChunkPositions q3k_chunk_positions() {
   return p;
 }
 inline constexpr PackFormat kQ3KPack = {110, 108, 2, 4, q3k_chunk_positions(), q3k_encode_fields, q3k_decode_fields};
-// d, dmin | scales, qh, qs: four bytes a chunk, stored in the order the kernel reads them: the scales' three words,
-// then for each lane position l (values 4l..4l+3 of every 32-value sub-block) qh bytes 4l.. and qs bytes 32p+4l..
-// for p = 0..3.
+// Q5_K's 5-bit levels L_j[i] (sub-block j, value i: the low (j even) or high nibble of qs[32(j/2) + i] under bit j of
+// qh[i]) rewritten so that the even sub-blocks' levels are one mask and the odd ones' two or three instructions
+// (ops/simd_kquants-inl.h Q5KLanes), against four or five for qh and qs: qh[32] and qs[128] become w[32] and
+// v_0..v_3[32] with
+//   v_p[i] = L_2p | (L_2p+1 >> 2) << 5,  w[i] = (L_1 & 3) | (L_3 & 3) << 2 | (L_5 & 3) << 4 | (L_7 & 3) << 6.
+// d, dmin and the scales stay as they are.
+void q5k_encode_fields(uint8_t* block);
+void q5k_decode_fields(uint8_t* block);
+// d, dmin | scales, qh (w), qs (v): four bytes a chunk, stored in the order the kernel reads them: the scales' three
+// words, then for each lane position l (values 4l..4l+3 of every 32-value sub-block) w bytes 4l.. and v_p bytes
+// 4l.. for p = 0..3.
 constexpr ChunkPositions q5k_chunk_positions() {
   ChunkPositions p = chunk_positions();
   for (int l = 0; l < 8; ++l) {
@@ -97,7 +105,7 @@ constexpr ChunkPositions q5k_chunk_positions() {
   }
   return p;
 }
-inline constexpr PackFormat kQ5KPack = {176, 0, 4, 4, q5k_chunk_positions()};
+inline constexpr PackFormat kQ5KPack = {176, 0, 4, 4, q5k_chunk_positions(), q5k_encode_fields, q5k_decode_fields};
 // Q6_K's 6-bit levels L_k (group 4h + k, value i: a nibble of a = ql[64h + i] (k = 0, 2) or b = ql[64h + 32 + i]
 // (k = 1, 3) under bits 2k, 2k+1 of c = qh[32h + i]) rewritten in place of a, b, c so that L0 and L1 are one mask,
 // L2 two instructions and L3 three (ops/simd_kquants-inl.h Q6KLevels):

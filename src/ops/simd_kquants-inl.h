@@ -365,25 +365,24 @@ struct Q3KLevels {
 // values 4l..4l+3 of every 32-value sub-block j times its scale sc_j, one FMA with d_w * d_a per super-block) and
 // one more float for the mins, the exact sum of m_j S_j times -d_a * dmin_w per super-block, added at the end. Its
 // slot (kQ5KPack) holds the rows' d|dmin, the three words of their scales and mins (UnpackK4Lanes), then for each
-// position l the qh chunk and the four qs chunks of sub-block pairs (2p, 2p+1): levels 0..31 are the qs nibble
-// with qh bit 2p (low nibble) or 2p+1 (high) on top. Per chunk of values one maddubs and one multiply-add by the
-// scale, no offset.
+// position l the w chunk and the four v_p chunks of sub-block pairs (2p, 2p+1), the levels 0..31 rewritten at load
+// (q5k_encode_fields in ops/packed_weight.h): sub-block 2p's in the low five bits of v_p, 2p + 1's from w and the
+// top of v_p. Per chunk of values one maddubs and one multiply-add by the scale, no offset.
 static_assert(kQ5KPack.unit == sizeof(BlockQ5K) && kQ5KPack.head_offset == 0 && kQ5KPack.head == 4 &&
               kQ5KPack.chunk == 4 && offsetof(BlockQ5K, scales) == 4 && offsetof(BlockQ5K, qh) == 16 &&
               offsetof(BlockQ5K, qs) == 48);
 
-// Bit j of qh as bit 4 (j a constant once unrolled): with GFNI one affine map, so a level is two or three
-// instructions where a test and a masked add took three or four (one-token tile in L3 1.04-1.1x, AVX2 1.15x).
-HWY_INLINE I QhBit(I qh, int j) {
-  switch (j) {
-    case 0: return V::MoveBit<0, 4>(qh);
-    case 1: return V::MoveBit<1, 4>(qh);
-    case 2: return V::MoveBit<2, 4>(qh);
-    case 3: return V::MoveBit<3, 4>(qh);
-    case 4: return V::MoveBit<4, 4>(qh);
-    case 5: return V::MoveBit<5, 4>(qh);
-    case 6: return V::MoveBit<6, 4>(qh);
-    default: return V::MoveBit<7, 4>(qh);
+// Sub-block 2p + 1's levels (p a constant once unrolled): bits 0-1 from w, 2-4 from the top of v_p (kQ5KPack).
+// Against qh's bit moved onto the qs nibble (an affine map and an OR or ternary op each, a shift more for the high
+// nibble): 548 instructions a one-token tile instead of 594, in L3 42.3-48.0 -> 47.1-50.8 GB/s, AVX2 17.5-24.1 ->
+// 23.0-29.6 (four and three alternated rounds).
+HWY_INLINE I Q5KOddLevels(I w, I v, int p) {
+  const I top = V::ByteField<3, 0x1C>(v);
+  switch (p) {
+    case 0: return V::AndOr(w, V::Set8(3), top);
+    case 1: return V::Or(V::ByteField<2, 3>(w), top);
+    case 2: return V::Or(V::ByteField<4, 3>(w), top);
+    default: return V::Or(V::ByteField<6, 3>(w), top);
   }
 }
 
@@ -399,7 +398,7 @@ struct Q5KLanes {
       mins[t] = V::ZeroF();
       for (F& a : acc[t]) a = V::ZeroF();
     }
-    const I low_nibble = V::Set8(0x0F);
+    const I low_five = V::Set8(0x1F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
@@ -419,13 +418,12 @@ struct Q5KLanes {
   #pragma GCC unroll 8
       for (int l = 0; l < 8; ++l) {
         const uint8_t* chunks = q + 20 * L * l;
-        const I qh = V::LoadLanes(chunks);
+        const I w = V::LoadLanes(chunks);
         I sumi[T];  // the exact sum of position l
         for (I& s : sumi) s = V::Zero();
         for (int p = 0; p < 4; ++p) {
-          const I qs = V::LoadLanes(chunks + 4 * L * (1 + p));
-          const I lo = V::AndOr(qs, low_nibble, QhBit(qh, 2 * p));
-          const I hi = V::Or(V::ByteField<4, 0x0F>(qs), QhBit(qh, 2 * p + 1));
+          const I v = V::LoadLanes(chunks + 4 * L * (1 + p));
+          const I lo = V::And(v, low_five), hi = Q5KOddLevels(w, v, p);
           for (int t = 0; t < T; ++t) {
             const int8_t* at = a[t]->qs + 64 * p + 4 * l;
             sumi[t] = V::AddScaled(V::AddScaled(sumi[t], V::PairsU8(lo, V::BroadcastWord(at)), scale[2 * p]),

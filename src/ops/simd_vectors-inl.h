@@ -11,7 +11,7 @@
 // AVX-512 CPUs without AVX-VNNI (Ice Lake, Zen 4) do not have. tests/ops/tests.cmake checks the binary for it.
 // They also enable AVX512-BF16 for V::DotBf16Pairs, which only the BF16 tile for CPUs that have it calls; GCC 12
 // emits bf16 instructions for their intrinsics alone, so the rest of the target still runs on Ice Lake
-// (tests/ops/bf16_confined.sh checks the binary). And GFNI, for V::ByteField and V::MoveBit: Highway 1.0.3 does not
+// (tests/ops/bf16_confined.sh checks the binary). And GFNI, for V::ByteField: Highway 1.0.3 does not
 // require it of AVX3_DL, so ops/simd_matmul.cc turns that target off on a CPU without it (none with the target's
 // other features).
 // Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
@@ -126,13 +126,6 @@ struct V {
   }
   // (a & mask) | b.
   static I AndOr(I a, I mask, I b) { return _mm256_or_si256(_mm256_and_si256(a, mask), b); }
-  // Bit kFrom of every byte moved to bit kTo, the others clear.
-  template <int kFrom, int kTo>
-  static I MoveBit(I a) {
-    const I bit = _mm256_and_si256(a, _mm256_set1_epi8(static_cast<int8_t>(1 << kFrom)));
-    if constexpr (kFrom >= kTo) return _mm256_srli_epi16(bit, kFrom - kTo);
-    else return _mm256_slli_epi16(bit, kTo - kFrom);
-  }
 
   // Exact int32 lanes of four products each, added to acc: unsigned u times signed s (the pairs must fit int16).
   static I DotU8(I acc, I u, I s) {
@@ -285,17 +278,6 @@ struct V {
   }
   // (a & mask) | b.
   static I AndOr(I a, I mask, I b) { return _mm512_ternarylogic_epi32(a, mask, b, 0xEA); }
-  // Bit kFrom of every byte moved to bit kTo, the others clear: one affine map with GFNI.
-  template <int kFrom, int kTo>
-  static I MoveBit(I a) {
-#if HWY_TARGET == HWY_AVX3_DL
-    return Affine<BitMove(kFrom, kTo)>(a);
-#else
-    const I bit = _mm512_and_si512(a, _mm512_set1_epi8(static_cast<int8_t>(1 << kFrom)));
-    if constexpr (kFrom >= kTo) return _mm512_srli_epi16(bit, kFrom - kTo);
-    else return _mm512_slli_epi16(bit, kTo - kFrom);
-#endif
-  }
 #if HWY_TARGET == HWY_AVX3_DL
   // GFNI's affine map of every byte: row 7 - j of the qword matrix picks the input bits XORed into output bit j, so
   // BitMove(from, to) is the row that copies one bit.

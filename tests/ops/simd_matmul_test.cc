@@ -294,6 +294,36 @@ TEST(PackedWeight, Q3KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
 }
 
+// Q5_K's likewise: every sub-block's 5-bit levels, written as qh and qs, come out of w and v_0..v_3.
+TEST(PackedWeight, Q5KFieldsHoldEachLevelWhereTheKernelReadsIt) {
+  BlockQ5K block{};
+  const auto level = [](int j, int i) { return (13 * j + 7 * i + 2) % 32; };
+  for (int i = 0; i < 32; ++i)
+    for (int j = 0; j < 8; ++j) {
+      block.qs[32 * (j / 2) + i] = static_cast<uint8_t>(block.qs[32 * (j / 2) + i] | (level(j, i) & 15) << (4 * (j % 2)));
+      block.qh[i] = static_cast<uint8_t>(block.qh[i] | (level(j, i) >> 4) << j);
+    }
+  for (int k = 0; k < 12; ++k) block.scales[k] = static_cast<uint8_t>(29 * k + 5);
+  block.d = 0x3A11;
+  block.dmin = 0x2C03;
+  BlockQ5K encoded = block;
+  auto* bytes = reinterpret_cast<uint8_t*>(&encoded);
+  q5k_encode_fields(bytes);
+  for (int i = 0; i < 32; ++i) {
+    const int w = bytes[16 + i];
+    for (int p = 0; p < 4; ++p) {
+      const int v = bytes[48 + 32 * p + i];
+      ASSERT_EQ(v & 31, level(2 * p, i)) << "sub-block " << 2 * p << ", value " << i;
+      ASSERT_EQ((w >> (2 * p) & 3) | (v >> 5) << 2, level(2 * p + 1, i)) << "sub-block " << 2 * p + 1 << ", value " << i;
+    }
+  }
+  EXPECT_EQ(0, std::memcmp(encoded.scales, block.scales, sizeof(block.scales)));
+  EXPECT_EQ(encoded.d, block.d);
+  EXPECT_EQ(encoded.dmin, block.dmin);
+  q5k_decode_fields(bytes);
+  EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
+}
+
 // Q6_K's likewise: every group's 6-bit levels, written as ql and qh, come out of each half's x, y and z.
 TEST(PackedWeight, Q6KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   BlockQ6K block{};
