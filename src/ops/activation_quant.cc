@@ -195,7 +195,7 @@ void QuantizedActivations::reset(DType type, int64_t n_tokens, int64_t n_in) {
 
 void QuantizedActivations::shape(DType type, int64_t n_tokens, int64_t n_in) {
   type_ = type;
-  n_tokens_ = n_tokens, n_in_values_ = n_in;
+  n_tokens_ = n_tokens, n_in_shape_ = n_in;
   row_bytes_ = lowbit::row_bytes(type, n_in);
   const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16;
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
@@ -226,16 +226,17 @@ void QuantizedActivations::compute_kernel_extras(int64_t t) {
   float* scales = scales_.data() + static_cast<size_t>(t) * n_blocks;
   int32_t* totals = block_sums_.data() + static_cast<size_t>(t) * n_blocks;
   HWY_DYNAMIC_DISPATCH(QuadSums)(r, block_bytes, qs_offset, n_blocks, out, totals);
-  uint16_t half[64];
-  for (size_t b0 = 0; b0 < n_blocks; b0 += 64) {
-    const size_t nb = std::min<size_t>(64, n_blocks - b0);
+  constexpr size_t kAtOnce = 64;  // blocks' scales converted by one row call
+  uint16_t half[kAtOnce];
+  for (size_t b0 = 0; b0 < n_blocks; b0 += kAtOnce) {
+    const size_t nb = std::min(kAtOnce, n_blocks - b0);
     for (size_t j = 0; j < nb; ++j) std::memcpy(&half[j], r + (b0 + j) * block_bytes, 2);
     f16_to_f32_row(half, scales + b0, static_cast<int64_t>(nb));
   }
 }
 
 void QuantizedActivations::mirror(const QuantizedActivations& src) {
-  shape(src.type_, src.n_tokens_, src.n_in_values_);
+  shape(src.type_, src.n_tokens_, src.n_in_shape_);
   borrowed_ = src.base();
   for (int64_t t = 0; t < src.n_tokens_; ++t) compute_kernel_extras(t);
 }

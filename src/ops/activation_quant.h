@@ -60,7 +60,7 @@ class QuantizedActivations {
   void compute_kernel_extras(int64_t t);
   // The same rows over `src`'s blocks, with extras of its own computed from them (src must outlive its use and
   // keep its blocks): generation's other threads compute these rather than read the calling thread's across
-  // cores, where every line the caller wrote costs ~10-20 ns to move (README, the ninth session's notes).
+  // cores, where every line the caller wrote costs ~10-20 ns to move (README, the tenth session's notes).
   void mirror(const QuantizedActivations& src);
 
  private:
@@ -68,7 +68,7 @@ class QuantizedActivations {
   void shape(DType type, int64_t n_tokens, int64_t n_in);  // everything but the blocks' storage
   DType type_ = DType::F32;
   size_t row_bytes_ = 0;
-  int64_t n_tokens_ = 0, n_in_values_ = 0;
+  int64_t n_tokens_ = 0, n_in_shape_ = 0;  // the shape given to reset(), for mirror()
   const uint8_t* borrowed_ = nullptr;  // mirror(): the blocks are another's
   std::vector<uint8_t> storage_;
   size_t sums_per_row_ = 0;

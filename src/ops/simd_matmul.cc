@@ -341,6 +341,7 @@ HWY_AFTER_NAMESPACE();
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <ranges>
 #include <chrono>
 #include <vector>
 
@@ -437,17 +438,13 @@ struct CallPlan {
 
   // Chunk c is worked out from the weights, not listed: a list (a thousand entries for the output head) was lines
   // the caller wrote every call and the other threads then fetched from its core.
-  size_t n_chunks() const {
-    const MatmulWork& last = work.back();
-    return last.first_chunk + static_cast<size_t>((last.n_out + kChunkRows - 1) / kChunkRows);
-  }
   const MatmulWork& weight_of(size_t c) const {
     size_t i = work.size() - 1;
     while (work[i].first_chunk > c) --i;
     return work[i];
   }
   int64_t first_row(const MatmulWork& w, size_t c) const { return static_cast<int64_t>(c - w.first_chunk) * kChunkRows; }
-  // Weight bytes of chunks [0, c), for c up to n_chunks().
+  // Weight bytes of chunks [0, c), for c up to the call's count of chunks.
   size_t bytes_before(size_t c) const {
     const MatmulWork& w = weight_of(c);
     return w.bytes_before + w.layout.row_bytes * static_cast<size_t>(std::min(w.n_out, first_row(w, c)));
@@ -512,19 +509,14 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   starts.resize(static_cast<size_t>(n_threads) + 1);
   for (size_t i = 0; i < starts.size(); ++i) {
     const auto share = static_cast<size_t>(static_cast<double>(bytes) * shares[i]);
-    size_t lo = 0, hi = chunks;  // the first chunk c with bytes_before(c) >= share, or `chunks`
-    while (lo < hi) {
-      const size_t mid = (lo + hi) / 2;
-      if (plan.bytes_before(mid) < share) lo = mid + 1;
-      else hi = mid;
-    }
-    starts[i] = lo;
+    const auto all = std::views::iota(size_t{0}, chunks);  // the first chunk whose bytes before reach the share
+    starts[i] = static_cast<size_t>(std::ranges::partition_point(all, [&](size_t c) { return plan.bytes_before(c) < share; }) - all.begin());
   }
   StealingRanges& ranges = plan.ranges;
   ranges.reset(starts);
   parallel_region(n_threads, [&](int me, int) {
     const auto t0 = std::chrono::steady_clock::now();
-    // The caller's activations, but this thread's own extras: they are as many bytes again as the blocks.
+    // The caller's activations, but this thread's own extras (for Q8_0 as many bytes again as the blocks).
     const ActRow* act = act_rows.data();
     if (me != 0) {
       thread_local CallPlan mine;
