@@ -461,9 +461,16 @@ inline constexpr size_t kLanesSlot = V::kLanes * kPack.unit;
 template <int T>
 HWY_INLINE void StoreLanes(const F (&acc)[T], float* y, size_t ldy, int rows) {
   for (int t = 0; t < T; ++t) {
-    alignas(64) float out[V::kLanes];
-    V::StoreF(acc[t], out);
-    for (int r = 0; r < rows; ++r) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] = out[r];
+    float* out = y + static_cast<size_t>(t) * ldy;
+    // A whole tile (every generation tile but a tensor's last) stores its vector; the copy loop below became a
+    // call to memmove per tile, 0.65 % of a Q4_K_M token on one thread.
+    if (rows == V::kLanes) {
+      V::StoreF(acc[t], out);
+      continue;
+    }
+    alignas(64) float lanes[V::kLanes];
+    V::StoreF(acc[t], lanes);
+    for (int r = 0; r < rows; ++r) out[r] = lanes[r];
   }
 }
 
