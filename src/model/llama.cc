@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/float_formats.h"
+#include "core/float_rows.h"
 #include "model/tensor_layout.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -25,7 +25,13 @@ std::vector<float> load_vector(const ModelSource& src, const std::string& name) 
   return tensor_to_f32(src.tensor(name));
 }
 
-inline float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
+// v[0..n) rounded to F16 and back in place, by the row conversions (the same bits as f32_to_f16 / f16_to_f32).
+void round_to_f16(float* v, int64_t n) {
+  thread_local std::vector<uint16_t> halves;
+  halves.resize(static_cast<size_t>(n));
+  f32_to_f16_row(v, halves.data(), n);
+  f16_to_f32_row(halves.data(), v, n);
+}
 
 // fn(t) for every token t < n, over the threads when there are several tokens (a prompt batch): the per-token
 // work between the matmuls (norms, rotary, SwiGLU, residuals) is otherwise a serial share of prompt time that one
@@ -184,11 +190,15 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
     }
     // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
     // K is kept transposed ([layer][dimension][position], see ops/attention.h), V by position.
+    if (round_) {
+      round_to_f16(kt, kv_dim);
+      round_to_f16(vt, kv_dim);
+    }
     const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
     float* k_layer = k_cache_.data() + il * n_ctx_ * kv_dim;
     for (int64_t i = 0; i < kv_dim; ++i) {
-      k_layer[i * n_ctx_ + pos] = round_ ? f16_round(kt[i]) : kt[i];
-      v_cache_[at + static_cast<size_t>(i)] = round_ ? f16_round(vt[i]) : vt[i];
+      k_layer[i * n_ctx_ + pos] = kt[i];
+      v_cache_[at + static_cast<size_t>(i)] = vt[i];
     }
   });
   attention(l, il, q.data(), n, n_past, att.data());
