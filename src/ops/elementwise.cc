@@ -45,6 +45,44 @@ void Swiglu(float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
 }
 
+// rms_norm's sum of squares: part[k] sums x[i]^2 for i = k mod 8 below n rounded down to 8 (the double products
+// are exact, so only the sums round, each in order of i), the rest into part[0]; the parts added pairwise. The
+// same bits on every target: a vector's lanes are parts (8 doubles on AVX-512, two vectors of 4 on AVX2).
+double SumOfSquares(const float* x, int64_t n) {
+  constexpr int64_t kParts = 8;
+  double part[kParts] = {};
+  int64_t i = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const hn::CappedTag<double, kParts> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  constexpr size_t kMaxVectors = kParts / 4;  // AVX2's 4-lane vectors: two; AVX-512's: one
+  const size_t lanes = hn::Lanes(dd), vectors = kParts / lanes;
+  hn::Vec<decltype(dd)> acc[kMaxVectors];
+  for (auto& a : acc) a = hn::Zero(dd);
+  for (; i + kParts <= n; i += kParts)
+    for (size_t v = 0; v < vectors; ++v) {
+      const auto xv = hn::PromoteTo(dd, hn::LoadU(df, x + i + v * lanes));
+      acc[v] = hn::Add(acc[v], hn::Mul(xv, xv));
+    }
+  for (size_t v = 0; v < vectors; ++v) hn::StoreU(acc[v], dd, part + v * lanes);
+#else
+  for (; i + kParts <= n; i += kParts)
+    for (int64_t k = 0; k < kParts; ++k) part[k] += static_cast<double>(x[i + k]) * x[i + k];
+#endif
+  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
+  return ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+}
+
+// out[i] = x[i] * scale * w[i], two IEEE multiplies in that order in every lane.
+void ScaleRow(const float* x, float scale, const float* w, int64_t n, float* out) {
+  int64_t i = 0;
+  const hn::ScalableTag<float> df;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  for (; i + step <= n; i += step)
+    hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(df, x + i), hn::Set(df, scale)), hn::LoadU(df, w + i)), df, out + i);
+  for (; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit
 HWY_AFTER_NAMESPACE();
@@ -53,13 +91,18 @@ HWY_AFTER_NAMESPACE();
 namespace lowbit {
 
 HWY_EXPORT(Swiglu);
+HWY_EXPORT(SumOfSquares);
+HWY_EXPORT(ScaleRow);
 
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  // The sum in eight parts (SumOfSquares): one chain of dependent double adds took 2.1-2.3 us for 2048 values
+  // (0.7 % of a Q4_K_M token at -t 1, perf).
+  const double ss = sum_of_squares(x, n);
   const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+  HWY_DYNAMIC_DISPATCH(ScaleRow)(x, scale, w, n, out);
 }
+
+double sum_of_squares(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumOfSquares)(x, n); }
 
 void softmax(float* x, int64_t n) {
   float mx = -INFINITY;

@@ -6,8 +6,12 @@
 
 namespace lowbit {
 
-// out = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double). `out` may equal `x`.
+// out = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double, in eight parts added pairwise: the same bits on
+// every target). `out` may equal `x`.
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out);
+// Its sum of squares: part k sums x[i]^2 (exact in double) over i = k mod 8 below n rounded down to 8, in order,
+// the rest goes to part 0, and the parts are added ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)).
+double sum_of_squares(const float* x, int64_t n);
 
 // In place: x = exp(x - max) / sum (n > 0).
 void softmax(float* x, int64_t n);

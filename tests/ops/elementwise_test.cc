@@ -24,6 +24,48 @@ TEST(Elementwise, RmsNormByHand) {
   EXPECT_FLOAT_EQ(same[2], 6 * r);
 }
 
+// The sum of squares in eight parts and the scaling give the scalar definition's bits on every target (the lanes
+// are the parts), for lengths around the eight and the vector widths.
+TEST(Elementwise, RmsNormGivesTheScalarDefinitionOnEveryTarget) {
+  std::vector<float> x, w;
+  for (int i = 0; i < 2085; ++i) {
+    // Each of the eight parts at its own scale, so that any other order of the sums rounds differently.
+    x.push_back(std::ldexp(1.0f + static_cast<float>(i % 97) / 97, (i % 8) * 6 - 24 + (i * 7) % 11) * (i % 3 ? 1.0f : -1.0f));
+    w.push_back(0.25f + static_cast<float>(i % 5) * 0.3f);
+  }
+  const auto sum = [&](int64_t n) {
+    double part[8] = {};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int k = 0; k < 8; ++k) part[k] += static_cast<double>(x[i + k]) * x[i + k];
+    for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
+    return ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+  };
+  const auto want = [&](int64_t n) {
+    const double ss = sum(n);
+    const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + 1e-5f));
+    std::vector<float> out(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) out[k] = x[k] * scale * w[k];
+    return out;
+  };
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 33, 2048, 2085}) {
+      ASSERT_EQ(std::bit_cast<uint64_t>(sum_of_squares(x.data(), n)), std::bit_cast<uint64_t>(sum(n)))
+          << n << " values on " << hwy::TargetName(target);
+      std::vector<float> got(static_cast<size_t>(n));
+      rms_norm(x.data(), w.data(), n, 1e-5f, got.data());
+      const std::vector<float> expected = want(n);
+      for (int64_t k = 0; k < n; ++k)
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(expected[k])) << n << " values, " << k << " on " << hwy::TargetName(target);
+    }
+    ++targets;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
+}
+
 TEST(Elementwise, SoftmaxByHandAndStableForLargeValues) {
   float p[3] = {0, std::log(2.0f), std::log(3.0f)};
   softmax(p, 3);
