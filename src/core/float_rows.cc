@@ -5,6 +5,7 @@
 #include <hwy/highway.h>
 
 #include <cmath>
+#include <vector>
 
 #include "core/float_formats.h"
 #include "core/float_rows.h"
@@ -110,6 +111,13 @@ void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_D
 void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F32ToF16Row)(src, dst, n); }
 void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F32ToBF16Row)(src, dst, n); }
 int64_t first_non_finite(const float* values, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFinite)(values, n); }
+
+void round_through_f16(float* v, int64_t n) {
+  thread_local std::vector<uint16_t> halves;
+  halves.resize(static_cast<size_t>(n));
+  f32_to_f16_row(v, halves.data(), n);
+  f16_to_f32_row(halves.data(), v, n);
+}
 
 }  // namespace lowbit
 #endif  // HWY_ONCE

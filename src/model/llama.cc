@@ -25,13 +25,6 @@ std::vector<float> load_vector(const ModelSource& src, const std::string& name) 
   return tensor_to_f32(src.tensor(name));
 }
 
-// v[0..n) rounded to F16 and back in place, by the row conversions (the same bits as f32_to_f16 / f16_to_f32).
-void round_to_f16(float* v, int64_t n) {
-  thread_local std::vector<uint16_t> halves;
-  halves.resize(static_cast<size_t>(n));
-  f32_to_f16_row(v, halves.data(), n);
-  f16_to_f32_row(halves.data(), v, n);
-}
 
 // fn(t) for every token t < n, over the threads when there are several tokens (a prompt batch): the per-token
 // work between the matmuls (norms, rotary, SwiGLU, residuals) is otherwise a serial share of prompt time that one
@@ -191,8 +184,8 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
     // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
     // K is kept transposed ([layer][dimension][position], see ops/attention.h), V by position.
     if (round_) {
-      round_to_f16(kt, kv_dim);
-      round_to_f16(vt, kv_dim);
+      round_through_f16(kt, kv_dim);
+      round_through_f16(vt, kv_dim);
     }
     const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
     float* k_layer = k_cache_.data() + il * n_ctx_ * kv_dim;

@@ -114,12 +114,6 @@ HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const float* v, in
     }
 }
 
-// v[0..n) rounded to F16 and back, through the SIMD row conversions (the same bits as f32_to_f16 / f16_to_f32).
-inline void RoundToF16(float* v, int64_t n, std::vector<uint16_t>& halves) {
-  halves.resize(static_cast<size_t>(n));
-  f32_to_f16_row(v, halves.data(), n);
-  f16_to_f32_row(halves.data(), v, n);
-}
 
 void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
@@ -132,14 +126,13 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
   const int64_t n_tasks = n_tokens * s.n_head_kv * blocks;
   parallel_region(static_cast<int>(std::min<int64_t>(threads, n_tasks)), [&](int me, int n_threads) {
     std::vector<float> scores(static_cast<size_t>(kHeadBlock * n_ctx)), qh(static_cast<size_t>(kHeadBlock * hd));
-    std::vector<uint16_t> halves;
     for (int64_t task = me; task < n_tasks; task += n_threads) {
       const int64_t t = task / (s.n_head_kv * blocks), kv_head = task / blocks % s.n_head_kv, block = task % blocks;
       const int64_t h0 = kv_head * group + block * kHeadBlock, n_heads = std::min<int64_t>(kHeadBlock, group - block * kHeadBlock);
       const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
       const float* qt = q + t * s.q_stride + h0 * hd;
       std::copy(qt, qt + n_heads * hd, qh.begin());  // the block's heads are adjacent in q
-      if (round_f16) RoundToF16(qh.data(), n_heads * hd, halves);
+      if (round_f16) round_through_f16(qh.data(), n_heads * hd);
       const float* k = k_cache + kv_head * hd * s.k_stride;
       const float* v = v_cache + kv_head * hd;
       float* o = out + t * s.q_stride + h0 * hd;
@@ -149,7 +142,7 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
       for (int64_t h = 0; h < n_heads; ++h) {
         float* w = scores.data() + h * n_ctx;
         softmax(w, n_keys);  // the weights
-        if (round_f16) RoundToF16(w, n_keys, halves);
+        if (round_f16) round_through_f16(w, n_keys);
       }
       if (n_heads == kHeadBlock) WeightedSum<kHeadBlock>(scores.data(), n_ctx, v, s.v_stride, n_keys, o, hd);
       else
