@@ -25,7 +25,6 @@ std::vector<float> load_vector(const ModelSource& src, const std::string& name) 
   return tensor_to_f32(src.tensor(name));
 }
 
-
 // fn(t) for every token t < n, over the threads when there are several tokens (a prompt batch): the per-token
 // work between the matmuls (norms, rotary, SwiGLU, residuals) is otherwise a serial share of prompt time that one
 // thread does while the others wait. Each token's arithmetic is the same on any thread.

@@ -114,7 +114,6 @@ HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const float* v, in
     }
 }
 
-
 void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
   const int64_t hd = s.head_dim, group = s.n_head / s.n_head_kv, n_ctx = n_past + n_tokens;

@@ -45,7 +45,6 @@ void code_units(uint8_t* rows, int64_t n_rows, size_t row_bytes, size_t unit, Un
     for (size_t u = 0; u + unit <= row_bytes; u += unit) code(rows + static_cast<size_t>(r) * row_bytes + u);
 }
 
-
 // Bits [from, from + width) of each of the eight bytes of v, moved to bits [to, to + width) of the same byte.
 template <int kFrom, int kTo, int kWidth>
 uint64_t field(uint64_t v) {
@@ -80,11 +79,16 @@ template <int P>
 uint64_t q5k_qh(uint64_t v) {
   return field<4, 2 * P, 1>(v) | field<7, 2 * P + 1, 1>(v);
 }
+// Where each type's rewritten 32-byte runs start in its block.
+constexpr std::array<size_t, 3> kQ3KRuns = {0, 32, 64};              // hmask, qs 0..31, qs 32..63
 constexpr std::array<size_t, 5> kQ5KRuns = {16, 48, 80, 112, 144};  // qh, then qs for pairs 0..3
+constexpr std::array<size_t, 3> q6k_runs(size_t half) {  // ql 64h.., ql 64h+32.., qh 32h..
+  return {64 * half, 64 * half + 32, 128 + 32 * half};
+}
 }  // namespace
 
 void q3k_encode_fields(uint8_t* block) {
-  rewrite_runs<3>(block, {0, 32, 64}, [](const Words<3>& in) {
+  rewrite_runs<3>(block, kQ3KRuns, [](const Words<3>& in) {
     const auto [h, q0, q1] = in;
     return Words<3>{field<4, 0, 2>(q1) | field<0, 2, 2>(q0) | field<0, 4, 1>(h) | field<2, 5, 2>(q0) | field<1, 7, 1>(h),
                     field<6, 0, 2>(q1) | field<4, 2, 2>(q0) | field<2, 4, 1>(h) | field<6, 5, 2>(q0) | field<3, 7, 1>(h),
@@ -94,7 +98,7 @@ void q3k_encode_fields(uint8_t* block) {
 }
 
 void q3k_decode_fields(uint8_t* block) {
-  rewrite_runs<3>(block, {0, 32, 64}, [](const Words<3>& in) {
+  rewrite_runs<3>(block, kQ3KRuns, [](const Words<3>& in) {
     const auto [x, y, z] = in;
     return Words<3>{field<4, 0, 1>(x) | field<7, 1, 1>(x) | field<4, 2, 1>(y) | field<7, 3, 1>(y) | field<2, 4, 1>(z) |
                         field<7, 5, 1>(z) | field<3, 6, 1>(z) | field<4, 7, 1>(z),  // hmask
@@ -121,7 +125,7 @@ void q5k_decode_fields(uint8_t* block) {
 
 void q6k_encode_fields(uint8_t* block) {
   for (size_t half = 0; half < 2; ++half)
-    rewrite_runs<3>(block, {64 * half, 64 * half + 32, 128 + 32 * half}, [](const Words<3>& in) {
+    rewrite_runs<3>(block, q6k_runs(half), [](const Words<3>& in) {
       const auto [a, b, c] = in;
       return Words<3>{field<0, 0, 4>(a) | field<0, 4, 2>(c) | field<4, 6, 2>(c),
                       field<0, 0, 4>(b) | field<2, 4, 2>(c) | field<6, 6, 2>(c), field<4, 0, 4>(a) | field<4, 4, 4>(b)};
@@ -130,7 +134,7 @@ void q6k_encode_fields(uint8_t* block) {
 
 void q6k_decode_fields(uint8_t* block) {
   for (size_t half = 0; half < 2; ++half)
-    rewrite_runs<3>(block, {64 * half, 64 * half + 32, 128 + 32 * half}, [](const Words<3>& in) {
+    rewrite_runs<3>(block, q6k_runs(half), [](const Words<3>& in) {
       const auto [x, y, z] = in;
       return Words<3>{field<0, 0, 4>(x) | field<0, 4, 4>(z), field<0, 0, 4>(y) | field<4, 4, 4>(z),
                       field<4, 0, 2>(x) | field<4, 2, 2>(y) | field<6, 4, 2>(x) | field<6, 6, 2>(y)};

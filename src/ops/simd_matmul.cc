@@ -341,8 +341,8 @@ HWY_AFTER_NAMESPACE();
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <ranges>
 #include <chrono>
+#include <ranges>
 #include <vector>
 
 #include "ops/activation_quant.h"

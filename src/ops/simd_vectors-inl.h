@@ -11,9 +11,8 @@
 // AVX-512 CPUs without AVX-VNNI (Ice Lake, Zen 4) do not have. tests/ops/tests.cmake checks the binary for it.
 // They also enable AVX512-BF16 for V::DotBf16Pairs, which only the BF16 tile for CPUs that have it calls; GCC 12
 // emits bf16 instructions for their intrinsics alone, so the rest of the target still runs on Ice Lake
-// (tests/ops/bf16_confined.sh checks the binary). And GFNI, for V::ByteField: Highway 1.0.3 does not
-// require it of AVX3_DL, so ops/simd_matmul.cc turns that target off on a CPU without it (none with the target's
-// other features).
+// (tests/ops/bf16_confined.sh checks the binary). And GFNI, for V::ByteField: Highway 1.0.3 does not require it of
+// AVX3_DL, so ops/simd_matmul.cc turns that target off on a CPU without it (none with the target's other features).
 // Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
 #if defined(LOWBIT_OPS_SIMD_VECTORS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_VECTORS_INL_H_
@@ -259,8 +258,8 @@ struct V {
   template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
   static I ShrBytes(I a, int n) { return _mm512_srl_epi16(a, _mm_cvtsi32_si128(n)); }
   // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear: with GFNI one affine map of the
-  // byte's bits (Affine), else a shift and a mask. kAffine
-  // false takes the shift and mask anyway, for a tile whose multiplies already crowd the ports the affine map needs.
+  // byte's bits (Affine), else a shift and a mask. kAffine false takes the shift and mask anyway, for a tile whose
+  // multiplies already crowd the ports the affine map needs.
   template <int kShift, int kMask, bool kAffine = true>
   static I ByteField(I a) {
     const I mask = _mm512_set1_epi8(static_cast<int8_t>(kMask));
