@@ -484,19 +484,25 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   }
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
   const int n_threads = static_cast<int>(std::clamp<size_t>(chunks, 1, static_cast<size_t>(threads)));
-  const auto run_chunk = [&](size_t c, const ActRow* act) {
-    const MatmulWork& wk = plan.weight_of(c);
-    const int64_t r0 = plan.first_row(wk, c);
-    rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, std::min(wk.n_out, r0 + kChunkRows), wk.n_out, wk.y);
+  // Chunks [begin, end), one kernel call per weight they cover: a call per chunk cost its dispatch and its stream's
+  // restart every 32 rows.
+  const auto run_chunks = [&](size_t begin, size_t end, const ActRow* act) {
+    while (begin < end) {
+      const MatmulWork& wk = plan.weight_of(begin);
+      const size_t weight_end = std::min(end, wk.first_chunk + static_cast<size_t>((wk.n_out + kChunkRows - 1) / kChunkRows));
+      const int64_t r0 = plan.first_row(wk, begin), r1 = std::min(wk.n_out, plan.first_row(wk, weight_end));
+      rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
+      begin = weight_end;
+    }
   };
   if (n_threads == 1) {
-    for (size_t c = 0; c < chunks; ++c) run_chunk(c, act_rows.data());
+    run_chunks(0, chunks, act_rows.data());
     return;
   }
   if (n_tokens > 1) {
     // A batch's chunks are compute, not a stream: hand them out as threads free up, so a thread that loses its
     // core for a while (a noisy neighbour) does not hold the others at the end.
-    parallel_for_dynamic(static_cast<int64_t>(chunks), n_threads, [&](int64_t c) { run_chunk(static_cast<size_t>(c), act_rows.data()); });
+    parallel_for_dynamic(static_cast<int64_t>(chunks), n_threads, [&](int64_t c) { run_chunks(static_cast<size_t>(c), static_cast<size_t>(c) + 1, act_rows.data()); });
     return;
   }
   // Generation: each thread takes one contiguous range of chunks, so it reads one stream, and the ranges hold
@@ -530,7 +536,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     }
     size_t read = 0;
     for (StealingRanges::Items items; !(items = ranges.next(me)).empty();) {
-      for (size_t c = items.begin; c < items.end; ++c) run_chunk(c, act);
+      run_chunks(items.begin, items.end, act);
       read += plan.bytes_before(items.end) - plan.bytes_before(items.begin);
     }
     generation_balance().record(me, static_cast<double>(read),
