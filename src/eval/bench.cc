@@ -46,6 +46,7 @@ RooflineFraction roofline_fraction(const BenchTest& tg, double bytes_per_token) 
   r.min = *std::min_element(f.begin(), f.end());
   r.max = *std::max_element(f.begin(), f.end());
   r.bandwidth_median = median(tg.bandwidth);
+  r.round_trip_median = median(tg.round_trip_ns);
   return r;
 }
 
@@ -74,7 +75,11 @@ std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t
     BenchTest t{"tg" + std::to_string(n_gen), n_gen, {}};
     for (int r = 0; r <= reps; ++r) {
       // Three passes over the probe's buffer, best of them: ~0.1 s for 1 GiB here.
-      if (probe && r > 0) t.bandwidth.push_back(probe->measure(3).bytes_per_s);
+      if (probe && r > 0) {
+        t.bandwidth.push_back(probe->measure(3).bytes_per_s);
+        const std::vector<double> trips = thread_round_trip_ns(probe->threads());
+        if (!trips.empty()) t.round_trip_ns.push_back(*std::max_element(trips.begin(), trips.end()));
+      }
       const auto t0 = clock::now();
       for (int64_t i = 0; i < n_gen; ++i) {
         const int32_t id = token(i);

@@ -18,6 +18,7 @@ struct BenchTest {
   int64_t n_tokens = 0;
   std::vector<double> tokens_per_s;  // one per repetition
   std::vector<double> bandwidth;     // tg with a probe: bytes/s measured right before each repetition
+  std::vector<double> round_trip_ns;  // and at 2+ threads the slowest thread_round_trip_ns beside it
   double mean() const;
   double stddev() const;
 };
@@ -29,10 +30,11 @@ std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t
                                  const BandwidthProbe* probe = nullptr);
 
 // A tg test's place under the bandwidth bound: per repetition, tokens/s over bandwidth / bytes_per_token; the
-// median of the repetitions and their range, and the median bandwidth.
+// median of the repetitions and their range, the median bandwidth and round trip.
 struct RooflineFraction {
   double median = 0, min = 0, max = 0;
-  double bandwidth_median = 0;  // bytes/s
+  double bandwidth_median = 0;   // bytes/s
+  double round_trip_median = 0;  // ns; 0 for one thread
 };
 RooflineFraction roofline_fraction(const BenchTest& tg, double bytes_per_token);
 

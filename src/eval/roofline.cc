@@ -43,7 +43,9 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include "util/huge_pages.h"
@@ -84,6 +86,35 @@ BandwidthMeasurement BandwidthProbe::measure(int reps) const {
     m.bytes_per_s = std::max(m.bytes_per_s, static_cast<double>(m.buffer_bytes) / s);
   }
   return m;
+}
+
+std::vector<double> thread_round_trip_ns(int threads) {
+  constexpr int kBatches = 9, kTripsPerBatch = 64;
+  std::vector<double> out;
+  for (int k = 1; k < threads; ++k) {
+    // Thread 0 writes odd values, thread k even ones, each after seeing the other's: one write a round trip each.
+    alignas(64) std::atomic<uint32_t> ball{0};
+    std::vector<double> batch_ns;
+    parallel_region(threads, [&](int me, int) {
+      if (me != 0 && me != k) return;
+      const uint32_t parity = me == 0 ? 0 : 1;
+      for (int b = 0; b < kBatches; ++b) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int trip = 0; trip < kTripsPerBatch; ++trip) {
+          const uint32_t mine = 2u * static_cast<uint32_t>(b * kTripsPerBatch + trip) + parity;
+          // Spin for the other's write; after a while yield, in case it waits for this core.
+          for (int spins = 0; ball.load(std::memory_order_acquire) != mine; ++spins)
+            if (spins > 1 << 16) std::this_thread::yield();
+          ball.store(mine + 1, std::memory_order_release);
+        }
+        if (me == 0)
+          batch_ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kTripsPerBatch);
+      }
+    });
+    std::nth_element(batch_ns.begin(), batch_ns.begin() + kBatches / 2, batch_ns.end());
+    out.push_back(batch_ns[kBatches / 2]);
+  }
+  return out;
 }
 
 }  // namespace lowbit

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace lowbit {
 
@@ -24,6 +25,7 @@ class BandwidthProbe {
   explicit BandwidthProbe(size_t buffer_bytes = size_t{1} << 30, int threads = 1);
   // Streams the buffer `reps` times and keeps the best.
   BandwidthMeasurement measure(int reps) const;
+  int threads() const { return threads_; }
 
  private:
   // Thread i's share of the words starts here, the same in the first touch and the reads.
@@ -35,6 +37,13 @@ class BandwidthProbe {
 
 // The probe's read loop: the XOR of n words (any n, any alignment of 8).
 uint64_t xor_of_words(const uint64_t* words, size_t n);
+
+// Where the team's threads sit, as the time a cache line takes to go from thread 0 to thread k and back (median of
+// batches of round trips), one figure per k in 1..threads-1; empty for one thread. Two threads on one core's two
+// hardware threads share its bandwidth and pass lines in a few hundred nanoseconds or less; on two cores they have
+// more bandwidth and pay more per line. A VM's guest topology does not say which it got, and here it changed from
+// minute to minute, so bench measures it beside each timed run.
+std::vector<double> thread_round_trip_ns(int threads);
 
 // tokens/s upper bound for a model reading `bytes_per_token` bytes of weights per generated token.
 inline double roofline_tokens_per_s(double bandwidth_bytes_per_s, double bytes_per_token) {

@@ -132,6 +132,14 @@ TEST(Cli, BenchRooflineReportsEachRepetitionAgainstItsProbe) {
   EXPECT_LE(mid, hi);
   // The bound is bandwidth / weight bytes per token, with the median bandwidth.
   EXPECT_NEAR(j["tg_bound_t_s"].get<double>(), j["bandwidth_bytes_per_s"].get<double>() / j["weight_bytes_per_token"].get<double>(), 1e-6);
+  EXPECT_FALSE(j.contains("thread_round_trip_ns_samples")) << "one thread has no other to reach";
+
+  // Two threads: where they sit, measured beside each repetition.
+  const Result two = run("bench random:tiny -p 0 -n 4 -r 2 -t 2 --roofline --json");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const auto trips = nlohmann::json::parse(two.output)["thread_round_trip_ns_samples"];
+  ASSERT_EQ(trips.size(), 2u) << two.output;
+  for (const auto& ns : trips) EXPECT_GT(ns.get<double>(), 20.0) << two.output;
 }
 
 // random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).

@@ -15,6 +15,10 @@ TEST(Bench, RooflineFractionPairsEachRepetitionWithItsProbe) {
   EXPECT_DOUBLE_EQ(f.min, 1.0);
   EXPECT_DOUBLE_EQ(f.max, 1.5);
   EXPECT_DOUBLE_EQ(f.bandwidth_median, 40e9);
+  EXPECT_EQ(f.round_trip_median, 0.0);  // one thread: none measured
+
+  tg.round_trip_ns = {600.0, 150.0, 450.0};
+  EXPECT_DOUBLE_EQ(roofline_fraction(tg, 1e9).round_trip_median, 450.0);
 
   tg.tokens_per_s = {10.0, 30.0};  // an even count: the median is the mean of the middle two
   tg.bandwidth = {20e9, 20e9};

@@ -42,5 +42,19 @@ TEST(Roofline, MeasurementAndBound) {
   EXPECT_EQ(roofline_tokens_per_s(40e9, 0), 0.0);
 }
 
+// One figure per thread beyond the first, each a real round trip: a line cannot cross between two cores (or two
+// hardware threads of one) and back in under ~20 ns, and one taking a millisecond would mean a wait gone wrong.
+TEST(Roofline, ThreadRoundTripPerOtherThread) {
+  EXPECT_TRUE(thread_round_trip_ns(1).empty());
+  for (int threads : {2, 3}) {
+    const std::vector<double> trips = thread_round_trip_ns(threads);
+    ASSERT_EQ(trips.size(), static_cast<size_t>(threads - 1));
+    for (double ns : trips) {
+      EXPECT_GT(ns, 20.0) << threads << " threads";
+      EXPECT_LT(ns, 1e6) << threads << " threads";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lowbit
