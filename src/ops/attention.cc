@@ -123,7 +123,11 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
   // a causal batch's later tokens have more keys, so contiguous shares left the first thread with a quarter of the
   // work. Each task's arithmetic is the same on any thread.
   const int64_t n_tasks = n_tokens * s.n_head_kv * blocks;
-  parallel_region(static_cast<int>(std::min<int64_t>(threads, n_tasks)), [&](int me, int n_threads) {
+  // A token's heads at a short context are a few microseconds of work, less than a second thread costs: count it
+  // as the keys and values every query head reads (a prompt's tokens have plenty).
+  const auto bytes_read = static_cast<size_t>(s.n_head * n_ctx * hd * 2) * sizeof(float);
+  const int most = n_tokens == 1 ? threads_for_bytes(bytes_read, threads) : threads;
+  parallel_region(static_cast<int>(std::min<int64_t>(most, n_tasks)), [&](int me, int n_threads) {
     std::vector<float> scores(static_cast<size_t>(kHeadBlock * n_ctx)), qh(static_cast<size_t>(kHeadBlock * hd));
     for (int64_t task = me; task < n_tasks; task += n_threads) {
       const int64_t t = task / (s.n_head_kv * blocks), kv_head = task / blocks % s.n_head_kv, block = task % blocks;

@@ -483,7 +483,8 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     bytes += layout.row_bytes * static_cast<size_t>(n_out);
   }
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
-  const int n_threads = static_cast<int>(std::clamp<size_t>(chunks, 1, static_cast<size_t>(threads)));
+  const int n_threads = std::min(static_cast<int>(std::clamp<size_t>(chunks, 1, static_cast<size_t>(threads))),
+                                 n_tokens == 1 ? threads_for_bytes(bytes, threads) : threads);
   // Chunks [begin, end), one kernel call per weight they cover: a call per chunk cost its dispatch and its stream's
   // restart every 32 rows.
   const auto run_chunks = [&](size_t begin, size_t end, const ActRow* act) {

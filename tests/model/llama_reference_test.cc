@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "io/memory_source.h"
+#include "support/every_call_threaded.h"
 #include "support/ref_llama.h"
 #include "util/error.h"
 
@@ -184,6 +185,7 @@ TEST(LlamaEngine, RewritingCachePositionsOverwritesThem) {
 TEST(LlamaEngine, ThreadCountDoesNotChangeLogits) {
   ModelConfig c = small_config();
   c.n_vocab = 300;  // many output blocks, so threads really split the rows
+  const EveryCallThreaded every_call_threaded;  // this model's calls are a few KiB
   std::shared_ptr<const ModelSource> src = make_random_model(c, 12, DType::BF16);
   EngineOptions o1, o2, o3;
   o1.threads = 1, o2.threads = 2, o3.threads = 3;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/float_formats.h"
+#include "support/every_call_threaded.h"
 
 namespace lowbit {
 namespace {
@@ -70,6 +71,7 @@ TEST(Attention, EqualsThePlainLoopsOnEveryTarget) {
       for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
         hwy::SetSupportedTargetsForTest(target);
         for (int threads : {1, 2}) {
+          const EveryCallThreaded every_call_threaded;  // these shapes read a few KiB
           std::vector<float> got(want.size(), -2.0f);
           attention(q.data(), c.n_tokens, c.n_past, k.data(), v.data(), s, round_f16, got.data(), threads);
           for (size_t i = 0; i < want.size(); ++i)

@@ -12,6 +12,7 @@
 #include "ops/dot_reference.h"
 #include "ops/packed_weight.h"
 #include "quant/k_quants.h"
+#include "support/every_call_threaded.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -52,8 +53,11 @@ std::vector<float> activations(int64_t n_in, int64_t n_tokens) {
   return x;
 }
 
+// With threads > 1 the call really runs on that many, however few its bytes (threads_for_bytes would keep these
+// small shapes on one).
 std::vector<float> run(const Tensor& w, const std::vector<float>& x, int64_t n_tokens, int threads) {
   std::vector<float> y(static_cast<size_t>(w.info.n_rows() * n_tokens));
+  const EveryCallThreaded every_call_threaded;
   matmul(w, x.data(), n_tokens, y.data(), threads);
   return y;
 }
@@ -223,6 +227,7 @@ TEST(SimdMatmul, SharedInputPassEqualsSeparateMatmuls) {
   const Tensor a = pack_for_matmul(quantized_weight(DType::Q4_K, n_in, 40, weights(n_in, 40)));
   const Tensor b = quantized_weight(DType::Q6_K, n_in, 19, weights(n_in, 19));
   const Tensor c = pack_for_matmul(quantized_weight(DType::Q8_0, n_in, 24, weights(n_in, 24)));
+  const EveryCallThreaded every_call_threaded;
   for (int threads : {1, 2}) {
     std::vector<float> ya(40 * n_tokens), yb(19 * n_tokens), yc(24 * n_tokens);
     const MatmulTarget targets[] = {{&a, ya.data()}, {&b, yb.data()}, {&c, yc.data()}};

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/every_call_threaded.h"
 #include "util/parallel.h"
 
 namespace lowbit {
@@ -132,6 +133,26 @@ TEST(StealingRanges, EachItemOnceOwnersInOrderAndASlowThreadsTailTaken) {
     EXPECT_EQ(slow.front(), 0u);
     EXPECT_LT(slow.back() + 1, starts[1]);
   }
+}
+
+// A step takes as many threads as have kMinBytesPerThread each, at least one, at most those asked for; with the
+// test seam every step has all of them, and the default is back after it.
+TEST(Parallel, ThreadsGoByBytes) {
+  constexpr size_t kMin = kMinBytesPerThread;
+  EXPECT_EQ(threads_for_bytes(0, 2), 1);
+  EXPECT_EQ(threads_for_bytes(kMin, 2), 1);
+  EXPECT_EQ(threads_for_bytes(2 * kMin - 1, 2), 1);
+  EXPECT_EQ(threads_for_bytes(2 * kMin, 2), 2);
+  EXPECT_EQ(threads_for_bytes(100 * kMin, 2), 2);
+  EXPECT_EQ(threads_for_bytes(3 * kMin, 8), 3);
+  EXPECT_EQ(threads_for_bytes(100 * kMin, 1), 1);
+  EXPECT_EQ(threads_for_bytes(100 * kMin, 0), 1);
+  {
+    const EveryCallThreaded every_call_threaded;
+    EXPECT_EQ(threads_for_bytes(1, 2), 2);
+    EXPECT_EQ(threads_for_bytes(0, 8), 8);
+  }
+  EXPECT_EQ(threads_for_bytes(kMin, 2), 1);
 }
 
 }  // namespace
