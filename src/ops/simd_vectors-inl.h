@@ -109,6 +109,7 @@ struct V {
   static I And(I a, I b) { return _mm256_and_si256(a, b); }
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
   static I Add8(I a, I b) { return _mm256_add_epi8(a, b); }
+  static I Add32(I a, I b) { return _mm256_add_epi32(a, b); }
   static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
   static I Sub16(I a, I b) { return _mm256_sub_epi16(a, b); }
   static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
@@ -251,6 +252,7 @@ struct V {
   static I And(I a, I b) { return _mm512_and_si512(a, b); }
   static I Or(I a, I b) { return _mm512_or_si512(a, b); }
   static I Add8(I a, I b) { return _mm512_add_epi8(a, b); }
+  static I Add32(I a, I b) { return _mm512_add_epi32(a, b); }
   static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
   static I Sub16(I a, I b) { return _mm512_sub_epi16(a, b); }
   static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
