@@ -7,8 +7,9 @@
 // - *_Simd_Dram: one token, every byte from memory, with the fraction of a paired bandwidth probe (run_dram);
 //   *_Dram_T2 the same on two threads, *_Dram_Small_T2 on 4096 x 1024 weights (2.3 MiB of Q4_0, a call as short
 //   as a 1B model's attention projections, where each call's fixed costs show);
-// - *_Simd_Call_T2: one token through 4096 x 64 weights from cache on two threads (a chunk each): what handing a
-//   call to a second core costs beyond its arithmetic (compare *_Simd_Call, the same on one thread);
+// - *_Simd_Call_T2: one token through 4096 x 64 weights from cache on two threads (a chunk each), forced (the
+//   engine runs a call this small on one, util/parallel.h's threads_for_bytes): what handing a call to a second
+//   core costs beyond its arithmetic (compare *_Simd_Call, the same on one thread);
 // - *_Batch64: a prompt batch of 64 tokens.
 // Bytes processed = weight bytes read per token, so GB/s compares with the memory bandwidth.
 // LOWBIT_BENCH_TARGET=AVX2 (or AVX3, AVX3_DL, SSE4, ...) runs the kernels of that Highway target only.
@@ -30,6 +31,7 @@
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
 #include "util/huge_pages.h"
+#include "util/parallel.h"
 
 namespace lowbit {
 namespace {
@@ -84,12 +86,14 @@ void run(benchmark::State& state, DType type, Kernel kernel, int64_t n_tokens, i
   std::vector<float> x(static_cast<size_t>(n_in * n_tokens)), y(static_cast<size_t>(n_out * n_tokens));
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.3f * static_cast<float>(i));
   size_t next = 0;
+  const size_t engine_minimum = set_min_bytes_per_thread(0);  // every call on all `threads`, however small
   for (auto _ : state) {
     const Tensor& w = ws[next++ % ws.size()];
     if (kernel == Kernel::kSimd) matmul(w, x.data(), n_tokens, y.data(), threads);
     else matmul_reference(w, x.data(), n_tokens, y.data(), 1);
     benchmark::DoNotOptimize(y.data());
   }
+  set_min_bytes_per_thread(engine_minimum);
   state.SetBytesProcessed(state.iterations() * n_tokens * static_cast<int64_t>(ws[0].info.n_bytes()));
 }
 
