@@ -30,7 +30,9 @@ Run setup_bench(CLI::App& app) {
   app.add_option("-r,--repetitions", a->reps, "repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("-t,--threads", a->threads, "threads")->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_flag("--json", a->json, "print JSON");
-  app.add_flag("--roofline", a->roofline, "measure memory bandwidth (and, at 2+ threads, their cache-line round trip) and report the fraction of the generation bound");
+  app.add_flag("--roofline", a->roofline,
+               "measure memory bandwidth (and, at 2+ threads, their cache-line round trip) and report the fraction "
+               "of the generation bound");
   app.add_option("--tokenizer", a->tokenizer, "llama2.c: tokenizer .bin or .model");
   return [a]() {
     std::shared_ptr<const ModelSource> src = open_model(a->model, {a->tokenizer});
@@ -93,8 +95,9 @@ Run setup_bench(CLI::App& app) {
       fmt::print("\n");
       // Whether the threads share a core changes what their bandwidth and their per-call handovers cost.
       if (!paired.round_trip_ns.empty())
-        fmt::print("threads' cache-line round trip: {:.0f} ns (median, measured beside each repetition: {:.0f}-{:.0f} ns)\n",
-                   reached.round_trip_median, *std::ranges::min_element(paired.round_trip_ns), *std::ranges::max_element(paired.round_trip_ns));
+        fmt::print("threads' cache-line round trip: {:.0f} ns (median, measured beside each repetition: "
+                   "{:.0f}-{:.0f} ns)\n", reached.round_trip_median, std::ranges::min(paired.round_trip_ns),
+                   std::ranges::max(paired.round_trip_ns));
     }
     return 0;
   };

@@ -107,8 +107,8 @@ std::vector<double> thread_round_trip_ns(int threads) {
             if (spins > 1 << 16) std::this_thread::yield();
           ball.store(mine + 1, std::memory_order_release);
         }
-        if (me == 0)
-          batch_ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kTripsPerBatch);
+        const std::chrono::duration<double, std::nano> batch = std::chrono::steady_clock::now() - t0;
+        if (me == 0) batch_ns.push_back(batch.count() / kTripsPerBatch);
       }
     });
     std::nth_element(batch_ns.begin(), batch_ns.begin() + kBatches / 2, batch_ns.end());

@@ -125,7 +125,8 @@ void matmul_exact(const Tensor& w, const float* x, int64_t n_tokens, float* y, i
   const bool is_f32 = w.type() == DType::F32;
   constexpr int64_t kRowsPerBlock = 16;
   const int64_t n_blocks = (n_out + kRowsPerBlock - 1) / kRowsPerBlock;
-  const int most = n_tokens == 1 ? threads_for_bytes(static_cast<size_t>(n_out) * row_bytes(w.type(), n_in), threads) : threads;
+  const size_t bytes = static_cast<size_t>(n_out) * row_bytes(w.type(), n_in);
+  const int most = n_tokens == 1 ? threads_for_bytes(bytes, threads) : threads;
   parallel_region(static_cast<int>(std::clamp<int64_t>(n_blocks, 1, most)), [&](int i, int n_threads) {
     std::vector<float> rows(is_f32 ? 0 : static_cast<size_t>(kRowsPerBlock * n_in));
     const Share share = static_share(n_blocks, i, n_threads);

@@ -264,13 +264,17 @@ struct SubBlock16Lanes {
           I sumi[kChains][T];
           for (int t = 0; t < T; ++t) {
             for (auto& chain : sumi) chain[t] = V::Zero();
-            for (int w = 0; w < 4; ++w)
-              sumi[w % kChains][t] = V::AddScaledBroadcast(sumi[w % kChains][t], offset_scales[w], offset_pairs[t] + 8 * w + l);
+            for (int w = 0; w < 4; ++w) {
+              I& sum = sumi[w % kChains][t];
+              sum = V::AddScaledBroadcast(sum, offset_scales[w], offset_pairs[t] + 8 * w + l);
+            }
           }
           for (int g = 0; g < 8; ++g) {
             const I levels = D::Levels(chunks, g);
-            for (int t = 0; t < T; ++t)
-              sumi[g % kChains][t] = V::AddScaled(sumi[g % kChains][t], V::PairsU8(levels, V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
+            for (int t = 0; t < T; ++t) {
+              I& sum = sumi[g % kChains][t];
+              sum = V::AddScaled(sum, V::PairsU8(levels, V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
+            }
           }
           for (int t = 0; t < T; ++t) {
             I sum = sumi[0][t];

@@ -490,7 +490,8 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   const auto run_chunks = [&](size_t begin, size_t end, const ActRow* act) {
     while (begin < end) {
       const MatmulWork& wk = plan.weight_of(begin);
-      const size_t weight_end = std::min(end, wk.first_chunk + static_cast<size_t>((wk.n_out + kChunkRows - 1) / kChunkRows));
+      const size_t weight_chunks = static_cast<size_t>((wk.n_out + kChunkRows - 1) / kChunkRows);
+      const size_t weight_end = std::min(end, wk.first_chunk + weight_chunks);
       const int64_t r0 = plan.first_row(wk, begin), r1 = std::min(wk.n_out, plan.first_row(wk, weight_end));
       rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
       begin = weight_end;
@@ -503,7 +504,9 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   if (n_tokens > 1) {
     // A batch's chunks are compute, not a stream: hand them out as threads free up, so a thread that loses its
     // core for a while (a noisy neighbour) does not hold the others at the end.
-    parallel_for_dynamic(static_cast<int64_t>(chunks), n_threads, [&](int64_t c) { run_chunks(static_cast<size_t>(c), static_cast<size_t>(c) + 1, act_rows.data()); });
+    parallel_for_dynamic(static_cast<int64_t>(chunks), n_threads, [&](int64_t c) {
+      run_chunks(static_cast<size_t>(c), static_cast<size_t>(c) + 1, act_rows.data());
+    });
     return;
   }
   // Generation: each thread takes one contiguous range of chunks, so it reads one stream, and the ranges hold
