@@ -152,13 +152,22 @@ static_assert(kQ2KPack.unit == sizeof(BlockQ2K) && kQ2KPack.head_offset == offse
 struct Q2KLanes {
   static constexpr const PackFormat& kPack = kQ2KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  // Bit pair k of every byte (k is a constant once the loop over it is unrolled): with GFNI one affine map.
+  static I BitPair(I bytes, int k) {
+    switch (k) {
+      case 0: return V::ByteField<0, 3>(bytes);
+      case 1: return V::ByteField<2, 3>(bytes);
+      case 2: return V::ByteField<4, 3>(bytes);
+      default: return V::ByteField<6, 3>(bytes);
+    }
+  }
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kQ2KPack>;
     F acc[T], mins[T];
     for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
-    const I two_bits = V::Set8(3), low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
+    const I low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
@@ -182,7 +191,7 @@ struct Q2KLanes {
   #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
           I level[8];
-          for (int q = 0; q < 8; ++q) level[q] = V::And(V::ShrBytes(bytes[q], 2 * k), two_bits);
+          for (int q = 0; q < 8; ++q) level[q] = BitPair(bytes[q], k);
           const int j = 8 * h + 2 * k;
           const I scale_lo = V::LaneByte(scales[j / 4], j % 4), scale_hi = V::LaneByte(scales[j / 4], j % 4 + 1);
           for (int t = 0; t < T; ++t) {
