@@ -58,6 +58,14 @@ std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t
   auto token = [&](int64_t i) { return static_cast<int32_t>((i * 7919 + 13) % nv); };
   std::vector<float> logits(static_cast<size_t>(nv));
   using clock = std::chrono::steady_clock;
+  // What the process's libraries start can still be running when a small model's first repetitions do: OpenBLAS's
+  // thread pool spins ~80 ms after the library loads (perf: sched_yield on a thread of its own), on a core the
+  // engine's threads want, and a stories260K pp128 at -t 2 read 9.5k t/s instead of 18-28k. So the engine runs
+  // single tokens for a while before anything is timed (a 1B model's first warm-up repetition takes longer anyway).
+  for (const auto start = clock::now(); clock::now() - start < std::chrono::milliseconds(200);) {
+    const int32_t id = token(0);
+    model.eval(std::span<const int32_t>(&id, 1), 0, logits.data(), false);
+  }
   std::vector<BenchTest> out;
   if (n_prompt > 0) {
     BenchTest t{"pp" + std::to_string(n_prompt), n_prompt, {}};
