@@ -35,6 +35,17 @@ HWY_INLINE __m128i SubBlockSums(const BlockQ8K& a) {
   return _mm_hadd_epi16(lo, hi);
 }
 
+// Bit pair k of every byte (k a constant once the loop over it is unrolled): with GFNI one affine map. Q2_K's levels
+// and the low bits of Q5_K's odd sub-blocks (Q5KOddLevels).
+HWY_INLINE I BitPair(I bytes, int k) {
+  switch (k) {
+    case 0: return V::ByteField<0, 3>(bytes);
+    case 1: return V::ByteField<2, 3>(bytes);
+    case 2: return V::ByteField<4, 3>(bytes);
+    default: return V::ByteField<6, 3>(bytes);
+  }
+}
+
 // ---- the repacked K-quants' row lanes (Q4_K, Q2_K) ----
 // Eight int16 x0..x7 as the pairs (x0, x2), (x1, x3), (x4, x6), (x5, x7), each in every lane: the pairs the mins'
 // lane words meet.
@@ -152,15 +163,6 @@ static_assert(kQ2KPack.unit == sizeof(BlockQ2K) && kQ2KPack.head_offset == offse
 struct Q2KLanes {
   static constexpr const PackFormat& kPack = kQ2KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
-  // Bit pair k of every byte (k is a constant once the loop over it is unrolled): with GFNI one affine map.
-  static I BitPair(I bytes, int k) {
-    switch (k) {
-      case 0: return V::ByteField<0, 3>(bytes);
-      case 1: return V::ByteField<2, 3>(bytes);
-      case 2: return V::ByteField<4, 3>(bytes);
-      default: return V::ByteField<6, 3>(bytes);
-    }
-  }
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
@@ -400,12 +402,8 @@ static_assert(kQ5KPack.unit == sizeof(BlockQ5K) && kQ5KPack.head_offset == 0 && 
 // 23.0-29.6 (four and three alternated rounds).
 HWY_INLINE I Q5KOddLevels(I w, I v, int p) {
   const I top = V::ByteField<3, 0x1C>(v);
-  switch (p) {
-    case 0: return V::AndOr(w, V::Set8(3), top);
-    case 1: return V::Or(V::ByteField<2, 3>(w), top);
-    case 2: return V::Or(V::ByteField<4, 3>(w), top);
-    default: return V::Or(V::ByteField<6, 3>(w), top);
-  }
+  // Pair 0 needs no shift: its mask and the OR are one ternary op.
+  return p == 0 ? V::AndOr(w, V::Set8(3), top) : V::Or(BitPair(w, p), top);
 }
 
 struct Q5KLanes {

@@ -414,6 +414,7 @@ ThreadBalance& generation_balance() {
 // Each call's rows are computed in fixed chunks of kChunkRows (whole packed tiles), each by one thread: the bits do
 // not depend on the thread count.
 constexpr int64_t kChunkRows = 2 * kMaxPackRows;
+size_t chunks_of(int64_t n_out) { return static_cast<size_t>((n_out + kChunkRows - 1) / kChunkRows); }
 
 // One weight of a call: where its bytes are, which activations it takes, and where its chunks sit among the
 // call's (numbered over the weights in turn).
@@ -479,7 +480,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     const WeightLayout layout = weight_layout(w);
     const int64_t n_out = w.info.n_rows();
     work.push_back({w.type(), w.data, layout, n_in, n_out, i * static_cast<size_t>(n_tokens), t.y, chunks, bytes});
-    chunks += static_cast<size_t>((n_out + kChunkRows - 1) / kChunkRows);
+    chunks += chunks_of(n_out);
     bytes += layout.row_bytes * static_cast<size_t>(n_out);
   }
   const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
@@ -490,8 +491,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
   const auto run_chunks = [&](size_t begin, size_t end, const ActRow* act) {
     while (begin < end) {
       const MatmulWork& wk = plan.weight_of(begin);
-      const size_t weight_chunks = static_cast<size_t>((wk.n_out + kChunkRows - 1) / kChunkRows);
-      const size_t weight_end = std::min(end, wk.first_chunk + weight_chunks);
+      const size_t weight_end = std::min(end, wk.first_chunk + chunks_of(wk.n_out));
       const int64_t r0 = plan.first_row(wk, begin), r1 = std::min(wk.n_out, plan.first_row(wk, weight_end));
       rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
       begin = weight_end;
