@@ -23,7 +23,7 @@ struct BandwidthMeasurement {
 class BandwidthProbe {
  public:
   explicit BandwidthProbe(size_t buffer_bytes = size_t{1} << 30, int threads = 1);
-  // Streams the buffer `reps` times and keeps the best.
+  // Streams the buffer `reps` times each with and without opening its pages ahead, and keeps the best.
   BandwidthMeasurement measure(int reps) const;
   int threads() const { return threads_; }
 
@@ -35,8 +35,8 @@ class BandwidthProbe {
   int threads_;
 };
 
-// The probe's read loop: the XOR of n words (any n, any alignment of 8).
-uint64_t xor_of_words(const uint64_t* words, size_t n);
+// The probe's read loop: the XOR of n words (any n, any alignment of 8), opening each 4 KiB page ahead or not.
+uint64_t xor_of_words(const uint64_t* words, size_t n, bool open_pages = true);
 
 // Where the team's threads sit, as the time a cache line takes to go from thread 0 to thread k and back (median of
 // batches of round trips), one figure per k in 1..threads-1; empty for one thread. Two threads on one core's two
