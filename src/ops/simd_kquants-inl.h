@@ -117,7 +117,7 @@ struct Q4KLanes {
     const I low_nibble = V::Set8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);
       const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
@@ -172,7 +172,7 @@ struct Q2KLanes {
     const I low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kPageStarts>(slot, kSlot);
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);
       // Scale word w holds bytes 4w..4w+3 of every row; its mins as int16 pairs (m_4w, m_4w+2), (m_4w+1, m_4w+3).
@@ -241,7 +241,7 @@ struct SubBlock16Lanes {
       for (F& a : lanes) a = V::ZeroF();
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       const F d = V::LanesHalfF(slot);
       const typename D::Scales scales = D::Load(slot + 2 * L);
       const BlockQ8K* a[T];
@@ -421,7 +421,7 @@ struct Q5KLanes {
     const I low_five = V::Set8(0x1F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);
       const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
@@ -493,7 +493,7 @@ struct IQ4XSLanes {
       for (F& a : lanes) a = V::ZeroF();
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_lines_ahead(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       const I head = V::LoadLanes(slot);  // d | scales_h << 16
       const F d = V::LowHalvesF(head);
       I scale[8];

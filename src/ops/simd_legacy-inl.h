@@ -47,7 +47,8 @@ static_assert(sizeof(BlockIQ4NL) == sizeof(BlockQ4_0) && offsetof(BlockIQ4NL, d)
 struct Q4_0Nibbles {
   static constexpr int kOffset = 8;
   static I Decode(I nibbles) { return nibbles; }
-  static I Dot(I acc, I levels, const int8_t* act) { return V::DotU8At(acc, levels, act); }
+  // A block's eight chunks (the four low-nibble ones, then the four high) against its 32 activations.
+  static I BlockDot(I acc, const I* levels, const int8_t* act) { return V::template NibbleDot<8>(acc, levels, act); }
 };
 // The IQ4_NL table plus 128 as unsigned levels.
 alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
@@ -57,9 +58,12 @@ struct IQ4NLNibbles {
   static I Decode(I nibbles) {
     return V::Lookup(V::Table16(V::kVnni ? reinterpret_cast<const int8_t*>(kIq4nlLevels) : kIq4nlValues), nibbles);
   }
-  static I Dot(I acc, I q, const int8_t* act) {
-    if constexpr (V::kVnni) return V::DotU8At(acc, q, act);
-    else return V::DotS8(acc, q, V::BroadcastWord(act));
+  static I BlockDot(I acc, const I* q, const int8_t* act) {
+    for (int c = 0; c < 8; ++c) {
+      if constexpr (V::kVnni) acc = V::DotU8At(acc, q[c], act + 4 * c);
+      else acc = V::DotS8(acc, q[c], V::BroadcastWord(act + 4 * c));
+    }
+    return acc;
   }
 };
 
@@ -77,19 +81,17 @@ struct NibbleLanes {
     const I low_nibble = V::Set8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kPageStarts>(slot, kSlot);
       const F dw = V::LanesHalfF(slot);
-      I lo[4], hi[4];
+      I levels[8];  // values 4c.. (low nibbles), then 16 + 4c.. (high): the activations' order
       for (int c = 0; c < 4; ++c) {
         const I bytes = V::LoadLanes(slot + 2 * L + 4 * L * c);
-        lo[c] = N::Decode(V::And(bytes, low_nibble));
-        hi[c] = N::Decode(V::And(V::template Shr16<4>(bytes), low_nibble));
+        levels[c] = N::Decode(V::And(bytes, low_nibble));
+        levels[4 + c] = N::Decode(V::And(V::template Shr16<4>(bytes), low_nibble));
       }
       for (int t = 0; t < T; ++t) {
         const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
-        I sum = V::SetWord(-N::kOffset * acts[t].block_sums[b]);
-        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, lo[c], a.qs + 4 * c);
-        for (int c = 0; c < 4; ++c) sum = N::Dot(sum, hi[c], a.qs + 16 + 4 * c);
+        const I sum = N::BlockDot(V::SetWord(-N::kOffset * acts[t].block_sums[b]), levels, a.qs);
         acc[t] = V::Fma(V::Cvt(sum), V::Mul(dw, V::SetF(acts[t].scales[b])), acc[t]);
       }
     }
@@ -219,7 +221,7 @@ struct Block32Lanes {
     }
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) prefetch_stream_ahead(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kPageStarts>(slot, kSlot);
       const typename D::Block block = D::Load(slot);
       const typename D::Act* a[T];
       F dd[T];

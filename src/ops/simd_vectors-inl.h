@@ -94,6 +94,21 @@ constexpr bool Iq4nlSignsByBit3() {
 }
 static_assert(Iq4nlSignsByBit3());
 
+// Generation's prefetch ahead of a tile's stream (util/stream_prefetch.h), by target, as measured on each kind of
+// machine here. Zen 5 (AVX-512) reads the 32-value types, Q2_K and F16/BF16 fastest with only each page's first
+// line opened ahead (kAvx512 = kPageStarts) and the other K-quants with every line; the AVX2-only machine (an EPYC
+// guest shown as family 23, 2026-12-04), whose hardware prefetchers fall behind every kernel's stream, reads them all
+// faster with every line (BM_*_Simd_Dram, GB/s, two rounds against page starts: Q4_0 6.0-6.2 -> 8.9-9.2, Q8_0
+// 6.5-6.7 -> 9.4-9.7, F16 6.6-7.7 -> 9.6-9.7, IQ4_NL 4.7-5.0 -> 5.7-6.1, Q2_K 3.8-4.3 -> 4.7-4.8, Q5_0 3.6-4.0 ->
+// 4.3-4.6).
+// Not HWY_INLINE: GCC 12 drops the prefetch loops of an always_inline function (tests/ops/tests.cmake checks).
+enum class TilePrefetch { kPageStarts, kEveryLine };
+template <TilePrefetch kAvx512>
+inline void PrefetchTileAhead(const uint8_t* slot, size_t n_bytes) {
+  if (HWY_TARGET == HWY_AVX2 || kAvx512 == TilePrefetch::kEveryLine) prefetch_lines_ahead(slot, n_bytes);
+  else prefetch_stream_ahead(slot, n_bytes);
+}
+
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
 struct V {
@@ -218,9 +233,22 @@ struct V {
   // below 16 and kChunks = 8), then one madd by the scale.
   template <int kChunks>
   static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(PairSums<kChunks>(u, a), _mm256_or_si256(scale, _mm256_slli_epi32(scale, 16))));
+  }
+  // acc plus, in each lane, the exact sum of u[c]'s four levels (below 16) times a's bytes 4c..4c+3 over c < kChunks
+  // (at most 8, so the int16 pairs hold): one madd for all the chunks instead of one per chunk (DotU8At), which on
+  // CPUs that split 256-bit multiplies (Zen 1) is most of a block's cost.
+  template <int kChunks>
+  static I NibbleDot(I acc, const I* u, const int8_t* a) {
+    static_assert(kChunks <= 8);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(PairSums<kChunks>(u, a), _mm256_set1_epi16(1)));
+  }
+  // The int16 pairs of u[c] times a's bytes 4c..4c+3, added over c < kChunks (maddubs).
+  template <int kChunks>
+  static I PairSums(const I* u, const int8_t* a) {
     __m256i pairs = _mm256_maddubs_epi16(u[0], BroadcastWord(a));
     for (int c = 1; c < kChunks; ++c) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_or_si256(scale, _mm256_slli_epi32(scale, 16))));
+    return pairs;
   }
   // The four int32 of `words` each in every lane.
   static void BroadcastWords(__m128i words, I* out) {
@@ -391,6 +419,11 @@ struct V {
     for (int c = 0; c < kChunks; ++c) sum = DotU8At(sum, u[c], a + 4 * c);
     return _mm512_add_epi32(acc, _mm512_mullo_epi32(sum, scale));
   }
+  template <int kChunks>
+  static I NibbleDot(I acc, const I* u, const int8_t* a) {
+    for (int c = 0; c < kChunks; ++c) acc = DotU8At(acc, u[c], a + 4 * c);
+    return acc;
+  }
   // DotU8 with the four bytes at a in every lane, the broadcast folded into the instruction (as AddScaledBroadcast).
   static I DotU8At(I acc, I u, const int8_t* a) {
     using Word = int32_t __attribute__((may_alias));
@@ -400,9 +433,18 @@ struct V {
 #else
   template <int kChunks>
   static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(PairSums<kChunks>(u, a), _mm512_or_si512(scale, _mm512_slli_epi32(scale, 16))));
+  }
+  template <int kChunks>
+  static I NibbleDot(I acc, const I* u, const int8_t* a) {
+    static_assert(kChunks <= 8);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(PairSums<kChunks>(u, a), _mm512_set1_epi16(1)));
+  }
+  template <int kChunks>
+  static I PairSums(const I* u, const int8_t* a) {
     __m512i pairs = _mm512_maddubs_epi16(u[0], BroadcastWord(a));
     for (int c = 1; c < kChunks; ++c) pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_or_si512(scale, _mm512_slli_epi32(scale, 16))));
+    return pairs;
   }
 #endif
   static void BroadcastWords(__m128i words, I* out) {

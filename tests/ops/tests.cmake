@@ -9,3 +9,8 @@ endif()
 if(LOWBIT_OBJDUMP)
   add_test(NAME ops.bf16_confined COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/bf16_confined.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
 endif()
+# Every one-token tile prefetches its stream ahead, on every target (see generation_prefetches.sh).
+if(LOWBIT_OBJDUMP)
+  add_test(NAME ops.generation_prefetches
+           COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/generation_prefetches.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
+endif()
