@@ -233,7 +233,8 @@ struct V {
   // below 16 and kChunks = 8), then one madd by the scale.
   template <int kChunks>
   static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(PairSums<kChunks>(u, a), _mm256_or_si256(scale, _mm256_slli_epi32(scale, 16))));
+    const I scale_words = _mm256_or_si256(scale, _mm256_slli_epi32(scale, 16));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(PairSums<kChunks>(u, a), scale_words));
   }
   // acc plus, in each lane, the exact sum of u[c]'s four levels (below 16) times a's bytes 4c..4c+3 over c < kChunks
   // (at most 8, so the int16 pairs hold): one madd for all the chunks instead of one per chunk (DotU8At), which on
@@ -247,7 +248,8 @@ struct V {
   template <int kChunks>
   static I PairSums(const I* u, const int8_t* a) {
     __m256i pairs = _mm256_maddubs_epi16(u[0], BroadcastWord(a));
-    for (int c = 1; c < kChunks; ++c) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
+    for (int c = 1; c < kChunks; ++c)
+      pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
     return pairs;
   }
   // The four int32 of `words` each in every lane.
@@ -433,7 +435,8 @@ struct V {
 #else
   template <int kChunks>
   static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(PairSums<kChunks>(u, a), _mm512_or_si512(scale, _mm512_slli_epi32(scale, 16))));
+    const I scale_words = _mm512_or_si512(scale, _mm512_slli_epi32(scale, 16));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(PairSums<kChunks>(u, a), scale_words));
   }
   template <int kChunks>
   static I NibbleDot(I acc, const I* u, const int8_t* a) {
@@ -443,7 +446,8 @@ struct V {
   template <int kChunks>
   static I PairSums(const I* u, const int8_t* a) {
     __m512i pairs = _mm512_maddubs_epi16(u[0], BroadcastWord(a));
-    for (int c = 1; c < kChunks; ++c) pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
+    for (int c = 1; c < kChunks; ++c)
+      pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
     return pairs;
   }
 #endif

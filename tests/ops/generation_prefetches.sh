@@ -8,7 +8,8 @@
   /^[0-9a-f]+ <.*>:$/ {
     fn = $0; key = ""
     if (match(fn, /RunTiles<lowbit::N_[A-Z0-9_]+::RowLanes<.*>, [0-9]+, 1>\(/)) {
-      key = substr(fn, RSTART, RLENGTH); sub(/^.*::RowLanes</, "", key); sub(/>, [0-9]+, 1>\($/, "", key); sub(/ +$/, "", key); runners[key] = 1
+      key = substr(fn, RSTART, RLENGTH); sub(/^.*::RowLanes</, "", key); sub(/>, [0-9]+, 1>\($/, "", key)
+      sub(/ +$/, "", key); runners[key] = 1
     } else if (match(fn, /lowbit::N_[A-Z0-9_]+::.*::Tile<1>\(/)) {
       key = substr(fn, RSTART, RLENGTH); sub(/::Tile<1>\($/, "", key)
     }
