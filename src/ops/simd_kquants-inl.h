@@ -134,11 +134,11 @@ struct Q4KLanes {
           lo[c] = V::And(bytes, low_nibble);
           hi[c] = V::And(V::template Shr16<4>(bytes), low_nibble);
         }
-        const I scale_lo = V::DotScale(scales[g / 2], 2 * (g % 2));
-        const I scale_hi = V::DotScale(scales[g / 2], 2 * (g % 2) + 1);
+        const I scale_lo = DotScale(scales[g / 2], 2 * (g % 2));
+        const I scale_hi = DotScale(scales[g / 2], 2 * (g % 2) + 1);
         for (int t = 0; t < T; ++t) {
           const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g;
-          values[t] = V::ScaledDot<8>(V::ScaledDot<8>(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
+          values[t] = ScaledDot<8>(ScaledDot<8>(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
         }
       }
       for (int t = 0; t < T; ++t) {
@@ -196,10 +196,10 @@ struct Q2KLanes {
           I level[8];
           for (int q = 0; q < 8; ++q) level[q] = BitPair(bytes[q], k);
           const int j = 8 * h + 2 * k;
-          const I scale_lo = V::DotScale(scales[j / 4], j % 4), scale_hi = V::DotScale(scales[j / 4], j % 4 + 1);
+          const I scale_lo = DotScale(scales[j / 4], j % 4), scale_hi = DotScale(scales[j / 4], j % 4 + 1);
           for (int t = 0; t < T; ++t) {
             const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
-            values[t] = V::ScaledDot<4>(V::ScaledDot<4>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
+            values[t] = ScaledDot<4>(ScaledDot<4>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
           }
         }
       }

@@ -48,7 +48,7 @@ struct Q4_0Nibbles {
   static constexpr int kOffset = 8;
   static I Decode(I nibbles) { return nibbles; }
   // A block's eight chunks (the four low-nibble ones, then the four high) against its 32 activations.
-  static I BlockDot(I acc, const I* levels, const int8_t* act) { return V::template NibbleDot<8>(acc, levels, act); }
+  static I BlockDot(I acc, const I* levels, const int8_t* act) { return NibbleDot<8>(acc, levels, act); }
 };
 // The IQ4_NL table plus 128 as unsigned levels.
 alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};

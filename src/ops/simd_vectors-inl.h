@@ -126,7 +126,9 @@ struct V {
   static I Add8(I a, I b) { return _mm256_add_epi8(a, b); }
   static I Add32(I a, I b) { return _mm256_add_epi32(a, b); }
   static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
+  static I Add16(I a, I b) { return _mm256_add_epi16(a, b); }
   static I Sub16(I a, I b) { return _mm256_sub_epi16(a, b); }
+  static I Set16(int16_t v) { return _mm256_set1_epi16(v); }
   static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
   template <int kBits> static I Shr16(I a) { return _mm256_srli_epi16(a, kBits); }
   template <int kBits> static I Shl16(I a) { return _mm256_slli_epi16(a, kBits); }
@@ -228,33 +230,6 @@ struct V {
   // Byte k of each lane, zero-extended, in both its words.
   static I LaneByteWords(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm256_srai_epi16(a, kBits); }
-  // acc plus, in each lane, the scale times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3 over
-  // c < kChunks: the maddubs summed as int16 pairs (the pair's 2 * kChunks products must fit, as they do for values
-  // below 16 and kChunks = 8), then one madd by the scale, given as DotScale makes it.
-  template <int kChunks>
-  static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(PairSums<kChunks>(u, a), scale));
-  }
-  // Byte k of each lane as ScaledDot's scale: here in both words, for the madd (one vpshufb, taken once per
-  // sub-block rather than a shift and an or per token: BM_Q4_K_Simd_L2 8.0-8.4 -> 8.5-8.6 GB/s, Q2_K 4.5-4.7 ->
-  // 4.8-4.9, three rounds alternated on the AVX2 machine).
-  static I DotScale(I x, int k) { return LaneByteWords(x, k); }
-  // acc plus, in each lane, the exact sum of u[c]'s four levels (below 16) times a's bytes 4c..4c+3 over c < kChunks
-  // (at most 8, so the int16 pairs hold): one madd for all the chunks instead of one per chunk (DotU8At), which on
-  // CPUs that split 256-bit multiplies (Zen 1) is most of a block's cost.
-  template <int kChunks>
-  static I NibbleDot(I acc, const I* u, const int8_t* a) {
-    static_assert(kChunks <= 8);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(PairSums<kChunks>(u, a), _mm256_set1_epi16(1)));
-  }
-  // The int16 pairs of u[c] times a's bytes 4c..4c+3, added over c < kChunks (maddubs).
-  template <int kChunks>
-  static I PairSums(const I* u, const int8_t* a) {
-    __m256i pairs = _mm256_maddubs_epi16(u[0], BroadcastWord(a));
-    for (int c = 1; c < kChunks; ++c)
-      pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
-    return pairs;
-  }
   // The four int32 of `words` each in every lane.
   static void BroadcastWords(__m128i words, I* out) {
     out[0] = _mm256_broadcastd_epi32(words);
@@ -287,7 +262,9 @@ struct V {
   static I Add8(I a, I b) { return _mm512_add_epi8(a, b); }
   static I Add32(I a, I b) { return _mm512_add_epi32(a, b); }
   static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
+  static I Add16(I a, I b) { return _mm512_add_epi16(a, b); }
   static I Sub16(I a, I b) { return _mm512_sub_epi16(a, b); }
+  static I Set16(int16_t v) { return _mm512_set1_epi16(v); }
   static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
   template <int kBits> static I Shr16(I a) { return _mm512_srli_epi16(a, kBits); }
   template <int kBits> static I Shl16(I a) { return _mm512_slli_epi16(a, kBits); }
@@ -417,43 +394,12 @@ struct V {
   static I LaneByteWords(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
 #if HWY_TARGET == HWY_AVX3_DL
-  // vpdpbusd keeps the exact sum in int32; one multiply by the scale.
-  template <int kChunks>
-  static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
-    __m512i sum = Zero();
-    for (int c = 0; c < kChunks; ++c) sum = DotU8At(sum, u[c], a + 4 * c);
-    return _mm512_add_epi32(acc, _mm512_mullo_epi32(sum, scale));
-  }
-  // Byte k of each lane as ScaledDot's scale: the lane's int32, for the mullo.
-  static I DotScale(I x, int k) { return LaneByte(x, k); }
-  template <int kChunks>
-  static I NibbleDot(I acc, const I* u, const int8_t* a) {
-    for (int c = 0; c < kChunks; ++c) acc = DotU8At(acc, u[c], a + 4 * c);
-    return acc;
-  }
+  static I MulLo32(I a, I b) { return _mm512_mullo_epi32(a, b); }
   // DotU8 with the four bytes at a in every lane, the broadcast folded into the instruction (as AddScaledBroadcast).
   static I DotU8At(I acc, I u, const int8_t* a) {
     using Word = int32_t __attribute__((may_alias));
     asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const Word*>(a)));
     return acc;
-  }
-#else
-  template <int kChunks>
-  static I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(PairSums<kChunks>(u, a), scale));
-  }
-  static I DotScale(I x, int k) { return LaneByteWords(x, k); }
-  template <int kChunks>
-  static I NibbleDot(I acc, const I* u, const int8_t* a) {
-    static_assert(kChunks <= 8);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(PairSums<kChunks>(u, a), _mm512_set1_epi16(1)));
-  }
-  template <int kChunks>
-  static I PairSums(const I* u, const int8_t* a) {
-    __m512i pairs = _mm512_maddubs_epi16(u[0], BroadcastWord(a));
-    for (int c = 1; c < kChunks; ++c)
-      pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(u[c], BroadcastWord(a + 4 * c)));
-    return pairs;
   }
 #endif
   static void BroadcastWords(__m128i words, I* out) {
@@ -482,6 +428,50 @@ struct V {
 using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
+
+// ---- the nibble dot products of Q4_0 and the K-quants, over V's primitives for every width ----
+// ScaledDot: acc plus, in each lane, the scale times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3
+// over c < kChunks, the scale given as DotScale makes it. NibbleDot: the same unscaled, for levels below 16 and
+// kChunks <= 8.
+#if HWY_TARGET == HWY_AVX3_DL
+// vpdpbusd keeps the exact sum in int32; one multiply by the scale.
+template <int kChunks>
+HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+  I sum = V::Zero();
+  for (int c = 0; c < kChunks; ++c) sum = V::DotU8At(sum, u[c], a + 4 * c);
+  return V::Add32(acc, V::MulLo32(sum, scale));
+}
+// Byte k of each lane as ScaledDot's scale: the lane's int32, for the mullo.
+HWY_INLINE I DotScale(I x, int k) { return V::LaneByte(x, k); }
+template <int kChunks>
+HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
+  for (int c = 0; c < kChunks; ++c) acc = V::DotU8At(acc, u[c], a + 4 * c);
+  return acc;
+}
+#else
+// Without VNNI the maddubs are summed as int16 pairs (a pair's 2 * kChunks products must fit, as they do for levels
+// below 16 and kChunks <= 8) and widened by one madd, by the scale or by ones: on CPUs that split 256-bit multiplies
+// (Zen 1) the madd per chunk was most of a block's cost.
+template <int kChunks>
+HWY_INLINE I PairSums(const I* u, const int8_t* a) {
+  I pairs = V::PairsU8(u[0], V::BroadcastWord(a));
+  for (int c = 1; c < kChunks; ++c) pairs = V::Add16(pairs, V::PairsU8(u[c], V::BroadcastWord(a + 4 * c)));
+  return pairs;
+}
+template <int kChunks>
+HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+  return V::AddScaled(acc, PairSums<kChunks>(u, a), scale);
+}
+// Byte k of each lane as ScaledDot's scale: in both words, for the madd (one vpshufb, taken once per sub-block
+// rather than a shift and an or per token: BM_Q4_K_Simd_L2 8.0-8.4 -> 8.5-8.6 GB/s, Q2_K 4.5-4.7 -> 4.8-4.9, three
+// rounds alternated on the AVX2 machine).
+HWY_INLINE I DotScale(I x, int k) { return V::LaneByteWords(x, k); }
+template <int kChunks>
+HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
+  static_assert(kChunks <= 8);
+  return V::AddScaled(acc, PairSums<kChunks>(u, a), V::Set16(1));
+}
+#endif
 
 // kRows weight rows, as RunTiles addresses them. Block b's head of row r lies at head_at(b) + r * head_stride, its
 // rest chunk c at chunk_at(b, c) + r * stride. Row-major rows: stride = head_stride = row bytes, step = block bytes,
