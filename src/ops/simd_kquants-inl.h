@@ -128,17 +128,22 @@ struct Q4KLanes {
       // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
   #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
-        I lo[8], hi[8];
+        // Chunk by chunk rather than a sub-block pair's sixteen decoded chunks at once: BM_Q4_K_Simd_L2 8.2-8.6 ->
+        // 8.8-9.2 GB/s on the AVX2 machine (three rounds alternated), no change elsewhere.
+        ChunkSum lo_sum[T], hi_sum[T];
         for (int c = 0; c < 8; ++c) {
           const I bytes = V::LoadLanes(qs + 4 * L * (8 * g + c));
-          lo[c] = V::And(bytes, low_nibble);
-          hi[c] = V::And(V::template Shr16<4>(bytes), low_nibble);
+          const I lo = V::And(bytes, low_nibble), hi = V::And(V::template Shr16<4>(bytes), low_nibble);
+          for (int t = 0; t < T; ++t) {
+            const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
+            lo_sum[t].Add(lo, a);
+            hi_sum[t].Add(hi, a + 32);
+          }
         }
         const I scale_lo = DotScale(scales[g / 2], 2 * (g % 2));
         const I scale_hi = DotScale(scales[g / 2], 2 * (g % 2) + 1);
         for (int t = 0; t < T; ++t) {
-          const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g;
-          values[t] = ScaledDot<8>(ScaledDot<8>(values[t], lo, a, scale_lo), hi, a + 32, scale_hi);
+          values[t] = hi_sum[t].AddScaledTo(lo_sum[t].AddScaledTo(values[t], scale_lo), scale_hi);
         }
       }
       for (int t = 0; t < T; ++t) {

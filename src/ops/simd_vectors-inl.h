@@ -430,18 +430,17 @@ using F = V::F;
 constexpr int kRows = V::kRows;
 
 // ---- the nibble dot products of Q4_0 and the K-quants, over V's primitives for every width ----
-// ScaledDot: acc plus, in each lane, the scale times the exact sum of u[c]'s four bytes times a's bytes 4c..4c+3
-// over c < kChunks, the scale given as DotScale makes it. NibbleDot: the same unscaled, for levels below 16 and
-// kChunks <= 8.
+// ChunkSum: the exact sum, in each lane, of chunks' four bytes times the activations' four, built a chunk at a time
+// so a tile can stream its chunks rather than hold them all; then added to acc times a scale made by DotScale.
+// ScaledDot and NibbleDot (unscaled) do it for an array of chunks.
 #if HWY_TARGET == HWY_AVX3_DL
 // vpdpbusd keeps the exact sum in int32; one multiply by the scale.
-template <int kChunks>
-HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+struct ChunkSum {
   I sum = V::Zero();
-  for (int c = 0; c < kChunks; ++c) sum = V::DotU8At(sum, u[c], a + 4 * c);
-  return V::Add32(acc, V::MulLo32(sum, scale));
-}
-// Byte k of each lane as ScaledDot's scale: the lane's int32, for the mullo.
+  void Add(I u, const int8_t* a) { sum = V::DotU8At(sum, u, a); }
+  I AddScaledTo(I acc, I scale) const { return V::Add32(acc, V::MulLo32(sum, scale)); }
+};
+// Byte k of each lane as ChunkSum's scale: the lane's int32, for the mullo.
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByte(x, k); }
 template <int kChunks>
 HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
@@ -449,29 +448,32 @@ HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
   return acc;
 }
 #else
-// Without VNNI the maddubs are summed as int16 pairs (a pair's 2 * kChunks products must fit, as they do for levels
-// below 16 and kChunks <= 8) and widened by one madd, by the scale or by ones: on CPUs that split 256-bit multiplies
-// (Zen 1) the madd per chunk was most of a block's cost.
-template <int kChunks>
-HWY_INLINE I PairSums(const I* u, const int8_t* a) {
-  I pairs = V::PairsU8(u[0], V::BroadcastWord(a));
-  for (int c = 1; c < kChunks; ++c) pairs = V::Add16(pairs, V::PairsU8(u[c], V::BroadcastWord(a + 4 * c)));
-  return pairs;
-}
-template <int kChunks>
-HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
-  return V::AddScaled(acc, PairSums<kChunks>(u, a), scale);
-}
-// Byte k of each lane as ScaledDot's scale: in both words, for the madd (one vpshufb, taken once per sub-block
+// Without VNNI the maddubs are summed as int16 pairs (a pair's 2 * chunks products must fit, as they do for levels
+// below 16 and at most 8 chunks) and widened by one madd, by the scale or by ones: on CPUs that split 256-bit
+// multiplies (Zen 1) the madd per chunk was most of a block's cost.
+struct ChunkSum {
+  I pairs = V::Zero();
+  void Add(I u, const int8_t* a) { pairs = V::Add16(pairs, V::PairsU8(u, V::BroadcastWord(a))); }
+  I AddScaledTo(I acc, I scale) const { return V::AddScaled(acc, pairs, scale); }
+};
+// Byte k of each lane as ChunkSum's scale: in both words, for the madd (one vpshufb, taken once per sub-block
 // rather than a shift and an or per token: BM_Q4_K_Simd_L2 8.0-8.4 -> 8.5-8.6 GB/s, Q2_K 4.5-4.7 -> 4.8-4.9, three
 // rounds alternated on the AVX2 machine).
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByteWords(x, k); }
 template <int kChunks>
 HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
   static_assert(kChunks <= 8);
-  return V::AddScaled(acc, PairSums<kChunks>(u, a), V::Set16(1));
+  ChunkSum sum;
+  for (int c = 0; c < kChunks; ++c) sum.Add(u[c], a + 4 * c);
+  return sum.AddScaledTo(acc, V::Set16(1));
 }
 #endif
+template <int kChunks>
+HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+  ChunkSum sum;
+  for (int c = 0; c < kChunks; ++c) sum.Add(u[c], a + 4 * c);
+  return sum.AddScaledTo(acc, scale);
+}
 
 // kRows weight rows, as RunTiles addresses them. Block b's head of row r lies at head_at(b) + r * head_stride, its
 // rest chunk c at chunk_at(b, c) + r * stride. Row-major rows: stride = head_stride = row bytes, step = block bytes,
