@@ -117,7 +117,6 @@ struct Q4KLanes {
     const I low_nibble = V::Set8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);
       const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
@@ -128,6 +127,7 @@ struct Q4KLanes {
       // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
   #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
+        if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 4>(slot, g);
         // Chunk by chunk rather than a sub-block pair's sixteen decoded chunks at once: BM_Q4_K_Simd_L2 8.2-8.6 ->
         // 8.8-9.2 GB/s on the AVX2 machine (three rounds alternated), no change elsewhere.
         ChunkSum lo_sum[T], hi_sum[T];
@@ -178,7 +178,7 @@ struct Q2KLanes {
     const I low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kPageStarts>(slot, kSlot);
+      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kPageStarts, kSlot>(slot);
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);
       // Scale word w holds bytes 4w..4w+3 of every row; its mins as int16 pairs (m_4w, m_4w+2), (m_4w+1, m_4w+3).
@@ -247,7 +247,6 @@ struct SubBlock16Lanes {
       for (F& a : lanes) a = V::ZeroF();
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       const F d = V::LanesHalfF(slot);
       const typename D::Scales scales = D::Load(slot + 2 * L);
       const BlockQ8K* a[T];
@@ -272,6 +271,7 @@ struct SubBlock16Lanes {
         for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
 #pragma GCC unroll 4
         for (int l = 4 * part; l < 4 * part + 4; ++l) {
+          if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 8>(slot, l);
           const uint8_t* chunks = q + 4 * L * D::kChunksPerPosition * l;
           // The exact sum of position l, offsets first. With VNNI each multiply-add is one vpdpwssd, whose latency
           // a single chain of twelve waits on: one token's sum goes in two chains (groups 2g + chain), added at the
@@ -427,7 +427,6 @@ struct Q5KLanes {
     const I low_five = V::Set8(0x1F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);
       const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
@@ -443,6 +442,7 @@ struct Q5KLanes {
       const uint8_t* q = slot + 16 * L;
   #pragma GCC unroll 8
       for (int l = 0; l < 8; ++l) {
+        if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 8>(slot, l);
         const uint8_t* chunks = q + 20 * L * l;
         const I w = V::LoadLanes(chunks);
         I sumi[T];  // the exact sum of position l
@@ -499,7 +499,6 @@ struct IQ4XSLanes {
       for (F& a : lanes) a = V::ZeroF();
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kEveryLine>(slot, kSlot);
       const I head = V::LoadLanes(slot);  // d | scales_h << 16
       const F d = V::LowHalvesF(head);
       I scale[8];
@@ -513,6 +512,7 @@ struct IQ4XSLanes {
       const uint8_t* qs = slot + 8 * L;
   #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
+        if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 4>(slot, c);
         I low_sum[T], high_sum[T];  // the exact sums of positions c and c + 4
         for (int t = 0; t < T; ++t) low_sum[t] = high_sum[t] = V::Zero();
         for (int j = 0; j < 8; ++j) {

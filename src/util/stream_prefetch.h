@@ -46,8 +46,15 @@ template <int kLocality>
 inline void prefetch_lines(uintptr_t a, size_t n_bytes) {
   for (uintptr_t line = a & ~uintptr_t{63}; line < a + n_bytes; line += 64) __builtin_prefetch(reinterpret_cast<const void*>(line), 0, kLocality);
 }
-inline void prefetch_lines_ahead(const void* at, size_t n_bytes) {
-  prefetch_lines<3>(reinterpret_cast<uintptr_t>(at) + kStreamPrefetchAhead, n_bytes);
+// Unrolled, for spans of a size known when compiling, read one after the other (a tile's slots): one prefetch per
+// 64 bytes from the span's start. A span's last line may go without, when the start is not on a line, but it is
+// the next span's first. The loop of prefetch_lines cost a compare and a taken branch per line: 12 % of a Q4_K tile
+// from L1 in a harness on the AVX2 machine.
+template <size_t kBytes>
+inline void prefetch_lines_ahead(const void* at) {
+  const char* a = static_cast<const char*>(at) + kStreamPrefetchAhead;
+#pragma GCC unroll 64
+  for (size_t k = 0; k < kBytes; k += 64) __builtin_prefetch(a + k, 0, 3);
 }
 
 // Lines a batch will read next into L2 (the next row tile's, while the tokens pass over this one): the first pass
