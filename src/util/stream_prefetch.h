@@ -49,7 +49,7 @@ inline void prefetch_lines(uintptr_t a, size_t n_bytes) {
 // Unrolled, for spans of a size known when compiling, read one after the other (a tile's slots): one prefetch per
 // 64 bytes from the span's start. A span's last line may go without, when the start is not on a line, but it is
 // the next span's first. The loop of prefetch_lines cost a compare and a taken branch per line: 12 % of a Q4_K tile
-// from L1 in a harness on the AVX2 machine.
+// read from L2 in a harness on the AVX2 machine (15.2 -> 13.4 GB/s).
 template <size_t kBytes>
 inline void prefetch_lines_ahead(const void* at) {
   const char* a = static_cast<const char*>(at) + kStreamPrefetchAhead;
