@@ -36,7 +36,7 @@ class BandwidthProbe {
 };
 
 // The probe's read loop: the XOR of n words (any n, any alignment of 8), opening each 4 KiB page ahead or not.
-uint64_t xor_of_words(const uint64_t* words, size_t n, bool open_pages = true);
+uint64_t xor_of_words(const uint64_t* words, size_t n, bool open_pages);
 
 // Where the team's threads sit, as the time a cache line takes to go from thread 0 to thread k and back (median of
 // batches of round trips), one figure per k in 1..threads-1; empty for one thread. Two threads on one core's two

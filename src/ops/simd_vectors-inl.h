@@ -450,11 +450,6 @@ struct ChunkSum {
 };
 // Byte k of each lane as ChunkSum's scale: the lane's int32, for the mullo.
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByte(x, k); }
-template <int kChunks>
-HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
-  for (int c = 0; c < kChunks; ++c) acc = V::DotU8At(acc, u[c], a + 4 * c);
-  return acc;
-}
 #else
 // Without VNNI the maddubs are summed as int16 pairs (a pair's 2 * chunks products must fit, as they do for levels
 // below 16 and at most 8 chunks) and widened by one madd, by the scale or by ones: on CPUs that split 256-bit
@@ -468,19 +463,22 @@ struct ChunkSum {
 // rather than a shift and an or per token: BM_Q4_K_Simd_L2 8.0-8.4 -> 8.5-8.6 GB/s, Q2_K 4.5-4.7 -> 4.8-4.9, three
 // rounds alternated on the AVX2 machine).
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByteWords(x, k); }
-template <int kChunks>
-HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
-  static_assert(kChunks <= 8);
-  ChunkSum sum;
-  for (int c = 0; c < kChunks; ++c) sum.Add(u[c], a + 4 * c);
-  return sum.AddScaledTo(acc, V::Set16(1));
-}
 #endif
 template <int kChunks>
 HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
   ChunkSum sum;
   for (int c = 0; c < kChunks; ++c) sum.Add(u[c], a + 4 * c);
   return sum.AddScaledTo(acc, scale);
+}
+template <int kChunks>
+HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
+#if HWY_TARGET == HWY_AVX3_DL
+  for (int c = 0; c < kChunks; ++c) acc = V::DotU8At(acc, u[c], a + 4 * c);  // one chain, no multiply
+  return acc;
+#else
+  static_assert(kChunks <= 8);
+  return ScaledDot<kChunks>(acc, u, a, V::Set16(1));
+#endif
 }
 
 // kRows weight rows, as RunTiles addresses them. Block b's head of row r lies at head_at(b) + r * head_stride, its
