@@ -291,6 +291,7 @@ struct SubBlock16Lanes {
             for (int t = 0; t < T; ++t) {
               I& sum = sumi[g % kChains][t];
               sum = V::AddScaled(sum, V::PairsU8(levels, V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
+              V::InOrder(sum);
             }
           }
           for (int t = 0; t < T; ++t) {
@@ -454,6 +455,7 @@ struct Q5KLanes {
             const int8_t* at = a[t]->qs + 64 * p + 4 * l;
             sumi[t] = V::AddScaled(V::AddScaled(sumi[t], V::PairsU8(lo, V::BroadcastWord(at)), scale[2 * p]),
                                    V::PairsU8(hi, V::BroadcastWord(at + 32)), scale[2 * p + 1]);
+            V::InOrder(sumi[t]);
           }
         }
         for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
@@ -522,6 +524,8 @@ struct IQ4XSLanes {
             const int8_t* at = a[t]->qs + 32 * j + 4 * c;
             low_sum[t] = V::AddScaled(low_sum[t], V::PairsS8(lo, V::BroadcastWord(at)), scale[j]);
             high_sum[t] = V::AddScaled(high_sum[t], V::PairsS8(hi, V::BroadcastWord(at + 16)), scale[j]);
+            V::InOrder(low_sum[t]);
+            V::InOrder(high_sum[t]);
           }
         }
         for (int t = 0; t < T; ++t) {

@@ -62,6 +62,7 @@ struct IQ4NLNibbles {
     for (int c = 0; c < 8; ++c) {
       if constexpr (V::kVnni) acc = V::DotU8At(acc, q[c], act + 4 * c);
       else acc = V::DotS8(acc, q[c], V::BroadcastWord(act + 4 * c));
+      V::InOrder(acc);
     }
     return acc;
   }

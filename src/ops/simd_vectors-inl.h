@@ -174,6 +174,11 @@ struct V {
   }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales16)); }
   static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) { return AddScaled(acc, pairs, _mm256_set1_epi32(*p)); }
+  // An accumulator's additions kept in program order: GCC otherwise rewrites a chain of adds into a tree whose
+  // partial sums, with AVX2's sixteen registers, go to the stack. On the AVX2 machine the K-quant tiles' stack
+  // references fell by half (Q6_K 187 -> 97, Q3_K 208 -> 115, Q4_K 87 -> 39) and their one-token and batch tiles
+  // read 2-10 % faster (Q6_K the most), Q4_0 level.
+  static void InOrder(I& acc) { asm("" : "+x"(acc)); }
 
 
   static F ZeroF() { return _mm256_setzero_ps(); }
@@ -324,6 +329,9 @@ struct V {
   static I AddScaled(I acc, I pairs, I scales16) { return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales16)); }
   static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) { return AddScaled(acc, pairs, _mm512_set1_epi32(*p)); }
 #endif
+  // AVX2's InOrder is not applied here: with 32 registers the trees spill less, and no AVX-512 machine has measured
+  // the barrier.
+  static void InOrder(I&) {}
   // AVX-512 has no vpsignb: |q|, and a negated where q < 0 (where q is 0 the product is 0 either way).
   struct Signed {
     I abs;
@@ -456,7 +464,10 @@ HWY_INLINE I DotScale(I x, int k) { return V::LaneByte(x, k); }
 // multiplies (Zen 1) the madd per chunk was most of a block's cost.
 struct ChunkSum {
   I pairs = V::Zero();
-  void Add(I u, const int8_t* a) { pairs = V::Add16(pairs, V::PairsU8(u, V::BroadcastWord(a))); }
+  void Add(I u, const int8_t* a) {
+    pairs = V::Add16(pairs, V::PairsU8(u, V::BroadcastWord(a)));
+    V::InOrder(pairs);
+  }
   I AddScaledTo(I acc, I scale) const { return V::AddScaled(acc, pairs, scale); }
 };
 // Byte k of each lane as ChunkSum's scale: in both words, for the madd (one vpshufb, taken once per sub-block
