@@ -476,6 +476,7 @@ HWY_INLINE I DotScale(I x, int k) { return V::LaneByteWords(x, k); }
 #endif
 template <int kChunks>
 HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+  static_assert(kChunks <= 8);  // ChunkSum's int16 pairs without VNNI
   ChunkSum sum;
   for (int c = 0; c < kChunks; ++c) sum.Add(u[c], a + 4 * c);
   return sum.AddScaledTo(acc, scale);
@@ -486,7 +487,6 @@ HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
   for (int c = 0; c < kChunks; ++c) acc = V::DotU8At(acc, u[c], a + 4 * c);  // one chain, no multiply
   return acc;
 #else
-  static_assert(kChunks <= 8);
   return ScaledDot<kChunks>(acc, u, a, V::Set16(1));
 #endif
 }

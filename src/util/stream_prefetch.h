@@ -41,14 +41,9 @@ inline void prefetch_stream_ahead(const void* at, size_t n_bytes) {
 // 0.73-0.76, one slot ahead 0.68-0.71, every other line 0.58); the probe itself and the other kernels read 25-45 %
 // less with every line prefetched, Q2_K's row lanes (1344-byte slots) 22.0-23.5 against 25.1-25.9 GB/s. Q6_K's
 // row lanes (3360-byte slots) 0.41-0.44 of the probe with page starts, 0.79-0.80 with every line.
-// Every 64-byte line of [a, a + n_bytes), with __builtin_prefetch's locality (3: all cache levels, 2: L2 and out).
-template <int kLocality>
-inline void prefetch_lines(uintptr_t a, size_t n_bytes) {
-  for (uintptr_t line = a & ~uintptr_t{63}; line < a + n_bytes; line += 64) __builtin_prefetch(reinterpret_cast<const void*>(line), 0, kLocality);
-}
 // Unrolled, for spans of a size known when compiling, read one after the other (a tile's slots): one prefetch per
 // 64 bytes from the span's start. A span's last line may go without, when the start is not on a line, but it is
-// the next span's first. The loop of prefetch_lines cost a compare and a taken branch per line: 12 % of a Q4_K tile
+// the next span's first. A loop over the lines cost a compare and a taken branch per line: 12 % of a Q4_K tile
 // read from L2 in a harness on the AVX2 machine (15.2 -> 13.4 GB/s).
 template <size_t kBytes>
 inline void prefetch_lines_ahead(const void* at) {
@@ -58,7 +53,12 @@ inline void prefetch_lines_ahead(const void* at) {
 }
 
 // Lines a batch will read next into L2 (the next row tile's, while the tokens pass over this one): the first pass
-// over a tile otherwise waits on memory, every later one finds it in L2.
-inline void prefetch_next_tile(const void* at, size_t n_bytes) { prefetch_lines<2>(reinterpret_cast<uintptr_t>(at), n_bytes); }
+// over a tile otherwise waits on memory, every later one finds it in L2. Every 64-byte line of [at, at + n_bytes),
+// with __builtin_prefetch's locality 2 (L2 and out).
+inline void prefetch_next_tile(const void* at, size_t n_bytes) {
+  const auto a = reinterpret_cast<uintptr_t>(at);
+  for (uintptr_t line = a & ~uintptr_t{63}; line < a + n_bytes; line += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 2);
+}
 
 }  // namespace lowbit
