@@ -194,6 +194,15 @@ struct V {
   // One row per int32 / float lane, kLanes rows a register.
   static constexpr int kLanes = 8;
   static I LoadLanes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  // LoadLanes for bytes that two instructions take: GCC otherwise reads them twice, a load for one and a memory
+  // operand of the other, and Zen 1 splits each 256-bit read into two 128-bit loads over its two ports. Q4_K's
+  // nibbles, read once: whole Q4_K_M generation 1.06x at -t 1 and 1.05x at -t 2 on the AVX2 machine (seven
+  // rounds, each faster).
+  static I LoadLanesOnce(const uint8_t* p) {
+    I v = LoadLanes(p);
+    asm("" : "+x"(v));
+    return v;
+  }
   static I SetWord(int32_t v) { return _mm256_set1_epi32(v); }
   static I BroadcastWord(const int8_t* p) {
     int32_t v;
@@ -371,6 +380,7 @@ struct V {
 
   static constexpr int kLanes = 16;
   static I LoadLanes(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static I LoadLanesOnce(const uint8_t* p) { return LoadLanes(p); }  // AVX2's, unmeasured here: a plain load
   static I SetWord(int32_t v) { return _mm512_set1_epi32(v); }
   static I BroadcastWord(const int8_t* p) {
     int32_t v;
