@@ -108,50 +108,79 @@ static_assert(kQ4KPack.unit == sizeof(BlockQ4K) && kQ4KPack.head_offset == 0 && 
 struct Q4KLanes {
   static constexpr const PackFormat& kPack = kQ4KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  // Generation on AVX2 takes two whole tiles at a time (Tiles<1, 2>): each activation word is broadcast once for
+  // both tiles' chunks, where Zen 1 spends an issue slot on every vpbroadcastd (VNNI folds it into the multiply).
+  // Whole Q4_K_M, lowbit bench -p 0 -n 32 -r 3, per-round ratios against one tile at a time, order alternated,
+  // five rounds: -t 1 1.047, -t 2 1.022; BM_Q4_K_Simd_Dram 1.086, _Dram_T2 1.044, _L2 1.009.
+  static constexpr int kPairTiles = HWY_TARGET == HWY_AVX2 ? 2 : 1;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    Tiles<T, 1>(slots, 0, acts, n_blocks, y, ldy, rows);
+  }
+  // T tokens over R tiles of rows, tile r's slots r * tile_bytes after the first's and its outputs r * kLanes after
+  // y (R > 1: whole tiles only). Every row is summed as with R = 1.
+  // (Not inlined: inlined into its runner, Tiles<1, 2> spilled three times as many vectors.)
+  template <int T, int R>
+  static HWY_NOINLINE void Tiles(const uint8_t* slots, size_t tile_bytes, const ActRow* acts, int64_t n_blocks,
+                                 float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kQ4KPack>;
-    F acc[T], mins[T];
-    for (int t = 0; t < T; ++t) acc[t] = mins[t] = V::ZeroF();
+    F acc[R][T], mins[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = mins[r][t] = V::ZeroF();
     const I low_nibble = V::Set8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
-      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      F d, dmin;
-      V::LanesHalfPairF(slot, d, dmin);
-      const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
-      const I* scales = k4.scales;
-      const uint8_t* qs = slot + 16 * L;
-      I values[T];
-      for (I& v : values) v = V::Zero();
+      const uint8_t* slot[R];
+      for (int r = 0; r < R; ++r) slot[r] = slots + r * tile_bytes + static_cast<size_t>(b) * kSlot;
+      I values[R][T];
+      for (auto& tile : values)
+        for (I& v : tile) v = V::Zero();
       // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
   #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
-        if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 4>(slot, g);
+        if constexpr (T == 1) {
+          // Each tile's prefetch runs ahead into the same stream's next tile (R on), not into the next tile's
+          // stream, which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
+          const bool past_tile = static_cast<size_t>(b + 1) * kSlot + kStreamPrefetchAhead > tile_bytes;
+          const size_t next = R > 1 && past_tile ? (R - 1) * tile_bytes : 0;
+          for (const uint8_t* s : slot) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 4>(s + next, g);
+        }
         // Chunk by chunk rather than a sub-block pair's sixteen decoded chunks at once: BM_Q4_K_Simd_L2 8.2-8.6 ->
         // 8.8-9.2 GB/s on the AVX2 machine (three rounds alternated), no change elsewhere.
-        ChunkSum lo_sum[T], hi_sum[T];
+        ChunkSum lo_sum[R][T], hi_sum[R][T];
+  #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) {
-          const I bytes = V::LoadLanesOnce(qs + 4 * L * (8 * g + c));
-          const I lo = V::And(bytes, low_nibble), hi = V::And(V::template Shr16<4>(bytes), low_nibble);
-          for (int t = 0; t < T; ++t) {
-            const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
-            lo_sum[t].Add(lo, a);
-            hi_sum[t].Add(hi, a + 32);
+  #pragma GCC unroll 2
+          for (int r = 0; r < R; ++r) {
+            const I bytes = V::LoadLanesOnce(slot[r] + 16 * L + 4 * L * (8 * g + c));
+            const I lo = V::And(bytes, low_nibble), hi = V::And(V::template Shr16<4>(bytes), low_nibble);
+            for (int t = 0; t < T; ++t) {
+              const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
+              lo_sum[r][t].Add(lo, a);  // the tiles' broadcasts of a are one (common subexpressions)
+              hi_sum[r][t].Add(hi, a + 32);
+            }
           }
         }
-        const I scale_lo = DotScale(scales[g / 2], 2 * (g % 2));
-        const I scale_hi = DotScale(scales[g / 2], 2 * (g % 2) + 1);
-        for (int t = 0; t < T; ++t) {
-          values[t] = hi_sum[t].AddScaledTo(lo_sum[t].AddScaledTo(values[t], scale_lo), scale_hi);
+        for (int r = 0; r < R; ++r) {
+          // Unpacked where used, as the mins below, not held across the chunks, where two tiles' scales spill; so
+          // unpacked, the batch tile also reads 1.2x as fast (BM_Q4_K_Simd_Batch64, five rounds).
+          const I scales = UnpackK4Lanes(slot[r] + 4 * L).scales[g / 2];
+          const I scale_lo = DotScale(scales, 2 * (g % 2)), scale_hi = DotScale(scales, 2 * (g % 2) + 1);
+          for (int t = 0; t < T; ++t)
+            values[r][t] = hi_sum[r][t].AddScaledTo(lo_sum[r][t].AddScaledTo(values[r][t], scale_lo), scale_hi);
         }
       }
-      for (int t = 0; t < T; ++t) {
-        const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
-        AddSuperBlock(values[t], K4MinsDot(k4, a), d, dmin, a.d, acc[t], mins[t]);
+      for (int r = 0; r < R; ++r) {
+        F d, dmin;
+        V::LanesHalfPairF(slot[r], d, dmin);
+        const K4ScalesMins k4 = UnpackK4Lanes(slot[r] + 4 * L);
+        for (int t = 0; t < T; ++t) {
+          const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
+          AddSuperBlock(values[r][t], K4MinsDot(k4, a), d, dmin, a.d, acc[r][t], mins[r][t]);
+        }
       }
     }
-    StoreValuesMinusMins(acc, mins, y, ldy, rows);
+    for (int r = 0; r < R; ++r) StoreValuesMinusMins(acc[r], mins[r], y + static_cast<size_t>(r) * L, ldy, rows);
   }
 };
 
