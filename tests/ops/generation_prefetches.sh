@@ -2,8 +2,8 @@
 # Every generation tile prefetches its stream ahead (src/ops/simd_vectors-inl.h, PrefetchTileAhead): GCC 12 silently
 # dropped those prefetch loops once, when the helper was always_inline, and Q4_K's AVX2 tile read ~10 % slower with
 # every test still passing. For each family's one-token runner RunTiles<RowLanes<F>, P, 1> on every target, the
-# runner and F::Tile<1> or F::Tiles<1, R> (inlined into the runner or not) must hold a prefetch besides the runner's
-# stream start.
+# runner and F::Tile<1> or F::Tiles<1, 1> (inlined into the runner or not) must hold a prefetch besides the runner's
+# stream start, and so must a tile of several row tiles at once (F::Tiles<1, R>) where it is a function of its own.
 # Usage: generation_prefetches.sh OBJDUMP BINARY
 "$1" -d -C --no-show-raw-insn "$2" | awk '
   /^[0-9a-f]+ <.*>:$/ {
@@ -11,8 +11,10 @@
     if (match(fn, /RunTiles<lowbit::N_[A-Z0-9_]+::RowLanes<.*>, [0-9]+, 1>\(/)) {
       key = substr(fn, RSTART, RLENGTH); sub(/^.*::RowLanes</, "", key); sub(/>, [0-9]+, 1>\($/, "", key)
       sub(/ +$/, "", key); runners[key] = 1
-    } else if (match(fn, /lowbit::N_[A-Z0-9_]+::.*::Tiles?<1(, [0-9]+)?>\(/)) {
-      key = substr(fn, RSTART, RLENGTH); sub(/::Tiles?<1(, [0-9]+)?>\($/, "", key)
+    } else if (match(fn, /lowbit::N_[A-Z0-9_]+::.*::Tiles<1, [2-9]>\(/)) {
+      key = substr(fn, RSTART, RLENGTH - 1); runners[key] = 1
+    } else if (match(fn, /lowbit::N_[A-Z0-9_]+::.*::Tiles?<1(, 1)?>\(/)) {
+      key = substr(fn, RSTART, RLENGTH); sub(/::Tiles?<1(, 1)?>\($/, "", key)
     }
   }
   /prefetch/ { if (key != "") count[key]++ }
