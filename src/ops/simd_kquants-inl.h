@@ -112,7 +112,7 @@ struct Q4KLanes {
   // both tiles' chunks, where Zen 1 spends an issue slot on every vpbroadcastd (VNNI folds it into the multiply).
   // Whole Q4_K_M, lowbit bench -p 0 -n 32 -r 3, per-round ratios against one tile at a time, order alternated,
   // five rounds: -t 1 1.047, -t 2 1.022; BM_Q4_K_Simd_Dram 1.086, _Dram_T2 1.044, _L2 1.009.
-  static constexpr int kPairTiles = HWY_TARGET == HWY_AVX2 ? 2 : 1;
+  static constexpr int kGenTiles = HWY_TARGET == HWY_AVX2 ? 2 : 1;
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     Tiles<T, 1>(slots, 0, acts, n_blocks, y, ldy, rows);

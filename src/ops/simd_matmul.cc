@@ -209,14 +209,13 @@ struct RowLanes {
   static void PackedTile(const uint8_t* slots, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy) {
     ForTokenTiles<RowLanes, kP, kT>(nullptr, acts, n, n_tokens, y, ldy, V::kLanes, slots);
   }
-  // Generation's whole packed tiles two at a time, where the Lanes takes them so (kPairTiles, Tiles<1, 2>).
-  static constexpr int kPairTiles = [] {
-    if constexpr (requires { Lanes::kPairTiles; }) return Lanes::kPairTiles;
+  // Generation's whole packed tiles kGenTiles at a time, where the Lanes reads several at once (Tiles<1, R>).
+  static constexpr int kGenTiles = [] {
+    if constexpr (requires { Lanes::kGenTiles; }) return Lanes::kGenTiles;
     else return 1;
   }();
-  static void PackedTilePair(const uint8_t* slots, size_t tile_bytes, const ActRow* acts, int64_t n, float* y) {
-    if constexpr (kPairTiles == 2)
-      Lanes::template Tiles<1, 2>(slots, tile_bytes, acts, n / Lanes::kBlockValues, y, 0, V::kLanes);
+  static void PackedGenTiles(const uint8_t* slots, size_t tile_bytes, const ActRow* acts, int64_t n, float* y) {
+    Lanes::template Tiles<1, kGenTiles>(slots, tile_bytes, acts, n / Lanes::kBlockValues, y, 0, V::kLanes);
   }
   template <int kP, int kT>
   static void RowTile(const RowGroup* g, const ActRow* acts, int64_t n, int64_t n_tokens, float* y, size_t ldy,
@@ -251,9 +250,9 @@ void RunTiles(const uint8_t* data, const WeightLayout& w, const ActRow* act_rows
     const int64_t whole_end = std::min(r1, w.packed_rows);
     const size_t tile_bytes = static_cast<size_t>(kTileRows) * w.row_bytes;
     const uint8_t* slots = data + static_cast<size_t>(r0) * w.row_bytes;
-    if constexpr (kT == 1 && Family::kPairTiles == 2)
-      for (; r + 2 * kTileRows <= whole_end; r += 2 * kTileRows, slots += 2 * tile_bytes)
-        Family::PackedTilePair(slots, tile_bytes, act_rows, n, y + r);
+    if constexpr (constexpr int kGen = Family::kGenTiles; kT == 1 && kGen > 1)
+      for (; r + kGen * kTileRows <= whole_end; r += kGen * kTileRows, slots += kGen * tile_bytes)
+        Family::PackedGenTiles(slots, tile_bytes, act_rows, n, y + r);
     for (; r + kTileRows <= whole_end; r += kTileRows, slots += tile_bytes)
       Family::template PackedTile<kP, kT>(slots, act_rows, n, n_tokens, y + r, static_cast<size_t>(n_out));
   }
