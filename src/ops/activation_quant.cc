@@ -152,6 +152,7 @@ void QuadPairsQ8K(const BlockQ8K* blocks, size_t n_blocks, int32_t* pairs) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "ops/packed_weight.h"
 #include "util/parallel.h"
 
 namespace lowbit {
@@ -201,6 +202,7 @@ void QuantizedActivations::shape(DType type, int64_t n_tokens, int64_t n_in) {
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
   pairs_per_row_ = type == DType::Q8_K ? static_cast<size_t>(n_in / 256) * 32 : 0;
   quad_pairs_.resize(pairs_per_row_ * static_cast<size_t>(n_tokens));
+  paired_qs_.resize(quad_pairs_.size() * 8);
   quad_starts_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
   scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
   block_sums_.resize(scales_.size());
@@ -214,8 +216,13 @@ void QuantizedActivations::compute_kernel_extras(int64_t t) {
     return;
   }
   if (!quad_pairs_.empty()) {
-    HWY_DYNAMIC_DISPATCH(QuadPairsQ8K)(reinterpret_cast<const BlockQ8K*>(row(t)), pairs_per_row_ / 32,
-                                       quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_);
+    const auto* blocks = reinterpret_cast<const BlockQ8K*>(row(t));
+    const size_t n_blocks = pairs_per_row_ / 32;
+    HWY_DYNAMIC_DISPATCH(QuadPairsQ8K)(blocks, n_blocks, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_);
+    auto* paired = reinterpret_cast<uint8_t*>(paired_qs_.data()) + static_cast<size_t>(t) * n_blocks * 256;
+    for (size_t b = 0; b < n_blocks; ++b)
+      for (size_t w = 0; w < 4; ++w)
+        pair_group_bytes(reinterpret_cast<const uint8_t*>(blocks[b].qs) + 64 * w, paired + 256 * b + 64 * w);
     return;
   }
   if (quad_starts_.empty()) return;

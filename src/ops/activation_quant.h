@@ -22,7 +22,8 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
 // (sum of values 4l..4l+3) times -16 and their plain total, with which the VNNI kernels turn unsigned weight levels
 // into signed products, and each block's fp16 scale d as a float; for Q8_K each super-block's negated quad sums
-// as int16 pairs (QuadPairsQ8K in the .cc), with which the Q3_K and Q6_K tiles take away their levels' offset; for
+// as int16 pairs (QuadPairsQ8K in the .cc), with which the Q3_K and Q6_K tiles take away their levels' offset, and
+// the values with their groups paired as those tiles' weights are (ops/packed_weight.h pair_group_bytes); for
 // F16 the rounded values as floats (BF16's kernels take the bf16 row itself).
 // (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
 // the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
@@ -33,6 +34,7 @@ struct ActRow {
   const int32_t* block_sums;
   const float* values;
   const int32_t* quad_pairs = nullptr;  // Q8_K: 32 a super-block, word 8w + l = (-A(2w, l), -A(2w + 1, l))
+  const int8_t* paired_qs = nullptr;    // Q8_K: each super-block's qs with its groups paired (pair_group_bytes)
 };
 
 // n_tokens rows, each row_bytes long, 64-byte aligned (kernels load whole cache lines).
@@ -49,7 +51,8 @@ class QuantizedActivations {
   ActRow kernel_row(int64_t t) const {
     if (!values_.empty()) return {row(t), nullptr, nullptr, nullptr, values_.data() + static_cast<size_t>(t) * n_in_};
     if (!quad_pairs_.empty())
-      return {row(t), nullptr, nullptr, nullptr, nullptr, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_};
+      return {row(t), nullptr, nullptr, nullptr, nullptr, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_,
+              paired_qs_.data() + static_cast<size_t>(t) * pairs_per_row_ * 8};
     if (quad_starts_.empty()) return {row(t), nullptr, nullptr, nullptr, nullptr};
     const size_t blocks = static_cast<size_t>(t) * (sums_per_row_ / 8);
     return {row(t), quad_starts_.data() + static_cast<size_t>(t) * sums_per_row_, scales_.data() + blocks,
@@ -77,6 +80,7 @@ class QuantizedActivations {
   std::vector<int32_t> block_sums_;
   size_t pairs_per_row_ = 0;
   std::vector<int32_t> quad_pairs_;
+  std::vector<int8_t> paired_qs_;  // 8 bytes a quad pair: 256 a super-block
   size_t n_in_ = 0;
   std::vector<float> values_;
 };

@@ -85,9 +85,51 @@ constexpr std::array<size_t, 5> kQ5KRuns = {16, 48, 80, 112, 144};  // qh, then 
 constexpr std::array<size_t, 3> q6k_runs(size_t half) {  // ql 64h.., ql 64h+32.., qh 32h..
   return {64 * half, 64 * half + 32, 128 + 32 * half};
 }
+
+// Q3_K's groups paired in place, and back (its own inverse): hmask, then the two runs of qs.
+void pair_q3k_groups(uint8_t* block) {
+  pair_group_fields(block, 1);
+  for (size_t run : {32, 64}) pair_group_fields(block + run, 2);
+}
+// Q6_K's: each half's two runs of ql and its run of qh.
+void pair_q6k_groups(uint8_t* block) {
+  for (size_t half = 0; half < 2; ++half) {
+    uint8_t paired[64];
+    pair_group_bytes(block + 64 * half, paired);
+    std::memcpy(block + 64 * half, paired, sizeof(paired));
+    pair_group_fields(block + 128 + 32 * half, 2);
+  }
+}
 }  // namespace
 
-void q3k_encode_fields(uint8_t* block) {
+// A lane word l of paired group s: the low (s = 0) or high halves of word l of each group, x86 being little-endian.
+void pair_group_bytes(const uint8_t* in, uint8_t* out) {
+  uint32_t g0[8], g1[8], s0[8], s1[8];
+  std::memcpy(g0, in, 32);
+  std::memcpy(g1, in + 32, 32);
+  for (int l = 0; l < 8; ++l) {
+    s0[l] = (g0[l] & 0xFFFFu) | g1[l] << 16;
+    s1[l] = g0[l] >> 16 | (g1[l] & 0xFFFF0000u);
+  }
+  std::memcpy(out, s0, 32);
+  std::memcpy(out + 32, s1, 32);
+}
+
+// Byte 4l + 2a + b takes group a's fields of byte 4l + b (into its fields for s = 0) and of byte 4l + 2 + b (s = 1).
+void pair_group_fields(uint8_t* run, int width) {
+  const uint32_t even = width == 1 ? 0x5555u : 0x3333u;  // group a = 0's fields in both bytes of a half word
+  uint32_t words[8];
+  std::memcpy(words, run, 32);
+  for (uint32_t& w : words) {
+    const uint32_t lo = w & 0xFFFFu, hi = w >> 16;  // bytes 4l + b (s = 0) and 4l + 2 + b (s = 1)
+    const uint32_t group0 = (lo & even) | (hi & even) << width, group1 = (lo >> width & even) | (hi & even << width);
+    w = group0 | group1 << 16;
+  }
+  std::memcpy(run, words, 32);
+}
+
+namespace {
+void q3k_fields(uint8_t* block) {
   rewrite_runs<3>(block, kQ3KRuns, [](const Words<3>& in) {
     const auto [h, q0, q1] = in;
     return Words<3>{field<4, 0, 2>(q1) | field<0, 2, 2>(q0) | field<0, 4, 1>(h) | field<2, 5, 2>(q0) | field<1, 7, 1>(h),
@@ -97,7 +139,7 @@ void q3k_encode_fields(uint8_t* block) {
   });
 }
 
-void q3k_decode_fields(uint8_t* block) {
+void q3k_unfields(uint8_t* block) {
   rewrite_runs<3>(block, kQ3KRuns, [](const Words<3>& in) {
     const auto [x, y, z] = in;
     return Words<3>{field<4, 0, 1>(x) | field<7, 1, 1>(x) | field<4, 2, 1>(y) | field<7, 3, 1>(y) | field<2, 4, 1>(z) |
@@ -106,6 +148,26 @@ void q3k_decode_fields(uint8_t* block) {
                     field<0, 0, 2>(z) | field<5, 2, 2>(z) | field<0, 4, 2>(x) | field<0, 6, 2>(y)};  // qs 32..63
   });
 }
+
+void q6k_fields(uint8_t* block) {
+  for (size_t half = 0; half < 2; ++half)
+    rewrite_runs<3>(block, q6k_runs(half), [](const Words<3>& in) {
+      const auto [a, b, c] = in;
+      return Words<3>{field<0, 0, 4>(a) | field<0, 4, 2>(c) | field<4, 6, 2>(c),
+                      field<0, 0, 4>(b) | field<2, 4, 2>(c) | field<6, 6, 2>(c), field<4, 0, 4>(a) | field<4, 4, 4>(b)};
+    });
+}
+
+void q6k_unfields(uint8_t* block) {
+  for (size_t half = 0; half < 2; ++half)
+    rewrite_runs<3>(block, q6k_runs(half), [](const Words<3>& in) {
+      const auto [x, y, z] = in;
+      return Words<3>{field<0, 0, 4>(x) | field<0, 4, 4>(z), field<0, 0, 4>(y) | field<4, 4, 4>(z),
+                      field<4, 0, 2>(x) | field<4, 2, 2>(y) | field<6, 4, 2>(x) | field<6, 6, 2>(y)};
+    });
+}
+
+}  // namespace
 
 void q5k_encode_fields(uint8_t* block) {
   rewrite_runs<5>(block, kQ5KRuns, [](const Words<5>& in) {
@@ -123,22 +185,21 @@ void q5k_decode_fields(uint8_t* block) {
   });
 }
 
-void q6k_encode_fields(uint8_t* block) {
-  for (size_t half = 0; half < 2; ++half)
-    rewrite_runs<3>(block, q6k_runs(half), [](const Words<3>& in) {
-      const auto [a, b, c] = in;
-      return Words<3>{field<0, 0, 4>(a) | field<0, 4, 2>(c) | field<4, 6, 2>(c),
-                      field<0, 0, 4>(b) | field<2, 4, 2>(c) | field<6, 6, 2>(c), field<4, 0, 4>(a) | field<4, 4, 4>(b)};
-    });
+void q3k_encode_fields(uint8_t* block) {
+  pair_q3k_groups(block);
+  q3k_fields(block);
 }
-
+void q3k_decode_fields(uint8_t* block) {
+  q3k_unfields(block);
+  pair_q3k_groups(block);
+}
+void q6k_encode_fields(uint8_t* block) {
+  pair_q6k_groups(block);
+  q6k_fields(block);
+}
 void q6k_decode_fields(uint8_t* block) {
-  for (size_t half = 0; half < 2; ++half)
-    rewrite_runs<3>(block, q6k_runs(half), [](const Words<3>& in) {
-      const auto [x, y, z] = in;
-      return Words<3>{field<0, 0, 4>(x) | field<0, 4, 4>(z), field<0, 0, 4>(y) | field<4, 4, 4>(z),
-                      field<4, 0, 2>(x) | field<4, 2, 2>(y) | field<6, 4, 2>(x) | field<6, 6, 2>(y)};
-    });
+  q6k_unfields(block);
+  pair_q6k_groups(block);
 }
 
 PackFormat pack_format(DType type) {

@@ -67,11 +67,22 @@ inline constexpr PackFormat kI4GPack = {19, 0, 3, 4};   // d, zero | qs as kQ4_0
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};
 // scales, qs | d, dmin: four bytes a chunk (the scale bytes as four words, then qs).
 inline constexpr PackFormat kQ2KPack = {84, 80, 4, 4};
+// The Q3_K and Q6_K tiles add two 32-value groups' products before one multiply by the pair's scales
+// (ops/simd_kquants-inl.h SubBlock16Lanes), so a lane's four bytes at position l hold two values of each group of
+// a pair: "group" 2w + s of a paired super-block holds at 4l + 2a + b the value 4l + 2s + b of group 2w + a. s and a
+// trade places, so pairing twice gives back the original. Groups of whole bytes, the 64 of one pair (Q6_K's ql
+// runs, whose bytes hold a group's low nibbles and another's; Q8_K's activations):
+void pair_group_bytes(const uint8_t* in, uint8_t* out);
+// The same in a 32-byte run whose bytes hold fields of `width` bits side by side, pair p's group a at field 2p + a
+// (2: Q6_K's qh, Q3_K's qs; 1: Q3_K's hmask).
+void pair_group_fields(uint8_t* run, int width);
+
 // Q3_K's 3-bit levels L_g[i] (value i of 32-value group g: bits 2g/2g+1 of qs[32(g/4) + i] under bit g of hmask[i])
 // rewritten so that each level is one GFNI affine map or mask of one byte, two for L6 and L7 (ops/simd_kquants-inl.h
 // Q3KLevels): the block's first 96 bytes become x[32], y[32], z[32] with
 //   x[i] = L6 & 3 | L0 << 2 | L1 << 5,  y[i] = L7 & 3 | L2 << 2 | L3 << 5,  z[i] = L4 | (L6 >> 2) << 3 | (L7 >> 2) << 4 | L5 << 5,
-// which shift and mask in two to four instructions on targets without GFNI. The scales and d stay as they are.
+// which shift and mask in two to four instructions on targets without GFNI, after the groups are paired
+// (pair_group_fields): L_g is then paired group g's. The scales and d stay as they are.
 void q3k_encode_fields(uint8_t* block);
 void q3k_decode_fields(uint8_t* block);
 // hmask (x), qs (y, z), scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' three
@@ -109,7 +120,8 @@ inline constexpr PackFormat kQ5KPack = {176, 0, 4, 4, q5k_chunk_positions(), q5k
 // Q6_K's 6-bit levels L_k (group 4h + k, value i: a nibble of a = ql[64h + i] (k = 0, 2) or b = ql[64h + 32 + i]
 // (k = 1, 3) under bits 2k, 2k+1 of c = qh[32h + i]) rewritten in place of a, b, c so that L0 and L1 are one mask,
 // L2 two instructions and L3 three (ops/simd_kquants-inl.h Q6KLevels):
-//   x = L0 | (L2 >> 4) << 6,  y = L1 | (L3 >> 4) << 6,  z = (L2 & 15) | (L3 & 15) << 4.
+//   x = L0 | (L2 >> 4) << 6,  y = L1 | (L3 >> 4) << 6,  z = (L2 & 15) | (L3 & 15) << 4,
+// after the groups are paired (pair_group_bytes, pair_group_fields): L_k is then paired group 4h + k's.
 void q6k_encode_fields(uint8_t* block);
 void q6k_decode_fields(uint8_t* block);
 // ql (x, y), qh (z), scales | d: four bytes a chunk, stored in the order the kernel reads them: the scales' four

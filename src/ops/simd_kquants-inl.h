@@ -257,11 +257,13 @@ struct Q2KLanes {
 // half (sc[2g] for l < 4, sc[2g+1] for l >= 4: sixteen 16-value sub-blocks), and meets d_w * d_a in one FMA. Here a
 // tile is V::kLanes rows, one per vector lane, and the eight positions are eight float vectors, added pairwise at
 // the end as vec_dot adds its lanes. A slot (the type's pack format) holds the rows' d, the words of their scales,
-// then per position l the chunks (four bytes of every row) that hold the eight groups' values there. Per chunk of
-// values: one maddubs of the levels (values + 2^kOffsetBits, unsigned) with the activations' four bytes and one
-// multiply-add of the pairs by the lane's scale (vpdpwssd, or madd and add); the offset is taken once per position
-// and super-block, the activations' negated quad sums (ActRow::quad_pairs, worked out once per call) met by pairs
-// of scales times the offset. The decoder D gives the scales (Load, ScalePairs) and a position's levels (Levels).
+// then per position l the chunks (four bytes of every row) that hold the eight groups' values there, the groups
+// paired (ops/packed_weight.h): a chunk holds two values of each group of a pair, and so do the activations' four
+// bytes it meets (ActRow::paired_qs). Per chunk: one maddubs of the levels (values + 2^kOffsetBits, unsigned) with
+// the activations; per two chunks, one add of their int16 pairs and one multiply-add by the lane's two scales
+// (vpdpwssd, or madd and add). The offset is taken once per position and super-block, the activations' negated
+// quad sums (ActRow::quad_pairs, worked out once per call) met by pairs of scales times the offset. The decoder D
+// gives the scales (Load, ScalePairs) and a position's levels (Levels: paired group g's).
 
 template <class D>
 struct SubBlock16Lanes {
@@ -278,13 +280,13 @@ struct SubBlock16Lanes {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       const F d = V::LanesHalfF(slot);
       const typename D::Scales scales = D::Load(slot + 2 * L);
-      const BlockQ8K* a[T];
+      const int8_t* paired[T];  // the activations with their groups paired (ActRow::paired_qs)
       const int32_t* offset_pairs[T];  // the activations' quad sum pairs (ActRow::quad_pairs)
       F dd[T];
       for (int t = 0; t < T; ++t) {
-        a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+        paired[t] = acts[t].paired_qs + 256 * b;
         offset_pairs[t] = acts[t].quad_pairs + 32 * b;
-        dd[t] = V::Mul(d, V::SetF(a[t]->d));
+        dd[t] = V::Mul(d, V::SetF(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].d));
       }
       const uint8_t* q = slot + 2 * L + 4 * L * D::kScaleWords;
       // Unrolled, so each group's scale word is picked by a constant pattern.
@@ -296,14 +298,12 @@ struct SubBlock16Lanes {
           scale_pairs[w] = D::ScalePairs(scales, w, part);
           offset_scales[w] = V::template Shl16<D::kOffsetBits>(scale_pairs[w]);
         }
-        I scale[8];  // group g's, in both words of every lane
-        for (int g = 0; g < 8; ++g) scale[g] = V::LaneWord(scale_pairs[g / 2], g % 2);
 #pragma GCC unroll 4
         for (int l = 4 * part; l < 4 * part + 4; ++l) {
           if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 8>(slot, l);
           const uint8_t* chunks = q + 4 * L * D::kChunksPerPosition * l;
           // The exact sum of position l, offsets first. With VNNI each multiply-add is one vpdpwssd, whose latency
-          // a single chain of twelve waits on: one token's sum goes in two chains (groups 2g + chain), added at the
+          // a single chain of eight waits on: one token's sum goes in two chains (group pairs 2v + chain), added at the
           // end (Q3_K in L3 39-41 -> 42-43 GB/s, alternated; Q6_K level). A batch's tokens are chains enough and
           // more accumulators spill (Q6_K 94 -> 40 GB/s); AVX2's madd-then-add chains only add (Q3_K 14.9 -> 14.1).
           constexpr int kChains = T == 1 && HWY_TARGET == HWY_AVX3_DL ? 2 : 1;
@@ -315,11 +315,17 @@ struct SubBlock16Lanes {
               sum = V::AddScaledBroadcast(sum, offset_scales[w], offset_pairs[t] + 8 * w + l);
             }
           }
-          for (int g = 0; g < 8; ++g) {
-            const I levels = D::Levels(chunks, g);
+          // Groups 2w and 2w + 1 at once: paired (ops/packed_weight.h), each chunk holds two values of each, so
+          // the two chunks' int16 pairs add up to group 2w's four products in a lane's low word and group 2w + 1's
+          // in its high word (|sum| <= 4 * 63 * 128 < 2^15), which meet the pair's scales in one multiply-add.
+          for (int w = 0; w < 4; ++w) {
+            const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
             for (int t = 0; t < T; ++t) {
-              I& sum = sumi[g % kChains][t];
-              sum = V::AddScaled(sum, V::PairsU8(levels, V::BroadcastWord(a[t]->qs + 32 * g + 4 * l)), scale[g]);
+              const int8_t* a = paired[t] + 64 * w + 4 * l;
+              const I pairs = V::Add16(V::PairsU8(levels0, V::BroadcastWord(a)),
+                                       V::PairsU8(levels1, V::BroadcastWord(a + 32)));
+              I& sum = sumi[w % kChains][t];
+              sum = V::AddScaled(sum, pairs, scale_pairs[w]);
               V::InOrder(sum);
             }
           }
@@ -358,7 +364,7 @@ struct Q6KLevels {
   static I ScalePairs(const Scales& s, int w, int part) {
     return part ? V::Sar16<8>(s.words[w]) : V::Sar16<8>(V::Shl16<8>(s.words[w]));
   }
-  // Group g = 4h + k from the half's fields x, y, z (q6k_encode_fields in ops/packed_weight.h): L0 and L1 a mask,
+  // Paired group g = 4h + k from the half's fields x, y, z (q6k_encode_fields, ops/packed_weight.h): L0, L1 a mask,
   // L2 the low nibble of z under x's top two bits, L3 z's high nibble under y's. Shifts, not GFNI's affine maps:
   // 1.05x in L3 for this tile (46-47 -> 48-50 GB/s, alternated), where Q3_K's decode-heavy tile gains 1.1x by them.
   static I Levels(const uint8_t* chunks, int g) {
@@ -402,7 +408,7 @@ struct Q3KLevels {
   static I ScalePairs(const Scales& s, int w, int part) {
     return V::Sub16(V::And(part ? V::ShrWords<8>(s.codes[w]) : s.codes[w], V::SetWord(0x00FF00FF)), V::SetWord(0x00200020));
   }
-  // Group g's levels: one GFNI affine map (or mask) of x, y or z; L6 and L7 take their top bit from z. Against
+  // Paired group g's levels: one GFNI affine map (or mask) of x, y or z; L6 and L7 take their top bit from z. Against
   // hmask and qs (a shift, a mask, a test and a masked add each) a one-token tile reads 1.3x as fast in L3.
   static I Levels(const uint8_t* chunks, int g) {
     constexpr int L = V::kLanes;

@@ -58,14 +58,6 @@ HWY_INLINE __m128i LaneByteWordsPattern(int k) {
   };
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
-// The vpshufb pattern that copies int16 word m (0, 1) of each 32-bit lane of a 128-bit block to both its words.
-HWY_INLINE __m128i LaneWordPattern(int m) {
-  const auto lane = [m](int i) {
-    const auto b = static_cast<uint32_t>(4 * i + 2 * m) | static_cast<uint32_t>(4 * i + 2 * m + 1) << 8;
-    return static_cast<int>(b | (b << 16));
-  };
-  return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
-}
 
 // The vpshufb pattern that gives each 32-bit lane of a 128-bit block its bytes b0, b1, b2, b3.
 HWY_INLINE __m128i LaneBytesPattern(int b0, int b1, int b2, int b3) {
@@ -247,8 +239,6 @@ struct V {
   static I LaneByte(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneBytePattern(k))); }
   // Each lane's bytes rearranged by a LaneBytesPattern.
   static I LaneBytes(I x, __m128i pattern) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(pattern)); }
-  // Word m of each lane in both its words.
-  static I LaneWord(I x, int m) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneWordPattern(m))); }
   // Byte k of each lane, zero-extended, in both its words.
   static I LaneByteWords(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm256_srai_epi16(a, kBits); }
@@ -415,7 +405,6 @@ struct V {
   template <int kBits> static I ShrWords(I a) { return _mm512_srli_epi32(a, kBits); }
   static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
   static I LaneBytes(I x, __m128i pattern) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(pattern)); }
-  static I LaneWord(I x, int m) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneWordPattern(m))); }
   static I LaneByteWords(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
 #if HWY_TARGET == HWY_AVX3_DL

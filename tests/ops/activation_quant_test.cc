@@ -136,7 +136,8 @@ TEST(ActivationQuant, QuadStartsAndBlockSumsAddTheirValues) {
 
 // Q8_K rows' quad sum pairs (the Q3_K/Q6_K tiles' offsets) on every target: word 8w + l of a super-block holds
 // -A(2w, l) in its low int16 and -A(2w + 1, l) in its high, A(g, l) the sum of values 32g+4l..32g+4l+3. Rows of
-// +-127 put |A| at its largest (508), where a pair's halves would spill into each other if packed wrongly.
+// +-127 put |A| at its largest (508), where a pair's halves would spill into each other if packed wrongly. And the
+// values with their groups paired.
 TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
   std::vector<float> x = ggml_inputs_and_hostile_half();
   for (int64_t i = 0; i < kVectorCols; ++i) x.push_back(i % 64 < 32 ? 1.0f : -1.0f);  // all levels -127 or 127
@@ -157,6 +158,15 @@ TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
             const auto word = static_cast<uint32_t>(r.quad_pairs[32 * b + 8 * w + l]);
             ASSERT_EQ(static_cast<int16_t>(word & 0xFFFF), -quad(2 * w, l)) << hwy::TargetName(target) << " row " << t;
             ASSERT_EQ(static_cast<int16_t>(word >> 16), -quad(2 * w + 1, l)) << hwy::TargetName(target) << " row " << t;
+          }
+        // The values with their groups paired, as the Q3_K/Q6_K tiles' weights (ops/packed_weight.h): byte
+        // 4l + 2a + b of group 2w + s is value 4l + 2s + b of group 2w + a.
+        ASSERT_NE(r.paired_qs, nullptr);
+        for (int g = 0; g < 8; ++g)
+          for (int i = 0; i < 32; ++i) {
+            const int l = i / 4, a = i / 2 % 2, bit = i % 2;
+            ASSERT_EQ(r.paired_qs[256 * b + 32 * g + i], qs[32 * (2 * (g / 2) + a) + 4 * l + 2 * (g % 2) + bit])
+                << hwy::TargetName(target) << " row " << t << ", paired group " << g << ", byte " << i;
           }
       }
     }

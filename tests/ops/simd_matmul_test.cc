@@ -271,9 +271,57 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
   }
 }
 
+// Where paired group g's byte i comes from (ops/packed_weight.h): byte 4l + 2a + b of group 2w + s is value
+// 4l + 2s + b of group 2w + a.
+struct Source {
+  int group, value;
+};
+Source paired_source(int g, int i) {
+  const int l = i / 4, a = i / 2 % 2, b = i % 2;
+  return {2 * (g / 2) + a, 4 * l + 2 * (g % 2) + b};
+}
+
+// Group pairing moves every byte (or field) where the kernel wants it, and pairing twice gives back the original.
+TEST(PackedWeight, PairingGroupsPutsTwoValuesOfEachGroupInALanesWord) {
+  uint8_t groups[64], paired[64], back[64];
+  for (int i = 0; i < 64; ++i) groups[i] = static_cast<uint8_t>(i);  // byte = group * 32 + value
+  pair_group_bytes(groups, paired);
+  for (int g = 0; g < 2; ++g)
+    for (int i = 0; i < 32; ++i) {
+      const Source from = paired_source(g, i);
+      ASSERT_EQ(paired[32 * g + i], 32 * from.group + from.value) << "paired group " << g << ", byte " << i;
+    }
+  pair_group_bytes(paired, back);
+  EXPECT_EQ(0, std::memcmp(back, groups, sizeof(groups)));
+  // Fields: group a of pair p at field 2p + a of each byte; its value there is (group, value, pair) mixed.
+  for (int width : {1, 2}) {
+    const int pairs = 4 / width;
+    const auto field_value = [&](int p, int group, int value) {
+      return (7 * p + 3 * group + 5 * value) & ((1 << width) - 1);
+    };
+    uint8_t run[32] = {};
+    for (int i = 0; i < 32; ++i)
+      for (int p = 0; p < pairs; ++p)
+        for (int a = 0; a < 2; ++a)
+          run[i] = static_cast<uint8_t>(run[i] | field_value(p, a, i) << (width * (2 * p + a)));
+    uint8_t fields[32];
+    std::memcpy(fields, run, sizeof(run));
+    pair_group_fields(fields, width);
+    for (int i = 0; i < 32; ++i)
+      for (int p = 0; p < pairs; ++p)
+        for (int s = 0; s < 2; ++s) {
+          const Source from = paired_source(s, i);
+          ASSERT_EQ(fields[i] >> (width * (2 * p + s)) & ((1 << width) - 1), field_value(p, from.group, from.value))
+              << width << "-bit fields, pair " << p << ", paired group " << s << ", byte " << i;
+        }
+    pair_group_fields(fields, width);
+    EXPECT_EQ(0, std::memcmp(fields, run, sizeof(run))) << width << "-bit fields";
+  }
+}
+
 // Q3_K's packed units hold each 3-bit level in the fields the kernel reads (ops/packed_weight.h): levels chosen so
-// that every group takes every value, written as hmask and qs, come out of x, y and z where the layout says, and
-// the scales and d stay in place.
+// that every group takes every value, written as hmask and qs, come out of x, y and z where the layout says, the
+// groups paired, and the scales and d stay in place.
 TEST(PackedWeight, Q3KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   BlockQ3K block{};
   const auto level = [](int g, int i) { return (3 * g + 5 * i + 1) % 8; };
@@ -291,7 +339,10 @@ TEST(PackedWeight, Q3KFieldsHoldEachLevelWhereTheKernelReadsIt) {
     const int x = bytes[i], y = bytes[32 + i], z = bytes[64 + i];
     const int fields[8] = {x >> 2 & 7, x >> 5, y >> 2 & 7, y >> 5, z & 7, z >> 5, (x & 3) | (z >> 3 & 1) << 2,
                            (y & 3) | (z >> 4 & 1) << 2};
-    for (int g = 0; g < 8; ++g) ASSERT_EQ(fields[g], level(g, i)) << "group " << g << ", value " << i;
+    for (int g = 0; g < 8; ++g) {
+      const Source from = paired_source(g, i);
+      ASSERT_EQ(fields[g], level(from.group, from.value)) << "paired group " << g << ", byte " << i;
+    }
   }
   EXPECT_EQ(0, std::memcmp(encoded.scales, block.scales, sizeof(block.scales)));
   EXPECT_EQ(encoded.d, block.d);
@@ -329,7 +380,7 @@ TEST(PackedWeight, Q5KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
 }
 
-// Q6_K's likewise: every group's 6-bit levels, written as ql and qh, come out of each half's x, y and z.
+// Q6_K's likewise: every group's 6-bit levels, written as ql and qh, come out of each half's x, y and z, paired.
 TEST(PackedWeight, Q6KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   BlockQ6K block{};
   const auto level = [](int h, int k, int i) { return (7 * k + 11 * i + 5 * h + 3) % 64; };
@@ -349,7 +400,11 @@ TEST(PackedWeight, Q6KFieldsHoldEachLevelWhereTheKernelReadsIt) {
     for (int i = 0; i < 32; ++i) {
       const int x = bytes[64 * h + i], y = bytes[64 * h + 32 + i], z = bytes[128 + 32 * h + i];
       const int fields[4] = {x & 63, y & 63, (z & 15) | (x >> 6) << 4, (z >> 4) | (y >> 6) << 4};
-      for (int k = 0; k < 4; ++k) ASSERT_EQ(fields[k], level(h, k, i)) << "half " << h << ", group " << k << ", value " << i;
+      for (int k = 0; k < 4; ++k) {
+        const Source from = paired_source(k, i);  // groups pair within a half
+        ASSERT_EQ(fields[k], level(h, from.group, from.value))
+            << "half " << h << ", paired group " << k << ", byte " << i;
+      }
     }
   EXPECT_EQ(0, std::memcmp(encoded.scales, block.scales, sizeof(block.scales)));
   EXPECT_EQ(encoded.d, block.d);
