@@ -131,17 +131,18 @@ void QuadSums(const uint8_t* row, size_t block_bytes, size_t qs_offset, size_t n
   }
 }
 
-// Each Q8_K super-block's quad sums A(g, l) (values 32g+4l..32g+4l+3), negated, as the int16 pairs
-// (-A(2w, l), -A(2w+1, l)) in word 8w + l (|A| <= 512): what the Q3_K and Q6_K tiles meet with their rows' scale
-// pairs to take away their levels' offset, once per call instead of once per row tile.
+// Each Q8_K super-block's quad sums A(g, l) (values 32g+4l..32g+4l+3) times -32 (-2^kQuadPairsShift), as the int16
+// pairs (-32 A(2w, l), -32 A(2w+1, l)) in word 8w + l (|32 A| <= 2^14): what the Q3_K and Q6_K tiles add to their
+// level products to take away the levels' offset, once per call instead of once per row tile.
 void QuadPairsQ8K(const BlockQ8K* blocks, size_t n_blocks, int32_t* pairs) {
   const DQuad d;
   for (size_t b = 0; b < n_blocks; ++b) {
     const auto* words = reinterpret_cast<const int32_t*>(blocks[b].qs);
     for (size_t w = 0; w < 4; ++w)
       for (size_t l = 0; l < 8; l += hn::Lanes(d)) {
-        const auto even = hn::Neg(QuadOf(hn::LoadU(d, words + 16 * w + l)));
-        const auto odd = hn::Neg(QuadOf(hn::LoadU(d, words + 16 * w + 8 + l)));
+        const auto factor = hn::Set(d, -(1 << kQuadPairsShift));
+        const auto even = hn::Mul(QuadOf(hn::LoadU(d, words + 16 * w + l)), factor);
+        const auto odd = hn::Mul(QuadOf(hn::LoadU(d, words + 16 * w + 8 + l)), factor);
         hn::StoreU(hn::Or(hn::And(even, hn::Set(d, 0xFFFF)), hn::ShiftLeft<16>(odd)), d, pairs + 32 * b + 8 * w + l);
       }
   }

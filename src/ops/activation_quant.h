@@ -21,19 +21,21 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
 // (sum of values 4l..4l+3) times -16 and their plain total, with which the VNNI kernels turn unsigned weight levels
-// into signed products, and each block's fp16 scale d as a float; for Q8_K each super-block's negated quad sums
+// into signed products, and each block's fp16 scale d as a float; for Q8_K each super-block's quad sums times -32
 // as int16 pairs (QuadPairsQ8K in the .cc), with which the Q3_K and Q6_K tiles take away their levels' offset, and
 // the values with their groups paired as those tiles' weights are (ops/packed_weight.h pair_group_bytes); for
 // F16 the rounded values as floats (BF16's kernels take the bf16 row itself).
 // (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
 // the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
+// The quad sums' factor in ActRow::quad_pairs: Q6_K's levels' offset, 32 (Q3_K's, 4, is a shift away).
+inline constexpr int kQuadPairsShift = 5;
 struct ActRow {
   const uint8_t* blocks;
   const int32_t* quad_starts;  // -16 * quad sum
   const float* scales;
   const int32_t* block_sums;
   const float* values;
-  const int32_t* quad_pairs = nullptr;  // Q8_K: 32 a super-block, word 8w + l = (-A(2w, l), -A(2w + 1, l))
+  const int32_t* quad_pairs = nullptr;  // Q8_K: 32 a super-block, word 8w + l = -32 (A(2w, l), A(2w + 1, l))
   const int8_t* paired_qs = nullptr;    // Q8_K: each super-block's qs with its groups paired (pair_group_bytes)
 };
 

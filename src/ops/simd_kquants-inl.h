@@ -261,9 +261,9 @@ struct Q2KLanes {
 // paired (ops/packed_weight.h): a chunk holds two values of each group of a pair, and so do the activations' four
 // bytes it meets (ActRow::paired_qs). Per chunk: one maddubs of the levels (values + 2^kOffsetBits, unsigned) with
 // the activations; per two chunks, one add of their int16 pairs and one multiply-add by the lane's two scales
-// (vpdpwssd, or madd and add). The offset is taken once per position and super-block, the activations' negated
-// quad sums (ActRow::quad_pairs, worked out once per call) met by pairs of scales times the offset. The decoder D
-// gives the scales (Load, ScalePairs) and a position's levels (Levels: paired group g's).
+// (vpdpwssd, or madd and add), the offset taken away from the pairs first: the activations' quad sums times it
+// (ActRow::quad_pairs, worked out once per call). The decoder D gives the scales (Load, ScalePairs) and a
+// position's levels (Levels: paired group g's).
 
 template <class D>
 struct SubBlock16Lanes {
@@ -293,39 +293,38 @@ struct SubBlock16Lanes {
 #pragma GCC unroll 2
       for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
         I scale_pairs[4];  // per lane, the int16 pairs (sc(2w), sc(2w+1)) of this part
-        I offset_scales[4];  // the same times the levels' offset (|sc| * offset < 2^15)
-        for (int w = 0; w < 4; ++w) {
-          scale_pairs[w] = D::ScalePairs(scales, w, part);
-          offset_scales[w] = V::template Shl16<D::kOffsetBits>(scale_pairs[w]);
-        }
+        for (int w = 0; w < 4; ++w) scale_pairs[w] = D::ScalePairs(scales, w, part);
 #pragma GCC unroll 4
         for (int l = 4 * part; l < 4 * part + 4; ++l) {
           if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 8>(slot, l);
           const uint8_t* chunks = q + 4 * L * D::kChunksPerPosition * l;
-          // The exact sum of position l, offsets first. With VNNI each multiply-add is one vpdpwssd, whose latency
-          // a single chain of eight waits on: one token's sum goes in two chains (group pairs 2v + chain), added at the
-          // end (Q3_K in L3 39-41 -> 42-43 GB/s, alternated; Q6_K level). A batch's tokens are chains enough and
-          // more accumulators spill (Q6_K 94 -> 40 GB/s); AVX2's madd-then-add chains only add (Q3_K 14.9 -> 14.1).
+          // The exact sum of position l. With VNNI each multiply-add is one vpdpwssd, whose latency a single chain
+          // waits on: one token's sum goes in two chains (group pairs 2v + chain), added at the end (Q3_K in L3
+          // 39-41 -> 42-43 GB/s, alternated; Q6_K level). A batch's tokens are chains enough and more accumulators
+          // spill (Q6_K 94 -> 40 GB/s); AVX2's madd-then-add chains only add (Q3_K 14.9 -> 14.1).
           constexpr int kChains = T == 1 && HWY_TARGET == HWY_AVX3_DL ? 2 : 1;
           I sumi[kChains][T];
-          for (int t = 0; t < T; ++t) {
-            for (auto& chain : sumi) chain[t] = V::Zero();
-            for (int w = 0; w < 4; ++w) {
-              I& sum = sumi[w % kChains][t];
-              sum = V::AddScaledBroadcast(sum, offset_scales[w], offset_pairs[t] + 8 * w + l);
-            }
-          }
+          for (auto& chain : sumi)
+            for (I& sum : chain) sum = V::Zero();
           // Groups 2w and 2w + 1 at once: paired (ops/packed_weight.h), each chunk holds two values of each, so
-          // the two chunks' int16 pairs add up to group 2w's four products in a lane's low word and group 2w + 1's
-          // in its high word (|sum| <= 4 * 63 * 128 < 2^15), which meet the pair's scales in one multiply-add.
+          // the two chunks' int16 pairs add up to group 2w's four level products in a lane's low word and group
+          // 2w + 1's in its high word; less the activations' quad sums times the levels' offset (ActRow::quad_pairs)
+          // they are the four values' products (|sum| <= 4 * 32 * 128 = 2^14), which meet the pair's scales in one
+          // multiply-add. Taking the offset away so, not by a multiply-add of its own per pair, on the AVX2
+          // machine (three rounds alternated): BM_Q6_K_Simd_L2 1.08x, _Batch64 1.10x, _Dram 1.03x; Q3_K, which shifts
+          // the offsets first, L2 1.03x, _Dram 1.09x, _Batch64 0.98x.
+          static_assert(D::kOffsetBits <= kQuadPairsShift);
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
             for (int t = 0; t < T; ++t) {
               const int8_t* a = paired[t] + 64 * w + 4 * l;
-              const I pairs = V::Add16(V::PairsU8(levels0, V::BroadcastWord(a)),
-                                       V::PairsU8(levels1, V::BroadcastWord(a + 32)));
+              const I products = V::Add16(V::PairsU8(levels0, V::BroadcastWord(a)),
+                                          V::PairsU8(levels1, V::BroadcastWord(a + 32)));
+              I offsets = V::SetWord(offset_pairs[t][8 * w + l]);
+              if constexpr (D::kOffsetBits < kQuadPairsShift)
+                offsets = V::template Sar16<kQuadPairsShift - D::kOffsetBits>(offsets);
               I& sum = sumi[w % kChains][t];
-              sum = V::AddScaled(sum, pairs, scale_pairs[w]);
+              sum = V::AddScaled(sum, V::Add16(products, offsets), scale_pairs[w]);
               V::InOrder(sum);
             }
           }

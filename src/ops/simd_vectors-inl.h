@@ -165,7 +165,6 @@ struct V {
     return PrepareSigned(_mm256_shuffle_epi8(Table16(kIq4nlValues), nibbles));
   }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales16)); }
-  static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) { return AddScaled(acc, pairs, _mm256_set1_epi32(*p)); }
   // An accumulator's additions kept in program order: GCC otherwise rewrites a chain of adds into a tree whose
   // partial sums, with AVX2's sixteen registers, go to the stack. On the AVX2 machine the K-quant tiles' stack
   // references fell by half (Q6_K 187 -> 97, Q3_K 208 -> 115, Q4_K 87 -> 39) and their one-token and batch tiles
@@ -314,19 +313,12 @@ struct V {
 #if HWY_TARGET == HWY_AVX3_DL
   static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm512_dpwssd_epi32(acc, pairs, scales16); }
-  // AddScaled with the word pair at p in every lane, the broadcast folded into the instruction (GCC 12 loads it
-  // into a register first, one more instruction).
-  static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) {
-    asm("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(pairs), "m"(*p));
-    return acc;
-  }
 #else
   static I DotU8(I acc, I u, I s) {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
   }
   static I DotU8At(I acc, I u, const int8_t* a) { return DotU8(acc, u, BroadcastWord(a)); }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales16)); }
-  static I AddScaledBroadcast(I acc, I pairs, const int32_t* p) { return AddScaled(acc, pairs, _mm512_set1_epi32(*p)); }
 #endif
   // AVX2's InOrder, not applied here: no AVX-512 machine has measured it (with 32 registers the trees have more room).
   static void InOrder(I&) {}
@@ -409,7 +401,8 @@ struct V {
   template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
 #if HWY_TARGET == HWY_AVX3_DL
   static I MulLo32(I a, I b) { return _mm512_mullo_epi32(a, b); }
-  // DotU8 with the four bytes at a in every lane, the broadcast folded into the instruction (as AddScaledBroadcast).
+  // DotU8 with the four bytes at a in every lane, the broadcast folded into the instruction (GCC 12 loads it into a
+  // register first, one more instruction).
   static I DotU8At(I acc, I u, const int8_t* a) {
     using Word = int32_t __attribute__((may_alias));
     asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const Word*>(a)));

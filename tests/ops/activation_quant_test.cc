@@ -135,9 +135,9 @@ TEST(ActivationQuant, QuadStartsAndBlockSumsAddTheirValues) {
 }
 
 // Q8_K rows' quad sum pairs (the Q3_K/Q6_K tiles' offsets) on every target: word 8w + l of a super-block holds
-// -A(2w, l) in its low int16 and -A(2w + 1, l) in its high, A(g, l) the sum of values 32g+4l..32g+4l+3. Rows of
-// +-127 put |A| at its largest (508), where a pair's halves would spill into each other if packed wrongly. And the
-// values with their groups paired.
+// -32 A(2w, l) in its low int16 and -32 A(2w + 1, l) in its high, A(g, l) the sum of values 32g+4l..32g+4l+3. Rows
+// of +-127 put |A| at its largest (508), where a pair's halves would spill into each other if packed wrongly. And
+// the values with their groups paired.
 TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
   std::vector<float> x = ggml_inputs_and_hostile_half();
   for (int64_t i = 0; i < kVectorCols; ++i) x.push_back(i % 64 < 32 ? 1.0f : -1.0f);  // all levels -127 or 127
@@ -156,8 +156,9 @@ TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
         for (int w = 0; w < 4; ++w)
           for (int l = 0; l < 8; ++l) {
             const auto word = static_cast<uint32_t>(r.quad_pairs[32 * b + 8 * w + l]);
-            ASSERT_EQ(static_cast<int16_t>(word & 0xFFFF), -quad(2 * w, l)) << hwy::TargetName(target) << " row " << t;
-            ASSERT_EQ(static_cast<int16_t>(word >> 16), -quad(2 * w + 1, l)) << hwy::TargetName(target) << " row " << t;
+            const std::string at = std::string(hwy::TargetName(target)) + " row " + std::to_string(t);
+            ASSERT_EQ(static_cast<int16_t>(word & 0xFFFF), -32 * quad(2 * w, l)) << at;
+            ASSERT_EQ(static_cast<int16_t>(word >> 16), -32 * quad(2 * w + 1, l)) << at;
           }
         // The values with their groups paired, as the Q3_K/Q6_K tiles' weights (ops/packed_weight.h): byte
         // 4l + 2a + b of group 2w + s is value 4l + 2s + b of group 2w + a.
