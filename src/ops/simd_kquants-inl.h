@@ -135,16 +135,17 @@ struct Q4KLanes {
       I values[R][T];
       for (auto& tile : values)
         for (I& v : tile) v = V::Zero();
+      // Each tile's prefetch runs ahead into the same stream's next tile (R on), not into the next tile's stream,
+      // which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
+      const uint8_t* ahead[R];
+      if constexpr (T == 1) {
+        const bool past_tile = static_cast<size_t>(b + 1) * kSlot + kStreamPrefetchAhead > tile_bytes;
+        const size_t next = R > 1 && past_tile ? (R - 1) * tile_bytes : 0;
+        for (int r = 0; r < R; ++r) ahead[r] = slot[r] + next;
+      }
       // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
   #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
-        if constexpr (T == 1) {
-          // Each tile's prefetch runs ahead into the same stream's next tile (R on), not into the next tile's
-          // stream, which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
-          const bool past_tile = static_cast<size_t>(b + 1) * kSlot + kStreamPrefetchAhead > tile_bytes;
-          const size_t next = R > 1 && past_tile ? (R - 1) * tile_bytes : 0;
-          for (const uint8_t* s : slot) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 4>(s + next, g);
-        }
         // Chunk by chunk rather than a sub-block pair's sixteen decoded chunks at once: BM_Q4_K_Simd_L2 8.2-8.6 ->
         // 8.8-9.2 GB/s on the AVX2 machine (three rounds alternated), no change elsewhere.
         ChunkSum lo_sum[R][T], hi_sum[R][T];
@@ -153,6 +154,7 @@ struct Q4KLanes {
   #pragma GCC unroll 2
           for (int r = 0; r < R; ++r) {
             const I bytes = V::LoadLanesOnce(slot[r] + 16 * L + 4 * L * (8 * g + c));
+            if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead[r], bytes, 8 * g + c);
             const I lo = V::And(bytes, low_nibble), hi = V::And(V::template Shr16<4>(bytes), low_nibble);
             for (int t = 0; t < T; ++t) {
               const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
@@ -289,6 +291,7 @@ struct SubBlock16Lanes {
         dd[t] = V::Mul(d, V::SetF(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].d));
       }
       const uint8_t* q = slot + 2 * L + 4 * L * D::kScaleWords;
+      const uint8_t* ahead = slot;
       // Unrolled, so each group's scale word is picked by a constant pattern.
 #pragma GCC unroll 2
       for (int part = 0; part < 2; ++part) {  // positions 0-3 take each group's first scale, 4-7 its second
@@ -296,7 +299,6 @@ struct SubBlock16Lanes {
         for (int w = 0; w < 4; ++w) scale_pairs[w] = D::ScalePairs(scales, w, part);
 #pragma GCC unroll 4
         for (int l = 4 * part; l < 4 * part + 4; ++l) {
-          if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 8>(slot, l);
           const uint8_t* chunks = q + 4 * L * D::kChunksPerPosition * l;
           // The exact sum of position l. With VNNI each multiply-add is one vpdpwssd, whose latency a single chain
           // waits on: one token's sum goes in two chains (group pairs 2v + chain), added at the end (Q3_K in L3
@@ -314,8 +316,10 @@ struct SubBlock16Lanes {
           // machine (three rounds alternated): BM_Q6_K_Simd_L2 1.08x, _Batch64 1.10x, _Dram 1.03x; Q3_K, which shifts
           // the offsets first, L2 1.03x, _Dram 1.09x, _Batch64 0.98x.
           static_assert(D::kOffsetBits <= kQuadPairsShift);
+#pragma GCC unroll 4
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
+            if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead, levels1, 4 * l + w);
             for (int t = 0; t < T; ++t) {
               const int8_t* a = paired[t] + 64 * w + 4 * l;
               const I products = V::Add16(V::PairsU8(levels0, V::BroadcastWord(a)),
