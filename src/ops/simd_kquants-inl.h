@@ -209,7 +209,10 @@ struct Q2KLanes {
     const I low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kPageStarts, kSlot>(slot);
+      // AVX2 prefetches every line, spread over the slot's loads (below); AVX-512 only each page's start.
+      constexpr bool kEveryLine = HWY_TARGET == HWY_AVX2;
+      if constexpr (T == 1 && !kEveryLine) PrefetchTileAhead<TilePrefetch::kPageStarts, kSlot>(slot);
+      const uint8_t* ahead = slot;
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);
       // Scale word w holds bytes 4w..4w+3 of every row; its mins as int16 pairs (m_4w, m_4w+2), (m_4w+1, m_4w+3).
@@ -226,7 +229,10 @@ struct Q2KLanes {
   #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
         I bytes[8];
-        for (int q = 0; q < 8; ++q) bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
+        for (int q = 0; q < 8; ++q) {
+          bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
+          if constexpr (T == 1 && kEveryLine) PrefetchSlotStep<kSlot, 16>(ahead, bytes[q], 8 * h + q);
+        }
   #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
           I level[8];
@@ -479,15 +485,17 @@ struct Q5KLanes {
         mins[t] = V::Fma(V::Mul(V::SetF(-a[t]->d), dmin), V::Cvt(K4MinsDot(k4, *a[t])), mins[t]);
       }
       const uint8_t* q = slot + 16 * L;
+      const uint8_t* ahead = slot;
   #pragma GCC unroll 8
       for (int l = 0; l < 8; ++l) {
-        if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 8>(slot, l);
         const uint8_t* chunks = q + 20 * L * l;
         const I w = V::LoadLanes(chunks);
         I sumi[T];  // the exact sum of position l
         for (I& s : sumi) s = V::Zero();
+  #pragma GCC unroll 4
         for (int p = 0; p < 4; ++p) {
           const I v = V::LoadLanes(chunks + 4 * L * (1 + p));
+          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead, v, 4 * l + p);
           const I lo = V::And(v, low_five), hi = Q5KOddLevels(w, v, p);
           for (int t = 0; t < T; ++t) {
             const int8_t* at = a[t]->qs + 64 * p + 4 * l;
@@ -550,13 +558,15 @@ struct IQ4XSLanes {
         dd[t] = V::Mul(d, V::SetF(a[t]->d));
       }
       const uint8_t* qs = slot + 8 * L;
+      const uint8_t* ahead = slot;
   #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
-        if constexpr (T == 1) PrefetchSlotPart<TilePrefetch::kEveryLine, kSlot, 4>(slot, c);
         I low_sum[T], high_sum[T];  // the exact sums of positions c and c + 4
         for (int t = 0; t < T; ++t) low_sum[t] = high_sum[t] = V::Zero();
+  #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const I bytes = V::LoadLanes(qs + 4 * L * (8 * c + j));
+          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead, bytes, 8 * c + j);
           const typename V::Signed lo = V::template Iq4nlSigned<false>(bytes), hi = V::template Iq4nlSigned<true>(bytes);
           for (int t = 0; t < T; ++t) {
             const int8_t* at = a[t]->qs + 32 * j + 4 * c;

@@ -100,14 +100,6 @@ inline void PrefetchTileAhead(const uint8_t* slot) {
   if (HWY_TARGET == HWY_AVX2 || kAvx512 == TilePrefetch::kEveryLine) prefetch_lines_ahead<kBytes>(slot);
   else prefetch_stream_ahead(slot, kBytes);
 }
-// Part `part` of a slot cut in kParts, for a tile that goes over its slot in parts: the prefetches spread over the
-// slot rather than all at its start, where on the AVX2 machine they held back the loads (BM_Q4_K_Simd_Dram median
-// 8.8 -> 8.2 GB/s with all 18 at once, 8.8 in four parts).
-template <TilePrefetch kAvx512, size_t kSlot, int kParts>
-inline void PrefetchSlotPart(const uint8_t* slot, int part) {
-  static_assert(kSlot % kParts == 0);
-  PrefetchTileAhead<kAvx512, kSlot / kParts>(slot + static_cast<size_t>(part) * (kSlot / kParts));
-}
 
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
@@ -438,8 +430,9 @@ constexpr int kRows = V::kRows;
 
 // Step `step` of kSteps's share of the lines of a kSlot-byte slot at `slot`, prefetched kStreamPrefetchAhead on,
 // once `loaded` has been read: a tile that reads its slot in kSteps steps sends its prefetches out among its loads.
-// GCC otherwise gathers them all at the slot's start, where they hold back the loads (on the AVX2 machine Q4_K's
-// 36 gathered so read BM_Q4_K_Simd_Dram 0.68x). Every line the slot touches, wherever it starts.
+// GCC otherwise gathers them all at the slot's start, even when written among the loads, and there they hold back
+// the loads (on the AVX2 machine Q4_K's 36 gathered so read BM_Q4_K_Simd_Dram 0.68x; Q6_K's, gathered before
+// this, 1.34x once spread). Every line the slot touches, wherever it starts.
 // (Not HWY_INLINE, as PrefetchTileAhead above.)
 template <size_t kSlot, int kSteps>
 inline void PrefetchSlotStep(const uint8_t*& slot, I loaded, int step) {
