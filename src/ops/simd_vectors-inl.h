@@ -432,15 +432,17 @@ constexpr int kRows = V::kRows;
 // once `loaded` has been read: a tile that reads its slot in kSteps steps sends its prefetches out among its loads.
 // GCC otherwise gathers them all at the slot's start, even when written among the loads, and there they hold back
 // the loads (on the AVX2 machine Q4_K's 36 gathered so read BM_Q4_K_Simd_Dram 0.68x; Q6_K's, gathered before
-// this, 1.34x once spread). Every line the slot touches, wherever it starts.
-// (Not HWY_INLINE, as PrefetchTileAhead above.)
+// this, 1.34x once spread). Every line the slot touches: a slot of whole lines starts on one (packed tiles are
+// line-aligned), others may straddle one line more. (Not HWY_INLINE, as PrefetchTileAhead above.)
 template <size_t kSlot, int kSteps>
 inline void PrefetchSlotStep(const uint8_t*& slot, I loaded, int step) {
   constexpr int kLines = static_cast<int>(kSlot % 64 ? kSlot / 64 + 2 : kSlot / 64);
   constexpr int kPerStep = (kLines + kSteps - 1) / kSteps;
   asm("" : "+r"(slot) : "v"(loaded));  // the address now waits for the load
-  for (int i = 0; i < kPerStep; ++i)
-    if (kPerStep * step + i < kLines) __builtin_prefetch(slot + kStreamPrefetchAhead + 64 * (kPerStep * step + i), 0, 3);
+  for (int i = 0; i < kPerStep; ++i) {
+    const int line = kPerStep * step + i;
+    if (line < kLines) __builtin_prefetch(slot + kStreamPrefetchAhead + 64 * line, 0, 3);
+  }
 }
 
 // ---- the nibble dot products of Q4_0 and the K-quants, over V's primitives for every width ----
