@@ -136,11 +136,11 @@ void QuadSums(const uint8_t* row, size_t block_bytes, size_t qs_offset, size_t n
 // level products to take away the levels' offset, once per call instead of once per row tile.
 void QuadPairsQ8K(const BlockQ8K* blocks, size_t n_blocks, int32_t* pairs) {
   const DQuad d;
+  const auto factor = hn::Set(d, -(1 << kQuadPairsShift));
   for (size_t b = 0; b < n_blocks; ++b) {
     const auto* words = reinterpret_cast<const int32_t*>(blocks[b].qs);
     for (size_t w = 0; w < 4; ++w)
       for (size_t l = 0; l < 8; l += hn::Lanes(d)) {
-        const auto factor = hn::Set(d, -(1 << kQuadPairsShift));
         const auto even = hn::Mul(QuadOf(hn::LoadU(d, words + 16 * w + l)), factor);
         const auto odd = hn::Mul(QuadOf(hn::LoadU(d, words + 16 * w + 8 + l)), factor);
         hn::StoreU(hn::Or(hn::And(even, hn::Set(d, 0xFFFF)), hn::ShiftLeft<16>(odd)), d, pairs + 32 * b + 8 * w + l);
