@@ -131,19 +131,24 @@ void QuadSums(const uint8_t* row, size_t block_bytes, size_t qs_offset, size_t n
   }
 }
 
-// Each Q8_K super-block's quad sums A(g, l) (values 32g+4l..32g+4l+3) times -32 (-2^kQuadPairsShift), as the int16
-// pairs (-32 A(2w, l), -32 A(2w+1, l)) in word 8w + l (|32 A| <= 2^14): what the Q3_K and Q6_K tiles add to their
-// level products to take away the levels' offset, once per call instead of once per row tile.
+// Each Q8_K super-block's quad sums A(g, l) (values 32g+4l..32g+4l+3) times -2^bits for each of
+// kQuadPairsOffsetBits, as the int16 pairs (-2^bits A(2w, l), -2^bits A(2w+1, l)) in word 8w + l of that factor's
+// table (|32 A| <= 2^14): what the Q3_K and Q6_K tiles add to their level products to take away the levels' offset,
+// once per call instead of once per row tile.
 void QuadPairsQ8K(const BlockQ8K* blocks, size_t n_blocks, int32_t* pairs) {
   const DQuad d;
-  const auto factor = hn::Set(d, -(1 << kQuadPairsShift));
   for (size_t b = 0; b < n_blocks; ++b) {
     const auto* words = reinterpret_cast<const int32_t*>(blocks[b].qs);
     for (size_t w = 0; w < 4; ++w)
       for (size_t l = 0; l < 8; l += hn::Lanes(d)) {
-        const auto even = hn::Mul(QuadOf(hn::LoadU(d, words + 16 * w + l)), factor);
-        const auto odd = hn::Mul(QuadOf(hn::LoadU(d, words + 16 * w + 8 + l)), factor);
-        hn::StoreU(hn::Or(hn::And(even, hn::Set(d, 0xFFFF)), hn::ShiftLeft<16>(odd)), d, pairs + 32 * b + 8 * w + l);
+        const auto even = QuadOf(hn::LoadU(d, words + 16 * w + l));
+        const auto odd = QuadOf(hn::LoadU(d, words + 16 * w + 8 + l));
+        for (int table = 0; table < kQuadPairsTables; ++table) {
+          const auto factor = hn::Set(d, -(1 << kQuadPairsOffsetBits[table]));
+          const auto low = hn::And(hn::Mul(even, factor), hn::Set(d, 0xFFFF));
+          hn::StoreU(hn::Or(low, hn::ShiftLeft<16>(hn::Mul(odd, factor))), d,
+                     pairs + kQuadPairsWords * b + 32 * table + 8 * w + l);
+        }
       }
   }
 }
@@ -201,9 +206,9 @@ void QuantizedActivations::shape(DType type, int64_t n_tokens, int64_t n_in) {
   row_bytes_ = lowbit::row_bytes(type, n_in);
   const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16;
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
-  pairs_per_row_ = type == DType::Q8_K ? static_cast<size_t>(n_in / 256) * 32 : 0;
+  pairs_per_row_ = type == DType::Q8_K ? static_cast<size_t>(n_in / 256) * kQuadPairsWords : 0;
   quad_pairs_.resize(pairs_per_row_ * static_cast<size_t>(n_tokens));
-  paired_qs_.resize(quad_pairs_.size() * 8);
+  paired_qs_.resize(quad_pairs_.size() / kQuadPairsWords * 256);
   quad_starts_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
   scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
   block_sums_.resize(scales_.size());
@@ -218,7 +223,7 @@ void QuantizedActivations::compute_kernel_extras(int64_t t) {
   }
   if (!quad_pairs_.empty()) {
     const auto* blocks = reinterpret_cast<const BlockQ8K*>(row(t));
-    const size_t n_blocks = pairs_per_row_ / 32;
+    const size_t n_blocks = pairs_per_row_ / kQuadPairsWords;
     HWY_DYNAMIC_DISPATCH(QuadPairsQ8K)(blocks, n_blocks, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_);
     auto* paired = reinterpret_cast<uint8_t*>(paired_qs_.data()) + static_cast<size_t>(t) * n_blocks * 256;
     for (size_t b = 0; b < n_blocks; ++b)

@@ -27,15 +27,25 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 // F16 the rounded values as floats (BF16's kernels take the bf16 row itself).
 // (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
 // the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
-// The quad sums' factor in ActRow::quad_pairs: Q6_K's levels' offset, 32 (Q3_K's, 4, is a shift away).
-inline constexpr int kQuadPairsShift = 5;
+// ActRow::quad_pairs holds, per super-block, one table of 32 words for each of these factors (2^bits): Q6_K's
+// levels' offset, 32, then Q3_K's, 4. Q3_K's own table, not Q6_K's shifted in its tile, saves a shift per multiply-add.
+inline constexpr int kQuadPairsOffsetBits[] = {5, 2};
+inline constexpr int kQuadPairsTables = 2, kQuadPairsWords = 32 * kQuadPairsTables;  // a super-block's
+// Where the table for an offset of 2^bits starts in a super-block's words.
+constexpr int quad_pairs_table(int bits) {
+  for (int i = 0; i < kQuadPairsTables; ++i)
+    if (kQuadPairsOffsetBits[i] == bits) return 32 * i;
+  return -1;
+}
 struct ActRow {
   const uint8_t* blocks;
   const int32_t* quad_starts;  // -16 * quad sum
   const float* scales;
   const int32_t* block_sums;
   const float* values;
-  const int32_t* quad_pairs = nullptr;  // Q8_K: 32 a super-block, word 8w + l = -32 (A(2w, l), A(2w + 1, l))
+  // Q8_K: kQuadPairsWords a super-block; in the table for 2^bits (quad_pairs_table), word 8w + l =
+  // -2^bits (A(2w, l), A(2w + 1, l))
+  const int32_t* quad_pairs = nullptr;
   const int8_t* paired_qs = nullptr;    // Q8_K: each super-block's qs with its groups paired (pair_group_bytes)
 };
 
@@ -54,7 +64,7 @@ class QuantizedActivations {
     if (!values_.empty()) return {row(t), nullptr, nullptr, nullptr, values_.data() + static_cast<size_t>(t) * n_in_};
     if (!quad_pairs_.empty())
       return {row(t), nullptr, nullptr, nullptr, nullptr, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_,
-              paired_qs_.data() + static_cast<size_t>(t) * pairs_per_row_ * 8};
+              paired_qs_.data() + static_cast<size_t>(t) * pairs_per_row_ / kQuadPairsWords * 256};
     if (quad_starts_.empty()) return {row(t), nullptr, nullptr, nullptr, nullptr};
     const size_t blocks = static_cast<size_t>(t) * (sums_per_row_ / 8);
     return {row(t), quad_starts_.data() + static_cast<size_t>(t) * sums_per_row_, scales_.data() + blocks,
@@ -82,7 +92,7 @@ class QuantizedActivations {
   std::vector<int32_t> block_sums_;
   size_t pairs_per_row_ = 0;
   std::vector<int32_t> quad_pairs_;
-  std::vector<int8_t> paired_qs_;  // 8 bytes a quad pair: 256 a super-block
+  std::vector<int8_t> paired_qs_;  // 256 bytes a super-block
   size_t n_in_ = 0;
   std::vector<float> values_;
 };

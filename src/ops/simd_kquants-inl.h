@@ -281,6 +281,8 @@ struct SubBlock16Lanes {
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kPack>;
+    constexpr int kOffsetTable = quad_pairs_table(D::kOffsetBits);
+    static_assert(kOffsetTable >= 0, "ActRow::quad_pairs has no table for this offset");
     F acc[T][8];  // per token, the eight lane positions' floats
     for (auto& lanes : acc)
       for (F& a : lanes) a = V::ZeroF();
@@ -293,7 +295,7 @@ struct SubBlock16Lanes {
       F dd[T];
       for (int t = 0; t < T; ++t) {
         paired[t] = acts[t].paired_qs + 256 * b;
-        offset_pairs[t] = acts[t].quad_pairs + 32 * b;
+        offset_pairs[t] = acts[t].quad_pairs + kQuadPairsWords * b + kOffsetTable;
         dd[t] = V::Mul(d, V::SetF(reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].d));
       }
       const uint8_t* q = slot + 2 * L + 4 * L * D::kScaleWords;
@@ -319,9 +321,8 @@ struct SubBlock16Lanes {
           // 2w + 1's in its high word; less the activations' quad sums times the levels' offset (ActRow::quad_pairs)
           // they are the four values' products (|sum| <= 4 * 32 * 128 = 2^14), which meet the pair's scales in one
           // multiply-add. Taking the offset away so, not by a multiply-add of its own per pair, on the AVX2
-          // machine (three rounds alternated): BM_Q6_K_Simd_L2 1.08x, _Batch64 1.10x, _Dram 1.03x; Q3_K, which shifts
-          // the offsets first, L2 1.03x, _Dram 1.09x, _Batch64 0.98x.
-          static_assert(D::kOffsetBits <= kQuadPairsShift);
+          // machine (three rounds alternated): BM_Q6_K_Simd_L2 1.08x, _Batch64 1.10x, _Dram 1.03x; Q3_K (then shifting
+          // Q6_K's offsets; its own table since) L2 1.03x, _Dram 1.09x, _Batch64 0.98x.
 #pragma GCC unroll 4
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
@@ -330,9 +331,7 @@ struct SubBlock16Lanes {
               const int8_t* a = paired[t] + 64 * w + 4 * l;
               const I products = V::Add16(V::PairsU8(levels0, V::BroadcastWord(a)),
                                           V::PairsU8(levels1, V::BroadcastWord(a + 32)));
-              I offsets = V::SetWord(offset_pairs[t][8 * w + l]);
-              if constexpr (D::kOffsetBits < kQuadPairsShift)
-                offsets = V::template Sar16<kQuadPairsShift - D::kOffsetBits>(offsets);
+              const I offsets = V::SetWord(offset_pairs[t][8 * w + l]);
               I& sum = sumi[w % kChains][t];
               sum = V::AddScaled(sum, V::Add16(products, offsets), scale_pairs[w]);
               V::InOrder(sum);

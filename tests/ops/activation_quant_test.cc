@@ -134,8 +134,9 @@ TEST(ActivationQuant, QuadStartsAndBlockSumsAddTheirValues) {
   EXPECT_EQ(quantize_activations(DType::Q8_K, x.data(), 1, kVectorCols, 1).kernel_row(0).quad_starts, nullptr);
 }
 
-// Q8_K rows' quad sum pairs (the Q3_K/Q6_K tiles' offsets) on every target: word 8w + l of a super-block holds
-// -32 A(2w, l) in its low int16 and -32 A(2w + 1, l) in its high, A(g, l) the sum of values 32g+4l..32g+4l+3. Rows
+// Q8_K rows' quad sum pairs (the Q3_K/Q6_K tiles' offsets) on every target: word 8w + l of a super-block's table for
+// Q6_K's offset holds -32 A(2w, l) in its low int16 and -32 A(2w + 1, l) in its high, A(g, l) the sum of values
+// 32g+4l..32g+4l+3, and the table for Q3_K's the same times -4. Rows
 // of +-127 put |A| at its largest (508), where a pair's halves would spill into each other if packed wrongly. And
 // the values with their groups paired.
 TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
@@ -153,13 +154,17 @@ TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
       for (int b = 0; b < kVectorCols / 256; ++b) {
         const int8_t* qs = reinterpret_cast<const BlockQ8K*>(r.blocks)[b].qs;
         const auto quad = [&](int g, int l) { return qs[32 * g + 4 * l] + qs[32 * g + 4 * l + 1] + qs[32 * g + 4 * l + 2] + qs[32 * g + 4 * l + 3]; };
-        for (int w = 0; w < 4; ++w)
-          for (int l = 0; l < 8; ++l) {
-            const auto word = static_cast<uint32_t>(r.quad_pairs[32 * b + 8 * w + l]);
-            const std::string at = std::string(hwy::TargetName(target)) + " row " + std::to_string(t);
-            ASSERT_EQ(static_cast<int16_t>(word & 0xFFFF), -32 * quad(2 * w, l)) << at;
-            ASSERT_EQ(static_cast<int16_t>(word >> 16), -32 * quad(2 * w + 1, l)) << at;
-          }
+        for (const int factor : {32, 4}) {
+          const int32_t* table = r.quad_pairs + kQuadPairsWords * b + quad_pairs_table(factor == 32 ? 5 : 2);
+          for (int w = 0; w < 4; ++w)
+            for (int l = 0; l < 8; ++l) {
+              const auto word = static_cast<uint32_t>(table[8 * w + l]);
+              const std::string at = std::string(hwy::TargetName(target)) + " row " + std::to_string(t) + ", x" +
+                                     std::to_string(factor);
+              ASSERT_EQ(static_cast<int16_t>(word & 0xFFFF), -factor * quad(2 * w, l)) << at;
+              ASSERT_EQ(static_cast<int16_t>(word >> 16), -factor * quad(2 * w + 1, l)) << at;
+            }
+        }
         // The values with their groups paired, as the Q3_K/Q6_K tiles' weights (ops/packed_weight.h): byte
         // 4l + 2a + b of group 2w + s is value 4l + 2s + b of group 2w + a.
         ASSERT_NE(r.paired_qs, nullptr);
