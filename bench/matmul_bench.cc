@@ -6,7 +6,8 @@
 //   own speed, though each call's fixed costs (activations, dispatch: ~1.5 us for 32 rows) are a share of it;
 // - *_Simd_Dram: one token, every byte from memory, with the fraction of a paired bandwidth probe (run_dram);
 //   *_Dram_T2 the same on two threads, *_Dram_Small_T2 on 4096 x 1024 weights (2.3 MiB of Q4_0, a call as short
-//   as a 1B model's attention projections, where each call's fixed costs show);
+//   as a 1B model's attention projections, where each call's fixed costs show), *_Dram_Short on 2048 x 5632
+//   weights (the 1B model's feed-forward: rows a quarter as long, so a tile's stream is shorter);
 // - *_Simd_Call_T2: one token through 4096 x 64 weights from cache on two threads (a chunk each), forced (the
 //   engine runs a call this small on one, util/parallel.h's threads_for_bytes): what handing a call to a second
 //   core costs beyond its arithmetic (compare *_Simd_Call, the same on one thread);
@@ -112,14 +113,14 @@ Tensor copy_of(const Tensor& w) {
 // comes from memory (a Zen 5 core's L3 is 32 MiB, which *_Simd_Stream's 8 weights only just pass). Counter
 // of_probe: the kernel's bytes/s over the read bandwidth a probe measured just before the timed loop, the figure
 // `lowbit bench --roofline` gives for a whole model, here for one kernel.
-void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_out = 4096) {
-  const Tensor one = pack_for_matmul(random_weight(type, 4096, n_out, 0));
+void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_out = 4096, int64_t n_in = 4096) {
+  const Tensor one = pack_for_matmul(random_weight(type, n_in, n_out, 0));
   const size_t bytes = one.info.n_bytes();
   std::vector<Tensor> ws;
   for (size_t total = 0; total < (size_t{768} << 20); total += bytes) ws.push_back(copy_of(one));
   static const BandwidthProbe probe1(size_t{1} << 30, 1), probe2(size_t{1} << 30, 2);
   const BandwidthProbe& probe = threads == 1 ? probe1 : probe2;
-  std::vector<float> x(4096), y(4096);
+  std::vector<float> x(static_cast<size_t>(n_in)), y(static_cast<size_t>(n_out));
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.3f * static_cast<float>(i));
   const double bandwidth = probe.measure(3).bytes_per_s;
   size_t next = 0;
@@ -142,6 +143,7 @@ void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_ou
   void BM_##NAME##_Simd_Dram(benchmark::State& s) { run_dram(s, DType::TYPE); }                             \
   void BM_##NAME##_Simd_Dram_T2(benchmark::State& s) { run_dram(s, DType::TYPE, 2); }                       \
   void BM_##NAME##_Simd_Dram_Small_T2(benchmark::State& s) { run_dram(s, DType::TYPE, 2, 1024); }           \
+  void BM_##NAME##_Simd_Dram_Short(benchmark::State& s) { run_dram(s, DType::TYPE, 1, 5632, 2048); }        \
   void BM_##NAME##_Simd_Call(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1, 4096, 64); }     \
   void BM_##NAME##_Simd_Call_T2(benchmark::State& s) { run(s, DType::TYPE, Kernel::kSimd, 1, 1, 4096, 64, 2); } \
   void BM_##NAME##_Reference_Batch64(benchmark::State& s) { run(s, DType::TYPE, Kernel::kReference, 64, 1); } \
@@ -153,6 +155,7 @@ void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_ou
   BENCHMARK(BM_##NAME##_Simd_Dram)->Unit(benchmark::kMillisecond);                                          \
   BENCHMARK(BM_##NAME##_Simd_Dram_T2)->Unit(benchmark::kMillisecond);                                       \
   BENCHMARK(BM_##NAME##_Simd_Dram_Small_T2)->Unit(benchmark::kMicrosecond);                                 \
+  BENCHMARK(BM_##NAME##_Simd_Dram_Short)->Unit(benchmark::kMillisecond);                                    \
   BENCHMARK(BM_##NAME##_Simd_Call)->Unit(benchmark::kMicrosecond);                                          \
   BENCHMARK(BM_##NAME##_Simd_Call_T2)->Unit(benchmark::kMicrosecond);                                       \
   BENCHMARK(BM_##NAME##_Reference_Batch64)->Unit(benchmark::kMillisecond);                                  \
