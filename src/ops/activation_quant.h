@@ -22,15 +22,16 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 // One token's quantized row as the kernels take it: the blocks and, for Q8_0/Q8_1, each block's eight quad sums
 // (sum of values 4l..4l+3) times -16 and their plain total, with which the VNNI kernels turn unsigned weight levels
 // into signed products, and each block's fp16 scale d as a float; for Q8_K each super-block's quad sums times -32
-// as int16 pairs (QuadPairsQ8K in the .cc), with which the Q3_K and Q6_K tiles take away their levels' offset, and
-// the values with their groups paired as those tiles' weights are (ops/packed_weight.h pair_group_bytes); for
-// F16 the rounded values as floats (BF16's kernels take the bf16 row itself).
+// and times -4 as int16 pairs (QuadPairsQ8K in the .cc), with which the Q6_K and Q3_K tiles take away their levels'
+// offset, and the values with their groups paired as those tiles' weights are (ops/packed_weight.h
+// pair_group_bytes); for F16 the rounded values as floats (BF16's kernels take the bf16 row itself).
 // (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
 // the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
 // ActRow::quad_pairs holds, per super-block, one table of 32 words for each of these factors (2^bits): Q6_K's
 // levels' offset, 32, then Q3_K's, 4. Q3_K's own table, not Q6_K's shifted in its tile, saves a shift per multiply-add.
 inline constexpr int kQuadPairsOffsetBits[] = {5, 2};
-inline constexpr int kQuadPairsTables = 2, kQuadPairsWords = 32 * kQuadPairsTables;  // a super-block's
+inline constexpr int kQuadPairsTables = sizeof(kQuadPairsOffsetBits) / sizeof(int);
+inline constexpr int kQuadPairsWords = 32 * kQuadPairsTables;  // a super-block's
 // Where the table for an offset of 2^bits starts in a super-block's words.
 constexpr int quad_pairs_table(int bits) {
   for (int i = 0; i < kQuadPairsTables; ++i)
