@@ -206,9 +206,9 @@ void QuantizedActivations::shape(DType type, int64_t n_tokens, int64_t n_in) {
   row_bytes_ = lowbit::row_bytes(type, n_in);
   const bool sums = type == DType::Q8_0 || type == DType::Q8_1, floats = type == DType::F16;
   sums_per_row_ = sums ? static_cast<size_t>(n_in / 32) * 8 : 0;
-  pairs_per_row_ = type == DType::Q8_K ? static_cast<size_t>(n_in / 256) * kQuadPairsWords : 0;
-  quad_pairs_.resize(pairs_per_row_ * static_cast<size_t>(n_tokens));
-  paired_qs_.resize(quad_pairs_.size() / kQuadPairsWords * 256);
+  super_blocks_per_row_ = type == DType::Q8_K ? static_cast<size_t>(n_in / 256) : 0;
+  quad_pairs_.resize(super_blocks_per_row_ * kQuadPairsWords * static_cast<size_t>(n_tokens));
+  paired_qs_.resize(super_blocks_per_row_ * 256 * static_cast<size_t>(n_tokens));
   quad_starts_.resize(sums_per_row_ * static_cast<size_t>(n_tokens));
   scales_.resize(sums_per_row_ / 8 * static_cast<size_t>(n_tokens));
   block_sums_.resize(scales_.size());
@@ -223,8 +223,9 @@ void QuantizedActivations::compute_kernel_extras(int64_t t) {
   }
   if (!quad_pairs_.empty()) {
     const auto* blocks = reinterpret_cast<const BlockQ8K*>(row(t));
-    const size_t n_blocks = pairs_per_row_ / kQuadPairsWords;
-    HWY_DYNAMIC_DISPATCH(QuadPairsQ8K)(blocks, n_blocks, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_);
+    const size_t n_blocks = super_blocks_per_row_;
+    int32_t* pairs = quad_pairs_.data() + static_cast<size_t>(t) * n_blocks * kQuadPairsWords;
+    HWY_DYNAMIC_DISPATCH(QuadPairsQ8K)(blocks, n_blocks, pairs);
     auto* paired = reinterpret_cast<uint8_t*>(paired_qs_.data()) + static_cast<size_t>(t) * n_blocks * 256;
     for (size_t b = 0; b < n_blocks; ++b)
       for (size_t w = 0; w < 4; ++w)

@@ -64,8 +64,9 @@ class QuantizedActivations {
   ActRow kernel_row(int64_t t) const {
     if (!values_.empty()) return {row(t), nullptr, nullptr, nullptr, values_.data() + static_cast<size_t>(t) * n_in_};
     if (!quad_pairs_.empty())
-      return {row(t), nullptr, nullptr, nullptr, nullptr, quad_pairs_.data() + static_cast<size_t>(t) * pairs_per_row_,
-              paired_qs_.data() + static_cast<size_t>(t) * pairs_per_row_ / kQuadPairsWords * 256};
+      return {row(t), nullptr, nullptr, nullptr, nullptr,
+              quad_pairs_.data() + static_cast<size_t>(t) * super_blocks_per_row_ * kQuadPairsWords,
+              paired_qs_.data() + static_cast<size_t>(t) * super_blocks_per_row_ * 256};
     if (quad_starts_.empty()) return {row(t), nullptr, nullptr, nullptr, nullptr};
     const size_t blocks = static_cast<size_t>(t) * (sums_per_row_ / 8);
     return {row(t), quad_starts_.data() + static_cast<size_t>(t) * sums_per_row_, scales_.data() + blocks,
@@ -91,7 +92,7 @@ class QuantizedActivations {
   std::vector<int32_t> quad_starts_;
   std::vector<float> scales_;
   std::vector<int32_t> block_sums_;
-  size_t pairs_per_row_ = 0;
+  size_t super_blocks_per_row_ = 0;  // Q8_K's, for quad_pairs_ and paired_qs_
   std::vector<int32_t> quad_pairs_;
   std::vector<int8_t> paired_qs_;  // 256 bytes a super-block
   size_t n_in_ = 0;

@@ -211,7 +211,7 @@ struct Q2KLanes {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       // AVX2 prefetches every line, spread over the slot's loads (below); AVX-512 only each page's start.
       constexpr bool kEveryLine = HWY_TARGET == HWY_AVX2;
-      if constexpr (T == 1 && !kEveryLine) PrefetchTileAhead<TilePrefetch::kPageStarts, kSlot>(slot);
+      if constexpr (T == 1 && !kEveryLine) PrefetchTileAhead<kSlot>(slot);
       const uint8_t* ahead = slot;
       F d, dmin;
       V::LanesHalfPairF(slot, d, dmin);

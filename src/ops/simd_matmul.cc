@@ -118,7 +118,7 @@ struct HalfLanes {
         for (F& a : vectors) a = V::ZeroF();
       for (int64_t b = 0; b < n_blocks; ++b) {
         const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot + static_cast<size_t>(v0) * kVectorBytes;
-        if constexpr (T == 1) PrefetchTileAhead<TilePrefetch::kPageStarts, kSlot>(slot);
+        if constexpr (T == 1) PrefetchTileAhead<kSlot>(slot);
         else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
         typename Format::W w[kGroup];
         for (int g = 0; g < kGroup; ++g) w[g] = Format::Weights(slot + g * kVectorBytes);

@@ -154,8 +154,9 @@ TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
       for (int b = 0; b < kVectorCols / 256; ++b) {
         const int8_t* qs = reinterpret_cast<const BlockQ8K*>(r.blocks)[b].qs;
         const auto quad = [&](int g, int l) { return qs[32 * g + 4 * l] + qs[32 * g + 4 * l + 1] + qs[32 * g + 4 * l + 2] + qs[32 * g + 4 * l + 3]; };
-        for (const int factor : {32, 4}) {
-          const int32_t* table = r.quad_pairs + kQuadPairsWords * b + quad_pairs_table(factor == 32 ? 5 : 2);
+        for (const int bits : {5, 2}) {  // Q6_K's factor, 32, and Q3_K's, 4
+          const int factor = 1 << bits;
+          const int32_t* table = r.quad_pairs + kQuadPairsWords * b + quad_pairs_table(bits);
           for (int w = 0; w < 4; ++w)
             for (int l = 0; l < 8; ++l) {
               const auto word = static_cast<uint32_t>(table[8 * w + l]);
