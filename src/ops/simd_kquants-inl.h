@@ -135,6 +135,14 @@ struct Q4KLanes {
       I values[R][T];
       for (auto& tile : values)
         for (I& v : tile) v = V::Zero();
+      // Generation on AVX-512 reads each super-block's scales after its chunks, in a loop over the sub-block pairs
+      // rather than unrolled, and opens only each page's start ahead (kScalesLast); AVX2 and batches take the scales
+      // where used, unrolled. Zen 5's hardware prefetchers follow the stream so and not otherwise: with the scales
+      // read (even unused) among the chunks, or the loop unrolled, page starts alone read 0.55-0.80x as fast.
+      // BM_Q4_K_Simd_Dram, against every line spread over the unrolled loads: 1.13x, _Dram_T2 1.17x, _L2 1.09x;
+      // whole Q4_K_M -t 1 1.08x, -t 2 1.23x (five rounds each, alternated; the rolled loop with every line
+      // prefetched read the same from memory).
+      constexpr bool kScalesLast = T == 1 && R == 1 && HWY_TARGET != HWY_AVX2;
       // Each tile's prefetch runs ahead into the same stream's next tile (R on), not into the next tile's stream,
       // which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
       const uint8_t* ahead[R];
@@ -143,9 +151,9 @@ struct Q4KLanes {
         const size_t next = R > 1 && past_tile ? (R - 1) * tile_bytes : 0;
         for (int r = 0; r < R; ++r) ahead[r] = slot[r] + next;
       }
-      // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
-  #pragma GCC unroll 4
-      for (int g = 0; g < 4; ++g) {  // sub-blocks 2g and 2g+1
+      if constexpr (kScalesLast) PrefetchTileAhead<kSlot>(slot[0]);
+      ChunkSum pair_sums[kScalesLast ? 4 : 1][2];  // kScalesLast: each pair's sums until the scales are read
+      const auto sub_block_pair = [&](int g) HWY_ATTR {  // sub-blocks 2g and 2g+1
         // Chunk by chunk rather than a sub-block pair's sixteen decoded chunks at once: BM_Q4_K_Simd_L2 8.2-8.6 ->
         // 8.8-9.2 GB/s on the AVX2 machine (three rounds alternated), no change elsewhere.
         ChunkSum lo_sum[R][T], hi_sum[R][T];
@@ -154,7 +162,7 @@ struct Q4KLanes {
   #pragma GCC unroll 2
           for (int r = 0; r < R; ++r) {
             const I bytes = V::LoadLanesOnce(slot[r] + 16 * L + 4 * L * (8 * g + c));
-            if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead[r], bytes, 8 * g + c);
+            if constexpr (T == 1 && !kScalesLast) PrefetchSlotStep<kSlot, 32>(ahead[r], bytes, 8 * g + c);
             const I lo = V::And(bytes, low_nibble), hi = V::And(V::template Shr16<4>(bytes), low_nibble);
             for (int t = 0; t < T; ++t) {
               const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
@@ -163,14 +171,34 @@ struct Q4KLanes {
             }
           }
         }
-        for (int r = 0; r < R; ++r) {
-          // Unpacked where used, as the mins below, not held across the chunks, where two tiles' scales spill; so
-          // unpacked, the batch tile also reads 1.2x as fast (BM_Q4_K_Simd_Batch64, five rounds).
-          const I scales = UnpackK4Lanes(slot[r] + 4 * L).scales[g / 2];
-          const I scale_lo = DotScale(scales, 2 * (g % 2)), scale_hi = DotScale(scales, 2 * (g % 2) + 1);
-          for (int t = 0; t < T; ++t)
-            values[r][t] = hi_sum[r][t].AddScaledTo(lo_sum[r][t].AddScaledTo(values[r][t], scale_lo), scale_hi);
+        if constexpr (kScalesLast) {
+          pair_sums[g][0] = lo_sum[0][0];
+          pair_sums[g][1] = hi_sum[0][0];
+        } else {
+          for (int r = 0; r < R; ++r) {
+            // Unpacked where used, as the mins below, not held across the chunks, where two tiles' scales spill; so
+            // unpacked, the batch tile also reads 1.2x as fast (BM_Q4_K_Simd_Batch64, five rounds).
+            const I scales = UnpackK4Lanes(slot[r] + 4 * L).scales[g / 2];
+            const I scale_lo = DotScale(scales, 2 * (g % 2)), scale_hi = DotScale(scales, 2 * (g % 2) + 1);
+            for (int t = 0; t < T; ++t)
+              values[r][t] = hi_sum[r][t].AddScaledTo(lo_sum[r][t].AddScaledTo(values[r][t], scale_lo), scale_hi);
+          }
         }
+      };
+      if constexpr (kScalesLast) {
+  #pragma GCC unroll 1
+        for (int g = 0; g < 4; ++g) sub_block_pair(g);
+        const K4ScalesMins k4 = UnpackK4Lanes(slot[0] + 4 * L);
+  #pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) {  // unrolled, so each sub-block's scale byte is picked by a constant pattern
+          const I scales = k4.scales[g / 2];
+          const I scale_lo = DotScale(scales, 2 * (g % 2)), scale_hi = DotScale(scales, 2 * (g % 2) + 1);
+          values[0][0] = pair_sums[g][1].AddScaledTo(pair_sums[g][0].AddScaledTo(values[0][0], scale_lo), scale_hi);
+        }
+      } else {
+        // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
+  #pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) sub_block_pair(g);
       }
       for (int r = 0; r < R; ++r) {
         F d, dmin;
