@@ -139,9 +139,8 @@ struct Q4KLanes {
       // rather than unrolled, and opens only each page's start ahead (kScalesLast); AVX2 and batches take the scales
       // where used, unrolled. Zen 5's hardware prefetchers follow the stream so and not otherwise: with the scales
       // read (even unused) among the chunks, or the loop unrolled, page starts alone read 0.55-0.80x as fast.
-      // BM_Q4_K_Simd_Dram, against every line spread over the unrolled loads: 1.13x, _Dram_T2 1.17x, _L2 1.09x;
-      // whole Q4_K_M -t 1 1.08x, -t 2 1.23x (five rounds each, alternated; the rolled loop with every line
-      // prefetched read the same from memory).
+      // Against every line spread over the unrolled loads (alternated rounds): BM_Q4_K_Simd_Dram 1.06x,
+      // _Dram_Short 1.15x, _L2 1.03x; whole Q4_K_M -t 1 1.06x (every round of seven faster), -t 2 1.02x.
       constexpr bool kScalesLast = T == 1 && R == 1 && HWY_TARGET != HWY_AVX2;
       // Each tile's prefetch runs ahead into the same stream's next tile (R on), not into the next tile's stream,
       // which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
