@@ -40,7 +40,9 @@ inline void prefetch_stream_ahead(const void* at, size_t n_bytes) {
 // weights at 18-20 GB/s with page starts only, 28-32 GB/s with every line 4 KiB ahead (0.80 of the probe; 8 KiB
 // 0.73-0.76, one slot ahead 0.68-0.71, every other line 0.58); the probe itself and the other kernels read 25-45 %
 // less with every line prefetched, Q2_K's row lanes (1344-byte slots) 22.0-23.5 against 25.1-25.9 GB/s. Q6_K's
-// row lanes (3360-byte slots) 0.41-0.44 of the probe with page starts, 0.79-0.80 with every line.
+// row lanes (3360-byte slots) 0.41-0.44 of the probe with page starts, 0.79-0.80 with every line. (What the
+// prefetchers would not follow there was the tile's shape: Q4_K's one-token AVX-512 tile, rolled over its sub-block
+// pairs and reading its slot's head after the chunks, reads fastest with page starts since; see Q4KLanes.)
 // Unrolled, for spans of a size known when compiling, read one after the other (a tile's slots): one prefetch per
 // 64 bytes from the span's start. A span's last line may go without, when the start is not on a line, but it is
 // the next span's first. A loop over the lines cost a compare and a taken branch per line: 12 % of a Q4_K tile
