@@ -95,6 +95,12 @@ HWY_INLINE I K4MinsDot(const K4ScalesMins& k4, const BlockQ8K& a) {
   return offsets;
 }
 
+// acc plus sub-blocks 2g and 2g+1's exact sums (lo, hi) times their scales, bytes 2(g%2) and 2(g%2)+1 of each lane's
+// word in `scales` (K4ScalesMins::scales[g / 2]; g a constant once unrolled, so each byte is a constant pattern).
+HWY_INLINE I AddScaledPair(I acc, const ChunkSum& lo, const ChunkSum& hi, I scales, int g) {
+  return hi.AddScaledTo(lo.AddScaledTo(acc, DotScale(scales, 2 * (g % 2))), DotScale(scales, 2 * (g % 2) + 1));
+}
+
 // ---- Q4_K in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
 // A tile is V::kLanes rows. Its packed slot for a super-block (kQ4KPack) holds the rows' d|dmin side by side, then
 // the three words of their scales and mins (w0, w1, w2 of every row), then for c = 0..31 qs bytes 4c..4c+3 of every
@@ -178,22 +184,14 @@ struct Q4KLanes {
             // Unpacked where used, as the mins below, not held across the chunks, where two tiles' scales spill; so
             // unpacked, the batch tile also reads 1.2x as fast (BM_Q4_K_Simd_Batch64, five rounds).
             const I scales = UnpackK4Lanes(slot[r] + 4 * L).scales[g / 2];
-            const I scale_lo = DotScale(scales, 2 * (g % 2)), scale_hi = DotScale(scales, 2 * (g % 2) + 1);
             for (int t = 0; t < T; ++t)
-              values[r][t] = hi_sum[r][t].AddScaledTo(lo_sum[r][t].AddScaledTo(values[r][t], scale_lo), scale_hi);
+              values[r][t] = AddScaledPair(values[r][t], lo_sum[r][t], hi_sum[r][t], scales, g);
           }
         }
       };
       if constexpr (kScalesLast) {
   #pragma GCC unroll 1
         for (int g = 0; g < 4; ++g) sub_block_pair(g);
-        const K4ScalesMins k4 = UnpackK4Lanes(slot[0] + 4 * L);
-  #pragma GCC unroll 4
-        for (int g = 0; g < 4; ++g) {  // unrolled, so each sub-block's scale byte is picked by a constant pattern
-          const I scales = k4.scales[g / 2];
-          const I scale_lo = DotScale(scales, 2 * (g % 2)), scale_hi = DotScale(scales, 2 * (g % 2) + 1);
-          values[0][0] = pair_sums[g][1].AddScaledTo(pair_sums[g][0].AddScaledTo(values[0][0], scale_lo), scale_hi);
-        }
       } else {
         // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
   #pragma GCC unroll 4
@@ -203,6 +201,11 @@ struct Q4KLanes {
         F d, dmin;
         V::LanesHalfPairF(slot[r], d, dmin);
         const K4ScalesMins k4 = UnpackK4Lanes(slot[r] + 4 * L);
+        if constexpr (kScalesLast) {
+  #pragma GCC unroll 4
+          for (int g = 0; g < 4; ++g)
+            values[0][0] = AddScaledPair(values[0][0], pair_sums[g][0], pair_sums[g][1], k4.scales[g / 2], g);
+        }
         for (int t = 0; t < T; ++t) {
           const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
           AddSuperBlock(values[r][t], K4MinsDot(k4, a), d, dmin, a.d, acc[r][t], mins[r][t]);
