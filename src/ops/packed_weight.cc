@@ -91,6 +91,12 @@ void pair_q3k_groups(uint8_t* block) {
   pair_group_fields(block, 1);
   for (size_t run : {32, 64}) pair_group_fields(block + run, 2);
 }
+// Q5_K's: qh, whose bits 2p and 2p+1 are sub-blocks 2p and 2p+1's fifth, and the qs run of each pair (its low
+// and high nibbles).
+void pair_q5k_groups(uint8_t* block) {
+  pair_group_fields(block + kQ5KRuns[0], 1);
+  for (int p = 0; p < 4; ++p) pair_group_fields(block + kQ5KRuns[1 + p], 4);
+}
 // Q6_K's: each half's two runs of ql and its run of qh.
 void pair_q6k_groups(uint8_t* block) {
   for (size_t half = 0; half < 2; ++half) {
@@ -117,7 +123,8 @@ void pair_group_bytes(const uint8_t* in, uint8_t* out) {
 
 // Byte 4l + 2a + b takes group a's fields of byte 4l + b (into its fields for s = 0) and of byte 4l + 2 + b (s = 1).
 void pair_group_fields(uint8_t* run, int width) {
-  const uint32_t even = width == 1 ? 0x5555u : 0x3333u;  // group a = 0's fields in both bytes of a half word
+  // group a = 0's fields in both bytes of a half word
+  const uint32_t even = width == 1 ? 0x5555u : width == 2 ? 0x3333u : 0x0F0Fu;
   uint32_t words[8];
   std::memcpy(words, run, 32);
   for (uint32_t& w : words) {
@@ -170,6 +177,7 @@ void q6k_unfields(uint8_t* block) {
 }  // namespace
 
 void q5k_encode_fields(uint8_t* block) {
+  pair_q5k_groups(block);
   rewrite_runs<5>(block, kQ5KRuns, [](const Words<5>& in) {
     const auto [h, q0, q1, q2, q3] = in;
     return Words<5>{field<4, 0, 2>(q0) | field<4, 2, 2>(q1) | field<4, 4, 2>(q2) | field<4, 6, 2>(q3),
@@ -183,6 +191,7 @@ void q5k_decode_fields(uint8_t* block) {
     return Words<5>{q5k_qh<0>(v0) | q5k_qh<1>(v1) | q5k_qh<2>(v2) | q5k_qh<3>(v3), q5k_qs<0>(w, v0), q5k_qs<1>(w, v1),
                     q5k_qs<2>(w, v2), q5k_qs<3>(w, v3)};
   });
+  pair_q5k_groups(block);
 }
 
 void q3k_encode_fields(uint8_t* block) {

@@ -74,7 +74,7 @@ inline constexpr PackFormat kQ2KPack = {84, 80, 4, 4};
 // runs, whose bytes hold a group's low nibbles and another's; Q8_K's activations):
 void pair_group_bytes(const uint8_t* in, uint8_t* out);
 // The same in a 32-byte run whose bytes hold fields of `width` bits side by side, pair p's group a at field 2p + a
-// (2: Q6_K's qh, Q3_K's qs; 1: Q3_K's hmask).
+// (4: Q5_K's qs; 2: Q6_K's qh, Q3_K's qs; 1: Q5_K's qh, Q3_K's hmask).
 void pair_group_fields(uint8_t* run, int width);
 
 // Q3_K's 3-bit levels L_g[i] (value i of 32-value group g: bits 2g/2g+1 of qs[32(g/4) + i] under bit g of hmask[i])
@@ -101,8 +101,10 @@ inline constexpr PackFormat kQ3KPack = {110, 108, 2, 4, q3k_chunk_positions(), q
 // qh[i]) rewritten so that the even sub-blocks' levels are one mask and the odd ones' two or three instructions
 // (ops/simd_kquants-inl.h Q5KLanes), against four or five for qh and qs: qh[32] and qs[128] become w[32] and
 // v_0..v_3[32] with
-//   v_p[i] = L_2p | (L_2p+1 >> 2) << 5,  w[i] = (L_1 & 3) | (L_3 & 3) << 2 | (L_5 & 3) << 4 | (L_7 & 3) << 6.
-// d, dmin and the scales stay as they are.
+//   v_p[i] = L_2p | (L_2p+1 >> 2) << 5,  w[i] = (L_1 & 3) | (L_3 & 3) << 2 | (L_5 & 3) << 4 | (L_7 & 3) << 6,
+// after the sub-blocks are paired as Q6_K's groups (pair_group_fields on qs and qh): L_j is then paired sub-block
+// j's, and one multiply-add meets a position's two products with the pair's two scales. d, dmin and the scales stay
+// as they are.
 void q5k_encode_fields(uint8_t* block);
 void q5k_decode_fields(uint8_t* block);
 // d, dmin | scales, qh (w), qs (v): four bytes a chunk, stored in the order the kernel reads them: the scales' three

@@ -46,6 +46,23 @@ HWY_INLINE I BitPair(I bytes, int k) {
   }
 }
 
+// A one-token tile's super-blocks with their heads (d, scales) read one super-block behind their chunks:
+// chunks(b, buffer) for b = 0..n_blocks-1 holds super-block b's scale-free exact sums in buffer b % 2, and
+// tail(b - 1, buffer) then reads b - 1's head and scales what chunks(b - 1) held. The integer sums are the same and
+// each super-block is still added in order, so the bits are too. Why: Zen 5 reads a tile's stream from memory
+// faster when nothing waits on a line just loaded. Read first, the head held every position's sums up behind one
+// DRAM miss a super-block; read last in the same super-block (Q4KLanes's kScalesLast) the tail still waited on it.
+// Q5_K one token, against its head read first (every line prefetched), alternated rounds: BM_Q5_K_Simd_Dram 1.30x
+// (head last in the same super-block 1.14x; twenty single runs each); whole Q5_K_M, lowbit bench -p 0 -n 32 -r 3,
+// -t 1 1.21x, -t 2 1.14x (nine rounds).
+template <class Chunks, class Tail>
+HWY_INLINE void RunHeadBehind(int64_t n_blocks, const Chunks& chunks, const Tail& tail) {
+  for (int64_t b = 0; b <= n_blocks; ++b) {
+    if (b < n_blocks) chunks(b, static_cast<int>(b % 2));
+    if (b > 0) tail(b - 1, static_cast<int>((b - 1) % 2));
+  }
+}
+
 // ---- the repacked K-quants' row lanes (Q4_K, Q2_K) ----
 // Eight int16 x0..x7 as the pairs (x0, x2), (x1, x3), (x4, x6), (x5, x7), each in every lane: the pairs the mins'
 // lane words meet.
@@ -470,16 +487,19 @@ struct Q3KLevels {
 // one more float for the mins, the exact sum of m_j S_j times -d_a * dmin_w per super-block, added at the end. Its
 // slot (kQ5KPack) holds the rows' d|dmin, the three words of their scales and mins (UnpackK4Lanes), then for each
 // position l the w chunk and the four v_p chunks of sub-block pairs (2p, 2p+1), the levels 0..31 rewritten at load
-// (q5k_encode_fields in ops/packed_weight.h): sub-block 2p's in the low five bits of v_p, 2p + 1's from w and the
-// top of v_p. Per chunk of values one maddubs and one multiply-add by the scale, no offset.
+// (q5k_encode_fields in ops/packed_weight.h): paired sub-block 2p's in the low five bits of v_p, 2p + 1's from w
+// and the top of v_p. Paired as Q6_K's groups, each chunk holds two values of both sub-blocks of the pair, and so do
+// the activations' four bytes it meets (ActRow::paired_qs): per pair and position, two maddubs, one add of their
+// int16 pairs (sub-block 2p's four products in a lane's low word, 2p + 1's in its high) and one multiply-add by
+// the pair's two scales. No offset.
 static_assert(kQ5KPack.unit == sizeof(BlockQ5K) && kQ5KPack.head_offset == 0 && kQ5KPack.head == 4 &&
               kQ5KPack.chunk == 4 && offsetof(BlockQ5K, scales) == 4 && offsetof(BlockQ5K, qh) == 16 &&
               offsetof(BlockQ5K, qs) == 48);
 
-// Sub-block 2p + 1's levels (p a constant once unrolled): bits 0-1 from w, 2-4 from the top of v_p (kQ5KPack).
-// Against qh's bit moved onto the qs nibble (an affine map and an OR or ternary op each, a shift more for the high
-// nibble): 548 instructions a one-token tile instead of 594, in L3 42.3-48.0 -> 47.1-50.8 GB/s, AVX2 17.5-24.1 ->
-// 23.0-29.6 (four and three alternated rounds).
+// Paired sub-block 2p + 1's levels (p a constant once unrolled): bits 0-1 from w, 2-4 from the top of v_p
+// (kQ5KPack). Against qh's bit moved onto the qs nibble (an affine map and an OR or ternary op each, a shift more
+// for the high nibble): 548 instructions a one-token tile instead of 594, in L3 42.3-48.0 -> 47.1-50.8 GB/s, AVX2
+// 17.5-24.1 -> 23.0-29.6 (four and three alternated rounds).
 HWY_INLINE I Q5KOddLevels(I w, I v, int p) {
   const I top = V::ByteField<3, 0x1C>(v);
   // Pair 0 needs no shift: its mask and the OR are one ternary op.
@@ -493,47 +513,87 @@ struct Q5KLanes {
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kQ5KPack>;
+    // Generation on AVX-512 reads each super-block's head one super-block behind its chunks (RunHeadBehind), its
+    // positions in a loop, only each page's start opened ahead; AVX2 and batches read the head first, unrolled.
+    constexpr bool kHeadBehind = T == 1 && HWY_TARGET != HWY_AVX2;
     F acc[T][8], mins[T];  // per token, the eight lane positions' floats and the mins'
     for (int t = 0; t < T; ++t) {
       mins[t] = V::ZeroF();
       for (F& a : acc[t]) a = V::ZeroF();
     }
     const I low_five = V::Set8(0x1F);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+    const auto slot_at = [slots](int64_t b) { return slots + static_cast<size_t>(b) * kSlot; };
+    const auto activations = [acts](int t, int64_t b) { return reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b; };
+    // Super-block b's head: its scale pairs (per lane, the int16 pairs (sc_2p, sc_2p+1)) and d_w * d_a; its mins
+    // are added here.
+    const auto read_head = [&](int64_t b, I (&scale_pairs)[4], F (&dd)[T]) HWY_ATTR {
       F d, dmin;
-      V::LanesHalfPairF(slot, d, dmin);
-      const K4ScalesMins k4 = UnpackK4Lanes(slot + 4 * L);
-      I scale[8];  // sub-block j's, in both words of every lane
-      for (int j = 0; j < 8; ++j) scale[j] = V::LaneByteWords(k4.scales[j / 4], j % 4);
-      const BlockQ8K* a[T];
-      F dd[T];
+      V::LanesHalfPairF(slot_at(b), d, dmin);
+      const K4ScalesMins k4 = UnpackK4Lanes(slot_at(b) + 4 * L);
+      for (int p = 0; p < 4; ++p)
+        scale_pairs[p] = V::LaneBytes(k4.scales[p / 2], LaneByteWordsPattern(2 * (p % 2), 2 * (p % 2) + 1));
       for (int t = 0; t < T; ++t) {
-        a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
-        dd[t] = V::Mul(d, V::SetF(a[t]->d));
-        mins[t] = V::Fma(V::Mul(V::SetF(-a[t]->d), dmin), V::Cvt(K4MinsDot(k4, *a[t])), mins[t]);
+        const BlockQ8K* a = activations(t, b);
+        dd[t] = V::Mul(d, V::SetF(a->d));
+        mins[t] = V::Fma(V::Mul(V::SetF(-a->d), dmin), V::Cvt(K4MinsDot(k4, *a)), mins[t]);
       }
-      const uint8_t* q = slot + 16 * L;
-      const uint8_t* ahead = slot;
-  #pragma GCC unroll 8
-      for (int l = 0; l < 8; ++l) {
-        const uint8_t* chunks = q + 20 * L * l;
-        const I w = V::LoadLanes(chunks);
-        I sumi[T];  // the exact sum of position l
-        for (I& s : sumi) s = V::Zero();
+    };
+    // Super-block b's position l: the int16 pair products of each sub-block pair p and token t, given to
+    // take(p, t, products).
+    const auto position_products = [&](int64_t b, int l, const uint8_t*& ahead, const auto& take) HWY_ATTR {
+      const uint8_t* chunks = slot_at(b) + 16 * L + 20 * L * l;
+      const I w = V::LoadLanes(chunks);
   #pragma GCC unroll 4
-        for (int p = 0; p < 4; ++p) {
-          const I v = V::LoadLanes(chunks + 4 * L * (1 + p));
-          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead, v, 4 * l + p);
-          const I lo = V::And(v, low_five), hi = Q5KOddLevels(w, v, p);
-          for (int t = 0; t < T; ++t) {
-            const int8_t* at = a[t]->qs + 64 * p + 4 * l;
-            sumi[t] = V::AddScaled(V::AddScaled(sumi[t], V::PairsU8(lo, V::BroadcastWord(at)), scale[2 * p]),
-                                   V::PairsU8(hi, V::BroadcastWord(at + 32)), scale[2 * p + 1]);
-            V::InOrder(sumi[t]);
-          }
+      for (int p = 0; p < 4; ++p) {
+        const I v = V::LoadLanes(chunks + 4 * L * (1 + p));
+        if constexpr (T == 1 && !kHeadBehind) PrefetchSlotStep<kSlot, 32>(ahead, v, 4 * l + p);
+        const I lo = V::And(v, low_five), hi = Q5KOddLevels(w, v, p);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* at = acts[t].paired_qs + 256 * b + 64 * p + 4 * l;  // ActRow::paired_qs
+          take(p, t, V::Add16(V::PairsU8(lo, V::BroadcastWord(at)), V::PairsU8(hi, V::BroadcastWord(at + 32))));
         }
-        for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
+      }
+    };
+    const auto add_scaled = [](I& sum, I products, I scale_pair) HWY_ATTR {
+      sum = V::AddScaled(sum, products, scale_pair);
+      V::InOrder(sum);
+    };
+    if constexpr (kHeadBehind) {
+      I held[2][8][4];  // two super-blocks' pair products, per position and pair
+      RunHeadBehind(
+          n_blocks,
+          [&](int64_t b, int buffer) HWY_ATTR {
+            PrefetchTileAhead<kSlot>(slot_at(b));
+            const uint8_t* ahead = nullptr;
+  #pragma GCC unroll 1
+            for (int l = 0; l < 8; ++l)
+              position_products(b, l, ahead, [&](int p, int, I products) HWY_ATTR { held[buffer][l][p] = products; });
+          },
+          [&](int64_t b, int buffer) HWY_ATTR {
+            I scale_pairs[4];
+            F dd[1];
+            read_head(b, scale_pairs, dd);
+  #pragma GCC unroll 8
+            for (int l = 0; l < 8; ++l) {
+              I sumi = V::Zero();  // the exact sum of position l
+              for (int p = 0; p < 4; ++p) add_scaled(sumi, held[buffer][l][p], scale_pairs[p]);
+              acc[0][l] = V::Fma(dd[0], V::Cvt(sumi), acc[0][l]);
+            }
+          });
+    } else {
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        I scale_pairs[4];
+        F dd[T];
+        read_head(b, scale_pairs, dd);
+        const uint8_t* ahead = slot_at(b);
+  #pragma GCC unroll 8
+        for (int l = 0; l < 8; ++l) {
+          I sumi[T];  // the exact sums of position l
+          for (I& sum : sumi) sum = V::Zero();
+          position_products(b, l, ahead,
+                            [&](int p, int t, I products) HWY_ATTR { add_scaled(sumi[t], products, scale_pairs[p]); });
+          for (int t = 0; t < T; ++t) acc[t][l] = V::Fma(dd[t], V::Cvt(sumi[t]), acc[t][l]);
+        }
       }
     }
     F sums[T];

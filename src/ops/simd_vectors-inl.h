@@ -50,14 +50,16 @@ HWY_INLINE __m128i LaneBytePattern(int k) {
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
 
-// The vpshufb pattern that puts byte k of each 32-bit lane of a 128-bit block, zero-extended, in both its words.
-HWY_INLINE __m128i LaneByteWordsPattern(int k) {
-  const auto lane = [k](int i) {
-    const auto b = static_cast<uint32_t>(4 * i + k) | 0x8000u;
-    return static_cast<int>(b | (b << 16));
+// The vpshufb pattern that puts bytes k and k_high of each 32-bit lane of a 128-bit block, zero-extended, in its
+// low and high words (by default byte k in both).
+HWY_INLINE __m128i LaneByteWordsPattern(int k, int k_high) {
+  const auto lane = [k, k_high](int i) {
+    const auto word = [i](int b) { return static_cast<uint32_t>(4 * i + b) | 0x8000u; };
+    return static_cast<int>(word(k) | word(k_high) << 16);
   };
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
+HWY_INLINE __m128i LaneByteWordsPattern(int k) { return LaneByteWordsPattern(k, k); }
 
 // The vpshufb pattern that gives each 32-bit lane of a 128-bit block its bytes b0, b1, b2, b3.
 HWY_INLINE __m128i LaneBytesPattern(int b0, int b1, int b2, int b3) {
@@ -88,12 +90,12 @@ static_assert(Iq4nlSignsByBit3());
 
 // Generation's prefetch ahead of a tile's stream (util/stream_prefetch.h), by target, as measured on each kind of
 // machine here, for the tiles that prefetch a slot at its start. Zen 5 (AVX-512) reads the 32-value types, Q2_K,
-// F16/BF16 and Q4_K's one-token tile (its loop shaped for it: Q4KLanes) fastest with only each page's first line
-// opened ahead (the other K-quants spread every line over their loads, PrefetchSlotStep below, as Q2_K does on
-// AVX2); the AVX2-only machine (an EPYC guest shown as family 23, 2026-12-04), whose hardware prefetchers fall
-// behind every kernel's stream, reads them all faster with every line (BM_*_Simd_Dram, GB/s, two rounds against
-// page starts: Q4_0 6.0-6.2 -> 8.9-9.2, Q8_0 6.5-6.7 -> 9.4-9.7, F16 6.6-7.7 -> 9.6-9.7, IQ4_NL 4.7-5.0 -> 5.7-6.1,
-// Q2_K 3.8-4.3 -> 4.7-4.8, Q5_0 3.6-4.0 -> 4.3-4.6).
+// F16/BF16 and Q4_K's and Q5_K's one-token tiles (their loops shaped for it: Q4KLanes, RunHeadBehind) fastest with only
+// each page's first line opened ahead (the other K-quants spread every line over their loads, PrefetchSlotStep below,
+// as Q2_K does on AVX2); the AVX2-only machine (an EPYC guest shown as family 23, 2026-12-04), whose hardware
+// prefetchers fall behind every kernel's stream, reads them all faster with every line (BM_*_Simd_Dram, GB/s, two
+// rounds against page starts: Q4_0 6.0-6.2 -> 8.9-9.2, Q8_0 6.5-6.7 -> 9.4-9.7, F16 6.6-7.7 -> 9.6-9.7, IQ4_NL 4.7-5.0
+// -> 5.7-6.1, Q2_K 3.8-4.3 -> 4.7-4.8, Q5_0 3.6-4.0 -> 4.3-4.6).
 // Not HWY_INLINE: GCC 12 drops the prefetch loops of an always_inline function (tests/ops/tests.cmake checks).
 template <size_t kBytes>
 inline void PrefetchTileAhead(const uint8_t* slot) {

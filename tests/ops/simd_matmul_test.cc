@@ -294,7 +294,7 @@ TEST(PackedWeight, PairingGroupsPutsTwoValuesOfEachGroupInALanesWord) {
   pair_group_bytes(paired, back);
   EXPECT_EQ(0, std::memcmp(back, groups, sizeof(groups)));
   // Fields: group a of pair p at field 2p + a of each byte; its value there is (group, value, pair) mixed.
-  for (int width : {1, 2}) {
+  for (int width : {1, 2, 4}) {
     const int pairs = 4 / width;
     const auto field_value = [&](int p, int group, int value) {
       return (7 * p + 3 * group + 5 * value) & ((1 << width) - 1);
@@ -350,7 +350,7 @@ TEST(PackedWeight, Q3KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
 }
 
-// Q5_K's likewise: every sub-block's 5-bit levels, written as qh and qs, come out of w and v_0..v_3.
+// Q5_K's likewise: every sub-block's 5-bit levels, written as qh and qs, come out of w and v_0..v_3, paired.
 TEST(PackedWeight, Q5KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   BlockQ5K block{};
   const auto level = [](int j, int i) { return (13 * j + 7 * i + 2) % 32; };
@@ -369,8 +369,10 @@ TEST(PackedWeight, Q5KFieldsHoldEachLevelWhereTheKernelReadsIt) {
     const int w = bytes[16 + i];
     for (int p = 0; p < 4; ++p) {
       const int v = bytes[48 + 32 * p + i];
-      ASSERT_EQ(v & 31, level(2 * p, i)) << "sub-block " << 2 * p << ", value " << i;
-      ASSERT_EQ((w >> (2 * p) & 3) | (v >> 5) << 2, level(2 * p + 1, i)) << "sub-block " << 2 * p + 1 << ", value " << i;
+      const Source even = paired_source(2 * p, i), odd = paired_source(2 * p + 1, i);
+      ASSERT_EQ(v & 31, level(even.group, even.value)) << "paired sub-block " << 2 * p << ", byte " << i;
+      ASSERT_EQ((w >> (2 * p) & 3) | (v >> 5) << 2, level(odd.group, odd.value))
+          << "paired sub-block " << 2 * p + 1 << ", byte " << i;
     }
   }
   EXPECT_EQ(0, std::memcmp(encoded.scales, block.scales, sizeof(block.scales)));
