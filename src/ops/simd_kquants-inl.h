@@ -51,10 +51,10 @@ HWY_INLINE I BitPair(I bytes, int k) {
 // tail(b - 1, buffer) then reads b - 1's head and scales what chunks(b - 1) held. The integer sums are the same and
 // each super-block is still added in order, so the bits are too. Why: Zen 5 reads a tile's stream from memory
 // faster when nothing waits on a line just loaded. Read first, the head held every position's sums up behind one
-// DRAM miss a super-block; read last in the same super-block (Q4KLanes's kScalesLast) the tail still waited on it.
-// Q5_K one token, against its head read first (every line prefetched), alternated rounds: BM_Q5_K_Simd_Dram 1.30x
+// DRAM miss a super-block; read last in the same super-block (as Q4KLanes's kScalesLast) the tail still waited on
+// it. Q5_K one token, against its head read first (every line prefetched), alternated rounds: BM_Q5_K_Simd_Dram 1.30x
 // (head last in the same super-block 1.14x; twenty single runs each); whole Q5_K_M, lowbit bench -p 0 -n 32 -r 3,
-// -t 1 1.21x, -t 2 1.14x (nine rounds).
+// -t 1 1.10-1.21x (three sets of seven to nine rounds), -t 2 1.04-1.14x (two sets).
 template <class Chunks, class Tail>
 HWY_INLINE void RunHeadBehind(int64_t n_blocks, const Chunks& chunks, const Tail& tail) {
   for (int64_t b = 0; b <= n_blocks; ++b) {
