@@ -324,12 +324,81 @@ template <class D>
 struct SubBlock16Lanes {
   static constexpr const PackFormat& kPack = D::kPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
+  static constexpr size_t kSlot = kLanesSlot<kPack>;
+  static constexpr int kOffsetTable = quad_pairs_table(D::kOffsetBits);
+  static_assert(kOffsetTable >= 0, "ActRow::quad_pairs has no table for this offset");
+
+  // Group pair w's exact products at position l with one token's activations (`paired`, `offset_pairs`: its
+  // super-block's ActRow::paired_qs and quad_pairs), from the pair's two chunks' levels, less the levels' offset.
+  static HWY_INLINE I PairProducts(I levels0, I levels1, const int8_t* paired, const int32_t* offset_pairs, int w,
+                                   int l) {
+    const int8_t* a = paired + 64 * w + 4 * l;
+    const I products = V::Add16(V::PairsU8(levels0, V::BroadcastWord(a)), V::PairsU8(levels1, V::BroadcastWord(a + 32)));
+    return V::Add16(products, V::SetWord(offset_pairs[8 * w + l]));
+  }
+
+  // A super-block's head for one token: d_w * d_a and, per part (positions 0-3, 4-7), the four groups pairs' scales.
+  struct Head {
+    F dd;
+    I scale_pairs[2][4];
+  };
+  static HWY_INLINE Head ReadHead(const uint8_t* slot, const ActRow& act, int64_t b) {
+    Head h;
+    h.dd = V::Mul(V::LanesHalfF(slot), V::SetF(reinterpret_cast<const BlockQ8K*>(act.blocks)[b].d));
+    const typename D::Scales scales = D::Load(slot + 2 * V::kLanes);
+    for (int part = 0; part < 2; ++part)
+      for (int w = 0; w < 4; ++w) h.scale_pairs[part][w] = D::ScalePairs(scales, w, part);
+    return h;
+  }
+
+  // One token on AVX-512 (D::kOneTokenLoop): the eight positions in a loop, not unrolled, and each super-block's head
+  // read at the end of the one before. Unrolled, GCC hoists the positions' loads and decodes and spills them (Q3_K:
+  // 660 instructions and 86 stack references a super-block; here 331 and 17). Every line is still prefetched
+  // (PrefetchSlotStep): with page starts alone Q6_K read 0.79x, and this tile 0.92x on the 1B model's rows. For
+  // Q3_K, against Tile<1>, variants alternated call by call in one process (twenty rounds of ~256 MiB each):
+  // streamed 4096x4096 1.19x, 2048x5632 1.21x (-t 2: 1.17x), 2048x2048 1.05x; whole r1b-Q3_K_M, token by token, -t 1
+  // 1.07x and 1.02x (two runs of fifteen rounds), -t 2 1.07x. Q6_K's six-chunk positions read no faster so
+  // (2048x5632 0.98x, 2048x32000 0.94x) and keep Tile<1>.
+  static void OneTokenLoop(const uint8_t* slots, const ActRow& act, int64_t n_blocks, float* y, int rows) {
+    constexpr int L = V::kLanes;
+    F acc[8];  // the positions' floats, as Tile's
+    for (F& a : acc) a = V::ZeroF();
+    const auto slot_at = [slots](int64_t b) { return slots + static_cast<size_t>(b) * kSlot; };
+    Head head = ReadHead(slot_at(0), act, 0);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* q = slot_at(b) + 2 * L + 4 * L * D::kScaleWords;
+      const uint8_t* ahead = slot_at(b);
+      const int8_t* paired = act.paired_qs + 256 * b;
+      const int32_t* offset_pairs = act.quad_pairs + kQuadPairsWords * b + kOffsetTable;
+      // The parts unrolled, so each group pair's scales are the head's constant member.
+#pragma GCC unroll 2
+      for (int part = 0; part < 2; ++part) {
+#pragma GCC unroll 1
+        for (int l = 4 * part; l < 4 * part + 4; ++l) {
+          const uint8_t* chunks = q + 4 * L * D::kChunksPerPosition * l;
+          I sumi[2] = {V::Zero(), V::Zero()};  // two chains, as Tile's with VNNI
+#pragma GCC unroll 4
+          for (int w = 0; w < 4; ++w) {
+            const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
+            PrefetchSlotStep<kSlot, 32>(ahead, levels1, 4 * l + w);
+            sumi[w % 2] = V::AddScaled(sumi[w % 2], PairProducts(levels0, levels1, paired, offset_pairs, w, l),
+                                       head.scale_pairs[part][w]);
+            V::InOrder(sumi[w % 2]);
+          }
+          acc[l] = V::Fma(head.dd, V::Cvt(V::Add32(sumi[0], sumi[1])), acc[l]);
+        }
+      }
+      if (b + 1 < n_blocks) head = ReadHead(slot_at(b + 1), act, b + 1);
+    }
+    F sums[1] = {PairwiseLanes(acc)};
+    StoreLanes(sums, y, 0, rows);
+  }
+
   template <int T>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    if constexpr (T == 1 && D::kOneTokenLoop && HWY_TARGET != HWY_AVX2)
+      return OneTokenLoop(slots, acts[0], n_blocks, y, rows);
     constexpr int L = V::kLanes;
-    constexpr size_t kSlot = kLanesSlot<kPack>;
-    constexpr int kOffsetTable = quad_pairs_table(D::kOffsetBits);
-    static_assert(kOffsetTable >= 0, "ActRow::quad_pairs has no table for this offset");
     F acc[T][8];  // per token, the eight lane positions' floats
     for (auto& lanes : acc)
       for (F& a : lanes) a = V::ZeroF();
@@ -375,12 +444,8 @@ struct SubBlock16Lanes {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
             if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead, levels1, 4 * l + w);
             for (int t = 0; t < T; ++t) {
-              const int8_t* a = paired[t] + 64 * w + 4 * l;
-              const I products = V::Add16(V::PairsU8(levels0, V::BroadcastWord(a)),
-                                          V::PairsU8(levels1, V::BroadcastWord(a + 32)));
-              const I offsets = V::SetWord(offset_pairs[t][8 * w + l]);
               I& sum = sumi[w % kChains][t];
-              sum = V::AddScaled(sum, V::Add16(products, offsets), scale_pairs[w]);
+              sum = V::AddScaled(sum, PairProducts(levels0, levels1, paired[t], offset_pairs[t], w, l), scale_pairs[w]);
               V::InOrder(sum);
             }
           }
@@ -407,6 +472,7 @@ static_assert(kQ6KPack.unit == sizeof(BlockQ6K) && kQ6KPack.head_offset == offse
 struct Q6KLevels {
   static constexpr const PackFormat& kPack = kQ6KPack;
   static constexpr int kOffsetBits = 5, kScaleWords = 4, kChunksPerPosition = 6;
+  static constexpr bool kOneTokenLoop = false;  // see SubBlock16Lanes::OneTokenLoop
   struct Scales {
     I words[4];  // scale bytes 4w..4w+3 of every row
   };
@@ -444,6 +510,7 @@ static_assert(kQ3KPack.unit == sizeof(BlockQ3K) && kQ3KPack.head_offset == offse
 struct Q3KLevels {
   static constexpr const PackFormat& kPack = kQ3KPack;
   static constexpr int kOffsetBits = 2, kScaleWords = 3, kChunksPerPosition = 3;
+  static constexpr bool kOneTokenLoop = true;
   struct Scales {
     I codes[4];  // byte k of codes[q]: scale code 4q + k
   };

@@ -153,6 +153,7 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
                             {block == 8 ? 200 : block * 2, 17, 3},  // BF16: whole F16 units, a tail of BF16's 16
                             {super ? 768 : 160, 20, 1},  // generation: whole packed tiles, then row-major rows
                             {super ? 512 : 128, 72, 1},  // generation's later chunks: whole tiles from row 32 on
+                            {super ? 256 : 64, 48, 1},  // generation over one-block rows: a one-token loop's only head
                             {super ? 512 : 256, 40, 11}};  // batches over whole tiles of 16 rows (Q4_0's by 8 tokens)
     for (const Shape& sh : shapes) {
       if (!row_fits(type, sh.n_in)) continue;
