@@ -169,7 +169,7 @@ struct Q4KLanes {
       // which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
       const uint8_t* ahead[R];
       if constexpr (T == 1) {
-        const bool past_tile = static_cast<size_t>(b + 1) * kSlot + kStreamPrefetchAhead > tile_bytes;
+        const bool past_tile = static_cast<size_t>(b + 1) * kSlot + kSlotStepAhead > tile_bytes;
         const size_t next = R > 1 && past_tile ? (R - 1) * tile_bytes : 0;
         for (int r = 0; r < R; ++r) ahead[r] = slot[r] + next;
       }

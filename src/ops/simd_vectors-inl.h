@@ -430,8 +430,15 @@ using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
 
-// Step `step` of kSteps's share of the lines of a kSlot-byte slot at `slot`, prefetched kStreamPrefetchAhead on,
-// once `loaded` has been read: a tile that reads its slot in kSteps steps sends its prefetches out among its loads.
+// How far ahead PrefetchSlotStep runs. Zen 5 (AVX-512) wants the lines four pages ahead where one page served the
+// AVX2 machine (kStreamPrefetchAhead, util/stream_prefetch.h; not measurable here since). Against one page, each
+// distance in turn call by call or token by token in one process: whole r1b-Q6_K -t 1 1.11x, 1.13x (16 KiB; 24 KiB
+// 1.14x, 32 KiB 1.09x), -t 2 1.07x, 1.09x; Q6_K streamed 4096x4096 1.19x, 2048x32000 (an output layer) 1.10x at
+// 8 KiB; IQ4_XS 2048x5632 1.13x; Q3_K's loop (SubBlock16Lanes::OneTokenLoop) 2048x5632 1.00x.
+inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetchAhead : 16 * 1024;
+
+// Step `step` of kSteps's share of the lines of a kSlot-byte slot at `slot`, prefetched kSlotStepAhead on, once
+// `loaded` has been read: a tile that reads its slot in kSteps steps sends its prefetches out among its loads.
 // GCC otherwise gathers them all at the slot's start, even when written among the loads, and there they hold back
 // the loads (on the AVX2 machine Q4_K's 36 gathered so read BM_Q4_K_Simd_Dram 0.68x; Q6_K's, gathered before
 // this, 1.34x once spread). Every line the slot touches: a slot of whole lines starts on one (packed tiles are
@@ -443,7 +450,7 @@ inline void PrefetchSlotStep(const uint8_t*& slot, I loaded, int step) {
   asm("" : "+r"(slot) : "v"(loaded));  // the address now waits for the load
   for (int i = 0; i < kPerStep; ++i) {
     const int line = kPerStep * step + i;
-    if (line < kLines) __builtin_prefetch(slot + kStreamPrefetchAhead + 64 * line, 0, 3);
+    if (line < kLines) __builtin_prefetch(slot + kSlotStepAhead + 64 * line, 0, 3);
   }
 }
 
