@@ -337,7 +337,7 @@ struct SubBlock16Lanes {
     return V::Add16(products, V::SetWord(offset_pairs[8 * w + l]));
   }
 
-  // A super-block's head for one token: d_w * d_a and, per part (positions 0-3, 4-7), the four groups pairs' scales.
+  // A super-block's head for one token: d_w * d_a and, per part (positions 0-3, 4-7), the four group pairs' scales.
   struct Head {
     F dd;
     I scale_pairs[2][4];
@@ -357,8 +357,8 @@ struct SubBlock16Lanes {
   // (PrefetchSlotStep): with page starts alone Q6_K read 0.79x, and this tile 0.92x on the 1B model's rows. For
   // Q3_K, against Tile<1>, variants alternated call by call in one process (twenty rounds of ~256 MiB each):
   // streamed 4096x4096 1.19x, 2048x5632 1.21x (-t 2: 1.17x), 2048x2048 1.05x; whole r1b-Q3_K_M, token by token, -t 1
-  // 1.07x and 1.02x (two runs of fifteen rounds), -t 2 1.07x. Q6_K's six-chunk positions read no faster so
-  // (2048x5632 0.98x, 2048x32000 0.94x) and keep Tile<1>.
+  // 1.07x and 1.02x (two runs of fifteen rounds), -t 2 1.07x. Q6_K's six-chunk positions read slower so (2048x5632
+  // 0.98x, 2048x32000 0.94x; with kSlotStepAhead's 16 KiB 0.89x, whole r1b-Q6_K 0.88x) and keep Tile<1>.
   static void OneTokenLoop(const uint8_t* slots, const ActRow& act, int64_t n_blocks, float* y, int rows) {
     constexpr int L = V::kLanes;
     F acc[8];  // the positions' floats, as Tile's
