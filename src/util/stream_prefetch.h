@@ -14,7 +14,9 @@ namespace lowbit {
 inline constexpr size_t kStreamPage = 4096;
 // How far ahead: the next page. Streaming 800 MiB of 4096x4096 weights, each run paired with a probe run, 4 and
 // 8 KiB ahead read alike (Q4_0 0.73-0.90 of the probe, Q6_K 0.64-0.71), 16 KiB and more less (Q4_0 0.69-0.75,
-// Q6_K 0.57-0.60), 2 KiB and less slowed Q4_0 (0.55-0.82).
+// Q6_K 0.57-0.60), 2 KiB and less slowed Q4_0 (0.55-0.82). Again on Zen 5 (2026-12-05), page starts 16-32 KiB
+// ahead against 4, alternated token by token: whole r1b-Q4_0 0.93x, Q4_K_M 0.99x. The tiles that prefetch every line
+// run further ahead on AVX-512 (kSlotStepAhead, ops/simd_vectors-inl.h: Q6_K 1.11-1.19x at 16 KiB).
 inline constexpr size_t kStreamPrefetchAhead = 4 * 1024;
 
 // Prefetches the first line of every 4 KiB page that starts in [begin, end). Addresses need not be mapped:
