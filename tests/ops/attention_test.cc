@@ -15,6 +15,7 @@
 
 #include "core/float_formats.h"
 #include "support/every_call_threaded.h"
+#include "support/plain_softmax.h"
 
 namespace lowbit {
 namespace {
@@ -37,10 +38,7 @@ std::vector<float> plain_attention(const std::vector<float>& q, int64_t n_tokens
         for (int64_t i = 0; i < hd; ++i) acc += qh[i] * k[(kv + i) * s.k_stride + p];
         w[p] = acc * scale;
       }
-      const float mx = *std::max_element(w.begin(), w.end());
-      float sum = 0;
-      for (float& x : w) sum += (x = std::exp(x - mx));
-      for (float& x : w) x /= sum;
+      plain_softmax(w.data(), n_keys);
       if (round_f16) std::transform(w.begin(), w.end(), w.begin(), f16_rounded);
       for (int64_t i = 0; i < hd; ++i) {
         float o = 0;

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "support/plain_softmax.h"
+
 namespace lowbit {
 namespace {
 
@@ -77,6 +79,27 @@ TEST(Elementwise, SoftmaxByHandAndStableForLargeValues) {
   EXPECT_FLOAT_EQ(big[0], 0.5f);
 }
 
+// The lanes' exponentials and the sum in sixteen parts give the header's definition bit for bit on every target,
+// for lengths around the parts and the vector widths (the tails), values spread so the order of the adds shows.
+TEST(Elementwise, SoftmaxGivesTheDefinitionOnEveryTarget) {
+  std::vector<float> x;
+  for (int i = 0; i < 1061; ++i) x.push_back(static_cast<float>((i * 37) % 101) * 0.173f - static_cast<float>(i % 16) * 1.9f);
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t n : {1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 100, 1024, 1061}) {
+      std::vector<float> got(x.begin(), x.begin() + n), want = got;
+      softmax(got.data(), n);
+      plain_softmax(want.data(), n);
+      for (int64_t k = 0; k < n; ++k)
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k])) << n << " values, " << k << " on " << hwy::TargetName(target);
+    }
+    ++targets;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
+}
+
 TEST(Elementwise, SiluAndSwiglu) {
   EXPECT_EQ(silu(0), 0);
   EXPECT_NEAR(silu(1), 1 / (1 + std::exp(-1.0)), 1e-7);
@@ -91,17 +114,17 @@ TEST(Elementwise, SiluAndSwiglu) {
   EXPECT_NEAR(g[1], 0.5 * -2 / (1 + std::exp(2.0)), 1e-6);
 }
 
-// silu_exp within 2 ulp of e^x over the range it computes (checked in double, every 1/64 and near the ends).
-TEST(Elementwise, SiluExpIsWithinTwoUlp) {
+// fixed_exp within 2 ulp of e^x over the range it computes (checked in double, every 1/64 and near the ends).
+TEST(Elementwise, FixedExpIsWithinTwoUlp) {
   for (double x = -87.25; x <= 88.25; x += 1.0 / 64) {
     const double want = std::exp(x);
-    const float got = silu_exp(static_cast<float>(x));
+    const float got = fixed_exp(static_cast<float>(x));
     const double ulp = std::ldexp(1.0, std::ilogb(static_cast<float>(want)) - 23);
     ASSERT_LE(std::fabs(got - want), 2 * ulp) << "x = " << x;
   }
-  EXPECT_EQ(silu_exp(0), 1.0f);
-  EXPECT_EQ(silu_exp(-90), 0.0f);
-  EXPECT_EQ(silu_exp(90), INFINITY);
+  EXPECT_EQ(fixed_exp(0), 1.0f);
+  EXPECT_EQ(fixed_exp(-90), 0.0f);
+  EXPECT_EQ(fixed_exp(90), INFINITY);
 }
 
 // The SIMD lanes give the scalar silu's bits on every target, for gates across the whole float range and the edge
