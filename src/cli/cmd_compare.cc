@@ -153,9 +153,8 @@ Run setup_compare(CLI::App& app) {
       if (p.kld) r.kld_mean = p.kld->kld_mean, r.kld_stderr = p.kld->kld_err, r.top1_percent = p.kld->same_top_pct;
       const auto b = run_bench(model, 64, 32, 2);
       r.pp_tokens_per_s = b[0].mean(), r.tg_tokens_per_s = b[1].mean();
-      // Memory the variant needs to run here: its weights plus the F32 KV cache of this context.
-      const ModelConfig& c = m->config();
-      r.peak_rss_bytes = r.file_bytes + 2.0 * 4.0 * static_cast<double>(c.n_layer * model.n_ctx() * c.n_embd_kv());
+      // Memory the variant needs to run here: its weights plus the engine's KV cache of this context.
+      r.peak_rss_bytes = r.file_bytes + static_cast<double>(model.kv_cache_bytes());
       for (const auto& t : tasks) {
         const auto items = load_mc_task(mc_task_from_name(t.name), t.file, t.limit);
         const McScore s = score_multiple_choice(model, [&](const std::string& x) { return tok.encode(x, false); },

@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "core/float_rows.h"
 #include "model/tensor_layout.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -76,9 +75,7 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelSource> source, const EngineOp
 
   layers_.resize(static_cast<size_t>(config_.n_layer));
   for (int64_t i = 0; i < config_.n_layer; ++i) load_layer(i);
-  const size_t cache = static_cast<size_t>(config_.n_layer * n_ctx_ * config_.n_embd_kv());
-  k_cache_.assign(cache, 0.0f);
-  v_cache_.assign(cache, 0.0f);
+  kv_cache_ = KvCache(config_.n_layer, n_ctx_, config_.n_head_kv, hd, round_);  // F16 with ggml rounding
 }
 
 void LlamaModel::load_layer(int64_t i) {
@@ -124,10 +121,7 @@ void LlamaModel::mm(std::initializer_list<MatmulTarget> targets, const float* x,
 }
 
 void LlamaModel::attention(const Layer&, int64_t layer, const float* q, int64_t n_tokens, int64_t n_past, float* out) {
-  const int64_t kv_dim = config_.n_embd_kv();
-  const AttentionShape shape{config_.n_head, config_.n_head_kv, config_.n_embd_head(), config_.n_embd_q(), kv_dim, n_ctx_};
-  lowbit::attention(q, n_tokens, n_past, k_cache_.data() + layer * n_ctx_ * kv_dim,
-                    v_cache_.data() + layer * n_ctx_ * kv_dim, shape, round_, out, threads_);
+  kv_cache_.attend(layer, q, n_tokens, n_past, config_.n_head, round_, out, threads_);
 }
 
 void LlamaModel::embed(std::span<const int32_t> tokens, float* x) const {
@@ -180,18 +174,7 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
       if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
       rope_rotate(kt + h * hd, hd, cos_sin.data(), c.rope.neox);
     }
-    // With ggml rounding the cache holds F16 values, as llama.cpp's default KV cache type does.
-    // K is kept transposed ([layer][dimension][position], see ops/attention.h), V by position.
-    if (round_) {
-      round_through_f16(kt, kv_dim);
-      round_through_f16(vt, kv_dim);
-    }
-    const size_t at = static_cast<size_t>((il * n_ctx_ + pos) * kv_dim);
-    float* k_layer = k_cache_.data() + il * n_ctx_ * kv_dim;
-    for (int64_t i = 0; i < kv_dim; ++i) {
-      k_layer[i * n_ctx_ + pos] = kt[i];
-      v_cache_[at + static_cast<size_t>(i)] = vt[i];
-    }
+    kv_cache_.store(il, pos, kt, vt);  // in F16 with ggml rounding, as llama.cpp's default KV cache
   });
   attention(l, il, q.data(), n, n_past, att.data());
   mm(l.wo, att.data(), n, proj.data());

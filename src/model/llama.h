@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/model_source.h"
+#include "model/kv_cache.h"
 #include "model/language_model.h"
 #include "ops/matmul.h"
 #include "ops/rope.h"  // llama3_rope_factors, once declared here
@@ -52,6 +53,10 @@ class LlamaModel : public LanguageModel {
   const Tensor& output_tensor() const { return output_; }
   // Bytes of weights read per generated token (every matrix once, plus one embedding row).
   double weight_bytes_per_token() const;
+  // Bytes of the KV cache (F16 with ggml rounding, else F32; model/kv_cache.h), and those a token reads from it
+  // when it attends to n_keys positions.
+  size_t kv_cache_bytes() const { return kv_cache_.bytes(); }
+  double kv_bytes_read(double n_keys) const { return static_cast<double>(kv_cache_.bytes_per_position()) * n_keys; }
 
  private:
   struct Layer;
@@ -69,8 +74,7 @@ class LlamaModel : public LanguageModel {
   std::vector<float> output_norm_;
   std::vector<float> rope_inv_freq_;  // per rotated pair, scaling applied
   std::vector<Layer> layers_;
-  std::vector<float> k_cache_;  // [layer][n_embd_kv][position] (transposed, see ops/attention.h)
-  std::vector<float> v_cache_;  // [layer][position][n_embd_kv]
+  KvCache kv_cache_;
   // forward_layer's intermediates, kept from call to call: grown to the largest batch, never zeroed again.
   struct LayerBuffers {
     std::vector<float> xb, q, k, v, att, proj, gate, up;

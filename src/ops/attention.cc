@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "core/float_formats.h"
 #include "core/float_rows.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -18,25 +20,57 @@ namespace lowbit {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// The cache's values as floats: F32 as they are, F16 (llama.cpp's default cache type) converted exactly, so the
+// sums below see the same floats from either cache.
+template <class D>
+HWY_INLINE hn::Vec<D> LoadCache(D d, const float* p) {
+  return hn::LoadU(d, p);
+}
+template <class D>
+HWY_INLINE hn::Vec<D> LoadCache(D d, const uint16_t* p) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), reinterpret_cast<const hwy::float16_t*>(p)));
+}
+inline float CacheValue(float v) { return v; }
+inline float CacheValue(uint16_t v) { return f16_to_f32(v); }
+// The first n < Lanes(d) values at p, zeros after, reading nothing past them (the last keys so far in a block).
+template <class D, class C>
+HWY_INLINE hn::Vec<D> LoadCacheFirst(D d, const C* p, size_t n) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  // AVX2's and AVX-512's masked loads (Highway's SSE4 MaskedLoad loads the whole vector, which may fault).
+  if constexpr (std::is_same_v<C, float>) return hn::MaskedLoad(hn::FirstN(d, n), d, p);
+#endif
+  C part[64] = {};  // more than the widest vector's lanes
+  std::copy_n(p, n, part);
+  return LoadCache(d, part);
+}
+
 // Query heads that share a KV head are computed kH at a time (a block of up to kHeadBlock), so each key and value
 // vector loaded serves all of them. Within a head nothing changes: every lane's sum runs in the same order.
 constexpr int kHeadBlock = 4;
 
-// acc[h][j] = sum over r < n of a[h][r] * b[r][j] (a rows a_stride apart, b rows b_stride apart, column j the
-// j-th vector of a b row), each summed in order of r from zero (a multiply, then an add: the plain loop's
-// rounding): kH rows of scalars against kV vectors, each vector loaded once for all kH rows, every sum its own
-// add chain (so the adds' latency overlaps).
-// `load(d, p)` reads each vector (LoadU, or a masked load for a row's last keys).
-template <int kH, int kV, class D, class Load>
-HWY_INLINE void RowsTimesVectors(D d, const float* a, int64_t a_stride, const float* b, int64_t b_stride, int64_t n,
-                                 hn::Vec<D> (&acc)[kH][kV], Load load) {
-  const size_t N = hn::Lanes(d);
+// How far ahead of its reads attention asks for the cache's lines. A head's keys and values are forward runs
+// (model/kv_cache.h), each read once per token from memory at long contexts; against none, alternated token by
+// token in one process (r1b-Q4_K_M, 1024 keys, -t 1): 0.5 KiB 1.015x, 1 KiB 1.020x, 4 KiB 1.030-1.034x, 8 KiB
+// 1.041x, 16 KiB 1.038x. Past a head's run the lines are the next head's.
+constexpr size_t kCacheAheadBytes = 8 * 1024;
+
+// acc[h][j] = sum over r < n of a[h][r] * b[r][j] (a rows a_stride apart; vector j of b's row r at
+// b[j] + r * b_stride), each summed in order of r from zero (a multiply, then an add: the plain loop's rounding):
+// kH rows of scalars against kV vectors, each vector loaded once for all kH rows, every sum its own add chain (so
+// the adds' latency overlaps).
+// `load(d, p)` reads each vector (LoadCache, or LoadCacheFirst for a row's last keys).
+template <int kH, int kV, class D, class C, class Load>
+HWY_INLINE void RowsTimesVectors(D d, const float* a, int64_t a_stride, const C* const (&b)[kV], int64_t b_stride,
+                                 int64_t n, hn::Vec<D> (&acc)[kH][kV], Load load) {
   for (auto& row : acc)
     for (auto& x : row) x = hn::Zero(d);
   for (int64_t r = 0; r < n; ++r) {
     hn::Vec<D> column[kV];
 #pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
-    for (int j = 0; j < kV; ++j) column[j] = load(d, b + r * b_stride + j * N);
+    for (int j = 0; j < kV; ++j) {
+      __builtin_prefetch(reinterpret_cast<const char*>(b[j] + r * b_stride) + kCacheAheadBytes);
+      column[j] = load(d, b[j] + r * b_stride);
+    }
 #pragma GCC unroll 4
     for (int h = 0; h < kH; ++h) {
       const auto ahr = hn::Set(d, a[h * a_stride + r]);
@@ -46,62 +80,75 @@ HWY_INLINE void RowsTimesVectors(D d, const float* a, int64_t a_stride, const fl
   }
 }
 
-// scores[h][p] = sum over i of q[h][i] * k[i][p] for p < n (q rows `dim` apart, k rows k_stride apart, score rows
-// s_stride apart), then times the scale: the lanes hold keys, kV vectors of them for kH heads.
-template <int kH, int kV>
-HWY_INLINE void ScoreVectors(const float* q, const float* k, int64_t k_stride, int64_t dim, float scale, float* scores,
-                             int64_t s_stride) {
-  const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
-  hn::Vec<decltype(d)> acc[kH][kV];
-  RowsTimesVectors(d, q, dim, k, k_stride, dim, acc, [](auto dd, const float* p) { return hn::LoadU(dd, p); });
-  for (int h = 0; h < kH; ++h)
-    for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[h][j], hn::Set(d, scale)), d, scores + h * s_stride + j * N);
+// Key p's value in dimension i of a K cache in key blocks (ops/attention.h): block p / kKeyBlock, row i, lane
+// p % kKeyBlock. A vector's keys lie in one block: its lanes divide kKeyBlock.
+static_assert(kKeyBlock % HWY_LANES(float) == 0);
+template <class C>
+HWY_INLINE const C* KeyAt(const C* k, int64_t k_stride, int64_t i, int64_t p) {
+  return k + p / kKeyBlock * k_stride + i * kKeyBlock + p % kKeyBlock;
 }
-template <int kH>
-HWY_INLINE void Scores(const float* q, const float* k, int64_t k_stride, int64_t dim, int64_t n, float scale,
+
+// scores[h][p] = sum over i of q[h][i] * k[i][p] for the kV vectors of keys from p0 (q rows `dim` apart, score
+// rows s_stride apart), then times the scale: the lanes hold keys, kV vectors of them for kH heads.
+template <int kH, int kV, class C>
+HWY_INLINE void ScoreVectors(const float* q, const C* k, int64_t k_stride, int64_t p0, int64_t dim, float scale,
+                             float* scores, int64_t s_stride) {
+  const hn::ScalableTag<float> d;
+  const auto N = static_cast<int64_t>(hn::Lanes(d));
+  const C* keys[kV];
+  for (int j = 0; j < kV; ++j) keys[j] = KeyAt(k, k_stride, 0, p0 + j * N);
+  hn::Vec<decltype(d)> acc[kH][kV];
+  RowsTimesVectors(d, q, dim, keys, kKeyBlock, dim, acc, [](auto dd, const C* p) { return LoadCache(dd, p); });
+  for (int h = 0; h < kH; ++h)
+    for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[h][j], hn::Set(d, scale)), d, scores + h * s_stride + p0 + j * N);
+}
+template <int kH, class C>
+HWY_INLINE void Scores(const float* q, const C* k, int64_t k_stride, int64_t dim, int64_t n, float scale,
                        float* scores, int64_t s_stride) {
   constexpr int kV = kH == 1 ? 4 : 2;
   const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
   int64_t p = 0;
-  for (; p + kV * N <= n; p += kV * N) ScoreVectors<kH, kV>(q, k + p, k_stride, dim, scale, scores + p, s_stride);
-  for (; p + N <= n; p += N) ScoreVectors<kH, 1>(q, k + p, k_stride, dim, scale, scores + p, s_stride);
+  for (; p + kV * N <= n; p += kV * N) ScoreVectors<kH, kV>(q, k, k_stride, p, dim, scale, scores, s_stride);
+  for (; p + N <= n; p += N) ScoreVectors<kH, 1>(q, k, k_stride, p, dim, scale, scores, s_stride);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  // The last keys in part of a vector: AVX2's and AVX-512's masked loads read nothing past them (Highway's SSE4
-  // MaskedLoad loads the whole vector, which may fault).
+  // The last keys in part of a vector.
   if (p < n) {
     const hn::ScalableTag<float> d;
-    const auto valid = hn::FirstN(d, static_cast<size_t>(n - p));
+    const auto rest = static_cast<size_t>(n - p);
+    const C* keys[1] = {KeyAt(k, k_stride, 0, p)};
     hn::Vec<decltype(d)> acc[kH][1];
-    RowsTimesVectors(d, q, dim, k + p, k_stride, dim, acc, [&](auto dd, const float* at) { return hn::MaskedLoad(valid, dd, at); });
-    for (int h = 0; h < kH; ++h) hn::BlendedStore(hn::Mul(acc[h][0], hn::Set(d, scale)), valid, d, scores + h * s_stride + p);
+    RowsTimesVectors(d, q, dim, keys, kKeyBlock, dim, acc, [&](auto dd, const C* at) { return LoadCacheFirst(dd, at, rest); });
+    for (int h = 0; h < kH; ++h) hn::BlendedStore(hn::Mul(acc[h][0], hn::Set(d, scale)), hn::FirstN(d, rest), d, scores + h * s_stride + p);
     return;
   }
 #endif
   for (; p < n; ++p)
     for (int h = 0; h < kH; ++h) {
       float s = 0;
-      for (int64_t i = 0; i < dim; ++i) s += q[h * dim + i] * k[i * k_stride + p];
+      for (int64_t i = 0; i < dim; ++i) s += q[h * dim + i] * CacheValue(*KeyAt(k, k_stride, i, p));
       scores[h * s_stride + p] = s * scale;
     }
 }
 
 // out[h][i] = sum over p < n of w[h][p] * v[p][i] (w rows w_stride apart, v rows v_stride apart, out rows `dim`
 // apart): kV vectors of out for kH heads, kept in registers over the keys.
-template <int kH, int kV>
-HWY_INLINE void WeightedVectors(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t n, float* out,
+template <int kH, int kV, class C>
+HWY_INLINE void WeightedVectors(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
                                 int64_t dim) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
+  const C* values[kV];
+  for (int j = 0; j < kV; ++j) values[j] = v + j * N;
   hn::Vec<decltype(d)> acc[kH][kV];
-  RowsTimesVectors(d, w, w_stride, v, v_stride, n, acc, [](auto dd, const float* p) { return hn::LoadU(dd, p); });
+  RowsTimesVectors(d, w, w_stride, values, v_stride, n, acc, [](auto dd, const C* p) { return LoadCache(dd, p); });
   for (int h = 0; h < kH; ++h)
     for (int j = 0; j < kV; ++j) hn::StoreU(acc[h][j], d, out + h * dim + j * N);
 }
-template <int kH>
-HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t n, float* out,
+template <int kH, class C>
+HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
                             int64_t dim) {
-  constexpr int kV = kH == 1 ? 4 : 2;
+  // AVX-512's 32 registers hold four heads' 64 dimensions (16 sums and 4 values), so each value is read once.
+  constexpr int kV = kH == 1 || HWY_TARGET <= HWY_AVX3 ? 4 : 2;
   const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
   int64_t i = 0;
   for (; i + kV * N <= dim; i += kV * N) WeightedVectors<kH, kV>(w, w_stride, v + i, v_stride, n, out + i, dim);
@@ -109,12 +156,13 @@ HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const float* v, in
   for (; i < dim; ++i)
     for (int h = 0; h < kH; ++h) {
       float o = 0;
-      for (int64_t p = 0; p < n; ++p) o += w[h * w_stride + p] * v[p * v_stride + i];
+      for (int64_t p = 0; p < n; ++p) o += w[h * w_stride + p] * CacheValue(v[p * v_stride + i]);
       out[h * dim + i] = o;
     }
 }
 
-void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
+template <class C>
+void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k_cache, const C* v_cache,
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
   const int64_t hd = s.head_dim, group = s.n_head / s.n_head_kv, n_ctx = n_past + n_tokens;
   const int64_t blocks = (group + kHeadBlock - 1) / kHeadBlock;  // head blocks per KV head
@@ -124,7 +172,7 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
   // work. Each task's arithmetic is the same on any thread.
   const int64_t n_tasks = n_tokens * s.n_head_kv * blocks;
   // A token's heads at a short context are a few microseconds of work, less than a second thread costs: count it
-  // as the keys and values every query head reads (a prompt's tokens have plenty).
+  // as the keys and values every query head reads (a prompt's tokens have plenty), as floats whatever the cache.
   const auto bytes_read = static_cast<size_t>(s.n_head * n_ctx * hd * 2) * sizeof(float);
   const int most = n_tokens == 1 ? threads_for_bytes(bytes_read, threads) : threads;
   parallel_region(static_cast<int>(std::min<int64_t>(most, n_tasks)), [&](int me, int n_threads) {
@@ -136,8 +184,8 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
       const float* qt = q + t * s.q_stride + h0 * hd;
       std::copy(qt, qt + n_heads * hd, qh.begin());  // the block's heads are adjacent in q
       if (round_f16) round_through_f16(qh.data(), n_heads * hd);
-      const float* k = k_cache + kv_head * hd * s.k_stride;
-      const float* v = v_cache + kv_head * hd;
+      const C* k = k_cache + kv_head * s.k_head_stride;
+      const C* v = v_cache + kv_head * s.v_head_stride;
       float* o = out + t * s.q_stride + h0 * hd;
       if (n_heads == kHeadBlock) Scores<kHeadBlock>(qh.data(), k, s.k_stride, hd, n_keys, scale, scores.data(), n_ctx);
       else
@@ -153,6 +201,14 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const floa
     }
   });
 }
+void AttentionF32(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
+                  const AttentionShape& s, bool round_f16, float* out, int threads) {
+  AttentionTasks(q, n_tokens, n_past, k_cache, v_cache, s, round_f16, out, threads);
+}
+void AttentionF16(const float* q, int64_t n_tokens, int64_t n_past, const uint16_t* k_cache, const uint16_t* v_cache,
+                  const AttentionShape& s, float* out, int threads) {
+  AttentionTasks(q, n_tokens, n_past, k_cache, v_cache, s, true, out, threads);
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit
@@ -161,11 +217,16 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace lowbit {
 
-HWY_EXPORT(AttentionTasks);
+HWY_EXPORT(AttentionF32);
+HWY_EXPORT(AttentionF16);
 
 void attention(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
                const AttentionShape& shape, bool round_f16, float* out, int threads) {
-  HWY_DYNAMIC_DISPATCH(AttentionTasks)(q, n_tokens, n_past, k_cache, v_cache, shape, round_f16, out, threads);
+  HWY_DYNAMIC_DISPATCH(AttentionF32)(q, n_tokens, n_past, k_cache, v_cache, shape, round_f16, out, threads);
+}
+void attention(const float* q, int64_t n_tokens, int64_t n_past, const uint16_t* k_cache, const uint16_t* v_cache,
+               const AttentionShape& shape, float* out, int threads) {
+  HWY_DYNAMIC_DISPATCH(AttentionF16)(q, n_tokens, n_past, k_cache, v_cache, shape, out, threads);
 }
 
 }  // namespace lowbit
