@@ -19,7 +19,7 @@ namespace {
 Run setup_bench(CLI::App& app) {
   struct Args {
     std::string model, tokenizer;
-    int64_t n_prompt = 512, n_gen = 128;
+    int64_t n_prompt = 512, n_gen = 128, depth = 0;
     int reps = 5, threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     bool json = false, roofline = false;
   };
@@ -27,6 +27,8 @@ Run setup_bench(CLI::App& app) {
   app.add_option("model", a->model, "model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint")->required();
   app.add_option("-p,--n-prompt", a->n_prompt, "prompt tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   app.add_option("-n,--n-gen", a->n_gen, "generated tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app.add_option("-d,--n-depth", a->depth, "tokens already in the KV cache when each test starts (llama-bench's -d)")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   app.add_option("-r,--repetitions", a->reps, "repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("-t,--threads", a->threads, "threads")->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_flag("--json", a->json, "print JSON");
@@ -36,10 +38,14 @@ Run setup_bench(CLI::App& app) {
   app.add_option("--tokenizer", a->tokenizer, "llama2.c: tokenizer .bin or .model");
   return [a]() {
     std::shared_ptr<const ModelSource> src = open_model(a->model, {a->tokenizer});
-    LlamaModel model(src, {std::max<int64_t>(a->n_prompt + a->n_gen, 16), a->threads});
+    LlamaModel model(src, {std::max<int64_t>(a->depth + a->n_prompt + a->n_gen, 16), a->threads});
     double bytes = 0, params = 0;
     for (const auto& t : src->tensor_infos()) bytes += static_cast<double>(t.n_bytes()), params += static_cast<double>(t.n_elements());
-    const auto tests = run_bench(model, a->n_prompt, a->n_gen, a->reps);
+    const auto tests = run_bench(model, a->n_prompt, a->n_gen, a->reps, nullptr, a->depth);
+    // Each generated token reads every weight and the cache up to its position: at positions depth.., on average
+    // depth + (n_gen + 1) / 2 keys.
+    const double kv_bytes = model.kv_bytes_read(static_cast<double>(a->depth) + static_cast<double>(a->n_gen + 1) / 2);
+    const double bytes_per_token = model.weight_bytes_per_token() + kv_bytes;
     const double rss = peak_rss_bytes();  // before the probe's buffer exists
     // --roofline: generation again, each repetition right after a bandwidth probe, and its fraction of the bound
     // from the pair (the machines here change speed from minute to minute); without generation, the bandwidth alone.
@@ -48,14 +54,14 @@ Run setup_bench(CLI::App& app) {
     if (a->roofline) {
       const BandwidthProbe probe(size_t{1} << 30, a->threads);
       if (a->n_gen > 0) {
-        paired = run_bench(model, 0, a->n_gen, a->reps, &probe).front();
-        reached = roofline_fraction(paired, model.weight_bytes_per_token());
+        paired = run_bench(model, 0, a->n_gen, a->reps, &probe, a->depth).front();
+        reached = roofline_fraction(paired, bytes_per_token);
       } else {
         reached.bandwidth_median = probe.measure(5).bytes_per_s;
       }
     }
     const bool has_pairs = !paired.bandwidth.empty();
-    const double bound = roofline_tokens_per_s(reached.bandwidth_median, model.weight_bytes_per_token());
+    const double bound = roofline_tokens_per_s(reached.bandwidth_median, bytes_per_token);
     if (a->json) {
       nlohmann::ordered_json j;
       j["model"] = a->model;
@@ -68,6 +74,7 @@ Run setup_bench(CLI::App& app) {
       if (a->roofline) {
         j["bandwidth_bytes_per_s"] = reached.bandwidth_median;
         j["weight_bytes_per_token"] = model.weight_bytes_per_token();
+        j["kv_bytes_per_token"] = kv_bytes;
         j["tg_bound_t_s"] = bound;
         if (has_pairs) {
           j["roofline_tg_samples"] = paired.tokens_per_s;
@@ -85,9 +92,9 @@ Run setup_bench(CLI::App& app) {
                  params / 1e6, a->threads, t.name, t.mean(), t.stddev());
     fmt::print("\npeak memory (RSS): {}\n", format_bytes(rss));
     if (a->roofline) {
-      fmt::print("memory bandwidth: {:.2f} GB/s ({} threads{}); weights read per token: {}\n",
+      fmt::print("memory bandwidth: {:.2f} GB/s ({} threads{}); read per token: {} of weights + {} of KV cache\n",
                  reached.bandwidth_median / 1e9, a->threads, has_pairs ? ", median of the probes" : "",
-                 format_bytes(model.weight_bytes_per_token()));
+                 format_bytes(model.weight_bytes_per_token()), format_bytes(kv_bytes));
       fmt::print("generation bound: {:.1f} t/s", bound);
       if (has_pairs)
         fmt::print("; reached {:.1f}% of it ({} {} repetitions, each right after a probe: {:.1f}-{:.1f}%)",

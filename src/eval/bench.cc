@@ -51,8 +51,10 @@ RooflineFraction roofline_fraction(const BenchTest& tg, double bytes_per_token) 
 }
 
 std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps,
-                                 const BandwidthProbe* probe) {
-  check(n_prompt + n_gen <= model.n_ctx(), "bench", "-p {} + -n {} exceed the context of {}", n_prompt, n_gen, model.n_ctx());
+                                 const BandwidthProbe* probe, int64_t depth) {
+  check(depth >= 0, "-d", "depth {} is negative", depth);
+  check(depth + n_prompt + n_gen <= model.n_ctx(), "bench", "-d {} + -p {} + -n {} exceed the context of {}", depth,
+        n_prompt, n_gen, model.n_ctx());
   check(reps >= 1, "-r", "needs at least one repetition");
   const int64_t nv = model.n_vocab();
   auto token = [&](int64_t i) { return static_cast<int32_t>((i * 7919 + 13) % nv); };
@@ -66,21 +68,28 @@ std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t
     const int32_t id = token(0);
     model.eval(std::span<const int32_t>(&id, 1), 0, logits.data(), false);
   }
+  const auto prompt_of = [&](int64_t n, int64_t first) {
+    std::vector<int32_t> prompt(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) prompt[static_cast<size_t>(i)] = token(first + i);
+    return prompt;
+  };
+  // The tests write the cache only at and past `depth`, so the context before it is filled once.
+  if (depth > 0) model.eval(prompt_of(depth, 0), 0, logits.data(), false);
+  const std::string at_depth = depth > 0 ? " @ d" + std::to_string(depth) : "";
   std::vector<BenchTest> out;
   if (n_prompt > 0) {
-    BenchTest t{"pp" + std::to_string(n_prompt), n_prompt, {}};
-    std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
-    for (int64_t i = 0; i < n_prompt; ++i) prompt[static_cast<size_t>(i)] = token(i);
+    BenchTest t{"pp" + std::to_string(n_prompt) + at_depth, n_prompt, {}};
+    const std::vector<int32_t> prompt = prompt_of(n_prompt, depth);
     for (int r = 0; r <= reps; ++r) {  // repetition 0 warms caches and is not counted
       const auto t0 = clock::now();
-      model.eval(prompt, 0, logits.data(), false);
+      model.eval(prompt, depth, logits.data(), false);
       const double s = std::chrono::duration<double>(clock::now() - t0).count();
       if (r > 0) t.tokens_per_s.push_back(static_cast<double>(n_prompt) / s);
     }
     out.push_back(std::move(t));
   }
   if (n_gen > 0) {
-    BenchTest t{"tg" + std::to_string(n_gen), n_gen, {}};
+    BenchTest t{"tg" + std::to_string(n_gen) + at_depth, n_gen, {}};
     for (int r = 0; r <= reps; ++r) {
       // Three passes over the probe's buffer, best of them: ~0.1 s for 1 GiB here.
       if (probe && r > 0) {
@@ -90,8 +99,8 @@ std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t
       }
       const auto t0 = clock::now();
       for (int64_t i = 0; i < n_gen; ++i) {
-        const int32_t id = token(i);
-        model.eval(std::span<const int32_t>(&id, 1), i, logits.data(), false);
+        const int32_t id = token(depth + i);
+        model.eval(std::span<const int32_t>(&id, 1), depth + i, logits.data(), false);
       }
       const double s = std::chrono::duration<double>(clock::now() - t0).count();
       if (r > 0) t.tokens_per_s.push_back(static_cast<double>(n_gen) / s);

@@ -25,9 +25,10 @@ struct BenchTest {
 
 // Runs pp (if n_prompt > 0) and tg (if n_gen > 0), `reps` times each after one warm-up. Token ids are
 // deterministic and spread over the vocabulary. With a probe, each tg repetition is paired with a bandwidth
-// measurement taken just before it.
+// measurement taken just before it. depth > 0: as llama-bench's -d, a prompt of that many tokens fills the KV
+// cache first (not timed) and the tests run at the positions after it ("pp512 @ d1024").
 std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps,
-                                 const BandwidthProbe* probe = nullptr);
+                                 const BandwidthProbe* probe = nullptr, int64_t depth = 0);
 
 // A tg test's place under the bandwidth bound: per repetition, tokens/s over bandwidth / bytes_per_token; the
 // median of the repetitions and their range, the median bandwidth and round trip.

@@ -130,8 +130,11 @@ TEST(Cli, BenchRooflineReportsEachRepetitionAgainstItsProbe) {
   EXPECT_GT(lo, 0.0);
   EXPECT_LE(lo, mid);
   EXPECT_LE(mid, hi);
-  // The bound is bandwidth / weight bytes per token, with the median bandwidth.
-  EXPECT_NEAR(j["tg_bound_t_s"].get<double>(), j["bandwidth_bytes_per_s"].get<double>() / j["weight_bytes_per_token"].get<double>(), 1e-6);
+  // The bound is bandwidth / bytes read per token (the weights, and the F16 KV cache at 2.5 positions on average:
+  // 4 layers x 256 K and V values x 2 bytes each), with the median bandwidth.
+  EXPECT_EQ(j["kv_bytes_per_token"].get<double>(), 2.5 * 4 * 256 * 2 * 2) << r.output;
+  EXPECT_NEAR(j["tg_bound_t_s"].get<double>(), j["bandwidth_bytes_per_s"].get<double>() /
+              (j["weight_bytes_per_token"].get<double>() + j["kv_bytes_per_token"].get<double>()), 1e-6);
   EXPECT_FALSE(j.contains("thread_round_trip_ns_samples")) << "one thread has no other to reach";
 
   // Two threads: where they sit, measured beside each repetition.
@@ -140,6 +143,22 @@ TEST(Cli, BenchRooflineReportsEachRepetitionAgainstItsProbe) {
   const auto trips = nlohmann::json::parse(two.output)["thread_round_trip_ns_samples"];
   ASSERT_EQ(trips.size(), 2u) << two.output;
   for (const auto& ns : trips) EXPECT_GT(ns.get<double>(), 20.0) << two.output;
+}
+
+// -d: the tests run after that many tokens of context, named as llama-bench names them; the roofline counts the cache
+// a token reads there (20 + 2.5 positions on average, 4 KiB each in random:tiny's F16 cache).
+TEST(Cli, BenchAtADepth) {
+  const Result r = run("bench random:tiny -p 8 -n 4 -d 20 -r 1 -t 1 --roofline --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j["tests"].size(), 2u) << r.output;
+  EXPECT_EQ(j["tests"][0]["test"], "pp8 @ d20");
+  EXPECT_EQ(j["tests"][1]["test"], "tg4 @ d20");
+  EXPECT_EQ(j["kv_bytes_per_token"].get<double>(), 22.5 * 4096) << r.output;
+  const Result bad = run("bench random:tiny -d -5");  // a bad flag: CLI11's message, naming it
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_LT(bad.exit_code, 128);
+  EXPECT_NE(bad.output.find("--n-depth: Value -5 not in range"), std::string::npos) << bad.output;
 }
 
 // random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).

@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
+#include "util/error.h"
+
 namespace lowbit {
 namespace {
 
@@ -33,6 +38,40 @@ TEST(Bench, RooflineFractionWithoutProbesIsZero) {
   const RooflineFraction f = roofline_fraction(tg, 1e9);
   EXPECT_EQ(f.median, 0.0);
   EXPECT_EQ(f.bandwidth_median, 0.0);
+}
+
+// A model that only records where each call evaluates: (first position, tokens).
+class RecordingModel : public LanguageModel {
+ public:
+  RecordingModel() { config_.n_vocab = 50; }
+  const ModelConfig& config() const override { return config_; }
+  int64_t n_ctx() const override { return 64; }
+  void eval(std::span<const int32_t> tokens, int64_t n_past, float*, bool) override {
+    calls.emplace_back(n_past, static_cast<int64_t>(tokens.size()));
+  }
+  std::vector<std::pair<int64_t, int64_t>> calls;
+
+ private:
+  ModelConfig config_;
+};
+
+// At a depth, the context before it is filled once (after the warm-up at position 0), then each test runs at the
+// positions after it: a prompt of 3 at 10, generation at 10 and 11, every repetition (and the uncounted first).
+TEST(Bench, AtADepthTheTestsRunAfterTheFilledContext) {
+  RecordingModel m;
+  const std::vector<BenchTest> tests = run_bench(m, 3, 2, 2, nullptr, 10);
+  ASSERT_EQ(tests.size(), 2u);
+  EXPECT_EQ(tests[0].name, "pp3 @ d10");
+  EXPECT_EQ(tests[1].name, "tg2 @ d10");
+  size_t first = 0;  // past the warm-up's single tokens at 0
+  while (first < m.calls.size() && m.calls[first] == std::pair<int64_t, int64_t>{0, 1}) ++first;
+  const std::vector<std::pair<int64_t, int64_t>> want = {{0, 10}, {10, 3}, {10, 3}, {10, 3}, {10, 1}, {11, 1},
+                                                         {10, 1}, {11, 1}, {10, 1}, {11, 1}};
+  const std::vector<std::pair<int64_t, int64_t>> got(m.calls.begin() + static_cast<std::ptrdiff_t>(first), m.calls.end());
+  EXPECT_EQ(got, want);
+  // Without a depth, the names are llama-bench's plain ones; past the context, an error.
+  EXPECT_EQ(run_bench(m, 0, 2, 1).front().name, "tg2");
+  EXPECT_THROW(run_bench(m, 30, 30, 1, nullptr, 10), Error);
 }
 
 }  // namespace
