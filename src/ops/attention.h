@@ -28,9 +28,9 @@ struct AttentionShape {
 
 // q: [n_tokens][q_stride]; KV head g's key p, dimension i at
 // k_cache[g * k_head_stride + (p / kKeyBlock) * k_stride + i * kKeyBlock + p % kKeyBlock], its value at
-// v_cache[g * v_head_stride + p * v_stride + i]; positions up to n_past + n_tokens; out like q. Every score and every output value is summed in sequence (a score over the
-// head's dimensions, an output over the keys), with the vectors across keys resp. dimensions, so the result is
-// the same as the plain loops' on every target.
+// v_cache[g * v_head_stride + p * v_stride + i]; positions up to n_past + n_tokens; out like q. Every score and
+// every output value is summed in sequence (a score over the head's dimensions, an output over the keys), with the
+// vectors across keys resp. dimensions, so the result is the same as the plain loops' on every target.
 // round_f16: round Q and the softmax weights to F16 before their products, as ggml's F16 KV-cache path does.
 void attention(const float* q, int64_t n_tokens, int64_t n_past, const float* k_cache, const float* v_cache,
                const AttentionShape& shape, bool round_f16, float* out, int threads);
