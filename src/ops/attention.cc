@@ -88,10 +88,16 @@ HWY_INLINE const C* KeyAt(const C* k, int64_t k_stride, int64_t i, int64_t p) {
   return k + p / kKeyBlock * k_stride + i * kKeyBlock + p % kKeyBlock;
 }
 
+// The tiles below are functions of their own (HWY_NOINLINE): inlined into AttentionTasks, GCC kept their sums on
+// the stack in that large function (44 adds from memory in the F16 body on AVX-512, 20 in the F32 one, each waiting
+// on the store before it), alone it keeps them in registers. Separate processes alternated, r1b-Q4_K_M -t 1:
+// 1024 keys 1.07x (rounds 1.01-1.24), 2000 keys 1.12x (1.04-1.14), 0 keys 1.00x; -t 2 at 1024 keys 0.98x (0.97-1.03,
+// a phase where two threads read 52 t/s).
+
 // scores[h][p] = sum over i of q[h][i] * k[i][p] for the kV vectors of keys from p0 (q rows `dim` apart, score
 // rows s_stride apart), then times the scale: the lanes hold keys, kV vectors of them for kH heads.
 template <int kH, int kV, class C>
-HWY_INLINE void ScoreVectors(const float* q, const C* k, int64_t k_stride, int64_t p0, int64_t dim, float scale,
+HWY_NOINLINE void ScoreVectors(const float* q, const C* k, int64_t k_stride, int64_t p0, int64_t dim, float scale,
                              float* scores, int64_t s_stride) {
   const hn::ScalableTag<float> d;
   const auto N = static_cast<int64_t>(hn::Lanes(d));
@@ -133,7 +139,7 @@ HWY_INLINE void Scores(const float* q, const C* k, int64_t k_stride, int64_t dim
 // out[h][i] = sum over p < n of w[h][p] * v[p][i] (w rows w_stride apart, v rows v_stride apart, out rows `dim`
 // apart): kV vectors of out for kH heads, kept in registers over the keys.
 template <int kH, int kV, class C>
-HWY_INLINE void WeightedVectors(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
+HWY_NOINLINE void WeightedVectors(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
                                 int64_t dim) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
