@@ -91,8 +91,8 @@ HWY_INLINE const C* KeyAt(const C* k, int64_t k_stride, int64_t i, int64_t p) {
 // The tiles below are functions of their own (HWY_NOINLINE): inlined into AttentionTasks, GCC kept their sums on
 // the stack in that large function (44 adds from memory in the F16 body on AVX-512, 20 in the F32 one, each waiting
 // on the store before it), alone it keeps them in registers. Separate processes alternated, r1b-Q4_K_M -t 1:
-// 1024 keys 1.07x (rounds 1.01-1.24), 2000 keys 1.12x (1.04-1.14), 0 keys 1.00x; -t 2 at 1024 keys 0.98x (0.97-1.03,
-// a phase where two threads read 52 t/s).
+// 1024 keys 1.07x (rounds 1.01-1.24), 2000 keys 1.12x (1.04-1.14), 0 keys 1.00x; -t 2 at 1024 keys 0.98x (0.97-1.03)
+// where two threads read 52 t/s, 1.04x (1.03-1.06) where they read 76-83.
 
 // scores[h][p] = sum over i of q[h][i] * k[i][p] for the kV vectors of keys from p0 (q rows `dim` apart, score
 // rows s_stride apart), then times the scale: the lanes hold keys, kV vectors of them for kH heads.
