@@ -18,7 +18,6 @@ class KvCache {
  public:
   KvCache() = default;
   KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, bool f16);
-  bool f16() const { return f16_; }
   // Position `pos` of `layer`: n_head_kv * head_dim values of k and of v (heads side by side, as the K and V
   // projections give them), rounded to F16 in an F16 cache. Positions are independent, so different threads may
   // store different positions at once.

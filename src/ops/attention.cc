@@ -98,7 +98,7 @@ HWY_INLINE const C* KeyAt(const C* k, int64_t k_stride, int64_t i, int64_t p) {
 // rows s_stride apart), then times the scale: the lanes hold keys, kV vectors of them for kH heads.
 template <int kH, int kV, class C>
 HWY_NOINLINE void ScoreVectors(const float* q, const C* k, int64_t k_stride, int64_t p0, int64_t dim, float scale,
-                             float* scores, int64_t s_stride) {
+                               float* scores, int64_t s_stride) {
   const hn::ScalableTag<float> d;
   const auto N = static_cast<int64_t>(hn::Lanes(d));
   const C* keys[kV];
@@ -140,7 +140,7 @@ HWY_INLINE void Scores(const float* q, const C* k, int64_t k_stride, int64_t dim
 // apart): kV vectors of out for kH heads, kept in registers over the keys.
 template <int kH, int kV, class C>
 HWY_NOINLINE void WeightedVectors(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
-                                int64_t dim) {
+                                  int64_t dim) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const C* values[kV];

@@ -69,9 +69,10 @@ TEST(Bench, AtADepthTheTestsRunAfterTheFilledContext) {
                                                          {10, 1}, {11, 1}, {10, 1}, {11, 1}};
   const std::vector<std::pair<int64_t, int64_t>> got(m.calls.begin() + static_cast<std::ptrdiff_t>(first), m.calls.end());
   EXPECT_EQ(got, want);
-  // Without a depth, the names are llama-bench's plain ones; past the context, an error.
+  // Without a depth, the names are llama-bench's plain ones; past the context or below zero, an error.
   EXPECT_EQ(run_bench(m, 0, 2, 1).front().name, "tg2");
   EXPECT_THROW(run_bench(m, 30, 30, 1, nullptr, 10), Error);
+  EXPECT_THROW(run_bench(m, 1, 1, 1, nullptr, -1), Error);
 }
 
 }  // namespace
