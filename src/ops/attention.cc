@@ -54,16 +54,14 @@ constexpr int kHeadBlock = 4;
 // 1.041x, 16 KiB 1.038x. Past a head's run the lines are the next head's.
 constexpr size_t kCacheAheadBytes = 8 * 1024;
 
-// acc[h][j] = sum over r < n of a[h][r] * b[r][j] (a rows a_stride apart; vector j of b's row r at
-// b[j] + r * b_stride), each summed in order of r from zero (a multiply, then an add: the plain loop's rounding):
-// kH rows of scalars against kV vectors, each vector loaded once for all kH rows, every sum its own add chain (so
-// the adds' latency overlaps).
+// acc[h][j] += sum over r < n of a[h][r] * b[r][j] (a rows a_stride apart; vector j of b's row r at
+// b[j] + r * b_stride), each added in order of r (a multiply, then an add: the plain loop's rounding): kH rows of
+// scalars against kV vectors, each vector loaded once for all kH rows, every sum its own add chain (so the adds'
+// latency overlaps).
 // `load(d, p)` reads each vector (LoadCache, or LoadCacheFirst for a row's last keys).
 template <int kH, int kV, class D, class C, class Load>
 HWY_INLINE void RowsTimesVectors(D d, const float* a, int64_t a_stride, const C* const (&b)[kV], int64_t b_stride,
                                  int64_t n, hn::Vec<D> (&acc)[kH][kV], Load load) {
-  for (auto& row : acc)
-    for (auto& x : row) x = hn::Zero(d);
   for (int64_t r = 0; r < n; ++r) {
     hn::Vec<D> column[kV];
 #pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
@@ -104,6 +102,8 @@ HWY_NOINLINE void ScoreVectors(const float* q, const C* k, int64_t k_stride, int
   const C* keys[kV];
   for (int j = 0; j < kV; ++j) keys[j] = KeyAt(k, k_stride, 0, p0 + j * N);
   hn::Vec<decltype(d)> acc[kH][kV];
+  for (auto& row : acc)
+    for (auto& x : row) x = hn::Zero(d);
   RowsTimesVectors(d, q, dim, keys, kKeyBlock, dim, acc, [](auto dd, const C* p) { return LoadCache(dd, p); });
   for (int h = 0; h < kH; ++h)
     for (int j = 0; j < kV; ++j) hn::StoreU(hn::Mul(acc[h][j], hn::Set(d, scale)), d, scores + h * s_stride + p0 + j * N);
@@ -123,6 +123,7 @@ HWY_INLINE void Scores(const float* q, const C* k, int64_t k_stride, int64_t dim
     const auto rest = static_cast<size_t>(n - p);
     const C* keys[1] = {KeyAt(k, k_stride, 0, p)};
     hn::Vec<decltype(d)> acc[kH][1];
+    for (auto& row : acc) row[0] = hn::Zero(d);
     RowsTimesVectors(d, q, dim, keys, kKeyBlock, dim, acc, [&](auto dd, const C* at) { return LoadCacheFirst(dd, at, rest); });
     for (int h = 0; h < kH; ++h) hn::BlendedStore(hn::Mul(acc[h][0], hn::Set(d, scale)), hn::FirstN(d, rest), d, scores + h * s_stride + p);
     return;
@@ -137,34 +138,62 @@ HWY_INLINE void Scores(const float* q, const C* k, int64_t k_stride, int64_t dim
 }
 
 // out[h][i] = sum over p < n of w[h][p] * v[p][i] (w rows w_stride apart, v rows v_stride apart, out rows `dim`
-// apart): kV vectors of out for kH heads, kept in registers over the keys.
+// apart): kV vectors of out for kH heads, kept in registers over the keys; `first`: the sums start at zero, else
+// they go on from those in out (each still added in order of p).
 template <int kH, int kV, class C>
-HWY_NOINLINE void WeightedVectors(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
-                                  int64_t dim) {
+HWY_NOINLINE void WeightedVectors(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, bool first,
+                                  float* out, int64_t dim) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const C* values[kV];
   for (int j = 0; j < kV; ++j) values[j] = v + j * N;
   hn::Vec<decltype(d)> acc[kH][kV];
+  for (int h = 0; h < kH; ++h)
+    for (int j = 0; j < kV; ++j) acc[h][j] = first ? hn::Zero(d) : hn::LoadU(d, out + h * dim + j * N);
   RowsTimesVectors(d, w, w_stride, values, v_stride, n, acc, [](auto dd, const C* p) { return LoadCache(dd, p); });
   for (int h = 0; h < kH; ++h)
     for (int j = 0; j < kV; ++j) hn::StoreU(acc[h][j], d, out + h * dim + j * N);
 }
+// The values' positions go in chunks of this many bytes, each passed over once per group of kV vectors of
+// dimensions while it stays in L1. Heads of 128 dimensions take two such passes (AVX-512 holds four heads' 64),
+// and over a head's whole run each pass read half of every position's lines from memory.
+constexpr int64_t kValueChunkBytes = 16 * 1024;
 template <int kH, class C>
 HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
                             int64_t dim) {
-  // AVX-512's 32 registers hold four heads' 64 dimensions (16 sums and 4 values), so each value is read once.
+  // AVX-512's 32 registers hold four heads' 64 dimensions (16 sums and 4 values).
   constexpr int kV = kH == 1 || HWY_TARGET <= HWY_AVX3 ? 4 : 2;
   const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
-  int64_t i = 0;
-  for (; i + kV * N <= dim; i += kV * N) WeightedVectors<kH, kV>(w, w_stride, v + i, v_stride, n, out + i, dim);
-  for (; i + N <= dim; i += N) WeightedVectors<kH, 1>(w, w_stride, v + i, v_stride, n, out + i, dim);
-  for (; i < dim; ++i)
+  const int64_t chunk = std::max<int64_t>(1, kValueChunkBytes / static_cast<int64_t>(v_stride * sizeof(C)));
+  const int64_t vector_dims = dim / N * N;
+  for (int64_t p0 = 0; p0 < n; p0 += chunk) {
+    const int64_t m = std::min(chunk, n - p0);
+    const float* wp = w + p0;
+    const C* vp = v + p0 * v_stride;
+    int64_t i = 0;
+    for (; i + kV * N <= dim; i += kV * N) WeightedVectors<kH, kV>(wp, w_stride, vp + i, v_stride, m, p0 == 0, out + i, dim);
+    for (; i < vector_dims; i += N) WeightedVectors<kH, 1>(wp, w_stride, vp + i, v_stride, m, p0 == 0, out + i, dim);
+  }
+  for (int64_t i = vector_dims; i < dim; ++i)
     for (int h = 0; h < kH; ++h) {
       float o = 0;
       for (int64_t p = 0; p < n; ++p) o += w[h * w_stride + p] * CacheValue(v[p * v_stride + i]);
       out[h * dim + i] = o;
     }
+}
+
+// kH query heads that share a KV head (q: their rows, `dim` apart) over n keys: the scores, then each head's
+// softmax (rounded to F16 as ggml rounds the weights, if round_f16), then the weighted sum of the values into out.
+template <int kH, class C>
+HWY_INLINE void HeadBlock(const float* q, const C* k, int64_t k_stride, const C* v, int64_t v_stride, int64_t dim,
+                          int64_t n, float scale, bool round_f16, float* scores, int64_t s_stride, float* out) {
+  Scores<kH>(q, k, k_stride, dim, n, scale, scores, s_stride);
+  for (int h = 0; h < kH; ++h) {
+    float* w = scores + h * s_stride;
+    softmax(w, n);  // the weights
+    if (round_f16) round_through_f16(w, n);
+  }
+  WeightedSum<kH>(scores, s_stride, v, v_stride, n, out, dim);
 }
 
 template <class C>
@@ -193,17 +222,10 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k
       const C* k = k_cache + kv_head * s.k_head_stride;
       const C* v = v_cache + kv_head * s.v_head_stride;
       float* o = out + t * s.q_stride + h0 * hd;
-      if (n_heads == kHeadBlock) Scores<kHeadBlock>(qh.data(), k, s.k_stride, hd, n_keys, scale, scores.data(), n_ctx);
+      if (n_heads == kHeadBlock) HeadBlock<kHeadBlock>(qh.data(), k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(), n_ctx, o);
       else
-        for (int64_t h = 0; h < n_heads; ++h) Scores<1>(qh.data() + h * hd, k, s.k_stride, hd, n_keys, scale, scores.data() + h * n_ctx, n_ctx);
-      for (int64_t h = 0; h < n_heads; ++h) {
-        float* w = scores.data() + h * n_ctx;
-        softmax(w, n_keys);  // the weights
-        if (round_f16) round_through_f16(w, n_keys);
-      }
-      if (n_heads == kHeadBlock) WeightedSum<kHeadBlock>(scores.data(), n_ctx, v, s.v_stride, n_keys, o, hd);
-      else
-        for (int64_t h = 0; h < n_heads; ++h) WeightedSum<1>(scores.data() + h * n_ctx, n_ctx, v, s.v_stride, n_keys, o + h * hd, hd);
+        for (int64_t h = 0; h < n_heads; ++h)
+          HeadBlock<1>(qh.data() + h * hd, k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(), n_ctx, o + h * hd);
     }
   });
 }

@@ -1,7 +1,7 @@
 // Attention against the plain loops its header describes, bit for bit, on every SIMD target: grouped-query heads
-// (groups of 1, 2, 3, 4, 6 and 8, so whole and partial blocks of four heads), head sizes with and without a vector
-// tail, key counts below one vector and past four, with and without the F16 rounding, one and two threads; and
-// over an F16 cache, against the loops over its values.
+// (groups of 1, 2, 3, 4, 6, 8 and 16, so whole and partial blocks of four heads and blocks of eight), head sizes
+// with and without a vector tail, key counts below one vector, past four and past several chunks of values, with
+// and without the F16 rounding, one and two threads; and over an F16 cache, against the loops over its values.
 #include "ops/attention.h"
 
 #include <gtest/gtest.h>
@@ -58,7 +58,8 @@ TEST(Attention, EqualsThePlainLoopsOnEveryTarget) {
   };
   int cases = 0;
   for (const Case& c : {Case{4, 2, 64, 0, 7}, Case{4, 4, 40, 70, 3}, Case{6, 2, 24, 3, 1}, Case{2, 1, 128, 200, 2},
-                      Case{8, 2, 64, 37, 5}, Case{32, 4, 64, 90, 3}, Case{12, 2, 40, 20, 2}, Case{4, 2, 64, 33, 4}}) {
+                      Case{8, 2, 64, 37, 5}, Case{32, 4, 64, 90, 3}, Case{12, 2, 40, 20, 2}, Case{4, 2, 64, 33, 4},
+                      Case{16, 1, 64, 300, 2}, Case{16, 2, 72, 250, 1}}) {
     // The cache's last key block ends the buffer, so a read past a block's keys would show under a sanitizer.
     const int64_t n_ctx = c.n_past + c.n_tokens + 5, hd = c.head_dim, kv_dim = c.n_head_kv * hd;
     const int64_t blocks = (n_ctx + kKeyBlock - 1) / kKeyBlock;
