@@ -171,8 +171,10 @@ HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const C* v, int64_
     const float* wp = w + p0;
     const C* vp = v + p0 * v_stride;
     int64_t i = 0;
-    for (; i + kV * N <= dim; i += kV * N) WeightedVectors<kH, kV>(wp, w_stride, vp + i, v_stride, m, p0 == 0, out + i, dim);
-    for (; i < vector_dims; i += N) WeightedVectors<kH, 1>(wp, w_stride, vp + i, v_stride, m, p0 == 0, out + i, dim);
+    const bool first = p0 == 0;
+    for (; i + kV * N <= dim; i += kV * N)
+      WeightedVectors<kH, kV>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
+    for (; i < vector_dims; i += N) WeightedVectors<kH, 1>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
   }
   for (int64_t i = vector_dims; i < dim; ++i)
     for (int h = 0; h < kH; ++h) {
@@ -222,10 +224,14 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k
       const C* k = k_cache + kv_head * s.k_head_stride;
       const C* v = v_cache + kv_head * s.v_head_stride;
       float* o = out + t * s.q_stride + h0 * hd;
-      if (n_heads == kHeadBlock) HeadBlock<kHeadBlock>(qh.data(), k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(), n_ctx, o);
-      else
+      if (n_heads == kHeadBlock) {
+        HeadBlock<kHeadBlock>(qh.data(), k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(),
+                              n_ctx, o);
+      } else {
         for (int64_t h = 0; h < n_heads; ++h)
-          HeadBlock<1>(qh.data() + h * hd, k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(), n_ctx, o + h * hd);
+          HeadBlock<1>(qh.data() + h * hd, k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(),
+                       n_ctx, o + h * hd);
+      }
     }
   });
 }
