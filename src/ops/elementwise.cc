@@ -103,7 +103,8 @@ void Softmax(float* x, int64_t n, bool round_f16) {
   for (; i + static_cast<int64_t>(lanes) <= n; i += static_cast<int64_t>(lanes)) {
     auto w = hn::Div(hn::LoadU(df, x + i), s);
     if (round_f16) {
-      const auto quiet_nan = hn::BitCast(df, hn::Or(hn::And(hn::BitCast(du, w), hn::Set(du, 0x80000000u)), hn::Set(du, 0x7fc00000u)));
+      const auto sign = hn::And(hn::BitCast(du, w), hn::Set(du, 0x80000000u));
+      const auto quiet_nan = hn::BitCast(df, hn::Or(sign, hn::Set(du, 0x7fc00000u)));
       w = hn::IfThenElse(hn::IsNaN(w), quiet_nan, hn::PromoteTo(df, hn::DemoteTo(dh, w)));
     }
     hn::StoreU(w, df, x + i);
