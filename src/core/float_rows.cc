@@ -5,7 +5,6 @@
 #include <hwy/highway.h>
 
 #include <cmath>
-#include <vector>
 
 #include "core/float_formats.h"
 #include "core/float_rows.h"
@@ -80,6 +79,19 @@ void F32ToBF16Row(const float* src, uint16_t* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
+// Both conversions of F32ToF16Row and F16ToF32Row in one pass, in place (F16C as there; SSE4 the scalar ones).
+void RoundThroughF16(float* v, int64_t n) {
+  int64_t i = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int64_t step = static_cast<int64_t>(hn::Lanes(df));
+  for (; i + step <= n; i += step)
+    hn::StoreU(CanonicalNaNs(df, hn::PromoteTo(df, hn::DemoteTo(dh, hn::LoadU(df, v + i)))), df, v + i);
+#endif
+  for (; i < n; ++i) v[i] = f16_to_f32(f32_to_f16(v[i]));
+}
+
 int64_t FirstNonFinite(const float* values, int64_t n) {
   const hn::ScalableTag<float> df;
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
@@ -104,6 +116,7 @@ HWY_EXPORT(F16ToF32Row);
 HWY_EXPORT(BF16ToF32Row);
 HWY_EXPORT(F32ToF16Row);
 HWY_EXPORT(F32ToBF16Row);
+HWY_EXPORT(RoundThroughF16);
 HWY_EXPORT(FirstNonFinite);
 
 void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F16ToF32Row)(src, dst, n); }
@@ -112,12 +125,7 @@ void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n) { HWY_DYNAMIC_DI
 void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(F32ToBF16Row)(src, dst, n); }
 int64_t first_non_finite(const float* values, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFinite)(values, n); }
 
-void round_through_f16(float* v, int64_t n) {
-  thread_local std::vector<uint16_t> halves;
-  halves.resize(static_cast<size_t>(n));
-  f32_to_f16_row(v, halves.data(), n);
-  f16_to_f32_row(halves.data(), v, n);
-}
+void round_through_f16(float* v, int64_t n) { HWY_DYNAMIC_DISPATCH(RoundThroughF16)(v, n); }
 
 }  // namespace lowbit
 #endif  // HWY_ONCE

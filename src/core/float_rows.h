@@ -17,8 +17,8 @@ void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n);
 // And to BF16, bit-identical to f32_to_bf16 (round to nearest even, NaN quieted keeping its top bits): the BF16
 // activations of every BF16 matmul.
 void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n);
-// v[0..n) rounded to F16 and back, in place (the two row conversions above): llama.cpp's F16 KV cache and
-// attention weights.
+// v[0..n) rounded to F16 and back, in place, in one pass (the bits of the two row conversions above): llama.cpp's
+// F16 attention rounds Q and the softmax weights so.
 void round_through_f16(float* v, int64_t n);
 
 // Index of the first NaN or Inf in values[0..n), or -1 if every value is finite.

@@ -190,7 +190,11 @@ template <int kH, class C>
 HWY_INLINE void HeadBlock(const float* q, const C* k, int64_t k_stride, const C* v, int64_t v_stride, int64_t dim,
                           int64_t n, float scale, bool round_f16, float* scores, int64_t s_stride, float* out) {
   Scores<kH>(q, k, k_stride, dim, n, scale, scores, s_stride);
-  for (int h = 0; h < kH; ++h) softmax(scores + h * s_stride, n, round_f16);  // the weights
+  for (int h = 0; h < kH; ++h) {
+    float* w = scores + h * s_stride;
+    softmax(w, n);  // the weights
+    if (round_f16) round_through_f16(w, n);
+  }
   WeightedSum<kH>(scores, s_stride, v, v_stride, n, out, dim);
 }
 

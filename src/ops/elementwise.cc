@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/float_formats.h"
 #include "ops/elementwise.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -58,7 +57,7 @@ void Swiglu(float* gate, const float* up, int64_t n) {
 // AVX2). Plainly (std::exp, one chain of adds) attention's softmax took 14 % of an r1b-Q4_K_M token at 1024 keys
 // (perf, -t 1); against that, alternated token by token in one process: 1.04x at 256 keys, 1.14x at 1024, 1.20x at
 // 2000 (-t 1), 1.10x at 1024 (-t 2).
-void Softmax(float* x, int64_t n, bool round_f16) {
+void Softmax(float* x, int64_t n) {
   constexpr int64_t kParts = 16;
   float part[kParts] = {};
   float mx = -INFINITY;
@@ -94,23 +93,12 @@ void Softmax(float* x, int64_t n, bool round_f16) {
     for (int64_t k = 0; k < half; ++k) part[k] += part[k + half];
   const float sum = part[0];
   i = 0;
-  // Rounded to F16 in the same pass when asked: the bits of f16_to_f32(f32_to_f16(w)), a NaN the quiet one of its
-  // sign as the scalar converters give it (F16C's keep payload bits).
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   const auto s = hn::Set(df, sum);
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-  const hn::RebindToUnsigned<decltype(df)> du;
-  for (; i + static_cast<int64_t>(lanes) <= n; i += static_cast<int64_t>(lanes)) {
-    auto w = hn::Div(hn::LoadU(df, x + i), s);
-    if (round_f16) {
-      const auto sign = hn::And(hn::BitCast(du, w), hn::Set(du, 0x80000000u));
-      const auto quiet_nan = hn::BitCast(df, hn::Or(sign, hn::Set(du, 0x7fc00000u)));
-      w = hn::IfThenElse(hn::IsNaN(w), quiet_nan, hn::PromoteTo(df, hn::DemoteTo(dh, w)));
-    }
-    hn::StoreU(w, df, x + i);
-  }
+  for (; i + static_cast<int64_t>(lanes) <= n; i += static_cast<int64_t>(lanes))
+    hn::StoreU(hn::Div(hn::LoadU(df, x + i), s), df, x + i);
 #endif
-  for (; i < n; ++i) x[i] = round_f16 ? f16_to_f32(f32_to_f16(x[i] / sum)) : x[i] / sum;
+  for (; i < n; ++i) x[i] /= sum;
 }
 
 // rms_norm's sum of squares: part[k] sums x[i]^2 for i = k mod 8 below n rounded down to 8 (the double products
@@ -173,7 +161,7 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) 
 
 double sum_of_squares(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumOfSquares)(x, n); }
 
-void softmax(float* x, int64_t n, bool round_f16) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n, round_f16); }
+void softmax(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 
 void swiglu(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(Swiglu)(gate, up, n); }
 

@@ -16,9 +16,7 @@ double sum_of_squares(const float* x, int64_t n);
 // In place, n > 0: e_i = fixed_exp(x_i - max), their sum in 16 parts (part k adds e_i for i = k mod 16 below n
 // rounded down to 16, in order of i, the rest go to part 0; then parts k and k + 8 are added, k and k + 4, k and
 // k + 2, k and k + 1), and x_i = e_i / sum: the same bits on every target, as vectors of 16 or 8 lanes or plainly.
-// round_f16: each x_i then rounded to F16 and back (f16_to_f32(f32_to_f16(x_i))), in the same pass: the weights
-// ggml's F16 KV-cache path multiplies the values by.
-void softmax(float* x, int64_t n, bool round_f16 = false);
+void softmax(float* x, int64_t n);
 
 // e^x within 2 ulp for SiLU and softmax: x clamped to [-87.3, 88.3] (0 below, +Inf above, NaN kept), then
 // x = n ln2 + r with n = round(x / ln2) and ln2 in two parts, e^r by a degree-7 polynomial (Cephes' expf

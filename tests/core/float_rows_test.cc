@@ -82,17 +82,23 @@ TEST(FloatRows, F32ToF16AndBF16RowsMatchTheScalarEncodersBitForBit) {
   EXPECT_EQ(f32_to_bf16(std::bit_cast<float>(0xFF800001u)), 0xFFC0);  // a signalling NaN made quiet, sign kept
 }
 
-// round_through_f16 is the scalar round trip, value by value, for ties, subnormals, overflow and NaN, and touches
-// nothing past n.
+// round_through_f16 is the scalar round trip, value by value, for ties, subnormals, overflow and NaN (one with a
+// payload, which F16C's conversions keep), on every target, and touches nothing past n.
 TEST(FloatRows, RoundThroughF16IsTheScalarRoundTrip) {
-  std::vector<float> in = {0.0f, -0.0f, 1.0f / 3, 65504.0f, 65520.0f, -70000.0f, 1e-8f, -3e-5f, INFINITY, NAN};
+  std::vector<float> in = {0.0f, -0.0f, 1.0f / 3, 65504.0f, 65520.0f, -70000.0f, 1e-8f, -3e-5f, INFINITY, NAN,
+                           std::bit_cast<float>(0xFFC12345u)};
   for (int k = 0; k < 40; ++k) in.push_back(1.0f + std::ldexp(static_cast<float>(k) + 0.5f, -10));
-  std::vector<float> v = in;
-  v.push_back(123.456f);
-  round_through_f16(v.data(), static_cast<int64_t>(in.size()));
-  for (size_t i = 0; i < in.size(); ++i)
-    EXPECT_EQ(std::bit_cast<uint32_t>(v[i]), std::bit_cast<uint32_t>(f16_to_f32(f32_to_f16(in[i])))) << in[i];
-  EXPECT_EQ(v.back(), 123.456f);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    std::vector<float> v = in;
+    v.push_back(123.456f);
+    round_through_f16(v.data(), static_cast<int64_t>(in.size()));
+    for (size_t i = 0; i < in.size(); ++i)
+      EXPECT_EQ(std::bit_cast<uint32_t>(v[i]), std::bit_cast<uint32_t>(f16_to_f32(f32_to_f16(in[i]))))
+          << in[i] << " on " << hwy::TargetName(target);
+    EXPECT_EQ(v.back(), 123.456f);
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 // Lengths that leave a tail after the vector loop, from unaligned starts; nothing past n is written.

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/float_formats.h"
 #include "support/plain_softmax.h"
 
 namespace lowbit {
@@ -81,8 +80,7 @@ TEST(Elementwise, SoftmaxByHandAndStableForLargeValues) {
 }
 
 // The lanes' exponentials and the sum in sixteen parts give the header's definition bit for bit on every target,
-// for lengths around the parts and the vector widths (the tails), values spread so the order of the adds shows;
-// rounded to F16, the scalar converters' bits, the spread reaching F16's subnormals and zero.
+// for lengths around the parts and the vector widths (the tails), values spread so the order of the adds shows.
 TEST(Elementwise, SoftmaxGivesTheDefinitionOnEveryTarget) {
   std::vector<float> x;
   for (int i = 0; i < 1061; ++i) x.push_back(static_cast<float>((i * 37) % 101) * 0.173f - static_cast<float>(i % 16) * 1.9f);
@@ -95,11 +93,6 @@ TEST(Elementwise, SoftmaxGivesTheDefinitionOnEveryTarget) {
       plain_softmax(want.data(), n);
       for (int64_t k = 0; k < n; ++k)
         ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k])) << n << " values, " << k << " on " << hwy::TargetName(target);
-      std::vector<float> rounded(x.begin(), x.begin() + n);
-      softmax(rounded.data(), n, /*round_f16=*/true);
-      for (int64_t k = 0; k < n; ++k)
-        ASSERT_EQ(std::bit_cast<uint32_t>(rounded[k]), std::bit_cast<uint32_t>(f16_to_f32(f32_to_f16(want[k]))))
-            << n << " values rounded, " << k << " on " << hwy::TargetName(target);
     }
     ++targets;
   }
