@@ -736,10 +736,10 @@ struct IQ4XSLanes {
           acc[t][c + 4] = V::Fma(dd[t], V::Cvt(high_sum[t]), acc[t][c + 4]);
         }
       };
-      // Generation on AVX-512 takes the positions in a loop, not unrolled (as Q4KLanes its sub-block pairs): the
-      // same bits, and whole r1b-IQ4_XS token by token, alternated with the unrolled loop in one process (/tmp/ab's
-      // ab, four runs of 21 rounds, both orders): -t 1 1.10-1.18x, -t 2 1.13-1.17x; streamed 2048x5632 alone only
-      // 1.03x and in L3 1.00x. The unrolled tile's 32 chunks are ~500 instructions a super-block against ~130.
+      // Generation on AVX-512 takes the positions in a loop, not unrolled (as Q4KLanes its sub-block pairs), with
+      // the same bits. Whole r1b-IQ4_XS token by token against the unrolled loop, processes alternated (seven rounds
+      // each): -t 1 1.11-1.16x (four pairs), -t 2 1.06-1.13x (three); streamed 2048x5632 alone only 1.03x, and in
+      // L3 1.00x. Unrolled, a super-block's 32 chunks were ~500 instructions; rolled, ~130 a position pair.
       if constexpr (T == 1 && HWY_TARGET != HWY_AVX2) {
   #pragma GCC unroll 1
         for (int c = 0; c < 4; ++c) positions(c);
