@@ -737,9 +737,11 @@ struct IQ4XSLanes {
         }
       };
       // Generation on AVX-512 takes the positions in a loop, not unrolled (as Q4KLanes its sub-block pairs), with
-      // the same bits. Whole r1b-IQ4_XS token by token against the unrolled loop, processes alternated (seven rounds
-      // each): -t 1 1.11-1.16x (four pairs), -t 2 1.06-1.13x (three); streamed 2048x5632 alone only 1.03x, and in
-      // L3 1.00x. Unrolled, a super-block's 32 chunks were ~500 instructions; rolled, ~130 a position pair.
+      // the same bits. Whole r1b-IQ4_XS token by token against the unrolled loop, both tiles built and picked per
+      // call at dispatch in one process (21 rounds, both orders): -t 1 1.20x and 1.21x, -t 2 1.07x and 1.04x
+      // (processes alternated: 1.11-1.16x, 1.06-1.13x); streamed 2048x5632 alone only 1.03x, and in L3 1.00x.
+      // Unrolled, a super-block's 32 chunks were ~500 instructions; rolled, ~130 a position pair. (Rolling Q2_K's
+      // halves or Q6_K's parts the same way measured 1.00x.)
       if constexpr (T == 1 && HWY_TARGET != HWY_AVX2) {
   #pragma GCC unroll 1
         for (int c = 0; c < 4; ++c) positions(c);
