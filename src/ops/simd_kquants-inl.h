@@ -353,9 +353,11 @@ struct SubBlock16Lanes {
 
   // One token on AVX-512 (D::kOneTokenLoop): the eight positions in a loop, not unrolled, and each super-block's head
   // read at the end of the one before. Unrolled, GCC hoists the positions' loads and decodes and spills them (Q3_K:
-  // 660 instructions and 86 stack references a super-block; here 331 and 17). Every line is still prefetched
-  // (PrefetchSlotStep): with page starts alone Q6_K read 0.79x, and this tile 0.92x on the 1B model's rows. For
-  // Q3_K, against Tile<1>, variants alternated call by call in one process (twenty rounds of ~256 MiB each):
+  // 660 instructions and 86 stack references a super-block; here 331 and 17). Only each page's start is opened
+  // ahead (PrefetchTileAhead), not every line (PrefetchSlotStep): whole r1b-Q3_K_M token by token, both tiles built
+  // and picked per call at dispatch in one process (21 rounds, both orders), -t 1 1.06x and 1.07x, -t 2 1.05x and
+  // 1.05x. (Measured before with a run-time switch inside the loop, page starts had read 0.92x.) For Q3_K, against
+  // Tile<1>, variants alternated call by call in one process (twenty rounds of ~256 MiB each):
   // streamed 4096x4096 1.19x, 2048x5632 1.21x (-t 2: 1.17x), 2048x2048 1.05x; whole r1b-Q3_K_M, token by token, -t 1
   // 1.07x and 1.02x (two runs of fifteen rounds), -t 2 1.07x. Q6_K's six-chunk positions read slower so (2048x5632
   // 0.98x, 2048x32000 0.94x; with kSlotStepAhead's 16 KiB 0.89x, whole r1b-Q6_K 0.88x) and keep Tile<1>.
@@ -367,7 +369,7 @@ struct SubBlock16Lanes {
     Head head = ReadHead(slot_at(0), act, 0);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* q = slot_at(b) + 2 * L + 4 * L * D::kScaleWords;
-      const uint8_t* ahead = slot_at(b);
+      PrefetchTileAhead<kSlot>(slot_at(b));
       const int8_t* paired = act.paired_qs + 256 * b;
       const int32_t* offset_pairs = act.quad_pairs + kQuadPairsWords * b + kOffsetTable;
       // The parts unrolled, so each group pair's scales are the head's constant member.
@@ -380,7 +382,6 @@ struct SubBlock16Lanes {
 #pragma GCC unroll 4
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
-            PrefetchSlotStep<kSlot, 32>(ahead, levels1, 4 * l + w);
             sumi[w % 2] = V::AddScaled(sumi[w % 2], PairProducts(levels0, levels1, paired, offset_pairs, w, l),
                                        head.scale_pairs[part][w]);
             V::InOrder(sumi[w % 2]);
