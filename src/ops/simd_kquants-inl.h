@@ -360,7 +360,8 @@ struct SubBlock16Lanes {
   // Tile<1>, variants alternated call by call in one process (twenty rounds of ~256 MiB each):
   // streamed 4096x4096 1.19x, 2048x5632 1.21x (-t 2: 1.17x), 2048x2048 1.05x; whole r1b-Q3_K_M, token by token, -t 1
   // 1.07x and 1.02x (two runs of fifteen rounds), -t 2 1.07x. Q6_K's six-chunk positions read slower so (2048x5632
-  // 0.98x, 2048x32000 0.94x; with kSlotStepAhead's 16 KiB 0.89x, whole r1b-Q6_K 0.88x) and keep Tile<1>.
+  // 0.98x, 2048x32000 0.94x; with kSlotStepAhead's 16 KiB 0.89x, whole r1b-Q6_K 0.88x, and again 0.93-0.95x picked
+  // at dispatch on 2026-12-06) and keep Tile<1>.
   static void OneTokenLoop(const uint8_t* slots, const ActRow& act, int64_t n_blocks, float* y, int rows) {
     constexpr int L = V::kLanes;
     F acc[8];  // the positions' floats, as Tile's
@@ -711,11 +712,16 @@ struct IQ4XSLanes {
     F acc[T][8];  // per token, the eight lane positions' floats
     for (auto& lanes : acc)
       for (F& a : lanes) a = V::ZeroF();
-    // Generation on AVX-512 reads each super-block's head (d, scales) at the end of the one before, as
-    // SubBlock16Lanes::OneTokenLoop, so no chunk's multiply-add waits on a head line just loaded. Whole r1b-IQ4_XS
-    // token by token, both tiles built and picked per call at dispatch in one process (21 rounds, both orders):
-    // -t 1 1.085x and 1.07x, -t 2 1.06x and 1.06x. (With only each page's start prefetched it read 0.69-0.76x.)
-    constexpr bool kHeadAhead = T == 1 && HWY_TARGET != HWY_AVX2;
+    // Generation on AVX-512 takes each super-block's positions in a loop, not unrolled (as Q4KLanes its sub-block
+    // pairs), and reads its head (d, scales) at the end of the one before (as SubBlock16Lanes::OneTokenLoop), so
+    // no chunk's multiply-add waits on a head line just loaded. The same bits. Whole r1b-IQ4_XS token by token, each
+    // step against the tile before it, both built and picked per call at dispatch in one process (21 rounds, both
+    // orders): the rolled loop -t 1 1.20x and 1.21x, -t 2 1.07x and 1.04x (processes alternated: 1.11-1.16x,
+    // 1.06-1.13x; streamed 2048x5632 alone only 1.03x, in L3 1.00x); the head ahead -t 1 1.085x and 1.07x, -t 2
+    // 1.06x and 1.06x. Unrolled, a super-block's 32 chunks were ~500 instructions; rolled, ~130 a position pair.
+    // With only each page's start prefetched, not every line, it read 0.69-0.76x. (Rolling Q2_K's halves or Q6_K's
+    // parts the same way measured 1.00x.)
+    constexpr bool kOneTokenShape = T == 1 && HWY_TARGET != HWY_AVX2;
     const auto read_head = [&](const uint8_t* slot, F& d, I (&scale)[8]) HWY_ATTR {
       const I head = V::LoadLanes(slot);  // d | scales_h << 16
       d = V::LowHalvesF(head);
@@ -723,10 +729,10 @@ struct IQ4XSLanes {
     };
     F d;
     I scale[8];
-    if constexpr (kHeadAhead) read_head(slots, d, scale);
+    if constexpr (kOneTokenShape) read_head(slots, d, scale);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (!kHeadAhead) read_head(slot, d, scale);
+      if constexpr (!kOneTokenShape) read_head(slot, d, scale);
       const BlockQ8K* a[T];
       F dd[T];
       for (int t = 0; t < T; ++t) {
@@ -756,20 +762,14 @@ struct IQ4XSLanes {
           acc[t][c + 4] = V::Fma(dd[t], V::Cvt(high_sum[t]), acc[t][c + 4]);
         }
       };
-      // Generation on AVX-512 takes the positions in a loop, not unrolled (as Q4KLanes its sub-block pairs), with
-      // the same bits. Whole r1b-IQ4_XS token by token against the unrolled loop, both tiles built and picked per
-      // call at dispatch in one process (21 rounds, both orders): -t 1 1.20x and 1.21x, -t 2 1.07x and 1.04x
-      // (processes alternated: 1.11-1.16x, 1.06-1.13x); streamed 2048x5632 alone only 1.03x, and in L3 1.00x.
-      // Unrolled, a super-block's 32 chunks were ~500 instructions; rolled, ~130 a position pair. (Rolling Q2_K's
-      // halves or Q6_K's parts the same way measured 1.00x.)
-      if constexpr (T == 1 && HWY_TARGET != HWY_AVX2) {
+      if constexpr (kOneTokenShape) {
   #pragma GCC unroll 1
         for (int c = 0; c < 4; ++c) positions(c);
       } else {
   #pragma GCC unroll 4
         for (int c = 0; c < 4; ++c) positions(c);
       }
-      if constexpr (kHeadAhead)
+      if constexpr (kOneTokenShape)
         if (b + 1 < n_blocks) read_head(slot + kSlot, d, scale);
     }
     F sums[T];
