@@ -63,6 +63,20 @@ HWY_INLINE void RunHeadBehind(int64_t n_blocks, const Chunks& chunks, const Tail
   }
 }
 
+// body(i) for i = 0..3: in a loop left rolled (kRolled), or unrolled, where each i is a constant. A one-token
+// tile on AVX-512 rolls its loop over a super-block's parts so Zen 5's prefetchers follow its stream (Q4KLanes,
+// IQ4XSLanes); the others unroll it so a scale byte is picked by a constant pattern.
+template <bool kRolled, class Body>
+HWY_INLINE void ForFour(const Body& body) {
+  if constexpr (kRolled) {
+#pragma GCC unroll 1
+    for (int i = 0; i < 4; ++i) body(i);
+  } else {
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) body(i);
+  }
+}
+
 // ---- the repacked K-quants' row lanes (Q4_K, Q2_K) ----
 // Eight int16 x0..x7 as the pairs (x0, x2), (x1, x3), (x4, x6), (x5, x7), each in every lane: the pairs the mins'
 // lane words meet.
@@ -206,14 +220,7 @@ struct Q4KLanes {
           }
         }
       };
-      if constexpr (kScalesLast) {
-  #pragma GCC unroll 1
-        for (int g = 0; g < 4; ++g) sub_block_pair(g);
-      } else {
-        // Unrolled, so each sub-block's scale byte is picked by a constant pattern.
-  #pragma GCC unroll 4
-        for (int g = 0; g < 4; ++g) sub_block_pair(g);
-      }
+      ForFour<kScalesLast>(sub_block_pair);
       for (int r = 0; r < R; ++r) {
         F d, dmin;
         V::LanesHalfPairF(slot[r], d, dmin);
@@ -762,13 +769,7 @@ struct IQ4XSLanes {
           acc[t][c + 4] = V::Fma(dd[t], V::Cvt(high_sum[t]), acc[t][c + 4]);
         }
       };
-      if constexpr (kOneTokenShape) {
-  #pragma GCC unroll 1
-        for (int c = 0; c < 4; ++c) positions(c);
-      } else {
-  #pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) positions(c);
-      }
+      ForFour<kOneTokenShape>(positions);
       if constexpr (kOneTokenShape)
         if (b + 1 < n_blocks) read_head(slot + kSlot, d, scale);
     }
