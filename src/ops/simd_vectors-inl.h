@@ -91,11 +91,11 @@ static_assert(Iq4nlSignsByBit3());
 // Generation's prefetch ahead of a tile's stream (util/stream_prefetch.h), by target, as measured on each kind of
 // machine here, for the tiles that prefetch a slot at its start. Zen 5 (AVX-512) reads the 32-value types, Q2_K,
 // F16/BF16 and Q3_K's, Q4_K's and Q5_K's one-token tiles (their loops shaped for it: OneTokenLoop, Q4KLanes,
-// RunHeadBehind) fastest with only each page's first line opened ahead (Q6_K and IQ4_XS spread every line over
-// their loads, PrefetchSlotStep below, as Q2_K does on AVX2); the AVX2-only machine (an EPYC guest shown as family 23, 2026-12-04), whose hardware
-// prefetchers fall behind every kernel's stream, reads them all faster with every line (BM_*_Simd_Dram, GB/s, two
-// rounds against page starts: Q4_0 6.0-6.2 -> 8.9-9.2, Q8_0 6.5-6.7 -> 9.4-9.7, F16 6.6-7.7 -> 9.6-9.7, IQ4_NL 4.7-5.0
-// -> 5.7-6.1, Q2_K 3.8-4.3 -> 4.7-4.8, Q5_0 3.6-4.0 -> 4.3-4.6).
+// RunHeadBehind) fastest with only each page's first line opened ahead (Q6_K and IQ4_XS spread every line over their
+// loads, PrefetchSlotStep below, as Q2_K does on AVX2); the AVX2-only machine (an EPYC guest shown as family 23,
+// 2026-12-04), whose hardware prefetchers fall behind every kernel's stream, reads them all faster with every line
+// (BM_*_Simd_Dram, GB/s, two rounds against page starts: Q4_0 6.0-6.2 -> 8.9-9.2, Q8_0 6.5-6.7 -> 9.4-9.7, F16 6.6-7.7
+// -> 9.6-9.7, IQ4_NL 4.7-5.0 -> 5.7-6.1, Q2_K 3.8-4.3 -> 4.7-4.8, Q5_0 3.6-4.0 -> 4.3-4.6).
 // Not HWY_INLINE: GCC 12 drops the prefetch loops of an always_inline function (tests/ops/tests.cmake checks).
 template <size_t kBytes>
 inline void PrefetchTileAhead(const uint8_t* slot) {

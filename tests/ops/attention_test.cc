@@ -1,7 +1,7 @@
 // Attention against the plain loops its header describes, bit for bit, on every SIMD target: grouped-query heads
-// (groups of 1, 2, 3, 4, 6, 8 and 16, so whole and partial blocks of four heads and blocks of eight), head sizes
-// with and without a vector tail, key counts below one vector, past four and past several chunks of values, with
-// and without the F16 rounding, one and two threads; and over an F16 cache, against the loops over its values.
+// (groups of 1, 2, 3, 4, 6, 8 and 16, so whole and partial blocks of four heads), head sizes with and without a vector
+// tail, key counts below one vector, past four and past several chunks of values, with and without the F16 rounding,
+// one and two threads; and over an F16 cache, against the loops over its values.
 #include "ops/attention.h"
 
 #include <gtest/gtest.h>
