@@ -159,6 +159,7 @@ struct V {
     return PrepareSigned(_mm256_shuffle_epi8(Table16(kIq4nlValues), nibbles));
   }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales16)); }
+  static I Scaled(I pairs, I scales16) { return _mm256_madd_epi16(pairs, scales16); }  // AddScaled from zero
   // An accumulator's additions kept in program order: GCC otherwise rewrites a chain of adds into a tree whose
   // partial sums, with AVX2's sixteen registers, go to the stack. On the AVX2 machine the K-quant tiles' stack
   // references fell by half (Q6_K 187 -> 97, Q3_K 208 -> 115, Q4_K 87 -> 39) and their one-token and batch tiles
@@ -304,6 +305,7 @@ struct V {
   }
 #endif
 
+  static I Scaled(I pairs, I scales16) { return _mm512_madd_epi16(pairs, scales16); }  // AddScaled from zero
 #if HWY_TARGET == HWY_AVX3_DL
   static I DotU8(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
   static I AddScaled(I acc, I pairs, I scales16) { return _mm512_dpwssd_epi32(acc, pairs, scales16); }
