@@ -150,14 +150,14 @@ struct Q4KLanes {
   // Whole Q4_K_M, lowbit bench -p 0 -n 32 -r 3, per-round ratios against one tile at a time, order alternated,
   // five rounds: -t 1 1.047, -t 2 1.022; BM_Q4_K_Simd_Dram 1.086, _Dram_T2 1.044, _L2 1.009.
   static constexpr int kGenTiles = HWY_TARGET == HWY_AVX2 ? 2 : 1;
-  template <int T>
+  template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    Tiles<T, 1>(slots, 0, acts, n_blocks, y, ldy, rows);
+    Tiles<T, 1, Ahead>(slots, 0, acts, n_blocks, y, ldy, rows);
   }
   // T tokens over R tiles of rows, tile r's slots r * tile_bytes after the first's and its outputs r * kLanes after
   // y (R > 1: whole tiles only). Every row is summed as with R = 1.
   // (Not inlined: inlined into its runner, Tiles<1, 2> spilled three times as many vectors.)
-  template <int T, int R>
+  template <int T, int R, class Ahead = FarAhead>
   static HWY_NOINLINE void Tiles(const uint8_t* slots, size_t tile_bytes, const ActRow* acts, int64_t n_blocks,
                                  float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
@@ -177,8 +177,10 @@ struct Q4KLanes {
       // where used, unrolled. Zen 5's hardware prefetchers follow the stream so and not otherwise: with the scales
       // read (even unused) among the chunks, or the loop unrolled, page starts alone read 0.55-0.80x as fast.
       // Against every line spread over the unrolled loads (alternated rounds): BM_Q4_K_Simd_Dram 1.06x,
-      // _Dram_Short 1.15x, _L2 1.03x; whole Q4_K_M -t 1 1.06x (every round of seven faster), -t 2 1.02x.
-      constexpr bool kScalesLast = T == 1 && R == 1 && HWY_TARGET != HWY_AVX2;
+      // _Dram_Short 1.15x, _L2 1.03x; whole Q4_K_M -t 1 1.06x (every round of seven faster), -t 2 1.02x. NearAhead
+      // (Sapphire Rapids) takes the AVX2 shape, every line prefetched: whole Q4_K_M 1.02x against its scales last
+      // with every line spread, 1.10x against page starts.
+      constexpr bool kScalesLast = T == 1 && R == 1 && HWY_TARGET != HWY_AVX2 && Ahead::kPageStarts;
       // Each tile's prefetch runs ahead into the same stream's next tile (R on), not into the next tile's stream,
       // which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
       const uint8_t* ahead[R];
@@ -198,7 +200,7 @@ struct Q4KLanes {
   #pragma GCC unroll 2
           for (int r = 0; r < R; ++r) {
             const I bytes = V::LoadLanesOnce(slot[r] + 16 * L + 4 * L * (8 * g + c));
-            if constexpr (T == 1 && !kScalesLast) PrefetchSlotStep<kSlot, 32>(ahead[r], bytes, 8 * g + c);
+            if constexpr (T == 1 && !kScalesLast) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead[r], bytes, 8 * g + c);
             const I lo = V::And(bytes, low_nibble), hi = V::And(V::template Shr16<4>(bytes), low_nibble);
             for (int t = 0; t < T; ++t) {
               const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
@@ -369,6 +371,8 @@ struct SubBlock16Lanes {
   // 1.07x and 1.02x (two runs of fifteen rounds), -t 2 1.07x. Q6_K's six-chunk positions read slower so (2048x5632
   // 0.98x, 2048x32000 0.94x; with kSlotStepAhead's 16 KiB 0.89x, whole r1b-Q6_K 0.88x, and again 0.93-0.95x picked
   // at dispatch on 2026-12-06) and keep Tile<1>.
+  // NearAhead (Sapphire Rapids) prefetches every line instead, spread over the chunks' loads.
+  template <class Ahead>
   static void OneTokenLoop(const uint8_t* slots, const ActRow& act, int64_t n_blocks, float* y, int rows) {
     constexpr int L = V::kLanes;
     F acc[8];  // the positions' floats, as Tile's
@@ -377,7 +381,8 @@ struct SubBlock16Lanes {
     Head head = ReadHead(slot_at(0), act, 0);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* q = slot_at(b) + 2 * L + 4 * L * D::kScaleWords;
-      PrefetchTileAhead<kSlot>(slot_at(b));
+      if constexpr (Ahead::kPageStarts) PrefetchTileAhead<kSlot>(slot_at(b));
+      const uint8_t* ahead = slot_at(b);
       const int8_t* paired = act.paired_qs + 256 * b;
       const int32_t* offset_pairs = act.quad_pairs + kQuadPairsWords * b + kOffsetTable;
       // The parts unrolled, so each group pair's scales are the head's constant member.
@@ -394,6 +399,7 @@ struct SubBlock16Lanes {
 #pragma GCC unroll 4
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
+            if constexpr (!Ahead::kPageStarts) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, levels1, 4 * l + w);
             const I products = PairProducts(levels0, levels1, paired, offset_pairs, w, l);
             const I scales = head.scale_pairs[part][w];
             sumi[w % 2] = w < 2 ? V::Scaled(products, scales) : V::AddScaled(sumi[w % 2], products, scales);
@@ -408,10 +414,10 @@ struct SubBlock16Lanes {
     StoreLanes(sums, y, 0, rows);
   }
 
-  template <int T>
+  template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     if constexpr (T == 1 && D::kOneTokenLoop && HWY_TARGET != HWY_AVX2)
-      return OneTokenLoop(slots, acts[0], n_blocks, y, rows);
+      return OneTokenLoop<Ahead>(slots, acts[0], n_blocks, y, rows);
     constexpr int L = V::kLanes;
     F acc[T][8];  // per token, the eight lane positions' floats
     for (auto& lanes : acc)
@@ -463,7 +469,7 @@ struct SubBlock16Lanes {
 #pragma GCC unroll 4
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
-            if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead, levels1, 4 * l + w);
+            if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, levels1, 4 * l + w);
             for (int t = 0; t < T; ++t) {
               I& sum = sumi[w % kChains][t];
               sum = V::AddScaled(sum, PairProducts(levels0, levels1, paired[t], offset_pairs[t], w, l), scale_pairs[w]);
@@ -599,12 +605,13 @@ HWY_INLINE I Q5KOddLevels(I w, I v, int p) {
 struct Q5KLanes {
   static constexpr const PackFormat& kPack = kQ5KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
-  template <int T>
+  template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kQ5KPack>;
     // Generation on AVX-512 reads each super-block's head one super-block behind its chunks (RunHeadBehind), its
-    // positions in a loop, only each page's start opened ahead; AVX2 and batches read the head first, unrolled.
+    // positions in a loop, only each page's start opened ahead (NearAhead: every line, spread over the chunks'
+    // loads); AVX2 and batches read the head first, unrolled.
     constexpr bool kHeadBehind = T == 1 && HWY_TARGET != HWY_AVX2;
     F acc[T][8], mins[T];  // per token, the eight lane positions' floats and the mins'
     for (int t = 0; t < T; ++t) {
@@ -636,7 +643,8 @@ struct Q5KLanes {
   #pragma GCC unroll 4
       for (int p = 0; p < 4; ++p) {
         const I v = V::LoadLanes(chunks + 4 * L * (1 + p));
-        if constexpr (T == 1 && !kHeadBehind) PrefetchSlotStep<kSlot, 32>(ahead, v, 4 * l + p);
+        if constexpr (T == 1 && !(kHeadBehind && Ahead::kPageStarts))
+          PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, v, 4 * l + p);
         const I lo = V::And(v, low_five), hi = Q5KOddLevels(w, v, p);
         for (int t = 0; t < T; ++t) {
           const int8_t* at = acts[t].paired_qs + 256 * b + 64 * p + 4 * l;  // ActRow::paired_qs
@@ -653,8 +661,8 @@ struct Q5KLanes {
       RunHeadBehind(
           n_blocks,
           [&](int64_t b, int buffer) HWY_ATTR {
-            PrefetchTileAhead<kSlot>(slot_at(b));
-            const uint8_t* ahead = nullptr;
+            if constexpr (Ahead::kPageStarts) PrefetchTileAhead<kSlot>(slot_at(b));
+            const uint8_t* ahead = slot_at(b);
   #pragma GCC unroll 1
             for (int l = 0; l < 8; ++l)
               position_products(b, l, ahead, [&](int p, int, I products) HWY_ATTR { held[buffer][l][p] = products; });
@@ -717,7 +725,7 @@ HWY_INLINE void IQ4XSScales(I head, I low, I (&scale)[8]) {
 struct IQ4XSLanes {
   static constexpr const PackFormat& kPack = kIQ4XSPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 2;
-  template <int T>
+  template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kIQ4XSPack>;
@@ -759,7 +767,7 @@ struct IQ4XSLanes {
   #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const I bytes = V::LoadLanes(qs + 4 * L * (8 * c + j));
-          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32>(ahead, bytes, 8 * c + j);
+          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, bytes, 8 * c + j);
           const typename V::Signed lo = V::template Iq4nlSigned<false>(bytes), hi = V::template Iq4nlSigned<true>(bytes);
           for (int t = 0; t < T; ++t) {
             const int8_t* at = a[t]->qs + 32 * j + 4 * c;

@@ -202,7 +202,12 @@ struct RowLanes {
   static constexpr int kGenGroups = V::kLanes / kRows, kBatchGroups = kGenGroups, kBatchTokens = Lanes::kBatchTokens;
   template <int P, int T>
   static void Run(const RowGroup*, const ActRow* a, int64_t n, float* y, size_t ldy, int rows, const uint8_t* slots) {
-    Lanes::template Tile<T>(slots, a, n / Lanes::kBlockValues, y, ldy, rows);
+    const int64_t n_blocks = n / Lanes::kBlockValues;
+    // One token on AVX-512: NearAhead (on a CPU not AMD's) for the tiles that take a stream policy.
+    if constexpr (T == 1 && HWY_TARGET != HWY_AVX2 &&
+                  requires { Lanes::template Tile<1, NearAhead>(slots, a, n_blocks, y, ldy, rows); })
+      if (stream_ahead_near()) return Lanes::template Tile<1, NearAhead>(slots, a, n_blocks, y, ldy, rows);
+    Lanes::template Tile<T>(slots, a, n_blocks, y, ldy, rows);
   }
   // A whole packed tile, read in place: its slots are its bytes.
   template <int kP, int kT>
@@ -371,7 +376,19 @@ namespace {
   if (!cpu_has_gfni()) hwy::DisableTargets(HWY_AVX3_DL);
   return true;
 }();
+
+std::atomic<StreamAhead> stream_ahead{StreamAhead::kByCpu};
 }  // namespace
+
+StreamAhead set_stream_ahead(StreamAhead policy) { return stream_ahead.exchange(policy); }
+
+bool stream_ahead_near() {
+  switch (stream_ahead.load(std::memory_order_relaxed)) {
+    case StreamAhead::kFar: return false;
+    case StreamAhead::kNear: return true;
+    default: return !cpu_is_amd();
+  }
+}
 
 int simd_pack_rows(DType type) { return HWY_DYNAMIC_DISPATCH(PackRows)(type); }
 

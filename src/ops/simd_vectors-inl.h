@@ -439,20 +439,42 @@ constexpr int kRows = V::kRows;
 // 8 KiB; IQ4_XS 2048x5632 1.13x; Q3_K's loop (SubBlock16Lanes::OneTokenLoop) 2048x5632 1.00x.
 inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetchAhead : 16 * 1024;
 
-// Step `step` of kSteps's share of the lines of a kSlot-byte slot at `slot`, prefetched kSlotStepAhead on, once
+// How a one-token tile on AVX-512 opens its weights' stream ahead: two policies, each measured faster on one of
+// the two kinds of AVX-512 machine here, picked per call by the CPU's maker (RowLanes::Run in ops/simd_matmul.cc,
+// for the tiles whose Tile takes one; batches and AVX2 take FarAhead, whose constants are then those they had).
+// - FarAhead (AMD; measured on Zen 5): Zen 5's prefetchers follow the tiles shaped for them (SubBlock16Lanes::
+//   OneTokenLoop, Q4KLanes' scales last, Q5KLanes' head behind) given each page's first line (kPageStarts); the
+//   tiles that prefetch every line do it kSlotStepAhead on.
+// - NearAhead (Intel; measured on Sapphire Rapids, 2026-12-06): its prefetchers fall behind a stream read between
+//   multiplies, and a prefetch into L1 that misses L2 holds one of its 16 fill buffers for the whole trip to memory,
+//   so every line is prefetched, spread over the loads, only 2 KiB ahead, where the L2 streamer has mostly brought
+//   it. Whole r1b models token by token, both built and picked at dispatch in one process (-t 1): Q3_K_M 1.39x,
+//   Q5_K_M 1.27x, Q4_K_M 1.10x; Q6_K's and IQ4_XS's every line 2 KiB rather than 16 KiB ahead 1.25x and 1.27x
+//   (8 KiB 0.88x and 0.91x, 4 KiB 0.96x and 0.95x). The 32-value types' page starts stay: every line measured
+//   1.00x there.
+struct FarAhead {
+  static constexpr bool kPageStarts = true;
+  static constexpr size_t kLinesAhead = kSlotStepAhead;
+};
+struct NearAhead {
+  static constexpr bool kPageStarts = false;
+  static constexpr size_t kLinesAhead = 2 * 1024;
+};
+
+// Step `step` of kSteps's share of the lines of a kSlot-byte slot at `slot`, prefetched kAhead bytes on, once
 // `loaded` has been read: a tile that reads its slot in kSteps steps sends its prefetches out among its loads.
 // GCC otherwise gathers them all at the slot's start, even when written among the loads, and there they hold back
 // the loads (on the AVX2 machine Q4_K's 36 gathered so read BM_Q4_K_Simd_Dram 0.68x; Q6_K's, gathered before
 // this, 1.34x once spread). Every line the slot touches: a slot of whole lines starts on one (packed tiles are
 // line-aligned), others may straddle one line more. (Not HWY_INLINE, as PrefetchTileAhead above.)
-template <size_t kSlot, int kSteps>
+template <size_t kSlot, int kSteps, size_t kAhead = kSlotStepAhead>
 inline void PrefetchSlotStep(const uint8_t*& slot, I loaded, int step) {
   constexpr int kLines = static_cast<int>(kSlot % 64 ? kSlot / 64 + 2 : kSlot / 64);
   constexpr int kPerStep = (kLines + kSteps - 1) / kSteps;
   asm("" : "+r"(slot) : "v"(loaded));  // the address now waits for the load
   for (int i = 0; i < kPerStep; ++i) {
     const int line = kPerStep * step + i;
-    if (line < kLines) __builtin_prefetch(slot + kSlotStepAhead + 64 * line, 0, 3);
+    if (line < kLines) __builtin_prefetch(slot + kAhead + 64 * line, 0, 3);
   }
 }
 

@@ -4,7 +4,8 @@
 # every test still passing. For each family's one-token runner RunTiles<RowLanes<F>, P, 1> on every target, the
 # runner and F::Tile<1>, F::Tiles<1, 1> or the one-token loop Tile<1> hands over to (F::OneTokenLoop), inlined into
 # the runner or not, must hold a prefetch besides the runner's stream start, and so must a tile of several row tiles
-# at once (F::Tiles<1, R>) where it is a function of its own.
+# at once (F::Tiles<1, R>) where it is a function of its own. A tile's instances for each stream policy (FarAhead,
+# NearAhead) count with it.
 # Usage: generation_prefetches.sh OBJDUMP BINARY
 "$1" -d -C --no-show-raw-insn "$2" | awk '
   /^[0-9a-f]+ <.*>:$/ {
@@ -14,8 +15,8 @@
       sub(/ +$/, "", key); runners[key] = 1
     } else if (match(fn, /lowbit::N_[A-Z0-9_]+::.*::Tiles<1, [2-9]>\(/)) {
       key = substr(fn, RSTART, RLENGTH - 1); runners[key] = 1
-    } else if (match(fn, /lowbit::N_[A-Z0-9_]+::.*::(Tiles?<1(, 1)?>|OneTokenLoop)\(/)) {
-      key = substr(fn, RSTART, RLENGTH); sub(/::(Tiles?<1(, 1)?>|OneTokenLoop)\($/, "", key)
+    } else if (match(fn, /lowbit::N_[A-Z0-9_]+::.*::(Tiles?<1(, 1)?(, lowbit::N_[A-Z0-9_]+::[A-Za-z]+Ahead)?>|OneTokenLoop(<lowbit::N_[A-Z0-9_]+::[A-Za-z]+Ahead>)?)\(/)) {
+      key = substr(fn, RSTART, RLENGTH); sub(/::(Tiles?<1(, 1)?(, lowbit::N_[A-Z0-9_]+::[A-Za-z]+Ahead)?>|OneTokenLoop(<lowbit::N_[A-Z0-9_]+::[A-Za-z]+Ahead>)?)\($/, "", key)
     }
   }
   /prefetch/ { if (key != "") count[key]++ }

@@ -165,17 +165,26 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
       const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
       EXPECT_EQ(packed[1].interleaved_rows != 0, sh.n_out >= kMaxPackRows && row_bytes(type, sh.n_in) % pack_format(type).unit == 0)
           << dtype_name(type);
+      // One token: both ways of opening the stream ahead (ops/simd_matmul.h), whichever this CPU takes.
+      const std::vector<StreamAhead> policies =
+          sh.n_tokens == 1 ? std::vector{StreamAhead::kFar, StreamAhead::kNear} : std::vector{StreamAhead::kByCpu};
       for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
         hwy::SetSupportedTargetsForTest(target);
-        for (int threads : {1, 2})
-          for (const Tensor& w : packed) {
-          const auto got = run(w, x, sh.n_tokens, threads);
-          for (size_t i = 0; i < got.size(); ++i)
-            ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
-                << dtype_name(type) << " packed by " << w.interleaved_rows << " " << sh.n_in << "x" << sh.n_out << " tokens " << sh.n_tokens << " on "
-                << hwy::TargetName(target) << " threads " << threads << ", output " << i << ": " << got[i] << " vs " << ref[i];
+        for (StreamAhead policy : policies) {
+          set_stream_ahead(policy);
+          for (int threads : {1, 2})
+            for (const Tensor& w : packed) {
+              const auto got = run(w, x, sh.n_tokens, threads);
+              for (size_t i = 0; i < got.size(); ++i)
+                ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
+                    << dtype_name(type) << " packed by " << w.interleaved_rows << " " << sh.n_in << "x" << sh.n_out
+                    << " tokens " << sh.n_tokens << " on " << hwy::TargetName(target) << " stream ahead "
+                    << static_cast<int>(policy) << " threads " << threads << ", output " << i << ": " << got[i]
+                    << " vs " << ref[i];
+            }
         }
       }
+      set_stream_ahead(StreamAhead::kByCpu);
       hwy::SetSupportedTargetsForTest(0);
     }
   }
