@@ -256,7 +256,7 @@ static_assert(kQ2KPack.unit == sizeof(BlockQ2K) && kQ2KPack.head_offset == offse
 struct Q2KLanes {
   static constexpr const PackFormat& kPack = kQ2KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
-  template <int T>
+  template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kQ2KPack>;
@@ -265,8 +265,9 @@ struct Q2KLanes {
     const I low_nibbles = V::SetWord(0x0F0F0F0F), word_nibbles = V::SetWord(0x000F000F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      // AVX2 prefetches every line, spread over the slot's loads (below); AVX-512 only each page's start.
-      constexpr bool kEveryLine = HWY_TARGET == HWY_AVX2;
+      // AVX2 prefetches every line, spread over the slot's loads (below); AVX-512 only each page's start, but for
+      // NearAhead.
+      constexpr bool kEveryLine = HWY_TARGET == HWY_AVX2 || !Ahead::kPageStarts;
       if constexpr (T == 1 && !kEveryLine) PrefetchTileAhead<kSlot>(slot);
       const uint8_t* ahead = slot;
       F d, dmin;
@@ -287,7 +288,7 @@ struct Q2KLanes {
         I bytes[8];
         for (int q = 0; q < 8; ++q) {
           bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
-          if constexpr (T == 1 && kEveryLine) PrefetchSlotStep<kSlot, 16>(ahead, bytes[q], 8 * h + q);
+          if constexpr (T == 1 && kEveryLine) PrefetchSlotStep<kSlot, 16, Ahead::kLinesAhead>(ahead, bytes[q], 8 * h + q);
         }
   #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)

@@ -443,15 +443,16 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 // the two kinds of AVX-512 machine here, picked per call by the CPU's maker (RowLanes::Run in ops/simd_matmul.cc,
 // for the tiles whose Tile takes one; batches and AVX2 take FarAhead, whose constants are then those they had).
 // - FarAhead (AMD; measured on Zen 5): Zen 5's prefetchers follow the tiles shaped for them (SubBlock16Lanes::
-//   OneTokenLoop, Q4KLanes' scales last, Q5KLanes' head behind) given each page's first line (kPageStarts); the
-//   tiles that prefetch every line do it kSlotStepAhead on.
-// - NearAhead (Intel; measured on Sapphire Rapids, 2026-12-06): its prefetchers fall behind a stream read between
-//   multiplies, and a prefetch into L1 that misses L2 holds one of its 16 fill buffers for the whole trip to memory,
-//   so every line is prefetched, spread over the loads, only 2 KiB ahead, where the L2 streamer has mostly brought
-//   it. Whole r1b models token by token, both built and picked at dispatch in one process (-t 1): Q3_K_M 1.39x,
-//   Q5_K_M 1.27x, Q4_K_M 1.10x; Q6_K's and IQ4_XS's every line 2 KiB rather than 16 KiB ahead 1.25x and 1.27x
-//   (8 KiB 0.88x and 0.91x, 4 KiB 0.96x and 0.95x). The 32-value types' page starts stay: every line measured
-//   1.00x there.
+//   OneTokenLoop, Q4KLanes' scales last, Q5KLanes' head behind) and Q2_K's and F16's given each page's first line
+//   (kPageStarts); the tiles that prefetch every line (Q6_K, IQ4_XS) do it kSlotStepAhead on.
+// - NearAhead (Intel; measured on a Sapphire Rapids guest, 2026-12-06): its prefetchers fall behind a stream read
+//   between multiplies, and a prefetch into L1 that misses L2 holds one of its 16 fill buffers for the whole trip
+//   to memory, so every line is prefetched, spread over the loads, only 2 KiB ahead, where the L2 streamer has
+//   mostly brought it (Q6_K's and IQ4_XS's every line 8 KiB ahead read 0.88x and 0.91x of 16 KiB's, 4 KiB 0.96x and
+//   0.95x, 2 KiB 1.25x and 1.27x). Whole r1b models token by token, NearAhead against FarAhead picked per call in
+//   one process (set_stream_ahead; 7-9 rounds, both orders), -t 1 and -t 2: Q3_K_M 1.43x, 1.37x; Q4_K_M 1.20x,
+//   1.18x; Q5_K_M 1.25x, 1.22x; Q6_K 1.19x, 1.18x; IQ4_XS 1.21x, 1.19x; Q2_K 1.34x, 1.28x; F16 1.12x, 1.14x.
+//   The 32-value types' page starts stay (every line, or none, read 1.00x) and BF16's (0.96-0.97x).
 struct FarAhead {
   static constexpr bool kPageStarts = true;
   static constexpr size_t kLinesAhead = kSlotStepAhead;
