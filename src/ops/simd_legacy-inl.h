@@ -73,7 +73,7 @@ template <class N>
 struct NibbleLanes {
   static constexpr const PackFormat& kPack = kQ4_0Pack;
   static constexpr int kBlockValues = 32, kBatchTokens = 8;
-  template <int T>
+  template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kQ4_0Pack>;
@@ -82,7 +82,8 @@ struct NibbleLanes {
     const I low_nibble = V::Set8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<kSlot>(slot);
+      if constexpr (T == 1 && Ahead::kPageStarts) PrefetchTileAhead<kSlot>(slot);
+      else if constexpr (T == 1) prefetch_lines_ahead<kSlot, Ahead::kLinesAhead>(slot);
       const F dw = V::LanesHalfF(slot);
       I levels[8];  // values 4c.. (low nibbles), then 16 + 4c.. (high): the activations' order
       for (int c = 0; c < 4; ++c) {
@@ -211,7 +212,7 @@ struct Block32Lanes {
   static constexpr const PackFormat& kPack = D::kPack;
   static constexpr int kBlockValues = 32, kBatchTokens = D::kBatchTokens;
   static constexpr bool kAffine = std::is_same_v<typename D::Act, BlockQ8_1>;  // Q4_1, Q5_1: the m * s offsets
-  template <int T>
+  template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr size_t kSlot = kLanesSlot<kPack>;
     F acc[T][8];  // per token, the eight lane positions' floats
@@ -222,7 +223,8 @@ struct Block32Lanes {
     }
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<kSlot>(slot);
+      if constexpr (T == 1 && Ahead::kPageStarts) PrefetchTileAhead<kSlot>(slot);
+      else if constexpr (T == 1) prefetch_lines_ahead<kSlot, Ahead::kLinesAhead>(slot);
       const typename D::Block block = D::Load(slot);
       const typename D::Act* a[T];
       F dd[T];

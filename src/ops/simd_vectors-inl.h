@@ -443,16 +443,20 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 // the two kinds of AVX-512 machine here, picked per call by the CPU's maker (RowLanes::Run in ops/simd_matmul.cc,
 // for the tiles whose Tile takes one; batches and AVX2 take FarAhead, whose constants are then those they had).
 // - FarAhead (AMD; measured on Zen 5): Zen 5's prefetchers follow the tiles shaped for them (SubBlock16Lanes::
-//   OneTokenLoop, Q4KLanes' scales last, Q5KLanes' head behind) and Q2_K's and F16's given each page's first line
-//   (kPageStarts); the tiles that prefetch every line (Q6_K, IQ4_XS) do it kSlotStepAhead on.
+//   OneTokenLoop, Q4KLanes' scales last, Q5KLanes' head behind) and the others (the 32-value types, Q2_K, F16)
+//   given each page's first line (kPageStarts); the tiles that prefetch every line (Q6_K, IQ4_XS) do it
+//   kSlotStepAhead on.
 // - NearAhead (Intel; measured on a Sapphire Rapids guest, 2026-12-06): its prefetchers fall behind a stream read
 //   between multiplies, and a prefetch into L1 that misses L2 holds one of its 16 fill buffers for the whole trip
 //   to memory, so every line is prefetched, spread over the loads, only 2 KiB ahead, where the L2 streamer has
 //   mostly brought it (Q6_K's and IQ4_XS's every line 8 KiB ahead read 0.88x and 0.91x of 16 KiB's, 4 KiB 0.96x and
 //   0.95x, 2 KiB 1.25x and 1.27x). Whole r1b models token by token, NearAhead against FarAhead picked per call in
 //   one process (set_stream_ahead; 7-9 rounds, both orders), -t 1 and -t 2: Q3_K_M 1.43x, 1.37x; Q4_K_M 1.20x,
-//   1.18x; Q5_K_M 1.25x, 1.22x; Q6_K 1.19x, 1.18x; IQ4_XS 1.21x, 1.19x; Q2_K 1.34x, 1.28x; F16 1.12x, 1.14x.
-//   The 32-value types' page starts stay (every line, or none, read 1.00x) and BF16's (0.96-0.97x).
+//   1.18x; Q5_K_M 1.25x, 1.22x; Q6_K 1.19x, 1.18x; IQ4_XS 1.21x, 1.19x; Q2_K 1.34x, 1.28x; F16 1.12x, 1.14x;
+//   Q4_0 1.19x (and 1.19x in the other order), 1.20x; Q8_0 1.05x and 1.04x, 1.08x; Q5_0 1.23x, 1.30x; Q4_1 1.13x,
+//   1.17x; Q5_1 1.16x, 1.17x (IQ4_NL, Q4_0's tile, unmeasured). BF16 keeps page starts (0.96-0.97x). (A run-time
+//   switch inside PrefetchTileAhead had read the 32-value types 1.00x whatever it did, even with no prefetch: as
+//   the twenty-fifth session found, only instances picked at dispatch measure a kernel.)
 struct FarAhead {
   static constexpr bool kPageStarts = true;
   static constexpr size_t kLinesAhead = kSlotStepAhead;
