@@ -449,8 +449,8 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 // - NearAhead (Intel; measured on a Sapphire Rapids guest, 2026-12-06): its prefetchers fall behind a stream read
 //   between multiplies, and a prefetch into L1 that misses L2 holds one of its 16 fill buffers for the whole trip
 //   to memory, so every line is prefetched, spread over the loads, only 2 KiB ahead, where the L2 streamer has
-//   mostly brought it (Q6_K's and IQ4_XS's every line 8 KiB ahead read 0.88x and 0.91x of 16 KiB's, 4 KiB 0.96x and
-//   0.95x, 2 KiB 1.25x and 1.27x). Whole r1b models token by token, NearAhead against FarAhead picked per call in
+//   mostly brought it (NearAhead at 1, 4 and 8 KiB against 2, whole r1b-Q4_0, Q3_K_M and Q4_K_M: 0.97-0.98x,
+//   0.87-0.94x, 0.85-0.93x). Whole r1b models token by token, NearAhead against FarAhead picked per call in
 //   one process (set_stream_ahead; 7-9 rounds, both orders), -t 1 and -t 2: Q3_K_M 1.43x, 1.37x; Q4_K_M 1.20x,
 //   1.18x; Q5_K_M 1.25x, 1.22x; Q6_K 1.19x, 1.18x; IQ4_XS 1.21x, 1.19x; Q2_K 1.34x, 1.28x; F16 1.12x, 1.14x;
 //   Q4_0 1.19x (and 1.19x in the other order), 1.20x; Q8_0 1.05x and 1.04x, 1.08x; Q5_0 1.23x, 1.30x; Q4_1 1.13x,
