@@ -82,8 +82,7 @@ struct NibbleLanes {
     const I low_nibble = V::Set8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1 && Ahead::kPageStarts) PrefetchTileAhead<kSlot>(slot);
-      else if constexpr (T == 1) prefetch_lines_ahead<kSlot, Ahead::kLinesAhead>(slot);
+      if constexpr (T == 1) PrefetchTileAhead<kSlot, Ahead>(slot);
       const F dw = V::LanesHalfF(slot);
       I levels[8];  // values 4c.. (low nibbles), then 16 + 4c.. (high): the activations' order
       for (int c = 0; c < 4; ++c) {
@@ -223,8 +222,7 @@ struct Block32Lanes {
     }
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1 && Ahead::kPageStarts) PrefetchTileAhead<kSlot>(slot);
-      else if constexpr (T == 1) prefetch_lines_ahead<kSlot, Ahead::kLinesAhead>(slot);
+      if constexpr (T == 1) PrefetchTileAhead<kSlot, Ahead>(slot);
       const typename D::Block block = D::Load(slot);
       const typename D::Act* a[T];
       F dd[T];

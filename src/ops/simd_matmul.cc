@@ -39,6 +39,10 @@
 #include "ops/simd_vectors-inl.h"
 #include "util/cpu_features.h"
 
+namespace lowbit {
+bool stream_ahead_near();  // whether the one-token tiles take NearAhead now (set_stream_ahead, below)
+}  // namespace lowbit
+
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
 #pragma GCC target("avx512vnni,avx512bf16,gfni")  // see ops/simd_vectors-inl.h
@@ -122,8 +126,7 @@ struct HalfLanes {
         for (F& a : vectors) a = V::ZeroF();
       for (int64_t b = 0; b < n_blocks; ++b) {
         const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot + static_cast<size_t>(v0) * kVectorBytes;
-        if constexpr (T == 1 && (Ahead::kPageStarts || !Format::kNearAheadLines)) PrefetchTileAhead<kSlot>(slot);
-        else if constexpr (T == 1) prefetch_lines_ahead<kSlot, Ahead::kLinesAhead>(slot);
+        if constexpr (T == 1) PrefetchTileAhead<kSlot, std::conditional_t<Format::kNearAheadLines, Ahead, FarAhead>>(slot);
         else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
         typename Format::W w[kGroup];
         for (int g = 0; g < kGroup; ++g) w[g] = Format::Weights(slot + g * kVectorBytes);
@@ -208,9 +211,8 @@ struct RowLanes {
   template <int P, int T>
   static void Run(const RowGroup*, const ActRow* a, int64_t n, float* y, size_t ldy, int rows, const uint8_t* slots) {
     const int64_t n_blocks = n / Lanes::kBlockValues;
-    // One token on AVX-512: NearAhead (on a CPU not AMD's) for the tiles that take a stream policy.
-    if constexpr (T == 1 && HWY_TARGET != HWY_AVX2 &&
-                  requires { Lanes::template Tile<1, NearAhead>(slots, a, n_blocks, y, ldy, rows); })
+    // One token on AVX-512: NearAhead on a CPU not AMD's (every tile takes a stream policy).
+    if constexpr (T == 1 && HWY_TARGET != HWY_AVX2)
       if (stream_ahead_near()) return Lanes::template Tile<1, NearAhead>(slots, a, n_blocks, y, ldy, rows);
     Lanes::template Tile<T>(slots, a, n_blocks, y, ldy, rows);
   }

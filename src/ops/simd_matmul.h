@@ -17,7 +17,6 @@ void matmul_simd(const Tensor& w, const float* x, int64_t n_tokens, float* y, in
 // way. set_stream_ahead returns the setting before.
 enum class StreamAhead { kByCpu, kFar, kNear };
 StreamAhead set_stream_ahead(StreamAhead policy);
-bool stream_ahead_near();
 // matmul_shared_input (ops/matmul.h) when every weight has a SIMD kernel.
 void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads);
 

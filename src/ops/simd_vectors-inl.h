@@ -88,21 +88,6 @@ constexpr bool Iq4nlSignsByBit3() {
 }
 static_assert(Iq4nlSignsByBit3());
 
-// Generation's prefetch ahead of a tile's stream (util/stream_prefetch.h), by target, as measured on each kind of
-// machine here, for the tiles that prefetch a slot at its start. Zen 5 (AVX-512) reads the 32-value types, Q2_K,
-// F16/BF16 and Q3_K's, Q4_K's and Q5_K's one-token tiles (their loops shaped for it: OneTokenLoop, Q4KLanes,
-// RunHeadBehind) fastest with only each page's first line opened ahead (Q6_K and IQ4_XS spread every line over their
-// loads, PrefetchSlotStep below, as Q2_K does on AVX2); the AVX2-only machine (an EPYC guest shown as family 23,
-// 2026-12-04), whose hardware prefetchers fall behind every kernel's stream, reads them all faster with every line
-// (BM_*_Simd_Dram, GB/s, two rounds against page starts: Q4_0 6.0-6.2 -> 8.9-9.2, Q8_0 6.5-6.7 -> 9.4-9.7, F16 6.6-7.7
-// -> 9.6-9.7, IQ4_NL 4.7-5.0 -> 5.7-6.1, Q2_K 3.8-4.3 -> 4.7-4.8, Q5_0 3.6-4.0 -> 4.3-4.6).
-// Not HWY_INLINE: GCC 12 drops the prefetch loops of an always_inline function (tests/ops/tests.cmake checks).
-template <size_t kBytes>
-inline void PrefetchTileAhead(const uint8_t* slot) {
-  if (HWY_TARGET == HWY_AVX2) prefetch_lines_ahead<kBytes>(slot);
-  else prefetch_stream_ahead(slot, kBytes);
-}
-
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
 struct V {
@@ -441,7 +426,7 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 
 // How a one-token tile on AVX-512 opens its weights' stream ahead: two policies, each measured faster on one of
 // the two kinds of AVX-512 machine here, picked per call by the CPU's maker (RowLanes::Run in ops/simd_matmul.cc,
-// for the tiles whose Tile takes one; batches and AVX2 take FarAhead, whose constants are then those they had).
+// every tile's Tile takes one; batches and AVX2 take FarAhead, whose constants are then those they had).
 // - FarAhead (AMD; measured on Zen 5): Zen 5's prefetchers follow the tiles shaped for them (SubBlock16Lanes::
 //   OneTokenLoop, Q4KLanes' scales last, Q5KLanes' head behind) and the others (the 32-value types, Q2_K, F16)
 //   given each page's first line (kPageStarts); the tiles that prefetch every line (Q6_K, IQ4_XS) do it
@@ -465,6 +450,23 @@ struct NearAhead {
   static constexpr bool kPageStarts = false;
   static constexpr size_t kLinesAhead = 2 * 1024;
 };
+
+// Generation's prefetch ahead of a tile's stream (util/stream_prefetch.h), by target, as measured on each kind of
+// machine here, for the tiles that prefetch a slot at its start. Zen 5 (AVX-512) reads the 32-value types, Q2_K,
+// F16/BF16 and Q3_K's, Q4_K's and Q5_K's one-token tiles (their loops shaped for it: OneTokenLoop, Q4KLanes,
+// RunHeadBehind) fastest with only each page's first line opened ahead (Q6_K and IQ4_XS spread every line over their
+// loads, PrefetchSlotStep below, as Q2_K does on AVX2); the AVX2-only machine (an EPYC guest shown as family 23,
+// 2026-12-04), whose hardware prefetchers fall behind every kernel's stream, reads them all faster with every line
+// (BM_*_Simd_Dram, GB/s, two rounds against page starts: Q4_0 6.0-6.2 -> 8.9-9.2, Q8_0 6.5-6.7 -> 9.4-9.7, F16 6.6-7.7
+// -> 9.6-9.7, IQ4_NL 4.7-5.0 -> 5.7-6.1, Q2_K 3.8-4.3 -> 4.7-4.8, Q5_0 3.6-4.0 -> 4.3-4.6).
+// Not HWY_INLINE: GCC 12 drops the prefetch loops of an always_inline function (tests/ops/tests.cmake checks).
+// A tile under NearAhead (below) opens every line instead, Ahead::kLinesAhead on.
+template <size_t kBytes, class Ahead = FarAhead>
+inline void PrefetchTileAhead(const uint8_t* slot) {
+  if (HWY_TARGET == HWY_AVX2) prefetch_lines_ahead<kBytes>(slot);
+  else if (!Ahead::kPageStarts) prefetch_lines_ahead<kBytes, Ahead::kLinesAhead>(slot);
+  else prefetch_stream_ahead(slot, kBytes);
+}
 
 // Step `step` of kSteps's share of the lines of a kSlot-byte slot at `slot`, prefetched kAhead bytes on, once
 // `loaded` has been read: a tile that reads its slot in kSteps steps sends its prefetches out among its loads.
