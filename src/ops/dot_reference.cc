@@ -1,6 +1,7 @@
 #include "ops/dot_reference.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -13,6 +14,7 @@
 #include "quant/int_groups.h"
 #include "quant/k_quant_common.h"
 #include "quant/legacy_quants.h"
+#include "util/cpu_features.h"
 #include "util/parallel.h"
 
 namespace lowbit {
@@ -93,9 +95,10 @@ int32_t block_int_sum(const int8_t* q, const int8_t* a) {
 // Q4_0 and IQ4_NL as llama.cpp's x86 backend sums them: it repacks their weights in tiles of eight rows
 // (ggml_gemv/gemm_q4_0_8x8_q8_0 and iq4_nl_8x8_q8_0, one gemv with a different table), one row per float lane, so
 // each block's integer sum meets the scales in one FMA into a single float: sum = fma(s_b, d_w * d_a, sum), block
-// by block. The other 32-value types take its vec_dot (below), which it does not repack on x86.
+// by block. The other 32-value types take its vec_dot (below), which it does not repack on x86; on a CPU with AMX,
+// Q8_0 takes this order too (its AMX backend's acc_C: the tile's sums converted, times d_w * d_a, one FMA).
 template <typename Block>
-float dot_nibbles(const void* w_row, const void* act_row, int64_t n) {
+float dot_whole_blocks(const void* w_row, const void* act_row, int64_t n) {
   const auto* w = static_cast<const Block*>(w_row);
   const auto* a = static_cast<const BlockQ8_0*>(act_row);
   float sum = 0;
@@ -361,13 +364,27 @@ float dot_bf16(const void* w_row, const void* act_row, int64_t n) {
 
 }  // namespace
 
+namespace {
+std::atomic<SumOrder> sum_order{SumOrder::kByCpu};
+}  // namespace
+
+SumOrder set_sum_order(SumOrder order) { return sum_order.exchange(order); }
+
+bool amx_sum_order() {
+  switch (sum_order.load(std::memory_order_relaxed)) {
+    case SumOrder::kVecDot: return false;
+    case SumOrder::kAmx: return true;
+    default: return cpu_has_amx_int8();
+  }
+}
+
 RowDotFn reference_row_dot(DType type) {
   switch (type) {
-    case DType::Q4_0: return dot_nibbles<BlockQ4_0>;
+    case DType::Q4_0: return dot_whole_blocks<BlockQ4_0>;
     case DType::Q5_0: return dot_symmetric<BlockQ5_0>;
-    case DType::Q8_0: return dot_symmetric<BlockQ8_0>;
+    case DType::Q8_0: return amx_sum_order() ? dot_whole_blocks<BlockQ8_0> : dot_symmetric<BlockQ8_0>;
     case DType::I4G: return dot_symmetric<BlockI4G>;
-    case DType::IQ4_NL: return dot_nibbles<BlockIQ4NL>;
+    case DType::IQ4_NL: return dot_whole_blocks<BlockIQ4NL>;
     case DType::Q4_1: return dot_affine<BlockQ4_1>;
     case DType::Q5_1: return dot_affine<BlockQ5_1>;
     case DType::Q2_K: return dot_q2_k;

@@ -29,67 +29,85 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- Q4_0 and IQ4_NL in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
-// A tile is V::kLanes rows. Its packed slot for a block (kQ4_0Pack; IQ4_NL's block has the same layout) holds the
-// rows' fp16 scales side by side, then for c = 0..3 qs bytes 4c..4c+3 of every row: one load gives that chunk of
-// every row, whose low nibbles are values 4c..4c+3 and high nibbles 16+4c..16+4c+3, and vpdpbusd meets each with
-// the activations' four bytes broadcast to every lane. After eight of them a lane holds its row's exact block sum,
-// and one FMA per block adds it to the row's float: no horizontal sums, and one convert, multiply and FMA per
-// kLanes outputs where the vec_dot order needs them per output.
+// ---- Q4_0, IQ4_NL (and Q8_0 in the AMX order) in row lanes: one float per row (ops/dot_reference.h) ----
+// A tile is V::kLanes rows, one row per int32 / float lane. Its packed slot for a block holds the rows' fp16 scales
+// side by side, then 4-byte chunks of every row: Q4_0's (kQ4_0Pack; IQ4_NL's block has the same layout) qs bytes
+// 4c..4c+3 for c = 0..3, whose low nibbles are values 4c..4c+3 and high nibbles 16+4c..16+4c+3; Q8_0's (kQ8_0Pack)
+// qs bytes 4l..4l+3 for l = 0..7. Each of a block's eight level vectors meets the activations' four bytes broadcast
+// to every lane in one vpdpbusd; after eight of them a lane holds its row's exact block sum, and one FMA per block
+// adds it to the row's float: no horizontal sums, and one convert, multiply and FMA per kLanes outputs where the
+// vec_dot order needs them per output.
 static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && kQ4_0Pack.head_offset == offsetof(BlockQ4_0, d) &&
               kQ4_0Pack.head == 2 && kQ4_0Pack.chunk == 4 && offsetof(BlockQ4_0, qs) == 2);
 static_assert(sizeof(BlockIQ4NL) == sizeof(BlockQ4_0) && offsetof(BlockIQ4NL, d) == 0 && offsetof(BlockIQ4NL, qs) == 2);
 
-// How each type's nibbles meet the activations. Q4_0: levels 0..15 (value + 8), the sum started from -8 times the
-// activations' block sum. IQ4_NL: with VNNI its table's values + 128 (0..241), started from -128 times the block
-// sum; without, the maddubs pairs of such levels could overflow int16, so the signed values (|v| <= 127) meet the
-// activations with the sign trick.
-struct Q4_0Nibbles {
+// A block's eight level vectors (values 4c.. of the activations' order) against its 32 activations: unsigned levels
+// (value + kOffset) with VNNI, else signed values (|v| <= 127) with the sign trick, where maddubs' int16 pairs of
+// levels up to 255 could overflow.
+HWY_INLINE I EightChunksDot(I acc, const I* q, const int8_t* act) {
+  for (int c = 0; c < 8; ++c) {
+    if constexpr (V::kVnni) acc = V::DotU8At(acc, q[c], act + 4 * c);
+    else acc = V::DotS8(acc, q[c], V::BroadcastWord(act + 4 * c));
+    V::InOrder(acc);
+  }
+  return acc;
+}
+
+// How each type's levels meet the activations, the sum started from -kOffset times the activations' block sum.
+// Q4_0: levels 0..15 (value + 8). IQ4_NL: with VNNI its table's values + 128 (0..241); without, the signed values.
+template <class Nibbles>
+struct NibbleChunks {
+  static constexpr const PackFormat& kPack = kQ4_0Pack;
+  static void Levels(const uint8_t* slot, I* q) {
+    constexpr int L = V::kLanes;
+    const I low_nibble = V::Set8(0x0F);
+    for (int c = 0; c < 4; ++c) {  // values 4c.. (low nibbles), then 16 + 4c.. (high)
+      const I bytes = V::LoadLanes(slot + 2 * L + 4 * L * c);
+      q[c] = Nibbles::Decode(V::And(bytes, low_nibble));
+      q[4 + c] = Nibbles::Decode(V::And(V::template Shr16<4>(bytes), low_nibble));
+    }
+  }
+};
+struct Q4_0Nibbles : NibbleChunks<Q4_0Nibbles> {
   static constexpr int kOffset = 8;
   static I Decode(I nibbles) { return nibbles; }
-  // A block's eight chunks (the four low-nibble ones, then the four high) against its 32 activations.
   static I BlockDot(I acc, const I* levels, const int8_t* act) { return NibbleDot<8>(acc, levels, act); }
 };
 // The IQ4_NL table plus 128 as unsigned levels.
 alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
 static_assert(kIq4nlLevels[0] == kIq4nlValues[0] + 128 && kIq4nlLevels[15] == kIq4nlValues[15] + 128);
-struct IQ4NLNibbles {
+struct IQ4NLNibbles : NibbleChunks<IQ4NLNibbles> {
   static constexpr int kOffset = V::kVnni ? 128 : 0;
   static I Decode(I nibbles) {
     return V::Lookup(V::Table16(V::kVnni ? reinterpret_cast<const int8_t*>(kIq4nlLevels) : kIq4nlValues), nibbles);
   }
-  static I BlockDot(I acc, const I* q, const int8_t* act) {
-    for (int c = 0; c < 8; ++c) {
-      if constexpr (V::kVnni) acc = V::DotU8At(acc, q[c], act + 4 * c);
-      else acc = V::DotS8(acc, q[c], V::BroadcastWord(act + 4 * c));
-      V::InOrder(acc);
-    }
-    return acc;
-  }
+  static I BlockDot(I acc, const I* q, const int8_t* act) { return EightChunksDot(acc, q, act); }
+};
+struct Q8_0Levels;
+// Q8_0 in the AMX order: its eight chunks as Block32Lanes reads them (Q8_0Levels, below).
+struct Q8_0WholeBlocks {
+  static constexpr const PackFormat& kPack = kQ8_0Pack;
+  static constexpr int kOffset = V::kVnni ? 128 : 0;
+  static void Levels(const uint8_t* slot, I* q);
+  static I BlockDot(I acc, const I* q, const int8_t* act) { return EightChunksDot(acc, q, act); }
 };
 
 // T tokens over one tile whose blocks are packed slots from `slots`; y[t * ldy + r] for the first `rows` rows.
 template <class N>
-struct NibbleLanes {
-  static constexpr const PackFormat& kPack = kQ4_0Pack;
+struct WholeBlockLanes {
+  static constexpr const PackFormat& kPack = N::kPack;
   static constexpr int kBlockValues = 32, kBatchTokens = 8;
   template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    constexpr int L = V::kLanes;
-    constexpr size_t kSlot = kLanesSlot<kQ4_0Pack>;
+    constexpr size_t kSlot = kLanesSlot<kPack>;
     F acc[T];
     for (F& a : acc) a = V::ZeroF();
-    const I low_nibble = V::Set8(0x0F);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) PrefetchTileAhead<kSlot, Ahead>(slot);
       const F dw = V::LanesHalfF(slot);
-      I levels[8];  // values 4c.. (low nibbles), then 16 + 4c.. (high): the activations' order
-      for (int c = 0; c < 4; ++c) {
-        const I bytes = V::LoadLanes(slot + 2 * L + 4 * L * c);
-        levels[c] = N::Decode(V::And(bytes, low_nibble));
-        levels[4 + c] = N::Decode(V::And(V::template Shr16<4>(bytes), low_nibble));
-      }
+      I levels[8];  // the activations' order
+      N::Levels(slot, levels);
       for (int t = 0; t < T; ++t) {
         const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
         const I sum = N::BlockDot(V::SetWord(-N::kOffset * acts[t].block_sums[b]), levels, a.qs);
@@ -137,6 +155,11 @@ struct Q8_0Levels {
     else return V::DotS8(start, q, V::BroadcastWord(act));
   }
 };
+inline void Q8_0WholeBlocks::Levels(const uint8_t* slot, I* q) {
+  const Q8_0Levels::Block block = Q8_0Levels::Load(slot);
+  for (int l = 0; l < 8; ++l) q[l] = Q8_0Levels::Position(block, l);
+}
+
 // The 4-bit types: levels 0..15, with Q5_0's and Q5_1's fifth bit 0..31; level - kOffset the value (Q5_0: 16;
 // Q4_1, Q5_1: 0, their offset is m). The GPTQ/AWQ groups (quant/int_groups.h, value = nibble - zero, zero 0..16)
 // as levels nibble + 16 - zero (0..31), kOffset 16; their slot's heads are three bytes, fp16 d and the zero.

@@ -201,7 +201,7 @@ HWY_INLINE void ForTokenTiles(const RowGroup* groups, const ActRow* acts, int64_
   }
 }
 
-// Every type's tile family: its Lanes (NibbleLanes, Block32Lanes, ..., each its packed format and its Tile<T>) in
+// Every type's tile family: its Lanes (WholeBlockLanes, Block32Lanes, ..., each its packed format and its Tile<T>) in
 // row lanes, a tile being V::kLanes rows, one per lane, kP row groups as RunTiles counts them. A whole packed tile
 // is read in place; other rows (the row-major ones after the last whole tile, or a tensor packed for another
 // target's tile) are first copied into packed slots, once for all the tokens. n is the row length in values.
@@ -303,10 +303,12 @@ void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_
 template <typename Fn, typename R>
 R WithFamily(DType type, Fn&& fn, R none) {
   switch (type) {
-    case DType::Q4_0: return fn(RowLanes<NibbleLanes<Q4_0Nibbles>>{});
+    case DType::Q4_0: return fn(RowLanes<WholeBlockLanes<Q4_0Nibbles>>{});
     case DType::Q5_0: return fn(RowLanes<Block32Lanes<Q5_0Levels>>{});
-    case DType::Q8_0: return fn(RowLanes<Block32Lanes<Q8_0Levels>>{});
-    case DType::IQ4_NL: return fn(RowLanes<NibbleLanes<IQ4NLNibbles>>{});
+    case DType::Q8_0:
+      if (amx_sum_order()) return fn(RowLanes<WholeBlockLanes<Q8_0WholeBlocks>>{});
+      return fn(RowLanes<Block32Lanes<Q8_0Levels>>{});
+    case DType::IQ4_NL: return fn(RowLanes<WholeBlockLanes<IQ4NLNibbles>>{});
     case DType::I4G: return fn(RowLanes<Block32Lanes<I4GLevels>>{});
     case DType::Q4_1: return fn(RowLanes<Block32Lanes<Q4_1Levels>>{});
     case DType::Q5_1: return fn(RowLanes<Block32Lanes<Q5_1Levels>>{});
@@ -369,6 +371,7 @@ HWY_AFTER_NAMESPACE();
 #include <vector>
 
 #include "ops/activation_quant.h"
+#include "ops/amx_matmul.h"
 #include "util/parallel.h"
 
 namespace lowbit {
@@ -528,7 +531,10 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
       const MatmulWork& wk = plan.weight_of(begin);
       const size_t weight_end = std::min(end, wk.first_chunk + chunks_of(wk.n_out));
       const int64_t r0 = plan.first_row(wk, begin), r1 = std::min(wk.n_out, plan.first_row(wk, weight_end));
-      rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
+      if (n_tokens >= kAmxMinTokens && amx_matmul_takes(wk.type))
+        amx_matmul_rows(wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
+      else
+        rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
       begin = weight_end;
     }
   };

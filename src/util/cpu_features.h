@@ -1,6 +1,12 @@
 // CPU features the kernels check at run time beyond what Highway 1.0.3's targets name.
 #pragma once
 
+#if defined(__x86_64__) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace lowbit {
 
 // AVX512-BF16 (vdpbf16ps): Zen 4 and later, Cooper Lake, Sapphire Rapids and later. Highway's AVX3_DL target
@@ -31,6 +37,24 @@ inline bool cpu_is_amd() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool is = __builtin_cpu_is("amd");
   return is;
+#else
+  return false;
+#endif
+}
+
+// AMX's int8 tiles (Sapphire Rapids and later) and Linux's leave to use them: a process asks for the tile data
+// state once (arch_prctl ARCH_REQ_XCOMP_PERM, for all its threads) before its first tile instruction, which would
+// otherwise kill it with SIGILL. A kernel without the request's support answers no, and the tiles stay unused.
+inline bool cpu_has_amx_int8() {
+#if defined(__x86_64__) && defined(__linux__)
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    constexpr unsigned kAmxTile = 1u << 24, kAmxInt8 = 1u << 25;  // CPUID.(EAX=7, ECX=0):EDX
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (d & (kAmxTile | kAmxInt8)) != (kAmxTile | kAmxInt8)) return false;
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return has;
 #else
   return false;
 #endif

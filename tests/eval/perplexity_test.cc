@@ -119,16 +119,18 @@ TEST(Perplexity, MatchesLlamaCppReferenceFigures) {
   const std::string ref = std::string(LOWBIT_SHARED_DATA) + "/models/lowbit-tiny-gutenberg/llama.cpp-reference/";
   const std::string text_path = std::string(LOWBIT_SHARED_DATA) + "/text/wikitext-2-raw/wiki.test.raw";
   if (!std::filesystem::exists(ref)) GTEST_SKIP() << "llama.cpp reference files not present at " << ref;
-  struct Row { const char* file; double ppl, kld, top, ppl_tol; };
+  struct Row { const char* file; double ppl, kld, top, ppl_tol, kld_tol; };
   // PPL within 0.2%: on this small model last-bit choices move it by about half that. llama.cpp's own flash-attention
   // path reads q2_k 0.084 % and q4_k_m 0.031 % lower than its default (c392e50, this text and context), and
   // lowbit's softmax summed in one float chain, in 16 float parts or in double reads q4_k_m 563.71, 563.61, 563.28.
-  // Mean KLD and same-top-token within 1%.
-  const Row rows[] = {{"model-q8_0.gguf", 558.335257, 0.000433, 98.287, 0.002},
-                      {"model-q4_0.gguf", 558.509790, 0.022326, 89.409, 0.002},
-                      {"model-q4_k_m.gguf", 564.198742, 0.014705, 90.630, 0.002},
-                      {"model-q2_k.gguf", 585.517753, 0.168282, 71.811, 0.002},
-                      {"model-q4_k_m-imatrix.gguf", 569.372832, 0.015170, 90.551, 0.002}};
+  // Mean KLD and same-top-token within 1%, Q8_0's KLD (a thirtieth of the others') within 2%: its last bits move
+  // with the summation order. llama.cpp c392e50 itself reads 0.000439 on a CPU with AMX (its AMX backend's order),
+  // 1.4% above the figure here; lowbit reads 0.000437 in that order (dot_reference.h SumOrder) and in vec_dot's.
+  const Row rows[] = {{"model-q8_0.gguf", 558.335257, 0.000433, 98.287, 0.002, 0.02},
+                      {"model-q4_0.gguf", 558.509790, 0.022326, 89.409, 0.002, 0.01},
+                      {"model-q4_k_m.gguf", 564.198742, 0.014705, 90.630, 0.002, 0.01},
+                      {"model-q2_k.gguf", 585.517753, 0.168282, 71.811, 0.002, 0.01},
+                      {"model-q4_k_m-imatrix.gguf", 569.372832, 0.015170, 90.551, 0.002, 0.01}};
   const std::string base = testing::TempDir() + "/ref-base.logits";
   auto run = [&](const std::string& file, PerplexityOptions o) {
     std::shared_ptr<const ModelSource> src = open_model(ref + file);
@@ -148,7 +150,7 @@ TEST(Perplexity, MatchesLlamaCppReferenceFigures) {
     o.kld_base = base;
     const PerplexityResult q = run(r.file, o);
     EXPECT_NEAR(q.ppl, r.ppl, r.ppl * r.ppl_tol) << r.file;
-    EXPECT_NEAR(q.kld->kld_mean, r.kld, r.kld * 0.01) << r.file;
+    EXPECT_NEAR(q.kld->kld_mean, r.kld, r.kld * r.kld_tol) << r.file;
     EXPECT_NEAR(q.kld->same_top_pct, r.top, r.top * 0.01) << r.file;
   }
 }

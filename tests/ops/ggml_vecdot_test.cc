@@ -2,8 +2,8 @@
 // tests/data/ggml-vectors (quantized by ggml) times the 16 input rows, as llama.cpp c392e50's x86 backend computes
 // them (built with -march=native; data in vecdot/, see the README there): ggml_vec_dot_<type>_<act>, and for Q4_0,
 // IQ4_NL, Q2_K and Q4_K, which it repacks on x86 (Q2_K on AVX-512 CPUs), its repacked matmul (all but Q4_0's from
-// ggml d99724f). The integer parts are exact and the float order is llama.cpp's,
-// so every bit must match, on every SIMD target this CPU runs, for every tile shape and thread count.
+// ggml d99724f), and Q8_0 also as its AMX backend multiplies it on CPUs with AMX. The integer parts are exact and
+// the float order is llama.cpp's, so every bit must match, on every SIMD target this CPU runs, for every tile shape and thread count.
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/dot_reference.h"
 #include "ops/matmul.h"
 #include "support/ggml_vectors.h"
 
@@ -39,37 +40,50 @@ bool repacked_on_x86(DType type) {
 
 class GgmlVecDot : public testing::TestWithParam<Case> {};
 
+// llama.cpp's bits for this case in `order`: Q8_0 in the AMX order from its AMX backend (vecdot/README.md).
+std::string want_file(const Case& c, SumOrder order) {
+  if (c.type == DType::Q8_0 && order == SumOrder::kAmx) return c.file(".amx.f32");
+  return c.file(repacked_on_x86(c.type) ? ".repack.f32" : ".vecdot.f32");
+}
+
 TEST_P(GgmlVecDot, SameBitsAsGgml) {
   const Case c = GetParam();
   const Tensor w = weights(c);
   const std::vector<float> x = ggml_vector_floats("inputs.f32");
-  // want[a * 16 + r]: weight row r times activation row a, i.e. y[token a][row r].
-  const std::vector<float> want = ggml_vector_floats("vecdot/" + c.file(repacked_on_x86(c.type) ? ".repack.f32" : ".vecdot.f32"));
-  ASSERT_EQ(want.size(), size_t{kVectorRows * kVectorRows});
-  auto check = [&](const std::vector<float>& got, const std::string& what) {
-    for (size_t i = 0; i < want.size(); ++i)
-      ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
-          << what << ": row " << i % kVectorRows << " token " << i / kVectorRows << ": " << got[i] << " vs "
-          << want[i];
-  };
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    const std::string on = std::string(" on ") + hwy::TargetName(target);
-    for (int threads : {1, 2}) {
+  // Q8_0 in both its orders on any machine: where the CPU has AMX, its batch of 16 runs on the tiles.
+  const std::vector<SumOrder> orders =
+      c.type == DType::Q8_0 ? std::vector{SumOrder::kVecDot, SumOrder::kAmx} : std::vector{SumOrder::kByCpu};
+  for (SumOrder order : orders) {
+    set_sum_order(order);
+    // want[a * 16 + r]: weight row r times activation row a, i.e. y[token a][row r].
+    const std::vector<float> want = ggml_vector_floats("vecdot/" + want_file(c, order));
+    ASSERT_EQ(want.size(), size_t{kVectorRows * kVectorRows});
+    auto check = [&](const std::vector<float>& got, const std::string& what) {
+      for (size_t i = 0; i < want.size(); ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+            << what << " in order " << static_cast<int>(order) << ": row " << i % kVectorRows << " token "
+            << i / kVectorRows << ": " << got[i] << " vs " << want[i];
+    };
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      const std::string on = std::string(" on ") + hwy::TargetName(target);
+      for (int threads : {1, 2}) {
+        std::vector<float> y(want.size());
+        matmul(w, x.data(), kVectorRows, y.data(), threads);
+        check(y, "batch of 16, " + std::to_string(threads) + " threads" + on);
+      }
+      // Token by token (generation) and in odd batches: the same bits.
       std::vector<float> y(want.size());
-      matmul(w, x.data(), kVectorRows, y.data(), threads);
-      check(y, "batch of 16, " + std::to_string(threads) + " threads" + on);
+      for (int64_t t0 = 0; t0 < kVectorRows;) {
+        const int64_t n = std::min<int64_t>(t0 % 2 ? 3 : 1, kVectorRows - t0);
+        matmul(w, x.data() + t0 * kVectorCols, n, y.data() + t0 * kVectorRows, 1);
+        t0 += n;
+      }
+      check(y, "batches of 1 and 3" + on);
     }
-    // Token by token (generation) and in odd batches: the same bits.
-    std::vector<float> y(want.size());
-    for (int64_t t0 = 0; t0 < kVectorRows;) {
-      const int64_t n = std::min<int64_t>(t0 % 2 ? 3 : 1, kVectorRows - t0);
-      matmul(w, x.data() + t0 * kVectorCols, n, y.data() + t0 * kVectorRows, 1);
-      t0 += n;
-    }
-    check(y, "batches of 1 and 3" + on);
+    hwy::SetSupportedTargetsForTest(0);
   }
-  hwy::SetSupportedTargetsForTest(0);
+  set_sum_order(SumOrder::kByCpu);
 }
 
 std::vector<Case> all_cases() {

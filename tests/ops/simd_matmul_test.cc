@@ -139,8 +139,15 @@ TEST(SimdMatmul, SameBitsForThreadsBatchesAndTargets) {
   }
 }
 
+// Q8_0 in both its orders (ops/dot_reference.h SumOrder) on any machine, the others in the one they have.
+std::vector<SumOrder> orders_of(DType type) {
+  if (type == DType::Q8_0) return {SumOrder::kVecDot, SumOrder::kAmx};
+  return {SumOrder::kByCpu};
+}
+
 // Every kernel against the scalar reference, bit for bit: shapes that leave partial row tiles (odd row counts),
-// partial token tiles, odd block counts (IQ4_NL's tail), F16 tails and single tokens; every target; 1 and 2 threads.
+// partial token tiles, odd block counts (IQ4_NL's tail), F16 tails and single tokens; every target; 1 and 2 threads;
+// Q8_0 in both orders (on a CPU with AMX, its batches of 4 tokens or more on the tiles).
 TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
   struct Shape {
     int64_t n_in, n_out, n_tokens;
@@ -159,8 +166,6 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
       if (!row_fits(type, sh.n_in)) continue;
       const Tensor t = quantized_weight(type, sh.n_in, sh.n_out, weights(sh.n_in, sh.n_out));
       const auto x = activations(sh.n_in, sh.n_tokens);
-      std::vector<float> ref(static_cast<size_t>(sh.n_out * sh.n_tokens));
-      matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
       // Packed for each tile height the targets use (a kernel tile may cover two packed tiles or half of one).
       const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
       EXPECT_EQ(packed[1].interleaved_rows != 0, sh.n_out >= kMaxPackRows && row_bytes(type, sh.n_in) % pack_format(type).unit == 0)
@@ -168,24 +173,30 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
       // One token: both ways of opening the stream ahead (ops/simd_matmul.h), whichever this CPU takes.
       const std::vector<StreamAhead> policies =
           sh.n_tokens == 1 ? std::vector{StreamAhead::kFar, StreamAhead::kNear} : std::vector{StreamAhead::kByCpu};
-      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-        hwy::SetSupportedTargetsForTest(target);
-        for (StreamAhead policy : policies) {
-          set_stream_ahead(policy);
-          for (int threads : {1, 2})
-            for (const Tensor& w : packed) {
-              const auto got = run(w, x, sh.n_tokens, threads);
-              for (size_t i = 0; i < got.size(); ++i)
-                ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
-                    << dtype_name(type) << " packed by " << w.interleaved_rows << " " << sh.n_in << "x" << sh.n_out
-                    << " tokens " << sh.n_tokens << " on " << hwy::TargetName(target) << " stream ahead "
-                    << static_cast<int>(policy) << " threads " << threads << ", output " << i << ": " << got[i]
-                    << " vs " << ref[i];
-            }
+      for (SumOrder order : orders_of(type)) {
+        set_sum_order(order);
+        std::vector<float> ref(static_cast<size_t>(sh.n_out * sh.n_tokens));
+        matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
+        for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+          hwy::SetSupportedTargetsForTest(target);
+          for (StreamAhead policy : policies) {
+            set_stream_ahead(policy);
+            for (int threads : {1, 2})
+              for (const Tensor& w : packed) {
+                const auto got = run(w, x, sh.n_tokens, threads);
+                for (size_t i = 0; i < got.size(); ++i)
+                  ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
+                      << dtype_name(type) << " packed by " << w.interleaved_rows << " " << sh.n_in << "x" << sh.n_out
+                      << " tokens " << sh.n_tokens << " on " << hwy::TargetName(target) << " stream ahead "
+                      << static_cast<int>(policy) << " order " << static_cast<int>(order) << " threads " << threads
+                      << ", output " << i << ": " << got[i] << " vs " << ref[i];
+              }
+          }
         }
+        set_stream_ahead(StreamAhead::kByCpu);
+        hwy::SetSupportedTargetsForTest(0);
       }
-      set_stream_ahead(StreamAhead::kByCpu);
-      hwy::SetSupportedTargetsForTest(0);
+      set_sum_order(SumOrder::kByCpu);
     }
   }
 }
