@@ -144,6 +144,22 @@ float dot_affine(const void* w_row, const void* act_row, int64_t n) {
   return acc.sum() + offsets;
 }
 
+// Q4_1 in llama.cpp's AMX order (its acc_C and VNNI kernel for q4_1): each block's levels (0..15) times the
+// activations, exact, times d_w * d_a in one FMA, then m_w * s_a in a second, into one float.
+float dot_q4_1_whole_blocks(const void* w_row, const void* act_row, int64_t n) {
+  const auto* w = static_cast<const BlockQ4_1*>(w_row);
+  const auto* a = static_cast<const BlockQ8_1*>(act_row);
+  float sum = 0;
+  uint8_t levels[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    legacy::unpack_levels(w[b], levels);
+    const int32_t s = block_int_sum(reinterpret_cast<const int8_t*>(levels), a[b].qs);
+    sum = std::fma(static_cast<float>(s), h(w[b].d) * h(a[b].d), sum);
+    sum = std::fma(h(w[b].m), h(a[b].s), sum);
+  }
+  return sum;
+}
+
 // ---- 256-value super-blocks against Q8_K ----
 
 // Q4_K / Q5_K levels (0..15 / 0..31) of one super-block.
@@ -385,7 +401,7 @@ RowDotFn reference_row_dot(DType type) {
     case DType::Q8_0: return amx_sum_order() ? dot_whole_blocks<BlockQ8_0> : dot_symmetric<BlockQ8_0>;
     case DType::I4G: return dot_symmetric<BlockI4G>;
     case DType::IQ4_NL: return dot_whole_blocks<BlockIQ4NL>;
-    case DType::Q4_1: return dot_affine<BlockQ4_1>;
+    case DType::Q4_1: return amx_sum_order() ? dot_q4_1_whole_blocks : dot_affine<BlockQ4_1>;
     case DType::Q5_1: return dot_affine<BlockQ5_1>;
     case DType::Q2_K: return dot_q2_k;
     case DType::Q3_K: return dot_q3_k;

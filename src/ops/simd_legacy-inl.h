@@ -29,14 +29,14 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- Q4_0, IQ4_NL (and Q8_0 in the AMX order) in row lanes: one float per row (ops/dot_reference.h) ----
-// A tile is V::kLanes rows, one row per int32 / float lane. Its packed slot for a block holds the rows' fp16 scales
-// side by side, then 4-byte chunks of every row: Q4_0's (kQ4_0Pack; IQ4_NL's block has the same layout) qs bytes
-// 4c..4c+3 for c = 0..3, whose low nibbles are values 4c..4c+3 and high nibbles 16+4c..16+4c+3; Q8_0's (kQ8_0Pack)
-// qs bytes 4l..4l+3 for l = 0..7. Each of a block's eight level vectors meets the activations' four bytes broadcast
-// to every lane in one vpdpbusd; after eight of them a lane holds its row's exact block sum, and one FMA per block
-// adds it to the row's float: no horizontal sums, and one convert, multiply and FMA per kLanes outputs where the
-// vec_dot order needs them per output.
+// ---- Q4_0, IQ4_NL (and Q8_0, Q4_1 in the AMX order) in row lanes: one float per row (ops/dot_reference.h) ----
+// A tile is V::kLanes rows, one row per int32 / float lane. Its packed slot for a block holds the rows' heads (fp16
+// d; Q4_1's d and m) side by side, then 4-byte chunks of every row: Q4_0's (kQ4_0Pack; IQ4_NL's block has the same
+// layout) and Q4_1's qs bytes 4c..4c+3 for c = 0..3, whose low nibbles are values 4c..4c+3 and high nibbles
+// 16+4c..16+4c+3; Q8_0's (kQ8_0Pack) qs bytes 4l..4l+3 for l = 0..7. Each of a block's eight level vectors meets the
+// activations' four bytes broadcast to every lane in one vpdpbusd; after eight of them a lane holds its row's exact
+// block sum, and one FMA per block adds it to the row's float (Q4_1: and a second its m * s): no horizontal sums,
+// and one convert, multiply and FMA per kLanes outputs where the vec_dot order needs them per output.
 static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && kQ4_0Pack.head_offset == offsetof(BlockQ4_0, d) &&
               kQ4_0Pack.head == 2 && kQ4_0Pack.chunk == 4 && offsetof(BlockQ4_0, qs) == 2);
 static_assert(sizeof(BlockIQ4NL) == sizeof(BlockQ4_0) && offsetof(BlockIQ4NL, d) == 0 && offsetof(BlockIQ4NL, qs) == 2);
@@ -53,22 +53,24 @@ HWY_INLINE I EightChunksDot(I acc, const I* q, const int8_t* act) {
   return acc;
 }
 
-// How each type's levels meet the activations, the sum started from -kOffset times the activations' block sum.
-// Q4_0: levels 0..15 (value + 8). IQ4_NL: with VNNI its table's values + 128 (0..241); without, the signed values.
-template <class Nibbles>
+// How each type's levels meet the activations (Act: its blocks), the sum started from -kOffset times the
+// activations' block sum. Q4_0: levels 0..15 (value + 8). IQ4_NL: with VNNI its table's values + 128 (0..241);
+// without, the signed values. Q4_1: levels 0..15, its value d * level + m.
+template <class Nibbles, const PackFormat& kFormat = kQ4_0Pack>
 struct NibbleChunks {
-  static constexpr const PackFormat& kPack = kQ4_0Pack;
+  static constexpr const PackFormat& kPack = kFormat;
   static void Levels(const uint8_t* slot, I* q) {
     constexpr int L = V::kLanes;
     const I low_nibble = V::Set8(0x0F);
     for (int c = 0; c < 4; ++c) {  // values 4c.. (low nibbles), then 16 + 4c.. (high)
-      const I bytes = V::LoadLanes(slot + 2 * L + 4 * L * c);
+      const I bytes = V::LoadLanes(slot + kPack.head * L + 4 * L * c);
       q[c] = Nibbles::Decode(V::And(bytes, low_nibble));
       q[4 + c] = Nibbles::Decode(V::And(V::template Shr16<4>(bytes), low_nibble));
     }
   }
 };
 struct Q4_0Nibbles : NibbleChunks<Q4_0Nibbles> {
+  using Act = BlockQ8_0;
   static constexpr int kOffset = 8;
   static I Decode(I nibbles) { return nibbles; }
   static I BlockDot(I acc, const I* levels, const int8_t* act) { return NibbleDot<8>(acc, levels, act); }
@@ -77,15 +79,23 @@ struct Q4_0Nibbles : NibbleChunks<Q4_0Nibbles> {
 alignas(16) constexpr uint8_t kIq4nlLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
 static_assert(kIq4nlLevels[0] == kIq4nlValues[0] + 128 && kIq4nlLevels[15] == kIq4nlValues[15] + 128);
 struct IQ4NLNibbles : NibbleChunks<IQ4NLNibbles> {
+  using Act = BlockQ8_0;
   static constexpr int kOffset = V::kVnni ? 128 : 0;
   static I Decode(I nibbles) {
     return V::Lookup(V::Table16(V::kVnni ? reinterpret_cast<const int8_t*>(kIq4nlLevels) : kIq4nlValues), nibbles);
   }
   static I BlockDot(I acc, const I* q, const int8_t* act) { return EightChunksDot(acc, q, act); }
 };
+struct Q4_1WholeBlocks : NibbleChunks<Q4_1WholeBlocks, kQ4_1Pack> {
+  using Act = BlockQ8_1;
+  static constexpr int kOffset = 0;
+  static I Decode(I nibbles) { return nibbles; }
+  static I BlockDot(I acc, const I* levels, const int8_t* act) { return NibbleDot<8>(acc, levels, act); }
+};
 struct Q8_0Levels;
 // Q8_0 in the AMX order: its eight chunks as Block32Lanes reads them (Q8_0Levels, below).
 struct Q8_0WholeBlocks {
+  using Act = BlockQ8_0;
   static constexpr const PackFormat& kPack = kQ8_0Pack;
   static constexpr int kOffset = V::kVnni ? 128 : 0;
   static void Levels(const uint8_t* slot, I* q);
@@ -97,6 +107,7 @@ template <class N>
 struct WholeBlockLanes {
   static constexpr const PackFormat& kPack = N::kPack;
   static constexpr int kBlockValues = 32, kBatchTokens = 8;
+  static constexpr bool kAffine = std::is_same_v<typename N::Act, BlockQ8_1>;  // Q4_1: each block's m * s
   template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr size_t kSlot = kLanesSlot<kPack>;
@@ -105,13 +116,16 @@ struct WholeBlockLanes {
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       if constexpr (T == 1) PrefetchTileAhead<kSlot, Ahead>(slot);
-      const F dw = V::LanesHalfF(slot);
+      F dw, mw;
+      if constexpr (kAffine) V::LanesHalfPairF(slot, dw, mw);
+      else dw = V::LanesHalfF(slot);
       I levels[8];  // the activations' order
       N::Levels(slot, levels);
       for (int t = 0; t < T; ++t) {
-        const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(acts[t].blocks)[b];
+        const auto& a = reinterpret_cast<const typename N::Act*>(acts[t].blocks)[b];
         const I sum = N::BlockDot(V::SetWord(-N::kOffset * acts[t].block_sums[b]), levels, a.qs);
         acc[t] = V::Fma(V::Cvt(sum), V::Mul(dw, V::SetF(acts[t].scales[b])), acc[t]);
+        if constexpr (kAffine) acc[t] = V::Fma(mw, V::SetF(Half(a.s)), acc[t]);
       }
     }
     StoreLanes(acc, y, ldy, rows);

@@ -310,7 +310,9 @@ R WithFamily(DType type, Fn&& fn, R none) {
       return fn(RowLanes<Block32Lanes<Q8_0Levels>>{});
     case DType::IQ4_NL: return fn(RowLanes<WholeBlockLanes<IQ4NLNibbles>>{});
     case DType::I4G: return fn(RowLanes<Block32Lanes<I4GLevels>>{});
-    case DType::Q4_1: return fn(RowLanes<Block32Lanes<Q4_1Levels>>{});
+    case DType::Q4_1:
+      if (amx_sum_order()) return fn(RowLanes<WholeBlockLanes<Q4_1WholeBlocks>>{});
+      return fn(RowLanes<Block32Lanes<Q4_1Levels>>{});
     case DType::Q5_1: return fn(RowLanes<Block32Lanes<Q5_1Levels>>{});
     case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});
     case DType::Q3_K: return fn(RowLanes<SubBlock16Lanes<Q3KLevels>>{});
@@ -532,7 +534,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
       const size_t weight_end = std::min(end, wk.first_chunk + chunks_of(wk.n_out));
       const int64_t r0 = plan.first_row(wk, begin), r1 = std::min(wk.n_out, plan.first_row(wk, weight_end));
       if (n_tokens >= kAmxMinTokens && amx_matmul_takes(wk.type))
-        amx_matmul_rows(wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
+        amx_matmul_rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
       else
         rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
       begin = weight_end;

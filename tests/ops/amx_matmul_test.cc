@@ -18,20 +18,30 @@
 namespace lowbit {
 namespace {
 
-// Q8_0 rows of raw blocks: every byte value, -128 (which no quantizer writes but a file may hold) included, and
-// scales over several binades.
-Tensor raw_q8_0(int64_t n_in, int64_t n_out, uint32_t seed) {
+// Q8_0 or Q4_1 rows of raw blocks: every byte value (Q8_0's -128 too, which no quantizer writes but a file may
+// hold), scales over several binades and Q4_1 offsets of either sign.
+Tensor raw_blocks(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
   TensorInfo info;
   info.name = "w";
-  info.type = DType::Q8_0;
+  info.type = type;
   info.n_dims = 2;
   info.ne = {n_in, n_out, 1, 1};
   std::mt19937 rng(seed);
+  const auto scale = [&] {
+    return f32_to_f16(std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % 9) - 10));
+  };
   std::vector<uint8_t> bytes(info.n_bytes());
-  auto* blocks = reinterpret_cast<BlockQ8_0*>(bytes.data());
-  for (size_t b = 0; b < bytes.size() / sizeof(BlockQ8_0); ++b) {
-    blocks[b].d = f32_to_f16(std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % 9) - 10));
-    for (int8_t& q : blocks[b].qs) q = static_cast<int8_t>(rng());
+  for (size_t b = 0; b < info.n_rows() * static_cast<size_t>(n_in / 32); ++b) {
+    if (type == DType::Q8_0) {
+      auto& block = reinterpret_cast<BlockQ8_0*>(bytes.data())[b];
+      block.d = scale();
+      for (int8_t& q : block.qs) q = static_cast<int8_t>(rng());
+    } else {
+      auto& block = reinterpret_cast<BlockQ4_1*>(bytes.data())[b];
+      block.d = scale();
+      block.m = static_cast<uint16_t>(scale() | (rng() & 1 ? 0x8000 : 0));
+      for (uint8_t& q : block.qs) q = static_cast<uint8_t>(rng());
+    }
   }
   return make_owned_tensor(info, std::move(bytes));
 }
@@ -50,39 +60,44 @@ class AmxOrder : public testing::Test {
   ~AmxOrder() override { set_sum_order(SumOrder::kByCpu); }
 };
 
-// The tiles take Q8_0 batches exactly where the CPU has them and the order is the AMX one.
-TEST_F(AmxOrder, TilesTakeQ8_0WhereTheCpuHasThem) {
+// The tiles take Q8_0 and Q4_1 batches exactly where the CPU has them and the order is the AMX one.
+TEST_F(AmxOrder, TilesTakeTheirTypesWhereTheCpuHasThem) {
   EXPECT_EQ(amx_matmul_takes(DType::Q8_0), cpu_has_amx_int8());
+  EXPECT_EQ(amx_matmul_takes(DType::Q4_1), cpu_has_amx_int8());
   EXPECT_FALSE(amx_matmul_takes(DType::Q4_0));
   set_sum_order(SumOrder::kVecDot);
   EXPECT_FALSE(amx_matmul_takes(DType::Q8_0));
+  EXPECT_FALSE(amx_matmul_takes(DType::Q4_1));
 }
 
-// Batches of every size around the tiles' 16 tokens and 16 rows, packed by 16 (read in place), by 8 and 4 and not
-// at all (copied into slots), 1 and 2 threads: the reference's bits. On a CPU without AMX this checks the row-lane
-// kernels in the same order; the test says so.
+// Q8_0 and Q4_1 batches of every size around the tiles' 16 tokens and 16 rows, packed by 16 (read in place), by 8
+// and 4 and not at all (copied into slots), 1 and 2 threads: the reference's bits. On a CPU without AMX this checks
+// the row-lane kernels in the same order; the test says so.
 TEST_F(AmxOrder, BatchesGiveTheReferenceBits) {
   if (!cpu_has_amx_int8()) std::puts("no AMX here: the AMX order runs on the row-lane kernels only");
   struct Shape {
     int64_t n_in, n_out;
   };
-  for (const Shape& sh : {Shape{32, 16}, Shape{64, 1}, Shape{96, 33}, Shape{1024, 48}, Shape{160, 71}}) {
-    const Tensor t = raw_q8_0(sh.n_in, sh.n_out, static_cast<uint32_t>(sh.n_in * 7 + sh.n_out));
-    const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
-    for (int64_t n_tokens : {kAmxMinTokens, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{37}}) {
-      const auto x = activations(sh.n_in, n_tokens, static_cast<uint32_t>(n_tokens));
-      std::vector<float> ref(static_cast<size_t>(sh.n_out * n_tokens));
-      matmul_reference(t, x.data(), n_tokens, ref.data(), 1);
-      for (const Tensor& w : packed)
-        for (int threads : {1, 2}) {
-          std::vector<float> y(ref.size());
-          const EveryCallThreaded every_call_threaded;
-          matmul(w, x.data(), n_tokens, y.data(), threads);
-          for (size_t i = 0; i < y.size(); ++i)
-            ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(ref[i]))
-                << sh.n_in << "x" << sh.n_out << " packed by " << w.interleaved_rows << ", " << n_tokens
-                << " tokens, " << threads << " threads, output " << i << ": " << y[i] << " vs " << ref[i];
-        }
+  for (DType type : {DType::Q8_0, DType::Q4_1}) {
+    for (const Shape& sh : {Shape{32, 16}, Shape{64, 1}, Shape{96, 33}, Shape{1024, 48}, Shape{160, 71}}) {
+      const Tensor t = raw_blocks(type, sh.n_in, sh.n_out, static_cast<uint32_t>(sh.n_in * 7 + sh.n_out));
+      const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
+      for (int64_t n_tokens : {kAmxMinTokens, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{37}}) {
+        const auto x = activations(sh.n_in, n_tokens, static_cast<uint32_t>(n_tokens));
+        std::vector<float> ref(static_cast<size_t>(sh.n_out * n_tokens));
+        matmul_reference(t, x.data(), n_tokens, ref.data(), 1);
+        for (const Tensor& w : packed)
+          for (int threads : {1, 2}) {
+            std::vector<float> y(ref.size());
+            const EveryCallThreaded every_call_threaded;
+            matmul(w, x.data(), n_tokens, y.data(), threads);
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(ref[i]))
+                  << dtype_name(type) << " " << sh.n_in << "x" << sh.n_out << " packed by " << w.interleaved_rows
+                  << ", " << n_tokens << " tokens, " << threads << " threads, output " << i << ": " << y[i] << " vs "
+                  << ref[i];
+          }
+      }
     }
   }
 }
@@ -91,7 +106,7 @@ TEST_F(AmxOrder, BatchesGiveTheReferenceBits) {
 // sum times d_w * d_a. Written out here from the blocks, against the reference.
 TEST_F(AmxOrder, ReferenceSumsWholeBlocks) {
   const int64_t n_in = 256;
-  const Tensor t = raw_q8_0(n_in, 1, 5);
+  const Tensor t = raw_blocks(DType::Q8_0, n_in, 1, 5);
   const auto x = activations(n_in, 1, 6);
   std::vector<uint8_t> act(row_bytes(DType::Q8_0, n_in));
   quantize_activation_row(DType::Q8_0, x.data(), n_in, act.data());
@@ -103,7 +118,8 @@ TEST_F(AmxOrder, ReferenceSumsWholeBlocks) {
     for (int j = 0; j < 32; ++j) s += w[b].qs[j] * a[b].qs[j];
     want = std::fma(static_cast<float>(s), f16_to_f32(w[b].d) * f16_to_f32(a[b].d), want);
   }
-  EXPECT_EQ(std::bit_cast<uint32_t>(reference_row_dot(DType::Q8_0)(t.data, act.data(), n_in)), std::bit_cast<uint32_t>(want));
+  const float got = reference_row_dot(DType::Q8_0)(t.data, act.data(), n_in);
+  EXPECT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(want));
   set_sum_order(SumOrder::kVecDot);
   EXPECT_NE(reference_row_dot(DType::Q8_0)(t.data, act.data(), n_in), want);  // eight lanes round differently here
 }

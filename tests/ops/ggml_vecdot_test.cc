@@ -2,8 +2,9 @@
 // tests/data/ggml-vectors (quantized by ggml) times the 16 input rows, as llama.cpp c392e50's x86 backend computes
 // them (built with -march=native; data in vecdot/, see the README there): ggml_vec_dot_<type>_<act>, and for Q4_0,
 // IQ4_NL, Q2_K and Q4_K, which it repacks on x86 (Q2_K on AVX-512 CPUs), its repacked matmul (all but Q4_0's from
-// ggml d99724f), and Q8_0 also as its AMX backend multiplies it on CPUs with AMX. The integer parts are exact and
-// the float order is llama.cpp's, so every bit must match, on every SIMD target this CPU runs, for every tile shape and thread count.
+// ggml d99724f), and Q8_0 and Q4_1 also as its AMX backend multiplies them on CPUs with AMX. The integer parts are
+// exact and the float order is llama.cpp's, so every bit must match, on every SIMD target this CPU runs, for every
+// tile shape and thread count.
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
@@ -40,9 +41,12 @@ bool repacked_on_x86(DType type) {
 
 class GgmlVecDot : public testing::TestWithParam<Case> {};
 
-// llama.cpp's bits for this case in `order`: Q8_0 in the AMX order from its AMX backend (vecdot/README.md).
+// Q8_0 and Q4_1, which llama.cpp multiplies in its AMX backend on CPUs with AMX.
+bool amx_type(DType type) { return type == DType::Q8_0 || type == DType::Q4_1; }
+
+// llama.cpp's bits for this case in `order`: in the AMX order from its AMX backend (vecdot/README.md).
 std::string want_file(const Case& c, SumOrder order) {
-  if (c.type == DType::Q8_0 && order == SumOrder::kAmx) return c.file(".amx.f32");
+  if (amx_type(c.type) && order == SumOrder::kAmx) return c.file(".amx.f32");
   return c.file(repacked_on_x86(c.type) ? ".repack.f32" : ".vecdot.f32");
 }
 
@@ -50,9 +54,9 @@ TEST_P(GgmlVecDot, SameBitsAsGgml) {
   const Case c = GetParam();
   const Tensor w = weights(c);
   const std::vector<float> x = ggml_vector_floats("inputs.f32");
-  // Q8_0 in both its orders on any machine: where the CPU has AMX, its batch of 16 runs on the tiles.
+  // Q8_0 and Q4_1 in both their orders on any machine: where the CPU has AMX, the batch of 16 runs on the tiles.
   const std::vector<SumOrder> orders =
-      c.type == DType::Q8_0 ? std::vector{SumOrder::kVecDot, SumOrder::kAmx} : std::vector{SumOrder::kByCpu};
+      amx_type(c.type) ? std::vector{SumOrder::kVecDot, SumOrder::kAmx} : std::vector{SumOrder::kByCpu};
   for (SumOrder order : orders) {
     set_sum_order(order);
     // want[a * 16 + r]: weight row r times activation row a, i.e. y[token a][row r].
