@@ -1,6 +1,7 @@
 #include "ops/dot_reference.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <functional>
@@ -295,25 +296,48 @@ float dot_q2_k(const void* w_row, const void* act_row, int64_t n) {
 }
 
 // IQ4_XS: eight 32-value sub-blocks with 6-bit scales biased by 32, IQ4_NL table values.
+// IQ4_XS group g's 32 signed values and its scale (6 bits - 32).
+std::array<int8_t, 32> iq4_xs_group_values(const BlockIQ4XS& w, int g) {
+  std::array<int8_t, 32> q;
+  for (int j = 0; j < 16; ++j) {
+    q[j] = kIq4nlValues[w.qs[16 * g + j] & 0xF];
+    q[j + 16] = kIq4nlValues[w.qs[16 * g + j] >> 4];
+  }
+  return q;
+}
+int32_t iq4_xs_group_scale(const BlockIQ4XS& w, int g) {
+  const int low = (w.scales_l[g / 2] >> (4 * (g % 2))) & 0xF, high = (w.scales_h >> (2 * g)) & 3;
+  return (low | (high << 4)) - 32;
+}
+
 float dot_iq4_xs(const void* w_row, const void* act_row, int64_t n) {
   const auto* a = static_cast<const BlockQ8K*>(act_row);
   const auto* w = static_cast<const BlockIQ4XS*>(w_row);
   FloatLanes acc;
-  int8_t q[32];
   for (int64_t b = 0; b < n / 256; ++b) {
     IntLanes s;
     for (int g = 0; g < 8; ++g) {
-      for (int j = 0; j < 16; ++j) {
-        q[j] = kIq4nlValues[w[b].qs[16 * g + j] & 0xF];
-        q[j + 16] = kIq4nlValues[w[b].qs[16 * g + j] >> 4];
-      }
-      const int low = (w[b].scales_l[g / 2] >> (4 * (g % 2))) & 0xF, high = (w[b].scales_h >> (2 * g)) & 3;
-      const int32_t scale = (low | (high << 4)) - 32;
-      s.add_group(q, a[b].qs + 32 * g, scale, scale);
+      const int32_t scale = iq4_xs_group_scale(w[b], g);
+      s.add_group(iq4_xs_group_values(w[b], g).data(), a[b].qs + 32 * g, scale, scale);
     }
     acc.fma(h(w[b].d) * a[b].d, s);
   }
   return acc.sum();
+}
+
+// IQ4_XS in llama.cpp's AMX order (its acc_C and VNNI kernel for iq4_xs): a super-block's groups' exact sums times
+// their scales added as integers, then times d_w * d_a in one FMA into one float.
+float dot_iq4_xs_whole_blocks(const void* w_row, const void* act_row, int64_t n) {
+  const auto* a = static_cast<const BlockQ8K*>(act_row);
+  const auto* w = static_cast<const BlockIQ4XS*>(w_row);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int32_t s = 0;
+    for (int g = 0; g < 8; ++g)
+      s += block_int_sum(iq4_xs_group_values(w[b], g).data(), a[b].qs + 32 * g) * iq4_xs_group_scale(w[b], g);
+    sum = std::fma(static_cast<float>(s), h(w[b].d) * a[b].d, sum);
+  }
+  return sum;
 }
 
 // ---- F16 / BF16 against activations rounded to the same type. The pairwise sum of eight float lanes at the end,
@@ -408,7 +432,7 @@ RowDotFn reference_row_dot(DType type) {
     case DType::Q4_K: return dot_q4_k;
     case DType::Q5_K: return dot_q5_k;
     case DType::Q6_K: return dot_q6_k;
-    case DType::IQ4_XS: return dot_iq4_xs;
+    case DType::IQ4_XS: return amx_sum_order() ? dot_iq4_xs_whole_blocks : dot_iq4_xs;
     case DType::F16: return dot_f16;
     case DType::BF16: return dot_bf16;
     default: return nullptr;

@@ -12,10 +12,11 @@
 // own type in eight float lanes: F16 one FMA per value, BF16 in the order of AVX512-BF16's vdpbf16ps, flushing as
 // it does, so that CPUs with the instruction run it directly.
 //
-// On a CPU with AMX (Sapphire Rapids and later) llama.cpp multiplies Q8_0 and Q4_1 weights in its AMX backend
-// (ggml-cpu/amx/mmq.cpp), in batches and token by token, in Q4_0's order: each block's exact integer sum times
-// d_w * d_a, one FMA per block into one float (Q4_1: then m_w * s_a, a second FMA). lowbit sums them that way there
-// too (SumOrder::kAmx), so its batches run on AMX tiles (ops/amx_matmul.h) and still give token by token's bits.
+// On a CPU with AMX (Sapphire Rapids and later) llama.cpp multiplies Q8_0, Q4_1 and IQ4_XS weights in its AMX
+// backend (ggml-cpu/amx/mmq.cpp), in batches and token by token, in Q4_0's order: each block's exact integer sum
+// times d_w * d_a, one FMA per block into one float (Q4_1: then m_w * s_a, a second FMA; IQ4_XS: per super-block,
+// its groups' sums times their scales added as integers). lowbit sums them that way there too (SumOrder::kAmx), so
+// its batches run on AMX tiles (ops/amx_matmul.h) and still give token by token's bits.
 //
 // The SIMD kernels (simd_matmul.cc) must give the same bits as these functions for every input; tests check that
 // and check these functions against llama.cpp's own output (tests/ops/ggml_vecdot_test.cc).
@@ -30,12 +31,12 @@ namespace lowbit {
 
 using RowDotFn = float (*)(const void* w_row, const void* act_row, int64_t n);
 
-// Which order the types llama.cpp multiplies with AMX (Q8_0, Q4_1) sum in: the CPU's (kAmx where it has AMX's int8 tiles
+// Which order the types llama.cpp multiplies with AMX (Q8_0, Q4_1, IQ4_XS) sum in: the CPU's (kAmx where it has AMX's int8 tiles
 // and Linux lets a process use them, else kVecDot), or one of the two where a test sets it, so that both run on any
 // machine. set_sum_order returns the setting before.
 enum class SumOrder { kByCpu, kVecDot, kAmx };
 SumOrder set_sum_order(SumOrder order);
-bool amx_sum_order();  // whether Q8_0 and Q4_1 sum in the AMX order now
+bool amx_sum_order();  // whether Q8_0, Q4_1 and IQ4_XS sum in the AMX order now
 
 // The reference dot for weights of `type` in the order in force (null if the type has no quantized dot: F32, F64,
 // ...).

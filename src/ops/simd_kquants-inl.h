@@ -725,6 +725,9 @@ HWY_INLINE void IQ4XSScales(I head, I low, I (&scale)[8]) {
   for (int j = 0; j < 8; ++j) scale[j] = V::Sub16(V::LaneByteWords(codes[j % 2], j / 2), V::SetWord(0x00200020));
 }
 
+// kWhole: in the AMX order (ops/dot_reference.h), each super-block's position sums added as integers and met by
+// d_w * d_a in one FMA into one float per row, not vec_dot's eight lane positions.
+template <bool kWhole>
 struct IQ4XSLanes {
   static constexpr const PackFormat& kPack = kIQ4XSPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 2;
@@ -734,9 +737,10 @@ struct IQ4XSLanes {
   static HWY_NOINLINE void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kIQ4XSPack>;
-    F acc[T][8];  // per token, the eight lane positions' floats
+    F acc[T][kWhole ? 1 : 8];  // per token, the eight lane positions' floats (kWhole: the one float)
     for (auto& lanes : acc)
       for (F& a : lanes) a = V::ZeroF();
+    [[maybe_unused]] I whole[T];  // kWhole: the super-block's exact sum so far
     // Generation on AVX-512 takes each super-block's positions in a loop, not unrolled (as Q4KLanes its sub-block
     // pairs), and reads its head (d, scales) at the end of the one before (as SubBlock16Lanes::OneTokenLoop), so
     // no chunk's multiply-add waits on a head line just loaded. The same bits. Whole r1b-IQ4_XS token by token, each
@@ -766,6 +770,8 @@ struct IQ4XSLanes {
       }
       const uint8_t* qs = slot + 8 * L;
       const uint8_t* ahead = slot;
+      if constexpr (kWhole)
+        for (I& w : whole) w = V::Zero();
       const auto positions = [&](int c) HWY_ATTR {  // c and c + 4
         I low_sum[T], high_sum[T];  // the exact sums of positions c and c + 4
         for (int t = 0; t < T; ++t) low_sum[t] = high_sum[t] = V::Zero();
@@ -783,16 +789,25 @@ struct IQ4XSLanes {
           }
         }
         for (int t = 0; t < T; ++t) {
-          acc[t][c] = V::Fma(dd[t], V::Cvt(low_sum[t]), acc[t][c]);
-          acc[t][c + 4] = V::Fma(dd[t], V::Cvt(high_sum[t]), acc[t][c + 4]);
+          if constexpr (kWhole) {
+            whole[t] = V::Add32(whole[t], V::Add32(low_sum[t], high_sum[t]));
+          } else {
+            acc[t][c] = V::Fma(dd[t], V::Cvt(low_sum[t]), acc[t][c]);
+            acc[t][c + 4] = V::Fma(dd[t], V::Cvt(high_sum[t]), acc[t][c + 4]);
+          }
         }
       };
       ForFour<kOneTokenShape>(positions);
+      if constexpr (kWhole)
+        for (int t = 0; t < T; ++t) acc[t][0] = V::Fma(V::Cvt(whole[t]), dd[t], acc[t][0]);
       if constexpr (kOneTokenShape)
         if (b + 1 < n_blocks) read_head(slot + kSlot, d, scale);
     }
     F sums[T];
-    for (int t = 0; t < T; ++t) sums[t] = PairwiseLanes(acc[t]);
+    for (int t = 0; t < T; ++t) {
+      if constexpr (kWhole) sums[t] = acc[t][0];
+      else sums[t] = PairwiseLanes(acc[t]);
+    }
     StoreLanes(sums, y, ldy, rows);
   }
 };

@@ -319,7 +319,9 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
     case DType::Q5_K: return fn(RowLanes<Q5KLanes>{});
     case DType::Q6_K: return fn(RowLanes<SubBlock16Lanes<Q6KLevels>>{});
-    case DType::IQ4_XS: return fn(RowLanes<IQ4XSLanes>{});
+    case DType::IQ4_XS:
+      if (amx_sum_order()) return fn(RowLanes<IQ4XSLanes<true>>{});
+      return fn(RowLanes<IQ4XSLanes<false>>{});
     case DType::F16: return fn(RowLanes<HalfLanes<F16Values>>{});
     case DType::BF16:
 #if HWY_TARGET == HWY_AVX3_DL

@@ -2,9 +2,9 @@
 // tests/data/ggml-vectors (quantized by ggml) times the 16 input rows, as llama.cpp c392e50's x86 backend computes
 // them (built with -march=native; data in vecdot/, see the README there): ggml_vec_dot_<type>_<act>, and for Q4_0,
 // IQ4_NL, Q2_K and Q4_K, which it repacks on x86 (Q2_K on AVX-512 CPUs), its repacked matmul (all but Q4_0's from
-// ggml d99724f), and Q8_0 and Q4_1 also as its AMX backend multiplies them on CPUs with AMX. The integer parts are
-// exact and the float order is llama.cpp's, so every bit must match, on every SIMD target this CPU runs, for every
-// tile shape and thread count.
+// ggml d99724f), and Q8_0, Q4_1 and IQ4_XS also as its AMX backend multiplies them on CPUs with AMX. The integer
+// parts are exact and the float order is llama.cpp's, so every bit must match, on every SIMD target this CPU runs,
+// for every tile shape and thread count.
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
@@ -41,8 +41,8 @@ bool repacked_on_x86(DType type) {
 
 class GgmlVecDot : public testing::TestWithParam<Case> {};
 
-// Q8_0 and Q4_1, which llama.cpp multiplies in its AMX backend on CPUs with AMX.
-bool amx_type(DType type) { return type == DType::Q8_0 || type == DType::Q4_1; }
+// The types whose order is llama.cpp's AMX backend's on CPUs with AMX (ops/dot_reference.h SumOrder).
+bool amx_type(DType type) { return type == DType::Q8_0 || type == DType::Q4_1 || type == DType::IQ4_XS; }
 
 // llama.cpp's bits for this case in `order`: in the AMX order from its AMX backend (vecdot/README.md).
 std::string want_file(const Case& c, SumOrder order) {
@@ -54,7 +54,7 @@ TEST_P(GgmlVecDot, SameBitsAsGgml) {
   const Case c = GetParam();
   const Tensor w = weights(c);
   const std::vector<float> x = ggml_vector_floats("inputs.f32");
-  // Q8_0 and Q4_1 in both their orders on any machine: where the CPU has AMX, the batch of 16 runs on the tiles.
+  // Those in both their orders on any machine: where the CPU has AMX, the batch of 16 runs on the tiles.
   const std::vector<SumOrder> orders =
       amx_type(c.type) ? std::vector{SumOrder::kVecDot, SumOrder::kAmx} : std::vector{SumOrder::kByCpu};
   for (SumOrder order : orders) {

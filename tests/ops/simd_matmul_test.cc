@@ -139,15 +139,16 @@ TEST(SimdMatmul, SameBitsForThreadsBatchesAndTargets) {
   }
 }
 
-// Q8_0 and Q4_1 in both their orders (ops/dot_reference.h SumOrder) on any machine, the others in the one they have.
+// Q8_0, Q4_1 and IQ4_XS in both their orders (ops/dot_reference.h SumOrder) on any machine, the others in the one
+// they have.
 std::vector<SumOrder> orders_of(DType type) {
-  if (type == DType::Q8_0 || type == DType::Q4_1) return {SumOrder::kVecDot, SumOrder::kAmx};
+  if (type == DType::Q8_0 || type == DType::Q4_1 || type == DType::IQ4_XS) return {SumOrder::kVecDot, SumOrder::kAmx};
   return {SumOrder::kByCpu};
 }
 
 // Every kernel against the scalar reference, bit for bit: shapes that leave partial row tiles (odd row counts),
 // partial token tiles, odd block counts (IQ4_NL's tail), F16 tails and single tokens; every target; 1 and 2 threads;
-// Q8_0 and Q4_1 in both orders (on a CPU with AMX, their batches of 4 tokens or more on the tiles).
+// Q8_0, Q4_1 and IQ4_XS in both orders (on a CPU with AMX, their batches of 4 tokens or more on the tiles).
 TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
   struct Shape {
     int64_t n_in, n_out, n_tokens;
