@@ -14,9 +14,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "ops/dot_reference.h"
+#include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
 #include "util/cpu_features.h"
 
@@ -26,17 +28,29 @@ namespace {
 constexpr int kTile = 16;      // weight rows (the tile's columns) and tokens (its rows)
 constexpr size_t kBBytes = 512;  // a block's B operand: 8 rows of 16 columns times 4 bytes
 
-// What the tiles need of each type: its packed slot, its activations' blocks, and whether its levels are signed.
+// What the tiles need of each type: its packed slot, its activations' blocks, whether its levels are signed, and how
+// many bytes of B operands (and scales) a block's slot is decoded into once per row tile (0: read in place).
 struct Q8_0Tiles {
   static constexpr const PackFormat& kPack = kQ8_0Pack;
   using Act = BlockQ8_0;
   static constexpr bool kSigned = true, kAffine = false;
+  static constexpr size_t kDecodedBytes = 0;
 };
 struct Q4_1Tiles {
   static constexpr const PackFormat& kPack = kQ4_1Pack;
   using Act = BlockQ8_1;
   static constexpr bool kSigned = false, kAffine = true;
+  static constexpr size_t kDecodedBytes = kBBytes;
 };
+// IQ4_XS: a super-block's eight groups' B operands (table values, signed), then their scales, 16 int32 a group.
+struct IQ4XSTiles {
+  static constexpr const PackFormat& kPack = kIQ4XSPack;
+  using Act = BlockQ8K;
+  static constexpr bool kSigned = true;
+  static constexpr size_t kScalesOffset = 8 * kBBytes, kDecodedBytes = kScalesOffset + 8 * kTile * sizeof(int32_t);
+};
+static_assert(kIQ4XSPack.unit == sizeof(BlockIQ4XS) && kIQ4XSPack.head == 4 && kIQ4XSPack.chunk == 4 &&
+              offsetof(BlockIQ4XS, scales_h) == 2 && offsetof(BlockIQ4XS, scales_l) == 4);
 static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && kQ8_0Pack.chunk == 4 &&
               offsetof(BlockQ8_0, qs) == 2);
 static_assert(kQ4_1Pack.unit == sizeof(BlockQ4_1) && kQ4_1Pack.head == 4 && kQ4_1Pack.chunk == 4 &&
@@ -66,7 +80,10 @@ TileConfig config_for(int tokens) {
 #pragma GCC push_options
 #pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,f16c,fma")
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_undefined_ps (`__m512 __Y = __Y`)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_undefined_* (`__m512 __Y = __Y`)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#define HWY_INLINE_AMX inline __attribute__((always_inline))
 
 // The token count the calling thread's tiles are configured for (0: none yet).
 thread_local int configured_tokens = 0;
@@ -81,20 +98,81 @@ void configure(int tokens) {
   configured_tokens = tokens;
 }
 
-// Q4_1's four chunks of a block as its B operand: chunk c's low nibbles are values 4c.. (row c), its high nibbles
-// 16 + 4c.. (row 4 + c).
-void SplitNibbles(const uint8_t* chunks, uint8_t* b) {
+// Four chunks of 16 rows' nibbles as a block's B operand: chunk c's low nibbles are values 4c.. (row c), its high
+// nibbles 16 + 4c.. (row 4 + c); as they are (Q4_1's levels) or through a table of 16 bytes in each 128-bit lane.
+template <bool kTable>
+void SplitNibbles(const uint8_t* chunks, uint8_t* b, __m512i table) {
   const __m512i low = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
     const __m512i bytes = _mm512_loadu_si512(chunks + 64 * c);
-    _mm512_storeu_si512(b + 64 * c, _mm512_and_si512(bytes, low));
-    _mm512_storeu_si512(b + 64 * (4 + c), _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low));
+    __m512i lo = _mm512_and_si512(bytes, low), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
+    if constexpr (kTable) lo = _mm512_shuffle_epi8(table, lo), hi = _mm512_shuffle_epi8(table, hi);
+    _mm512_storeu_si512(b + 64 * c, lo);
+    _mm512_storeu_si512(b + 64 * (4 + c), hi);
+  }
+}
+void DecodeQ4_1(const uint8_t* slot, uint8_t* out) {
+  SplitNibbles<false>(slot + kTile * kQ4_1Pack.head, out, _mm512_setzero_si512());
+}
+// An IQ4_XS super-block's slot (kIQ4XSPack: heads d | scales_h, then scales_l, then for c = 0..3 the eight groups'
+// qs bytes 16j + 4c.., group j's at position 1 + 8c + j): each group's nibbles through the IQ4_NL table as its B
+// operand, and each group's 6-bit scale - 32 for the 16 rows.
+void DecodeIQ4XS(const uint8_t* slot, uint8_t* out) {
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  const uint8_t* qs = slot + kTile * kIQ4XSPack.head;  // position 0: scales_l; group j's chunk c at 1 + 8c + j
+  for (int j = 0; j < 8; ++j) {
+    alignas(64) uint8_t chunks[4 * 64];
+    for (int c = 0; c < 4; ++c) std::memcpy(chunks + 64 * c, qs + 64 * (1 + 8 * c + j), 64);
+    SplitNibbles<true>(chunks, out + kBBytes * j, table);
+  }
+  auto* scales = reinterpret_cast<int32_t*>(out + IQ4XSTiles::kScalesOffset);
+  for (int i = 0; i < kTile; ++i) {
+    uint16_t high;
+    std::memcpy(&high, slot + kIQ4XSPack.head * i + 2, 2);
+    const uint8_t* low = qs + 4 * i;
+    for (int g = 0; g < 8; ++g)
+      scales[kTile * g + i] = (((low[g / 2] >> (4 * (g % 2))) & 0xF) | (((high >> (2 * g)) & 3) << 4)) - 32;
   }
 }
 
-// One tile of 16 weight rows (block b's heads at slots + b * kSlotBytes, its B operand at bs + b * b_step) times
-// `tokens` <= 16 tokens, whose block b has its values at act + b * sizeof(Act) + offsetof(Act, qs), token after
-// token `act_stride` bytes apart; y[t * ldy + r] for r < rows.
+// Products of n blocks, each into C as the tiles' rows (tokens) by 16 columns (weight rows), two sets of tiles
+// alternating: block k's B operand at b_at(k), its A at a_at(k) (rows act_stride apart); finish(k) reads block k's
+// sums from `sums` while the tiles compute block k + 1.
+template <bool kSigned, class BAt, class AAt, class Finish>
+HWY_INLINE_AMX void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_stride, int32_t* sums, Finish finish) {
+  // Tile numbers are immediates, so the two sets are written out.
+#define LOWBIT_AMX_DOT(c, a, b)                       \
+  if constexpr (kSigned) _tile_dpbssd(c, a, b); \
+  else _tile_dpbsud(c, a, b)
+  _tile_loadd(0, b_at(0), 64);
+  _tile_loadd(2, a_at(0), act_stride);
+  _tile_zero(4);
+  LOWBIT_AMX_DOT(4, 2, 0);
+  for (int64_t k = 0; k < n; k += 2) {
+    if (k + 1 < n) {
+      _tile_loadd(1, b_at(k + 1), 64);
+      _tile_loadd(3, a_at(k + 1), act_stride);
+      _tile_zero(5);
+      LOWBIT_AMX_DOT(5, 3, 1);
+    }
+    _tile_stored(4, sums, kTile * sizeof(int32_t));
+    finish(k);
+    if (k + 1 == n) break;
+    if (k + 2 < n) {
+      _tile_loadd(0, b_at(k + 2), 64);
+      _tile_loadd(2, a_at(k + 2), act_stride);
+      _tile_zero(4);
+      LOWBIT_AMX_DOT(4, 2, 0);
+    }
+    _tile_stored(5, sums, kTile * sizeof(int32_t));
+    finish(k + 1);
+  }
+#undef LOWBIT_AMX_DOT
+}
+
+// One tile of 16 weight rows (block b's heads at slots + b * kSlotBytes, its B operand at bs + b * b_step, the
+// decoded bytes if it has them) times `tokens` <= 16 tokens, whose block b has its values at act + b * sizeof(Act)
+// + offsetof(Act, qs), token after token `act_stride` bytes apart; y[t * ldy + r] for r < rows.
 template <class Type>
 void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* acts, size_t act_stride,
           int64_t n_blocks, int tokens, float* y, size_t ldy, int rows) {
@@ -106,64 +184,62 @@ void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* 
   __m512 acc[kTile];
   for (__m512& a : acc) a = _mm512_setzero_ps();
   alignas(64) int32_t sums[kTile * kTile];
-  const auto finish = [&](int64_t b) {
-    const uint8_t* heads = slots + b * kSlotBytes<Type>;
-    __m512 dw, mw = _mm512_setzero_ps();
-    if constexpr (Type::kAffine) {  // d, m pairs: the low and high halves of 16 words
-      const __m512i pairs = _mm512_loadu_si512(heads);
-      dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(pairs));
-      mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(pairs, 16)));
-    } else {
-      dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(heads)));
-    }
-    for (int t = 0; t < kTile; ++t) {
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_load_si512(sums + kTile * t));
-      acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(token[t]->scales[b])), acc[t]);
-      if constexpr (Type::kAffine) {
-        const float s = _cvtsh_ss(reinterpret_cast<const Act*>(token[t]->blocks)[b].s);
-        acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(s), acc[t]);
+  if constexpr (std::is_same_v<Type, IQ4XSTiles>) {
+    // Eight products a super-block, each added times its group's scales to the rows' exact sums; one FMA at its end.
+    __m512i whole[kTile];
+    for (__m512i& w : whole) w = _mm512_setzero_si512();
+    const auto finish = [&](int64_t k) {
+      const int64_t b = k / 8;
+      const int g = static_cast<int>(k % 8);
+      const __m512i scale = _mm512_load_si512(bs + b * b_step + IQ4XSTiles::kScalesOffset + 64 * g);
+      for (int t = 0; t < kTile; ++t)
+        whole[t] = _mm512_add_epi32(whole[t], _mm512_mullo_epi32(_mm512_load_si512(sums + kTile * t), scale));
+      if (g < 7) return;
+      const __m512i heads = _mm512_loadu_si512(slots + b * kSlotBytes<Type>);  // d | scales_h << 16
+      const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads));
+      for (int t = 0; t < kTile; ++t) {
+        const float da = reinterpret_cast<const Act*>(token[t]->blocks)[b].d;
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(whole[t]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
+        whole[t] = _mm512_setzero_si512();
       }
-    }
-  };
-  const auto a_at = [&](int64_t b) { return act + b * sizeof(Act); };
-  const auto b_at = [&](int64_t b) { return bs + b * b_step; };
-  // Tile numbers are immediates, so the two sets are written out.
-#define LOWBIT_AMX_DOT(c, a, b)                   \
-  if constexpr (Type::kSigned) _tile_dpbssd(c, a, b); \
-  else _tile_dpbsud(c, a, b)
-  _tile_loadd(0, b_at(0), 64);
-  _tile_loadd(2, a_at(0), act_stride);
-  _tile_zero(4);
-  LOWBIT_AMX_DOT(4, 2, 0);
-  for (int64_t b = 0; b < n_blocks; b += 2) {
-    if (b + 1 < n_blocks) {
-      _tile_loadd(1, b_at(b + 1), 64);
-      _tile_loadd(3, a_at(b + 1), act_stride);
-      _tile_zero(5);
-      LOWBIT_AMX_DOT(5, 3, 1);
-    }
-    _tile_stored(4, sums, kTile * sizeof(int32_t));
-    finish(b);
-    if (b + 1 == n_blocks) break;
-    if (b + 2 < n_blocks) {
-      _tile_loadd(0, b_at(b + 2), 64);
-      _tile_loadd(2, a_at(b + 2), act_stride);
-      _tile_zero(4);
-      LOWBIT_AMX_DOT(4, 2, 0);
-    }
-    _tile_stored(5, sums, kTile * sizeof(int32_t));
-    finish(b + 1);
+    };
+    TileProducts<true>(
+        8 * n_blocks, [&](int64_t k) { return bs + k / 8 * b_step + kBBytes * (k % 8); },
+        [&](int64_t k) { return act + k / 8 * sizeof(Act) + 32 * (k % 8); }, act_stride, sums, finish);
+  } else {
+    const auto finish = [&](int64_t b) {
+      const uint8_t* heads = slots + b * kSlotBytes<Type>;
+      __m512 dw, mw = _mm512_setzero_ps();
+      if constexpr (Type::kAffine) {  // d, m pairs: the low and high halves of 16 words
+        const __m512i pairs = _mm512_loadu_si512(heads);
+        dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(pairs));
+        mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(pairs, 16)));
+      } else {
+        dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(heads)));
+      }
+      for (int t = 0; t < kTile; ++t) {
+        const __m512 sum = _mm512_cvtepi32_ps(_mm512_load_si512(sums + kTile * t));
+        acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(token[t]->scales[b])), acc[t]);
+        if constexpr (Type::kAffine) {
+          const float s = _cvtsh_ss(reinterpret_cast<const Act*>(token[t]->blocks)[b].s);
+          acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(s), acc[t]);
+        }
+      }
+    };
+    TileProducts<Type::kSigned>(
+        n_blocks, [&](int64_t b) { return bs + b * b_step; }, [&](int64_t b) { return act + b * sizeof(Act); },
+        act_stride, sums, finish);
   }
-#undef LOWBIT_AMX_DOT
   const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
   for (int t = 0; t < tokens; ++t) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
 }
 
+#undef HWY_INLINE_AMX
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 // Rows [r, r + rows) of any layout as packed slots of 16 (rows past the last repeat it): the heads side by side,
-// then each 4-byte chunk of every row.
+// then each 4-byte chunk of every row, at its position.
 void pack_slots(const PackFormat& f, const uint8_t* data, const WeightLayout& w, int64_t r, int rows, int64_t n_blocks,
                 uint8_t* slots) {
   std::vector<uint8_t> row(w.row_bytes);
@@ -175,7 +251,8 @@ void pack_slots(const PackFormat& f, const uint8_t* data, const WeightLayout& w,
       uint8_t* slot = slots + b * kTile * f.unit;
       std::memcpy(slot + f.head * i, unit, f.head);
       for (size_t c = 0; c < chunks; ++c)
-        std::memcpy(slot + kTile * f.head + kTile * f.chunk * c + f.chunk * i, unit + f.head + f.chunk * c, f.chunk);
+        std::memcpy(slot + kTile * f.head + kTile * f.chunk * f.position[c] + f.chunk * i, unit + f.head + f.chunk * c,
+                    f.chunk);
     }
   }
 }
@@ -184,10 +261,10 @@ void pack_slots(const PackFormat& f, const uint8_t* data, const WeightLayout& w,
 template <class Type>
 void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0,
              int64_t r1, int64_t n_out, float* y) {
-  static_assert(Type::kPack.head_offset == 0 && Type::kPack.position == kChunksInOrder);
-  const int64_t n_blocks = n / 32;
+  static_assert(Type::kPack.head_offset == 0 && Type::kPack.encode == nullptr);
+  const int64_t n_blocks = n / (std::is_same_v<Type, IQ4XSTiles> ? 256 : 32);
   const size_t act_stride = nt > 1 ? static_cast<size_t>(acts[1].blocks - acts[0].blocks) : 0;
-  std::vector<uint8_t> packed, split;
+  std::vector<uint8_t> packed, decoded;
   for (int64_t r = r0; r < r1; r += kTile) {
     const int rows = static_cast<int>(std::min<int64_t>(kTile, r1 - r));
     const uint8_t* slots = data + static_cast<size_t>(r) * w.row_bytes;
@@ -198,12 +275,16 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
     }
     const uint8_t* bs = slots + kHeadBytes<Type>;
     size_t b_step = kSlotBytes<Type>;
-    if constexpr (!Type::kSigned) {
-      split.resize(static_cast<size_t>(n_blocks) * kBBytes);
-      for (int64_t b = 0; b < n_blocks; ++b)
-        SplitNibbles(slots + b * kSlotBytes<Type> + kHeadBytes<Type>, split.data() + b * kBBytes);
-      bs = split.data();
-      b_step = kBBytes;
+    if constexpr (Type::kDecodedBytes != 0) {
+      decoded.resize(static_cast<size_t>(n_blocks) * Type::kDecodedBytes + 64);
+      uint8_t* out = decoded.data() + (64 - reinterpret_cast<uintptr_t>(decoded.data()) % 64) % 64;  // scales aligned
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* slot = slots + b * kSlotBytes<Type>;
+        if constexpr (std::is_same_v<Type, IQ4XSTiles>) DecodeIQ4XS(slot, out + b * Type::kDecodedBytes);
+        else DecodeQ4_1(slot, out + b * Type::kDecodedBytes);
+      }
+      bs = out;
+      b_step = Type::kDecodedBytes;
     }
     for (int64_t t = 0; t < nt; t += kTile) {
       const int tokens = static_cast<int>(std::min<int64_t>(kTile, nt - t));
@@ -216,13 +297,15 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
 }  // namespace
 
 bool amx_matmul_takes(DType type) {
-  return (type == DType::Q8_0 || type == DType::Q4_1) && cpu_has_amx_int8() && amx_sum_order();
+  return (type == DType::Q8_0 || type == DType::Q4_1 || type == DType::IQ4_XS) && cpu_has_amx_int8() &&
+         amx_sum_order();
 }
 
 void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
                      int64_t r0, int64_t r1, int64_t n_out, float* y) {
   if (type == DType::Q8_0) RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-  else RunRows<Q4_1Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+  else if (type == DType::Q4_1) RunRows<Q4_1Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+  else RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
 }
 
 }  // namespace lowbit

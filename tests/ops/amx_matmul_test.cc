@@ -11,6 +11,7 @@
 #include "core/float_formats.h"
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
+#include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
 #include "support/every_call_threaded.h"
 #include "util/cpu_features.h"
@@ -18,8 +19,8 @@
 namespace lowbit {
 namespace {
 
-// Q8_0 or Q4_1 rows of raw blocks: every byte value (Q8_0's -128 too, which no quantizer writes but a file may
-// hold), scales over several binades and Q4_1 offsets of either sign.
+// Q8_0, Q4_1 or IQ4_XS rows of raw blocks: every byte value (Q8_0's -128 too, which no quantizer writes but a file
+// may hold; every 6-bit IQ4_XS scale), scales over several binades and Q4_1 offsets of either sign.
 Tensor raw_blocks(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
   TensorInfo info;
   info.name = "w";
@@ -31,11 +32,18 @@ Tensor raw_blocks(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
     return f32_to_f16(std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % 9) - 10));
   };
   std::vector<uint8_t> bytes(info.n_bytes());
-  for (size_t b = 0; b < info.n_rows() * static_cast<size_t>(n_in / 32); ++b) {
+  const int64_t block = type == DType::IQ4_XS ? 256 : 32;
+  for (size_t b = 0; b < info.n_rows() * static_cast<size_t>(n_in / block); ++b) {
     if (type == DType::Q8_0) {
       auto& block = reinterpret_cast<BlockQ8_0*>(bytes.data())[b];
       block.d = scale();
       for (int8_t& q : block.qs) q = static_cast<int8_t>(rng());
+    } else if (type == DType::IQ4_XS) {
+      auto& block = reinterpret_cast<BlockIQ4XS*>(bytes.data())[b];
+      block.d = scale();
+      block.scales_h = static_cast<uint16_t>(rng());
+      for (uint8_t& q : block.scales_l) q = static_cast<uint8_t>(rng());
+      for (uint8_t& q : block.qs) q = static_cast<uint8_t>(rng());
     } else {
       auto& block = reinterpret_cast<BlockQ4_1*>(bytes.data())[b];
       block.d = scale();
@@ -60,17 +68,17 @@ class AmxOrder : public testing::Test {
   ~AmxOrder() override { set_sum_order(SumOrder::kByCpu); }
 };
 
-// The tiles take Q8_0 and Q4_1 batches exactly where the CPU has them and the order is the AMX one.
+// The tiles take Q8_0, Q4_1 and IQ4_XS batches exactly where the CPU has them and the order is the AMX one.
 TEST_F(AmxOrder, TilesTakeTheirTypesWhereTheCpuHasThem) {
   EXPECT_EQ(amx_matmul_takes(DType::Q8_0), cpu_has_amx_int8());
   EXPECT_EQ(amx_matmul_takes(DType::Q4_1), cpu_has_amx_int8());
+  EXPECT_EQ(amx_matmul_takes(DType::IQ4_XS), cpu_has_amx_int8());
   EXPECT_FALSE(amx_matmul_takes(DType::Q4_0));
   set_sum_order(SumOrder::kVecDot);
-  EXPECT_FALSE(amx_matmul_takes(DType::Q8_0));
-  EXPECT_FALSE(amx_matmul_takes(DType::Q4_1));
+  for (DType type : {DType::Q8_0, DType::Q4_1, DType::IQ4_XS}) EXPECT_FALSE(amx_matmul_takes(type));
 }
 
-// Q8_0 and Q4_1 batches of every size around the tiles' 16 tokens and 16 rows, packed by 16 (read in place), by 8
+// Q8_0, Q4_1 and IQ4_XS batches of every size around the tiles' 16 tokens and 16 rows, packed by 16 (read in place), by 8
 // and 4 and not at all (copied into slots), 1 and 2 threads: the reference's bits. On a CPU without AMX this checks
 // the row-lane kernels in the same order; the test says so.
 TEST_F(AmxOrder, BatchesGiveTheReferenceBits) {
@@ -78,8 +86,10 @@ TEST_F(AmxOrder, BatchesGiveTheReferenceBits) {
   struct Shape {
     int64_t n_in, n_out;
   };
-  for (DType type : {DType::Q8_0, DType::Q4_1}) {
-    for (const Shape& sh : {Shape{32, 16}, Shape{64, 1}, Shape{96, 33}, Shape{1024, 48}, Shape{160, 71}}) {
+  for (DType type : {DType::Q8_0, DType::Q4_1, DType::IQ4_XS}) {
+    for (const Shape& sh : {Shape{32, 16}, Shape{64, 1}, Shape{96, 33}, Shape{1024, 48}, Shape{160, 71}, Shape{256, 20},
+                              Shape{768, 17}}) {
+      if (!row_fits(type, sh.n_in)) continue;
       const Tensor t = raw_blocks(type, sh.n_in, sh.n_out, static_cast<uint32_t>(sh.n_in * 7 + sh.n_out));
       const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
       for (int64_t n_tokens : {kAmxMinTokens, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{37}}) {
