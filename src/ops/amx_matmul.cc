@@ -1,11 +1,13 @@
-// Q8_0 and Q4_1 batches on AMX tiles. A weight tile is 16 rows, packed as the AVX-512 kernels read them
-// (ops/packed_weight.h): a block's slot holds the 16 rows' heads (fp16 d; Q4_1's d and m), then 4-byte chunks of
-// every row. Q8_0's chunks (bytes 4l..4l+3 of each row, l = 0..7) are the layout AMX wants for its B operand (K/4
-// rows of 16 columns times 4 bytes), so its slot's last 512 bytes are one tile load in place; Q4_1's four chunks
-// hold two such rows each, in their low and high nibbles, and are split into that layout once per row tile for
-// all the tokens. A is 16 tokens' 32 values of the block, at the activation rows' stride. One TDPBSSD (Q8_0, signed
-// times signed) or TDPBSUD (Q4_1's levels 0..15 unsigned) gives the 16 x 16 exact block sums; the vector units then
-// add each, times d_w * d_a, to its output's float with one FMA (Q4_1: and m_w * s_a with a second), while the
+// Batches on AMX tiles: Q8_0, Q4_0, IQ4_NL, Q4_1 and IQ4_XS. A weight tile is 16 rows, packed as the AVX-512
+// kernels read them (ops/packed_weight.h): a block's slot holds the 16 rows' heads (fp16 d; Q4_1's d and m; IQ4_XS's
+// d and high scale bits), then 4-byte chunks of every row. Q8_0's chunks (bytes 4l..4l+3 of each row, l = 0..7) are
+// the layout AMX wants for its B operand (K/4 rows of 16 columns times 4 bytes), so its slot's last 512 bytes are
+// one tile load in place; the 4-bit types' four chunks (each of IQ4_XS's eight 32-value groups' four) hold two such
+// rows each in their low and high nibbles, and are split into that layout (through the type's table of values but
+// for Q4_1's levels) once per row tile for all the tokens. A is 16 tokens' 32 values of the block (group), at the
+// activation rows' stride. One TDPBSSD (signed times signed) or TDPBSUD (Q4_1's levels 0..15 unsigned) gives the
+// 16 x 16 exact sums; the vector units then add each, times d_w * d_a, to its output's float with one FMA (Q4_1: and
+// m_w * s_a with a second; IQ4_XS: times its group's scale into an integer first, one FMA a super-block), while the
 // tiles already compute the next block (two sets of tiles, alternating).
 #include "ops/amx_matmul.h"
 
@@ -42,11 +44,25 @@ struct Q4_1Tiles {
   static constexpr bool kSigned = false, kAffine = true;
   static constexpr size_t kDecodedBytes = kBBytes;
 };
+// Q4_0 and IQ4_NL: their nibbles through a table of signed values (Q4_0's level - 8), in their own order already
+// (one float a row), so they take the tiles on any CPU with AMX.
+alignas(16) constexpr int8_t kQ4_0Values[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
+template <const int8_t* kValues>
+struct NibbleTableTiles {
+  static constexpr const PackFormat& kPack = kQ4_0Pack;
+  using Act = BlockQ8_0;
+  static constexpr bool kSigned = true, kAffine = false;
+  static constexpr size_t kDecodedBytes = kBBytes;
+  static constexpr const int8_t* kTable = kValues;
+};
+using Q4_0Tiles = NibbleTableTiles<kQ4_0Values>;
+using IQ4NLTiles = NibbleTableTiles<kIq4nlValues>;
+static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && sizeof(BlockIQ4NL) == sizeof(BlockQ4_0) && kQ4_0Pack.head == 2);
 // IQ4_XS: a super-block's eight groups' B operands (table values, signed), then their scales, 16 int32 a group.
 struct IQ4XSTiles {
   static constexpr const PackFormat& kPack = kIQ4XSPack;
   using Act = BlockQ8K;
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = true, kAffine = false;
   static constexpr size_t kScalesOffset = 8 * kBBytes, kDecodedBytes = kScalesOffset + 8 * kTile * sizeof(int32_t);
 };
 static_assert(kIQ4XSPack.unit == sizeof(BlockIQ4XS) && kIQ4XSPack.head == 4 && kIQ4XSPack.chunk == 4 &&
@@ -61,18 +77,21 @@ constexpr size_t kSlotBytes = kTile * Type::kPack.unit;
 template <class Type>
 constexpr size_t kHeadBytes = kTile * Type::kPack.head;
 
-// Tile registers: B (a block's weights) in 0 and 1, A (its activations) in 2 and 3, C (the sums) in 4 and 5, one set
-// per block parity.
+// Tile registers: B (a block's weights) in 0 and 1, one per block parity; A (two token tiles' activations) in 2 and
+// 3; C (the sums) in 4 and 5 for the even blocks' two token tiles, 6 and 7 for the odd ones'. The first token tile
+// has `first` tokens (rows), the second `second`.
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
   uint16_t colsb[16] = {};
   uint8_t rows[16] = {};
 };
-TileConfig config_for(int tokens) {
+TileConfig config_for(int first, int second) {
   TileConfig c;
   for (int t : {0, 1}) c.rows[t] = 8, c.colsb[t] = 64;
-  for (int t : {2, 3}) c.rows[t] = static_cast<uint8_t>(tokens), c.colsb[t] = 32;
-  for (int t : {4, 5}) c.rows[t] = static_cast<uint8_t>(tokens), c.colsb[t] = kTile * sizeof(int32_t);
+  for (int t : {2, 3}) c.colsb[t] = 32;
+  for (int t : {4, 5, 6, 7}) c.colsb[t] = kTile * sizeof(int32_t);
+  for (int t : {2, 4, 6}) c.rows[t] = static_cast<uint8_t>(first);
+  for (int t : {3, 5, 7}) c.rows[t] = static_cast<uint8_t>(second);
   return c;
 }
 
@@ -85,12 +104,13 @@ TileConfig config_for(int tokens) {
 
 #define HWY_INLINE_AMX inline __attribute__((always_inline))
 
-// The token count the calling thread's tiles are configured for (0: none yet).
+// The token counts the calling thread's tiles are configured for (0: none yet).
 thread_local int configured_tokens = 0;
 
-void configure(int tokens) {
+void configure(int first, int second) {
+  const int tokens = first * 32 + second;
   if (configured_tokens == tokens) return;
-  const TileConfig c = config_for(tokens);
+  const TileConfig c = config_for(first, second);
   // GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes of the config, which then dropped the stores of
   // the rest (tiles of 0 rows: SIGILL on the first load); the barrier keeps them.
   asm volatile("" : : "r"(&c) : "memory");
@@ -111,14 +131,14 @@ void SplitNibbles(const uint8_t* chunks, uint8_t* b, __m512i table) {
     _mm512_storeu_si512(b + 64 * (4 + c), hi);
   }
 }
-void DecodeQ4_1(const uint8_t* slot, uint8_t* out) {
-  SplitNibbles<false>(slot + kTile * kQ4_1Pack.head, out, _mm512_setzero_si512());
+__m512i Table16(const int8_t* values) {
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values)));
 }
 // An IQ4_XS super-block's slot (kIQ4XSPack: heads d | scales_h, then scales_l, then for c = 0..3 the eight groups'
 // qs bytes 16j + 4c.., group j's at position 1 + 8c + j): each group's nibbles through the IQ4_NL table as its B
 // operand, and each group's 6-bit scale - 32 for the 16 rows.
 void DecodeIQ4XS(const uint8_t* slot, uint8_t* out) {
-  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  const __m512i table = Table16(kIq4nlValues);
   const uint8_t* qs = slot + kTile * kIQ4XSPack.head;  // position 0: scales_l; group j's chunk c at 1 + 8c + j
   for (int j = 0; j < 8; ++j) {
     alignas(64) uint8_t chunks[4 * 64];
@@ -135,69 +155,92 @@ void DecodeIQ4XS(const uint8_t* slot, uint8_t* out) {
   }
 }
 
-// Products of n blocks, each into C as the tiles' rows (tokens) by 16 columns (weight rows), two sets of tiles
-// alternating: block k's B operand at b_at(k), its A at a_at(k) (rows act_stride apart); finish(k) reads block k's
-// sums from `sums` while the tiles compute block k + 1.
+// A block's slot as Type's decoded bytes.
+template <class Type>
+void Decode(const uint8_t* slot, uint8_t* out) {
+  if constexpr (std::is_same_v<Type, IQ4XSTiles>) DecodeIQ4XS(slot, out);
+  else if constexpr (Type::kSigned) SplitNibbles<true>(slot + kHeadBytes<Type>, out, Table16(Type::kTable));
+  else SplitNibbles<false>(slot + kHeadBytes<Type>, out, _mm512_setzero_si512());
+}
+
+// Products of n blocks, each into C as the tiles' rows (tokens) by 16 columns (weight rows), for two token tiles
+// (the second's A at a_at(k) + second_at) sharing each block's B, two sets of C tiles alternating: block k's B operand
+// at b_at(k), its A at a_at(k) (rows act_stride apart); finish(k) reads block k's sums from `sums` (the first token
+// tile's 256, then the second's) while the tiles compute block k + 1.
 template <bool kSigned, class BAt, class AAt, class Finish>
-HWY_INLINE_AMX void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_stride, int32_t* sums, Finish finish) {
-  // Tile numbers are immediates, so the two sets are written out.
-#define LOWBIT_AMX_DOT(c, a, b)                       \
-  if constexpr (kSigned) _tile_dpbssd(c, a, b); \
-  else _tile_dpbsud(c, a, b)
-  _tile_loadd(0, b_at(0), 64);
-  _tile_loadd(2, a_at(0), act_stride);
-  _tile_zero(4);
-  LOWBIT_AMX_DOT(4, 2, 0);
+HWY_INLINE_AMX void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_stride, size_t second_at, int32_t* sums,
+                                 Finish finish) {
+  // Tile numbers are immediates, so each set's are spelled out: the B tile and the two C tiles of block k.
+#define LOWBIT_AMX_PRODUCTS(bt, c0, c1, k)                     \
+  _tile_loadd(bt, b_at(k), 64);                                \
+  _tile_loadd(2, a_at(k), act_stride);                         \
+  _tile_loadd(3, a_at(k) + second_at, act_stride);             \
+  _tile_zero(c0);                                              \
+  _tile_zero(c1);                                              \
+  if constexpr (kSigned) {                                     \
+    _tile_dpbssd(c0, 2, bt);                                   \
+    _tile_dpbssd(c1, 3, bt);                                   \
+  } else {                                                     \
+    _tile_dpbsud(c0, 2, bt);                                   \
+    _tile_dpbsud(c1, 3, bt);                                   \
+  }
+#define LOWBIT_AMX_STORE(c0, c1)                               \
+  _tile_stored(c0, sums, kTile * sizeof(int32_t));             \
+  _tile_stored(c1, sums + kTile * kTile, kTile * sizeof(int32_t))
+  LOWBIT_AMX_PRODUCTS(0, 4, 5, 0);
   for (int64_t k = 0; k < n; k += 2) {
     if (k + 1 < n) {
-      _tile_loadd(1, b_at(k + 1), 64);
-      _tile_loadd(3, a_at(k + 1), act_stride);
-      _tile_zero(5);
-      LOWBIT_AMX_DOT(5, 3, 1);
+      LOWBIT_AMX_PRODUCTS(1, 6, 7, k + 1);
     }
-    _tile_stored(4, sums, kTile * sizeof(int32_t));
+    LOWBIT_AMX_STORE(4, 5);
     finish(k);
     if (k + 1 == n) break;
     if (k + 2 < n) {
-      _tile_loadd(0, b_at(k + 2), 64);
-      _tile_loadd(2, a_at(k + 2), act_stride);
-      _tile_zero(4);
-      LOWBIT_AMX_DOT(4, 2, 0);
+      LOWBIT_AMX_PRODUCTS(0, 4, 5, k + 2);
     }
-    _tile_stored(5, sums, kTile * sizeof(int32_t));
+    LOWBIT_AMX_STORE(6, 7);
     finish(k + 1);
   }
-#undef LOWBIT_AMX_DOT
+#undef LOWBIT_AMX_PRODUCTS
+#undef LOWBIT_AMX_STORE
 }
 
 // One tile of 16 weight rows (block b's heads at slots + b * kSlotBytes, its B operand at bs + b * b_step, the
-// decoded bytes if it has them) times `tokens` <= 16 tokens, whose block b has its values at act + b * sizeof(Act)
-// + offsetof(Act, qs), token after token `act_stride` bytes apart; y[t * ldy + r] for r < rows.
+// decoded bytes if it has them) times `tokens` <= 32 tokens in two token tiles (with 16 or fewer, the second repeats
+// the first), whose block b has its values at act + b * sizeof(Act) + offsetof(Act, qs), token after token
+// `act_stride` bytes apart; y[t * ldy + r] for r < rows.
 template <class Type>
 void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* acts, size_t act_stride,
           int64_t n_blocks, int tokens, float* y, size_t ldy, int rows) {
   using Act = typename Type::Act;
-  configure(tokens);
+  constexpr int kRows = 2 * kTile;  // the two C tiles' rows
+  const bool two = tokens > kTile;
+  const int first = std::min(tokens, kTile), second = two ? tokens - kTile : first;
+  configure(first, second);
   const uint8_t* act = acts[0].blocks + offsetof(Act, qs);
-  const ActRow* token[kTile];  // tokens past the last repeat it; their outputs are not stored
-  for (int t = 0; t < kTile; ++t) token[t] = &acts[std::min(t, tokens - 1)];
-  __m512 acc[kTile];
+  const size_t second_at = two ? kTile * act_stride : 0;
+  const ActRow* token[kRows];  // each C row's token; rows past a tile's last repeat it, and are not stored
+  for (int t = 0; t < kTile; ++t) {
+    token[t] = &acts[std::min(t, first - 1)];
+    token[kTile + t] = &acts[(two ? kTile : 0) + std::min(t, second - 1)];
+  }
+  __m512 acc[kRows];
   for (__m512& a : acc) a = _mm512_setzero_ps();
-  alignas(64) int32_t sums[kTile * kTile];
+  alignas(64) int32_t sums[kRows * kTile];
   if constexpr (std::is_same_v<Type, IQ4XSTiles>) {
     // Eight products a super-block, each added times its group's scales to the rows' exact sums; one FMA at its end.
-    __m512i whole[kTile];
+    __m512i whole[kRows];
     for (__m512i& w : whole) w = _mm512_setzero_si512();
     const auto finish = [&](int64_t k) {
       const int64_t b = k / 8;
       const int g = static_cast<int>(k % 8);
       const __m512i scale = _mm512_load_si512(bs + b * b_step + IQ4XSTiles::kScalesOffset + 64 * g);
-      for (int t = 0; t < kTile; ++t)
+      for (int t = 0; t < kRows; ++t)
         whole[t] = _mm512_add_epi32(whole[t], _mm512_mullo_epi32(_mm512_load_si512(sums + kTile * t), scale));
       if (g < 7) return;
       const __m512i heads = _mm512_loadu_si512(slots + b * kSlotBytes<Type>);  // d | scales_h << 16
       const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads));
-      for (int t = 0; t < kTile; ++t) {
+      for (int t = 0; t < kRows; ++t) {
         const float da = reinterpret_cast<const Act*>(token[t]->blocks)[b].d;
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(whole[t]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
         whole[t] = _mm512_setzero_si512();
@@ -205,7 +248,7 @@ void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* 
     };
     TileProducts<true>(
         8 * n_blocks, [&](int64_t k) { return bs + k / 8 * b_step + kBBytes * (k % 8); },
-        [&](int64_t k) { return act + k / 8 * sizeof(Act) + 32 * (k % 8); }, act_stride, sums, finish);
+        [&](int64_t k) { return act + k / 8 * sizeof(Act) + 32 * (k % 8); }, act_stride, second_at, sums, finish);
   } else {
     const auto finish = [&](int64_t b) {
       const uint8_t* heads = slots + b * kSlotBytes<Type>;
@@ -217,7 +260,7 @@ void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* 
       } else {
         dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(heads)));
       }
-      for (int t = 0; t < kTile; ++t) {
+      for (int t = 0; t < kRows; ++t) {
         const __m512 sum = _mm512_cvtepi32_ps(_mm512_load_si512(sums + kTile * t));
         acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(token[t]->scales[b])), acc[t]);
         if constexpr (Type::kAffine) {
@@ -228,10 +271,12 @@ void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* 
     };
     TileProducts<Type::kSigned>(
         n_blocks, [&](int64_t b) { return bs + b * b_step; }, [&](int64_t b) { return act + b * sizeof(Act); },
-        act_stride, sums, finish);
+        act_stride, second_at, sums, finish);
   }
   const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
-  for (int t = 0; t < tokens; ++t) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
+  for (int t = 0; t < first; ++t) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
+  if (two)
+    for (int t = 0; t < second; ++t) _mm512_mask_storeu_ps(y + (kTile + t) * ldy, valid, acc[kTile + t]);
 }
 
 #undef HWY_INLINE_AMX
@@ -264,7 +309,7 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
   static_assert(Type::kPack.head_offset == 0 && Type::kPack.encode == nullptr);
   const int64_t n_blocks = n / (std::is_same_v<Type, IQ4XSTiles> ? 256 : 32);
   const size_t act_stride = nt > 1 ? static_cast<size_t>(acts[1].blocks - acts[0].blocks) : 0;
-  std::vector<uint8_t> packed, decoded;
+  thread_local std::vector<uint8_t> packed, decoded;  // kept from call to call: a call is 32 rows
   for (int64_t r = r0; r < r1; r += kTile) {
     const int rows = static_cast<int>(std::min<int64_t>(kTile, r1 - r));
     const uint8_t* slots = data + static_cast<size_t>(r) * w.row_bytes;
@@ -280,14 +325,13 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
       uint8_t* out = decoded.data() + (64 - reinterpret_cast<uintptr_t>(decoded.data()) % 64) % 64;  // scales aligned
       for (int64_t b = 0; b < n_blocks; ++b) {
         const uint8_t* slot = slots + b * kSlotBytes<Type>;
-        if constexpr (std::is_same_v<Type, IQ4XSTiles>) DecodeIQ4XS(slot, out + b * Type::kDecodedBytes);
-        else DecodeQ4_1(slot, out + b * Type::kDecodedBytes);
+        Decode<Type>(slot, out + b * Type::kDecodedBytes);
       }
       bs = out;
       b_step = Type::kDecodedBytes;
     }
-    for (int64_t t = 0; t < nt; t += kTile) {
-      const int tokens = static_cast<int>(std::min<int64_t>(kTile, nt - t));
+    for (int64_t t = 0; t < nt; t += 2 * kTile) {
+      const int tokens = static_cast<int>(std::min<int64_t>(2 * kTile, nt - t));
       Tile<Type>(slots, bs, b_step, acts + t, act_stride, n_blocks, tokens, y + t * n_out + r,
                  static_cast<size_t>(n_out), rows);
     }
@@ -297,15 +341,26 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
 }  // namespace
 
 bool amx_matmul_takes(DType type) {
-  return (type == DType::Q8_0 || type == DType::Q4_1 || type == DType::IQ4_XS) && cpu_has_amx_int8() &&
-         amx_sum_order();
+  if (!cpu_has_amx_int8()) return false;
+  switch (type) {
+    case DType::Q4_0:
+    case DType::IQ4_NL: return true;
+    case DType::Q8_0:
+    case DType::Q4_1:
+    case DType::IQ4_XS: return amx_sum_order();
+    default: return false;
+  }
 }
 
 void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
                      int64_t r0, int64_t r1, int64_t n_out, float* y) {
-  if (type == DType::Q8_0) RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-  else if (type == DType::Q4_1) RunRows<Q4_1Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-  else RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+  switch (type) {
+    case DType::Q8_0: return RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_0: return RunRows<Q4_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::IQ4_NL: return RunRows<IQ4NLTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_1: return RunRows<Q4_1Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+    default: return RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+  }
 }
 
 }  // namespace lowbit
