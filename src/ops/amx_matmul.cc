@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ops/dot_reference.h"
+#include "quant/k_quant_common.h"
 #include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
 #include "util/cpu_features.h"
@@ -65,6 +66,20 @@ struct IQ4XSTiles {
   static constexpr bool kSigned = true, kAffine = false;
   static constexpr size_t kScalesOffset = 8 * kBBytes, kDecodedBytes = kScalesOffset + 8 * kTile * sizeof(int32_t);
 };
+// Q4_K, in its own order on every CPU (one float for the values, one for the mins). Its group scales (6 bits) would
+// cost a 32-bit multiply per group and output if applied to the tile sums (vpmulld, 1.01x and 0.94x the row-lane
+// kernels), so they go into the B operands instead, split in two so that every byte fits: level * (scale & 7) and
+// level * (scale >> 3), each at most 15 * 7. The tiles then sum a super-block's 256 values whole, K = 64 at a time,
+// and its exact value sum is lo + 8 * hi. Decoded per super-block: for each K chunk q (groups 2q, 2q + 1) the lo
+// and hi B operands (16 rows of 64 bytes), then the mins as int16 pairs (m, m) per row and group, which meet the
+// activations' bsums pairs in one vpdpwssd.
+struct Q4KTiles {
+  static constexpr const PackFormat& kPack = kQ4KPack;
+  using Act = BlockQ8K;
+  static constexpr size_t kWideB = 1024, kMinsOffset = 8 * kWideB, kDecodedBytes = kMinsOffset + 8 * kTile * 4;
+};
+static_assert(kQ4KPack.unit == sizeof(BlockQ4K) && kQ4KPack.head == 4 && kQ4KPack.chunk == 4 &&
+              offsetof(BlockQ4K, scales) == 4 && offsetof(BlockQ8K, qs) == 4 && offsetof(BlockQ8K, bsums) == 260);
 static_assert(kIQ4XSPack.unit == sizeof(BlockIQ4XS) && kIQ4XSPack.head == 4 && kIQ4XSPack.chunk == 4 &&
               offsetof(BlockIQ4XS, scales_h) == 2 && offsetof(BlockIQ4XS, scales_l) == 4);
 static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && kQ8_0Pack.chunk == 4 &&
@@ -79,25 +94,26 @@ constexpr size_t kHeadBytes = kTile * Type::kPack.head;
 
 // Tile registers: B (a block's weights) in 0 and 1, one per block parity; A (two token tiles' activations) in 2 and
 // 3; C (the sums) in 4 and 5 for the even blocks' two token tiles, 6 and 7 for the odd ones'. The first token tile
-// has `first` tokens (rows), the second `second`.
+// has `first` tokens (rows), the second `second`. Wide (Q4_K): K = 64 a product, B 16 rows; B 0 and 1 are a chunk's
+// lo and hi operands, C 4 and 5 the two token tiles' lo sums, 6 and 7 their hi sums.
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
   uint16_t colsb[16] = {};
   uint8_t rows[16] = {};
 };
-TileConfig config_for(int first, int second) {
+TileConfig config_for(int first, int second, bool wide) {
   TileConfig c;
-  for (int t : {0, 1}) c.rows[t] = 8, c.colsb[t] = 64;
-  for (int t : {2, 3}) c.colsb[t] = 32;
+  for (int t : {0, 1}) c.rows[t] = wide ? 16 : 8, c.colsb[t] = 64;
+  for (int t : {2, 3}) c.colsb[t] = wide ? 64 : 32;
   for (int t : {4, 5, 6, 7}) c.colsb[t] = kTile * sizeof(int32_t);
   for (int t : {2, 4, 6}) c.rows[t] = static_cast<uint8_t>(first);
   for (int t : {3, 5, 7}) c.rows[t] = static_cast<uint8_t>(second);
   return c;
 }
 
-// Everything from here to pop_options runs only where cpu_has_amx_int8() said yes.
+// Everything from here to pop_options runs only where cpu_has_amx_int8() said yes (every such CPU has AVX512-VNNI).
 #pragma GCC push_options
-#pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,f16c,fma")
+#pragma GCC target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c,fma")
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_undefined_* (`__m512 __Y = __Y`)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -107,10 +123,10 @@ TileConfig config_for(int first, int second) {
 // The token counts the calling thread's tiles are configured for (0: none yet).
 thread_local int configured_tokens = 0;
 
-void configure(int first, int second) {
-  const int tokens = first * 32 + second;
+void configure(int first, int second, bool wide = false) {
+  const int tokens = first * 32 + second + (wide ? 1024 : 0);
   if (configured_tokens == tokens) return;
-  const TileConfig c = config_for(first, second);
+  const TileConfig c = config_for(first, second, wide);
   // GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes of the config, which then dropped the stores of
   // the rest (tiles of 0 rows: SIGILL on the first load); the barrier keeps them.
   asm volatile("" : : "r"(&c) : "memory");
@@ -155,10 +171,55 @@ void DecodeIQ4XS(const uint8_t* slot, uint8_t* out) {
   }
 }
 
+// A Q4_K super-block's slot (kQ4KPack: heads d | dmin, then the twelve scale bytes as three chunks, then qs: chunk
+// 3 + 8q + l holds bytes 32q + 4l.. of every row, whose low nibbles are group 2q's values 4l.. and high nibbles group
+// 2q + 1's) as Q4KTiles' operands.
+HWY_INLINE_AMX __m512i byte(__m512i words, int k) { return _mm512_srli_epi32(words, 8 * k); }
+HWY_INLINE_AMX __m512i both_halves(__m512i x) { return _mm512_or_si512(x, _mm512_slli_epi32(x, 16)); }
+
+void DecodeQ4K(const uint8_t* slot, uint8_t* out) {
+  const uint8_t* rest = slot + kTile * kQ4KPack.head;
+  // The 16 rows' scale bytes 0-3, 4-7 and 8-11, a row per 32-bit lane; group j's scale and min 6 bits each
+  // (kquant::unpack_scale_min_k4): j < 4 from byte j's and j + 4's low 6 bits, j >= 4 from byte j + 4's nibbles under
+  // the top 2 bits of bytes j - 4 and j.
+  const __m512i w0 = _mm512_loadu_si512(rest), w1 = _mm512_loadu_si512(rest + 64), w2 = _mm512_loadu_si512(rest + 128);
+  const __m512i six = _mm512_set1_epi32(63), nibble = _mm512_set1_epi32(15), two = _mm512_set1_epi32(3);
+  __m512i lo[8], hi[8];  // a row's scale & 7 and scale >> 3 in both halves of its word
+  for (int j = 0; j < 8; ++j) {
+    __m512i sc, m;
+    if (j < 4) {
+      sc = _mm512_and_si512(byte(w0, j), six);
+      m = _mm512_and_si512(byte(w1, j), six);
+    } else {
+      const __m512i b = byte(w2, j - 4);
+      sc = _mm512_or_si512(_mm512_and_si512(b, nibble),
+                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(byte(w0, j - 4), 6), two), 4));
+      m = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b, 4), nibble),
+                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(byte(w1, j - 4), 6), two), 4));
+    }
+    lo[j] = both_halves(_mm512_and_si512(sc, _mm512_set1_epi32(7)));
+    hi[j] = both_halves(_mm512_srli_epi32(sc, 3));
+    _mm512_store_si512(out + Q4KTiles::kMinsOffset + 64 * j, both_halves(m));
+  }
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  for (int q = 0; q < 4; ++q)
+    for (int l = 0; l < 8; ++l) {
+      const __m512i bytes = _mm512_loadu_si512(rest + 64 * (3 + 8 * q + l));
+      const __m512i levels[2] = {_mm512_and_si512(bytes, low), _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low)};
+      for (int h = 0; h < 2; ++h) {  // group 2q + h: rows 8h + l of the chunk's operands
+        // A row's four levels times its factor, a word (two levels) at a time: each product fits its byte.
+        uint8_t* at = out + Q4KTiles::kWideB * 2 * q + 64 * (8 * h + l);
+        _mm512_storeu_si512(at, _mm512_mullo_epi16(levels[h], lo[2 * q + h]));
+        _mm512_storeu_si512(at + Q4KTiles::kWideB, _mm512_mullo_epi16(levels[h], hi[2 * q + h]));
+      }
+    }
+}
+
 // A block's slot as Type's decoded bytes.
 template <class Type>
 void Decode(const uint8_t* slot, uint8_t* out) {
-  if constexpr (std::is_same_v<Type, IQ4XSTiles>) DecodeIQ4XS(slot, out);
+  if constexpr (std::is_same_v<Type, Q4KTiles>) DecodeQ4K(slot, out);
+  else if constexpr (std::is_same_v<Type, IQ4XSTiles>) DecodeIQ4XS(slot, out);
   else if constexpr (Type::kSigned) SplitNibbles<true>(slot + kHeadBytes<Type>, out, Table16(Type::kTable));
   else SplitNibbles<false>(slot + kHeadBytes<Type>, out, _mm512_setzero_si512());
 }
@@ -279,6 +340,79 @@ void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* 
     for (int t = 0; t < second; ++t) _mm512_mask_storeu_ps(y + (kTile + t) * ldy, valid, acc[kTile + t]);
 }
 
+// Q4_K: one tile of 16 weight rows (its decoded super-blocks at decoded + b * kDecodedBytes) times `tokens` <= 32
+// tokens as Tile, each super-block's products summed whole in the tiles (Q4KTiles), the next super-block's computed
+// while the vector units finish this one's.
+void TileQ4K(const uint8_t* slots, const uint8_t* decoded, const ActRow* acts, size_t act_stride, int64_t n_blocks,
+             int tokens, float* y, size_t ldy, int rows) {
+  using Act = BlockQ8K;
+  constexpr int kRows = 2 * kTile;
+  const bool two = tokens > kTile;
+  const int first = std::min(tokens, kTile), second = two ? tokens - kTile : first;
+  configure(first, second, true);
+  const uint8_t* act = acts[0].blocks + offsetof(Act, qs);
+  const size_t second_at = two ? kTile * act_stride : 0;
+  const Act* token[kRows];  // each C row's token's blocks
+  for (int t = 0; t < kTile; ++t) {
+    token[t] = reinterpret_cast<const Act*>(acts[std::min(t, first - 1)].blocks);
+    token[kTile + t] = reinterpret_cast<const Act*>(acts[(two ? kTile : 0) + std::min(t, second - 1)].blocks);
+  }
+  __m512 values[kRows], mins[kRows];
+  for (int t = 0; t < kRows; ++t) values[t] = mins[t] = _mm512_setzero_ps();
+  alignas(64) int32_t lo[kRows * kTile], hi[kRows * kTile];
+  const auto products = [&](int64_t b) {
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_zero(7);
+    const uint8_t* ops = decoded + b * Q4KTiles::kDecodedBytes;
+    const uint8_t* a = act + b * sizeof(Act);
+    for (int q = 0; q < 4; ++q) {
+      _tile_loadd(0, ops + Q4KTiles::kWideB * 2 * q, 64);
+      _tile_loadd(1, ops + Q4KTiles::kWideB * (2 * q + 1), 64);
+      _tile_loadd(2, a + 64 * q, act_stride);
+      _tile_loadd(3, a + 64 * q + second_at, act_stride);
+      _tile_dpbsud(4, 2, 0);
+      _tile_dpbsud(5, 3, 0);
+      _tile_dpbsud(6, 2, 1);
+      _tile_dpbsud(7, 3, 1);
+    }
+  };
+  const auto finish = [&](int64_t b) {
+    const __m512i heads = _mm512_loadu_si512(slots + b * kSlotBytes<Q4KTiles>);  // d | dmin << 16
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads));
+    const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(heads, 16)));
+    const uint8_t* min_pairs = decoded + b * Q4KTiles::kDecodedBytes + Q4KTiles::kMinsOffset;
+    for (int t = 0; t < kRows; ++t) {
+      const Act& a = token[t][b];
+      const __m512i whole = _mm512_add_epi32(_mm512_load_si512(lo + kTile * t),
+                                             _mm512_slli_epi32(_mm512_load_si512(hi + kTile * t), 3));
+      values[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(whole), _mm512_mul_ps(dw, _mm512_set1_ps(a.d)), values[t]);
+      __m512i m = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) {  // m_j * (bsums[2j] + bsums[2j + 1]), the pair of words as one
+        int32_t pair;
+        std::memcpy(&pair, a.bsums + 2 * j, 4);
+        m = _mm512_dpwssd_epi32(m, _mm512_load_si512(min_pairs + 64 * j), _mm512_set1_epi32(pair));
+      }
+      mins[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, _mm512_set1_ps(a.d)), mins[t]);
+    }
+  };
+  products(0);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    _tile_stored(4, lo, kTile * sizeof(int32_t));
+    _tile_stored(5, lo + kTile * kTile, kTile * sizeof(int32_t));
+    _tile_stored(6, hi, kTile * sizeof(int32_t));
+    _tile_stored(7, hi + kTile * kTile, kTile * sizeof(int32_t));
+    if (b + 1 < n_blocks) products(b + 1);
+    finish(b);
+  }
+  const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
+  for (int t = 0; t < first; ++t) _mm512_mask_storeu_ps(y + t * ldy, valid, _mm512_sub_ps(values[t], mins[t]));
+  if (two)
+    for (int t = 0; t < second; ++t)
+      _mm512_mask_storeu_ps(y + (kTile + t) * ldy, valid, _mm512_sub_ps(values[kTile + t], mins[kTile + t]));
+}
+
 #undef HWY_INLINE_AMX
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
@@ -307,7 +441,7 @@ template <class Type>
 void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0,
              int64_t r1, int64_t n_out, float* y) {
   static_assert(Type::kPack.head_offset == 0 && Type::kPack.encode == nullptr);
-  const int64_t n_blocks = n / (std::is_same_v<Type, IQ4XSTiles> ? 256 : 32);
+  const int64_t n_blocks = n / (std::is_same_v<Type, IQ4XSTiles> || std::is_same_v<Type, Q4KTiles> ? 256 : 32);
   const size_t act_stride = nt > 1 ? static_cast<size_t>(acts[1].blocks - acts[0].blocks) : 0;
   thread_local std::vector<uint8_t> packed, decoded;  // kept from call to call: a call is 32 rows
   for (int64_t r = r0; r < r1; r += kTile) {
@@ -318,7 +452,7 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
       pack_slots(Type::kPack, data, w, r, rows, n_blocks, packed.data());
       slots = packed.data();
     }
-    const uint8_t* bs = slots + kHeadBytes<Type>;
+    const uint8_t* bs = slots + kTile * Type::kPack.head;
     size_t b_step = kSlotBytes<Type>;
     if constexpr (Type::kDecodedBytes != 0) {
       decoded.resize(static_cast<size_t>(n_blocks) * Type::kDecodedBytes + 64);
@@ -332,8 +466,11 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
     }
     for (int64_t t = 0; t < nt; t += 2 * kTile) {
       const int tokens = static_cast<int>(std::min<int64_t>(2 * kTile, nt - t));
-      Tile<Type>(slots, bs, b_step, acts + t, act_stride, n_blocks, tokens, y + t * n_out + r,
-                 static_cast<size_t>(n_out), rows);
+      if constexpr (std::is_same_v<Type, Q4KTiles>)
+        TileQ4K(slots, bs, acts + t, act_stride, n_blocks, tokens, y + t * n_out + r, static_cast<size_t>(n_out), rows);
+      else
+        Tile<Type>(slots, bs, b_step, acts + t, act_stride, n_blocks, tokens, y + t * n_out + r,
+                   static_cast<size_t>(n_out), rows);
     }
   }
 }
@@ -344,7 +481,8 @@ bool amx_matmul_takes(DType type) {
   if (!cpu_has_amx_int8()) return false;
   switch (type) {
     case DType::Q4_0:
-    case DType::IQ4_NL: return true;
+    case DType::IQ4_NL:
+    case DType::Q4_K: return true;
     case DType::Q8_0:
     case DType::Q4_1:
     case DType::IQ4_XS: return amx_sum_order();
@@ -359,6 +497,7 @@ void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, con
     case DType::Q4_0: return RunRows<Q4_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
     case DType::IQ4_NL: return RunRows<IQ4NLTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
     case DType::Q4_1: return RunRows<Q4_1Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q4_K: return RunRows<Q4KTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
     default: return RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
   }
 }

@@ -19,8 +19,9 @@
 namespace lowbit {
 namespace {
 
-// Q8_0, Q4_0, IQ4_NL, Q4_1 or IQ4_XS rows of raw blocks: every byte value (Q8_0's -128 too, which no quantizer writes but a file
-// may hold; every 6-bit IQ4_XS scale), scales over several binades and Q4_1 offsets of either sign.
+// Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K or IQ4_XS rows of raw blocks: every byte value (Q8_0's -128 too, which no quantizer
+// writes but a file may hold; every 6-bit scale and min), scales over several binades and Q4_1 offsets of either
+// sign.
 Tensor raw_blocks(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
   TensorInfo info;
   info.name = "w";
@@ -32,7 +33,7 @@ Tensor raw_blocks(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
     return f32_to_f16(std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % 9) - 10));
   };
   std::vector<uint8_t> bytes(info.n_bytes());
-  const int64_t block = type == DType::IQ4_XS ? 256 : 32;
+  const int64_t block = type_traits(type).block_size;
   for (size_t b = 0; b < info.n_rows() * static_cast<size_t>(n_in / block); ++b) {
     if (type == DType::Q8_0) {
       auto& block = reinterpret_cast<BlockQ8_0*>(bytes.data())[b];
@@ -41,6 +42,12 @@ Tensor raw_blocks(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
     } else if (type == DType::Q4_0 || type == DType::IQ4_NL) {  // the same layout
       auto& block = reinterpret_cast<BlockQ4_0*>(bytes.data())[b];
       block.d = scale();
+      for (uint8_t& q : block.qs) q = static_cast<uint8_t>(rng());
+    } else if (type == DType::Q4_K) {
+      auto& block = reinterpret_cast<BlockQ4K*>(bytes.data())[b];
+      block.d = scale();
+      block.dmin = scale();
+      for (uint8_t& q : block.scales) q = static_cast<uint8_t>(rng());
       for (uint8_t& q : block.qs) q = static_cast<uint8_t>(rng());
     } else if (type == DType::IQ4_XS) {
       auto& block = reinterpret_cast<BlockIQ4XS*>(bytes.data())[b];
@@ -72,28 +79,28 @@ class AmxOrder : public testing::Test {
   ~AmxOrder() override { set_sum_order(SumOrder::kByCpu); }
 };
 
-// The tiles take Q8_0, Q4_1 and IQ4_XS batches exactly where the CPU has them and the order is the AMX one; Q4_0's
-// and IQ4_NL's wherever the CPU has them.
+// The tiles take Q8_0, Q4_1 and IQ4_XS batches exactly where the CPU has them and the order is the AMX one; Q4_0's,
+// IQ4_NL's and Q4_K's wherever the CPU has them.
 TEST_F(AmxOrder, TilesTakeTheirTypesWhereTheCpuHasThem) {
   EXPECT_EQ(amx_matmul_takes(DType::Q8_0), cpu_has_amx_int8());
   EXPECT_EQ(amx_matmul_takes(DType::Q4_1), cpu_has_amx_int8());
   EXPECT_EQ(amx_matmul_takes(DType::IQ4_XS), cpu_has_amx_int8());
-  EXPECT_FALSE(amx_matmul_takes(DType::Q4_K));
+  EXPECT_FALSE(amx_matmul_takes(DType::Q5_K));
   set_sum_order(SumOrder::kVecDot);
   for (DType type : {DType::Q8_0, DType::Q4_1, DType::IQ4_XS}) EXPECT_FALSE(amx_matmul_takes(type));
-  // Q4_0 and IQ4_NL sum one float a row in either order, so the tiles take them whenever the CPU has them.
-  for (DType type : {DType::Q4_0, DType::IQ4_NL}) EXPECT_EQ(amx_matmul_takes(type), cpu_has_amx_int8());
+  // Q4_0, IQ4_NL and Q4_K sum one float a row (Q4_K two) in either order: the tiles take them wherever they can.
+  for (DType type : {DType::Q4_0, DType::IQ4_NL, DType::Q4_K}) EXPECT_EQ(amx_matmul_takes(type), cpu_has_amx_int8());
 }
 
-// Q8_0, Q4_0, IQ4_NL, Q4_1 and IQ4_XS batches of every size around the tiles' 16 tokens and 16 rows, packed by 16 (read in
-// place), by 8 and 4 and not at all (copied into slots), 1 and 2 threads: the reference's bits. On a CPU without AMX
-// this checks the row-lane kernels in the same order; the test says so.
+// Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K and IQ4_XS batches of every size around the tiles' 16 tokens and 16 rows, packed
+// by 16 (read in place), by 8 and 4 and not at all (copied into slots), 1 and 2 threads: the reference's bits. On a
+// CPU without AMX this checks the row-lane kernels in the same order; the test says so.
 TEST_F(AmxOrder, BatchesGiveTheReferenceBits) {
   if (!cpu_has_amx_int8()) std::puts("no AMX here: the AMX order runs on the row-lane kernels only");
   struct Shape {
     int64_t n_in, n_out;
   };
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::IQ4_NL, DType::Q4_1, DType::IQ4_XS}) {
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::IQ4_NL, DType::Q4_1, DType::Q4_K, DType::IQ4_XS}) {
     for (const Shape& sh : {Shape{32, 16}, Shape{64, 1}, Shape{96, 33}, Shape{1024, 48}, Shape{160, 71}, Shape{256, 20},
                               Shape{768, 17}}) {
       if (!row_fits(type, sh.n_in)) continue;
