@@ -1,14 +1,13 @@
-// Batches on AMX tiles: Q8_0, Q4_0, IQ4_NL, Q4_1 and IQ4_XS. A weight tile is 16 rows, packed as the AVX-512
-// kernels read them (ops/packed_weight.h): a block's slot holds the 16 rows' heads (fp16 d; Q4_1's d and m; IQ4_XS's
-// d and high scale bits), then 4-byte chunks of every row. Q8_0's chunks (bytes 4l..4l+3 of each row, l = 0..7) are
-// the layout AMX wants for its B operand (K/4 rows of 16 columns times 4 bytes), so its slot's last 512 bytes are
-// one tile load in place; the 4-bit types' four chunks (each of IQ4_XS's eight 32-value groups' four) hold two such
-// rows each in their low and high nibbles, and are split into that layout (through the type's table of values but
-// for Q4_1's levels) once per row tile for all the tokens. A is 16 tokens' 32 values of the block (group), at the
-// activation rows' stride. One TDPBSSD (signed times signed) or TDPBSUD (Q4_1's levels 0..15 unsigned) gives the
-// 16 x 16 exact sums; the vector units then add each, times d_w * d_a, to its output's float with one FMA (Q4_1: and
-// m_w * s_a with a second; IQ4_XS: times its group's scale into an integer first, one FMA a super-block), while the
-// tiles already compute the next block (two sets of tiles, alternating).
+// Batches on AMX tiles: Q8_0, Q4_0, IQ4_NL, Q4_K and IQ4_XS. A weight tile is 16 rows, packed as the AVX-512
+// kernels read them (ops/packed_weight.h): a block's slot holds the 16 rows' heads (fp16 d; Q4_K's d and dmin;
+// IQ4_XS's d and high scale bits), then 4-byte chunks of every row. Q8_0's chunks (bytes 4l..4l+3 of each row,
+// l = 0..7) are the layout AMX wants for its B operand (K/4 rows of 16 columns times 4 bytes), so its slot's last 512
+// bytes are one tile load in place; the 4-bit types' four chunks (each of IQ4_XS's eight 32-value groups' four) hold
+// two such rows each in their low and high nibbles, and are split into that layout through the type's table of values
+// once per row tile for all the tokens (Q4_K: see Q4KTiles). A is 16 tokens' 32 values of the block (group), at the
+// activation rows' stride; each B tile serves two token tiles. One TDPBSSD gives 16 x 16 exact sums; the vector units
+// then add each, times d_w * d_a, to its output's float with one FMA (IQ4_XS: times its group's scale into an
+// integer first, one FMA a super-block), while the tiles already compute the next block (two sets, alternating).
 #include "ops/amx_matmul.h"
 
 #include <immintrin.h>
@@ -31,19 +30,12 @@ namespace {
 constexpr int kTile = 16;      // weight rows (the tile's columns) and tokens (its rows)
 constexpr size_t kBBytes = 512;  // a block's B operand: 8 rows of 16 columns times 4 bytes
 
-// What the tiles need of each type: its packed slot, its activations' blocks, whether its levels are signed, and how
-// many bytes of B operands (and scales) a block's slot is decoded into once per row tile (0: read in place).
+// What the tiles need of each type: its packed slot, its activations' blocks, and how many bytes of B operands (and
+// scales) a block's slot is decoded into once per row tile (0: read in place).
 struct Q8_0Tiles {
   static constexpr const PackFormat& kPack = kQ8_0Pack;
   using Act = BlockQ8_0;
-  static constexpr bool kSigned = true, kAffine = false;
   static constexpr size_t kDecodedBytes = 0;
-};
-struct Q4_1Tiles {
-  static constexpr const PackFormat& kPack = kQ4_1Pack;
-  using Act = BlockQ8_1;
-  static constexpr bool kSigned = false, kAffine = true;
-  static constexpr size_t kDecodedBytes = kBBytes;
 };
 // Q4_0 and IQ4_NL: their nibbles through a table of signed values (Q4_0's level - 8), in their own order already
 // (one float a row), so they take the tiles on any CPU with AMX.
@@ -52,7 +44,6 @@ template <const int8_t* kValues>
 struct NibbleTableTiles {
   static constexpr const PackFormat& kPack = kQ4_0Pack;
   using Act = BlockQ8_0;
-  static constexpr bool kSigned = true, kAffine = false;
   static constexpr size_t kDecodedBytes = kBBytes;
   static constexpr const int8_t* kTable = kValues;
 };
@@ -63,7 +54,6 @@ static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && sizeof(BlockIQ4NL) == sizeo
 struct IQ4XSTiles {
   static constexpr const PackFormat& kPack = kIQ4XSPack;
   using Act = BlockQ8K;
-  static constexpr bool kSigned = true, kAffine = false;
   static constexpr size_t kScalesOffset = 8 * kBBytes, kDecodedBytes = kScalesOffset + 8 * kTile * sizeof(int32_t);
 };
 // Q4_K, in its own order on every CPU (one float for the values, one for the mins). Its group scales (6 bits) would
@@ -84,8 +74,6 @@ static_assert(kIQ4XSPack.unit == sizeof(BlockIQ4XS) && kIQ4XSPack.head == 4 && k
               offsetof(BlockIQ4XS, scales_h) == 2 && offsetof(BlockIQ4XS, scales_l) == 4);
 static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && kQ8_0Pack.chunk == 4 &&
               offsetof(BlockQ8_0, qs) == 2);
-static_assert(kQ4_1Pack.unit == sizeof(BlockQ4_1) && kQ4_1Pack.head == 4 && kQ4_1Pack.chunk == 4 &&
-              offsetof(BlockQ4_1, qs) == 4);
 static_assert(offsetof(BlockQ8_1, s) == 2 && offsetof(BlockQ8_1, qs) == 4);
 template <class Type>
 constexpr size_t kSlotBytes = kTile * Type::kPack.unit;
@@ -120,29 +108,29 @@ TileConfig config_for(int first, int second, bool wide) {
 
 #define HWY_INLINE_AMX inline __attribute__((always_inline))
 
-// The token counts the calling thread's tiles are configured for (0: none yet).
-thread_local int configured_tokens = 0;
+// The shape the calling thread's tiles are configured for (0: none yet).
+thread_local int configured_shape = 0;
 
 void configure(int first, int second, bool wide = false) {
-  const int tokens = first * 32 + second + (wide ? 1024 : 0);
-  if (configured_tokens == tokens) return;
+  const int shape = first * 32 + second + (wide ? 1024 : 0);
+  if (configured_shape == shape) return;
   const TileConfig c = config_for(first, second, wide);
   // GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes of the config, which then dropped the stores of
   // the rest (tiles of 0 rows: SIGILL on the first load); the barrier keeps them.
   asm volatile("" : : "r"(&c) : "memory");
   _tile_loadconfig(&c);
-  configured_tokens = tokens;
+  configured_shape = shape;
 }
 
 // Four chunks of 16 rows' nibbles as a block's B operand: chunk c's low nibbles are values 4c.. (row c), its high
-// nibbles 16 + 4c.. (row 4 + c); as they are (Q4_1's levels) or through a table of 16 bytes in each 128-bit lane.
-template <bool kTable>
+// nibbles 16 + 4c.. (row 4 + c), each through a table of 16 bytes in each 128-bit lane.
 void SplitNibbles(const uint8_t* chunks, uint8_t* b, __m512i table) {
   const __m512i low = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
     const __m512i bytes = _mm512_loadu_si512(chunks + 64 * c);
     __m512i lo = _mm512_and_si512(bytes, low), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
-    if constexpr (kTable) lo = _mm512_shuffle_epi8(table, lo), hi = _mm512_shuffle_epi8(table, hi);
+    lo = _mm512_shuffle_epi8(table, lo);
+    hi = _mm512_shuffle_epi8(table, hi);
     _mm512_storeu_si512(b + 64 * c, lo);
     _mm512_storeu_si512(b + 64 * (4 + c), hi);
   }
@@ -159,7 +147,7 @@ void DecodeIQ4XS(const uint8_t* slot, uint8_t* out) {
   for (int j = 0; j < 8; ++j) {
     alignas(64) uint8_t chunks[4 * 64];
     for (int c = 0; c < 4; ++c) std::memcpy(chunks + 64 * c, qs + 64 * (1 + 8 * c + j), 64);
-    SplitNibbles<true>(chunks, out + kBBytes * j, table);
+    SplitNibbles(chunks, out + kBBytes * j, table);
   }
   auto* scales = reinterpret_cast<int32_t*>(out + IQ4XSTiles::kScalesOffset);
   for (int i = 0; i < kTile; ++i) {
@@ -220,15 +208,26 @@ template <class Type>
 void Decode(const uint8_t* slot, uint8_t* out) {
   if constexpr (std::is_same_v<Type, Q4KTiles>) DecodeQ4K(slot, out);
   else if constexpr (std::is_same_v<Type, IQ4XSTiles>) DecodeIQ4XS(slot, out);
-  else if constexpr (Type::kSigned) SplitNibbles<true>(slot + kHeadBytes<Type>, out, Table16(Type::kTable));
-  else SplitNibbles<false>(slot + kHeadBytes<Type>, out, _mm512_setzero_si512());
+  else SplitNibbles(slot + kHeadBytes<Type>, out, Table16(Type::kTable));
 }
+
+// A call's up to 32 tokens as the two token tiles' C rows: 16 (or all) in the first tile, the rest in the second;
+// with 16 or fewer the second is one row repeating the last token, cheaper than a second tile of them.
+struct TokenTiles {
+  int tokens, first, second;
+  size_t second_at;  // the second tile's first activation row, in bytes from the first's
+  TokenTiles(int n, size_t act_stride)
+      : tokens(n), first(std::min(n, kTile)), second(n > kTile ? n - kTile : 1),
+        second_at((n > kTile ? kTile : n - 1) * act_stride) {}
+  int token(int row) const { return row < kTile ? std::min(row, first - 1) : std::min(first + row - kTile, tokens - 1); }
+  int row(int token) const { return token < first ? token : kTile + token - first; }  // where a token's sums are
+};
 
 // Products of n blocks, each into C as the tiles' rows (tokens) by 16 columns (weight rows), for two token tiles
 // (the second's A at a_at(k) + second_at) sharing each block's B, two sets of C tiles alternating: block k's B operand
 // at b_at(k), its A at a_at(k) (rows act_stride apart); finish(k) reads block k's sums from `sums` (the first token
 // tile's 256, then the second's) while the tiles compute block k + 1.
-template <bool kSigned, class BAt, class AAt, class Finish>
+template <class BAt, class AAt, class Finish>
 HWY_INLINE_AMX void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_stride, size_t second_at, int32_t* sums,
                                  Finish finish) {
   // Tile numbers are immediates, so each set's are spelled out: the B tile and the two C tiles of block k.
@@ -238,13 +237,8 @@ HWY_INLINE_AMX void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_strid
   _tile_loadd(3, a_at(k) + second_at, act_stride);             \
   _tile_zero(c0);                                              \
   _tile_zero(c1);                                              \
-  if constexpr (kSigned) {                                     \
-    _tile_dpbssd(c0, 2, bt);                                   \
-    _tile_dpbssd(c1, 3, bt);                                   \
-  } else {                                                     \
-    _tile_dpbsud(c0, 2, bt);                                   \
-    _tile_dpbsud(c1, 3, bt);                                   \
-  }
+  _tile_dpbssd(c0, 2, bt);                                     \
+  _tile_dpbssd(c1, 3, bt)
 #define LOWBIT_AMX_STORE(c0, c1)                               \
   _tile_stored(c0, sums, kTile * sizeof(int32_t));             \
   _tile_stored(c1, sums + kTile * kTile, kTile * sizeof(int32_t))
@@ -267,24 +261,20 @@ HWY_INLINE_AMX void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_strid
 }
 
 // One tile of 16 weight rows (block b's heads at slots + b * kSlotBytes, its B operand at bs + b * b_step, the
-// decoded bytes if it has them) times `tokens` <= 32 tokens in two token tiles (with 16 or fewer, the second repeats
-// the first), whose block b has its values at act + b * sizeof(Act) + offsetof(Act, qs), token after token
-// `act_stride` bytes apart; y[t * ldy + r] for r < rows.
+// decoded bytes if it has them) times `tokens` <= 32 tokens in two token tiles (with 16 or fewer, the second is one
+// row repeating the last token), whose block b has its values at act + b * sizeof(Act) + offsetof(Act, qs), token
+// after token `act_stride` bytes apart; y[t * ldy + r] for r < rows.
 template <class Type>
 void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* acts, size_t act_stride,
           int64_t n_blocks, int tokens, float* y, size_t ldy, int rows) {
   using Act = typename Type::Act;
   constexpr int kRows = 2 * kTile;  // the two C tiles' rows
-  const bool two = tokens > kTile;
-  const int first = std::min(tokens, kTile), second = two ? tokens - kTile : first;
-  configure(first, second);
+  const TokenTiles tiles(tokens, act_stride);
+  configure(tiles.first, tiles.second);
   const uint8_t* act = acts[0].blocks + offsetof(Act, qs);
-  const size_t second_at = two ? kTile * act_stride : 0;
-  const ActRow* token[kRows];  // each C row's token; rows past a tile's last repeat it, and are not stored
-  for (int t = 0; t < kTile; ++t) {
-    token[t] = &acts[std::min(t, first - 1)];
-    token[kTile + t] = &acts[(two ? kTile : 0) + std::min(t, second - 1)];
-  }
+  const size_t second_at = tiles.second_at;
+  const ActRow* token[kRows];  // each C row's token; rows past the last repeat it, and are not stored
+  for (int t = 0; t < kRows; ++t) token[t] = &acts[tiles.token(t)];
   __m512 acc[kRows];
   for (__m512& a : acc) a = _mm512_setzero_ps();
   alignas(64) int32_t sums[kRows * kTile];
@@ -307,37 +297,24 @@ void Tile(const uint8_t* slots, const uint8_t* bs, size_t b_step, const ActRow* 
         whole[t] = _mm512_setzero_si512();
       }
     };
-    TileProducts<true>(
+    TileProducts(
         8 * n_blocks, [&](int64_t k) { return bs + k / 8 * b_step + kBBytes * (k % 8); },
         [&](int64_t k) { return act + k / 8 * sizeof(Act) + 32 * (k % 8); }, act_stride, second_at, sums, finish);
   } else {
     const auto finish = [&](int64_t b) {
-      const uint8_t* heads = slots + b * kSlotBytes<Type>;
-      __m512 dw, mw = _mm512_setzero_ps();
-      if constexpr (Type::kAffine) {  // d, m pairs: the low and high halves of 16 words
-        const __m512i pairs = _mm512_loadu_si512(heads);
-        dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(pairs));
-        mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(pairs, 16)));
-      } else {
-        dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(heads)));
-      }
+      const auto* heads = reinterpret_cast<const __m256i*>(slots + b * kSlotBytes<Type>);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(heads));
       for (int t = 0; t < kRows; ++t) {
         const __m512 sum = _mm512_cvtepi32_ps(_mm512_load_si512(sums + kTile * t));
         acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(token[t]->scales[b])), acc[t]);
-        if constexpr (Type::kAffine) {
-          const float s = _cvtsh_ss(reinterpret_cast<const Act*>(token[t]->blocks)[b].s);
-          acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(s), acc[t]);
-        }
       }
     };
-    TileProducts<Type::kSigned>(
+    TileProducts(
         n_blocks, [&](int64_t b) { return bs + b * b_step; }, [&](int64_t b) { return act + b * sizeof(Act); },
         act_stride, second_at, sums, finish);
   }
   const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
-  for (int t = 0; t < first; ++t) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
-  if (two)
-    for (int t = 0; t < second; ++t) _mm512_mask_storeu_ps(y + (kTile + t) * ldy, valid, acc[kTile + t]);
+  for (int t = 0; t < tokens; ++t) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[tiles.row(t)]);
 }
 
 // Q4_K: one tile of 16 weight rows (its decoded super-blocks at decoded + b * kDecodedBytes) times `tokens` <= 32
@@ -347,16 +324,12 @@ void TileQ4K(const uint8_t* slots, const uint8_t* decoded, const ActRow* acts, s
              int tokens, float* y, size_t ldy, int rows) {
   using Act = BlockQ8K;
   constexpr int kRows = 2 * kTile;
-  const bool two = tokens > kTile;
-  const int first = std::min(tokens, kTile), second = two ? tokens - kTile : first;
-  configure(first, second, true);
+  const TokenTiles tiles(tokens, act_stride);
+  configure(tiles.first, tiles.second, true);
   const uint8_t* act = acts[0].blocks + offsetof(Act, qs);
-  const size_t second_at = two ? kTile * act_stride : 0;
-  const Act* token[kRows];  // each C row's token's blocks
-  for (int t = 0; t < kTile; ++t) {
-    token[t] = reinterpret_cast<const Act*>(acts[std::min(t, first - 1)].blocks);
-    token[kTile + t] = reinterpret_cast<const Act*>(acts[(two ? kTile : 0) + std::min(t, second - 1)].blocks);
-  }
+  const size_t second_at = tiles.second_at;
+  const Act* token[kRows];  // each C row's token's blocks; rows past the last repeat it, and are not stored
+  for (int t = 0; t < kRows; ++t) token[t] = reinterpret_cast<const Act*>(acts[tiles.token(t)].blocks);
   __m512 values[kRows], mins[kRows];
   for (int t = 0; t < kRows; ++t) values[t] = mins[t] = _mm512_setzero_ps();
   alignas(64) int32_t lo[kRows * kTile], hi[kRows * kTile];
@@ -407,10 +380,10 @@ void TileQ4K(const uint8_t* slots, const uint8_t* decoded, const ActRow* acts, s
     finish(b);
   }
   const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
-  for (int t = 0; t < first; ++t) _mm512_mask_storeu_ps(y + t * ldy, valid, _mm512_sub_ps(values[t], mins[t]));
-  if (two)
-    for (int t = 0; t < second; ++t)
-      _mm512_mask_storeu_ps(y + (kTile + t) * ldy, valid, _mm512_sub_ps(values[kTile + t], mins[kTile + t]));
+  for (int t = 0; t < tokens; ++t) {
+    const int i = tiles.row(t);
+    _mm512_mask_storeu_ps(y + t * ldy, valid, _mm512_sub_ps(values[i], mins[i]));
+  }
 }
 
 #undef HWY_INLINE_AMX
@@ -436,7 +409,7 @@ void pack_slots(const PackFormat& f, const uint8_t* data, const WeightLayout& w,
   }
 }
 
-// Every row tile of [r0, r1) times every token tile.
+// Every row tile of [r0, r1) times every pair of token tiles.
 template <class Type>
 void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0,
              int64_t r1, int64_t n_out, float* y) {
@@ -477,14 +450,13 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
 
 }  // namespace
 
-bool amx_matmul_takes(DType type) {
-  if (!cpu_has_amx_int8()) return false;
+bool amx_matmul_takes(DType type, int64_t n_tokens) {
+  if (n_tokens < kAmxMinTokens || !cpu_has_amx_int8()) return false;
   switch (type) {
     case DType::Q4_0:
     case DType::IQ4_NL:
     case DType::Q4_K: return true;
     case DType::Q8_0:
-    case DType::Q4_1:
     case DType::IQ4_XS: return amx_sum_order();
     default: return false;
   }
@@ -496,7 +468,6 @@ void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, con
     case DType::Q8_0: return RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
     case DType::Q4_0: return RunRows<Q4_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
     case DType::IQ4_NL: return RunRows<IQ4NLTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_1: return RunRows<Q4_1Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
     case DType::Q4_K: return RunRows<Q4KTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
     default: return RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
   }

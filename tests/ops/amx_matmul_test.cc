@@ -79,21 +79,23 @@ class AmxOrder : public testing::Test {
   ~AmxOrder() override { set_sum_order(SumOrder::kByCpu); }
 };
 
-// The tiles take Q8_0, Q4_1 and IQ4_XS batches exactly where the CPU has them and the order is the AMX one; Q4_0's,
-// IQ4_NL's and Q4_K's wherever the CPU has them.
+// The tiles take Q8_0 and IQ4_XS batches exactly where the CPU has them and the order is the AMX one; Q4_0's,
+// IQ4_NL's and Q4_K's wherever the CPU has them; Q4_1's nowhere (the row-lane kernels are as fast).
 TEST_F(AmxOrder, TilesTakeTheirTypesWhereTheCpuHasThem) {
-  EXPECT_EQ(amx_matmul_takes(DType::Q8_0), cpu_has_amx_int8());
-  EXPECT_EQ(amx_matmul_takes(DType::Q4_1), cpu_has_amx_int8());
-  EXPECT_EQ(amx_matmul_takes(DType::IQ4_XS), cpu_has_amx_int8());
-  EXPECT_FALSE(amx_matmul_takes(DType::Q5_K));
+  EXPECT_EQ(amx_matmul_takes(DType::Q8_0, 32), cpu_has_amx_int8());
+  EXPECT_FALSE(amx_matmul_takes(DType::Q8_0, 31));  // kAmxMinTokens
+  EXPECT_FALSE(amx_matmul_takes(DType::Q4_1, 32));
+  EXPECT_EQ(amx_matmul_takes(DType::IQ4_XS, 32), cpu_has_amx_int8());
+  EXPECT_FALSE(amx_matmul_takes(DType::Q5_K, 32));
   set_sum_order(SumOrder::kVecDot);
-  for (DType type : {DType::Q8_0, DType::Q4_1, DType::IQ4_XS}) EXPECT_FALSE(amx_matmul_takes(type));
+  for (DType type : {DType::Q8_0, DType::IQ4_XS}) EXPECT_FALSE(amx_matmul_takes(type, 32));
   // Q4_0, IQ4_NL and Q4_K sum one float a row (Q4_K two) in either order: the tiles take them wherever they can.
-  for (DType type : {DType::Q4_0, DType::IQ4_NL, DType::Q4_K}) EXPECT_EQ(amx_matmul_takes(type), cpu_has_amx_int8());
+  for (DType type : {DType::Q4_0, DType::IQ4_NL, DType::Q4_K}) EXPECT_EQ(amx_matmul_takes(type, 32), cpu_has_amx_int8());
 }
 
-// Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K and IQ4_XS batches of every size around the tiles' 16 tokens and 16 rows, packed
-// by 16 (read in place), by 8 and 4 and not at all (copied into slots), 1 and 2 threads: the reference's bits. On a
+// Q8_0, Q4_0, IQ4_NL, Q4_K and IQ4_XS (and Q4_1, whose order changes too) batches of every size around the tiles'
+// pairs of 16 tokens and their 16 rows, packed by 16 (read in place), by 8 and 4 and not at all (copied into slots),
+// 1 and 2 threads: the reference's bits. On a
 // CPU without AMX this checks the row-lane kernels in the same order; the test says so.
 TEST_F(AmxOrder, BatchesGiveTheReferenceBits) {
   if (!cpu_has_amx_int8()) std::puts("no AMX here: the AMX order runs on the row-lane kernels only");
@@ -106,7 +108,8 @@ TEST_F(AmxOrder, BatchesGiveTheReferenceBits) {
       if (!row_fits(type, sh.n_in)) continue;
       const Tensor t = raw_blocks(type, sh.n_in, sh.n_out, static_cast<uint32_t>(sh.n_in * 7 + sh.n_out));
       const Tensor packed[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
-      for (int64_t n_tokens : {kAmxMinTokens, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{37}}) {
+      // 16: no tiles; 32, 64: whole pairs; 37, 48: a last pair of 5 (16) and one repeated token; 49: of 16 and 1.
+      for (int64_t n_tokens : {16, 32, 37, 48, 49, 64}) {
         const auto x = activations(sh.n_in, n_tokens, static_cast<uint32_t>(n_tokens));
         std::vector<float> ref(static_cast<size_t>(sh.n_out * n_tokens));
         matmul_reference(t, x.data(), n_tokens, ref.data(), 1);

@@ -54,7 +54,7 @@ TEST_P(GgmlVecDot, SameBitsAsGgml) {
   const Case c = GetParam();
   const Tensor w = weights(c);
   const std::vector<float> x = ggml_vector_floats("inputs.f32");
-  // Those in both their orders on any machine: where the CPU has AMX, the batch of 16 runs on the tiles.
+  // Those in both their orders on any machine: where the CPU has AMX, the batch of 32 runs on the tiles.
   const std::vector<SumOrder> orders =
       amx_type(c.type) ? std::vector{SumOrder::kVecDot, SumOrder::kAmx} : std::vector{SumOrder::kByCpu};
   for (SumOrder order : orders) {
@@ -76,6 +76,13 @@ TEST_P(GgmlVecDot, SameBitsAsGgml) {
         matmul(w, x.data(), kVectorRows, y.data(), threads);
         check(y, "batch of 16, " + std::to_string(threads) + " threads" + on);
       }
+      // The 16 inputs twice, a batch AMX tiles take where the CPU has them (ops/amx_matmul.h): each half the same.
+      std::vector<float> x2 = x, y2(2 * want.size());
+      x2.insert(x2.end(), x.begin(), x.end());
+      matmul(w, x2.data(), 2 * kVectorRows, y2.data(), 2);
+      for (int half : {0, 1})
+        check(std::vector<float>(y2.begin() + half * want.size(), y2.begin() + (half + 1) * want.size()),
+              "batch of 32, half " + std::to_string(half) + on);
       // Token by token (generation) and in odd batches: the same bits.
       std::vector<float> y(want.size());
       for (int64_t t0 = 0; t0 < kVectorRows;) {
