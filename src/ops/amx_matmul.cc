@@ -74,7 +74,6 @@ static_assert(kIQ4XSPack.unit == sizeof(BlockIQ4XS) && kIQ4XSPack.head == 4 && k
               offsetof(BlockIQ4XS, scales_h) == 2 && offsetof(BlockIQ4XS, scales_l) == 4);
 static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && kQ8_0Pack.chunk == 4 &&
               offsetof(BlockQ8_0, qs) == 2);
-static_assert(offsetof(BlockQ8_1, s) == 2 && offsetof(BlockQ8_1, qs) == 4);
 template <class Type>
 constexpr size_t kSlotBytes = kTile * Type::kPack.unit;
 template <class Type>
@@ -106,7 +105,7 @@ TileConfig config_for(int first, int second, bool wide) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_undefined_* (`__m512 __Y = __Y`)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-#define HWY_INLINE_AMX inline __attribute__((always_inline))
+#define LOWBIT_AMX_INLINE inline __attribute__((always_inline))
 
 // The shape the calling thread's tiles are configured for (0: none yet).
 thread_local int configured_shape = 0;
@@ -122,12 +121,19 @@ void configure(int first, int second, bool wide = false) {
   configured_shape = shape;
 }
 
-// Four chunks of 16 rows' nibbles as a block's B operand: chunk c's low nibbles are values 4c.. (row c), its high
-// nibbles 16 + 4c.. (row 4 + c), each through a table of 16 bytes in each 128-bit lane.
-void SplitNibbles(const uint8_t* chunks, uint8_t* b, __m512i table) {
+// Back to the tiles' initial state at the end of a call: the kernel then saves and restores none of their 8 KiB on
+// a context switch, and the core can enter its deeper idle states.
+void release_tiles() {
+  _tile_release();
+  configured_shape = 0;
+}
+
+// Four chunks of 16 rows' nibbles, `step` bytes apart, as a block's B operand: chunk c's low nibbles are values
+// 4c.. (row c), its high nibbles 16 + 4c.. (row 4 + c), each through a table of 16 bytes in each 128-bit lane.
+void SplitNibbles(const uint8_t* chunks, size_t step, uint8_t* b, __m512i table) {
   const __m512i low = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
-    const __m512i bytes = _mm512_loadu_si512(chunks + 64 * c);
+    const __m512i bytes = _mm512_loadu_si512(chunks + step * c);
     __m512i lo = _mm512_and_si512(bytes, low), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
     lo = _mm512_shuffle_epi8(table, lo);
     hi = _mm512_shuffle_epi8(table, hi);
@@ -144,26 +150,23 @@ __m512i Table16(const int8_t* values) {
 void DecodeIQ4XS(const uint8_t* slot, uint8_t* out) {
   const __m512i table = Table16(kIq4nlValues);
   const uint8_t* qs = slot + kTile * kIQ4XSPack.head;  // position 0: scales_l; group j's chunk c at 1 + 8c + j
-  for (int j = 0; j < 8; ++j) {
-    alignas(64) uint8_t chunks[4 * 64];
-    for (int c = 0; c < 4; ++c) std::memcpy(chunks + 64 * c, qs + 64 * (1 + 8 * c + j), 64);
-    SplitNibbles(chunks, out + kBBytes * j, table);
-  }
-  auto* scales = reinterpret_cast<int32_t*>(out + IQ4XSTiles::kScalesOffset);
-  for (int i = 0; i < kTile; ++i) {
-    uint16_t high;
-    std::memcpy(&high, slot + kIQ4XSPack.head * i + 2, 2);
-    const uint8_t* low = qs + 4 * i;
-    for (int g = 0; g < 8; ++g)
-      scales[kTile * g + i] = (((low[g / 2] >> (4 * (g % 2))) & 0xF) | (((high >> (2 * g)) & 3) << 4)) - 32;
+  for (int j = 0; j < 8; ++j) SplitNibbles(qs + 64 * (1 + j), 64 * 8, out + kBBytes * j, table);
+  // A row per 32-bit lane: group g's scale is bits 4g..4g+3 of its scales_l word under bits 2g, 2g + 1 of scales_h
+  // (the top half of its head word).
+  const __m512i low = _mm512_loadu_si512(qs), high = _mm512_srli_epi32(_mm512_loadu_si512(slot), 16);
+  for (int g = 0; g < 8; ++g) {
+    const __m512i l = _mm512_and_si512(_mm512_srli_epi32(low, 4 * g), _mm512_set1_epi32(15));
+    const __m512i h = _mm512_and_si512(_mm512_srli_epi32(high, 2 * g), _mm512_set1_epi32(3));
+    const __m512i scale = _mm512_sub_epi32(_mm512_or_si512(l, _mm512_slli_epi32(h, 4)), _mm512_set1_epi32(32));
+    _mm512_store_si512(out + IQ4XSTiles::kScalesOffset + 64 * g, scale);
   }
 }
 
 // A Q4_K super-block's slot (kQ4KPack: heads d | dmin, then the twelve scale bytes as three chunks, then qs: chunk
 // 3 + 8q + l holds bytes 32q + 4l.. of every row, whose low nibbles are group 2q's values 4l.. and high nibbles group
 // 2q + 1's) as Q4KTiles' operands.
-HWY_INLINE_AMX __m512i byte(__m512i words, int k) { return _mm512_srli_epi32(words, 8 * k); }
-HWY_INLINE_AMX __m512i both_halves(__m512i x) { return _mm512_or_si512(x, _mm512_slli_epi32(x, 16)); }
+LOWBIT_AMX_INLINE __m512i byte(__m512i words, int k) { return _mm512_srli_epi32(words, 8 * k); }
+LOWBIT_AMX_INLINE __m512i both_halves(__m512i x) { return _mm512_or_si512(x, _mm512_slli_epi32(x, 16)); }
 
 void DecodeQ4K(const uint8_t* slot, uint8_t* out) {
   const uint8_t* rest = slot + kTile * kQ4KPack.head;
@@ -208,7 +211,7 @@ template <class Type>
 void Decode(const uint8_t* slot, uint8_t* out) {
   if constexpr (std::is_same_v<Type, Q4KTiles>) DecodeQ4K(slot, out);
   else if constexpr (std::is_same_v<Type, IQ4XSTiles>) DecodeIQ4XS(slot, out);
-  else SplitNibbles(slot + kHeadBytes<Type>, out, Table16(Type::kTable));
+  else SplitNibbles(slot + kHeadBytes<Type>, 64, out, Table16(Type::kTable));
 }
 
 // A call's up to 32 tokens as the two token tiles' C rows: 16 (or all) in the first tile, the rest in the second;
@@ -219,7 +222,9 @@ struct TokenTiles {
   TokenTiles(int n, size_t act_stride)
       : tokens(n), first(std::min(n, kTile)), second(n > kTile ? n - kTile : 1),
         second_at((n > kTile ? kTile : n - 1) * act_stride) {}
-  int token(int row) const { return row < kTile ? std::min(row, first - 1) : std::min(first + row - kTile, tokens - 1); }
+  int token(int row) const {
+    return row < kTile ? std::min(row, first - 1) : std::min(first + row - kTile, tokens - 1);
+  }
   int row(int token) const { return token < first ? token : kTile + token - first; }  // where a token's sums are
 };
 
@@ -228,7 +233,7 @@ struct TokenTiles {
 // at b_at(k), its A at a_at(k) (rows act_stride apart); finish(k) reads block k's sums from `sums` (the first token
 // tile's 256, then the second's) while the tiles compute block k + 1.
 template <class BAt, class AAt, class Finish>
-HWY_INLINE_AMX void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_stride, size_t second_at, int32_t* sums,
+LOWBIT_AMX_INLINE void TileProducts(int64_t n, BAt b_at, AAt a_at, size_t act_stride, size_t second_at, int32_t* sums,
                                  Finish finish) {
   // Tile numbers are immediates, so each set's are spelled out: the B tile and the two C tiles of block k.
 #define LOWBIT_AMX_PRODUCTS(bt, c0, c1, k)                     \
@@ -386,7 +391,7 @@ void TileQ4K(const uint8_t* slots, const uint8_t* decoded, const ActRow* acts, s
   }
 }
 
-#undef HWY_INLINE_AMX
+#undef LOWBIT_AMX_INLINE
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
@@ -465,12 +470,13 @@ bool amx_matmul_takes(DType type, int64_t n_tokens) {
 void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
                      int64_t r0, int64_t r1, int64_t n_out, float* y) {
   switch (type) {
-    case DType::Q8_0: return RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_0: return RunRows<Q4_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-    case DType::IQ4_NL: return RunRows<IQ4NLTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-    case DType::Q4_K: return RunRows<Q4KTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
-    default: return RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y);
+    case DType::Q8_0: RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
+    case DType::Q4_0: RunRows<Q4_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
+    case DType::IQ4_NL: RunRows<IQ4NLTiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
+    case DType::Q4_K: RunRows<Q4KTiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
+    default: RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
   }
+  release_tiles();
 }
 
 }  // namespace lowbit
