@@ -16,7 +16,7 @@
 // backend (ggml-cpu/amx/mmq.cpp), in batches and token by token, in Q4_0's order: each block's exact integer sum
 // times d_w * d_a, one FMA per block into one float (Q4_1: then m_w * s_a, a second FMA; IQ4_XS: per super-block,
 // its groups' sums times their scales added as integers). lowbit sums them that way there too (SumOrder::kAmx), so
-// its batches run on AMX tiles (ops/amx_matmul.h) and still give token by token's bits.
+// their batches can run on AMX tiles (ops/amx_matmul.h; Q8_0's and IQ4_XS's do) with token by token's bits.
 //
 // The SIMD kernels (simd_matmul.cc) must give the same bits as these functions for every input; tests check that
 // and check these functions against llama.cpp's own output (tests/ops/ggml_vecdot_test.cc).
@@ -31,9 +31,9 @@ namespace lowbit {
 
 using RowDotFn = float (*)(const void* w_row, const void* act_row, int64_t n);
 
-// Which order the types llama.cpp multiplies with AMX (Q8_0, Q4_1, IQ4_XS) sum in: the CPU's (kAmx where it has AMX's int8 tiles
-// and Linux lets a process use them, else kVecDot), or one of the two where a test sets it, so that both run on any
-// machine. set_sum_order returns the setting before.
+// Which order the types llama.cpp multiplies in its own way with AMX (Q8_0, Q4_1, IQ4_XS) sum in: the CPU's (kAmx
+// where it has AMX's int8 tiles and Linux lets a process use them, else kVecDot), or one of the two where a test
+// sets it, so that both run on any machine. set_sum_order returns the setting before.
 enum class SumOrder { kByCpu, kVecDot, kAmx };
 SumOrder set_sum_order(SumOrder order);
 bool amx_sum_order();  // whether Q8_0, Q4_1 and IQ4_XS sum in the AMX order now

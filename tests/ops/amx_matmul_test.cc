@@ -90,7 +90,8 @@ TEST_F(AmxOrder, TilesTakeTheirTypesWhereTheCpuHasThem) {
   set_sum_order(SumOrder::kVecDot);
   for (DType type : {DType::Q8_0, DType::IQ4_XS}) EXPECT_FALSE(amx_matmul_takes(type, 32));
   // Q4_0, IQ4_NL and Q4_K sum one float a row (Q4_K two) in either order: the tiles take them wherever they can.
-  for (DType type : {DType::Q4_0, DType::IQ4_NL, DType::Q4_K}) EXPECT_EQ(amx_matmul_takes(type, 32), cpu_has_amx_int8());
+  for (DType type : {DType::Q4_0, DType::IQ4_NL, DType::Q4_K})
+    EXPECT_EQ(amx_matmul_takes(type, 32), cpu_has_amx_int8()) << dtype_name(type);
 }
 
 // Q8_0, Q4_0, IQ4_NL, Q4_K and IQ4_XS (and Q4_1, whose order changes too) batches of every size around the tiles'
