@@ -10,7 +10,10 @@
 // integer first, one FMA a super-block), while the tiles already compute the next block (two sets, alternating).
 #include "ops/amx_matmul.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#define LOWBIT_AMX_TILES 1  // elsewhere cpu_has_amx_int8() is false and nothing below the includes is built
+#endif
 
 #include <algorithm>
 #include <cstddef>
@@ -25,6 +28,7 @@
 #include "util/cpu_features.h"
 
 namespace lowbit {
+#if LOWBIT_AMX_TILES
 namespace {
 
 constexpr int kTile = 16;      // weight rows (the tile's columns) and tokens (its rows)
@@ -454,6 +458,7 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
 }
 
 }  // namespace
+#endif  // LOWBIT_AMX_TILES
 
 bool amx_matmul_takes(DType type, int64_t n_tokens) {
   if (n_tokens < kAmxMinTokens || !cpu_has_amx_int8()) return false;
@@ -469,6 +474,7 @@ bool amx_matmul_takes(DType type, int64_t n_tokens) {
 
 void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
                      int64_t r0, int64_t r1, int64_t n_out, float* y) {
+#if LOWBIT_AMX_TILES
   switch (type) {
     case DType::Q8_0: RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
     case DType::Q4_0: RunRows<Q4_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
@@ -477,6 +483,7 @@ void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, con
     default: RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
   }
   release_tiles();
+#endif
 }
 
 }  // namespace lowbit
