@@ -399,31 +399,12 @@ void TileQ4K(const uint8_t* slots, const uint8_t* decoded, const ActRow* acts, s
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
-// Rows [r, r + rows) of any layout as packed slots of 16 (rows past the last repeat it): the heads side by side,
-// then each 4-byte chunk of every row, at its position.
-void pack_slots(const PackFormat& f, const uint8_t* data, const WeightLayout& w, int64_t r, int rows, int64_t n_blocks,
-                uint8_t* slots) {
-  std::vector<uint8_t> row(w.row_bytes);
-  const size_t chunks = (f.unit - f.head) / f.chunk;
-  for (int i = 0; i < kTile; ++i) {
-    copy_row(data, w, r + std::min(i, rows - 1), row.data());
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const uint8_t* unit = row.data() + b * f.unit;
-      uint8_t* slot = slots + b * kTile * f.unit;
-      std::memcpy(slot + f.head * i, unit, f.head);
-      for (size_t c = 0; c < chunks; ++c)
-        std::memcpy(slot + kTile * f.head + kTile * f.chunk * f.position[c] + f.chunk * i, unit + f.head + f.chunk * c,
-                    f.chunk);
-    }
-  }
-}
-
 // Every row tile of [r0, r1) times every pair of token tiles.
 template <class Type>
-void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt, int64_t r0,
-             int64_t r1, int64_t n_out, float* y) {
+void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t nt, int64_t r0, int64_t r1,
+             int64_t n_out, float* y) {
   static_assert(Type::kPack.head_offset == 0 && Type::kPack.encode == nullptr);
-  const int64_t n_blocks = n / (std::is_same_v<Type, IQ4XSTiles> || std::is_same_v<Type, Q4KTiles> ? 256 : 32);
+  const auto n_blocks = static_cast<int64_t>(w.row_bytes / Type::kPack.unit);
   const size_t act_stride = nt > 1 ? static_cast<size_t>(acts[1].blocks - acts[0].blocks) : 0;
   thread_local std::vector<uint8_t> packed, decoded;  // kept from call to call: a call is 32 rows
   for (int64_t r = r0; r < r1; r += kTile) {
@@ -431,10 +412,10 @@ void RunRows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int
     const uint8_t* slots = data + static_cast<size_t>(r) * w.row_bytes;
     if (!(w.tile_rows == kTile && r % kTile == 0 && r + kTile <= w.packed_rows)) {
       packed.resize(static_cast<size_t>(n_blocks) * kSlotBytes<Type>);
-      pack_slots(Type::kPack, data, w, r, rows, n_blocks, packed.data());
+      pack_tile(data, w, r, rows, kTile, packed.data());
       slots = packed.data();
     }
-    const uint8_t* bs = slots + kTile * Type::kPack.head;
+    const uint8_t* bs = slots + kHeadBytes<Type>;
     size_t b_step = kSlotBytes<Type>;
     if constexpr (Type::kDecodedBytes != 0) {
       decoded.resize(static_cast<size_t>(n_blocks) * Type::kDecodedBytes + 64);
@@ -472,15 +453,15 @@ bool amx_matmul_takes(DType type, int64_t n_tokens) {
   }
 }
 
-void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
-                     int64_t r0, int64_t r1, int64_t n_out, float* y) {
+void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t nt, int64_t r0,
+                     int64_t r1, int64_t n_out, float* y) {
 #if LOWBIT_AMX_TILES
   switch (type) {
-    case DType::Q8_0: RunRows<Q8_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
-    case DType::Q4_0: RunRows<Q4_0Tiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
-    case DType::IQ4_NL: RunRows<IQ4NLTiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
-    case DType::Q4_K: RunRows<Q4KTiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
-    default: RunRows<IQ4XSTiles>(data, w, acts, n, nt, r0, r1, n_out, y); break;
+    case DType::Q8_0: RunRows<Q8_0Tiles>(data, w, acts, nt, r0, r1, n_out, y); break;
+    case DType::Q4_0: RunRows<Q4_0Tiles>(data, w, acts, nt, r0, r1, n_out, y); break;
+    case DType::IQ4_NL: RunRows<IQ4NLTiles>(data, w, acts, nt, r0, r1, n_out, y); break;
+    case DType::Q4_K: RunRows<Q4KTiles>(data, w, acts, nt, r0, r1, n_out, y); break;
+    default: RunRows<IQ4XSTiles>(data, w, acts, nt, r0, r1, n_out, y); break;
   }
   release_tiles();
 #endif

@@ -22,9 +22,9 @@ inline constexpr int64_t kAmxMinTokens = 32;
 // also sums in that order there, runs as fast on the row-lane kernels: pp64 1.04x, pp128 1.00x on the tiles.)
 bool amx_matmul_takes(DType type, int64_t n_tokens);
 
-// Rows [r0, r1) of W (n values a row, n_out rows; any layout) of a type it takes times nt tokens' activations
-// (Q8_0 or Q8_K), whose rows lie at one fixed stride (QuantizedActivations' rows), into y[t * n_out + r].
-void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
-                     int64_t r0, int64_t r1, int64_t n_out, float* y);
+// Rows [r0, r1) of W (n_out rows in layout w) of a type it takes times nt tokens' activations (Q8_0 or Q8_K), whose
+// rows lie at one fixed stride (QuantizedActivations' rows), into y[t * n_out + r].
+void amx_matmul_rows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t nt, int64_t r0,
+                     int64_t r1, int64_t n_out, float* y);
 
 }  // namespace lowbit

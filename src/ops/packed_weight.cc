@@ -259,6 +259,19 @@ void copy_row(const uint8_t* data, const WeightLayout& l, int64_t r, uint8_t* ou
   if (l.units_encoded) code_units(out, 1, l.row_bytes, l.unit, l.decode);
 }
 
+void pack_tile(const uint8_t* data, const WeightLayout& layout, int64_t r, int rows, int tile_rows, uint8_t* out) {
+  WeightLayout tile = layout;  // the tile's own layout: one packed tile from row 0
+  tile.tile_rows = tile.packed_rows = tile_rows;
+  std::vector<uint8_t> row(layout.row_bytes);
+  for (int i = 0; i < tile_rows; ++i) {
+    copy_row(data, layout, r + std::min(i, rows - 1), row.data());
+    if (layout.encode) code_units(row.data(), 1, layout.row_bytes, layout.unit, layout.encode);  // as packed units are
+    for_each_piece(tile, [&](size_t u, size_t offset, size_t n) {
+      std::memcpy(out + tile.byte_offset(i, static_cast<int64_t>(u), offset), row.data() + u * tile.unit + offset, n);
+    });
+  }
+}
+
 Tensor pack_for_matmul(const Tensor& w, int tile_rows) {
   if (!packable(w)) return w;
   if (tile_rows <= 0) tile_rows = simd_pack_rows(w.type());

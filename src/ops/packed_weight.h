@@ -194,6 +194,10 @@ bool packable(const Tensor& w);
 // afterwards (MADV_PAGEOUT, non-destructive), so a mapped model is not held twice.
 Tensor pack_for_matmul(const Tensor& w, int tile_rows = 0);
 
+// Rows [r, r + rows) of `data` in `layout` (any; rows <= tile_rows) as the bytes of one tile of tile_rows rows
+// that pack_for_matmul would write, rows past the last repeating it: for kernels that read whole tiles only.
+void pack_tile(const uint8_t* data, const WeightLayout& layout, int64_t r, int rows, int tile_rows, uint8_t* out);
+
 // Row r's bytes in row-major form, whatever the layout (row_bytes of them).
 void copy_row(const uint8_t* data, const WeightLayout& layout, int64_t r, uint8_t* out);
 inline void copy_row(const Tensor& w, int64_t r, uint8_t* out) { copy_row(w.data, weight_layout(w), r, out); }

@@ -536,7 +536,7 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
       const size_t weight_end = std::min(end, wk.first_chunk + chunks_of(wk.n_out));
       const int64_t r0 = plan.first_row(wk, begin), r1 = std::min(wk.n_out, plan.first_row(wk, weight_end));
       if (amx_matmul_takes(wk.type, n_tokens))
-        amx_matmul_rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
+        amx_matmul_rows(wk.type, wk.data, wk.layout, act + wk.act, n_tokens, r0, r1, wk.n_out, wk.y);
       else
         rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
       begin = weight_end;
