@@ -14,6 +14,7 @@
 #include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
 #include "support/every_call_threaded.h"
+#include "support/weight_matrices.h"
 #include "util/cpu_features.h"
 
 namespace lowbit {
@@ -23,11 +24,7 @@ namespace {
 // writes but a file may hold; every 6-bit scale and min), scales over several binades and Q4_1 offsets of either
 // sign.
 Tensor raw_blocks(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
-  TensorInfo info;
-  info.name = "w";
-  info.type = type;
-  info.n_dims = 2;
-  info.ne = {n_in, n_out, 1, 1};
+  const TensorInfo info = testing_support::matrix_info(type, n_in, n_out);
   std::mt19937 rng(seed);
   const auto scale = [&] {
     return f32_to_f16(std::ldexp(static_cast<float>(rng() % 1000 + 1) / 1000.0f, static_cast<int>(rng() % 9) - 10));

@@ -16,6 +16,7 @@
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
 #include "support/ggml_vectors.h"
+#include "support/weight_matrices.h"
 
 namespace lowbit {
 namespace {
@@ -24,11 +25,7 @@ using namespace testing_support;  // NOLINT: the vectors' readers and sizes
 using Case = VectorCase;
 
 Tensor weights(const Case& c) {
-  TensorInfo info;
-  info.name = "w";
-  info.type = c.type;
-  info.n_dims = 2;
-  info.ne = {kVectorCols, kVectorRows, 1, 1};
+  const TensorInfo info = matrix_info(c.type, kVectorCols, kVectorRows);
   std::vector<uint8_t> bytes = ggml_vector_bytes(c.file(".q"));
   EXPECT_EQ(bytes.size(), info.n_bytes());
   return make_owned_tensor(info, std::move(bytes));

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/float_formats.h"
+#include "support/weight_matrices.h"
 
 namespace lowbit {
 namespace {
@@ -21,15 +22,8 @@ std::vector<float> pseudo_random(size_t n, uint32_t seed) {
 }
 
 Tensor make_weight(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
-  TensorInfo info;
-  info.name = "w";
-  info.type = type;
-  info.n_dims = 2;
-  info.ne = {n_in, n_out, 1, 1};
   const std::vector<float> values = pseudo_random(static_cast<size_t>(n_in * n_out), seed);
-  std::vector<uint8_t> bytes(info.n_bytes());
-  quantize_rows(type, values.data(), bytes.data(), n_out, n_in);
-  return make_owned_tensor(info, std::move(bytes));
+  return testing_support::quantized_matrix(type, n_in, n_out, values.data());
 }
 
 // y must equal x . W^T for the weights as the type stores them (dequantized), whatever the type and threads.
@@ -131,14 +125,7 @@ TEST(SimdKernels, Q4_0MatchesGenericPath) {
   std::vector<float> w(static_cast<size_t>(n_in * n_out)), x(static_cast<size_t>(n_in * n_tokens));
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 7));
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i)) * 3.0f;
-  TensorInfo info;
-  info.name = "w";
-  info.type = DType::Q4_0;
-  info.n_dims = 2;
-  info.ne = {n_in, n_out, 1, 1};
-  std::vector<uint8_t> bytes(info.n_bytes());
-  quantize_rows(DType::Q4_0, w.data(), bytes.data(), n_out, n_in);
-  const Tensor t = make_owned_tensor(info, std::move(bytes));
+  const Tensor t = testing_support::quantized_matrix(DType::Q4_0, n_in, n_out, w.data());
   std::vector<float> fused(static_cast<size_t>(n_out * n_tokens)), generic(fused.size()), fused2(fused.size());
   matmul(t, x.data(), n_tokens, fused.data(), 1);
   matmul_generic(t, x.data(), n_tokens, generic.data(), 1);

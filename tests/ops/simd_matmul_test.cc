@@ -13,6 +13,7 @@
 #include "ops/packed_weight.h"
 #include "quant/k_quants.h"
 #include "support/every_call_threaded.h"
+#include "support/weight_matrices.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -23,14 +24,7 @@ constexpr DType kSimdTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5
                                 DType::F16,  DType::BF16};
 
 Tensor quantized_weight(DType type, int64_t n_in, int64_t n_out, const std::vector<float>& w) {
-  TensorInfo info;
-  info.name = "w";
-  info.type = type;
-  info.n_dims = 2;
-  info.ne = {n_in, n_out, 1, 1};
-  std::vector<uint8_t> bytes(info.n_bytes());
-  quantize_rows(type, w.data(), bytes.data(), n_out, n_in);
-  return make_owned_tensor(info, std::move(bytes));
+  return testing_support::quantized_matrix(type, n_in, n_out, w.data());
 }
 
 // Weights with hostile rows: all zero, one huge value, alternating signs, plus smooth ones.
