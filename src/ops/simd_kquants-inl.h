@@ -126,10 +126,26 @@ HWY_INLINE I K4MinsDot(const K4ScalesMins& k4, const BlockQ8K& a) {
   return offsets;
 }
 
-// acc plus sub-blocks 2g and 2g+1's exact sums (lo, hi) times their scales, bytes 2(g%2) and 2(g%2)+1 of each lane's
-// word in `scales` (K4ScalesMins::scales[g / 2]; g a constant once unrolled, so each byte is a constant pattern).
+// Q4_K's high nibbles as the chunks' unsigned bytes. With VNNI they stay in place, 16 times the level (bytes &
+// 0xF0), and the low sub-block's scale is taken 16 times to match (AddScaledPair), so the super-block's sum is 16
+// times the exact one, at most 8 sub-blocks x 32 values x 240 x 128 x 63 < 2^29, and Q4KExactSum shifts it back:
+// the shift was a third of a one-token tile's port-0 work on Sapphire Rapids (BM_Q4_K_Simd_L2 1.05x, whole Q4_K_M
+// token by token 1.05x). Without VNNI the chunks' int16 pairs (ChunkSum) hold only levels below 16.
+inline constexpr bool kQ4KHighInPlace = HWY_TARGET == HWY_AVX3_DL;
+HWY_INLINE I Q4KHighNibbles(I bytes) {
+  if constexpr (kQ4KHighInPlace) return V::And(bytes, V::Set8(static_cast<int8_t>(0xF0)));
+  return V::And(V::template Shr16<4>(bytes), V::Set8(0x0F));
+}
+HWY_INLINE I Q4KExactSum(I values) {
+  if constexpr (kQ4KHighInPlace) return V::template Sar32<4>(values);
+  return values;
+}
+// acc plus sub-blocks 2g and 2g+1's sums (lo, hi) times their scales, bytes 2(g%2) and 2(g%2)+1 of each lane's word
+// in `scales` (K4ScalesMins::scales[g / 2]; g a constant once unrolled, so each byte is a constant pattern).
 HWY_INLINE I AddScaledPair(I acc, const ChunkSum& lo, const ChunkSum& hi, I scales, int g) {
-  return hi.AddScaledTo(lo.AddScaledTo(acc, DotScale(scales, 2 * (g % 2))), DotScale(scales, 2 * (g % 2) + 1));
+  I lo_scale = DotScale(scales, 2 * (g % 2));
+  if constexpr (kQ4KHighInPlace) lo_scale = V::template Shl16<4>(lo_scale);  // at most 63 x 16: the low word's
+  return hi.AddScaledTo(lo.AddScaledTo(acc, lo_scale), DotScale(scales, 2 * (g % 2) + 1));
 }
 
 // ---- Q4_K in row lanes: llama.cpp's x86 order (ops/dot_reference.h), one row per int32 / float lane ----
@@ -201,7 +217,7 @@ struct Q4KLanes {
           for (int r = 0; r < R; ++r) {
             const I bytes = V::LoadLanesOnce(slot[r] + 16 * L + 4 * L * (8 * g + c));
             if constexpr (T == 1 && !kScalesLast) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead[r], bytes, 8 * g + c);
-            const I lo = V::And(bytes, low_nibble), hi = V::And(V::template Shr16<4>(bytes), low_nibble);
+            const I lo = V::And(bytes, low_nibble), hi = Q4KHighNibbles(bytes);
             for (int t = 0; t < T; ++t) {
               const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
               lo_sum[r][t].Add(lo, a);  // the tiles' broadcasts of a are one (common subexpressions)
@@ -234,7 +250,7 @@ struct Q4KLanes {
         }
         for (int t = 0; t < T; ++t) {
           const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b];
-          AddSuperBlock(values[r][t], K4MinsDot(k4, a), d, dmin, a.d, acc[r][t], mins[r][t]);
+          AddSuperBlock(Q4KExactSum(values[r][t]), K4MinsDot(k4, a), d, dmin, a.d, acc[r][t], mins[r][t]);
         }
       }
     }
@@ -298,7 +314,9 @@ struct Q2KLanes {
           const I scale_lo = DotScale(scales[j / 4], j % 4), scale_hi = DotScale(scales[j / 4], j % 4 + 1);
           for (int t = 0; t < T; ++t) {
             const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
-            values[t] = ScaledDot<4>(ScaledDot<4>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
+            // A sub-block's sum is at most 16 x 3 x 128 = 6144: int16 (with VNNI one vpdpwssd for the scale, not
+            // vpmulld: BM_Q2_K_Simd_L2 1.23x).
+            values[t] = ScaledDot<4, true>(ScaledDot<4, true>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
           }
         }
       }
@@ -731,10 +749,80 @@ template <bool kWhole>
 struct IQ4XSLanes {
   static constexpr const PackFormat& kPack = kIQ4XSPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 2;
+#if HWY_TARGET == HWY_AVX3_DL
+  // kWhole with VNNI and VBMI (the AMX order on a CPU with AMX): the table's values plus 128 (kIq4nlOffsetLevels),
+  // unsigned, go straight into vpdpbusd with the activations' bytes, one exact sum per sub-block and row, scaled once
+  // per super-block; the 128s come off as 128 times the scales times the sub-blocks' activation sums (bsums
+  // pairs). A chunk is then one shift, two vpermb and two vpdpbusd where the signed pairs (maddubs with the sign
+  // trick, a multiply-add by the scale) took about twelve instructions: BM_IQ4_XS_Simd_L2 1.35x, _Dram 0.89 -> 0.92
+  // of the probe, whole IQ4_XS token by token 1.03x. Bounds: a sub-block's sum at most 32 x 241 x 128 < 2^20, eight
+  // of them times scales of at most 32 < 2^28; the offsets' 128 x 8 x 32 x 4096 < 2^28.
+  template <int T, class Ahead>
+  static void WholeTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    constexpr int L = V::kLanes;
+    constexpr size_t kSlot = kLanesSlot<kIQ4XSPack>;
+    const I levels = V::Table16(kIq4nlOffsetLevels);  // vpermb reads index bits 0-5: the table four times over
+    F acc[T];
+    for (F& a : acc) a = V::ZeroF();
+    const auto read_head = [&](const uint8_t* slot, F& d, I (&scale)[8]) HWY_ATTR {
+      const I head = V::LoadLanes(slot);  // d | scales_h << 16
+      d = V::LowHalvesF(head);
+      IQ4XSScales(head, V::LoadLanes(slot + 4 * L), scale);
+    };
+    // One token reads each super-block's head at the end of the one before (as Tile).
+    constexpr bool kHeadAhead = T == 1;
+    F d;
+    I scale[8];  // each code - 32 in both words
+    if constexpr (kHeadAhead) read_head(slots, d, scale);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+      if constexpr (!kHeadAhead) read_head(slot, d, scale);
+      const BlockQ8K* a[T];
+      for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
+      const uint8_t* qs = slot + 8 * L;
+      const uint8_t* ahead = slot;
+      I sub[T][8];  // per sub-block, the exact sum of its (levels + 128) times the activations
+      for (auto& sums : sub)
+        for (I& x : sums) x = V::Zero();
+#pragma GCC unroll 1
+      for (int c = 0; c < 4; ++c) {  // positions c and c + 4 of every sub-block
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+          const I bytes = V::LoadLanes(qs + 4 * L * (8 * c + j));
+          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, bytes, 8 * c + j);
+          const I lo = _mm512_permutexvar_epi8(bytes, levels);
+          const I hi = _mm512_permutexvar_epi8(V::template Shr16<4>(bytes), levels);
+          for (int t = 0; t < T; ++t) {
+            const int8_t* at = a[t]->qs + 32 * j + 4 * c;
+            sub[t][j] = V::DotU8At(V::DotU8At(sub[t][j], lo, at), hi, at + 16);
+          }
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        I whole = V::Zero(), offsets = V::Zero();
+        for (int j = 0; j < 8; ++j) {
+          whole = V::Add32(whole, V::MulLo32(sub[t][j], V::template Sar32<16>(scale[j])));
+          int32_t sums;  // bsums 2j and 2j + 1: sub-block j's activations, as an int16 pair
+          std::memcpy(&sums, a[t]->bsums + 2 * j, sizeof(sums));
+          offsets = V::AddScaled(offsets, scale[j], V::SetWord(sums));
+        }
+        whole = V::Sub32(whole, V::template Shl32<7>(offsets));
+        acc[t] = V::Fma(V::Cvt(whole), V::Mul(d, V::SetF(a[t]->d)), acc[t]);
+      }
+      if constexpr (kHeadAhead)
+        if (b + 1 < n_blocks) read_head(slot + kSlot, d, scale);
+    }
+    StoreLanes(acc, y, ldy, rows);
+  }
+#endif
+
   // Not inlined into its runner, as before the two stream policies (FarAhead's tile is then the one measured on
   // Zen 5, instruction for instruction; NearAhead's read the same on Sapphire Rapids, 1.24x against FarAhead).
   template <int T, class Ahead = FarAhead>
   static HWY_NOINLINE void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+#if HWY_TARGET == HWY_AVX3_DL
+    if constexpr (kWhole) return WholeTile<T, Ahead>(slots, acts, n_blocks, y, ldy, rows);
+#endif
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kIQ4XSPack>;
     F acc[T][kWhole ? 1 : 8];  // per token, the eight lane positions' floats (kWhole: the one float)

@@ -87,6 +87,14 @@ constexpr bool Iq4nlSignsByBit3() {
   return true;
 }
 static_assert(Iq4nlSignsByBit3());
+// The IQ4_NL table's values plus 128 (1..241), as bytes: vpdpbusd's unsigned operand (IQ4XSLanes' whole sums).
+alignas(16) constexpr int8_t kIq4nlOffsetLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, -127, -115, -103, -90, -75, -59, -39, -15};
+constexpr bool Iq4nlOffsetBy128() {
+  for (int i = 0; i < 16; ++i)
+    if (static_cast<uint8_t>(kIq4nlOffsetLevels[i]) != kIq4nlValues[i] + 128) return false;
+  return true;
+}
+static_assert(Iq4nlOffsetBy128());
 
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
@@ -104,6 +112,7 @@ struct V {
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
   static I Add8(I a, I b) { return _mm256_add_epi8(a, b); }
   static I Add32(I a, I b) { return _mm256_add_epi32(a, b); }
+  static I Sub32(I a, I b) { return _mm256_sub_epi32(a, b); }
   static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
   static I Add16(I a, I b) { return _mm256_add_epi16(a, b); }
   static I Sub16(I a, I b) { return _mm256_sub_epi16(a, b); }
@@ -221,6 +230,8 @@ struct V {
   // Byte k of each lane, zero-extended, in both its words.
   static I LaneByteWords(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm256_srai_epi16(a, kBits); }
+  template <int kBits> static I Sar32(I a) { return _mm256_srai_epi32(a, kBits); }
+  template <int kBits> static I Shl32(I a) { return _mm256_slli_epi32(a, kBits); }
   // The four int32 of `words` each in every lane.
   static void BroadcastWords(__m128i words, I* out) {
     out[0] = _mm256_broadcastd_epi32(words);
@@ -252,6 +263,7 @@ struct V {
   static I Or(I a, I b) { return _mm512_or_si512(a, b); }
   static I Add8(I a, I b) { return _mm512_add_epi8(a, b); }
   static I Add32(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I Sub32(I a, I b) { return _mm512_sub_epi32(a, b); }
   static I Sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
   static I Add16(I a, I b) { return _mm512_add_epi16(a, b); }
   static I Sub16(I a, I b) { return _mm512_sub_epi16(a, b); }
@@ -380,6 +392,8 @@ struct V {
   static I LaneBytes(I x, __m128i pattern) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(pattern)); }
   static I LaneByteWords(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
+  template <int kBits> static I Sar32(I a) { return _mm512_srai_epi32(a, kBits); }
+  template <int kBits> static I Shl32(I a) { return _mm512_slli_epi32(a, kBits); }
 #if HWY_TARGET == HWY_AVX3_DL
   static I MulLo32(I a, I b) { return _mm512_mullo_epi32(a, b); }
   // DotU8 with the four bytes at a in every lane, the broadcast folded into the instruction (GCC 12 loads it into a
@@ -494,7 +508,13 @@ inline void PrefetchSlotStep(const uint8_t*& slot, I loaded, int step) {
 struct ChunkSum {
   I sum = V::Zero();
   void Add(I u, const int8_t* a) { sum = V::DotU8At(sum, u, a); }
-  I AddScaledTo(I acc, I scale) const { return V::Add32(acc, V::MulLo32(sum, scale)); }
+  // kFitsInt16: every lane's sum lies within int16, so its low word is it and one vpdpwssd with the scale's (scale,
+  // 0) words replaces vpmulld's two port-0 uops and the add.
+  template <bool kFitsInt16 = false>
+  I AddScaledTo(I acc, I scale) const {
+    if constexpr (kFitsInt16) return V::AddScaled(acc, sum, scale);
+    return V::Add32(acc, V::MulLo32(sum, scale));
+  }
 };
 // Byte k of each lane as ChunkSum's scale: the lane's int32, for the mullo.
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByte(x, k); }
@@ -508,6 +528,7 @@ struct ChunkSum {
     pairs = V::Add16(pairs, V::PairsU8(u, V::BroadcastWord(a)));
     V::InOrder(pairs);
   }
+  template <bool kFitsInt16 = false>
   I AddScaledTo(I acc, I scale) const { return V::AddScaled(acc, pairs, scale); }
 };
 // Byte k of each lane as ChunkSum's scale: in both words, for the madd (one vpshufb, taken once per sub-block
@@ -515,12 +536,12 @@ struct ChunkSum {
 // rounds alternated on the AVX2 machine).
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByteWords(x, k); }
 #endif
-template <int kChunks>
+template <int kChunks, bool kFitsInt16 = false>
 HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
   static_assert(kChunks <= 8);  // ChunkSum's int16 pairs without VNNI
   ChunkSum sum;
   for (int c = 0; c < kChunks; ++c) sum.Add(u[c], a + 4 * c);
-  return sum.AddScaledTo(acc, scale);
+  return sum.template AddScaledTo<kFitsInt16>(acc, scale);
 }
 template <int kChunks>
 HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {

@@ -4,6 +4,7 @@
 #include <hwy/targets.h>
 
 #include <bit>
+#include <cstddef>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -12,6 +13,7 @@
 #include "ops/dot_reference.h"
 #include "ops/packed_weight.h"
 #include "quant/k_quants.h"
+#include "quant/legacy_quants.h"
 #include "support/every_call_threaded.h"
 #include "support/weight_matrices.h"
 #include "util/error.h"
@@ -192,6 +194,75 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
         hwy::SetSupportedTargetsForTest(0);
       }
       set_sum_order(SumOrder::kByCpu);
+    }
+  }
+}
+
+// Rows of blocks whose every byte but the f16 scales is `fill`: the largest levels (0xFF), the most negative ones
+// and scales (0x00: Q3_K's -4, IQ4_XS's -127 and -32; 0x80: Q6_K's scale -128), the kernels' integer sums at their
+// bounds. d (and dmin, Q4_1's m) are 1.
+Tensor filled_blocks(DType type, int64_t n_in, int64_t n_out, uint8_t fill) {
+  const TensorInfo info = testing_support::matrix_info(type, n_in, n_out);
+  std::vector<uint8_t> bytes(info.n_bytes(), fill);
+  std::vector<size_t> halves;  // the f16 fields' offsets in a block
+  switch (type) {
+    case DType::Q2_K: halves = {offsetof(BlockQ2K, d), offsetof(BlockQ2K, dmin)}; break;
+    case DType::Q3_K: halves = {offsetof(BlockQ3K, d)}; break;
+    case DType::Q4_K: halves = {offsetof(BlockQ4K, d), offsetof(BlockQ4K, dmin)}; break;
+    case DType::Q5_K: halves = {offsetof(BlockQ5K, d), offsetof(BlockQ5K, dmin)}; break;
+    case DType::Q6_K: halves = {offsetof(BlockQ6K, d)}; break;
+    case DType::Q4_1: halves = {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}; break;
+    case DType::Q5_1: halves = {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}; break;
+    default: halves = {0};  // Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS: d first
+  }
+  const size_t block_bytes = type_traits(type).block_bytes;
+  for (size_t at = 0; at < bytes.size(); at += block_bytes)
+    for (size_t half : halves) {
+      bytes[at + half] = 0x00;  // 1.0 in f16
+      bytes[at + half + 1] = 0x3C;
+    }
+  return make_owned_tensor(info, std::move(bytes));
+}
+
+// Blocks at their bounds (filled_blocks) against activations at theirs: every value 1 (each 8-bit block all -128)
+// or 1 but one per block (all 127 but that one): the reference's bits, one token and small batches, packed and not,
+// both stream policies, every target, the orders the type has.
+TEST(SimdMatmul, BlocksAtTheirBoundsGiveTheReferenceBits) {
+  const int64_t n_in = 512, n_out = 40;
+  for (DType type : kSimdTypes) {
+    if (type == DType::F16 || type == DType::BF16) continue;
+    for (uint8_t fill : {0x00, 0x7F, 0x80, 0xFF}) {
+      const Tensor t = filled_blocks(type, n_in, n_out, fill);
+      const Tensor packed[] = {t, pack_for_matmul(t, 16)};
+      for (bool all_min : {true, false})
+        for (int64_t n_tokens : {1, 2, 3, 5}) {
+          std::vector<float> x(static_cast<size_t>(n_in * n_tokens), 1.0f);
+          if (!all_min)
+            for (size_t i = 0; i < x.size(); i += 32) x[i] = -1.01f;
+          for (SumOrder order : orders_of(type)) {
+            set_sum_order(order);
+            std::vector<float> ref(static_cast<size_t>(n_out * n_tokens));
+            matmul_reference(t, x.data(), n_tokens, ref.data(), 1);
+            for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+              hwy::SetSupportedTargetsForTest(target);
+              for (StreamAhead policy : {StreamAhead::kFar, StreamAhead::kNear}) {
+                set_stream_ahead(policy);
+                for (const Tensor& w : packed) {
+                  const auto got = run(w, x, n_tokens, 1);
+                  for (size_t i = 0; i < got.size(); ++i)
+                    ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
+                        << dtype_name(type) << " filled with " << int{fill} << (all_min ? ", activations -128" : ", activations 127")
+                        << ", packed by " << w.interleaved_rows << ", " << n_tokens << " tokens on " << hwy::TargetName(target)
+                        << " stream ahead " << static_cast<int>(policy) << " order " << static_cast<int>(order)
+                        << ", output " << i << ": " << got[i] << " vs " << ref[i];
+                }
+              }
+            }
+            set_stream_ahead(StreamAhead::kByCpu);
+            hwy::SetSupportedTargetsForTest(0);
+          }
+          set_sum_order(SumOrder::kByCpu);
+        }
     }
   }
 }
