@@ -749,6 +749,13 @@ template <bool kWhole>
 struct IQ4XSLanes {
   static constexpr const PackFormat& kPack = kIQ4XSPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 2;
+  // A super-block's head: the rows' d and their eight scale codes less 32, each in both words.
+  static HWY_INLINE void ReadHead(const uint8_t* slot, F& d, I (&scale)[8]) {
+    const I head = V::LoadLanes(slot);  // d | scales_h << 16
+    d = V::LowHalvesF(head);
+    IQ4XSScales(head, V::LoadLanes(slot + 4 * V::kLanes), scale);
+  }
+
 #if HWY_TARGET == HWY_AVX3_DL
   // kWhole with VNNI and VBMI (the AMX order on a CPU with AMX): the table's values plus 128 (kIq4nlOffsetLevels),
   // unsigned, go straight into vpdpbusd with the activations' bytes, one exact sum per sub-block and row, scaled once
@@ -764,19 +771,14 @@ struct IQ4XSLanes {
     const I levels = V::Table16(kIq4nlOffsetLevels);  // vpermb reads index bits 0-5: the table four times over
     F acc[T];
     for (F& a : acc) a = V::ZeroF();
-    const auto read_head = [&](const uint8_t* slot, F& d, I (&scale)[8]) HWY_ATTR {
-      const I head = V::LoadLanes(slot);  // d | scales_h << 16
-      d = V::LowHalvesF(head);
-      IQ4XSScales(head, V::LoadLanes(slot + 4 * L), scale);
-    };
     // One token reads each super-block's head at the end of the one before (as Tile).
     constexpr bool kHeadAhead = T == 1;
     F d;
     I scale[8];  // each code - 32 in both words
-    if constexpr (kHeadAhead) read_head(slots, d, scale);
+    if constexpr (kHeadAhead) ReadHead(slots, d, scale);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (!kHeadAhead) read_head(slot, d, scale);
+      if constexpr (!kHeadAhead) ReadHead(slot, d, scale);
       const BlockQ8K* a[T];
       for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const BlockQ8K*>(acts[t].blocks) + b;
       const uint8_t* qs = slot + 8 * L;
@@ -810,7 +812,7 @@ struct IQ4XSLanes {
         acc[t] = V::Fma(V::Cvt(whole), V::Mul(d, V::SetF(a[t]->d)), acc[t]);
       }
       if constexpr (kHeadAhead)
-        if (b + 1 < n_blocks) read_head(slot + kSlot, d, scale);
+        if (b + 1 < n_blocks) ReadHead(slot + kSlot, d, scale);
     }
     StoreLanes(acc, y, ldy, rows);
   }
@@ -839,17 +841,12 @@ struct IQ4XSLanes {
     // With only each page's start prefetched, not every line, it read 0.69-0.76x. (Rolling Q2_K's halves or Q6_K's
     // parts the same way measured 1.00x.)
     constexpr bool kOneTokenShape = T == 1 && HWY_TARGET != HWY_AVX2;
-    const auto read_head = [&](const uint8_t* slot, F& d, I (&scale)[8]) HWY_ATTR {
-      const I head = V::LoadLanes(slot);  // d | scales_h << 16
-      d = V::LowHalvesF(head);
-      IQ4XSScales(head, V::LoadLanes(slot + 4 * L), scale);
-    };
     F d;
     I scale[8];
-    if constexpr (kOneTokenShape) read_head(slots, d, scale);
+    if constexpr (kOneTokenShape) ReadHead(slots, d, scale);
     for (int64_t b = 0; b < n_blocks; ++b) {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (!kOneTokenShape) read_head(slot, d, scale);
+      if constexpr (!kOneTokenShape) ReadHead(slot, d, scale);
       const BlockQ8K* a[T];
       F dd[T];
       for (int t = 0; t < T; ++t) {
@@ -889,7 +886,7 @@ struct IQ4XSLanes {
       if constexpr (kWhole)
         for (int t = 0; t < T; ++t) acc[t][0] = V::Fma(V::Cvt(whole[t]), dd[t], acc[t][0]);
       if constexpr (kOneTokenShape)
-        if (b + 1 < n_blocks) read_head(slot + kSlot, d, scale);
+        if (b + 1 < n_blocks) ReadHead(slot + kSlot, d, scale);
     }
     F sums[T];
     for (int t = 0; t < T; ++t) {
