@@ -35,8 +35,11 @@ class BandwidthProbe {
   int threads_;
 };
 
-// The probe's read loop: the XOR of n words (any n, any alignment of 8), opening each 4 KiB page ahead or not.
-uint64_t xor_of_words(const uint64_t* words, size_t n, bool open_pages);
+// How the probe reads its buffer (eval/roofline.cc): nothing prefetched, each 4 KiB page opened ahead, or every line
+// into L1 and L2 a little ahead (util/stream_prefetch.h kNearL1Ahead, kNearL2Ahead).
+enum class StreamRead { kPlain, kPageStarts, kNearLines };
+// The probe's read loop: the XOR of n words (any n, any alignment of 8), read one of those ways.
+uint64_t xor_of_words(const uint64_t* words, size_t n, StreamRead read);
 
 // Where the team's threads sit, as the time a cache line takes to go from thread 0 to thread k and back (median of
 // batches of round trips), one figure per k in 1..threads-1; empty for one thread. Two threads on one core's two

@@ -216,7 +216,7 @@ struct Q4KLanes {
   #pragma GCC unroll 2
           for (int r = 0; r < R; ++r) {
             const I bytes = V::LoadLanesOnce(slot[r] + 16 * L + 4 * L * (8 * g + c));
-            if constexpr (T == 1 && !kScalesLast) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead[r], bytes, 8 * g + c);
+            if constexpr (T == 1 && !kScalesLast) PrefetchSlotStep<kSlot, 32, Ahead>(ahead[r], bytes, 8 * g + c);
             const I lo = V::And(bytes, low_nibble), hi = Q4KHighNibbles(bytes);
             for (int t = 0; t < T; ++t) {
               const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 64 * g + 4 * c;
@@ -304,7 +304,7 @@ struct Q2KLanes {
         I bytes[8];
         for (int q = 0; q < 8; ++q) {
           bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
-          if constexpr (T == 1 && kEveryLine) PrefetchSlotStep<kSlot, 16, Ahead::kLinesAhead>(ahead, bytes[q], 8 * h + q);
+          if constexpr (T == 1 && kEveryLine) PrefetchSlotStep<kSlot, 16, Ahead>(ahead, bytes[q], 8 * h + q);
         }
   #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
@@ -316,7 +316,8 @@ struct Q2KLanes {
             const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
             // A sub-block's sum is at most 16 x 3 x 128 = 6144: int16 (with VNNI one vpdpwssd for the scale, not
             // vpmulld: BM_Q2_K_Simd_L2 1.23x).
-            values[t] = ScaledDot<4, true>(ScaledDot<4, true>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
+            values[t] =
+                ScaledDot<4, true>(ScaledDot<4, true>(values[t], level, a, scale_lo), level + 4, a + 16, scale_hi);
           }
         }
       }
@@ -347,6 +348,14 @@ struct Q2KLanes {
 // (vpdpwssd, or madd and add), the offset taken away from the pairs first: the activations' quad sums times it
 // (ActRow::quad_pairs, worked out once per call). The decoder D gives the scales (Load, ScalePairs) and a
 // position's levels (Levels: paired group g's).
+
+// Q6_K's one-token tile (SubBlock16Lanes::Tile) prefetches its lines into L1 only, not also into L2 as NearAhead's
+// others: whole r1b-Q6_K read the same either way token by token in one process (0.998x), and 0.94x in the build
+// that had the L2 lines, processes alternated against the one before them (lowbit bench -p 0 -n 32 -r 3 -t 1).
+template <class Ahead>
+struct L1LinesOnly : Ahead {
+  static constexpr size_t kL2Ahead = 0;
+};
 
 template <class D>
 struct SubBlock16Lanes {
@@ -418,7 +427,7 @@ struct SubBlock16Lanes {
 #pragma GCC unroll 4
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
-            if constexpr (!Ahead::kPageStarts) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, levels1, 4 * l + w);
+            if constexpr (!Ahead::kPageStarts) PrefetchSlotStep<kSlot, 32, Ahead>(ahead, levels1, 4 * l + w);
             const I products = PairProducts(levels0, levels1, paired, offset_pairs, w, l);
             const I scales = head.scale_pairs[part][w];
             sumi[w % 2] = w < 2 ? V::Scaled(products, scales) : V::AddScaled(sumi[w % 2], products, scales);
@@ -488,7 +497,7 @@ struct SubBlock16Lanes {
 #pragma GCC unroll 4
           for (int w = 0; w < 4; ++w) {
             const I levels0 = D::Levels(chunks, 2 * w), levels1 = D::Levels(chunks, 2 * w + 1);
-            if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, levels1, 4 * l + w);
+            if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, L1LinesOnly<Ahead>>(ahead, levels1, 4 * l + w);
             for (int t = 0; t < T; ++t) {
               I& sum = sumi[w % kChains][t];
               sum = V::AddScaled(sum, PairProducts(levels0, levels1, paired[t], offset_pairs[t], w, l), scale_pairs[w]);
@@ -665,7 +674,7 @@ struct Q5KLanes {
       for (int p = 0; p < 4; ++p) {
         const I v = V::LoadLanes(chunks + 4 * L * (1 + p));
         if constexpr (T == 1 && !(kHeadBehind && Ahead::kPageStarts))
-          PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, v, 4 * l + p);
+          PrefetchSlotStep<kSlot, 32, Ahead>(ahead, v, 4 * l + p);
         const I lo = V::And(v, low_five), hi = Q5KOddLevels(w, v, p);
         for (int t = 0; t < T; ++t) {
           const int8_t* at = acts[t].paired_qs + 256 * b + 64 * p + 4 * l;  // ActRow::paired_qs
@@ -791,7 +800,7 @@ struct IQ4XSLanes {
 #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const I bytes = V::LoadLanes(qs + 4 * L * (8 * c + j));
-          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, bytes, 8 * c + j);
+          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead>(ahead, bytes, 8 * c + j);
           const I lo = _mm512_permutexvar_epi8(bytes, levels);
           const I hi = _mm512_permutexvar_epi8(V::template Shr16<4>(bytes), levels);
           for (int t = 0; t < T; ++t) {
@@ -863,7 +872,7 @@ struct IQ4XSLanes {
   #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
           const I bytes = V::LoadLanes(qs + 4 * L * (8 * c + j));
-          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead::kLinesAhead>(ahead, bytes, 8 * c + j);
+          if constexpr (T == 1) PrefetchSlotStep<kSlot, 32, Ahead>(ahead, bytes, 8 * c + j);
           const typename V::Signed lo = V::template Iq4nlSigned<false>(bytes), hi = V::template Iq4nlSigned<true>(bytes);
           for (int t = 0; t < T; ++t) {
             const int8_t* at = a[t]->qs + 32 * j + 4 * c;

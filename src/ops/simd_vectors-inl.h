@@ -88,7 +88,8 @@ constexpr bool Iq4nlSignsByBit3() {
 }
 static_assert(Iq4nlSignsByBit3());
 // The IQ4_NL table's values plus 128 (1..241), as bytes: vpdpbusd's unsigned operand (IQ4XSLanes' whole sums).
-alignas(16) constexpr int8_t kIq4nlOffsetLevels[16] = {1, 24, 45, 63, 79, 93, 106, 118, -127, -115, -103, -90, -75, -59, -39, -15};
+alignas(16) constexpr int8_t kIq4nlOffsetLevels[16] = {1,    24,   45,   63,  79,  93,  106, 118,
+                                                       -127, -115, -103, -90, -75, -59, -39, -15};
 constexpr bool Iq4nlOffsetBy128() {
   for (int i = 0; i < 16; ++i)
     if (static_cast<uint8_t>(kIq4nlOffsetLevels[i]) != kIq4nlValues[i] + 128) return false;
@@ -449,7 +450,12 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 //   between multiplies, and a prefetch into L1 that misses L2 holds one of its 16 fill buffers for the whole trip
 //   to memory, so every line is prefetched, spread over the loads, only 2 KiB ahead, where the L2 streamer has
 //   mostly brought it (NearAhead at 1, 4 and 8 KiB against 2, whole r1b-Q4_0, Q3_K_M and Q4_K_M: 0.97-0.98x,
-//   0.87-0.94x, 0.85-0.93x). Whole r1b models token by token, NearAhead against FarAhead picked per call in
+//   0.87-0.94x, 0.85-0.93x). Each line also goes into L2 4 KiB ahead (kNearL2Ahead, util/stream_prefetch.h;
+//   2026-12-06, twenty-ninth session): whole r1b files token by token against L1 alone, in one process, each
+//   picked per call at dispatch (eight rounds of eight tokens, -t 1): Q2_K 1.11x, Q3_K_M 1.10x, Q5_K_M 1.09x,
+//   Q4_K_M 1.08x, Q5_0 1.06x, Q8_0 1.05x, Q4_1 1.05x, Q4_0 1.05x, IQ4_XS 1.03x, Q6_K 1.03x, F16 1.01x (L2 at 3,
+//   6 and 8 KiB: Q4_K_M 1.07x, 1.04x, 1.00x; prefetcht2 as prefetcht1; a second L1 prefetch at 4 KiB 1.00-1.04x).
+//   Before the L2 lines, whole r1b models token by token, NearAhead against FarAhead picked per call in
 //   one process (set_stream_ahead; 7-9 rounds, both orders), -t 1 and -t 2: Q3_K_M 1.43x, 1.37x; Q4_K_M 1.20x,
 //   1.18x; Q5_K_M 1.25x, 1.22x; Q6_K 1.19x, 1.18x; IQ4_XS 1.21x, 1.19x; Q2_K 1.34x, 1.28x; F16 1.12x, 1.14x;
 //   Q4_0 1.19x (and 1.19x in the other order), 1.20x; Q8_0 1.05x and 1.04x, 1.08x; Q5_0 1.23x, 1.30x; Q4_1 1.13x,
@@ -458,11 +464,11 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 //   the twenty-fifth session found, only instances picked at dispatch measure a kernel.)
 struct FarAhead {
   static constexpr bool kPageStarts = true;
-  static constexpr size_t kLinesAhead = kSlotStepAhead;
+  static constexpr size_t kLinesAhead = kSlotStepAhead, kL2Ahead = 0;
 };
 struct NearAhead {
   static constexpr bool kPageStarts = false;
-  static constexpr size_t kLinesAhead = 2 * 1024;
+  static constexpr size_t kLinesAhead = kNearL1Ahead, kL2Ahead = kNearL2Ahead;
 };
 
 // Generation's prefetch ahead of a tile's stream (util/stream_prefetch.h), by target, as measured on each kind of
@@ -478,7 +484,10 @@ struct NearAhead {
 template <size_t kBytes, class Ahead = FarAhead>
 inline void PrefetchTileAhead(const uint8_t* slot) {
   if (HWY_TARGET == HWY_AVX2) prefetch_lines_ahead<kBytes>(slot);
-  else if (!Ahead::kPageStarts) prefetch_lines_ahead<kBytes, Ahead::kLinesAhead>(slot);
+  else if (!Ahead::kPageStarts) {
+    prefetch_lines_ahead<kBytes, Ahead::kLinesAhead>(slot);
+    if constexpr (Ahead::kL2Ahead > 0) prefetch_lines_ahead<kBytes, Ahead::kL2Ahead, 2>(slot);
+  }
   else prefetch_stream_ahead(slot, kBytes);
 }
 
@@ -488,14 +497,17 @@ inline void PrefetchTileAhead(const uint8_t* slot) {
 // the loads (on the AVX2 machine Q4_K's 36 gathered so read BM_Q4_K_Simd_Dram 0.68x; Q6_K's, gathered before
 // this, 1.34x once spread). Every line the slot touches: a slot of whole lines starts on one (packed tiles are
 // line-aligned), others may straddle one line more. (Not HWY_INLINE, as PrefetchTileAhead above.)
-template <size_t kSlot, int kSteps, size_t kAhead = kSlotStepAhead>
+// Ahead::kL2Ahead > 0 (NearAhead): each line also into L2, that far on.
+template <size_t kSlot, int kSteps, class Ahead>
 inline void PrefetchSlotStep(const uint8_t*& slot, I loaded, int step) {
   constexpr int kLines = static_cast<int>(kSlot % 64 ? kSlot / 64 + 2 : kSlot / 64);
   constexpr int kPerStep = (kLines + kSteps - 1) / kSteps;
   asm("" : "+r"(slot) : "v"(loaded));  // the address now waits for the load
   for (int i = 0; i < kPerStep; ++i) {
     const int line = kPerStep * step + i;
-    if (line < kLines) __builtin_prefetch(slot + kAhead + 64 * line, 0, 3);
+    if (line >= kLines) continue;
+    __builtin_prefetch(slot + Ahead::kLinesAhead + 64 * line, 0, 3);
+    if constexpr (Ahead::kL2Ahead > 0) __builtin_prefetch(slot + Ahead::kL2Ahead + 64 * line, 0, 2);
   }
 }
 

@@ -49,12 +49,22 @@ inline void prefetch_stream_ahead(const void* at, size_t n_bytes) {
 // 64 bytes from the span's start. A span's last line may go without, when the start is not on a line, but it is
 // the next span's first. A loop over the lines cost a compare and a taken branch per line: 12 % of a Q4_K tile
 // read from L2 in a harness on the AVX2 machine (15.2 -> 13.4 GB/s).
-template <size_t kBytes, size_t kAhead = kStreamPrefetchAhead>
+// kLocality: __builtin_prefetch's, 3 into L1 (prefetcht0), 2 into L2 (prefetcht1).
+template <size_t kBytes, size_t kAhead = kStreamPrefetchAhead, int kLocality = 3>
 inline void prefetch_lines_ahead(const void* at) {
   const char* a = static_cast<const char*>(at) + kAhead;
 #pragma GCC unroll 64
-  for (size_t k = 0; k < kBytes; k += 64) __builtin_prefetch(a + k, 0, 3);
+  for (size_t k = 0; k < kBytes; k += 64) __builtin_prefetch(a + k, 0, kLocality);
 }
+
+// Intel's near stream (Sapphire Rapids-class guest, 2026-12-06): every line into L1 kNearL1Ahead on and into L2
+// kNearL2Ahead on. Its hardware prefetchers fall behind a stream read between multiplies, and an L1 prefetch that
+// misses L2 holds one of the core's 16 fill buffers for the whole trip to memory, so L1's lines come from not far
+// ahead, where L2's have already arrived. A 1 GiB XOR loop on one core, 512-bit loads, 2 MiB pages: every line
+// into L1 at 2 KiB and L2 at 3-4 KiB 18.9-19.7 GB/s; L1 alone 14.1-14.5, L2 alone at 4 KiB 16.7, page starts 16.5,
+// nothing 15.7-16.0; L2 at 8 or 16 KiB 15.7-16.4, L1 at 1 KiB 18.4-18.8, at 512 B 16.8-17.5. The bandwidth probe
+// reads this way too (eval/roofline.cc), and the one-token tiles' NearAhead (ops/simd_vectors-inl.h).
+inline constexpr size_t kNearL1Ahead = 2 * 1024, kNearL2Ahead = 4 * 1024;
 
 // Lines a batch will read next into L2 (the next row tile's, while the tokens pass over this one): the first pass
 // over a tile otherwise waits on memory, every later one finds it in L2. Every 64-byte line of [at, at + n_bytes),

@@ -19,10 +19,10 @@ TEST(Roofline, ProbeReadsEveryWord) {
     for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{31}, size_t{32}, size_t{33}, size_t{999}}) {
       uint64_t want = 0;
       for (size_t i = 0; i < n; ++i) want ^= words[i];
-      for (bool open_pages : {false, true}) {
-        EXPECT_EQ(xor_of_words(words.data(), n, open_pages), want) << n << " words on " << hwy::TargetName(target);
+      for (StreamRead read : {StreamRead::kPlain, StreamRead::kPageStarts, StreamRead::kNearLines}) {
+        EXPECT_EQ(xor_of_words(words.data(), n, read), want) << n << " words on " << hwy::TargetName(target);
         if (n) {
-          EXPECT_EQ(xor_of_words(words.data() + 1, n - 1, open_pages), want ^ words[0]) << "unaligned, " << n;
+          EXPECT_EQ(xor_of_words(words.data() + 1, n - 1, read), want ^ words[0]) << "unaligned, " << n;
         }
       }
     }
