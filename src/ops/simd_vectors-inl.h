@@ -453,8 +453,9 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 //   0.87-0.94x, 0.85-0.93x). Each line also goes into L2 4 KiB ahead (kNearL2Ahead, util/stream_prefetch.h;
 //   2026-12-06, twenty-ninth session): whole r1b files token by token against L1 alone, in one process, each
 //   picked per call at dispatch (eight rounds of eight tokens, -t 1): Q2_K 1.11x, Q3_K_M 1.10x, Q5_K_M 1.09x,
-//   Q4_K_M 1.08x, Q5_0 1.06x, Q8_0 1.05x, Q4_1 1.05x, Q4_0 1.05x, IQ4_XS 1.03x, Q6_K 1.03x, F16 1.01x (L2 at 3,
-//   6 and 8 KiB: Q4_K_M 1.07x, 1.04x, 1.00x; prefetcht2 as prefetcht1; a second L1 prefetch at 4 KiB 1.00-1.04x).
+//   Q4_K_M 1.08x, Q5_0 1.06x, Q8_0 1.05x, Q4_1 1.05x, Q4_0 1.05x, IQ4_XS 1.03x, F16 1.01x (Q6_K's tile keeps L1
+//   lines alone: L1LinesOnly). L2 at 3, 6 and 8 KiB: Q4_K_M 1.07x, 1.04x, 1.00x; prefetcht2 as prefetcht1; a second
+//   L1 prefetch at 4 KiB instead 1.00-1.04x; L1 at 1 KiB (L2 at 4) Q4_K_M 0.96x, Q6_K 0.97x, Q3_K_M and Q4_0 1.00x.
 //   Before the L2 lines, whole r1b models token by token, NearAhead against FarAhead picked per call in
 //   one process (set_stream_ahead; 7-9 rounds, both orders), -t 1 and -t 2: Q3_K_M 1.43x, 1.37x; Q4_K_M 1.20x,
 //   1.18x; Q5_K_M 1.25x, 1.22x; Q6_K 1.19x, 1.18x; IQ4_XS 1.21x, 1.19x; Q2_K 1.34x, 1.28x; F16 1.12x, 1.14x;
