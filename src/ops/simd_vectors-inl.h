@@ -461,8 +461,8 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 //   1.18x; Q5_K_M 1.25x, 1.22x; Q6_K 1.19x, 1.18x; IQ4_XS 1.21x, 1.19x; Q2_K 1.34x, 1.28x; F16 1.12x, 1.14x;
 //   Q4_0 1.19x (and 1.19x in the other order), 1.20x; Q8_0 1.05x and 1.04x, 1.08x; Q5_0 1.23x, 1.30x; Q4_1 1.13x,
 //   1.17x; Q5_1 1.16x, 1.17x (IQ4_NL, Q4_0's tile, unmeasured); BF16 0.96-0.97x then, 1.08x with the L2 lines.
-//   (A run-time switch inside PrefetchTileAhead had read the 32-value types 1.00x whatever it did, even with no prefetch: as
-//   the twenty-fifth session found, only instances picked at dispatch measure a kernel.)
+//   (A run-time switch inside PrefetchTileAhead had read the 32-value types 1.00x whatever it did, even with no
+//   prefetch: as the twenty-fifth session found, only instances picked at dispatch measure a kernel.)
 struct FarAhead {
   static constexpr bool kPageStarts = true;
   static constexpr size_t kLinesAhead = kSlotStepAhead, kL2Ahead = 0;
