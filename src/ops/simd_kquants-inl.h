@@ -777,7 +777,7 @@ struct IQ4XSLanes {
   static void WholeTile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
     constexpr size_t kSlot = kLanesSlot<kIQ4XSPack>;
-    const I levels = V::Table16(kIq4nlOffsetLevels);  // vpermb reads index bits 0-5: the table four times over
+    const I levels = V::Table16(kIq4nlOffsetLevels.data());  // vpermb reads index bits 0-5: the table four times over
     F acc[T];
     for (F& a : acc) a = V::ZeroF();
     // One token reads each super-block's head at the end of the one before (as Tile).

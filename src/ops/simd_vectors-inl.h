@@ -21,6 +21,7 @@
 #define LOWBIT_OPS_SIMD_VECTORS_INL_H_
 #endif
 
+#include <array>
 #include <cstring>
 
 #include "core/float_formats.h"
@@ -88,14 +89,11 @@ constexpr bool Iq4nlSignsByBit3() {
 }
 static_assert(Iq4nlSignsByBit3());
 // The IQ4_NL table's values plus 128 (1..241), as bytes: vpdpbusd's unsigned operand (IQ4XSLanes' whole sums).
-alignas(16) constexpr int8_t kIq4nlOffsetLevels[16] = {1,    24,   45,   63,  79,  93,  106, 118,
-                                                       -127, -115, -103, -90, -75, -59, -39, -15};
-constexpr bool Iq4nlOffsetBy128() {
-  for (int i = 0; i < 16; ++i)
-    if (static_cast<uint8_t>(kIq4nlOffsetLevels[i]) != kIq4nlValues[i] + 128) return false;
-  return true;
-}
-static_assert(Iq4nlOffsetBy128());
+alignas(16) constexpr std::array<int8_t, 16> kIq4nlOffsetLevels = [] {
+  std::array<int8_t, 16> levels{};
+  for (int i = 0; i < 16; ++i) levels[i] = static_cast<int8_t>(static_cast<uint8_t>(kIq4nlValues[i] + 128));
+  return levels;
+}();
 
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
@@ -113,7 +111,6 @@ struct V {
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
   static I Add8(I a, I b) { return _mm256_add_epi8(a, b); }
   static I Add32(I a, I b) { return _mm256_add_epi32(a, b); }
-  static I Sub32(I a, I b) { return _mm256_sub_epi32(a, b); }
   static I Sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
   static I Add16(I a, I b) { return _mm256_add_epi16(a, b); }
   static I Sub16(I a, I b) { return _mm256_sub_epi16(a, b); }
@@ -232,7 +229,6 @@ struct V {
   static I LaneByteWords(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm256_srai_epi16(a, kBits); }
   template <int kBits> static I Sar32(I a) { return _mm256_srai_epi32(a, kBits); }
-  template <int kBits> static I Shl32(I a) { return _mm256_slli_epi32(a, kBits); }
   // The four int32 of `words` each in every lane.
   static void BroadcastWords(__m128i words, I* out) {
     out[0] = _mm256_broadcastd_epi32(words);
