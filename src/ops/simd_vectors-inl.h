@@ -517,13 +517,11 @@ inline void PrefetchSlotStep(const uint8_t*& slot, I loaded, int step) {
 struct ChunkSum {
   I sum = V::Zero();
   void Add(I u, const int8_t* a) { sum = V::DotU8At(sum, u, a); }
-  // kFitsInt16: every lane's sum lies within int16, so its low word is it and one vpdpwssd with the scale's (scale,
-  // 0) words replaces vpmulld's two port-0 uops and the add.
-  template <bool kFitsInt16 = false>
-  I AddScaledTo(I acc, I scale) const {
-    if constexpr (kFitsInt16) return V::AddScaled(acc, sum, scale);
-    return V::Add32(acc, V::MulLo32(sum, scale));
-  }
+  I AddScaledTo(I acc, I scale) const { return V::Add32(acc, V::MulLo32(sum, scale)); }
+  // Where every lane's sum lies within int16, its low word is it: a multiply-add of words with the scale's (scale,
+  // 0) words replaces vpmulld's two port-0 uops.
+  I ScaledInt16(I scale) const { return V::Scaled(sum, scale); }
+  I AddScaledInt16To(I acc, I scale) const { return V::AddScaled(acc, sum, scale); }
 };
 // Byte k of each lane as ChunkSum's scale: the lane's int32, for the mullo.
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByte(x, k); }
@@ -537,20 +535,35 @@ struct ChunkSum {
     pairs = V::Add16(pairs, V::PairsU8(u, V::BroadcastWord(a)));
     V::InOrder(pairs);
   }
-  template <bool kFitsInt16 = false>
   I AddScaledTo(I acc, I scale) const { return V::AddScaled(acc, pairs, scale); }
+  I ScaledInt16(I scale) const { return V::Scaled(pairs, scale); }
+  I AddScaledInt16To(I acc, I scale) const { return AddScaledTo(acc, scale); }
 };
 // Byte k of each lane as ChunkSum's scale: in both words, for the madd (one vpshufb, taken once per sub-block
 // rather than a shift and an or per token: BM_Q4_K_Simd_L2 8.0-8.4 -> 8.5-8.6 GB/s, Q2_K 4.5-4.7 -> 4.8-4.9, three
 // rounds alternated on the AVX2 machine).
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByteWords(x, k); }
 #endif
-template <int kChunks, bool kFitsInt16 = false>
-HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+template <int kChunks>
+HWY_INLINE ChunkSum SumOfChunks(const I* u, const int8_t* a) {
   static_assert(kChunks <= 8);  // ChunkSum's int16 pairs without VNNI
   ChunkSum sum;
   for (int c = 0; c < kChunks; ++c) sum.Add(u[c], a + 4 * c);
-  return sum.template AddScaledTo<kFitsInt16>(acc, scale);
+  return sum;
+}
+template <int kChunks>
+HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
+  return SumOfChunks<kChunks>(u, a).AddScaledTo(acc, scale);
+}
+// acc plus two sub-blocks' sums times their scales, chunks u[0, kChunks) and u[kChunks, 2 kChunks) against the
+// activations from a, where every lane's sum lies within int16 (ChunkSum::ScaledInt16). The pair is summed apart from
+// acc, so acc's chain takes one add per pair: run through acc, the multiply-adds of a Q2_K super-block's sixteen
+// sub-blocks made one chain of sixteen (four cycles each on Zen 5), and whole r1b-Q2_K read 1.04-1.17x this way
+// (token by token in one process, both picked per call at dispatch, -t 1 and -t 2).
+template <int kChunks>
+HWY_INLINE I AddScaledInt16Pair(I acc, const I* u, const int8_t* a, I scale_lo, I scale_hi) {
+  const I lo = SumOfChunks<kChunks>(u, a).ScaledInt16(scale_lo);
+  return V::Add32(acc, SumOfChunks<kChunks>(u + kChunks, a + 4 * kChunks).AddScaledInt16To(lo, scale_hi));
 }
 template <int kChunks>
 HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
