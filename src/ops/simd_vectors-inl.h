@@ -226,7 +226,7 @@ struct V {
   // Each lane's bytes rearranged by a LaneBytesPattern.
   static I LaneBytes(I x, __m128i pattern) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(pattern)); }
   // Byte k of each lane, zero-extended, in both its words.
-  static I LaneByteWords(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneByteWordsPattern(k))); }
+  static HWY_INLINE I LaneByteWords(I x, int k) { return _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm256_srai_epi16(a, kBits); }
   template <int kBits> static I Sar32(I a) { return _mm256_srai_epi32(a, kBits); }
   // The four int32 of `words` each in every lane.
@@ -387,7 +387,7 @@ struct V {
   template <int kBits> static I ShrWords(I a) { return _mm512_srli_epi32(a, kBits); }
   static I LaneByte(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneBytePattern(k))); }
   static I LaneBytes(I x, __m128i pattern) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(pattern)); }
-  static I LaneByteWords(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneByteWordsPattern(k))); }
+  static HWY_INLINE I LaneByteWords(I x, int k) { return _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(LaneByteWordsPattern(k))); }
   template <int kBits> static I Sar16(I a) { return _mm512_srai_epi16(a, kBits); }
   template <int kBits> static I Sar32(I a) { return _mm512_srai_epi32(a, kBits); }
   template <int kBits> static I Shl32(I a) { return _mm512_slli_epi32(a, kBits); }
