@@ -459,6 +459,9 @@ inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetc
 //   1.17x; Q5_1 1.16x, 1.17x (IQ4_NL, Q4_0's tile, unmeasured); BF16 0.96-0.97x then, 1.08x with the L2 lines.
 //   (A run-time switch inside PrefetchTileAhead had read the 32-value types 1.00x whatever it did, even with no
 //   prefetch: as the twenty-fifth session found, only instances picked at dispatch measure a kernel.)
+// - On Zen 5 NearAhead, L2 lines and all, reads slower (2026-12-06, thirtieth session): whole r1b-Q2_K 0.89x and
+//   Q4_K_M 0.86x against FarAhead token by token in one process, and the probe's near-lines read 22.8 GB/s against
+//   page starts' 44.9 (plain 31.9).
 struct FarAhead {
   static constexpr bool kPageStarts = true;
   static constexpr size_t kLinesAhead = kSlotStepAhead, kL2Ahead = 0;
