@@ -62,8 +62,9 @@ inline void prefetch_lines_ahead(const void* at) {
 // misses L2 holds one of the core's 16 fill buffers for the whole trip to memory, so L1's lines come from not far
 // ahead, where L2's have already arrived. A 1 GiB XOR loop on one core, 512-bit loads, 2 MiB pages: every line
 // into L1 at 2 KiB and L2 at 3-4 KiB 18.9-19.7 GB/s; L1 alone 14.1-14.5, L2 alone at 4 KiB 16.7, page starts 16.5,
-// nothing 15.7-16.0; L2 at 8 or 16 KiB 15.7-16.4; L1 at 1 KiB (L2 at 4) 18.4-18.8, at 512 B 16.8-17.5. The bandwidth probe
-// reads this way too (eval/roofline.cc), and the one-token tiles' NearAhead (ops/simd_vectors-inl.h).
+// nothing 15.7-16.0; L2 at 8 or 16 KiB 15.7-16.4; L1 at 1 KiB (L2 at 4) 18.4-18.8, at 512 B 16.8-17.5. The
+// bandwidth probe reads this way too (eval/roofline.cc), and the one-token tiles' NearAhead (ops/simd_vectors-inl.h).
+// Zen 5 reads this way slowest (22.8 GB/s against page starts' 44.9, 2026-12-06).
 inline constexpr size_t kNearL1Ahead = 2 * 1024, kNearL2Ahead = 4 * 1024;
 
 // Lines a batch will read next into L2 (the next row tile's, while the tokens pass over this one): the first pass

@@ -4,8 +4,8 @@
 #include <hwy/targets.h>
 
 #include <bit>
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -252,8 +252,9 @@ TEST(SimdMatmul, BlocksAtTheirBoundsGiveTheReferenceBits) {
                   for (size_t i = 0; i < got.size(); ++i)
                     ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(ref[i]))
                         << dtype_name(type) << " filled with " << int{fill}
-                        << (all_min ? ", activations -128" : ", activations 127") << ", packed by " << w.interleaved_rows
-                        << ", " << n_tokens << " tokens on " << hwy::TargetName(target)
+                        << (all_min ? ", activations -128" : ", activations 127")
+                        << ", packed by " << w.interleaved_rows << ", " << n_tokens << " tokens on "
+                        << hwy::TargetName(target)
                         << " stream ahead " << static_cast<int>(policy) << " order " << static_cast<int>(order)
                         << ", output " << i << ": " << got[i] << " vs " << ref[i];
                 }
