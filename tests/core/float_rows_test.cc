@@ -90,13 +90,18 @@ TEST(FloatRows, RoundThroughF16IsTheScalarRoundTrip) {
   for (int k = 0; k < 40; ++k) in.push_back(1.0f + std::ldexp(static_cast<float>(k) + 0.5f, -10));
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
-    std::vector<float> v = in;
-    v.push_back(123.456f);
-    round_through_f16(v.data(), static_cast<int64_t>(in.size()));
-    for (size_t i = 0; i < in.size(); ++i)
-      EXPECT_EQ(std::bit_cast<uint32_t>(v[i]), std::bit_cast<uint32_t>(f16_to_f32(f32_to_f16(in[i]))))
-          << in[i] << " on " << hwy::TargetName(target);
-    EXPECT_EQ(v.back(), 123.456f);
+    // Every length from the first value on and from the fifth (the specials past a vector's end, in the tail)
+    for (size_t from : {size_t{0}, size_t{4}}) {
+      for (size_t n = 1; from + n <= in.size(); ++n) {
+        std::vector<float> v(in.begin() + static_cast<std::ptrdiff_t>(from), in.begin() + static_cast<std::ptrdiff_t>(from + n));
+        v.push_back(123.456f);
+        round_through_f16(v.data(), static_cast<int64_t>(n));
+        for (size_t i = 0; i < n; ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(v[i]), std::bit_cast<uint32_t>(f16_to_f32(f32_to_f16(in[from + i]))))
+              << in[from + i] << " at " << i << " of " << n << " on " << hwy::TargetName(target);
+        ASSERT_EQ(v.back(), 123.456f) << n << " values on " << hwy::TargetName(target);
+      }
+    }
   }
   hwy::SetSupportedTargetsForTest(0);
 }
