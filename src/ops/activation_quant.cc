@@ -24,15 +24,22 @@ using DF = hn::ScalableTag<float>;
 using DI = hn::RebindToSigned<DF>;
 
 // max |x_i| over n values (a multiple of the vector length); NaNs are skipped, as a scalar `if (|x| > max)` skips
-// them.
+// them. Four running maxima, so a Q8_K block's sixteen vectors are four short chains rather than one long one.
 HWY_INLINE float AbsMax(const float* x, size_t n) {
   const DF d;
-  auto m = hn::Zero(d);
-  for (size_t i = 0; i < n; i += hn::Lanes(d)) {
+  const size_t N = hn::Lanes(d);
+  const auto larger = [&](hn::Vec<DF> m, size_t i) {
     const auto a = hn::Abs(hn::LoadU(d, x + i));
-    m = hn::IfThenElse(hn::Gt(a, m), a, m);
-  }
-  return hn::GetLane(hn::MaxOfLanes(d, m));
+    return hn::IfThenElse(hn::Gt(a, m), a, m);
+  };
+  hn::Vec<DF> m[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N)
+#pragma GCC unroll 4
+    for (size_t c = 0; c < 4; ++c) m[c] = larger(m[c], i + c * N);
+  for (; i < n; i += N) m[0] = larger(m[0], i);
+  const auto larger_of = [](hn::Vec<DF> a, hn::Vec<DF> b) { return hn::IfThenElse(hn::Gt(a, b), a, b); };
+  return hn::GetLane(hn::MaxOfLanes(d, larger_of(larger_of(m[0], m[1]), larger_of(m[2], m[3]))));
 }
 
 // round(x_i * scale) to nearest, ties to even (cvtps2dq; the same as adding 1.5 * 2^23 for |v| <= 2^22), at most
@@ -69,6 +76,30 @@ void QuantizeQ8_0(const float* x, BlockQ8_0* out, int64_t n) {
   }
 }
 
+// The sums of each 16 of 256 int8 values: psadbw sums eight bytes at a time, taken as unsigned (each value plus
+// 128, so a sum of sixteen is 2048 over the signed one). With AbsMax's four chains, QuantizeQ8K of 2048 values
+// took 0.41 us instead of 0.71 (one horizontal sum per sixteen, one chain), and a generated token's activations
+// 131-133 us instead of 169 (whole r1b-Q2_K, -t 1, both in one process, alternated).
+HWY_INLINE void SumsOf16(const int8_t* q, int16_t* sums) {
+  const hn::ScalableTag<uint8_t> du8;
+  const size_t N = hn::Lanes(du8);
+  if (N < 16) {  // HWY_SCALAR: one byte a vector
+    for (int j = 0; j < 16; ++j) {
+      int sum = 0;
+      for (int i = 0; i < 16; ++i) sum += q[16 * j + i];
+      sums[j] = static_cast<int16_t>(sum);
+    }
+    return;
+  }
+  alignas(64) uint64_t eights[32];
+  const hn::Repartition<uint64_t, decltype(du8)> du64;
+  for (size_t i = 0; i < 256; i += N) {
+    const auto biased = hn::Xor(hn::LoadU(du8, reinterpret_cast<const uint8_t*>(q) + i), hn::Set(du8, 0x80));
+    hn::Store(hn::SumsOf8(biased), du64, eights + i / 8);
+  }
+  for (int j = 0; j < 16; ++j) sums[j] = static_cast<int16_t>(static_cast<int>(eights[2 * j] + eights[2 * j + 1]) - 2048);
+}
+
 // ggml's quantize_row_q8_K: iscale = -127 / (the value of largest magnitude, the first if several), levels
 // nearest_int(iscale * x) at most 127, the sum of each 16 levels, d = 1 / iscale. ggml leaves an all-zero block's
 // sums untouched; here the whole block is zeroed, so the output never depends on old memory.
@@ -94,11 +125,7 @@ void QuantizeQ8K(const float* x, BlockQ8K* out, int64_t n) {
     }
     const float iscale = -127.f / xb[first];
     RoundScaled(xb, iscale, y.qs, 256);
-    for (int j = 0; j < 16; ++j) {
-      auto sum = hn::Zero(di);
-      for (size_t i = 0; i < 16; i += hn::Lanes(di)) sum = hn::Add(sum, hn::PromoteTo(di, hn::LoadU(d8, y.qs + 16 * j + i)));
-      y.bsums[j] = static_cast<int16_t>(hn::GetLane(hn::SumOfLanes(di, sum)));
-    }
+    SumsOf16(y.qs, y.bsums);
     y.d = 1 / iscale;
   }
 }
