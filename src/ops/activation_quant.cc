@@ -97,7 +97,8 @@ HWY_INLINE void SumsOf16(const int8_t* q, int16_t* sums) {
     const auto biased = hn::Xor(hn::LoadU(du8, reinterpret_cast<const uint8_t*>(q) + i), hn::Set(du8, 0x80));
     hn::Store(hn::SumsOf8(biased), du64, eights + i / 8);
   }
-  for (int j = 0; j < 16; ++j) sums[j] = static_cast<int16_t>(static_cast<int>(eights[2 * j] + eights[2 * j + 1]) - 2048);
+  for (int j = 0; j < 16; ++j)
+    sums[j] = static_cast<int16_t>(static_cast<int>(eights[2 * j] + eights[2 * j + 1]) - 2048);
 }
 
 // ggml's quantize_row_q8_K: iscale = -127 / (the value of largest magnitude, the first if several), levels
@@ -105,8 +106,6 @@ HWY_INLINE void SumsOf16(const int8_t* q, int16_t* sums) {
 // sums untouched; here the whole block is zeroed, so the output never depends on old memory.
 void QuantizeQ8K(const float* x, BlockQ8K* out, int64_t n) {
   const DF d;
-  const DI di;
-  const hn::Rebind<int8_t, DI> d8;
   for (int64_t b = 0; b < n / 256; ++b) {
     const float* xb = x + b * 256;
     BlockQ8K& y = out[b];

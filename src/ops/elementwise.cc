@@ -96,7 +96,8 @@ void Softmax(float* x, int64_t n) {
   for (; i < n; i += static_cast<int64_t>(lanes)) {
     float e[kParts];
     const auto count = std::min(static_cast<int64_t>(lanes), n - i);
-    hn::StoreU(FixedExpLanes(df, hn::Sub(hn::MaskedLoad(hn::FirstN(df, static_cast<size_t>(count)), df, x + i), m)), df, e);
+    const auto rest = hn::MaskedLoad(hn::FirstN(df, static_cast<size_t>(count)), df, x + i);
+    hn::StoreU(FixedExpLanes(df, hn::Sub(rest, m)), df, e);
     for (int64_t k = 0; k < count; ++k) part[0] += (x[i + k] = e[k]);
   }
 #else

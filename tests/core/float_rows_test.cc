@@ -90,10 +90,12 @@ TEST(FloatRows, RoundThroughF16IsTheScalarRoundTrip) {
   for (int k = 0; k < 40; ++k) in.push_back(1.0f + std::ldexp(static_cast<float>(k) + 0.5f, -10));
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
-    // Every length from the first value on and from the fifth (the specials past a vector's end, in the tail)
+    // Every length, from the first value and from the fifth: each special goes through the masked rest (the lengths
+    // short of a vector) and the whole vectors, in several lanes.
     for (size_t from : {size_t{0}, size_t{4}}) {
       for (size_t n = 1; from + n <= in.size(); ++n) {
-        std::vector<float> v(in.begin() + static_cast<std::ptrdiff_t>(from), in.begin() + static_cast<std::ptrdiff_t>(from + n));
+        const auto first = in.begin() + static_cast<std::ptrdiff_t>(from);
+        std::vector<float> v(first, first + static_cast<std::ptrdiff_t>(n));
         v.push_back(123.456f);
         round_through_f16(v.data(), static_cast<int64_t>(n));
         for (size_t i = 0; i < n; ++i)
