@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "util/error.h"
 
 namespace lowbit {
@@ -32,6 +34,20 @@ TEST(DType, LookupByNameAndUnknownIds) {
   EXPECT_FALSE(dtype_from_name("q9_9").has_value());
   EXPECT_FALSE(dtype_from_id(4).has_value());  // removed Q4_2
   EXPECT_FALSE(dtype_from_id(999999).has_value());
+}
+
+// Lookups go through an index by id (ggml's ids below 32, lowbit's own from 1000): every row is found by its own id,
+// and the ids beside and between the index's two ranges are unknown.
+TEST(DType, EveryRowFoundByItsIdAndNoOther) {
+  for (const TypeTraits& t : all_types()) {
+    EXPECT_EQ(&type_traits(t.type), &t) << t.name;
+    EXPECT_EQ(dtype_from_id(static_cast<uint32_t>(t.type)), t.type) << t.name;
+  }
+  EXPECT_EQ(type_traits(DType::I4G).name, std::string("i4g"));
+  for (uint32_t id : {5u, 21u, 31u, 32u, 33u, 999u, 1005u, 1007u, 1008u, 1032u})
+    EXPECT_FALSE(dtype_from_id(id).has_value()) << id;
+  EXPECT_THROW(type_traits(static_cast<DType>(1008)), Error);
+  EXPECT_THROW(type_traits(static_cast<DType>(32)), Error);
 }
 
 TEST(DType, MisfitRowIsAnError) {
