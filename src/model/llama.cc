@@ -166,14 +166,12 @@ void LlamaModel::forward_layer(int64_t il, float* x_io, int64_t n, int64_t n_pas
     thread_local std::vector<float> cos_sin;
     cos_sin.resize(static_cast<size_t>(hd));
     rope_angles(hd, pos, rope_inv_freq_.data(), cos_sin.data());  // once for the token's heads
-    for (int64_t h = 0; h < c.n_head; ++h) {
-      if (c.attn_qk_norm) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
-      rope_rotate(qt + h * hd, hd, cos_sin.data(), c.rope.neox);
+    if (c.attn_qk_norm) {
+      for (int64_t h = 0; h < c.n_head; ++h) rms_norm(qt + h * hd, l.q_norm.data(), hd, c.norm_eps, qt + h * hd);
+      for (int64_t h = 0; h < c.n_head_kv; ++h) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
     }
-    for (int64_t h = 0; h < c.n_head_kv; ++h) {
-      if (c.attn_qk_norm) rms_norm(kt + h * hd, l.k_norm.data(), hd, c.norm_eps, kt + h * hd);
-      rope_rotate(kt + h * hd, hd, cos_sin.data(), c.rope.neox);
-    }
+    rope_rotate_heads(qt, c.n_head, hd, cos_sin.data(), c.rope.neox);
+    rope_rotate_heads(kt, c.n_head_kv, hd, cos_sin.data(), c.rope.neox);
     kv_cache_.store(il, pos, kt, vt);  // in F16 with ggml rounding, as llama.cpp's default KV cache
   });
   attention(l, il, q.data(), n, n_past, att.data());

@@ -22,6 +22,8 @@ std::vector<float> llama3_rope_factors(const ModelConfig& config);
 void rope_angles(int64_t head_dim, int64_t pos, const float* inv_freq, float* cos_sin);
 // Rotates one head of `head_dim` floats in place by angles from rope_angles.
 void rope_rotate(float* x, int64_t head_dim, const float* cos_sin, bool neox);
+// The same for n_heads heads side by side (a token's Q or K heads), in SIMD where the CPU has AVX2: the same floats.
+void rope_rotate_heads(float* x, int64_t n_heads, int64_t head_dim, const float* cos_sin, bool neox);
 // Both steps, for one head.
 void rope_rotate(float* x, int64_t head_dim, int64_t pos, const float* inv_freq, bool neox);
 

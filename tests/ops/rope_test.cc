@@ -1,8 +1,12 @@
 #include "ops/rope.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
+#include <bit>
 #include <cmath>
+#include <random>
+#include <vector>
 
 #include "util/error.h"
 
@@ -42,6 +46,45 @@ TEST(Rope, AnglesOnceServeEveryHead) {
     for (int i = 0; i < 8; ++i) EXPECT_EQ(once[i], each[i]) << neox << " " << i;
     EXPECT_NE(once[0], 0.3f);
   }
+}
+
+// A token's heads at once, in SIMD on the targets that have it, give the plain loop's floats bit for bit (this
+// file is built without FMA, so each product rounds before the sum): head sizes with and without a vector's rest,
+// both pair layouts, on every target.
+TEST(Rope, HeadsAtOnceArePlainLoopOnEveryTarget) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t hd : {4, 6, 40, 64, 72, 128}) {
+      const std::vector<float> inv = rope_inv_freq(hd, RopeConfig{});
+      std::vector<float> cos_sin(static_cast<size_t>(hd));
+      rope_angles(hd, 37, inv.data(), cos_sin.data());
+      for (bool neox : {false, true}) {
+        constexpr int64_t kHeads = 3;
+        std::vector<float> x(static_cast<size_t>(kHeads * hd + 1));
+        for (float& v : x) v = normal(rng);
+        std::vector<float> want = x;
+        for (int64_t h = 0; h < kHeads; ++h)
+          for (int64_t i = 0; i < hd / 2; ++i) {
+            const float c = cos_sin[static_cast<size_t>(2 * i)], s = cos_sin[static_cast<size_t>(2 * i + 1)];
+            const auto ia = static_cast<size_t>(h * hd + (neox ? i : 2 * i));
+            const auto ib = static_cast<size_t>(h * hd + (neox ? i + hd / 2 : 2 * i + 1));
+            const float a = want[ia], b = want[ib];
+            want[ia] = a * c - b * s;
+            want[ib] = a * s + b * c;
+          }
+        rope_rotate_heads(x.data(), kHeads, hd, cos_sin.data(), neox);
+        for (size_t i = 0; i < x.size(); ++i)  // the last value is past the heads: untouched
+          ASSERT_EQ(std::bit_cast<uint32_t>(x[i]), std::bit_cast<uint32_t>(want[i]))
+              << "head size " << hd << (neox ? ", NeoX" : "") << ", value " << i << " on " << hwy::TargetName(target);
+      }
+    }
+    ++targets;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
 }
 
 TEST(Rope, DotProductDependsOnlyOnDistance) {
