@@ -86,12 +86,13 @@ void RoundThroughF16(float* v, int64_t n) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<hwy::float16_t, decltype(df)> dh;
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
-  for (; i + step <= n; i += step)
-    hn::StoreU(CanonicalNaNs(df, hn::PromoteTo(df, hn::DemoteTo(dh, hn::LoadU(df, v + i)))), df, v + i);
+  const auto round_trip = [&](hn::Vec<decltype(df)> x) {
+    return CanonicalNaNs(df, hn::PromoteTo(df, hn::DemoteTo(dh, x)));
+  };
+  for (; i + step <= n; i += step) hn::StoreU(round_trip(hn::LoadU(df, v + i)), df, v + i);
   if (i < n) {  // the rest in one masked vector (attention's weights at 1-32 keys: 5.0-5.1 -> 4.6-4.8 us a layer)
     const auto first = hn::FirstN(df, static_cast<size_t>(n - i));
-    const auto rounded = hn::PromoteTo(df, hn::DemoteTo(dh, hn::MaskedLoad(first, df, v + i)));
-    hn::BlendedStore(CanonicalNaNs(df, rounded), first, df, v + i);
+    hn::BlendedStore(round_trip(hn::MaskedLoad(first, df, v + i)), first, df, v + i);
     return;
   }
 #endif

@@ -28,18 +28,16 @@ using DI = hn::RebindToSigned<DF>;
 HWY_INLINE float AbsMax(const float* x, size_t n) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  const auto larger = [&](hn::Vec<DF> m, size_t i) {
-    const auto a = hn::Abs(hn::LoadU(d, x + i));
-    return hn::IfThenElse(hn::Gt(a, m), a, m);
-  };
+  // a where it is larger than m, else m: a NaN in a never replaces m.
+  const auto larger = [](hn::Vec<DF> a, hn::Vec<DF> m) { return hn::IfThenElse(hn::Gt(a, m), a, m); };
+  const auto abs_at = [&](size_t i) { return hn::Abs(hn::LoadU(d, x + i)); };
   hn::Vec<DF> m[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
   size_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N)
 #pragma GCC unroll 4
-    for (size_t c = 0; c < 4; ++c) m[c] = larger(m[c], i + c * N);
-  for (; i < n; i += N) m[0] = larger(m[0], i);
-  const auto larger_of = [](hn::Vec<DF> a, hn::Vec<DF> b) { return hn::IfThenElse(hn::Gt(a, b), a, b); };
-  return hn::GetLane(hn::MaxOfLanes(d, larger_of(larger_of(m[0], m[1]), larger_of(m[2], m[3]))));
+    for (size_t c = 0; c < 4; ++c) m[c] = larger(abs_at(i + c * N), m[c]);
+  for (; i < n; i += N) m[0] = larger(abs_at(i), m[0]);
+  return hn::GetLane(hn::MaxOfLanes(d, larger(larger(m[0], m[1]), larger(m[2], m[3]))));
 }
 
 // round(x_i * scale) to nearest, ties to even (cvtps2dq; the same as adding 1.5 * 2^23 for |v| <= 2^22), at most
