@@ -10,6 +10,9 @@ if(LOWBIT_OBJDUMP)
   # Every one-token tile prefetches its stream ahead, on every target (see generation_prefetches.sh).
   add_test(NAME ops.generation_prefetches
            COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/generation_prefetches.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
+  # The tiles' per-block helpers are inlined (see block_helpers_inlined.sh).
+  add_test(NAME ops.block_helpers_inlined
+           COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/block_helpers_inlined.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
   # Attention's tiles keep their sums in registers (see attention_tiles_in_registers.sh).
   add_test(NAME ops.attention_tiles_in_registers
            COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/attention_tiles_in_registers.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
