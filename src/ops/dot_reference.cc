@@ -97,7 +97,8 @@ int32_t block_int_sum(const int8_t* q, const int8_t* a) {
 // (ggml_gemv/gemm_q4_0_8x8_q8_0 and iq4_nl_8x8_q8_0, one gemv with a different table), one row per float lane, so
 // each block's integer sum meets the scales in one FMA into a single float: sum = fma(s_b, d_w * d_a, sum), block
 // by block. The other 32-value types take its vec_dot (below), which it does not repack on x86; on a CPU with AMX,
-// Q8_0 takes this order too (its AMX backend's acc_C: the tile's sums converted, times d_w * d_a, one FMA).
+// Q8_0 takes this order too (its AMX backend's acc_C: the tile's sums converted, times d_w * d_a, one FMA). So do the
+// GPTQ/AWQ int4 groups (I4G), lowbit's own engine type with no llama.cpp order to keep: the fastest of the orders.
 template <typename Block>
 float dot_whole_blocks(const void* w_row, const void* act_row, int64_t n) {
   const auto* w = static_cast<const Block*>(w_row);
@@ -111,7 +112,7 @@ float dot_whole_blocks(const void* w_row, const void* act_row, int64_t n) {
   return sum;
 }
 
-// Q5_0, Q8_0, I4G against Q8_0: one chain of blocks in eight lanes (ggml's vec_dot).
+// Q5_0, Q8_0 against Q8_0: one chain of blocks in eight lanes (ggml's vec_dot).
 template <typename Block>
 float dot_symmetric(const void* w_row, const void* act_row, int64_t n) {
   const auto* w = static_cast<const Block*>(w_row);
@@ -423,7 +424,7 @@ RowDotFn reference_row_dot(DType type) {
     case DType::Q4_0: return dot_whole_blocks<BlockQ4_0>;
     case DType::Q5_0: return dot_symmetric<BlockQ5_0>;
     case DType::Q8_0: return amx_sum_order() ? dot_whole_blocks<BlockQ8_0> : dot_symmetric<BlockQ8_0>;
-    case DType::I4G: return dot_symmetric<BlockI4G>;
+    case DType::I4G: return dot_whole_blocks<BlockI4G>;
     case DType::IQ4_NL: return dot_whole_blocks<BlockIQ4NL>;
     case DType::Q4_1: return amx_sum_order() ? dot_q4_1_whole_blocks : dot_affine<BlockQ4_1>;
     case DType::Q5_1: return dot_affine<BlockQ5_1>;

@@ -1,16 +1,16 @@
 // The scalar reference of every quantized dot product: one weight row times one activation row (already
 // quantized to activation_type(w)), written plainly in the order llama.cpp's x86 CPU backend sums it.
 //
-// For Q4_0 and Q4_K, which llama.cpp repacks on x86, that is one float per row: each block's exact integer sum
-// times the block's two scales, added with one fused multiply-add per block (Q4_K's mins in a second float,
-// subtracted at the end). For the other types, ggml's AVX2 vec_dot order: each block's integer products are
-// exact, grouped in eight lanes (lane l holds the products of values 4l..4l+3 of every 32-value group, times the
-// group's integer scales); each block's lanes are converted to float and accumulated into eight float lanes with
-// one fused multiply-add by the block's float scale; the lanes are added pairwise at the end
-// ((0+4)+(2+6))+((1+5)+(3+7)). Types with per-block offsets (Q4_1, Q5_1, Q2_K, Q5_K) add their offset terms as
-// ggml does, each type its own way (see dot_reference.cc). F16 and BF16 weights meet activations rounded to their
-// own type in eight float lanes: F16 one FMA per value, BF16 in the order of AVX512-BF16's vdpbf16ps, flushing as
-// it does, so that CPUs with the instruction run it directly.
+// For Q4_0 and Q4_K, which llama.cpp repacks on x86, that is one float per row: each block's exact integer sum times
+// the block's two scales, added with one fused multiply-add per block (Q4_K's mins in a second float, subtracted at the
+// end). The GPTQ/AWQ int4 groups (I4G), which llama.cpp does not have, take Q4_0's order. For the other types, ggml's
+// AVX2 vec_dot order: each block's integer products are exact, grouped in eight lanes (lane l holds the products of
+// values 4l..4l+3 of every 32-value group, times the group's integer scales); each block's lanes are converted to float
+// and accumulated into eight float lanes with one fused multiply-add by the block's float scale; the lanes are added
+// pairwise at the end ((0+4)+(2+6))+((1+5)+(3+7)). Types with per-block offsets (Q4_1, Q5_1, Q2_K, Q5_K) add their
+// offset terms as ggml does, each type its own way (see dot_reference.cc). F16 and BF16 weights meet activations
+// rounded to their own type in eight float lanes: F16 one FMA per value, BF16 in the order of AVX512-BF16's vdpbf16ps,
+// flushing as it does, so that CPUs with the instruction run it directly.
 //
 // On a CPU with AMX (Sapphire Rapids and later) llama.cpp multiplies Q8_0, Q4_1 and IQ4_XS weights in its AMX
 // backend (ggml-cpu/amx/mmq.cpp), in batches and token by token, in Q4_0's order: each block's exact integer sum

@@ -29,17 +29,19 @@ namespace HWY_NAMESPACE {
 
 #if LOWBIT_WIDE_KERNELS
 
-// ---- Q4_0, IQ4_NL (and Q8_0, Q4_1 in the AMX order) in row lanes: one float per row (ops/dot_reference.h) ----
-// A tile is V::kLanes rows, one row per int32 / float lane. Its packed slot for a block holds the rows' heads (fp16
-// d; Q4_1's d and m) side by side, then 4-byte chunks of every row: Q4_0's (kQ4_0Pack; IQ4_NL's block has the same
-// layout) and Q4_1's qs bytes 4c..4c+3 for c = 0..3, whose low nibbles are values 4c..4c+3 and high nibbles
-// 16+4c..16+4c+3; Q8_0's (kQ8_0Pack) qs bytes 4l..4l+3 for l = 0..7. Each of a block's eight level vectors meets the
-// activations' four bytes broadcast to every lane in one vpdpbusd; after eight of them a lane holds its row's exact
-// block sum, and one FMA per block adds it to the row's float (Q4_1: and a second its m * s): no horizontal sums,
-// and one convert, multiply and FMA per kLanes outputs where the vec_dot order needs them per output.
+// ---- Q4_0, IQ4_NL, int4 groups (Q8_0, Q4_1 in the AMX order) in row lanes: one float per row (dot_reference.h) --
+// A tile is V::kLanes rows, one row per int32 / float lane. Its packed slot for a block holds the rows' heads (fp16 d;
+// Q4_1's d and m; the int4 groups' d and zero) side by side, then 4-byte chunks of every row: Q4_0's (kQ4_0Pack;
+// IQ4_NL's and the int4 groups' (kI4GPack) blocks have the same layout) and Q4_1's qs bytes 4c..4c+3 for c = 0..3,
+// whose low nibbles are values 4c..4c+3 and high nibbles 16+4c..16+4c+3; Q8_0's (kQ8_0Pack) qs bytes 4l..4l+3 for l =
+// 0..7. Each of a block's eight level vectors meets the activations' four bytes broadcast to every lane in one
+// vpdpbusd; after eight of them a lane holds its row's exact block sum, and one FMA per block adds it to the row's
+// float (Q4_1: and a second its m * s): no horizontal sums, and one convert, multiply and FMA per kLanes outputs where
+// the vec_dot order needs them per output.
 static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && kQ4_0Pack.head_offset == offsetof(BlockQ4_0, d) &&
               kQ4_0Pack.head == 2 && kQ4_0Pack.chunk == 4 && offsetof(BlockQ4_0, qs) == 2);
 static_assert(sizeof(BlockIQ4NL) == sizeof(BlockQ4_0) && offsetof(BlockIQ4NL, d) == 0 && offsetof(BlockIQ4NL, qs) == 2);
+static_assert(kI4GPack.unit == sizeof(BlockI4G) && kI4GPack.head == 3 && offsetof(BlockI4G, z) == 2 && offsetof(BlockI4G, qs) == 3);
 
 // A block's eight level vectors (values 4c.. of the activations' order) against its 32 activations: unsigned levels
 // (value + kOffset) with VNNI, else signed values (|v| <= 127) with the sign trick, where maddubs' int16 pairs of
@@ -120,6 +122,7 @@ struct WholeBlockLanes {
       if constexpr (T == 1) PrefetchTileAhead<kSlot, Ahead>(slot);
       F dw, mw;
       if constexpr (kAffine) V::LanesHalfPairF(slot, dw, mw);
+      else if constexpr (requires { N::Scales(slot); }) dw = N::Scales(slot);
       else dw = V::LanesHalfF(slot);
       I levels[8];  // the activations' order
       N::Levels(slot, levels);
@@ -148,7 +151,6 @@ static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && offs
 static_assert(kQ4_1Pack.unit == sizeof(BlockQ4_1) && kQ4_1Pack.head == 4 && offsetof(BlockQ4_1, m) == 2 && offsetof(BlockQ4_1, qs) == 4);
 static_assert(kQ5_0Pack.unit == sizeof(BlockQ5_0) && kQ5_0Pack.head == 2 && offsetof(BlockQ5_0, qh) == 2 && offsetof(BlockQ5_0, qs) == 6);
 static_assert(kQ5_1Pack.unit == sizeof(BlockQ5_1) && kQ5_1Pack.head == 4 && offsetof(BlockQ5_1, qh) == 4 && offsetof(BlockQ5_1, qs) == 8);
-static_assert(kI4GPack.unit == sizeof(BlockI4G) && kI4GPack.head == 3 && offsetof(BlockI4G, z) == 2 && offsetof(BlockI4G, qs) == 3);
 
 // Q8_0: with VNNI the values + 128 (an xor), started from -128 times the quad sum; without, the signed values with
 // the sign trick.
@@ -224,10 +226,29 @@ using Q4_1Levels = NibbleLevels<kQ4_1Pack, BlockQ8_1, 0, NibbleExtra::kNone>;
 using Q5_1Levels = NibbleLevels<kQ5_1Pack, BlockQ8_1, 0, NibbleExtra::kFifthBit>;
 using I4GLevels = NibbleLevels<kI4GPack, BlockQ8_0, 16, NibbleExtra::kZeroPoint>;
 
-// The start of a position's dot product: -kOffset times its quad sum. ActRow holds it for kOffset 16 (Q8_0's 128
-// is eight times it). Batches load it broadcast as it is, where a negate, a shift and a move from a general register
-// had made Q5_0 and the int4 groups compute-bound (Batch64 60-64 -> 69-74 and 54-56 -> 62-65 GB/s). One token
-// keeps the move from a general register: streamed from memory, the broadcast load read less (int4 groups
+// The GPTQ/AWQ groups in WholeBlockLanes (Q4_0's order: lowbit's own engine type, with no llama.cpp order to keep,
+// so it takes the fastest): I4GLevels' levels, nibble + 16 - zero (0..31), each block's exact sum in one chain
+// and one FMA per block and kLanes rows. Every chunk widened on its own without VNNI, where eight chunks' int16
+// pairs of levels up to 31 could overflow (NibbleDot's need levels below 16).
+struct I4GWholeBlocks {
+  static constexpr const PackFormat& kPack = kI4GPack;
+  using Act = BlockQ8_0;
+  static constexpr int kOffset = 16;
+  static HWY_INLINE F Scales(const uint8_t* slot) { return I4GLevels::Load(slot).d; }
+  static HWY_INLINE void Levels(const uint8_t* slot, I* q) {
+    const I4GLevels::Block block = I4GLevels::Load(slot);
+    for (int l = 0; l < 8; ++l) q[l] = I4GLevels::Position(block, l);
+  }
+  static I BlockDot(I acc, const I* levels, const int8_t* act) {
+    for (int c = 0; c < 8; ++c) acc = V::DotU8At(acc, levels[c], act + 4 * c);
+    return acc;
+  }
+};
+
+// The start of a position's dot product: -kOffset times its quad sum. ActRow holds it for kOffset 16 (Q8_0's 128 is
+// eight times it). Batches load it broadcast as it is, where a negate, a shift and a move from a general register had
+// made Q5_0 and the int4 groups (then in these lanes) compute-bound (Batch64 60-64 -> 69-74 and 54-56 -> 62-65 GB/s).
+// One token keeps the move from a general register: streamed from memory, the broadcast load read less (int4 groups
 // 0.51-0.65 -> 0.41-0.46 of the probe, back to back).
 template <int kOffset, int T>
 HWY_INLINE I StartOfPosition(const int32_t* quad_start) {

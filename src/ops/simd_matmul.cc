@@ -309,7 +309,7 @@ R WithFamily(DType type, Fn&& fn, R none) {
       if (amx_sum_order()) return fn(RowLanes<WholeBlockLanes<Q8_0WholeBlocks>>{});
       return fn(RowLanes<Block32Lanes<Q8_0Levels>>{});
     case DType::IQ4_NL: return fn(RowLanes<WholeBlockLanes<IQ4NLNibbles>>{});
-    case DType::I4G: return fn(RowLanes<Block32Lanes<I4GLevels>>{});
+    case DType::I4G: return fn(RowLanes<WholeBlockLanes<I4GWholeBlocks>>{});
     case DType::Q4_1:
       if (amx_sum_order()) return fn(RowLanes<WholeBlockLanes<Q4_1WholeBlocks>>{});
       return fn(RowLanes<Block32Lanes<Q4_1Levels>>{});
