@@ -250,6 +250,23 @@ std::string linear_report_table(const std::vector<LinearReport>& reports) {
   return out;
 }
 
+void keep_layer_norms(const ModelSource& overlay, int64_t layer, LayerBlobs& blobs, const InstallNorm& install) {
+  for (const char* norm : {"attn_norm", "ffn_norm"}) {
+    const std::string name = "blk." + std::to_string(layer) + "." + norm + ".weight";
+    std::vector<float> v = tensor_to_f32(overlay.tensor(name));
+    blobs.emplace_back("norm:" + name, to_blob(v));
+    install(name, std::move(v));
+  }
+}
+
+std::vector<float> saved_norm(const ModelSource& source, const std::string& name, const std::vector<uint8_t>& bytes,
+                              const std::string& progress_dir) {
+  std::vector<float> v = from_blob<float>(bytes, progress_dir);
+  check(source.has_tensor(name) && static_cast<int64_t>(v.size()) == source.tensor_info(name).n_elements(),
+        progress_dir, "corrupt progress file (norm:{})", name);
+  return v;
+}
+
 void remove_progress(const std::string& progress_dir) { std::filesystem::remove_all(progress_dir); }
 
 }  // namespace lowbit

@@ -119,6 +119,14 @@ struct LayerwiseRun {
   std::function<void(int64_t layer, const LayerBlobs& saved)> restore_layer;
 };
 
+// AWQ folds its input scales into a layer's two norms (attn_norm, ffn_norm). Each norm of `layer` as `overlay`
+// holds it now goes into `blobs` as "norm:NAME", for a resumed run, and to `install`.
+using InstallNorm = std::function<void(const std::string& name, std::vector<float> values)>;
+void keep_layer_norms(const ModelSource& overlay, int64_t layer, LayerBlobs& blobs, const InstallNorm& install);
+// A saved norm's values, checked against `source`'s tensor of that name (a corrupt progress file stops the run).
+std::vector<float> saved_norm(const ModelSource& source, const std::string& name, const std::vector<uint8_t>& bytes,
+                              const std::string& progress_dir);
+
 // Runs every layer (restoring saved ones first when resuming). The progress folder is left in place; the
 // caller removes it (remove_progress) once its output is complete.
 void run_layerwise(const LayerwiseRun& run);

@@ -99,7 +99,7 @@ CalibratedGgufReport quantize_to_gguf_calibrated(std::shared_ptr<const ModelSour
       const std::string kind = key.substr(0, colon), name = key.substr(colon + 1);
       check(colon != std::string::npos && base->has_tensor(name), run.progress_dir, "corrupt progress file ({})", key);
       if (kind == "norm") {
-        install_norm(name, from_blob<float>(bytes, run.progress_dir));
+        install_norm(name, saved_norm(*base, name, bytes, run.progress_dir));
       } else if (kind == "tensor") {
         check(bytes.size() == row_bytes(target.at(name), base->tensor_info(name).ne[0]) *
                                    static_cast<size_t>(base->tensor_info(name).n_rows()),
@@ -135,12 +135,7 @@ CalibratedGgufReport quantize_to_gguf_calibrated(std::shared_ptr<const ModelSour
                                        x.data(), s.n_tokens);
         finish(name, bytes, r, t0);
       }
-      for (const char* norm : {"attn_norm", "ffn_norm"}) {
-        const std::string name = "blk." + std::to_string(layer) + "." + norm + ".weight";
-        auto v = tensor_to_f32(overlay->tensor(name));
-        blobs.emplace_back("norm:" + name, to_blob(v));
-        install_norm(name, std::move(v));
-      }
+      keep_layer_norms(*overlay, layer, blobs, install_norm);
       return blobs;
     }
     for_each_linear_with_hessian(cal, layer, o.true_sequential, [&](const std::string& name,

@@ -161,10 +161,7 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
     for (const auto& [key, bytes] : saved) {
       if (key.rfind("norm:", 0) == 0) {
         const std::string name = key.substr(5);
-        auto v = from_blob<float>(bytes, run.progress_dir);
-        check(source->has_tensor(name) && static_cast<int64_t>(v.size()) == source->tensor_info(name).n_elements(),
-              run.progress_dir, "corrupt progress file ({})", key);
-        install_norm(name, std::move(v));
+        install_norm(name, saved_norm(*source, name, bytes, run.progress_dir));
       }
       if (key.rfind("dims:", 0) != 0) continue;
       const std::string name = key.substr(5);
@@ -232,12 +229,7 @@ std::vector<LinearReport> quantize_to_hf(std::shared_ptr<const ModelSource> sour
         r.rtn_error = reconstruction_error(w0.data(), rtn.data(), n_out, n_in, x_orig.data(), s.n_tokens);
         finish(name, std::move(ql), r, t0);
       }
-      for (const char* norm : {"attn_norm", "ffn_norm"}) {
-        const std::string name = "blk." + std::to_string(layer) + "." + norm + ".weight";
-        auto v = tensor_to_f32(overlay->tensor(name));
-        blobs.emplace_back("norm:" + name, to_blob(v));
-        install_norm(name, std::move(v));
-      }
+      keep_layer_norms(*overlay, layer, blobs, install_norm);
       return blobs;
     }
     for_each_linear_with_hessian(cal, layer, o.true_sequential, [&](const std::string& name,
