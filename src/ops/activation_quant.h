@@ -26,7 +26,8 @@ void quantize_activation_row(DType type, const float* x, int64_t n, void* out);
 // offset, and the values with their groups paired as those tiles' weights are (ops/packed_weight.h
 // pair_group_bytes); for F16 the rounded values as floats (BF16's kernels take the bf16 row itself).
 // (Converted once, not once per weight row tile.) The quad sums come pre-multiplied because they are the start of
-// the dot products whose levels are value + 16 (Q5_0, the int4 groups), which then load them broadcast as they are.
+// the dot products whose levels are value + 16 (Q5_0), which then load them broadcast as they are; the block sums
+// start those of the whole-block tiles (Q4_0, IQ4_NL, the int4 groups).
 // ActRow::quad_pairs holds, per super-block, one table of 32 words for each of these factors (2^bits): Q6_K's
 // levels' offset, 32, then Q3_K's, 4. Q3_K's own table, not Q6_K's shifted in its tile, saves a shift per multiply-add.
 inline constexpr int kQuadPairsOffsetBits[] = {5, 2};
