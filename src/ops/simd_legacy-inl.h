@@ -240,7 +240,10 @@ struct I4GWholeBlocks {
     for (int l = 0; l < 8; ++l) q[l] = I4GLevels::Position(block, l);
   }
   static I BlockDot(I acc, const I* levels, const int8_t* act) {
-    for (int c = 0; c < 8; ++c) acc = V::DotU8At(acc, levels[c], act + 4 * c);
+    for (int c = 0; c < 8; ++c) {
+      acc = V::DotU8At(acc, levels[c], act + 4 * c);
+      V::InOrder(acc);
+    }
     return acc;
   }
 };
