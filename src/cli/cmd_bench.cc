@@ -4,7 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "cli/command.h"
 #include "eval/bench.h"
@@ -12,19 +15,73 @@
 #include "eval/roofline.h"
 #include "io/model_source.h"
 #include "model/llama.h"
+#include "util/error.h"
 
 namespace lowbit::cli {
 namespace {
 
-Run setup_bench(CLI::App& app) {
-  struct Args {
-    std::string model, tokenizer;
-    int64_t n_prompt = 512, n_gen = 128, depth = 0;
-    int reps = 5, threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    bool json = false, roofline = false;
+struct Args {
+  std::vector<std::string> models;
+  std::string tokenizer;
+  int64_t n_prompt = 512, n_gen = 128, depth = 0;
+  int reps = 5, threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  bool json = false, roofline = false;
+};
+
+// Several models: loaded together and benchmarked taking turns (run_bench_in_turn), each test's mean against the
+// first model's.
+int bench_in_turn(const Args& a) {
+  check(!a.roofline, "--roofline", "measures one model at a time; give one model");
+  std::vector<std::shared_ptr<const ModelSource>> sources;
+  std::vector<std::unique_ptr<LlamaModel>> models;
+  std::vector<LanguageModel*> turns;
+  for (const std::string& path : a.models) {
+    sources.push_back(open_model(path, {a.tokenizer}));
+    models.push_back(std::make_unique<LlamaModel>(
+        sources.back(), EngineOptions{std::max<int64_t>(a.depth + a.n_prompt + a.n_gen, 16), a.threads}));
+    turns.push_back(models.back().get());
+  }
+  const auto results = run_bench_in_turn(turns, a.n_prompt, a.n_gen, a.reps, a.depth);
+  const auto size_of = [](const ModelSource& src) {
+    double bytes = 0;
+    for (const auto& t : src.tensor_infos()) bytes += static_cast<double>(t.n_bytes());
+    return bytes;
   };
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["threads"] = a.threads;
+    j["in_turn"] = true;
+    for (size_t m = 0; m < models.size(); ++m) {
+      nlohmann::ordered_json one;
+      one["model"] = a.models[m];
+      one["size_bytes"] = size_of(*sources[m]);
+      one["weight_bytes_per_token"] = models[m]->weight_bytes_per_token();
+      for (const auto& t : results[m])
+        one["tests"].push_back({{"test", t.name}, {"t_s_mean", t.mean()}, {"t_s_stddev", t.stddev()}, {"samples", t.tokens_per_s}});
+      j["models"].push_back(one);
+    }
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("Models taking turns in one process: repetition by repetition, the order reversed every other one.\n\n");
+  fmt::print("| model | size | threads | test | t/s | weights GB/s | vs the first |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (size_t m = 0; m < models.size(); ++m)
+    for (size_t i = 0; i < results[m].size(); ++i) {
+      const BenchTest& t = results[m][i];
+      const bool generation = t.name.rfind("tg", 0) == 0;
+      fmt::print("| {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {:.3f} |\n", a.models[m], format_bytes(size_of(*sources[m])),
+                 a.threads, t.name, t.mean(), t.stddev(),
+                 generation ? fmt::format("{:.1f}", t.mean() * models[m]->weight_bytes_per_token() / 1e9) : "-",
+                 t.mean() / results[0][i].mean());
+    }
+  return 0;
+}
+
+Run setup_bench(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  app.add_option("model", a->model, "model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint")->required();
+  app.add_option("model", a->models,
+                 "model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint; several take turns in one process")
+      ->required();
   app.add_option("-p,--n-prompt", a->n_prompt, "prompt tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   app.add_option("-n,--n-gen", a->n_gen, "generated tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   app.add_option("-d,--n-depth", a->depth, "tokens already in the KV cache when each test starts (llama-bench's -d)")
@@ -37,7 +94,9 @@ Run setup_bench(CLI::App& app) {
                "of the generation bound");
   app.add_option("--tokenizer", a->tokenizer, "llama2.c: tokenizer .bin or .model");
   return [a]() {
-    std::shared_ptr<const ModelSource> src = open_model(a->model, {a->tokenizer});
+    if (a->models.size() > 1) return bench_in_turn(*a);
+    const std::string& model_path = a->models.front();
+    std::shared_ptr<const ModelSource> src = open_model(model_path, {a->tokenizer});
     LlamaModel model(src, {std::max<int64_t>(a->depth + a->n_prompt + a->n_gen, 16), a->threads});
     double bytes = 0, params = 0;
     for (const auto& t : src->tensor_infos()) bytes += static_cast<double>(t.n_bytes()), params += static_cast<double>(t.n_elements());
@@ -64,7 +123,7 @@ Run setup_bench(CLI::App& app) {
     const double bound = roofline_tokens_per_s(reached.bandwidth_median, bytes_per_token);
     if (a->json) {
       nlohmann::ordered_json j;
-      j["model"] = a->model;
+      j["model"] = model_path;
       j["size_bytes"] = bytes;
       j["params"] = params;
       j["threads"] = a->threads;

@@ -50,47 +50,45 @@ RooflineFraction roofline_fraction(const BenchTest& tg, double bytes_per_token) 
   return r;
 }
 
-std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps,
-                                 const BandwidthProbe* probe, int64_t depth) {
-  check(depth >= 0, "-d", "depth {} is negative", depth);
-  check(depth + n_prompt + n_gen <= model.n_ctx(), "bench", "-d {} + -p {} + -n {} exceed the context of {}", depth,
-        n_prompt, n_gen, model.n_ctx());
-  check(reps >= 1, "-r", "needs at least one repetition");
-  const int64_t nv = model.n_vocab();
-  auto token = [&](int64_t i) { return static_cast<int32_t>((i * 7919 + 13) % nv); };
-  std::vector<float> logits(static_cast<size_t>(nv));
-  using clock = std::chrono::steady_clock;
-  // What the process's libraries start can still be running when a small model's first repetitions do: OpenBLAS's
-  // thread pool spins ~80 ms after the library loads (perf: sched_yield on a thread of its own), on a core the
-  // engine's threads want, and a stories260K pp128 at -t 2 read 9.5k t/s instead of 18-28k. So the engine runs
-  // single tokens for a while before anything is timed (a 1B model's first warm-up repetition takes longer anyway).
-  for (const auto start = clock::now(); clock::now() - start < std::chrono::milliseconds(200);) {
-    const int32_t id = token(0);
-    model.eval(std::span<const int32_t>(&id, 1), 0, logits.data(), false);
-  }
-  const auto prompt_of = [&](int64_t n, int64_t first) {
-    std::vector<int32_t> prompt(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) prompt[static_cast<size_t>(i)] = token(first + i);
-    return prompt;
-  };
-  // The tests write the cache only at and past `depth`, so the context before it is filled once.
-  if (depth > 0) model.eval(prompt_of(depth, 0), 0, logits.data(), false);
-  const std::string at_depth = depth > 0 ? " @ d" + std::to_string(depth) : "";
-  std::vector<BenchTest> out;
-  if (n_prompt > 0) {
-    BenchTest t{"pp" + std::to_string(n_prompt) + at_depth, n_prompt, {}};
-    const std::vector<int32_t> prompt = prompt_of(n_prompt, depth);
-    for (int r = 0; r <= reps; ++r) {  // repetition 0 warms caches and is not counted
-      const auto t0 = clock::now();
-      model.eval(prompt, depth, logits.data(), false);
-      const double s = std::chrono::duration<double>(clock::now() - t0).count();
-      if (r > 0) t.tokens_per_s.push_back(static_cast<double>(n_prompt) / s);
+namespace {
+
+// One model's bench: its checks, warm-up and context, then one repetition of each test at a time (so that several
+// models can take turns).
+class ModelBench {
+ public:
+  ModelBench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps, int64_t depth)
+      : model_(model), n_prompt_(n_prompt), n_gen_(n_gen), depth_(depth), logits_(static_cast<size_t>(model.n_vocab())) {
+    check(depth >= 0, "-d", "depth {} is negative", depth);
+    check(depth + n_prompt + n_gen <= model.n_ctx(), "bench", "-d {} + -p {} + -n {} exceed the context of {}", depth,
+          n_prompt, n_gen, model.n_ctx());
+    check(reps >= 1, "-r", "needs at least one repetition");
+    // What the process's libraries start can still be running when a small model's first repetitions do: OpenBLAS's
+    // thread pool spins ~80 ms after the library loads (perf: sched_yield on a thread of its own), on a core the
+    // engine's threads want, and a stories260K pp128 at -t 2 read 9.5k t/s instead of 18-28k. So the engine runs
+    // single tokens for a while before anything is timed (a 1B model's first warm-up repetition takes longer anyway).
+    for (const auto start = clock::now(); clock::now() - start < std::chrono::milliseconds(200);) {
+      const int32_t id = token(0);
+      model_.eval(std::span<const int32_t>(&id, 1), 0, logits_.data(), false);
     }
-    out.push_back(std::move(t));
+    // The tests write the cache only at and past `depth`, so the context before it is filled once.
+    if (depth > 0) model_.eval(prompt_of(depth, 0), 0, logits_.data(), false);
+    const std::string at_depth = depth > 0 ? " @ d" + std::to_string(depth) : "";
+    if (n_prompt > 0) tests_.push_back({"pp" + std::to_string(n_prompt) + at_depth, n_prompt, {}});
+    if (n_gen > 0) tests_.push_back({"tg" + std::to_string(n_gen) + at_depth, n_gen, {}});
   }
-  if (n_gen > 0) {
-    BenchTest t{"tg" + std::to_string(n_gen) + at_depth, n_gen, {}};
-    for (int r = 0; r <= reps; ++r) {
+  // Repetition r of the pp test, if any (r = 0 warms caches and is not counted).
+  void prompt_repetition(int r) {
+    if (n_prompt_ <= 0) return;
+    const std::vector<int32_t> prompt = prompt_of(n_prompt_, depth_);
+    const auto t0 = clock::now();
+    model_.eval(prompt, depth_, logits_.data(), false);
+    const double s = std::chrono::duration<double>(clock::now() - t0).count();
+    if (r > 0) tests_.front().tokens_per_s.push_back(static_cast<double>(n_prompt_) / s);
+  }
+  // Repetition r of the tg test, if any; with a probe, right after a bandwidth measurement.
+  void generation_repetition(int r, const BandwidthProbe* probe) {
+    if (n_gen_ > 0) {
+      BenchTest& t = tests_.back();
       // Three passes over the probe's buffer, best of them: ~0.1 s for 1 GiB here.
       if (probe && r > 0) {
         t.bandwidth.push_back(probe->measure(3).bytes_per_s);
@@ -98,15 +96,54 @@ std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t
         if (!trips.empty()) t.round_trip_ns.push_back(*std::max_element(trips.begin(), trips.end()));
       }
       const auto t0 = clock::now();
-      for (int64_t i = 0; i < n_gen; ++i) {
-        const int32_t id = token(depth + i);
-        model.eval(std::span<const int32_t>(&id, 1), depth + i, logits.data(), false);
+      for (int64_t i = 0; i < n_gen_; ++i) {
+        const int32_t id = token(depth_ + i);
+        model_.eval(std::span<const int32_t>(&id, 1), depth_ + i, logits_.data(), false);
       }
       const double s = std::chrono::duration<double>(clock::now() - t0).count();
-      if (r > 0) t.tokens_per_s.push_back(static_cast<double>(n_gen) / s);
+      if (r > 0) t.tokens_per_s.push_back(static_cast<double>(n_gen_) / s);
     }
-    out.push_back(std::move(t));
   }
+  std::vector<BenchTest> tests() && { return std::move(tests_); }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  int32_t token(int64_t i) const { return static_cast<int32_t>((i * 7919 + 13) % model_.n_vocab()); }
+  std::vector<int32_t> prompt_of(int64_t n, int64_t first) const {
+    std::vector<int32_t> prompt(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) prompt[static_cast<size_t>(i)] = token(first + i);
+    return prompt;
+  }
+
+  LanguageModel& model_;
+  int64_t n_prompt_, n_gen_, depth_;
+  std::vector<float> logits_;
+  std::vector<BenchTest> tests_;
+};
+
+}  // namespace
+
+std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps,
+                                 const BandwidthProbe* probe, int64_t depth) {
+  ModelBench bench(model, n_prompt, n_gen, reps, depth);
+  for (int r = 0; r <= reps; ++r) bench.prompt_repetition(r);  // llama-bench's order: every pp, then every tg
+  for (int r = 0; r <= reps; ++r) bench.generation_repetition(r, probe);
+  return std::move(bench).tests();
+}
+
+std::vector<std::vector<BenchTest>> run_bench_in_turn(std::span<LanguageModel* const> models, int64_t n_prompt,
+                                                      int64_t n_gen, int reps, int64_t depth) {
+  std::vector<ModelBench> benches;
+  benches.reserve(models.size());
+  for (LanguageModel* m : models) benches.emplace_back(*m, n_prompt, n_gen, reps, depth);
+  for (int r = 0; r <= reps; ++r)
+    for (size_t k = 0; k < benches.size(); ++k) {
+      ModelBench& b = benches[r % 2 ? benches.size() - 1 - k : k];
+      b.prompt_repetition(r);
+      b.generation_repetition(r, nullptr);
+    }
+  std::vector<std::vector<BenchTest>> out;
+  for (ModelBench& b : benches) out.push_back(std::move(b).tests());
   return out;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,13 @@ struct BenchTest {
 // cache first (not timed) and the tests run at the positions after it ("pp512 @ d1024").
 std::vector<BenchTest> run_bench(LanguageModel& model, int64_t n_prompt, int64_t n_gen, int reps,
                                  const BandwidthProbe* probe = nullptr, int64_t depth = 0);
+
+// Several models benchmarked in one process, taking turns: repetition r of every model's tests, then r + 1, the
+// order reversed every other repetition. A machine whose speed drifts from minute to minute (the VMs here: the
+// bandwidth probe read 30-44 GB/s on one core within an hour) then slows every model alike, and their ratios hold.
+// One list of tests per model, as run_bench's.
+std::vector<std::vector<BenchTest>> run_bench_in_turn(std::span<LanguageModel* const> models, int64_t n_prompt,
+                                                      int64_t n_gen, int reps, int64_t depth = 0);
 
 // A tg test's place under the bandwidth bound: per repetition, tokens/s over bandwidth / bytes_per_token; the
 // median of the repetitions and their range, the median bandwidth and round trip.

@@ -161,6 +161,37 @@ TEST(Cli, BenchAtADepth) {
   EXPECT_NE(bad.output.find("--n-depth: Value -5 not in range"), std::string::npos) << bad.output;
 }
 
+// Several models take turns in one process: every model's tests, each with its repetitions, and each test's mean
+// against the first model's; --roofline measures one model at a time.
+TEST(Cli, BenchModelsTakeTurns) {
+  const std::string gutenberg = kModels + "tiny-gutenberg";
+  const Result r = run("bench random:tiny " + gutenberg + " -p 8 -n 4 -r 3 -t 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j["models"].size(), 2u) << r.output;
+  EXPECT_EQ(j["models"][0]["model"], "random:tiny");
+  EXPECT_EQ(j["models"][1]["model"], gutenberg);
+  for (const auto& m : j["models"]) {
+    ASSERT_EQ(m["tests"].size(), 2u) << r.output;
+    EXPECT_EQ(m["tests"][0]["test"], "pp8");
+    EXPECT_EQ(m["tests"][1]["test"], "tg4");
+    for (const auto& t : m["tests"]) {
+      ASSERT_EQ(t["samples"].size(), 3u) << r.output;
+      for (const auto& v : t["samples"]) EXPECT_GT(v.get<double>(), 0.0);
+    }
+  }
+  // Both are 4-layer F16 models of 256 dimensions: 7 MiB of weights read a token.
+  for (const auto& m : j["models"]) EXPECT_EQ(m["weight_bytes_per_token"].get<double>(), 7340544.0) << r.output;
+
+  const Result text = run("bench random:tiny random:tiny -p 0 -n 4 -r 2 -t 1");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("| model | size | threads | test | t/s | weights GB/s | vs the first |"), std::string::npos)
+      << text.output;
+  EXPECT_NE(text.output.find("| random:tiny | 9.0 MiB | 1 | tg4 | "), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find(" | 1.000 |\n"), std::string::npos) << "the first model against itself: " << text.output;
+  expect_clean_error("bench random:tiny random:tiny -n 4 -r 1 --roofline", "--roofline: measures one model");
+}
+
 // random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
 TEST(Cli, RandomModelPresetsOpenLikeFiles) {
   Result r = run("inspect random:tiny");

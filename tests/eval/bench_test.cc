@@ -75,5 +75,40 @@ TEST(Bench, AtADepthTheTestsRunAfterTheFilledContext) {
   EXPECT_THROW(run_bench(m, 1, 1, 1, nullptr, -1), Error);
 }
 
+// Models taking turns: after every model's warm-up and context, repetition r of each model's tests (its prompt, then
+// its generation), model by model, the order reversed every other repetition; each model's repetitions counted as
+// run_bench counts them.
+TEST(Bench, ModelsTakeTurnsRepetitionByRepetition) {
+  struct Turns : RecordingModel {
+    Turns(std::vector<int>* log, int id) : log_(log), id_(id) {}
+    void eval(std::span<const int32_t> tokens, int64_t n_past, float* logits, bool all) override {
+      RecordingModel::eval(tokens, n_past, logits, all);
+      if (tokens.size() == 4) log_->push_back(id_);  // the prompt of each repetition
+    }
+    std::vector<int>* log_;
+    int id_;
+  };
+  std::vector<int> log;
+  Turns a(&log, 0), b(&log, 1), c(&log, 2);
+  LanguageModel* models[] = {&a, &b, &c};
+  const auto tests = run_bench_in_turn(models, 4, 2, 3, 5);
+  EXPECT_EQ(log, (std::vector<int>{0, 1, 2, 2, 1, 0, 0, 1, 2, 2, 1, 0}));  // repetitions 0 (uncounted) to 3
+  ASSERT_EQ(tests.size(), 3u);
+  for (const auto& model_tests : tests) {
+    ASSERT_EQ(model_tests.size(), 2u);
+    EXPECT_EQ(model_tests[0].name, "pp4 @ d5");
+    EXPECT_EQ(model_tests[1].name, "tg2 @ d5");
+    EXPECT_EQ(model_tests[0].tokens_per_s.size(), 3u);
+    EXPECT_EQ(model_tests[1].tokens_per_s.size(), 3u);
+  }
+  // Each model's own calls after its warm-up: its context once, then a prompt and two tokens each repetition.
+  size_t first = 0;
+  while (first < a.calls.size() && a.calls[first] == std::pair<int64_t, int64_t>{0, 1}) ++first;
+  const std::vector<std::pair<int64_t, int64_t>> want = {{0, 5}, {5, 4}, {5, 1}, {6, 1}, {5, 4}, {5, 1}, {6, 1},
+                                                         {5, 4}, {5, 1}, {6, 1}, {5, 4}, {5, 1}, {6, 1}};
+  const std::vector<std::pair<int64_t, int64_t>> got(a.calls.begin() + static_cast<std::ptrdiff_t>(first), a.calls.end());
+  EXPECT_EQ(got, want);
+}
+
 }  // namespace
 }  // namespace lowbit
