@@ -28,6 +28,23 @@ struct Args {
   bool json = false, roofline = false;
 };
 
+// Every bench's engine: a context for the deepest test, at least 16 positions.
+EngineOptions engine_options(const Args& a) {
+  return {std::max<int64_t>(a.depth + a.n_prompt + a.n_gen, 16), a.threads};
+}
+
+// A model's size as its tensors' bytes (the table's "size" column, llama-bench's).
+double model_bytes(const ModelSource& src) {
+  double bytes = 0;
+  for (const auto& t : src.tensor_infos()) bytes += static_cast<double>(t.n_bytes());
+  return bytes;
+}
+
+// One test's figures in --json.
+nlohmann::ordered_json test_json(const BenchTest& t) {
+  return {{"test", t.name}, {"t_s_mean", t.mean()}, {"t_s_stddev", t.stddev()}, {"samples", t.tokens_per_s}};
+}
+
 // Several models: loaded together and benchmarked taking turns (run_bench_in_turn), each test's mean against the
 // first model's.
 int bench_in_turn(const Args& a) {
@@ -37,16 +54,10 @@ int bench_in_turn(const Args& a) {
   std::vector<LanguageModel*> turns;
   for (const std::string& path : a.models) {
     sources.push_back(open_model(path, {a.tokenizer}));
-    models.push_back(std::make_unique<LlamaModel>(
-        sources.back(), EngineOptions{std::max<int64_t>(a.depth + a.n_prompt + a.n_gen, 16), a.threads}));
+    models.push_back(std::make_unique<LlamaModel>(sources.back(), engine_options(a)));
     turns.push_back(models.back().get());
   }
   const auto results = run_bench_in_turn(turns, a.n_prompt, a.n_gen, a.reps, a.depth);
-  const auto size_of = [](const ModelSource& src) {
-    double bytes = 0;
-    for (const auto& t : src.tensor_infos()) bytes += static_cast<double>(t.n_bytes());
-    return bytes;
-  };
   if (a.json) {
     nlohmann::ordered_json j;
     j["threads"] = a.threads;
@@ -54,23 +65,24 @@ int bench_in_turn(const Args& a) {
     for (size_t m = 0; m < models.size(); ++m) {
       nlohmann::ordered_json one;
       one["model"] = a.models[m];
-      one["size_bytes"] = size_of(*sources[m]);
+      one["size_bytes"] = model_bytes(*sources[m]);
       one["weight_bytes_per_token"] = models[m]->weight_bytes_per_token();
       for (const auto& t : results[m])
-        one["tests"].push_back({{"test", t.name}, {"t_s_mean", t.mean()}, {"t_s_stddev", t.stddev()}, {"samples", t.tokens_per_s}});
+        one["tests"].push_back(test_json(t));
       j["models"].push_back(one);
     }
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
   fmt::print("Models taking turns in one process: repetition by repetition, the order reversed every other one.\n\n");
-  fmt::print("| model | size | threads | test | t/s | weights GB/s | vs the first |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  fmt::print("| model | size | threads | test | t/s | weights GB/s | vs the first |\n"
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (size_t m = 0; m < models.size(); ++m)
     for (size_t i = 0; i < results[m].size(); ++i) {
       const BenchTest& t = results[m][i];
       const bool generation = t.name.rfind("tg", 0) == 0;
-      fmt::print("| {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {:.3f} |\n", a.models[m], format_bytes(size_of(*sources[m])),
-                 a.threads, t.name, t.mean(), t.stddev(),
+      fmt::print("| {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {:.3f} |\n", a.models[m],
+                 format_bytes(model_bytes(*sources[m])), a.threads, t.name, t.mean(), t.stddev(),
                  generation ? fmt::format("{:.1f}", t.mean() * models[m]->weight_bytes_per_token() / 1e9) : "-",
                  t.mean() / results[0][i].mean());
     }
@@ -80,7 +92,8 @@ int bench_in_turn(const Args& a) {
 Run setup_bench(CLI::App& app) {
   auto a = std::make_shared<Args>();
   app.add_option("model", a->models,
-                 "model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint; several take turns in one process")
+                 "model: GGUF, .safetensors, Hugging Face folder or llama2.c checkpoint; several take turns in one "
+                 "process")
       ->required();
   app.add_option("-p,--n-prompt", a->n_prompt, "prompt tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   app.add_option("-n,--n-gen", a->n_gen, "generated tokens (0: skip)")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
@@ -97,9 +110,10 @@ Run setup_bench(CLI::App& app) {
     if (a->models.size() > 1) return bench_in_turn(*a);
     const std::string& model_path = a->models.front();
     std::shared_ptr<const ModelSource> src = open_model(model_path, {a->tokenizer});
-    LlamaModel model(src, {std::max<int64_t>(a->depth + a->n_prompt + a->n_gen, 16), a->threads});
-    double bytes = 0, params = 0;
-    for (const auto& t : src->tensor_infos()) bytes += static_cast<double>(t.n_bytes()), params += static_cast<double>(t.n_elements());
+    LlamaModel model(src, engine_options(*a));
+    const double bytes = model_bytes(*src);
+    double params = 0;
+    for (const auto& t : src->tensor_infos()) params += static_cast<double>(t.n_elements());
     const auto tests = run_bench(model, a->n_prompt, a->n_gen, a->reps, nullptr, a->depth);
     // Each generated token reads every weight and the cache up to its position: at positions depth.., on average
     // depth + (n_gen + 1) / 2 keys.
@@ -129,7 +143,7 @@ Run setup_bench(CLI::App& app) {
       j["threads"] = a->threads;
       j["peak_rss_bytes"] = rss;
       for (const auto& t : tests)
-        j["tests"].push_back({{"test", t.name}, {"t_s_mean", t.mean()}, {"t_s_stddev", t.stddev()}, {"samples", t.tokens_per_s}});
+        j["tests"].push_back(test_json(t));
       if (a->roofline) {
         j["bandwidth_bytes_per_s"] = reached.bandwidth_median;
         j["weight_bytes_per_token"] = model.weight_bytes_per_token();
