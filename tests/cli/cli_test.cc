@@ -190,6 +190,15 @@ TEST(Cli, BenchModelsTakeTurns) {
   EXPECT_NE(text.output.find("| random:tiny | 9.0 MiB | 1 | tg4 | "), std::string::npos) << text.output;
   EXPECT_NE(text.output.find(" | 1.000 |\n"), std::string::npos) << "the first model against itself: " << text.output;
   expect_clean_error("bench random:tiny random:tiny -n 4 -r 1 --roofline", "--roofline: measures one model");
+  // A bad file among them stops the run with its name, before anything is timed.
+  const std::string dir = testing::TempDir() + "/bench-turns";
+  std::filesystem::create_directories(dir);
+  lowbit::AtomicFile cut(dir + "/cut.gguf");  // a GGUF header and nothing after it
+  cut.write("GGUF\x03\x00\x00\x00", 8);
+  cut.write_zeros(3);
+  cut.commit();
+  expect_clean_error("bench random:tiny " + dir + "/cut.gguf -n 4 -r 1", "cut.gguf");
+  expect_clean_error("bench random:tiny " + dir + "/missing.gguf -n 4 -r 1", "missing.gguf: no such file");
 }
 
 // random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
