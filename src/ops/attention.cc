@@ -32,7 +32,8 @@ HWY_INLINE hn::Vec<D> LoadCache(D d, const uint16_t* p) {
 }
 inline float CacheValue(float v) { return v; }
 inline float CacheValue(uint16_t v) { return f16_to_f32(v); }
-// The first n < Lanes(d) values at p, zeros after, reading nothing past them (the last keys so far in a block).
+// The first n < Lanes(d) values at p (the last keys so far in a block), zeros after, reading nothing past them; on
+// AVX2 from an F16 cache, whatever the block holds after them (below).
 template <class D, class C>
 HWY_INLINE hn::Vec<D> LoadCacheFirst(D d, const C* p, size_t n) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
@@ -48,6 +49,12 @@ HWY_INLINE hn::Vec<D> LoadCacheFirst(D d, const C* p, size_t n) {
     return hn::PromoteTo(d, hn::BitCast(hn::Rebind<hwy::float16_t, D>(), hn::MaskedLoad(hn::FirstN(d16, n), d16, p)));
   }
 #endif
+#if HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+  // AVX2 has no 16-bit masked load, but the vector lies in one key block, which the cache holds whole
+  // (ops/attention.h): the lanes past n are read and their sums never stored (ScoreTail). The copy below had been
+  // the one loop in the tiles that stores vectors (attention_tiles_in_registers.sh).
+  if constexpr (std::is_same_v<C, uint16_t>) return LoadCache(d, p);
+#endif
   C part[64] = {};  // more than the widest vector's lanes
   std::copy_n(p, n, part);
   return LoadCache(d, part);
@@ -55,7 +62,23 @@ HWY_INLINE hn::Vec<D> LoadCacheFirst(D d, const C* p, size_t n) {
 
 // Query heads that share a KV head are computed kH at a time (a block of up to kHeadBlock), so each key and value
 // vector loaded serves all of them. Within a head nothing changes: every lane's sum runs in the same order.
-constexpr int kHeadBlock = 4;
+constexpr int kHeadBlock = 8;
+// Vectors of keys (resp. of a head's dimensions) a tile of kH heads takes at once: kH x kV sums, kV loaded
+// vectors and a broadcast in registers (AVX-512 32, AVX2 16), and at least eight sums where that fits, as a
+// multiply-add waits four cycles for the one before in its chain and two issue per cycle.
+template <int kH>
+constexpr int ScoreVectorsAtOnce() {
+  if (HWY_TARGET <= HWY_AVX3) return kH == 1 ? 8 : kH <= 3 ? 4 : 2;
+  return kH <= 2 ? 4 : kH <= 4 ? 2 : 1;
+}
+template <int kH>
+constexpr int ValueVectorsAtOnce() {
+  if (HWY_TARGET <= HWY_AVX3) return kH == 1 ? 8 : kH <= 5 ? 4 : 2;  // 64 dimensions are four vectors
+  return kH <= 2 ? 4 : kH <= 4 ? 2 : 1;
+}
+// The tiles multiply-add in one rounding (as the plain loops' std::fma), so they need the instruction: the targets
+// without it (SSE4 and older) take the plain loops.
+constexpr bool kFusedLanes = HWY_NATIVE_FMA;
 
 // How far ahead of its reads attention asks for the cache's lines. A head's keys and values are forward runs
 // (model/kv_cache.h), each read once per token from memory at long contexts; against none, alternated token by
@@ -64,25 +87,27 @@ constexpr int kHeadBlock = 4;
 constexpr size_t kCacheAheadBytes = 8 * 1024;
 
 // acc[h][j] += sum over r < n of a[h][r] * b[r][j] (a rows a_stride apart; vector j of b's row r at
-// b[j] + r * b_stride), each added in order of r (a multiply, then an add: the plain loop's rounding): kH rows of
-// scalars against kV vectors, each vector loaded once for all kH rows, every sum its own add chain (so the adds'
-// latency overlaps).
+// b[j] + r * b_stride), each added in order of r by one fused multiply-add (the plain loop's std::fma): kH rows of
+// scalars against kV vectors, each vector loaded once for all kH rows, every sum its own chain (so the latencies
+// overlap). Against a multiply and an add, whose rounding the plain loops had before (2026-12-07), a tile of 8 heads
+// x 2 vectors ran 8.1 instead of 11.2 cycles a key on Zen 5: the adds shared two pipes with the F16 loads'
+// conversions and the broadcasts.
 // `load(d, p)` reads each vector (LoadCache, or LoadCacheFirst for a row's last keys).
 template <int kH, int kV, class D, class C, class Load>
 HWY_INLINE void RowsTimesVectors(D d, const float* a, int64_t a_stride, const C* const (&b)[kV], int64_t b_stride,
                                  int64_t n, hn::Vec<D> (&acc)[kH][kV], Load load) {
   for (int64_t r = 0; r < n; ++r) {
     hn::Vec<D> column[kV];
-#pragma GCC unroll 4  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
+#pragma GCC unroll 8  // the accumulators stay in registers only unrolled (-O2 kept them in memory)
     for (int j = 0; j < kV; ++j) {
       __builtin_prefetch(reinterpret_cast<const char*>(b[j] + r * b_stride) + kCacheAheadBytes);
       column[j] = load(d, b[j] + r * b_stride);
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int h = 0; h < kH; ++h) {
       const auto ahr = hn::Set(d, a[h * a_stride + r]);
-#pragma GCC unroll 4
-      for (int j = 0; j < kV; ++j) acc[h][j] = hn::Add(acc[h][j], hn::Mul(ahr, column[j]));
+#pragma GCC unroll 8
+      for (int j = 0; j < kV; ++j) acc[h][j] = hn::MulAdd(ahr, column[j], acc[h][j]);
     }
   }
 }
@@ -125,28 +150,33 @@ HWY_NOINLINE void ScoreTail(const float* q, const C* k, int64_t k_stride, int64_
   const hn::ScalableTag<float> d;
   const C* keys[1] = {KeyAt(k, k_stride, 0, p0)};
   hn::Vec<decltype(d)> acc[kH][1];
-#pragma GCC unroll 4  // else AVX2's float tile kept its sums on the stack (attention_tiles_in_registers.sh)
+#pragma GCC unroll 8  // else AVX2's float tile kept its sums on the stack (attention_tiles_in_registers.sh)
   for (auto& row : acc) row[0] = hn::Zero(d);
   RowsTimesVectors(d, q, dim, keys, kKeyBlock, dim, acc, [&](auto dd, const C* at) { return LoadCacheFirst(dd, at, rest); });
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int h = 0; h < kH; ++h) hn::BlendedStore(hn::Mul(acc[h][0], hn::Set(d, scale)), hn::FirstN(d, rest), d, scores + h * s_stride + p0);
 }
 #endif
 template <int kH, class C>
 HWY_INLINE void Scores(const float* q, const C* k, int64_t k_stride, int64_t dim, int64_t n, float scale,
                        float* scores, int64_t s_stride) {
-  constexpr int kV = kH == 1 ? 4 : 2;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
   int64_t p = 0;
-  for (; p + kV * N <= n; p += kV * N) ScoreVectors<kH, kV>(q, k, k_stride, p, dim, scale, scores, s_stride);
-  for (; p + N <= n; p += N) ScoreVectors<kH, 1>(q, k, k_stride, p, dim, scale, scores, s_stride);
+  if constexpr (kFusedLanes) {
+    constexpr int kV = ScoreVectorsAtOnce<kH>();
+    const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
+    for (; p + kV * N <= n; p += kV * N) ScoreVectors<kH, kV>(q, k, k_stride, p, dim, scale, scores, s_stride);
+    if constexpr (kV > 2)
+      for (; p + 2 * N <= n; p += 2 * N) ScoreVectors<kH, 2>(q, k, k_stride, p, dim, scale, scores, s_stride);
+    if constexpr (kV > 1)
+      for (; p + N <= n; p += N) ScoreVectors<kH, 1>(q, k, k_stride, p, dim, scale, scores, s_stride);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  if (p < n) return ScoreTail<kH>(q, k, k_stride, p, static_cast<size_t>(n - p), dim, scale, scores, s_stride);
+    if (p < n) return ScoreTail<kH>(q, k, k_stride, p, static_cast<size_t>(n - p), dim, scale, scores, s_stride);
 #endif
+  }
   for (; p < n; ++p)
     for (int h = 0; h < kH; ++h) {
       float s = 0;
-      for (int64_t i = 0; i < dim; ++i) s += q[h * dim + i] * CacheValue(*KeyAt(k, k_stride, i, p));
+      for (int64_t i = 0; i < dim; ++i) s = std::fma(q[h * dim + i], CacheValue(*KeyAt(k, k_stride, i, p)), s);
       scores[h * s_stride + p] = s * scale;
     }
 }
@@ -175,25 +205,32 @@ constexpr int64_t kValueChunkBytes = 16 * 1024;
 template <int kH, class C>
 HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
                             int64_t dim) {
-  // AVX-512's 32 registers hold four heads' 64 dimensions (16 sums and 4 values).
-  constexpr int kV = kH == 1 || HWY_TARGET <= HWY_AVX3 ? 4 : 2;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
-  const int64_t chunk = std::max<int64_t>(1, kValueChunkBytes / static_cast<int64_t>(v_stride * sizeof(C)));
-  const int64_t vector_dims = dim / N * N;
-  for (int64_t p0 = 0; p0 < n; p0 += chunk) {
-    const int64_t m = std::min(chunk, n - p0);
-    const float* wp = w + p0;
-    const C* vp = v + p0 * v_stride;
-    int64_t i = 0;
-    const bool first = p0 == 0;
-    for (; i + kV * N <= dim; i += kV * N)
-      WeightedVectors<kH, kV>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
-    for (; i < vector_dims; i += N) WeightedVectors<kH, 1>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
+  int64_t vector_dims = 0;
+  if constexpr (kFusedLanes) {
+    constexpr int kV = ValueVectorsAtOnce<kH>();
+    const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
+    const int64_t chunk = std::max<int64_t>(1, kValueChunkBytes / static_cast<int64_t>(v_stride * sizeof(C)));
+    vector_dims = dim / N * N;
+    for (int64_t p0 = 0; p0 < n; p0 += chunk) {
+      const int64_t m = std::min(chunk, n - p0);
+      const float* wp = w + p0;
+      const C* vp = v + p0 * v_stride;
+      int64_t i = 0;
+      const bool first = p0 == 0;
+      for (; i + kV * N <= dim; i += kV * N)
+        WeightedVectors<kH, kV>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
+      if constexpr (kV > 4)
+        for (; i + 4 * N <= dim; i += 4 * N) WeightedVectors<kH, 4>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
+      if constexpr (kV > 2)
+        for (; i + 2 * N <= dim; i += 2 * N) WeightedVectors<kH, 2>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
+      if constexpr (kV > 1)
+        for (; i < vector_dims; i += N) WeightedVectors<kH, 1>(wp, w_stride, vp + i, v_stride, m, first, out + i, dim);
+    }
   }
   for (int64_t i = vector_dims; i < dim; ++i)
     for (int h = 0; h < kH; ++h) {
       float o = 0;
-      for (int64_t p = 0; p < n; ++p) o += w[h * w_stride + p] * CacheValue(v[p * v_stride + i]);
+      for (int64_t p = 0; p < n; ++p) o = std::fma(w[h * w_stride + p], CacheValue(v[p * v_stride + i]), o);
       out[h * dim + i] = o;
     }
 }
@@ -212,25 +249,46 @@ HWY_INLINE void HeadBlock(const float* q, const C* k, int64_t k_stride, const C*
   WeightedSum<kH>(scores, s_stride, v, v_stride, n, out, dim);
 }
 
+// fn(std::integral_constant<int, n>) for n in 1..kHeadBlock: a block of n heads as one tile.
+template <class Fn>
+HWY_INLINE void WithHeads(int n, const Fn& fn) {
+  switch (n) {
+    case 1: return fn(std::integral_constant<int, 1>());
+    case 2: return fn(std::integral_constant<int, 2>());
+    case 3: return fn(std::integral_constant<int, 3>());
+    case 4: return fn(std::integral_constant<int, 4>());
+    case 5: return fn(std::integral_constant<int, 5>());
+    case 6: return fn(std::integral_constant<int, 6>());
+    case 7: return fn(std::integral_constant<int, 7>());
+    default: return fn(std::integral_constant<int, 8>());
+  }
+}
+static_assert(kHeadBlock == 8, "WithHeads covers 1..8 heads");
+
 template <class C>
 void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k_cache, const C* v_cache,
                     const AttentionShape& s, bool round_f16, float* out, int threads) {
   const int64_t hd = s.head_dim, group = s.n_head / s.n_head_kv, n_ctx = n_past + n_tokens;
-  const int64_t blocks = (group + kHeadBlock - 1) / kHeadBlock;  // head blocks per KV head
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // One task per (token, block of heads sharing a KV head), dealt out in turn (thread i takes tasks i, i + n, ...):
-  // a causal batch's later tokens have more keys, so contiguous shares left the first thread with a quarter of the
-  // work. Each task's arithmetic is the same on any thread.
-  const int64_t n_tasks = n_tokens * s.n_head_kv * blocks;
   // A token's heads at a short context are a few microseconds of work, less than a second thread costs: count it
   // as the keys and values every query head reads (a prompt's tokens have plenty), as floats whatever the cache.
   const auto bytes_read = static_cast<size_t>(s.n_head * n_ctx * hd * 2) * sizeof(float);
   const int most = n_tokens == 1 ? threads_for_bytes(bytes_read, threads) : threads;
+  // Each KV head's query heads in as few blocks as the tiles take (so its keys and values are read as few times),
+  // of even sizes; more blocks only when there would be fewer tasks than threads (one KV head, one token).
+  int64_t blocks = (group + kHeadBlock - 1) / kHeadBlock;
+  if (n_tokens * s.n_head_kv * blocks < most)
+    blocks = std::min<int64_t>(group, (most + n_tokens * s.n_head_kv - 1) / (n_tokens * s.n_head_kv));
+  // One task per (token, block of heads sharing a KV head), dealt out in turn (thread i takes tasks i, i + n, ...):
+  // a causal batch's later tokens have more keys, so contiguous shares left the first thread with a quarter of the
+  // work. Each task's arithmetic is the same on any thread.
+  const int64_t n_tasks = n_tokens * s.n_head_kv * blocks;
   parallel_region(static_cast<int>(std::min<int64_t>(most, n_tasks)), [&](int me, int n_threads) {
     std::vector<float> scores(static_cast<size_t>(kHeadBlock * n_ctx)), qh(static_cast<size_t>(kHeadBlock * hd));
     for (int64_t task = me; task < n_tasks; task += n_threads) {
       const int64_t t = task / (s.n_head_kv * blocks), kv_head = task / blocks % s.n_head_kv, block = task % blocks;
-      const int64_t h0 = kv_head * group + block * kHeadBlock, n_heads = std::min<int64_t>(kHeadBlock, group - block * kHeadBlock);
+      const Share heads = static_share(group, static_cast<int>(block), static_cast<int>(blocks));
+      const int64_t h0 = kv_head * group + heads.begin, n_heads = heads.end - heads.begin;
       const int64_t n_keys = n_past + t + 1;  // causal: keys up to and including this position
       const float* qt = q + t * s.q_stride + h0 * hd;
       std::copy(qt, qt + n_heads * hd, qh.begin());  // the block's heads are adjacent in q
@@ -238,14 +296,11 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k
       const C* k = k_cache + kv_head * s.k_head_stride;
       const C* v = v_cache + kv_head * s.v_head_stride;
       float* o = out + t * s.q_stride + h0 * hd;
-      if (n_heads == kHeadBlock) {
-        HeadBlock<kHeadBlock>(qh.data(), k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(),
-                              n_ctx, o);
-      } else {
-        for (int64_t h = 0; h < n_heads; ++h)
-          HeadBlock<1>(qh.data() + h * hd, k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16, scores.data(),
-                       n_ctx, o + h * hd);
-      }
+      const auto block_of = [&](auto heads) HWY_ATTR {
+        HeadBlock<decltype(heads)::value>(qh.data(), k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16,
+                                          scores.data(), n_ctx, o);
+      };
+      WithHeads(static_cast<int>(n_heads), block_of);
     }
   });
 }

@@ -15,7 +15,8 @@ double sum_of_squares(const float* x, int64_t n);
 
 // In place, n > 0: e_i = fixed_exp(x_i - max), their sum in 16 parts (part k adds e_i for i = k mod 16 below n
 // rounded down to 16, in order of i, the rest go to part 0; then parts k and k + 8 are added, k and k + 4, k and
-// k + 2, k and k + 1), and x_i = e_i / sum: the same bits on every target, as vectors of 16 or 8 lanes or plainly.
+// k + 2, k and k + 1), and x_i = e_i * (1 / sum): the same bits on every target, as vectors of 16 or 8 lanes or
+// plainly.
 void softmax(float* x, int64_t n);
 
 // e^x within 2 ulp for SiLU and softmax: x clamped to [-87.3, 88.3] (0 below, +Inf above, NaN kept), then

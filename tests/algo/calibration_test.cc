@@ -29,7 +29,9 @@ TEST(Calibration, LayerNormsAreKeptAndReadBack) {
   std::vector<std::string> installed;
   keep_layer_norms(*overlay, 1, blobs, [&](const std::string& name, std::vector<float> v) {
     installed.push_back(name);
-    if (name == "blk.1.ffn_norm.weight") EXPECT_EQ(v, scaled);
+    if (name == "blk.1.ffn_norm.weight") {
+      EXPECT_EQ(v, scaled);
+    }
   });
   EXPECT_EQ(installed, (std::vector<std::string>{"blk.1.attn_norm.weight", "blk.1.ffn_norm.weight"}));
   ASSERT_EQ(blobs.size(), 2u);

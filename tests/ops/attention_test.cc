@@ -1,6 +1,6 @@
 // Attention against the plain loops its header describes, bit for bit, on every SIMD target: grouped-query heads
-// (groups of 1, 2, 3, 4, 6, 8 and 16, so whole and partial blocks of four heads), head sizes with and without a vector
-// tail, key counts below one vector, past four and past several chunks of values, with and without the F16 rounding,
+// (groups of 1 to 8, 10 and 16, so blocks of every size from one to eight heads, and one KV head's heads split
+// between two threads), head sizes with and without a vector tail, key counts below one vector, past four and past several chunks of values, with and without the F16 rounding,
 // one and two threads; and over an F16 cache, against the loops over its values.
 #include "ops/attention.h"
 
@@ -23,7 +23,7 @@ namespace {
 
 float f16_rounded(float v) { return f16_to_f32(f32_to_f16(v)); }
 
-// The header's order, loop by loop (this file is built without FMA, so every a * b + c rounds twice).
+// The header's order, loop by loop, each term added by std::fma.
 std::vector<float> plain_attention(const std::vector<float>& q, int64_t n_tokens, int64_t n_past, const std::vector<float>& k,
                                    const std::vector<float>& v, const AttentionShape& s, bool round_f16) {
   std::vector<float> out(static_cast<size_t>(n_tokens * s.q_stride), -1.0f);
@@ -36,14 +36,15 @@ std::vector<float> plain_attention(const std::vector<float>& q, int64_t n_tokens
       if (round_f16) std::transform(qh.begin(), qh.end(), qh.begin(), f16_rounded);
       for (int64_t p = 0; p < n_keys; ++p) {
         float acc = 0;
-        for (int64_t i = 0; i < hd; ++i) acc += qh[i] * k[g * s.k_head_stride + p / kKeyBlock * s.k_stride + i * kKeyBlock + p % kKeyBlock];
+        for (int64_t i = 0; i < hd; ++i)
+          acc = std::fma(qh[i], k[g * s.k_head_stride + p / kKeyBlock * s.k_stride + i * kKeyBlock + p % kKeyBlock], acc);
         w[p] = acc * scale;
       }
       plain_softmax(w.data(), n_keys);
       if (round_f16) std::transform(w.begin(), w.end(), w.begin(), f16_rounded);
       for (int64_t i = 0; i < hd; ++i) {
         float o = 0;
-        for (int64_t p = 0; p < n_keys; ++p) o += w[p] * v[g * s.v_head_stride + p * s.v_stride + i];
+        for (int64_t p = 0; p < n_keys; ++p) o = std::fma(w[p], v[g * s.v_head_stride + p * s.v_stride + i], o);
         out[t * s.q_stride + h * hd + i] = o;
       }
     }
@@ -59,7 +60,8 @@ TEST(Attention, EqualsThePlainLoopsOnEveryTarget) {
   int cases = 0;
   for (const Case& c : {Case{4, 2, 64, 0, 7}, Case{4, 4, 40, 70, 3}, Case{6, 2, 24, 3, 1}, Case{2, 1, 128, 200, 2},
                       Case{8, 2, 64, 37, 5}, Case{32, 4, 64, 90, 3}, Case{12, 2, 40, 20, 2}, Case{4, 2, 64, 33, 4},
-                      Case{16, 1, 64, 300, 2}, Case{16, 2, 72, 250, 1}}) {
+                      Case{16, 1, 64, 300, 2}, Case{16, 2, 72, 250, 1}, Case{10, 2, 48, 40, 2}, Case{14, 2, 64, 60, 1},
+                      Case{7, 1, 64, 50, 1}, Case{2, 2, 128, 150, 2}}) {
     // The cache's last key block ends the buffer, so a read past a block's keys would show under a sanitizer.
     const int64_t n_ctx = c.n_past + c.n_tokens + 5, hd = c.head_dim, kv_dim = c.n_head_kv * hd;
     const int64_t blocks = (n_ctx + kKeyBlock - 1) / kKeyBlock;

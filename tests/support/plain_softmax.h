@@ -17,7 +17,8 @@ inline void plain_softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) part[i < n / 16 * 16 ? i % 16 : 0] += (x[i] = fixed_exp(x[i] - mx));
   for (int half = 8; half > 0; half /= 2)
     for (int k = 0; k < half; ++k) part[k] += part[k + half];
-  for (int64_t i = 0; i < n; ++i) x[i] /= part[0];
+  const float inverse = 1.0f / part[0];
+  for (int64_t i = 0; i < n; ++i) x[i] *= inverse;
 }
 
 }  // namespace lowbit
