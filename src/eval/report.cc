@@ -115,8 +115,13 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
+// "-" for no value; a value that rounds to zero without its sign (a KLD of -1e-9, from the base logits' 16-bit
+// storage, as 0.00000 rather than -0.00000).
 std::string fmt_opt(const std::optional<double>& v, const char* spec) {
-  return v ? fmt::format(fmt::runtime(spec), *v) : "-";
+  if (!v) return "-";
+  std::string s = fmt::format(fmt::runtime(spec), *v);
+  if (s.starts_with('-') && s.find_first_not_of("-0.") == std::string::npos) s.erase(0, 1);
+  return s;
 }
 
 }  // namespace

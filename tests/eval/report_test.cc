@@ -56,6 +56,18 @@ TEST(Report, MarkdownAndJsonRoundTrip) {
   EXPECT_THROW(parse_report_json("{\"variants\": 3}", "bad.json"), Error);
 }
 
+// A lossless variant's KLD comes out a hair below zero (the base logits are stored in 16 bits); it reads 0.00000,
+// not -0.00000, while a real negative figure keeps its sign.
+TEST(Report, KldThatRoundsToZeroHasNoSign) {
+  CompareReport r = sample_report();
+  r.variants[1].kld_mean = -3e-9;
+  r.variants[2].kld_mean = -0.00002;
+  const std::string md = report_markdown(r);
+  EXPECT_NE(md.find("| 0.00000 | 98.30 |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("-0.00000"), std::string::npos) << md;
+  EXPECT_NE(md.find("| -0.00002 | 89.40 |"), std::string::npos) << md;
+}
+
 // Fraction of pixels that are not (near) white in a PNG.
 double ink_fraction(const std::string& png_path) {
   png_image image{};
