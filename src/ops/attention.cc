@@ -73,7 +73,7 @@ constexpr int ScoreVectorsAtOnce() {
 }
 template <int kH>
 constexpr int ValueVectorsAtOnce() {
-  if (HWY_TARGET <= HWY_AVX3) return kH == 1 ? 8 : kH <= 5 ? 4 : 2;  // 64 dimensions are four vectors
+  if (HWY_TARGET <= HWY_AVX3) return kH == 1 ? 8 : kH <= 5 ? 4 : 2;  // (a head of 64 dimensions is four vectors)
   return kH <= 2 ? 4 : kH <= 4 ? 2 : 1;
 }
 // The tiles multiply-add in one rounding (as the plain loops' std::fma), so they need the instruction: the targets
@@ -275,7 +275,8 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k
   const auto bytes_read = static_cast<size_t>(s.n_head * n_ctx * hd * 2) * sizeof(float);
   const int most = n_tokens == 1 ? threads_for_bytes(bytes_read, threads) : threads;
   // Each KV head's query heads in as few blocks as the tiles take (so its keys and values are read as few times),
-  // of even sizes; more blocks only when there would be fewer tasks than threads (one KV head, one token).
+  // their sizes at most one apart; more blocks only when there would be fewer tasks than threads (one KV head, one
+  // token).
   int64_t blocks = (group + kHeadBlock - 1) / kHeadBlock;
   if (n_tokens * s.n_head_kv * blocks < most)
     blocks = std::min<int64_t>(group, (most + n_tokens * s.n_head_kv - 1) / (n_tokens * s.n_head_kv));
@@ -296,9 +297,9 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k
       const C* k = k_cache + kv_head * s.k_head_stride;
       const C* v = v_cache + kv_head * s.v_head_stride;
       float* o = out + t * s.q_stride + h0 * hd;
-      const auto block_of = [&](auto heads) HWY_ATTR {
-        HeadBlock<decltype(heads)::value>(qh.data(), k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16,
-                                          scores.data(), n_ctx, o);
+      const auto block_of = [&](auto size) HWY_ATTR {
+        HeadBlock<decltype(size)::value>(qh.data(), k, s.k_stride, v, s.v_stride, hd, n_keys, scale, round_f16,
+                                         scores.data(), n_ctx, o);
       };
       WithHeads(static_cast<int>(n_heads), block_of);
     }
