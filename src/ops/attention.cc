@@ -199,8 +199,9 @@ HWY_NOINLINE void WeightedVectors(const float* w, int64_t w_stride, const C* v, 
     for (int j = 0; j < kV; ++j) hn::StoreU(acc[h][j], d, out + h * dim + j * N);
 }
 // The values' positions go in chunks of this many bytes, each passed over once per group of kV vectors of
-// dimensions while it stays in L1. Heads of 128 dimensions take two such passes (AVX-512 holds four heads' 64),
-// and over a head's whole run each pass read half of every position's lines from memory.
+// dimensions while it stays in L1. A head's dimensions often take several passes (on AVX-512 four heads' 64 take
+// one, eight heads' two, eight heads' 128 four); over a head's whole run, before the chunks, each pass read its
+// share of every position's lines from memory.
 constexpr int64_t kValueChunkBytes = 16 * 1024;
 template <int kH, class C>
 HWY_INLINE void WeightedSum(const float* w, int64_t w_stride, const C* v, int64_t v_stride, int64_t n, float* out,
