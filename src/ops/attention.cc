@@ -286,7 +286,11 @@ void AttentionTasks(const float* q, int64_t n_tokens, int64_t n_past, const C* k
   // work. Each task's arithmetic is the same on any thread.
   const int64_t n_tasks = n_tokens * s.n_head_kv * blocks;
   parallel_region(static_cast<int>(std::min<int64_t>(most, n_tasks)), [&](int me, int n_threads) {
-    std::vector<float> scores(static_cast<size_t>(kHeadBlock * n_ctx)), qh(static_cast<size_t>(kHeadBlock * hd));
+    // Kept from call to call (each thread's own): a block's rows of scores are 8 x n_ctx floats, 128 KiB at 4096
+    // keys, which a vector made per call zeroed and, past glibc's mmap threshold, mapped afresh every layer.
+    thread_local std::vector<float> scores, qh;
+    if (scores.size() < static_cast<size_t>(kHeadBlock * n_ctx)) scores.resize(static_cast<size_t>(kHeadBlock * n_ctx));
+    if (qh.size() < static_cast<size_t>(kHeadBlock * hd)) qh.resize(static_cast<size_t>(kHeadBlock * hd));
     for (int64_t task = me; task < n_tasks; task += n_threads) {
       const int64_t t = task / (s.n_head_kv * blocks), kv_head = task / blocks % s.n_head_kv, block = task % blocks;
       const Share heads = static_share(group, static_cast<int>(block), static_cast<int>(blocks));
