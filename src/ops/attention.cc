@@ -32,33 +32,28 @@ HWY_INLINE hn::Vec<D> LoadCache(D d, const uint16_t* p) {
 }
 inline float CacheValue(float v) { return v; }
 inline float CacheValue(uint16_t v) { return f16_to_f32(v); }
-// The first n < Lanes(d) values at p (the last keys so far in a block), zeros after, reading nothing past them; on
-// AVX2 from an F16 cache, whatever the block holds after them (below).
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// The first n < Lanes(d) values at p (the last keys so far in a block, for ScoreTail), zeros after, reading nothing
+// past them; on AVX2 from an F16 cache, whatever the block holds after them (below).
 template <class D, class C>
 HWY_INLINE hn::Vec<D> LoadCacheFirst(D d, const C* p, size_t n) {
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   // AVX2's and AVX-512's masked loads (Highway's SSE4 MaskedLoad loads the whole vector, which may fault).
-  if constexpr (std::is_same_v<C, float>) return hn::MaskedLoad(hn::FirstN(d, n), d, p);
-#endif
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  // AVX-512 masks 16-bit lanes too (AVX2 has no such load). The copy below stores the halves one by one and loads
-  // them as a vector, which waits for the stores: with it and ScoreTail inlined, a generated token's attention
-  // averaged 9.8 us a layer over 1-32 keys, 5.2-5.5 with neither (TinyLlama's heads, F16 cache, -t 1).
-  if constexpr (std::is_same_v<C, uint16_t>) {
+  if constexpr (std::is_same_v<C, float>) {
+    return hn::MaskedLoad(hn::FirstN(d, n), d, p);
+  } else if constexpr (HWY_TARGET <= HWY_AVX3) {
+    // AVX-512 masks 16-bit lanes too. A copy that stored the halves one by one and loaded them as a vector waited
+    // for the stores: with it and ScoreTail inlined, a generated token's attention averaged 9.8 us a layer over 1-32
+    // keys, 5.2-5.5 with neither (TinyLlama's heads, F16 cache, -t 1).
     const hn::Rebind<uint16_t, D> d16;
     return hn::PromoteTo(d, hn::BitCast(hn::Rebind<hwy::float16_t, D>(), hn::MaskedLoad(hn::FirstN(d16, n), d16, p)));
+  } else {
+    // AVX2 has no 16-bit masked load, but the vector lies in one key block, which the cache holds whole
+    // (ops/attention.h): the lanes past n are read and their sums never stored (ScoreTail). Through such a copy
+    // instead, it had been the one loop in the tiles that stores vectors (attention_tiles_in_registers.sh).
+    return LoadCache(d, p);
   }
-#endif
-#if HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
-  // AVX2 has no 16-bit masked load, but the vector lies in one key block, which the cache holds whole
-  // (ops/attention.h): the lanes past n are read and their sums never stored (ScoreTail). The copy below had been
-  // the one loop in the tiles that stores vectors (attention_tiles_in_registers.sh).
-  if constexpr (std::is_same_v<C, uint16_t>) return LoadCache(d, p);
-#endif
-  C part[64] = {};  // more than the widest vector's lanes
-  std::copy_n(p, n, part);
-  return LoadCache(d, part);
 }
+#endif
 
 // Query heads that share a KV head are computed kH at a time (a block of up to kHeadBlock), so each key and value
 // vector loaded serves all of them. Within a head nothing changes: every lane's sum runs in the same order.
