@@ -18,12 +18,20 @@ namespace hn = hwy::HWY_NAMESPACE;
 // The lanes below use fixed_exp only on targets with FMA: Highway's MulAdd elsewhere rounds twice, which would
 // change the bits; the others take the scalar steps.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-// fixed_exp of every lane, step for step.
-template <class D>
+// fixed_exp of every lane, step for step. kNonPositive: for x <= 0 or NaN only (softmax's x - max), which never
+// reaches the upper clamp. n = round(x log2 e) by adding and taking away 1.5 * 2^23 (round to nearest even, as
+// nearbyintf; |x log2 e| < 2^22), and 2^n from that sum's bits (0x4B400000 + n): Highway's float-to-int conversion
+// added a fix-up for lanes out of int range, five instructions of the ~30. With the upper clamp gone as well, and
+// the max pass below in four chains, softmax ran 1.22-1.29x as fast at 1024-4096 scores and 1.10x at 256 on Zen 5
+// (the code before and this in one process, alternated; the same bits).
+template <bool kNonPositive = false, class D>
 HWY_INLINE hn::Vec<D> FixedExpLanes(D df, hn::Vec<D> x) {
   const auto c = [&](float v) { return hn::Set(df, v); };
-  const auto xc = hn::Min(hn::Max(x, c(FixedExp::kLow)), c(FixedExp::kHigh));
-  const auto k = hn::Round(hn::Mul(xc, c(FixedExp::kLog2e)));
+  auto xc = hn::Max(x, c(FixedExp::kLow));
+  if constexpr (!kNonPositive) xc = hn::Min(xc, c(FixedExp::kHigh));
+  constexpr float kRounder = 12582912.0f;  // 1.5 * 2^23
+  const auto shifted = hn::Add(hn::Mul(xc, c(FixedExp::kLog2e)), c(kRounder));
+  const auto k = hn::Sub(shifted, c(kRounder));
   auto r = hn::MulAdd(k, c(FixedExp::kMinusLn2[0]), xc);
   r = hn::MulAdd(k, c(FixedExp::kMinusLn2[1]), r);
   auto p = c(FixedExp::kPoly[0]);
@@ -31,10 +39,12 @@ HWY_INLINE hn::Vec<D> FixedExpLanes(D df, hn::Vec<D> x) {
   for (int i = 1; i < 6; ++i) p = hn::MulAdd(p, r, c(FixedExp::kPoly[i]));
   const auto y = hn::Add(hn::MulAdd(p, hn::Mul(r, r), r), c(1.0f));
   const hn::RebindToSigned<decltype(df)> di;
-  const auto two_k = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, k), hn::Set(di, 127))));
+  const auto biased = hn::Add(hn::BitCast(di, shifted), hn::Set(di, 127 - 0x4B400000));  // n + 127
+  const auto two_k = hn::BitCast(df, hn::ShiftLeft<23>(biased));
   auto e = hn::Mul(y, two_k);
   e = hn::IfThenElse(hn::IsNaN(x), x, e);
-  e = hn::IfThenElse(hn::Lt(x, c(FixedExp::kLow)), c(0.0f), e);
+  e = hn::IfThenZeroElse(hn::Lt(x, c(FixedExp::kLow)), e);
+  if constexpr (kNonPositive) return e;
   return hn::IfThenElse(hn::Gt(x, c(FixedExp::kHigh)), c(HUGE_VALF), e);
 }
 #endif
@@ -66,8 +76,17 @@ void Softmax(float* x, int64_t n) {
   const hn::CappedTag<float, kParts> df;
   const size_t lanes = hn::Lanes(df), vectors = kParts / lanes;
   constexpr size_t kMaxVectors = kParts / 8;  // AVX2's 8-lane vectors: two; AVX-512's: one
-  auto top = hn::Set(df, -INFINITY);
-  for (; i + static_cast<int64_t>(lanes) <= n; i += static_cast<int64_t>(lanes)) top = hn::Max(top, hn::LoadU(df, x + i));
+  // The max in four chains: one waited on each vmaxps.
+  const int64_t step = static_cast<int64_t>(lanes);
+  auto top = hn::Set(df, -INFINITY), top1 = top, top2 = top, top3 = top;
+  for (; i + 4 * step <= n; i += 4 * step) {
+    top = hn::Max(top, hn::LoadU(df, x + i));
+    top1 = hn::Max(top1, hn::LoadU(df, x + i + step));
+    top2 = hn::Max(top2, hn::LoadU(df, x + i + 2 * step));
+    top3 = hn::Max(top3, hn::LoadU(df, x + i + 3 * step));
+  }
+  top = hn::Max(hn::Max(top, top1), hn::Max(top2, top3));
+  for (; i + step <= n; i += step) top = hn::Max(top, hn::LoadU(df, x + i));
   mx = hn::GetLane(hn::MaxOfLanes(df, top));
 #endif
   for (; i < n; ++i) mx = std::max(mx, x[i]);
@@ -79,7 +98,7 @@ void Softmax(float* x, int64_t n) {
   for (; i + kParts <= n; i += kParts)
     for (size_t v = 0; v < vectors; ++v) {
       float* at = x + i + v * lanes;
-      const auto e = FixedExpLanes(df, hn::Sub(hn::LoadU(df, at), m));
+      const auto e = FixedExpLanes<true>(df, hn::Sub(hn::LoadU(df, at), m));  // x - max <= 0 (or NaN)
       hn::StoreU(e, df, at);
       acc[v] = hn::Add(acc[v], e);
     }
@@ -97,7 +116,7 @@ void Softmax(float* x, int64_t n) {
     float e[kParts];
     const auto count = std::min(static_cast<int64_t>(lanes), n - i);
     const auto rest = hn::MaskedLoad(hn::FirstN(df, static_cast<size_t>(count)), df, x + i);
-    hn::StoreU(FixedExpLanes(df, hn::Sub(rest, m)), df, e);
+    hn::StoreU(FixedExpLanes<true>(df, hn::Sub(rest, m)), df, e);  // the lanes past n are not used
     for (int64_t k = 0; k < count; ++k) part[0] += (x[i + k] = e[k]);
   }
 #else

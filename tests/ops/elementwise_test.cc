@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -98,6 +99,43 @@ TEST(Elementwise, SoftmaxGivesTheDefinitionOnEveryTarget) {
   }
   hwy::SetSupportedTargetsForTest(0);
   EXPECT_GE(targets, 2);
+}
+
+// Scores far below the max (under fixed_exp's low clamp once the max is taken away), and infinities, give the
+// definition bit for bit too: the lanes' exponential of x - max leaves out the upper clamp, which x - max <= 0 never
+// reaches, and rounds n without a float-to-int conversion.
+TEST(Elementwise, SoftmaxOfAWideSpreadAndInfinitiesGivesTheDefinition) {
+  std::vector<float> wide;
+  for (int i = 0; i < 203; ++i) wide.push_back(10.0f - static_cast<float>((i * 53) % 203) * 1.47f);  // 10 .. -287
+  std::vector<float> with_minus_inf = wide, with_plus_inf = wide, near_clamp;
+  with_minus_inf[5] = with_minus_inf[77] = -INFINITY;
+  with_plus_inf[40] = INFINITY;
+  const float around_the_clamp[] = {0.0f, -87.3f, std::nextafter(-87.3f, 0.0f), std::nextafter(-87.3f, -100.0f),
+                                    -87.2f, -87.4f, -86.0f, -88.0f};  // x - max either side of fixed_exp's -87.3
+  for (int i = 0; i < 64; ++i) near_clamp.push_back(around_the_clamp[(i * 3) % 8]);
+  std::vector<float> all_minus_inf(37, -INFINITY);
+  int targets = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (const std::vector<float>* x : {&wide, &with_minus_inf, &with_plus_inf, &near_clamp, &all_minus_inf})
+      for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{33}, int64_t{64}, static_cast<int64_t>(x->size())}) {
+        if (n > static_cast<int64_t>(x->size())) continue;
+        std::vector<float> got(x->begin(), x->begin() + n), want = got;
+        softmax(got.data(), n);
+        plain_softmax(want.data(), n);
+        for (int64_t k = 0; k < n; ++k)
+          ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k]))
+              << n << " values, " << k << " on " << hwy::TargetName(target);
+      }
+    ++targets;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GE(targets, 2);
+  // The wide row's smallest weights are exactly zero (more than 87.3 below the max), its largest is not.
+  std::vector<float> w = wide;
+  softmax(w.data(), static_cast<int64_t>(w.size()));
+  EXPECT_EQ(*std::min_element(w.begin(), w.end()), 0.0f);
+  EXPECT_GT(*std::max_element(w.begin(), w.end()), 0.0f);
 }
 
 TEST(Elementwise, SiluAndSwiglu) {
