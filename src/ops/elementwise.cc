@@ -112,9 +112,9 @@ void Softmax(float* x, int64_t n) {
   // loop sums them. A generated token's attention (ops/attention.cc) has such a rest at most positions: this took
   // its average over 1-32 keys from 5.2-5.5 to 5.0-5.1 us a layer (TinyLlama's heads, F16 cache, -t 1; a masked
   // store and scalar reloads of it instead made one key slower).
-  for (; i < n; i += static_cast<int64_t>(lanes)) {
+  for (; i < n; i += step) {
     float e[kParts];
-    const auto count = std::min(static_cast<int64_t>(lanes), n - i);
+    const auto count = std::min(step, n - i);
     const auto rest = hn::MaskedLoad(hn::FirstN(df, static_cast<size_t>(count)), df, x + i);
     hn::StoreU(FixedExpLanes<true>(df, hn::Sub(rest, m)), df, e);  // the lanes past n are not used
     for (int64_t k = 0; k < count; ++k) part[0] += (x[i + k] = e[k]);
@@ -130,7 +130,7 @@ void Softmax(float* x, int64_t n) {
   i = 0;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   const auto s = hn::Set(df, inverse);
-  for (; i + static_cast<int64_t>(lanes) <= n; i += static_cast<int64_t>(lanes))
+  for (; i + step <= n; i += step)
     hn::StoreU(hn::Mul(hn::LoadU(df, x + i), s), df, x + i);
 #endif
   for (; i < n; ++i) x[i] *= inverse;

@@ -82,23 +82,30 @@ TEST(Elementwise, SoftmaxByHandAndStableForLargeValues) {
 
 // The lanes' exponentials and the sum in sixteen parts give the header's definition bit for bit on every target,
 // for lengths around the parts and the vector widths (the tails), values spread so the order of the adds shows.
-TEST(Elementwise, SoftmaxGivesTheDefinitionOnEveryTarget) {
-  std::vector<float> x;
-  for (int i = 0; i < 1061; ++i) x.push_back(static_cast<float>((i * 37) % 101) * 0.173f - static_cast<float>(i % 16) * 1.9f);
+// The softmax of x's first n values, for each n in `lengths`, equals plain_softmax's bit for bit on every target.
+void ExpectSoftmaxIsTheDefinitionOnEveryTarget(const std::vector<float>& x, std::initializer_list<int64_t> lengths) {
   int targets = 0;
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (int64_t n : {1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 100, 1024, 1061}) {
+    for (int64_t n : lengths) {
+      ASSERT_LE(n, static_cast<int64_t>(x.size()));
       std::vector<float> got(x.begin(), x.begin() + n), want = got;
       softmax(got.data(), n);
       plain_softmax(want.data(), n);
       for (int64_t k = 0; k < n; ++k)
-        ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k])) << n << " values, " << k << " on " << hwy::TargetName(target);
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k]))
+            << n << " values, " << k << " on " << hwy::TargetName(target);
     }
     ++targets;
   }
   hwy::SetSupportedTargetsForTest(0);
   EXPECT_GE(targets, 2);
+}
+
+TEST(Elementwise, SoftmaxGivesTheDefinitionOnEveryTarget) {
+  std::vector<float> x;
+  for (int i = 0; i < 1061; ++i) x.push_back(static_cast<float>((i * 37) % 101) * 0.173f - static_cast<float>(i % 16) * 1.9f);
+  ExpectSoftmaxIsTheDefinitionOnEveryTarget(x, {1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 100, 1024, 1061});
 }
 
 // Scores far below the max (under fixed_exp's low clamp once the max is taken away), and infinities, give the
@@ -113,24 +120,10 @@ TEST(Elementwise, SoftmaxOfAWideSpreadAndInfinitiesGivesTheDefinition) {
   const float around_the_clamp[] = {0.0f, -87.3f, std::nextafter(-87.3f, 0.0f), std::nextafter(-87.3f, -100.0f),
                                     -87.2f, -87.4f, -86.0f, -88.0f};  // x - max either side of fixed_exp's -87.3
   for (int i = 0; i < 64; ++i) near_clamp.push_back(around_the_clamp[(i * 3) % 8]);
-  std::vector<float> all_minus_inf(37, -INFINITY);
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    for (const std::vector<float>* x : {&wide, &with_minus_inf, &with_plus_inf, &near_clamp, &all_minus_inf})
-      for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{33}, int64_t{64}, static_cast<int64_t>(x->size())}) {
-        if (n > static_cast<int64_t>(x->size())) continue;
-        std::vector<float> got(x->begin(), x->begin() + n), want = got;
-        softmax(got.data(), n);
-        plain_softmax(want.data(), n);
-        for (int64_t k = 0; k < n; ++k)
-          ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k]))
-              << n << " values, " << k << " on " << hwy::TargetName(target);
-      }
-    ++targets;
-  }
-  hwy::SetSupportedTargetsForTest(0);
-  EXPECT_GE(targets, 2);
+  const std::vector<float> all_minus_inf(37, -INFINITY);
+  for (const std::vector<float>* x : {&wide, &with_minus_inf, &with_plus_inf, &near_clamp})  // 64 or more values
+    ExpectSoftmaxIsTheDefinitionOnEveryTarget(*x, {1, 15, 16, 33, 64, static_cast<int64_t>(x->size())});
+  ExpectSoftmaxIsTheDefinitionOnEveryTarget(all_minus_inf, {1, 15, 16, 33, 37});
   // The wide row's smallest weights are exactly zero (more than 87.3 below the max), its largest is not.
   std::vector<float> w = wide;
   softmax(w.data(), static_cast<int64_t>(w.size()));
