@@ -16,6 +16,7 @@
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
+#include "support/simd_targets.h"
 
 namespace lowbit {
 namespace {
@@ -96,8 +97,7 @@ TEST(IntEngineTensor, KernelsMatchTheReference) {
     matmul_exact(t, x.data(), n_tokens, exact.data(), 1);
     for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(ref[i], exact[i], 0.02 * (1 + std::fabs(exact[i])));
     const Tensor packed = pack_for_matmul(t);
-    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-      hwy::SetSupportedTargetsForTest(target);
+    for_each_simd_target([&](int64_t target) {
       for (const Tensor* w : {&t, &packed})
         for (int threads : {1, 2}) {
           std::vector<float> y(ref.size());
@@ -110,8 +110,7 @@ TEST(IntEngineTensor, KernelsMatchTheReference) {
           matmul(*w, x.data() + 2 * n_in, 1, one.data(), threads);
           for (int64_t r = 0; r < n_out; ++r) ASSERT_EQ(one[r], ref[2 * n_out + r]);
         }
-    }
-    hwy::SetSupportedTargetsForTest(0);
+    });
   }
 }
 

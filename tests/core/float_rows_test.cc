@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/float_formats.h"
+#include "support/simd_targets.h"
 
 namespace lowbit {
 namespace {
@@ -62,18 +63,14 @@ TEST(FloatRows, F32ToF16AndBF16RowsMatchTheScalarEncodersBitForBit) {
   };
   for (const Encoder& e : {Encoder{"f16", f32_to_f16_row, f32_to_f16}, Encoder{"bf16", f32_to_bf16_row, f32_to_bf16}}) {
     std::vector<uint16_t> out(in.size() + 1);
-    int targets = 0;
-    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {  // AVX2 and AVX-512 alike
-      hwy::SetSupportedTargetsForTest(target);
+    const int targets = for_each_simd_target([&](int64_t target) {  // AVX2 and AVX-512 alike
       out.assign(in.size() + 1, 0xABCD);
       e.row(in.data(), out.data(), static_cast<int64_t>(in.size()));
       for (size_t i = 0; i < in.size(); ++i)
         ASSERT_EQ(out[i], e.scalar(in[i])) << e.name << ", float bits " << std::hex << std::bit_cast<uint32_t>(in[i]) << " on "
                                            << hwy::TargetName(target);
       EXPECT_EQ(out[in.size()], 0xABCD);
-      ++targets;
-    }
-    hwy::SetSupportedTargetsForTest(0);
+    });
     EXPECT_GE(targets, 2);
   }
   EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);  // the tie at the top rounds to Inf, as IEEE has it
@@ -88,8 +85,7 @@ TEST(FloatRows, RoundThroughF16IsTheScalarRoundTrip) {
   std::vector<float> in = {0.0f, -0.0f, 1.0f / 3, 65504.0f, 65520.0f, -70000.0f, 1e-8f, -3e-5f, INFINITY, NAN,
                            std::bit_cast<float>(0xFFC12345u)};
   for (int k = 0; k < 40; ++k) in.push_back(1.0f + std::ldexp(static_cast<float>(k) + 0.5f, -10));
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  for_each_simd_target([&](int64_t target) {
     // Every length, from the first value and from the fifth: each special goes through the masked rest (the lengths
     // short of a vector) and the whole vectors, in several lanes.
     for (size_t from : {size_t{0}, size_t{4}}) {
@@ -104,8 +100,7 @@ TEST(FloatRows, RoundThroughF16IsTheScalarRoundTrip) {
         ASSERT_EQ(v.back(), 123.456f) << n << " values on " << hwy::TargetName(target);
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 // Lengths that leave a tail after the vector loop, from unaligned starts; nothing past n is written.

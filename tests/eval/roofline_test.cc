@@ -1,5 +1,6 @@
 // The bandwidth probe behind `lowbit bench --roofline`.
 #include "eval/roofline.h"
+#include "support/simd_targets.h"
 
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
@@ -14,8 +15,7 @@ namespace {
 TEST(Roofline, ProbeReadsEveryWord) {
   std::vector<uint64_t> words(1000);
   for (size_t i = 0; i < words.size(); ++i) words[i] = (i + 1) * 0x9E3779B97F4A7C15ULL;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  for_each_simd_target([&](int64_t target) {
     for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{31}, size_t{32}, size_t{33}, size_t{999}}) {
       uint64_t want = 0;
       for (size_t i = 0; i < n; ++i) want ^= words[i];
@@ -26,8 +26,7 @@ TEST(Roofline, ProbeReadsEveryWord) {
         }
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 TEST(Roofline, MeasurementAndBound) {

@@ -14,6 +14,7 @@
 #include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
 #include "support/ggml_vectors.h"
+#include "support/simd_targets.h"
 
 namespace lowbit {
 namespace {
@@ -89,18 +90,14 @@ TEST(ActivationQuant, EveryTargetRoundsAsTheScalarDefinition) {
   }
   EXPECT_GT(wantk[0].d, 0);  // -4 came first in block 0: iscale = -127 / -4
   EXPECT_LT(wantk[1].d, 0);
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  const int targets = for_each_simd_target([&](int64_t target) {
     std::vector<BlockQ8_0> got0(want0.size());
     std::vector<BlockQ8K> gotk(wantk.size());
     quantize_activation_q8_0(x.data(), got0.data(), n);
     quantize_activation_q8_k(x.data(), gotk.data(), n);
     EXPECT_EQ(0, std::memcmp(got0.data(), want0.data(), want0.size() * sizeof(BlockQ8_0))) << hwy::TargetName(target);
     EXPECT_EQ(0, std::memcmp(gotk.data(), wantk.data(), wantk.size() * sizeof(BlockQ8K))) << hwy::TargetName(target);
-    ++targets;
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   EXPECT_GE(targets, 2);
 }
 
@@ -108,10 +105,7 @@ TEST(ActivationQuant, EveryTargetRoundsAsTheScalarDefinition) {
 // ties, denormals, huge values).
 TEST(ActivationQuant, QuadStartsAndBlockSumsAddTheirValues) {
   const std::vector<float> x = ggml_inputs_and_hostile_half();
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    ++targets;
+  const int targets = for_each_simd_target([&](int64_t target) {
     const QuantizedActivations acts = quantize_activations(DType::Q8_0, x.data(), kVectorRows + 1, kVectorCols, 1);
     for (int t = 0; t <= kVectorRows; ++t) {
       const ActRow r = acts.kernel_row(t);
@@ -128,8 +122,7 @@ TEST(ActivationQuant, QuadStartsAndBlockSumsAddTheirValues) {
         ASSERT_EQ(r.block_sums[b], total) << hwy::TargetName(target) << " row " << t << " block " << b;
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   EXPECT_GE(targets, 2);
   EXPECT_EQ(quantize_activations(DType::Q8_K, x.data(), 1, kVectorCols, 1).kernel_row(0).quad_starts, nullptr);
 }
@@ -143,10 +136,7 @@ TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
   std::vector<float> x = ggml_inputs_and_hostile_half();
   for (int64_t i = 0; i < kVectorCols; ++i) x.push_back(i % 64 < 32 ? 1.0f : -1.0f);  // all levels -127 or 127
   const int n_rows = kVectorRows + 2;
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    ++targets;
+  const int targets = for_each_simd_target([&](int64_t target) {
     const QuantizedActivations acts = quantize_activations(DType::Q8_K, x.data(), n_rows, kVectorCols, 1);
     for (int t = 0; t < n_rows; ++t) {
       const ActRow r = acts.kernel_row(t);
@@ -179,8 +169,7 @@ TEST(ActivationQuant, Q8KQuadPairsHoldEachGroupsNegatedQuadSums) {
     }
     const int8_t* extreme = reinterpret_cast<const BlockQ8K*>(acts.kernel_row(n_rows - 1).blocks)[0].qs;
     EXPECT_EQ(std::abs(extreme[0] + extreme[1] + extreme[2] + extreme[3]), 508);  // the +-127 row reaches |A| = 508
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   EXPECT_GE(targets, 2);
   EXPECT_EQ(quantize_activations(DType::Q8_0, x.data(), 1, kVectorCols, 1).kernel_row(0).quad_pairs, nullptr);
 }

@@ -17,6 +17,7 @@
 #include "core/float_formats.h"
 #include "support/every_call_threaded.h"
 #include "support/plain_softmax.h"
+#include "support/simd_targets.h"
 
 namespace lowbit {
 namespace {
@@ -87,8 +88,7 @@ TEST(Attention, EqualsThePlainLoopsOnEveryTarget) {
       const bool round_f16 = cache > 0;
       const std::vector<float> want = cache == 2 ? plain_attention(q, c.n_tokens, c.n_past, k_held, v_held, s, true)
                                                  : plain_attention(q, c.n_tokens, c.n_past, k, v, s, round_f16);
-      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-        hwy::SetSupportedTargetsForTest(target);
+      for_each_simd_target([&](int64_t target) {
         for (int threads : {1, 2}) {
           const EveryCallThreaded every_call_threaded;  // these shapes read a few KiB
           std::vector<float> got(want.size(), -2.0f);
@@ -99,8 +99,7 @@ TEST(Attention, EqualsThePlainLoopsOnEveryTarget) {
                 << "head_dim " << c.head_dim << ", " << c.n_past << " past, cache " << cache << ", output " << i
                 << " on " << hwy::TargetName(target) << " with " << threads << " threads: " << got[i] << " vs " << want[i];
         }
-      }
-      hwy::SetSupportedTargetsForTest(0);
+      });
     }
   }
 }

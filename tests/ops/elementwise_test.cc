@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/plain_softmax.h"
+#include "support/simd_targets.h"
 
 namespace lowbit {
 namespace {
@@ -51,9 +52,7 @@ TEST(Elementwise, RmsNormGivesTheScalarDefinitionOnEveryTarget) {
     for (int64_t k = 0; k < n; ++k) out[k] = x[k] * scale * w[k];
     return out;
   };
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  const int targets = for_each_simd_target([&](int64_t target) {
     for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 33, 2048, 2085}) {
       ASSERT_EQ(std::bit_cast<uint64_t>(sum_of_squares(x.data(), n)), std::bit_cast<uint64_t>(sum(n)))
           << n << " values on " << hwy::TargetName(target);
@@ -63,9 +62,7 @@ TEST(Elementwise, RmsNormGivesTheScalarDefinitionOnEveryTarget) {
       for (int64_t k = 0; k < n; ++k)
         ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(expected[k])) << n << " values, " << k << " on " << hwy::TargetName(target);
     }
-    ++targets;
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   EXPECT_GE(targets, 2);
 }
 
@@ -84,9 +81,7 @@ TEST(Elementwise, SoftmaxByHandAndStableForLargeValues) {
 // for lengths around the parts and the vector widths (the tails), values spread so the order of the adds shows.
 // The softmax of x's first n values, for each n in `lengths`, equals plain_softmax's bit for bit on every target.
 void ExpectSoftmaxIsTheDefinitionOnEveryTarget(const std::vector<float>& x, std::initializer_list<int64_t> lengths) {
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  const int targets = for_each_simd_target([&](int64_t target) {
     for (int64_t n : lengths) {
       ASSERT_LE(n, static_cast<int64_t>(x.size()));
       std::vector<float> got(x.begin(), x.begin() + n), want = got;
@@ -96,9 +91,7 @@ void ExpectSoftmaxIsTheDefinitionOnEveryTarget(const std::vector<float>& x, std:
         ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k]))
             << n << " values, " << k << " on " << hwy::TargetName(target);
     }
-    ++targets;
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   EXPECT_GE(targets, 2);
 }
 
@@ -171,9 +164,7 @@ TEST(Elementwise, SwigluLanesEqualTheScalarOnEveryTarget) {
   for (size_t i = 0; i < ups.size(); ++i) ups[i] = 0.5f + static_cast<float>(i % 7);
   std::vector<float> want(gates.size());
   for (size_t i = 0; i < gates.size(); ++i) want[i] = silu(gates[i]) * ups[i];
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  const int targets = for_each_simd_target([&](int64_t target) {
     for (size_t n : {gates.size(), size_t{1}, size_t{7}, size_t{15}, size_t{17}, size_t{33}}) {
       std::vector<float> got(gates.begin(), gates.begin() + static_cast<std::ptrdiff_t>(n));
       swiglu(got.data(), ups.data(), static_cast<int64_t>(n));
@@ -181,9 +172,7 @@ TEST(Elementwise, SwigluLanesEqualTheScalarOnEveryTarget) {
         ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
             << "gate " << gates[i] << " (" << std::hex << std::bit_cast<uint32_t>(gates[i]) << ") on " << hwy::TargetName(target);
     }
-    ++targets;
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   EXPECT_GE(targets, 2);
 }
 

@@ -16,6 +16,7 @@
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
 #include "support/ggml_vectors.h"
+#include "support/simd_targets.h"
 #include "support/weight_matrices.h"
 
 namespace lowbit {
@@ -65,8 +66,7 @@ TEST_P(GgmlVecDot, SameBitsAsGgml) {
             << what << " in order " << static_cast<int>(order) << ": row " << i % kVectorRows << " token "
             << i / kVectorRows << ": " << got[i] << " vs " << want[i];
     };
-    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-      hwy::SetSupportedTargetsForTest(target);
+    for_each_simd_target([&](int64_t target) {
       const std::string on = std::string(" on ") + hwy::TargetName(target);
       for (int threads : {1, 2}) {
         std::vector<float> y(want.size());
@@ -88,8 +88,7 @@ TEST_P(GgmlVecDot, SameBitsAsGgml) {
         t0 += n;
       }
       check(y, "batches of 1 and 3" + on);
-    }
-    hwy::SetSupportedTargetsForTest(0);
+    });
   }
   set_sum_order(SumOrder::kByCpu);
 }

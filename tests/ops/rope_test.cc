@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "support/simd_targets.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -54,9 +55,7 @@ TEST(Rope, AnglesOnceServeEveryHead) {
 TEST(Rope, HeadsAtOnceArePlainLoopOnEveryTarget) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 2.0f);
-  int targets = 0;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  const int targets = for_each_simd_target([&](int64_t target) {
     for (int64_t hd : {4, 6, 40, 64, 72, 128}) {
       const std::vector<float> inv = rope_inv_freq(hd, RopeConfig{});
       std::vector<float> cos_sin(static_cast<size_t>(hd));
@@ -81,9 +80,7 @@ TEST(Rope, HeadsAtOnceArePlainLoopOnEveryTarget) {
               << "head size " << hd << (neox ? ", NeoX" : "") << ", value " << i << " on " << hwy::TargetName(target);
       }
     }
-    ++targets;
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   EXPECT_GE(targets, 2);
 }
 

@@ -15,6 +15,7 @@
 #include "quant/k_quants.h"
 #include "quant/legacy_quants.h"
 #include "support/every_call_threaded.h"
+#include "support/simd_targets.h"
 #include "support/weight_matrices.h"
 #include "util/error.h"
 
@@ -124,13 +125,9 @@ TEST(SimdMatmul, SameBitsForThreadsBatchesAndTargets) {
       const auto y = run(t, one, 1, 1);
       for (int64_t r = 0; r < n_out; ++r) ASSERT_EQ(y[r], base[tk * n_out + r]) << dtype_name(type);
     }
-    int targets = 0;
-    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-      hwy::SetSupportedTargetsForTest(target);
+    const int targets = for_each_simd_target([&](int64_t target) {
       EXPECT_EQ(run(t, x, n_tokens, 1), base) << dtype_name(type) << " on " << hwy::TargetName(target);
-      ++targets;
-    }
-    hwy::SetSupportedTargetsForTest(0);
+    });
     EXPECT_GE(targets, 2);
   }
 }
@@ -174,8 +171,7 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
         set_sum_order(order);
         std::vector<float> ref(static_cast<size_t>(sh.n_out * sh.n_tokens));
         matmul_reference(t, x.data(), sh.n_tokens, ref.data(), 1);
-        for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-          hwy::SetSupportedTargetsForTest(target);
+        for_each_simd_target([&](int64_t target) {
           for (StreamAhead policy : policies) {
             set_stream_ahead(policy);
             for (int threads : {1, 2})
@@ -189,9 +185,8 @@ TEST(SimdMatmul, BitIdenticalToTheReferenceForEveryShape) {
                       << ", output " << i << ": " << got[i] << " vs " << ref[i];
               }
           }
-        }
+        });
         set_stream_ahead(StreamAhead::kByCpu);
-        hwy::SetSupportedTargetsForTest(0);
       }
       set_sum_order(SumOrder::kByCpu);
     }
@@ -243,8 +238,7 @@ TEST(SimdMatmul, BlocksAtTheirBoundsGiveTheReferenceBits) {
             set_sum_order(order);
             std::vector<float> ref(static_cast<size_t>(n_out * n_tokens));
             matmul_reference(t, x.data(), n_tokens, ref.data(), 1);
-            for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-              hwy::SetSupportedTargetsForTest(target);
+            for_each_simd_target([&](int64_t target) {
               for (StreamAhead policy : {StreamAhead::kFar, StreamAhead::kNear}) {
                 set_stream_ahead(policy);
                 for (const Tensor& w : packed) {
@@ -259,9 +253,8 @@ TEST(SimdMatmul, BlocksAtTheirBoundsGiveTheReferenceBits) {
                         << ", output " << i << ": " << got[i] << " vs " << ref[i];
                 }
               }
-            }
+            });
             set_stream_ahead(StreamAhead::kByCpu);
-            hwy::SetSupportedTargetsForTest(0);
           }
           set_sum_order(SumOrder::kByCpu);
         }
@@ -296,14 +289,12 @@ TEST(SimdMatmul, Bf16UnderflowGivesTheReferenceBitsOnEveryTarget) {
       for (size_t i = 0; i < ref.size(); ++i) flushed += big[i] != std::ldexp(ref[i], 40);
       EXPECT_GT(flushed, ref.size() / 2);
       const Tensor layouts[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8)};
-      for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-        hwy::SetSupportedTargetsForTest(target);
+      for_each_simd_target([&](int64_t target) {
         for (int threads : {1, 2})
           for (const Tensor& l : layouts)
             ASSERT_EQ(run(l, x, n_tokens, threads), ref)
                 << n_in << " values, packed by " << l.interleaved_rows << ", " << n_tokens << " tokens on " << hwy::TargetName(target);
-      }
-      hwy::SetSupportedTargetsForTest(0);
+      });
     }
   }
 }
