@@ -10,11 +10,11 @@
 #include "io/hf_source.h"
 #include "io/hf_tokenizer_writer.h"
 #include "io/memory_source.h"
-#include "eval/perplexity.h"
 #include "io/model_source.h"
 #include "model/llama.h"
 #include "model/tokenizer.h"
 #include "util/atomic_file.h"
+#include "support/wiki_head_kld.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -22,19 +22,6 @@ namespace {
 
 const std::string kRoot = LOWBIT_SOURCE_DIR;
 const std::string kCalib = kRoot + "/data/calib-shakespeare.txt";
-
-double mean_kld(const std::string& model_path, const std::string& base_logits, bool save) {
-  std::shared_ptr<const ModelSource> src = open_model(model_path);
-  Tokenizer tok(src->vocab());
-  LlamaModel model(src, {128, 2});
-  PerplexityOptions o;
-  o.n_ctx = 128;
-  o.n_chunks = 8;
-  o.bos = tok.vocab().bos_id;
-  (save ? o.save_logits : o.kld_base) = base_logits;
-  const auto r = compute_perplexity(model, tok.encode(read_text_file(kRoot + "/data/wiki.test.head.raw"), true), o);
-  return save ? 0.0 : r.kld->kld_mean;
-}
 
 GgufQuantizeOptions q4_k_m() {
   GgufQuantizeOptions g;
@@ -58,7 +45,7 @@ TEST(GgufCalibrated, GptqQ4KMBeatsImatrixQ4KMAtTheSameSize) {
   std::filesystem::create_directories(dir);
   std::shared_ptr<const ModelSource> src = open_model(kRoot + "/models/tiny-gutenberg");
   const std::string base = dir + "/base.logits";
-  mean_kld(kRoot + "/models/tiny-gutenberg", base, true);
+  save_wiki_head_logits(kRoot + "/models/tiny-gutenberg", base);
 
   // Baseline: an importance matrix over the calibration text, then plain Q4_K_M with it.
   ImatrixCollector collector;
@@ -79,7 +66,7 @@ TEST(GgufCalibrated, GptqQ4KMBeatsImatrixQ4KMAtTheSameSize) {
   // Same tensor types as the plain mix.
   auto a = open_model(dir + "/gptq.gguf"), b = open_model(dir + "/imx.gguf");
   for (const auto& t : b->tensor_infos()) EXPECT_EQ(a->tensor_info(t.name).type, t.type) << t.name;
-  const double k_imx = mean_kld(dir + "/imx.gguf", base, false), k_gptq = mean_kld(dir + "/gptq.gguf", base, false);
+  const double k_imx = wiki_head_kld(dir + "/imx.gguf", base), k_gptq = wiki_head_kld(dir + "/gptq.gguf", base);
   EXPECT_LT(k_gptq, 0.95 * k_imx) << "GPTQ " << k_gptq << " vs imatrix " << k_imx;
 
   CalibratedGgufOptions killed = gptq_options();

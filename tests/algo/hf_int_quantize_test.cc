@@ -5,12 +5,10 @@
 #include <filesystem>
 
 #include "algo/rtn.h"
-#include "eval/perplexity.h"
 #include "io/hf_quant_config.h"
 #include "io/model_source.h"
-#include "model/llama.h"
-#include "model/tokenizer.h"
 #include "util/atomic_file.h"
+#include "support/wiki_head_kld.h"
 #include "util/error.h"
 
 namespace lowbit {
@@ -29,30 +27,17 @@ HfIntQuantizeOptions options(const std::string& method, int bits) {
   return o;
 }
 
-double mean_kld(const std::string& model_path, const std::string& base_logits, bool save) {
-  std::shared_ptr<const ModelSource> src = open_model(model_path);
-  Tokenizer tok(src->vocab());
-  LlamaModel model(src, {128, 2});
-  PerplexityOptions o;
-  o.n_ctx = 128;
-  o.n_chunks = 8;
-  o.bos = tok.vocab().bos_id;
-  (save ? o.save_logits : o.kld_base) = base_logits;
-  const auto r = compute_perplexity(model, tok.encode(read_text_file(kRoot + "/data/wiki.test.head.raw"), true), o);
-  return save ? 0.0 : r.kld->kld_mean;
-}
-
 TEST(HfIntQuantize, GptqBeatsRtnAndExportsReadBack) {
   const std::string dir = testing::TempDir() + "/gptq";
   std::filesystem::remove_all(dir);
   std::shared_ptr<const ModelSource> src = open_model(kRoot + "/models/tiny-gutenberg");
   const std::string base = dir + "-base.logits";
-  mean_kld(kRoot + "/models/tiny-gutenberg", base, true);
+  save_wiki_head_logits(kRoot + "/models/tiny-gutenberg", base);
   for (int bits : {4, 3}) {
     const std::string rtn = dir + "/rtn" + std::to_string(bits), gptq = dir + "/gptq" + std::to_string(bits);
     quantize_to_hf(src, rtn, options("rtn", bits));
     quantize_to_hf(src, gptq, options("gptq", bits));
-    const double k_rtn = mean_kld(rtn, base, false), k_gptq = mean_kld(gptq, base, false);
+    const double k_rtn = wiki_head_kld(rtn, base), k_gptq = wiki_head_kld(gptq, base);
     EXPECT_LT(k_gptq, 0.9 * k_rtn) << bits << " bits: GPTQ " << k_gptq << " vs RTN " << k_rtn;
     EXPECT_GT(k_rtn, 0.0);
     // The folder carries the metadata loaders read.
@@ -100,7 +85,7 @@ TEST(HfIntQuantize, AwqBeatsRtnAndExportsReadBack) {
   std::filesystem::remove_all(dir);
   std::shared_ptr<const ModelSource> src = open_model(kRoot + "/models/tiny-gutenberg");
   const std::string base = dir + "-base.logits";
-  mean_kld(kRoot + "/models/tiny-gutenberg", base, true);
+  save_wiki_head_logits(kRoot + "/models/tiny-gutenberg", base);
   for (int bits : {4, 3}) {
     const std::string rtn = dir + "/rtn" + std::to_string(bits), awq = dir + "/awq" + std::to_string(bits);
     HfIntQuantizeOptions r = options("rtn", bits), a = options("awq", bits);
@@ -112,7 +97,7 @@ TEST(HfIntQuantize, AwqBeatsRtnAndExportsReadBack) {
     int better = 0;
     for (const auto& rep : reports) better += rep.error < rep.rtn_error ? 1 : 0;
     EXPECT_GE(better, 20) << "layers where AWQ's output error is below RTN's";
-    const double k_rtn = mean_kld(rtn, base, false), k_awq = mean_kld(awq, base, false);
+    const double k_rtn = wiki_head_kld(rtn, base), k_awq = wiki_head_kld(awq, base);
     EXPECT_LT(k_awq, 0.95 * k_rtn) << bits << " bits: AWQ " << k_awq << " vs RTN " << k_rtn;
   }
   const HfQuantConfig q = parse_hf_quant_config(read_text_file(dir + "/awq4/config.json"), "config.json");
