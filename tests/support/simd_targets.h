@@ -8,7 +8,6 @@
 #include <hwy/targets.h>
 
 #include <cstdint>
-#include <string>
 
 namespace lowbit {
 
