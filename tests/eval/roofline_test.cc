@@ -1,12 +1,13 @@
 // The bandwidth probe behind `lowbit bench --roofline`.
 #include "eval/roofline.h"
-#include "support/simd_targets.h"
 
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
 #include <cmath>
 #include <vector>
+
+#include "support/simd_targets.h"
 
 namespace lowbit {
 namespace {
