@@ -13,7 +13,8 @@
 //   core costs beyond its arithmetic (compare *_Simd_Call, the same on one thread);
 // - *_Batch64: a prompt batch of 64 tokens.
 // Bytes processed = weight bytes read per token, so GB/s compares with the memory bandwidth.
-// LOWBIT_BENCH_TARGET=AVX2 (or AVX3, AVX3_DL, SSE4, ...) runs the kernels of that Highway target only.
+// LOWBIT_BENCH_TARGET=AVX2 (or AVX3, AVX3_DL, SSE4, ...) runs the kernels of that Highway target only;
+// AVX2_VNNI runs AVX2's built with AVX-VNNI (ops/simd_matmul_avx_vnni.cc), which plain AVX2 leaves out here.
 #include <benchmark/benchmark.h>
 
 #include <hwy/targets.h>
@@ -31,6 +32,8 @@
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
+#include "ops/simd_matmul.h"
+#include "util/cpu_features.h"
 #include "util/huge_pages.h"
 #include "util/parallel.h"
 
@@ -62,14 +65,17 @@ Tensor random_weight(DType type, int64_t n_in, int64_t n_out, int seed) {
 
 // Restricts the kernels to one target if LOWBIT_BENCH_TARGET names one this CPU runs.
 const bool kTargetChosen = [] {
-  const char* want = std::getenv("LOWBIT_BENCH_TARGET");
-  if (!want) return false;
+  const char* env = std::getenv("LOWBIT_BENCH_TARGET");
+  if (!env) return false;
+  const std::string want = env;
+  const bool vnni = want == "AVX2_VNNI" && cpu_has_avx_vnni();
   for (int64_t t : hwy::SupportedAndGeneratedTargets())
-    if (std::string(hwy::TargetName(t)) == want) {
+    if (hwy::TargetName(t) == (vnni ? "AVX2" : want)) {
       hwy::SetSupportedTargetsForTest(t);
+      set_avx_vnni(vnni);
       return true;
     }
-  std::fprintf(stderr, "LOWBIT_BENCH_TARGET=%s: not a target this CPU runs\n", want);
+  std::fprintf(stderr, "LOWBIT_BENCH_TARGET=%s: not a target this CPU runs\n", env);
   std::exit(2);
 }();
 

@@ -1,6 +1,6 @@
 // The per-target half of ops/simd_matmul.cc: the F16/BF16 tile, the tile runner, each type's tile family and the
-// entries MatmulRows and PackRows. Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence
-// the toggling guard.
+// entries MatmulRows and PackRows. Included by ops/simd_matmul.cc once per Highway target (foreach_target), and by
+// ops/simd_matmul_avx_vnni.cc once more for AVX2 with AVX-VNNI, hence the toggling guard.
 #if defined(LOWBIT_OPS_SIMD_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_MATMUL_INL_H_
 #undef LOWBIT_OPS_SIMD_MATMUL_INL_H_
@@ -29,10 +29,11 @@
 namespace lowbit {
 bool stream_ahead_near();  // whether the one-token tiles take NearAhead now (set_stream_ahead, ops/simd_matmul.cc)
 }  // namespace lowbit
-
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
 #pragma GCC target("avx512vnni,avx512bf16,gfni")  // see ops/simd_vectors-inl.h
+#elif defined(LOWBIT_AVX_VNNI)
+#pragma GCC target("avxvnni")
 #endif
 namespace lowbit {
 namespace HWY_NAMESPACE {
@@ -285,36 +286,47 @@ void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_
   else RunTiles<Family, Family::kBatchGroups, Family::kBatchTokens>(data, w, acts, n, nt, r0, r1, n_out, y);
 }
 
+// fn(Family{}) for type kType's family, or `none` where this pass builds no tiles for the type: the AVX-VNNI pass
+// builds only the types it takes for one token (avx_vnni_takes), which include those it takes for batches.
+template <DType kType, class Family, typename Fn, typename R>
+HWY_INLINE R With(Fn& fn, R none) {
+#ifdef LOWBIT_AVX_VNNI
+  if constexpr (!avx_vnni_takes(kType)) return none;
+  else
+#endif
+    return fn(Family{});
+}
+
 // The one place a type meets its tile family: calls fn(Family{}) and returns what it returns, or `none` for a
 // type without one.
 template <typename Fn, typename R>
 R WithFamily(DType type, Fn&& fn, R none) {
   switch (type) {
-    case DType::Q4_0: return fn(RowLanes<WholeBlockLanes<Q4_0Nibbles>>{});
-    case DType::Q5_0: return fn(RowLanes<Block32Lanes<Q5_0Levels>>{});
+    case DType::Q4_0: return With<DType::Q4_0, RowLanes<WholeBlockLanes<Q4_0Nibbles>>>(fn, none);
+    case DType::Q5_0: return With<DType::Q5_0, RowLanes<Block32Lanes<Q5_0Levels>>>(fn, none);
     case DType::Q8_0:
-      if (amx_sum_order()) return fn(RowLanes<WholeBlockLanes<Q8_0WholeBlocks>>{});
-      return fn(RowLanes<Block32Lanes<Q8_0Levels>>{});
-    case DType::IQ4_NL: return fn(RowLanes<WholeBlockLanes<IQ4NLNibbles>>{});
-    case DType::I4G: return fn(RowLanes<WholeBlockLanes<I4GWholeBlocks>>{});
+      if (amx_sum_order()) return With<DType::Q8_0, RowLanes<WholeBlockLanes<Q8_0WholeBlocks>>>(fn, none);
+      return With<DType::Q8_0, RowLanes<Block32Lanes<Q8_0Levels>>>(fn, none);
+    case DType::IQ4_NL: return With<DType::IQ4_NL, RowLanes<WholeBlockLanes<IQ4NLNibbles>>>(fn, none);
+    case DType::I4G: return With<DType::I4G, RowLanes<WholeBlockLanes<I4GWholeBlocks>>>(fn, none);
     case DType::Q4_1:
-      if (amx_sum_order()) return fn(RowLanes<WholeBlockLanes<Q4_1WholeBlocks>>{});
-      return fn(RowLanes<Block32Lanes<Q4_1Levels>>{});
-    case DType::Q5_1: return fn(RowLanes<Block32Lanes<Q5_1Levels>>{});
-    case DType::Q2_K: return fn(RowLanes<Q2KLanes>{});
-    case DType::Q3_K: return fn(RowLanes<SubBlock16Lanes<Q3KLevels>>{});
-    case DType::Q4_K: return fn(RowLanes<Q4KLanes>{});
-    case DType::Q5_K: return fn(RowLanes<Q5KLanes>{});
-    case DType::Q6_K: return fn(RowLanes<SubBlock16Lanes<Q6KLevels>>{});
+      if (amx_sum_order()) return With<DType::Q4_1, RowLanes<WholeBlockLanes<Q4_1WholeBlocks>>>(fn, none);
+      return With<DType::Q4_1, RowLanes<Block32Lanes<Q4_1Levels>>>(fn, none);
+    case DType::Q5_1: return With<DType::Q5_1, RowLanes<Block32Lanes<Q5_1Levels>>>(fn, none);
+    case DType::Q2_K: return With<DType::Q2_K, RowLanes<Q2KLanes>>(fn, none);
+    case DType::Q3_K: return With<DType::Q3_K, RowLanes<SubBlock16Lanes<Q3KLevels>>>(fn, none);
+    case DType::Q4_K: return With<DType::Q4_K, RowLanes<Q4KLanes>>(fn, none);
+    case DType::Q5_K: return With<DType::Q5_K, RowLanes<Q5KLanes>>(fn, none);
+    case DType::Q6_K: return With<DType::Q6_K, RowLanes<SubBlock16Lanes<Q6KLevels>>>(fn, none);
     case DType::IQ4_XS:
-      if (amx_sum_order()) return fn(RowLanes<IQ4XSLanes<true>>{});
-      return fn(RowLanes<IQ4XSLanes<false>>{});
-    case DType::F16: return fn(RowLanes<HalfLanes<F16Values>>{});
+      if (amx_sum_order()) return With<DType::IQ4_XS, RowLanes<IQ4XSLanes<true>>>(fn, none);
+      return With<DType::IQ4_XS, RowLanes<IQ4XSLanes<false>>>(fn, none);
+    case DType::F16: return With<DType::F16, RowLanes<HalfLanes<F16Values>>>(fn, none);
     case DType::BF16:
 #if HWY_TARGET == HWY_AVX3_DL
-      if (cpu_has_avx512_bf16()) return fn(RowLanes<HalfLanes<Bf16Pairs<true>>>{});
+      if (cpu_has_avx512_bf16()) return With<DType::BF16, RowLanes<HalfLanes<Bf16Pairs<true>>>>(fn, none);
 #endif
-      return fn(RowLanes<HalfLanes<Bf16Pairs<false>>>{});
+      return With<DType::BF16, RowLanes<HalfLanes<Bf16Pairs<false>>>>(fn, none);
     default: return none;
   }
 }

@@ -10,14 +10,15 @@
 // - Every quantized type is laid out one row per vector lane (row lanes: 8 rows a register on AVX2, 16 on
 //   AVX-512), the activations broadcast, the vec_dot types with one float vector per lane position. No horizontal
 //   sums, and the float work is per kLanes outputs. F16/BF16, whose reference has eight lanes per row, put a row's
-//   eight lanes in a vector's (HalfLanes). AVX-512 VNNI adds the int8 and int16 dot-product instructions
-//   (vpdpbusd, vpdpwssd), which replace ggml's maddubs/madd/add sequences with the same exact sums.
+//   eight lanes in a vector's (HalfLanes). AVX-512 VNNI (and AVX-VNNI on AVX2) adds the int8 and int16
+//   dot-product instructions (vpdpbusd, vpdpwssd), which replace ggml's maddubs/madd/add sequences with the same
+//   exact sums.
 // - Weights are stored in slots of kLanes rows (ops/packed_weight.h), each tile's chunks in the order it reads
 //   them; a tile of T tokens decodes each chunk once for all T.
 //
 // The primitives are in simd_vectors-inl.h, the tiles of the 32-value types in simd_legacy-inl.h, those of the
 // super-block types in simd_kquants-inl.h, the F16/BF16 tile and the tile runner in simd_matmul-inl.h; this file
-// has the dispatch.
+// has the dispatch. AVX2 with AVX-VNNI is a pass of its own, simd_matmul_avx_vnni.cc.
 // Targets without 256-bit vectors and FMA (SSE4, scalar, non-x86) run the reference kernels.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
@@ -52,6 +53,7 @@ namespace {
 }();
 
 std::atomic<StreamAhead> stream_ahead{StreamAhead::kByCpu};
+std::atomic<bool> avx_vnni_allowed{true};
 }  // namespace
 
 StreamAhead set_stream_ahead(StreamAhead policy) { return stream_ahead.exchange(policy); }
@@ -64,6 +66,14 @@ bool stream_ahead_near() {
   }
 }
 
+bool set_avx_vnni(bool allowed) { return avx_vnni_allowed.exchange(allowed); }
+
+bool avx_vnni_in_use() {
+  const int64_t targets = hwy::SupportedTargets() & HWY_TARGETS;
+  return (targets & -targets) == HWY_AVX2 && cpu_has_avx_vnni() && avx_vnni_allowed.load(std::memory_order_relaxed);
+}
+
+// The AVX-VNNI kernels pack as the AVX2 ones: eight rows a slot, the same chunks.
 int simd_pack_rows(DType type) { return HWY_DYNAMIC_DISPATCH(PackRows)(type); }
 
 bool simd_matmul_supports(DType type) { return reference_row_dot(type) != nullptr; }
@@ -185,7 +195,8 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
     chunks += chunks_of(n_out);
     bytes += layout.row_bytes * static_cast<size_t>(n_out);
   }
-  const auto rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
+  const MatmulRowsFn rows = HWY_DYNAMIC_DISPATCH(MatmulRows);
+  const MatmulRowsFn vnni_rows = avx_vnni_in_use() ? avx_vnni_matmul_rows() : nullptr;
   const int n_threads = std::min(static_cast<int>(std::clamp<size_t>(chunks, 1, static_cast<size_t>(threads))),
                                  n_tokens == 1 ? threads_for_bytes(bytes, threads) : threads);
   // Chunks [begin, end), one kernel call per weight they cover: a call per chunk cost its dispatch and its stream's
@@ -198,7 +209,8 @@ void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float
       if (amx_matmul_takes(wk.type, n_tokens))
         amx_matmul_rows(wk.type, wk.data, wk.layout, act + wk.act, n_tokens, r0, r1, wk.n_out, wk.y);
       else
-        rows(wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
+        (vnni_rows && avx_vnni_takes(wk.type, n_tokens > 1) ? vnni_rows : rows)(
+            wk.type, wk.data, wk.layout, act + wk.act, wk.n_in, n_tokens, r0, r1, wk.n_out, wk.y);
       begin = weight_end;
     }
   };

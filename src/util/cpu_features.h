@@ -31,6 +31,20 @@ inline bool cpu_has_gfni() {
 #endif
 }
 
+// AVX-VNNI (vpdpbusd, vpdpwssd on 256-bit vectors, VEX-encoded): Intel's cores since Alder Lake and Sapphire
+// Rapids, Zen 5. CPUID.(EAX=7, ECX=1):EAX bit 4.
+inline bool cpu_has_avx_vnni() {
+#if defined(__x86_64__) && defined(__linux__)
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1) != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 // AMD's CPUs: the one-token matmul tiles open their weights' stream ahead as measured on Zen 5 (FarAhead in
 // ops/simd_vectors-inl.h), others as measured on Sapphire Rapids (NearAhead).
 inline bool cpu_is_amd() {

@@ -1,7 +1,8 @@
 // For tests of the SIMD code on every Highway target this CPU runs and this build compiled (AVX2, AVX-512, ...):
-// fn(target) with each pinned in turn, so every dispatched call inside runs that target's code. The default choice
-// comes back afterwards, also when an ASSERT in fn ends the test early; a fatal failure stops the loop. Returns the
-// number of targets that ran, for tests that want at least two.
+// fn(target) with each pinned in turn, so every dispatched call inside runs that target's code. On a CPU with
+// AVX-VNNI, AVX2 runs twice: with its plain kernels, then with those built with AVX-VNNI (ops/simd_matmul.h). The
+// default choice comes back afterwards, also when an ASSERT in fn ends the test early; a fatal failure stops the
+// loop. Returns the number of runs, for tests that want at least two.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,19 +10,31 @@
 
 #include <cstdint>
 
+#include "ops/simd_matmul.h"
+#include "util/cpu_features.h"
+
 namespace lowbit {
 
 template <class Fn>
 int for_each_simd_target(const Fn& fn) {
   struct Restore {
-    ~Restore() { hwy::SetSupportedTargetsForTest(0); }
+    bool avx_vnni = set_avx_vnni(false);
+    ~Restore() {
+      hwy::SetSupportedTargetsForTest(0);
+      set_avx_vnni(avx_vnni);
+    }
   } restore;
   int ran = 0;
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
-    fn(target);
-    ++ran;
-    if (::testing::Test::HasFatalFailure()) break;
+    for (const bool avx_vnni : {false, true}) {
+      if (avx_vnni && !(target == HWY_AVX2 && cpu_has_avx_vnni())) break;
+      set_avx_vnni(avx_vnni);
+      SCOPED_TRACE(avx_vnni ? "AVX2 with AVX-VNNI" : hwy::TargetName(target));
+      fn(target);
+      ++ran;
+      if (::testing::Test::HasFatalFailure()) return ran;
+    }
   }
   return ran;
 }

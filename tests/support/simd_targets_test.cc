@@ -6,22 +6,36 @@
 namespace lowbit {
 namespace {
 
-// Each target this CPU supports is pinned in turn (hwy::SupportedTargets() is then that target alone), and the
-// whole set comes back after the loop.
+// Each target this CPU supports is pinned in turn (hwy::SupportedTargets() is then that target alone), AVX2 a
+// second time with the AVX-VNNI kernels where the CPU has them, and the whole set comes back after the loop.
 TEST(SimdTargets, EachTargetIsPinnedInTurnThenAllComeBack) {
   hwy::SetSupportedTargetsForTest(0);  // whatever a test before left pinned
   const int64_t all = hwy::SupportedTargets();
   std::vector<int64_t> seen;
+  std::vector<bool> vnni_seen;
   const int ran = for_each_simd_target([&](int64_t target) {
     EXPECT_EQ(hwy::SupportedTargets(), target);
     seen.push_back(target);
+    vnni_seen.push_back(avx_vnni_in_use());
   });
   EXPECT_EQ(ran, static_cast<int>(seen.size()));
-  EXPECT_EQ(seen, hwy::SupportedAndGeneratedTargets());
+  std::vector<int64_t> expected;
+  std::vector<bool> expected_vnni;
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) {
+    expected.push_back(t);
+    expected_vnni.push_back(false);
+    if (t == HWY_AVX2 && cpu_has_avx_vnni()) {
+      expected.push_back(t);
+      expected_vnni.push_back(true);
+    }
+  }
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(vnni_seen, expected_vnni);
   int64_t together = 0;
   for (int64_t t : seen) together |= t;
   EXPECT_EQ(together & all, together);
   EXPECT_EQ(hwy::SupportedTargets(), all);
+  EXPECT_EQ(set_avx_vnni(true), true);  // the kernels' default came back too
 }
 
 // An early way out of fn (here an exception; an ASSERT's return is another) still gives every target back: the
