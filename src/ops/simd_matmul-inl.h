@@ -332,6 +332,10 @@ R WithFamily(DType type, Fn&& fn, R none) {
 }
 #endif  // LOWBIT_WIDE_KERNELS
 
+// This pass's Highway target, so the dispatcher can tell which pass it calls: hwy::SupportedTargets() would say
+// too, but runs CPUID each time, and CPUID in a virtual machine traps (5.6 us a call on the Zen 5 guest).
+int64_t PassTarget() { return HWY_TARGET; }
+
 int PackRows(DType type) {
 #if LOWBIT_WIDE_KERNELS
   return WithFamily(type, [](auto family) { return decltype(family)::kGenGroups * kRows; }, kMaxPackRows);

@@ -43,6 +43,7 @@ namespace lowbit {
 
 HWY_EXPORT(MatmulRows);
 HWY_EXPORT(PackRows);
+HWY_EXPORT(PassTarget);
 
 namespace {
 // The AVX3_DL kernels are built with GFNI (Q3_K's fields), which Highway 1.0.3 does not check for that target: on a
@@ -69,8 +70,8 @@ bool stream_ahead_near() {
 bool set_avx_vnni(bool allowed) { return avx_vnni_allowed.exchange(allowed); }
 
 bool avx_vnni_in_use() {
-  const int64_t targets = hwy::SupportedTargets() & HWY_TARGETS;
-  return (targets & -targets) == HWY_AVX2 && cpu_has_avx_vnni() && avx_vnni_allowed.load(std::memory_order_relaxed);
+  return cpu_has_avx_vnni() && avx_vnni_allowed.load(std::memory_order_relaxed) &&
+         HWY_DYNAMIC_DISPATCH(PassTarget)() == HWY_AVX2;
 }
 
 // The AVX-VNNI kernels pack as the AVX2 ones: eight rows a slot, the same chunks.
