@@ -18,11 +18,7 @@
 #include "quant/legacy_quants.h"
 
 HWY_BEFORE_NAMESPACE();
-#if HWY_TARGET == HWY_AVX3_DL
-#pragma GCC target("avx512vnni,avx512bf16,gfni")  // see ops/simd_vectors-inl.h
-#elif defined(LOWBIT_AVX_VNNI)
-#pragma GCC target("avxvnni")
-#endif
+LOWBIT_PASS_INSTRUCTIONS()  // ops/simd_vectors-inl.h
 namespace lowbit {
 namespace HWY_NAMESPACE {
 

@@ -32,12 +32,19 @@
 #include "quant/legacy_quants.h"
 #include "util/stream_prefetch.h"
 
-HWY_BEFORE_NAMESPACE();
+// The instructions a pass adds to its Highway target's (the note at the top), after HWY_BEFORE_NAMESPACE() in each
+// of the kernels' files: defined anew on each pass, which enters this file before the others.
+#undef LOWBIT_PASS_INSTRUCTIONS
 #if HWY_TARGET == HWY_AVX3_DL
-#pragma GCC target("avx512vnni,avx512bf16,gfni")  // the note at the top
+#define LOWBIT_PASS_INSTRUCTIONS() _Pragma("GCC target(\"avx512vnni,avx512bf16,gfni\")")
 #elif defined(LOWBIT_AVX_VNNI)
-#pragma GCC target("avxvnni")
+#define LOWBIT_PASS_INSTRUCTIONS() _Pragma("GCC target(\"avxvnni\")")
+#else
+#define LOWBIT_PASS_INSTRUCTIONS()
 #endif
+
+HWY_BEFORE_NAMESPACE();
+LOWBIT_PASS_INSTRUCTIONS()
 namespace lowbit {
 namespace HWY_NAMESPACE {
 
