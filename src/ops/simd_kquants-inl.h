@@ -1,5 +1,6 @@
 // Matmul tiles for the 256-value super-block types (Q2_K ... Q6_K, IQ4_XS) against Q8_K activations.
-// Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
+// Included by ops/simd_matmul-inl.h once per Highway target and once more for AVX2 with AVX-VNNI, hence the
+// toggling guard.
 #if defined(LOWBIT_OPS_SIMD_KQUANTS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_KQUANTS_INL_H_
 #undef LOWBIT_OPS_SIMD_KQUANTS_INL_H_

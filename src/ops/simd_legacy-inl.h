@@ -1,5 +1,6 @@
 // Matmul tiles for the 32-value block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL and the GPTQ/AWQ I4G groups).
-// Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
+// Included by ops/simd_matmul-inl.h once per Highway target and once more for AVX2 with AVX-VNNI, hence the
+// toggling guard.
 #if defined(LOWBIT_OPS_SIMD_LEGACY_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_LEGACY_INL_H_
 #undef LOWBIT_OPS_SIMD_LEGACY_INL_H_

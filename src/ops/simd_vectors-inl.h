@@ -16,7 +16,8 @@
 // Highway 1.0.3 has no target for AVX2 with AVX-VNNI (vpdpbusd and vpdpwssd on 256-bit vectors, VEX-encoded:
 // Intel's cores since Alder Lake, which lack AVX-512, and Zen 5), so ops/simd_matmul_avx_vnni.cc builds the AVX2
 // pass a second time with LOWBIT_AVX_VNNI defined, in a namespace of its own: this V then takes the VNNI forms.
-// Included by ops/simd_matmul.cc once per Highway target (foreach_target), hence the toggling guard.
+// Included by ops/simd_matmul-inl.h once per Highway target and once more for AVX2 with AVX-VNNI, hence the
+// toggling guard.
 #if defined(LOWBIT_OPS_SIMD_VECTORS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWBIT_OPS_SIMD_VECTORS_INL_H_
 #undef LOWBIT_OPS_SIMD_VECTORS_INL_H_
