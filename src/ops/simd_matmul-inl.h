@@ -283,11 +283,11 @@ void Rows(const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_
 }
 
 // fn(Family{}) for type kType's family, or `none` where this pass builds no tiles for the type: the AVX-VNNI pass
-// builds only the types it takes for one token (avx_vnni_takes), which include those it takes for batches.
+// builds only the types it takes, for one token or for batches (avx_vnni_takes).
 template <DType kType, class Family, typename Fn, typename R>
 HWY_INLINE R With(Fn& fn, R none) {
 #ifdef LOWBIT_AVX_VNNI
-  if constexpr (!avx_vnni_takes(kType)) return none;
+  if constexpr (!avx_vnni_takes(kType) && !avx_vnni_takes(kType, true)) return none;
   else
 #endif
     return fn(Family{});

@@ -27,15 +27,17 @@ bool set_avx_vnni(bool allowed);
 bool avx_vnni_in_use();
 // The types the AVX-VNNI kernels take, for one token or a batch; the others run the plain AVX2 ones. Measured on Zen 5
 // with the AVX2 target pinned, both alternated in one process on a 2048x256 weight from L2, one token / 64 tokens,
-// three runs: IQ4_NL 1.26-1.56x / 1.32-1.37x, Q5_0 1.16-1.18x / 1.16-1.17x, the int4 groups 1.11-1.25x /
-// 1.13-1.16x, IQ4_XS 1.07-1.09x / 1.09-1.13x, Q5_1 1.03-1.08x / 1.07-1.09x, Q4_K 1.09-1.17x / 0.94-0.98x (so one
-// token only). Left out: Q8_0 0.93-1.07x / 0.90x, Q4_1 0.96-1.04x / 1.07x, Q2_K 0.96x / 1.08-1.11x, Q4_0, Q3_K,
-// Q5_K and Q6_K 0.99-1.03x; F16 and BF16, which have no integer dot products (the second build's F16 tile read
-// 0.90-0.92x: GCC built the same source otherwise in the smaller file).
+// in the build as it is (which tiles a file holds moves GCC's code, so each list was measured in its own build):
+// IQ4_NL 1.28-1.57x / 1.35-1.37x, Q5_0 1.17x / 1.17x, the int4 groups 1.11-1.23x / 1.14-1.16x, IQ4_XS 1.07x /
+// 1.10-1.12x, Q5_1 1.05-1.07x / 1.11-1.12x; one token only Q4_K 1.09-1.12x (batches 0.94-0.98x); batches only
+// Q4_1 1.15-1.16x, Q5_K 1.11-1.12x, Q2_K 1.06-1.08x (one token 0.95-1.05x, 0.98-1.05x, 0.96-1.01x). Left out:
+// Q8_0 0.93-1.08x / 0.90-1.00x, Q4_0, Q3_K and Q6_K 0.98-1.05x; F16 and BF16, which have no integer dot products
+// (a build of the F16 tile in the second file read 0.90-0.92x: GCC built the same source otherwise there).
 constexpr bool avx_vnni_takes(DType type, bool batch = false) {
   switch (type) {
     case DType::Q5_0: case DType::Q5_1: case DType::IQ4_NL: case DType::IQ4_XS: case DType::I4G: return true;
     case DType::Q4_K: return !batch;
+    case DType::Q4_1: case DType::Q5_K: case DType::Q2_K: return batch;
     default: return false;
   }
 }
