@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/simd_matmul.h"
+#include "quant/legacy_quants.h"
 #include "util/error.h"
 #include "util/huge_pages.h"
 
@@ -193,6 +194,55 @@ void q5k_decode_fields(uint8_t* block) {
   });
   pair_q5k_groups(block);
 }
+
+namespace {
+// Bit j of an 8-bit b into bit 0 of byte j, and back (the multiply gathers bit 0 of each byte into the top byte).
+uint64_t spread_bits(uint64_t b) {
+  return ((((b * 0x0101010101010101ull) & 0x8040201008040201ull) + 0x7F7F7F7F7F7F7F7Full) >> 7) & 0x0101010101010101ull;
+}
+uint64_t gather_bits(uint64_t bytes) { return ((bytes & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56; }
+
+// Q5_0's and Q5_1's qh (4 bytes at `rest`) and qs (16 after it) as w and v, and back: eight bytes of qs and v at a
+// time, with qh's bits i.. and 16 + i.. for them.
+void q5_encode(uint8_t* rest) {
+  uint32_t qh;
+  std::memcpy(&qh, rest, 4);
+  uint8_t* qs = rest + 4;
+  uint64_t w = 0;
+  for (int half = 0; half < 2; ++half) {
+    uint64_t q;
+    std::memcpy(&q, qs + 8 * half, 8);
+    const uint64_t v = field<0, 0, 4>(q) | spread_bits(qh >> 8 * half & 0xFF) << 4 | field<6, 5, 2>(q) |
+                       spread_bits(qh >> (16 + 8 * half) & 0xFF) << 7;
+    // L_16+i & 3 (bits 4-5 of qs byte i) into w byte i % 4 at bits 2 (i / 4): these are bytes 8 half.. of qs.
+    const uint64_t pairs = field<4, 0, 2>(q);
+    w |= ((pairs & 0xFFFFFFFFull) << (4 * half)) | ((pairs >> 32) << (4 * half + 2));
+    std::memcpy(qs + 8 * half, &v, 8);
+  }
+  const auto w32 = static_cast<uint32_t>(w);
+  std::memcpy(rest, &w32, 4);
+}
+void q5_decode(uint8_t* rest) {
+  uint32_t w;
+  std::memcpy(&w, rest, 4);
+  uint8_t* qs = rest + 4;
+  uint32_t qh = 0;
+  for (int half = 0; half < 2; ++half) {
+    uint64_t v;
+    std::memcpy(&v, qs + 8 * half, 8);
+    const uint64_t pairs = (w >> (4 * half) & 0x03030303u) | static_cast<uint64_t>(w >> (4 * half + 2) & 0x03030303u) << 32;
+    const uint64_t q = field<0, 0, 4>(v) | pairs << 4 | field<5, 6, 2>(v);
+    qh |= static_cast<uint32_t>(gather_bits(v >> 4) << 8 * half | gather_bits(v >> 7) << (16 + 8 * half));
+    std::memcpy(qs + 8 * half, &q, 8);
+  }
+  std::memcpy(rest, &qh, 4);
+}
+}  // namespace
+
+void q5_0_encode_fields(uint8_t* block) { q5_encode(block + offsetof(BlockQ5_0, qh)); }
+void q5_0_decode_fields(uint8_t* block) { q5_decode(block + offsetof(BlockQ5_0, qh)); }
+void q5_1_encode_fields(uint8_t* block) { q5_encode(block + offsetof(BlockQ5_1, qh)); }
+void q5_1_decode_fields(uint8_t* block) { q5_decode(block + offsetof(BlockQ5_1, qh)); }
 
 void q3k_encode_fields(uint8_t* block) {
   pair_q3k_groups(block);

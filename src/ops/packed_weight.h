@@ -60,8 +60,18 @@ inline constexpr PackFormat kQ8_0Pack = {34, 0, 2, 4};  // d | qs, four bytes (v
 inline constexpr PackFormat kF16Pack = {16, 0, 0, 16};   // eight values a unit, all eight a chunk
 inline constexpr PackFormat kBf16Pack = {32, 0, 0, 32};  // sixteen values a unit (vdpbf16ps's eight pairs), one chunk
 inline constexpr PackFormat kQ4_1Pack = {20, 0, 4, 4};  // d, m | qs as kQ4_0Pack
-inline constexpr PackFormat kQ5_0Pack = {22, 0, 2, 4};  // d | qh (one chunk), then qs as kQ4_0Pack
-inline constexpr PackFormat kQ5_1Pack = {24, 0, 4, 4};  // d, m | qh, qs
+// Q5_0's and Q5_1's 5-bit levels L_i (value i: nibble i % 16 of qs, low for i < 16, under bit i of qh) rewritten
+// as Q5_K's (below), so that levels 0..15 are one mask and 16..31 two to four instructions (ops/simd_legacy-inl.h
+// NibbleLevels), against four or five for qh's bit on the nibble: qh and qs become w (4 bytes) and v (16) with
+//   v[i] = L_i | (L_16+i >> 2) << 5,  w[k] = (L_16+k & 3) | (L_20+k & 3) << 2 | (L_24+k & 3) << 4 | (L_28+k & 3) << 6.
+// The heads (d; Q5_1's d and m) stay as they are.
+void q5_0_encode_fields(uint8_t* block);
+void q5_0_decode_fields(uint8_t* block);
+void q5_1_encode_fields(uint8_t* block);
+void q5_1_decode_fields(uint8_t* block);
+// d | w (one chunk), then v as kQ4_0Pack's qs: chunk c holds v 4c.., whose levels are values 4c.. and 16+4c..
+inline constexpr PackFormat kQ5_0Pack = {22, 0, 2, 4, kChunksInOrder, q5_0_encode_fields, q5_0_decode_fields};
+inline constexpr PackFormat kQ5_1Pack = {24, 0, 4, 4, kChunksInOrder, q5_1_encode_fields, q5_1_decode_fields};  // d, m | w, v
 inline constexpr PackFormat kI4GPack = {19, 0, 3, 4};   // d, zero | qs as kQ4_0Pack
 // d, dmin | the twelve bytes of scales and mins as three words, then qs: four bytes a chunk.
 inline constexpr PackFormat kQ4KPack = {144, 0, 4, 4};

@@ -34,17 +34,6 @@ HWY_INLINE __m128i SubBlockSums(const BlockQ8K& a) {
   return _mm_hadd_epi16(lo, hi);
 }
 
-// Bit pair k of every byte (k a constant once the loop over it is unrolled): with GFNI one affine map. Q2_K's levels
-// and the low bits of Q5_K's odd sub-blocks (Q5KOddLevels).
-HWY_INLINE I BitPair(I bytes, int k) {
-  switch (k) {
-    case 0: return V::ByteField<0, 3>(bytes);
-    case 1: return V::ByteField<2, 3>(bytes);
-    case 2: return V::ByteField<4, 3>(bytes);
-    default: return V::ByteField<6, 3>(bytes);
-  }
-}
-
 // A one-token tile's super-blocks with their heads (d, scales) read one super-block behind their chunks:
 // chunks(b, buffer) for b = 0..n_blocks-1 holds super-block b's scale-free exact sums in buffer b % 2, and
 // tail(b - 1, buffer) then reads b - 1's head and scales what chunks(b - 1) held. The integer sums are the same and
@@ -620,16 +609,6 @@ static_assert(kQ5KPack.unit == sizeof(BlockQ5K) && kQ5KPack.head_offset == 0 && 
               kQ5KPack.chunk == 4 && offsetof(BlockQ5K, scales) == 4 && offsetof(BlockQ5K, qh) == 16 &&
               offsetof(BlockQ5K, qs) == 48);
 
-// Paired sub-block 2p + 1's levels (p a constant once unrolled): bits 0-1 from w, 2-4 from the top of v_p
-// (kQ5KPack). Against qh's bit moved onto the qs nibble (an affine map and an OR or ternary op each, a shift more
-// for the high nibble): 548 instructions a one-token tile instead of 594, in L3 42.3-48.0 -> 47.1-50.8 GB/s, AVX2
-// 17.5-24.1 -> 23.0-29.6 (four and three alternated rounds).
-HWY_INLINE I Q5KOddLevels(I w, I v, int p) {
-  const I top = V::ByteField<3, 0x1C>(v);
-  // Pair 0 needs no shift: its mask and the OR are one ternary op.
-  return p == 0 ? V::AndOr(w, V::Set8(3), top) : V::Or(BitPair(w, p), top);
-}
-
 struct Q5KLanes {
   static constexpr const PackFormat& kPack = kQ5KPack;
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
@@ -673,7 +652,7 @@ struct Q5KLanes {
         const I v = V::LoadLanes(chunks + 4 * L * (1 + p));
         if constexpr (T == 1 && !(kHeadBehind && Ahead::kPageStarts))
           PrefetchSlotStep<kSlot, 32, Ahead>(ahead, v, 4 * l + p);
-        const I lo = V::And(v, low_five), hi = Q5KOddLevels(w, v, p);
+        const I lo = V::And(v, low_five), hi = SplitFiveBitLevels(w, v, p);
         for (int t = 0; t < T; ++t) {
           const int8_t* at = acts[t].paired_qs + 256 * b + 64 * p + 4 * l;  // ActRow::paired_qs
           take(p, t, V::Add16(V::PairsU8(lo, V::BroadcastWord(at)), V::PairsU8(hi, V::BroadcastWord(at + 32))));

@@ -143,9 +143,10 @@ struct WholeBlockLanes {
 // per lane, the positions eight float vectors (and the offsets a ninth). Its slot for a block holds the rows' heads
 // side by side (fp16 d; Q4_1, Q5_1: d and m), then the rest in 4-byte chunks of every row (kQ8_0Pack ...
 // kQ5_1Pack): Q8_0's qs bytes 4l.. per position l; the 4-bit types' qs bytes 4c..4c+3 per c < 4, whose low nibbles
-// are values 4c.. (position c) and high nibbles 16+4c.. (position c + 4), after Q5_0's and Q5_1's qh word (bit j:
-// value j's fifth bit). Per position every row's four levels (value + kOffset, unsigned) meet the activations' four
-// bytes in one vpdpbusd started from -kOffset times their quad sum.
+// are values 4c.. (position c) and high nibbles 16+4c.. (position c + 4); Q5_0's and Q5_1's w word, then v bytes
+// 4c.., whose low five bits are values 4c.. and top three with w's bit pair c values 16+4c... Per position every
+// row's four levels (value + kOffset, unsigned) meet the activations' four bytes in one vpdpbusd started from
+// -kOffset times their quad sum.
 static_assert(kQ8_0Pack.unit == sizeof(BlockQ8_0) && kQ8_0Pack.head == 2 && offsetof(BlockQ8_0, qs) == 2);
 static_assert(kQ4_1Pack.unit == sizeof(BlockQ4_1) && kQ4_1Pack.head == 4 && offsetof(BlockQ4_1, m) == 2 && offsetof(BlockQ4_1, qs) == 4);
 static_assert(kQ5_0Pack.unit == sizeof(BlockQ5_0) && kQ5_0Pack.head == 2 && offsetof(BlockQ5_0, qh) == 2 && offsetof(BlockQ5_0, qs) == 6);
@@ -186,14 +187,16 @@ template <const PackFormat& kFormat, typename ActBlock, int kLevelOffset, Nibble
 struct NibbleLevels {
   static constexpr const PackFormat& kPack = kFormat;
   using Act = ActBlock;
-  // On AVX2 (16 registers) Q5_0's per-token offsets tip two tokens' 16 accumulators into spills: batches of 64
-  // tokens ran at 14 GB/s of weights with two tokens a tile, 17 with one (Q4_1 and Q5_1 lose with one: 33 -> 28, 28
-  // -> 20).
-  static constexpr int kOffset = kLevelOffset, kBatchTokens = kLevelOffset != 0 && V::kRows == 1 ? 1 : 2;
+  // On AVX2 (16 registers) Q5_0's per-token offsets tip two tokens' 16 accumulators into spills (Batch64 14 GB/s of
+  // weights against 17 with one token a tile), so it takes four tokens in four passes (Block32Lanes): 17.5-18.1 ->
+  // 23.9-24.4, AVX-VNNI 20.9 -> 27.7-27.9, in the layout before kQ5_0Pack's w and v. Q4_1 and Q5_1 lose in passes
+  // (33 -> 25-31, 28 -> 25-27, and 36 -> 29 since w and v); with one token a tile, 33 -> 28 and 28 -> 20.
+  static constexpr int kOffset = kLevelOffset,
+                       kBatchTokens = V::kLanes == 8 && kExtra == NibbleExtra::kFifthBit && kLevelOffset != 0 ? 4 : 2;
   struct Block {
     F d, m;
     const uint8_t* qs;
-    I extra;  // the qh words, or 16 - zero in every byte
+    I extra;  // the w words (kQ5_0Pack), or 16 - zero in every byte
   };
   static Block Load(const uint8_t* slot) {
     constexpr int L = V::kLanes;
@@ -213,9 +216,10 @@ struct NibbleLevels {
   }
   static I Position(const Block& b, int l) {
     const I bytes = V::LoadLanes(b.qs + 4 * V::kLanes * (l % 4));
+    if constexpr (kExtra == NibbleExtra::kFifthBit)  // v and w as packed (kQ5_0Pack)
+      return l < 4 ? V::ByteField<0, 0x1F>(bytes) : SplitFiveBitLevels(b.extra, bytes, l - 4);
     const I nibbles = V::And(l < 4 ? bytes : V::template Shr16<4>(bytes), V::Set8(0x0F));
-    if constexpr (kExtra == NibbleExtra::kFifthBit) return V::AddWhereLaneBits(nibbles, b.extra, 4 * l, 16);
-    else if constexpr (kExtra == NibbleExtra::kZeroPoint) return V::Add8(nibbles, b.extra);
+    if constexpr (kExtra == NibbleExtra::kZeroPoint) return V::Add8(nibbles, b.extra);
     else return nibbles;
   }
   static I Dot(I start, I levels, const int8_t* act) { return V::DotU8At(start, levels, act); }
@@ -273,41 +277,54 @@ struct Block32Lanes {
   static constexpr const PackFormat& kPack = D::kPack;
   static constexpr int kBlockValues = 32, kBatchTokens = D::kBatchTokens;
   static constexpr bool kAffine = std::is_same_v<typename D::Act, BlockQ8_1>;  // Q4_1, Q5_1: the m * s offsets
+  // The lane positions a pass over the blocks takes: all eight, but on AVX2 (16 registers) a tile of three or four
+  // tokens takes two, l and l + 4, in four passes, so that its accumulators stay in registers. Its weights come from
+  // L1 after the first pass; the decode is then paid once per four tokens (Q5_0: eight tokens in eight passes of one
+  // position read 0.85-0.89x of four).
+  template <int T>
+  static constexpr int kPassPositions = V::kLanes == 8 && T >= 3 ? 2 : 8;
   template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr size_t kSlot = kLanesSlot<kPack>;
-    F acc[T][8];  // per token, the eight lane positions' floats
+    constexpr int P = kPassPositions<T>, kPasses = 8 / P;
+    F lanes[T][8];  // per token, the eight lane positions' floats
     F offsets[T];
-    for (int t = 0; t < T; ++t) {
-      offsets[t] = V::ZeroF();
-      for (F& a : acc[t]) a = V::ZeroF();
-    }
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
-      if constexpr (T == 1) PrefetchTileAhead<kSlot, Ahead>(slot);
-      const typename D::Block block = D::Load(slot);
-      const typename D::Act* a[T];
-      F dd[T];
-      for (int t = 0; t < T; ++t) {
-        a[t] = reinterpret_cast<const typename D::Act*>(acts[t].blocks) + b;
-        dd[t] = V::Mul(block.d, V::SetF(acts[t].scales[b]));
-        if constexpr (kAffine) offsets[t] = V::Fma(block.m, V::SetF(Half(a[t]->s)), offsets[t]);
-      }
-      // Left a loop, GCC keeps acc[t][l] on the stack (a store each per block). Unrolled (`#pragma GCC unroll 8`)
-      // they were registers, but one token streamed no better for it: Q5_1 0.77-0.80 -> 0.44-0.74 of the probe,
-      // Q5_0 0.58-0.60 -> 0.63-0.73, Q8_0 and the batches unchanged (back to back, three and four rounds).
-      for (int l = 0; l < 8; ++l) {
-        const I q = D::Position(block, l);
+    for (int t = 0; t < T; ++t) offsets[t] = V::ZeroF();
+    for (int pass = 0; pass < kPasses; ++pass) {
+      F acc[T][P];
+      for (int t = 0; t < T; ++t)
+        for (F& a : acc[t]) a = V::ZeroF();
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
+        if constexpr (T == 1) PrefetchTileAhead<kSlot, Ahead>(slot);
+        const typename D::Block block = D::Load(slot);
+        const typename D::Act* a[T];
+        F dd[T];
         for (int t = 0; t < T; ++t) {
-          const I start = StartOfPosition<D::kOffset, T>(acts[t].quad_starts + 8 * b + l);
-          const I sum = D::Dot(start, q, a[t]->qs + 4 * l);
-          acc[t][l] = V::Fma(dd[t], V::Cvt(sum), acc[t][l]);
+          a[t] = reinterpret_cast<const typename D::Act*>(acts[t].blocks) + b;
+          dd[t] = V::Mul(block.d, V::SetF(acts[t].scales[b]));
+          if constexpr (kAffine)
+            if (pass == 0) offsets[t] = V::Fma(block.m, V::SetF(Half(a[t]->s)), offsets[t]);
+        }
+        // Left a loop, GCC keeps acc[t][l] on the stack (a store each per block). Unrolled (`#pragma GCC unroll 8`)
+        // they were registers, but one token streamed no better for it: Q5_1 0.77-0.80 -> 0.44-0.74 of the probe,
+        // Q5_0 0.58-0.60 -> 0.63-0.73, Q8_0 and the batches unchanged (back to back, three and four rounds).
+        for (int i = 0; i < P; ++i) {
+          const int l = pass + kPasses * i;
+          const I q = D::Position(block, l);
+          for (int t = 0; t < T; ++t) {
+            const I start = StartOfPosition<D::kOffset, T>(acts[t].quad_starts + 8 * b + l);
+            const I sum = D::Dot(start, q, a[t]->qs + 4 * l);
+            acc[t][i] = V::Fma(dd[t], V::Cvt(sum), acc[t][i]);
+          }
         }
       }
+      for (int t = 0; t < T; ++t)
+        for (int i = 0; i < P; ++i) lanes[t][pass + kPasses * i] = acc[t][i];
     }
     F sums[T];
     for (int t = 0; t < T; ++t) {
-      sums[t] = PairwiseLanes(acc[t]);
+      sums[t] = PairwiseLanes(lanes[t]);
       if constexpr (kAffine) sums[t] = V::AddF(sums[t], offsets[t]);
     }
     StoreLanes(sums, y, ldy, rows);

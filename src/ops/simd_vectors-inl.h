@@ -90,8 +90,6 @@ HWY_INLINE __m128i LaneByteCopiesPattern(int k) {
   const auto lane = [k](int i) { return static_cast<int>(0x01010101u * static_cast<uint32_t>(4 * i + k)); };
   return _mm_set_epi32(lane(3), lane(2), lane(1), lane(0));
 }
-// Bit first + k of a lane's word, for byte k (k < 4) of the lane after LaneByteCopiesPattern(first / 8).
-HWY_INLINE int LaneBitMasks(int first) { return static_cast<int>(0x08040201u << (first % 8)); }
 
 // The IQ4_NL table's magnitudes; its values are negative exactly at indices 0..7 (bit 3 clear).
 alignas(16) constexpr int8_t kIq4nlMagnitudes[16] = {127, 104, 83, 65, 49, 35, 22, 10, 1, 13, 25, 38, 53, 69, 89, 113};
@@ -264,13 +262,6 @@ struct V {
     out[3] = _mm256_broadcastd_epi32(_mm_srli_si128(words, 12));
   }
   static F SubF(F a, F b) { return _mm256_sub_ps(a, b); }
-  // a with `value` added to byte k (k < 4) of each lane where bit first + k of the lane's word in `bits` is set
-  // (first a multiple of 4: Q5_0's and Q5_1's fifth bits of values first..first+3).
-  static I AddWhereLaneBits(I a, I bits, int first, int8_t value) {
-    const I copies = _mm256_shuffle_epi8(bits, _mm256_broadcastsi128_si256(LaneByteCopiesPattern(first / 8)));
-    const I mask = _mm256_set1_epi32(LaneBitMasks(first));
-    return _mm256_add_epi8(a, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(copies, mask), mask), Set8(value)));
-  }
 };
 #else  // AVX3 / AVX3_DL: 16 lanes, row groups of two
 struct V {
@@ -435,25 +426,33 @@ struct V {
     out[3] = _mm512_broadcastd_epi32(_mm_srli_si128(words, 12));
   }
   static F SubF(F a, F b) { return _mm512_sub_ps(a, b); }
-#if HWY_TARGET == HWY_AVX3_DL
-  // vpshufbitqmb (BITALG) takes each byte's bit straight from its qword: bits first + k of the low lane, 32 +
-  // first + k of the high one.
-  static I AddWhereLaneBits(I a, I bits, int first, int8_t value) {
-    const uint64_t low = 0x03020100u + 0x01010101u * static_cast<uint32_t>(first);
-    const __mmask64 where = _mm512_bitshuffle_epi64_mask(bits, _mm512_set1_epi64(static_cast<int64_t>(low | (low + 0x20202020u) << 32)));
-    return _mm512_mask_add_epi8(a, where, a, Set8(value));
-  }
-#else
-  static I AddWhereLaneBits(I a, I bits, int first, int8_t value) {
-    const I copies = _mm512_shuffle_epi8(bits, _mm512_broadcast_i32x4(LaneByteCopiesPattern(first / 8)));
-    return _mm512_mask_add_epi8(a, _mm512_test_epi8_mask(copies, _mm512_set1_epi32(LaneBitMasks(first))), a, Set8(value));
-  }
-#endif
 };
 #endif
 using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
+
+// Bit pair k of every byte (k a constant once the loop over it is unrolled): with GFNI one affine map. Q2_K's levels
+// and the low bits of SplitFiveBitLevels.
+HWY_INLINE I BitPair(I bytes, int k) {
+  switch (k) {
+    case 0: return V::ByteField<0, 3>(bytes);
+    case 1: return V::ByteField<2, 3>(bytes);
+    case 2: return V::ByteField<4, 3>(bytes);
+    default: return V::ByteField<6, 3>(bytes);
+  }
+}
+
+// The 5-bit levels whose bits 0-1 are bit pair p of w and 2-4 the top three bits of v (p a constant once unrolled):
+// Q5_K's odd sub-blocks and Q5_0's and Q5_1's values 16..31 as packed (kQ5KPack, kQ5_0Pack). Against qh's bit moved
+// onto the qs nibble (an affine map and an OR or ternary op each, a shift more for the high nibble): Q5_K's
+// one-token tile 548 instructions instead of 594, in L3 42.3-48.0 -> 47.1-50.8 GB/s, AVX2 17.5-24.1 -> 23.0-29.6
+// (four and three alternated rounds).
+HWY_INLINE I SplitFiveBitLevels(I w, I v, int p) {
+  const I top = V::ByteField<3, 0x1C>(v);
+  // Pair 0 needs no shift: its mask and the OR are one ternary op.
+  return p == 0 ? V::AndOr(w, V::Set8(3), top) : V::Or(BitPair(w, p), top);
+}
 
 // How far ahead PrefetchSlotStep runs. Zen 5 (AVX-512) wants the lines four pages ahead where one page served the
 // AVX2 machine (kStreamPrefetchAhead, util/stream_prefetch.h; not measurable here since). Against one page, each

@@ -462,6 +462,44 @@ TEST(PackedWeight, Q5KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   EXPECT_EQ(0, std::memcmp(&encoded, &block, sizeof(block)));
 }
 
+// Q5_0's and Q5_1's likewise: each value's 5-bit level, written as qh and qs, comes out of v's low five bits
+// (values 0..15) or w's bit pair and v's top three bits (16..31); d (and Q5_1's m) stay in place. Every level
+// appears in each byte position over the blocks.
+template <typename Block>
+void ExpectQ5FieldsHoldEachLevel(void (*encode)(uint8_t*), void (*decode)(uint8_t*)) {
+  for (int seed = 0; seed < 32; ++seed) {
+    Block block{};
+    const auto level = [seed](int i) { return (seed + 5 * i + i / 4) % 32; };  // i / 4: the bit pairs differ
+    uint32_t qh = 0;
+    for (int i = 0; i < 32; ++i) {
+      block.qs[i % 16] = static_cast<uint8_t>(block.qs[i % 16] | (level(i) & 15) << (4 * (i / 16)));
+      qh |= static_cast<uint32_t>(level(i) >> 4) << i;
+    }
+    std::memcpy(block.qh, &qh, 4);
+    block.d = static_cast<uint16_t>(0x3C01 + seed);
+    if constexpr (requires { block.m; }) block.m = static_cast<uint16_t>(0x2C03 + seed);
+    Block encoded = block;
+    auto* bytes = reinterpret_cast<uint8_t*>(&encoded);
+    encode(bytes);
+    const uint8_t* w = encoded.qh;
+    for (int i = 0; i < 16; ++i) {
+      const int v = encoded.qs[i];
+      ASSERT_EQ(v & 31, level(i)) << "seed " << seed << ", value " << i;
+      ASSERT_EQ((w[i % 4] >> (2 * (i / 4)) & 3) | (v >> 5) << 2, level(16 + i)) << "seed " << seed << ", value " << 16 + i;
+    }
+    EXPECT_EQ(encoded.d, block.d);
+    if constexpr (requires { block.m; }) {
+      EXPECT_EQ(encoded.m, block.m);
+    }
+    decode(bytes);
+    ASSERT_EQ(0, std::memcmp(&encoded, &block, sizeof(block))) << "seed " << seed;
+  }
+}
+TEST(PackedWeight, Q5_0AndQ5_1FieldsHoldEachLevelWhereTheKernelReadsIt) {
+  ExpectQ5FieldsHoldEachLevel<BlockQ5_0>(q5_0_encode_fields, q5_0_decode_fields);
+  ExpectQ5FieldsHoldEachLevel<BlockQ5_1>(q5_1_encode_fields, q5_1_decode_fields);
+}
+
 // Q6_K's likewise: every group's 6-bit levels, written as ql and qh, come out of each half's x, y and z, paired.
 TEST(PackedWeight, Q6KFieldsHoldEachLevelWhereTheKernelReadsIt) {
   BlockQ6K block{};
