@@ -189,8 +189,9 @@ struct NibbleLevels {
   using Act = ActBlock;
   // On AVX2 (16 registers) Q5_0's per-token offsets tip two tokens' 16 accumulators into spills (Batch64 14 GB/s of
   // weights against 17 with one token a tile), so it takes four tokens in four passes (Block32Lanes): 17.5-18.1 ->
-  // 23.9-24.4, AVX-VNNI 20.9 -> 27.7-27.9, in the layout before kQ5_0Pack's w and v. Q4_1 and Q5_1 lose in passes
-  // (33 -> 25-31, 28 -> 25-27, and 36 -> 29 since w and v); with one token a tile, 33 -> 28 and 28 -> 20.
+  // 23.9-24.4, AVX-VNNI 20.9 -> 27.7-27.9, in the layout before kQ5_0Pack's w and v (with them 29.0-29.4 and
+  // 32.6-32.8). Q4_1 and Q5_1 gain nothing in passes (33 -> 25-31; 28 -> 25-30, and 36 -> 29 since w and v); with
+  // one token a tile, 33 -> 28 and 28 -> 20.
   static constexpr int kOffset = kLevelOffset,
                        kBatchTokens = V::kLanes == 8 && kExtra == NibbleExtra::kFifthBit && kLevelOffset != 0 ? 4 : 2;
   struct Block {
