@@ -33,6 +33,8 @@ bool avx_vnni_in_use();
 // Q4_1 1.15-1.16x, Q5_K 1.11-1.12x, Q2_K 1.06-1.08x (one token 0.95-1.05x, 0.98-1.05x, 0.96-1.01x). Left out:
 // Q8_0 0.93-1.08x / 0.90-1.00x, Q4_0, Q3_K and Q6_K 0.98-1.05x; F16 and BF16, which have no integer dot products
 // (a build of the F16 tile in the second file read 0.90-0.92x: GCC built the same source otherwise there).
+// Q5_0 and Q5_1 were measured again once packed as w and v (ops/packed_weight.h), by lowbit_bench's AVX2 against
+// AVX2_VNNI (4096x4096, two rounds): Q5_0 1.16-1.19x / 1.11-1.13x, Q5_1 1.04-1.07x / 1.11-1.14x.
 constexpr bool avx_vnni_takes(DType type, bool batch = false) {
   switch (type) {
     case DType::Q5_0: case DType::Q5_1: case DType::IQ4_NL: case DType::IQ4_XS: case DType::I4G: return true;
