@@ -68,7 +68,7 @@ const bool kTargetChosen = [] {
   const char* env = std::getenv("LOWBIT_BENCH_TARGET");
   if (!env) return false;
   const std::string want = env;
-  const bool vnni = want == "AVX2_VNNI" && cpu_has_avx_vnni();
+  const bool vnni = want == "AVX2_VNNI" && cpu_runs_avx_vnni_kernels();
   for (int64_t t : hwy::SupportedAndGeneratedTargets())
     if (hwy::TargetName(t) == (vnni ? "AVX2" : want)) {
       hwy::SetSupportedTargetsForTest(t);

@@ -69,8 +69,10 @@ bool stream_ahead_near() {
 
 bool set_avx_vnni(bool allowed) { return avx_vnni_allowed.exchange(allowed); }
 
+bool cpu_runs_avx_vnni_kernels() { return cpu_has_avx_vnni() && cpu_has_gfni(); }
+
 bool avx_vnni_in_use() {
-  return cpu_has_avx_vnni() && avx_vnni_allowed.load(std::memory_order_relaxed) &&
+  return cpu_runs_avx_vnni_kernels() && avx_vnni_allowed.load(std::memory_order_relaxed) &&
          HWY_DYNAMIC_DISPATCH(PassTarget)() == HWY_AVX2;
 }
 

@@ -23,6 +23,9 @@ StreamAhead set_stream_ahead(StreamAhead policy);
 // built with it (ops/simd_matmul_avx_vnni.cc) run in place of the plain ones, with the same bits. set_avx_vnni(false)
 // keeps the plain ones, so that tests and benchmarks run both on such a CPU; it returns the setting before.
 bool set_avx_vnni(bool allowed);
+// Whether this CPU can run the AVX-VNNI kernels: AVX-VNNI and GFNI (V::ByteField's affine maps in that pass; every
+// CPU with AVX-VNNI so far has GFNI too).
+bool cpu_runs_avx_vnni_kernels();
 // Whether a call now would run the AVX-VNNI kernels (for the types they take).
 bool avx_vnni_in_use();
 // The types the AVX-VNNI kernels take, for one token or a batch; the others run the plain AVX2 ones. Measured on Zen 5
@@ -35,11 +38,16 @@ bool avx_vnni_in_use();
 // (a build of the F16 tile in the second file read 0.90-0.92x: GCC built the same source otherwise there).
 // Q5_0 and Q5_1 were measured again once packed as w and v (ops/packed_weight.h), by lowbit_bench's AVX2 against
 // AVX2_VNNI (4096x4096, two rounds): Q5_0 1.16-1.19x / 1.11-1.13x, Q5_1 1.04-1.07x / 1.11-1.14x.
+// With GFNI's affine maps in that pass (V::ByteField), against the pass without them (4096x4096 in L3, one token, best
+// of four alternated rounds): Q5_K 34.6 -> 40.9 GB/s (batches 58.9 -> 60.3), now taken for one token too; Q3_K 24.7 ->
+// 26.7, taken for one token (batches level: 33.4 against 33.0); Q5_0 28.7 -> 32.5, Q5_1 31.3 -> 35.7 (batches level);
+// Q2_K keeps shifts (Q2KLanes).
 constexpr bool avx_vnni_takes(DType type, bool batch = false) {
   switch (type) {
-    case DType::Q5_0: case DType::Q5_1: case DType::IQ4_NL: case DType::IQ4_XS: case DType::I4G: return true;
-    case DType::Q4_K: return !batch;
-    case DType::Q4_1: case DType::Q5_K: case DType::Q2_K: return batch;
+    case DType::Q5_0: case DType::Q5_1: case DType::IQ4_NL: case DType::IQ4_XS: case DType::I4G: case DType::Q5_K:
+      return true;
+    case DType::Q3_K: case DType::Q4_K: return !batch;
+    case DType::Q4_1: case DType::Q2_K: return batch;
     default: return false;
   }
 }

@@ -39,7 +39,7 @@
 #if HWY_TARGET == HWY_AVX3_DL
 #define LOWBIT_PASS_INSTRUCTIONS() _Pragma("GCC target(\"avx512vnni,avx512bf16,gfni\")")
 #elif defined(LOWBIT_AVX_VNNI)
-#define LOWBIT_PASS_INSTRUCTIONS() _Pragma("GCC target(\"avxvnni\")")
+#define LOWBIT_PASS_INSTRUCTIONS() _Pragma("GCC target(\"avxvnni,gfni\")")
 #else
 #define LOWBIT_PASS_INSTRUCTIONS()
 #endif
@@ -106,6 +106,18 @@ alignas(16) constexpr std::array<int8_t, 16> kIq4nlOffsetLevels = [] {
   return levels;
 }();
 
+// GFNI's affine map of every byte (vgf2p8affineqb): row 7 - j of the qword matrix picks the input bits XORed into
+// output bit j, so BitMove(from, to) is the row that copies one bit, and FieldMatrix(shift, mask) the map that moves
+// a byte's bits shift.. under mask down to bit 0 (V::ByteField).
+constexpr uint64_t BitMove(int from, int to) { return uint64_t{1} << from << (8 * (7 - to)); }
+constexpr uint64_t FieldMatrix(int shift, int mask) {
+  uint64_t m = 0;
+  for (int j = 0; j < 8 - shift; ++j)
+    if (mask >> j & 1) m |= BitMove(shift + j, j);
+  return m;
+}
+static_assert(FieldMatrix(0, 0xFF) == 0x0102040810204080, "the identity map");
+
 // ---- the primitives, once per vector width: V holds kRows rows' 32 bytes / eight lanes ----
 #if HWY_TARGET == HWY_AVX2
 struct V {
@@ -135,12 +147,18 @@ struct V {
   template <int kBits> static I Shl16(I a) { return _mm256_slli_epi16(a, kBits); }
   // Every byte shifted right by n (bits of the neighbouring byte enter at the top; callers mask them off).
   static I ShrBytes(I a, int n) { return _mm256_srl_epi16(a, _mm_cvtsi32_si128(n)); }
-  // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear.
-  template <int kShift, int kMask, bool kAffine = true>  // (kAffine: for the AVX-512 targets' GFNI)
+  // Every byte's bits kShift.. under kMask, moved down to bit 0, the others clear: in the AVX-VNNI pass one GFNI
+  // affine map (every CPU with AVX-VNNI has GFNI; ops/simd_matmul.cc checks), else a shift and a mask. kAffine false
+  // takes the shift and mask anyway, for a tile whose multiplies already crowd the ports the affine map needs.
+  template <int kShift, int kMask, bool kAffine = true>
   static I ByteField(I a) {
     const I mask = _mm256_set1_epi8(static_cast<int8_t>(kMask));
     if constexpr (kShift == 0) return _mm256_and_si256(a, mask);
-    else return _mm256_and_si256(_mm256_srli_epi16(a, kShift), mask);
+#ifdef LOWBIT_AVX_VNNI
+    if constexpr (kAffine)
+      return _mm256_gf2p8affine_epi64_epi8(a, _mm256_set1_epi64x(static_cast<int64_t>(FieldMatrix(kShift, kMask))), 0);
+#endif
+    return _mm256_and_si256(_mm256_srli_epi16(a, kShift), mask);
   }
   // (a & mask) | b.
   static I AndOr(I a, I mask, I b) { return _mm256_or_si256(_mm256_and_si256(a, mask), b); }
@@ -295,23 +313,14 @@ struct V {
     const I mask = _mm512_set1_epi8(static_cast<int8_t>(kMask));
     if constexpr (kShift == 0) return _mm512_and_si512(a, mask);
 #if HWY_TARGET == HWY_AVX3_DL
-    constexpr uint64_t kMatrix = [] {
-      uint64_t m = 0;
-      for (int j = 0; j < 8 - kShift; ++j)
-        if (kMask >> j & 1) m |= BitMove(kShift + j, j);
-      return m;
-    }();
-    if constexpr (kAffine) return Affine<kMatrix>(a);
+    if constexpr (kAffine) return Affine<FieldMatrix(kShift, kMask)>(a);
 #endif
     return _mm512_and_si512(_mm512_srli_epi16(a, kShift), mask);
   }
   // (a & mask) | b.
   static I AndOr(I a, I mask, I b) { return _mm512_ternarylogic_epi32(a, mask, b, 0xEA); }
 #if HWY_TARGET == HWY_AVX3_DL
-  // GFNI's affine map of every byte: row 7 - j of the qword matrix picks the input bits XORed into output bit j, so
-  // BitMove(from, to) is the row that copies one bit.
-  static constexpr uint64_t BitMove(int from, int to) { return uint64_t{1} << from << (8 * (7 - to)); }
-  template <uint64_t kMatrix>
+  template <uint64_t kMatrix>  // GFNI's affine map of every byte (FieldMatrix)
   static I Affine(I a) {
     return _mm512_gf2p8affine_epi64_epi8(a, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
   }
@@ -432,14 +441,15 @@ using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
 
-// Bit pair k of every byte (k a constant once the loop over it is unrolled): with GFNI one affine map. Q2_K's levels
-// and the low bits of SplitFiveBitLevels.
+// Bit pair k of every byte (k a constant once the loop over it is unrolled): with GFNI one affine map (kAffine as
+// V::ByteField's). Q2_K's levels and the low bits of SplitFiveBitLevels.
+template <bool kAffine = true>
 HWY_INLINE I BitPair(I bytes, int k) {
   switch (k) {
-    case 0: return V::ByteField<0, 3>(bytes);
-    case 1: return V::ByteField<2, 3>(bytes);
-    case 2: return V::ByteField<4, 3>(bytes);
-    default: return V::ByteField<6, 3>(bytes);
+    case 0: return V::ByteField<0, 3, kAffine>(bytes);
+    case 1: return V::ByteField<2, 3, kAffine>(bytes);
+    case 2: return V::ByteField<4, 3, kAffine>(bytes);
+    default: return V::ByteField<6, 3, kAffine>(bytes);
   }
 }
 

@@ -4,6 +4,8 @@ if(LOWBIT_OBJDUMP)
   # VEX-encoded VNNI (AVX-VNNI) only in the AVX2 kernels built for it (see vex_vnni_confined.sh).
   add_test(NAME ops.vex_vnni_confined
            COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/vex_vnni_confined.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
+  # GFNI only in the kernels of the passes that check the CPU for it (see gfni_confined.sh).
+  add_test(NAME ops.gfni_confined COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/gfni_confined.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
   # AVX512-BF16 instructions only in the tile that checks the CPU for them (see bf16_confined.sh).
   add_test(NAME ops.bf16_confined COMMAND sh ${CMAKE_SOURCE_DIR}/tests/ops/bf16_confined.sh ${LOWBIT_OBJDUMP} $<TARGET_FILE:lowbit>)
   # Every one-token tile prefetches its stream ahead, on every target (see generation_prefetches.sh).

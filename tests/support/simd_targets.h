@@ -28,7 +28,7 @@ int for_each_simd_target(const Fn& fn) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
     for (const bool avx_vnni : {false, true}) {
-      if (avx_vnni && !(target == HWY_AVX2 && cpu_has_avx_vnni())) break;
+      if (avx_vnni && !(target == HWY_AVX2 && cpu_runs_avx_vnni_kernels())) break;
       set_avx_vnni(avx_vnni);
       SCOPED_TRACE(avx_vnni ? "AVX2 with AVX-VNNI" : hwy::TargetName(target));
       fn(target);
