@@ -33,7 +33,6 @@
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
 #include "ops/simd_matmul.h"
-#include "util/cpu_features.h"
 #include "util/huge_pages.h"
 #include "util/parallel.h"
 

@@ -21,7 +21,7 @@ inline bool cpu_has_avx512_bf16() {
 }
 
 // GFNI (vgf2p8affineqb): Ice Lake, Zen 4 and later, every CPU with the rest of Highway's AVX3_DL target, which in
-// Highway 1.0.3 does not require it.
+// Highway 1.0.3 does not require it, and every CPU with AVX-VNNI (whose AVX2 kernels take it too).
 inline bool cpu_has_gfni() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool has = __builtin_cpu_supports("gfni");

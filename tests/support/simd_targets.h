@@ -11,7 +11,6 @@
 #include <cstdint>
 
 #include "ops/simd_matmul.h"
-#include "util/cpu_features.h"
 
 namespace lowbit {
 
