@@ -185,7 +185,7 @@ struct V {
   // The IQ4_NL values of the low (kHigh false) or high nibbles of `bytes`, prepared as PrepareSigned does.
   template <bool kHigh>
   static Signed Iq4nlSigned(I bytes) {
-    const I nibbles = _mm256_and_si256(kHigh ? _mm256_srli_epi16(bytes, 4) : bytes, Set8(0x0F));
+    const I nibbles = ByteField<kHigh ? 4 : 0, 0x0F>(bytes);
     return PrepareSigned(_mm256_shuffle_epi8(Table16(kIq4nlValues), nibbles));
   }
 #ifdef LOWBIT_AVX_VNNI
