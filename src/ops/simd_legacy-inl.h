@@ -42,12 +42,6 @@ static_assert(kQ4_0Pack.unit == sizeof(BlockQ4_0) && kQ4_0Pack.head_offset == of
 static_assert(sizeof(BlockIQ4NL) == sizeof(BlockQ4_0) && offsetof(BlockIQ4NL, d) == 0 && offsetof(BlockIQ4NL, qs) == 2);
 static_assert(kI4GPack.unit == sizeof(BlockI4G) && kI4GPack.head == 3 && offsetof(BlockI4G, z) == 2 && offsetof(BlockI4G, qs) == 3);
 
-// The high nibbles by one GFNI affine map in AVX2's AVX-VNNI pass (V::ByteField), by a shift and a mask elsewhere
-// (AVX-512 unmeasured with them). In that pass, one token (lowbit_bench, best of four alternated rounds): the int4
-// groups 36.2 -> 37.2 GB/s, IQ4_XS (V::Iq4nlSigned) 24.4 -> 26.0; IQ4_NL, Q4_1 and the batches level. Q4_0 stays
-// on the plain tiles even so (42.3 against 40.9, batches 50.7 against 50.0).
-inline constexpr bool kAffineHighNibbles = HWY_TARGET == HWY_AVX2;
-
 // A block's eight level vectors (values 4c.. of the activations' order) against its 32 activations: unsigned levels
 // (value + kOffset) with VNNI, else signed values (|v| <= 127) with the sign trick, where maddubs' int16 pairs of
 // levels up to 255 could overflow.
@@ -68,13 +62,17 @@ struct NibbleChunks {
   static constexpr const PackFormat& kPack = kFormat;
   // Always inlined: GCC left IQ4_NL's a call per block, its eight vectors through the stack (BM_IQ4_NL_Simd 22.7 ->
   // 59.4 GB/s; tests/ops/block_helpers_inlined.sh).
+  // The high nibbles (here and in NibbleLevels::Position) by V::ByteField: one GFNI affine map on AVX3_DL and in
+  // AVX2's AVX-VNNI pass, a shift and a mask elsewhere. One token, lowbit_bench, best of four alternated rounds:
+  // AVX-VNNI IQ4_XS 24.4 -> 26.0 GB/s, the int4 groups 36.2 -> 37.2; AVX3_DL Q4_1 62.2 -> 64.9 (batches 82.6 ->
+  // 85.7); the others level.
   static HWY_INLINE void Levels(const uint8_t* slot, I* q) {
     constexpr int L = V::kLanes;
     const I low_nibble = V::Set8(0x0F);
     for (int c = 0; c < 4; ++c) {  // values 4c.. (low nibbles), then 16 + 4c.. (high)
       const I bytes = V::LoadLanes(slot + kPack.head * L + 4 * L * c);
       q[c] = Nibbles::Decode(V::And(bytes, low_nibble));
-      q[4 + c] = Nibbles::Decode(V::template ByteField<4, 0x0F, kAffineHighNibbles>(bytes));
+      q[4 + c] = Nibbles::Decode(V::template ByteField<4, 0x0F>(bytes));
     }
   }
 };
@@ -225,7 +223,7 @@ struct NibbleLevels {
     const I bytes = V::LoadLanes(b.qs + 4 * V::kLanes * (l % 4));
     if constexpr (kExtra == NibbleExtra::kFifthBit)  // v and w as packed (kQ5_0Pack)
       return l < 4 ? V::ByteField<0, 0x1F>(bytes) : SplitFiveBitLevels(b.extra, bytes, l - 4);
-    const I nibbles = l < 4 ? V::And(bytes, V::Set8(0x0F)) : V::template ByteField<4, 0x0F, kAffineHighNibbles>(bytes);
+    const I nibbles = l < 4 ? V::And(bytes, V::Set8(0x0F)) : V::template ByteField<4, 0x0F>(bytes);
     if constexpr (kExtra == NibbleExtra::kZeroPoint) return V::Add8(nibbles, b.extra);
     else return nibbles;
   }
