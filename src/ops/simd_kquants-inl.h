@@ -124,7 +124,7 @@ HWY_INLINE I K4MinsDot(const K4ScalesMins& k4, const BlockQ8K& a) {
 inline constexpr bool kQ4KHighInPlace = V::kVnni;
 HWY_INLINE I Q4KHighNibbles(I bytes) {
   if constexpr (kQ4KHighInPlace) return V::And(bytes, V::Set8(static_cast<int8_t>(0xF0)));
-  return V::And(V::template Shr16<4>(bytes), V::Set8(0x0F));
+  return V::template ByteField<4, 0x0F>(bytes);  // (the passes without VNNI have no GFNI: a shift and a mask)
 }
 HWY_INLINE I Q4KExactSum(I values) {
   if constexpr (kQ4KHighInPlace) return V::template Sar32<4>(values);
