@@ -265,6 +265,28 @@ struct Q2KLanes {
   // The bit pairs by shift and mask in AVX2's AVX-VNNI pass, whose 256-bit affine maps share the multiply-adds' pipes
   // on Zen 5 (BM_Q2_K_Simd 21.4 -> 17.7 GB/s with them, _Batch64 33.7 -> 32.0; best of four alternated rounds).
   static constexpr bool kAffineBitPairs = HWY_TARGET != HWY_AVX2;
+  // With VNNI one token's bit pairs stay in place: bit pair k masked (vpandd, on pipes vpdpbusd leaves free) is 4^k
+  // times the level, at most 192, and each sub-block's exact sum is shifted back by 2k before its scale. Against the
+  // affine maps, which share vpdpbusd's pipes on Zen 5 (lowbit_bench, LOWBIT_BENCH_TARGET=AVX3_DL, alternated
+  // rounds, best / median GB/s): BM_Q2_K_Simd 44.0 -> 55.4 / 43.4 -> 49.1 and 45.1 -> 50.1 / 44.0 -> 44.9,
+  // _Stream 37.6 -> 38.5 / 33.8 -> 36.1. Batches keep the maps: their four tokens share them, and the shifts grow
+  // with the tokens (_Batch64 73.8 -> 72.0 best). AVX2's AVX-VNNI pass, in place for one token, read 1.03x against
+  // the plain AVX2 tile (22.4 -> 23.1), which it keeps (avx_vnni_takes).
+  template <int T>
+  static constexpr bool kPairsInPlace = V::kVnni && T == 1;
+  // acc plus a pair of sub-blocks' sums with bit pair k's levels times their scales (k a constant once unrolled).
+  template <int T>
+  static HWY_INLINE I AddScaledLevels(I acc, const I* level, const int8_t* a, I scale_lo, I scale_hi, int k) {
+    if constexpr (kPairsInPlace<T>) {
+      switch (k) {
+        case 0: return AddScaledInt16Pair<4, 0>(acc, level, a, scale_lo, scale_hi);
+        case 1: return AddScaledInt16Pair<4, 2>(acc, level, a, scale_lo, scale_hi);
+        case 2: return AddScaledInt16Pair<4, 4>(acc, level, a, scale_lo, scale_hi);
+        default: return AddScaledInt16Pair<4, 6>(acc, level, a, scale_lo, scale_hi);
+      }
+    }
+    return AddScaledInt16Pair<4>(acc, level, a, scale_lo, scale_hi);
+  }
   template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr int L = V::kLanes;
@@ -302,14 +324,19 @@ struct Q2KLanes {
   #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
           I level[8];
-          for (int q = 0; q < 8; ++q) level[q] = BitPair<kAffineBitPairs>(bytes[q], k);
+          if constexpr (kPairsInPlace<T>) {
+            const I mask = V::Set8(static_cast<int8_t>(3 << (2 * k)));
+            for (int q = 0; q < 8; ++q) level[q] = V::And(bytes[q], mask);
+          } else {
+            for (int q = 0; q < 8; ++q) level[q] = BitPair<kAffineBitPairs>(bytes[q], k);
+          }
           const int j = 8 * h + 2 * k;
           const I scale_lo = DotScale(scales[j / 4], j % 4), scale_hi = DotScale(scales[j / 4], j % 4 + 1);
           for (int t = 0; t < T; ++t) {
             const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
             // A sub-block's sum is at most 16 x 3 x 128 = 6144: int16 (with VNNI multiply-adds of words for the
             // scales, not vpmulld: BM_Q2_K_Simd_L2 1.23x on Sapphire Rapids).
-            values[t] = AddScaledInt16Pair<4>(values[t], level, a, scale_lo, scale_hi);
+            values[t] = AddScaledLevels<T>(values[t], level, a, scale_lo, scale_hi, k);
           }
         }
       }

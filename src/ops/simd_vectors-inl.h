@@ -564,6 +564,13 @@ struct ChunkSum {
   // 0) words replaces vpmulld's two port-0 uops.
   I ScaledInt16(I scale) const { return V::Scaled(sum, scale); }
   I AddScaledInt16To(I acc, I scale) const { return V::AddScaled(acc, sum, scale); }
+  // The sum of levels kept in place, 2^kBits times the exact ones, as the exact sum (their low bits are zero).
+  template <int kBits>
+  ChunkSum Exact() const {
+    ChunkSum exact;
+    exact.sum = kBits == 0 ? sum : V::template Sar32<kBits>(sum);
+    return exact;
+  }
 };
 // Byte k of each lane as ChunkSum's scale: the lane's int32, for the mullo.
 HWY_INLINE I DotScale(I x, int k) { return V::LaneByte(x, k); }
@@ -580,6 +587,11 @@ struct ChunkSum {
   I AddScaledTo(I acc, I scale) const { return V::AddScaled(acc, pairs, scale); }
   I ScaledInt16(I scale) const { return V::Scaled(pairs, scale); }
   I AddScaledInt16To(I acc, I scale) const { return AddScaledTo(acc, scale); }
+  template <int kBits>
+  ChunkSum Exact() const {
+    static_assert(kBits == 0, "int16 pairs hold only levels below 16");
+    return *this;
+  }
 };
 // Byte k of each lane as ChunkSum's scale: in both words, for the madd (one vpshufb, taken once per sub-block
 // rather than a shift and an or per token: BM_Q4_K_Simd_L2 8.0-8.4 -> 8.5-8.6 GB/s, Q2_K 4.5-4.7 -> 4.8-4.9, three
@@ -602,10 +614,12 @@ HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
 // acc, so acc's chain takes one add per pair: run through acc, the multiply-adds of a Q2_K super-block's sixteen
 // sub-blocks made one chain of sixteen (four cycles each on Zen 5), and whole r1b-Q2_K read 1.04-1.17x this way
 // (token by token in one process, both picked per call at dispatch, -t 1 and -t 2).
-template <int kChunks>
+// Levels kept in place, 2^kInPlaceBits times their value, are shifted back before the scales (ChunkSum::Exact).
+template <int kChunks, int kInPlaceBits = 0>
 HWY_INLINE I AddScaledInt16Pair(I acc, const I* u, const int8_t* a, I scale_lo, I scale_hi) {
-  const I lo = SumOfChunks<kChunks>(u, a).ScaledInt16(scale_lo);
-  return V::Add32(acc, SumOfChunks<kChunks>(u + kChunks, a + 4 * kChunks).AddScaledInt16To(lo, scale_hi));
+  const I lo = SumOfChunks<kChunks>(u, a).template Exact<kInPlaceBits>().ScaledInt16(scale_lo);
+  const ChunkSum hi = SumOfChunks<kChunks>(u + kChunks, a + 4 * kChunks).template Exact<kInPlaceBits>();
+  return V::Add32(acc, hi.AddScaledInt16To(lo, scale_hi));
 }
 template <int kChunks>
 HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
