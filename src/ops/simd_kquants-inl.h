@@ -266,12 +266,13 @@ struct Q2KLanes {
   // on Zen 5 (BM_Q2_K_Simd 21.4 -> 17.7 GB/s with them, _Batch64 33.7 -> 32.0; best of four alternated rounds).
   static constexpr bool kAffineBitPairs = HWY_TARGET != HWY_AVX2;
   // With VNNI one token's bit pairs stay in place: bit pair k masked (vpandd, on pipes vpdpbusd leaves free) is 4^k
-  // times the level, at most 192, and each sub-block's exact sum is shifted back by 2k before its scale. Against the
-  // affine maps, which share vpdpbusd's pipes on Zen 5 (lowbit_bench, LOWBIT_BENCH_TARGET=AVX3_DL, alternated
-  // rounds, best / median GB/s): BM_Q2_K_Simd 44.0 -> 55.4 / 43.4 -> 49.1 and 45.1 -> 50.1 / 44.0 -> 44.9,
-  // _Stream 37.6 -> 38.5 / 33.8 -> 36.1. Batches keep the maps: their four tokens share them, and the shifts grow
-  // with the tokens (_Batch64 73.8 -> 72.0 best). AVX2's AVX-VNNI pass, in place for one token, read 1.03x against
-  // the plain AVX2 tile (22.4 -> 23.1), which it keeps (avx_vnni_takes).
+  // times the level, at most 192 (a sub-block's int32 sum then at most 16 x 192 x 128 < 2^19), and each sub-block's
+  // exact sum is shifted back by 2k before its scale's int16 multiply-add. Against the affine maps, which share
+  // vpdpbusd's pipes on Zen 5 (lowbit_bench, LOWBIT_BENCH_TARGET=AVX3_DL, alternated rounds, best / median GB/s):
+  // BM_Q2_K_Simd 44.0 -> 55.4 / 43.4 -> 49.1 and 45.1 -> 50.1 / 44.0 -> 44.9, _Stream 37.6 -> 38.5 / 33.8 -> 36.1.
+  // Batches keep the maps: their four tokens share them, and the shifts grow with the tokens (_Batch64 73.8 -> 72.0
+  // best). AVX2's AVX-VNNI pass, in place for one token, read 1.03x against the plain AVX2 tile (22.4 -> 23.1), which
+  // it keeps (avx_vnni_takes).
   template <int T>
   static constexpr bool kPairsInPlace = V::kVnni && T == 1;
   // acc plus a pair of sub-blocks' sums with bit pair k's levels times their scales (k a constant once unrolled).
