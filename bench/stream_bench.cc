@@ -4,7 +4,8 @@
 // Counters: of_probe, the loop's rate from memory over the probe's just before (eval/roofline.h), and
 // cached_GBps, the same loop over 256 KiB that stay in L2: its arithmetic's own speed. A tile whose cached_GBps
 // matches a K here reads about that K's of_probe from memory at best; what a tile reads below it is its own shape.
-// AVX-512 VNNI only (skipped elsewhere).
+// /1 on one thread, /2 on two, each streaming its half (against the probe on as many). AVX-512 VNNI only (skipped
+// elsewhere).
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 
@@ -16,6 +17,7 @@
 
 #include "eval/roofline.h"
 #include "util/huge_pages.h"
+#include "util/parallel.h"
 #include "util/stream_prefetch.h"
 
 namespace lowbit {
@@ -49,10 +51,15 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) int32_t StreamD
   return total;
 }
 
+// n bytes from p over `threads` threads, each a contiguous share of whole 4 KiB pages.
 template <int K>
-double bytes_per_s(const uint8_t* p, size_t n) {
+double bytes_per_s(const uint8_t* p, size_t n, int threads) {
   const auto t0 = std::chrono::steady_clock::now();
-  benchmark::DoNotOptimize(StreamDots<K>(p, n));
+  parallel_region(threads, [&](int i, int n_threads) {
+    const Share pages = static_share(static_cast<int64_t>(n / kStreamPage), i, n_threads);
+    const size_t begin = static_cast<size_t>(pages.begin) * kStreamPage, end = static_cast<size_t>(pages.end) * kStreamPage;
+    benchmark::DoNotOptimize(StreamDots<K>(p + begin, end - begin));
+  });
   return static_cast<double>(n) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -60,18 +67,20 @@ template <int K>
 void BM_StreamWithDots(benchmark::State& state) {
   if (!__builtin_cpu_supports("avx512vnni")) return state.SkipWithError("needs AVX-512 VNNI");
   constexpr size_t kBytes = size_t{1} << 30, kCached = 256 << 10;
-  static const BandwidthProbe probe(kBytes, 1);
+  const int threads = static_cast<int>(state.range(0));
+  static const BandwidthProbe probe1(kBytes, 1), probe2(kBytes, 2);
+  const BandwidthProbe& probe = threads == 1 ? probe1 : probe2;
   static const std::shared_ptr<uint8_t> buffer = [] {
     std::shared_ptr<uint8_t> b = huge_page_buffer(kBytes);
     std::memset(b.get(), 1, kBytes);
     return b;
   }();
   double cached = 0;
-  for (int pass = 0; pass < 200; ++pass) cached = std::max(cached, bytes_per_s<K>(buffer.get(), kCached));
+  for (int pass = 0; pass < 200; ++pass) cached = std::max(cached, bytes_per_s<K>(buffer.get(), kCached, 1));
   const double bandwidth = probe.measure(1).bytes_per_s;
   double read = 0, seconds = 0;
   for (auto _ : state) {
-    const double rate = bytes_per_s<K>(buffer.get(), kBytes);
+    const double rate = bytes_per_s<K>(buffer.get(), kBytes, threads);
     read += static_cast<double>(kBytes);
     seconds += static_cast<double>(kBytes) / rate;
   }
@@ -79,13 +88,13 @@ void BM_StreamWithDots(benchmark::State& state) {
   state.counters["of_probe"] = read / seconds / bandwidth;
   state.counters["cached_GBps"] = cached / 1e9;
 }
-BENCHMARK(BM_StreamWithDots<0>)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_StreamWithDots<2>)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_StreamWithDots<4>)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_StreamWithDots<6>)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_StreamWithDots<8>)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_StreamWithDots<10>)->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_StreamWithDots<12>)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_StreamWithDots<0>)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_StreamWithDots<2>)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_StreamWithDots<4>)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_StreamWithDots<6>)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_StreamWithDots<8>)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_StreamWithDots<10>)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_StreamWithDots<12>)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 }  // namespace
 }  // namespace lowbit
