@@ -275,18 +275,17 @@ struct Q2KLanes {
   // it keeps (avx_vnni_takes).
   template <int T>
   static constexpr bool kPairsInPlace = V::kVnni && T == 1;
-  // acc plus a pair of sub-blocks' sums with bit pair k's levels times their scales (k a constant once unrolled).
+  // acc plus sub-blocks 8h + 2k and 8h + 2k + 1's sums, bit pair k's levels in place, times their scales (k a
+  // constant once unrolled).
   template <int T>
-  static HWY_INLINE I AddScaledLevels(I acc, const I* level, const int8_t* a, I scale_lo, I scale_hi, int k) {
-    if constexpr (kPairsInPlace<T>) {
-      switch (k) {
-        case 0: return AddScaledInt16Pair<4, 0>(acc, level, a, scale_lo, scale_hi);
-        case 1: return AddScaledInt16Pair<4, 2>(acc, level, a, scale_lo, scale_hi);
-        case 2: return AddScaledInt16Pair<4, 4>(acc, level, a, scale_lo, scale_hi);
-        default: return AddScaledInt16Pair<4, 6>(acc, level, a, scale_lo, scale_hi);
-      }
+  static HWY_INLINE I AddInPlacePair(I acc, const ChunkSum& lo, const ChunkSum& hi, I scale_lo, I scale_hi, int k) {
+    static_assert(kPairsInPlace<T>);
+    switch (k) {
+      case 0: return AddScaledSumPair<0>(acc, lo, hi, scale_lo, scale_hi);
+      case 1: return AddScaledSumPair<2>(acc, lo, hi, scale_lo, scale_hi);
+      case 2: return AddScaledSumPair<4>(acc, lo, hi, scale_lo, scale_hi);
+      default: return AddScaledSumPair<6>(acc, lo, hi, scale_lo, scale_hi);
     }
-    return AddScaledInt16Pair<4>(acc, level, a, scale_lo, scale_hi);
   }
   template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
@@ -315,29 +314,54 @@ struct Q2KLanes {
       const uint8_t* qs = slot + 20 * L;
       I values[T];
       for (I& v : values) v = V::Zero();
+      if constexpr (kPairsInPlace<T>) {
+        // In place, chunk by chunk: each chunk, once loaded, meets the activations for its four bit pairs, into
+        // eight sums a half (bit pair k, low or high sub-block), rather than a half's eight chunks loaded at once and
+        // then taken bit pair by bit pair. The same sums; from memory the stream keeps up (rounds alternated,
+        // LOWBIT_BENCH_TARGET=AVX3_DL, best / median): BM_Q2_K_Simd_Dram 0.71 -> 0.85 / 0.65 -> 0.81 of the probe
+        // (six rounds, each faster), _Stream 37.7 -> 45.7 GB/s, in L3 51.2 -> 54.5; _L2 47.6 -> 42.9 (its calls hold
+        // one super-block a tile). Whole r1b-Q2_K, processes alternated, tg32 -t 1 52-53 -> 65-73 tokens/s (four
+        // rounds), -t 2 112-131 -> 127-142; lowbit bench --roofline -t 1 72-74 % -> 78-79 % of the bound.
   #pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) {
-        I bytes[8];
-        for (int q = 0; q < 8; ++q) {
-          bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
-          if constexpr (T == 1 && kEveryLine) PrefetchSlotStep<kSlot, 16, Ahead>(ahead, bytes[q], 8 * h + q);
-        }
+        for (int h = 0; h < 2; ++h) {
+          ChunkSum sums[4][2];  // bit pair k's low (chunks q < 4) and high sub-block
+          const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[0].blocks)[b].qs + 128 * h;
+  #pragma GCC unroll 8
+          for (int q = 0; q < 8; ++q) {
+            const I bytes = V::LoadLanes(qs + 4 * L * (8 * h + q));
+            if constexpr (kEveryLine) PrefetchSlotStep<kSlot, 16, Ahead>(ahead, bytes, 8 * h + q);
   #pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
-          I level[8];
-          if constexpr (kPairsInPlace<T>) {
-            const I mask = V::Set8(static_cast<int8_t>(3 << (2 * k)));
-            for (int q = 0; q < 8; ++q) level[q] = V::And(bytes[q], mask);
-          } else {
-            for (int q = 0; q < 8; ++q) level[q] = BitPair<kAffineBitPairs>(bytes[q], k);
+            for (int k = 0; k < 4; ++k)
+              sums[k][q / 4].Add(V::And(bytes, V::Set8(static_cast<int8_t>(3 << (2 * k)))),
+                                 a + 32 * k + 16 * (q / 4) + 4 * (q % 4));
           }
-          const int j = 8 * h + 2 * k;
-          const I scale_lo = DotScale(scales[j / 4], j % 4), scale_hi = DotScale(scales[j / 4], j % 4 + 1);
-          for (int t = 0; t < T; ++t) {
-            const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
-            // A sub-block's sum is at most 16 x 3 x 128 = 6144: int16 (with VNNI multiply-adds of words for the
-            // scales, not vpmulld: BM_Q2_K_Simd_L2 1.23x on Sapphire Rapids).
-            values[t] = AddScaledLevels<T>(values[t], level, a, scale_lo, scale_hi, k);
+  #pragma GCC unroll 4
+          for (int k = 0; k < 4; ++k) {
+            const int j = 8 * h + 2 * k;
+            values[0] = AddInPlacePair<T>(values[0], sums[k][0], sums[k][1], DotScale(scales[j / 4], j % 4),
+                                          DotScale(scales[j / 4], j % 4 + 1), k);
+          }
+        }
+      } else {
+  #pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          I bytes[8];
+          for (int q = 0; q < 8; ++q) {
+            bytes[q] = V::LoadLanes(qs + 4 * L * (8 * h + q));
+            if constexpr (T == 1 && kEveryLine) PrefetchSlotStep<kSlot, 16, Ahead>(ahead, bytes[q], 8 * h + q);
+          }
+  #pragma GCC unroll 4
+          for (int k = 0; k < 4; ++k) {  // sub-blocks 8h + 2k (chunks q < 4) and 8h + 2k + 1 (q >= 4)
+            I level[8];
+            for (int q = 0; q < 8; ++q) level[q] = BitPair<kAffineBitPairs>(bytes[q], k);
+            const int j = 8 * h + 2 * k;
+            const I scale_lo = DotScale(scales[j / 4], j % 4), scale_hi = DotScale(scales[j / 4], j % 4 + 1);
+            for (int t = 0; t < T; ++t) {
+              const int8_t* a = reinterpret_cast<const BlockQ8K*>(acts[t].blocks)[b].qs + 16 * j;
+              // A sub-block's sum is at most 16 x 3 x 128 = 6144: int16 (with VNNI multiply-adds of words for the
+              // scales, not vpmulld: BM_Q2_K_Simd_L2 1.23x on Sapphire Rapids).
+              values[t] = AddScaledInt16Pair<4>(values[t], level, a, scale_lo, scale_hi);
+            }
           }
         }
       }

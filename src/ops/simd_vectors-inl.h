@@ -614,12 +614,17 @@ HWY_INLINE I ScaledDot(I acc, const I* u, const int8_t* a, I scale) {
 // acc, so acc's chain takes one add per pair: run through acc, the multiply-adds of a Q2_K super-block's sixteen
 // sub-blocks made one chain of sixteen (four cycles each on Zen 5), and whole r1b-Q2_K read 1.04-1.17x this way
 // (token by token in one process, both picked per call at dispatch, -t 1 and -t 2).
-// Levels kept in place, 2^kInPlaceBits times their value, are shifted back before the scales (ChunkSum::Exact).
-template <int kChunks, int kInPlaceBits = 0>
+// AddScaledSumPair: the same from the two sums. Levels kept in place, 2^kInPlaceBits times their value, are shifted
+// back before the scales (ChunkSum::Exact).
+template <int kInPlaceBits = 0>
+HWY_INLINE I AddScaledSumPair(I acc, const ChunkSum& lo, const ChunkSum& hi, I scale_lo, I scale_hi) {
+  const I lo_scaled = lo.template Exact<kInPlaceBits>().ScaledInt16(scale_lo);
+  return V::Add32(acc, hi.template Exact<kInPlaceBits>().AddScaledInt16To(lo_scaled, scale_hi));
+}
+template <int kChunks>
 HWY_INLINE I AddScaledInt16Pair(I acc, const I* u, const int8_t* a, I scale_lo, I scale_hi) {
-  const I lo = SumOfChunks<kChunks>(u, a).template Exact<kInPlaceBits>().ScaledInt16(scale_lo);
-  const ChunkSum hi = SumOfChunks<kChunks>(u + kChunks, a + 4 * kChunks).template Exact<kInPlaceBits>();
-  return V::Add32(acc, hi.AddScaledInt16To(lo, scale_hi));
+  return AddScaledSumPair(acc, SumOfChunks<kChunks>(u, a), SumOfChunks<kChunks>(u + kChunks, a + 4 * kChunks), scale_lo,
+                          scale_hi);
 }
 template <int kChunks>
 HWY_INLINE I NibbleDot(I acc, const I* u, const int8_t* a) {
