@@ -319,10 +319,11 @@ struct Q2KLanes {
         // eight sums a half (bit pair k, low or high sub-block), rather than a half's eight chunks loaded at once and
         // then taken bit pair by bit pair. The same sums; from memory the stream keeps up (rounds alternated,
         // LOWBIT_BENCH_TARGET=AVX3_DL, best / median): BM_Q2_K_Simd_Dram 0.71 -> 0.85 / 0.65 -> 0.81 of the probe
-        // (six rounds, each faster), _Stream 37.7 -> 45.7 GB/s, in L3 51.2 -> 54.5; _L2 47.6 -> 42.9 (its calls hold
-        // one super-block a tile). Whole r1b-Q2_K, processes alternated, tg32 -t 1: 52-54 tokens/s in six rounds of
-        // seven (81 in one) -> 66-83; -t 2 112-131 -> 127-142 (four rounds); lowbit bench --roofline -t 1, five runs
-        // each: 72-74 % -> 76-79 % of the bound.
+        // (six rounds, each faster; two later sets of three were level), _Stream 37.7 -> 45.7 GB/s, in L3 51.2 ->
+        // 54.5; _L2 47.6 -> 42.9 (its calls hold one super-block a tile). Whole r1b-Q2_K, processes alternated, tg32
+        // -t 1: 52-54 tokens/s in six rounds of seven (81 in one) -> 66-83, and in a faster hour 78-81 -> 82-85 (six
+        // rounds, each faster); -t 2 112-131 -> 127-142 (four rounds); lowbit bench --roofline -t 1, eight runs each:
+        // 71-74 % -> 74-79 % of the bound.
   #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
           ChunkSum sums[4][2];  // bit pair k's low (chunks q < 4) and high sub-block
