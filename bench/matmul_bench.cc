@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "algo/int_quant.h"
+#include "bench_probe.h"
 #include "eval/roofline.h"
 #include "ops/dot_reference.h"
 #include "ops/matmul.h"
@@ -123,8 +124,7 @@ void run_dram(benchmark::State& state, DType type, int threads = 1, int64_t n_ou
   const size_t bytes = one.info.n_bytes();
   std::vector<Tensor> ws;
   for (size_t total = 0; total < (size_t{768} << 20); total += bytes) ws.push_back(copy_of(one));
-  static const BandwidthProbe probe1(size_t{1} << 30, 1), probe2(size_t{1} << 30, 2);
-  const BandwidthProbe& probe = threads == 1 ? probe1 : probe2;
+  const BandwidthProbe& probe = bench_probe(threads);
   std::vector<float> x(static_cast<size_t>(n_in)), y(static_cast<size_t>(n_out));
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.3f * static_cast<float>(i));
   const double bandwidth = probe.measure(3).bytes_per_s;

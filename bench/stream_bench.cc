@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 
+#include "bench_probe.h"
 #include "eval/roofline.h"
 #include "util/huge_pages.h"
 #include "util/parallel.h"
@@ -68,8 +69,7 @@ void BM_StreamWithDots(benchmark::State& state) {
   if (!__builtin_cpu_supports("avx512vnni")) return state.SkipWithError("needs AVX-512 VNNI");
   constexpr size_t kBytes = size_t{1} << 30, kCached = 256 << 10;
   const int threads = static_cast<int>(state.range(0));
-  static const BandwidthProbe probe1(kBytes, 1), probe2(kBytes, 2);
-  const BandwidthProbe& probe = threads == 1 ? probe1 : probe2;
+  const BandwidthProbe& probe = bench_probe(threads);
   static const std::shared_ptr<uint8_t> buffer = [] {
     std::shared_ptr<uint8_t> b = huge_page_buffer(kBytes);
     std::memset(b.get(), 1, kBytes);
