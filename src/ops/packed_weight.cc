@@ -325,6 +325,7 @@ void pack_tile(const uint8_t* data, const WeightLayout& layout, int64_t r, int r
 Tensor pack_for_matmul(const Tensor& w, int tile_rows) {
   if (!packable(w)) return w;
   if (tile_rows <= 0) tile_rows = simd_pack_rows(w.type());
+  if (tile_rows == 1) return w;  // a tile of one row is the row-major row
   check(tile_rows <= kMaxPackRows && (tile_rows & (tile_rows - 1)) == 0, w.name(), "cannot pack in tiles of {} rows", tile_rows);
   Tensor packed = w;
   packed.interleaved_rows = tile_rows;

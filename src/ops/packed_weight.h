@@ -3,8 +3,8 @@
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
 // the running CPU's generation kernel for the type takes at once (simd_pack_rows: 16 with AVX-512 and 8 with AVX2,
-// one row per vector lane; a kernel tile that covered half a packed tile would read it with gaps, measured 3x
-// slower). The arithmetic is the same, so are the results.
+// one row per vector lane; 1, no tiles, on the passes that run the reference; a kernel tile that covered half a
+// packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of
@@ -200,8 +200,9 @@ WeightLayout weight_layout(const Tensor& w);
 bool packable(const Tensor& w);
 
 // An owned copy of `w` in the interleaved layout, tiles of `tile_rows` (default: simd_pack_rows(type); a power of two
-// up to kMaxPackRows), or `w` itself when it is not packable. The source's pages are handed back to the kernel
-// afterwards (MADV_PAGEOUT, non-destructive), so a mapped model is not held twice.
+// up to kMaxPackRows), or `w` itself when it is not packable or tile_rows is 1 (a pass without tiles). The source's
+// pages are handed back to the kernel afterwards (MADV_PAGEOUT, non-destructive), so a mapped model is not held
+// twice.
 Tensor pack_for_matmul(const Tensor& w, int tile_rows = 0);
 
 // Rows [r, r + rows) of `data` in `layout` (any; rows <= tile_rows) as the bytes of one tile of tile_rows rows

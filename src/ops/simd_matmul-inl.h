@@ -337,7 +337,7 @@ int PackRows(DType type) {
   return WithFamily(type, [](auto family) { return decltype(family)::kGenGroups * kRows; }, kMaxPackRows);
 #else
   (void)type;
-  return kMaxPackRows;
+  return 1;  // the reference reads each row in place (pack_for_matmul leaves the rows row-major)
 #endif
 }
 
@@ -352,12 +352,17 @@ void MatmulRows(DType type, const uint8_t* data, const WeightLayout& w, const Ac
   }, false);
   if (done) return;
 #endif
-  // Narrow targets (and any type without a tile): the reference, output by output.
+  // Narrow targets (and any type without a tile): the reference, output by output, on row-major rows where they
+  // are (a narrow pass packs none), else on a copy (a weight packed for a wider pass's tiles).
   const RowDotFn dot = reference_row_dot(type);
   std::vector<uint8_t> row(w.row_bytes);
   for (int64_t r = r0; r < r1; ++r) {
-    copy_row(data, w, r, row.data());
-    for (int64_t t = 0; t < nt; ++t) y[t * n_out + r] = dot(row.data(), acts[t].blocks, n);
+    const uint8_t* bytes = data + static_cast<size_t>(r) * w.row_bytes;
+    if (r < w.packed_rows || w.units_encoded) {
+      copy_row(data, w, r, row.data());
+      bytes = row.data();
+    }
+    for (int64_t t = 0; t < nt; ++t) y[t * n_out + r] = dot(bytes, acts[t].blocks, n);
   }
 }
 

@@ -19,7 +19,7 @@
 // The primitives are in simd_vectors-inl.h, the tiles of the 32-value types in simd_legacy-inl.h, those of the
 // super-block types in simd_kquants-inl.h, the F16/BF16 tile and the tile runner in simd_matmul-inl.h; this file
 // has the dispatch. AVX2 with AVX-VNNI is a pass of its own, simd_matmul_avx_vnni.cc.
-// Targets without 256-bit vectors and FMA (SSE4, scalar, non-x86) run the reference kernels.
+// Targets without 256-bit vectors and FMA (SSE4, scalar, non-x86) run the reference kernels, on rows left row-major.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

@@ -351,6 +351,37 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
   }
 }
 
+// A pass without tiles (SSSE3, SSE4, scalar: the reference, row by row) packs nothing: its rows stay where they are,
+// read in place rather than copied piece by piece out of tiles (which read 1.3-6x slower than the reference
+// itself). The wide passes pack in tiles of their lanes. Either way the outputs are the reference's, also from a
+// weight packed for a wide pass and run on a narrow one.
+TEST(PackedWeight, NarrowPassesLeaveRowsRowMajor) {
+  const int64_t n_in = 512, n_out = 40, n_tokens = 2;
+  const std::vector<float> x = activations(n_in, n_tokens);
+  for (DType type : kSimdTypes) {
+    SCOPED_TRACE(dtype_name(type));
+    const Tensor t = quantized_weight(type, n_in, n_out, weights(n_in, n_out));
+    const Tensor wide = pack_for_matmul(t);  // the best pass's tiles (16 or 8 rows here)
+    ASSERT_GT(wide.interleaved_rows, 1);
+    const std::vector<float> expected = run(t, x, n_tokens, 1);
+    int narrow = 0;
+    for_each_simd_target([&](int64_t target) {
+      const Tensor p = pack_for_matmul(t);
+      if (!(target == HWY_AVX2 || target == HWY_AVX3 || target == HWY_AVX3_DL)) {
+        ++narrow;
+        EXPECT_EQ(simd_pack_rows(type), 1);
+        EXPECT_EQ(p.data, t.data);
+        EXPECT_EQ(p.interleaved_rows, 0);
+      } else {
+        EXPECT_GT(p.interleaved_rows, 1);
+      }
+      EXPECT_EQ(run(p, x, n_tokens, 2), expected);
+      EXPECT_EQ(run(wide, x, n_tokens, 2), expected);
+    });
+    EXPECT_GE(narrow, 2) << "this build and CPU run SSSE3, SSE4 and scalar code";
+  }
+}
+
 // Where paired group g's byte i comes from (ops/packed_weight.h): byte 4l + 2a + b of group 2w + s is value
 // 4l + 2s + b of group 2w + a.
 struct Source {
