@@ -2,9 +2,9 @@
 // then block 1 of each, ...), so a kernel tile reads its weights as one sequential stream. On the machines here
 // one stream reads at ~28 GB/s while eight rows read side by side, each from its own place, reach ~11 GB/s: for
 // generation, which reads every weight once per token, the layout decides the speed. A tile has as many rows as
-// the running CPU's generation kernel for the type takes at once (simd_pack_rows: 16 with AVX-512 and 8 with AVX2,
-// one row per vector lane; 1, no tiles, on the passes that run the reference; a kernel tile that covered half a
-// packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
+// the running CPU's generation kernel for the type takes at once (simd_pack_rows: 16 with AVX-512, 8 with AVX2 and 4
+// with SSE4, one row per vector lane; 1, no tiles, on the passes that run the reference; a kernel tile that covered
+// half a packed tile would read it with gaps, measured 3x slower). The arithmetic is the same, so are the results.
 // Rows after the last full tile keep their row-major place.
 //
 // Within a tile's slot for block b, each row's head (the fields a kernel reads before the values: the fp16 scale of

@@ -23,7 +23,7 @@ LOWBIT_PASS_INSTRUCTIONS()  // ops/simd_vectors-inl.h
 namespace lowbit {
 namespace HWY_NAMESPACE {
 
-#if LOWBIT_WIDE_KERNELS
+#if LOWBIT_TILE_KERNELS
 
 // ---- 256-value super-blocks against Q8_K ----
 
@@ -186,7 +186,7 @@ struct Q4KLanes {
       // _Dram_Short 1.15x, _L2 1.03x; whole Q4_K_M -t 1 1.06x (every round of seven faster), -t 2 1.02x. NearAhead
       // (Sapphire Rapids) takes the AVX2 shape, every line prefetched: whole Q4_K_M 1.02x against its scales last
       // with every line spread, 1.10x against page starts.
-      constexpr bool kScalesLast = T == 1 && R == 1 && HWY_TARGET != HWY_AVX2 && Ahead::kPageStarts;
+      constexpr bool kScalesLast = T == 1 && R == 1 && kAvx512Shapes && Ahead::kPageStarts;
       // Each tile's prefetch runs ahead into the same stream's next tile (R on), not into the next tile's stream,
       // which has read it: two streams from memory otherwise read BM_Q4_K_Simd_Dram 0.80x, _T2 0.71x.
       const uint8_t* ahead[R];
@@ -264,7 +264,7 @@ struct Q2KLanes {
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
   // The bit pairs by shift and mask in AVX2's AVX-VNNI pass, whose 256-bit affine maps share the multiply-adds' pipes
   // on Zen 5 (BM_Q2_K_Simd 21.4 -> 17.7 GB/s with them, _Batch64 33.7 -> 32.0; best of four alternated rounds).
-  static constexpr bool kAffineBitPairs = HWY_TARGET != HWY_AVX2;
+  static constexpr bool kAffineBitPairs = kAvx512Shapes;
   // With VNNI one token's bit pairs stay in place: bit pair k masked (vpandd, on pipes vpdpbusd leaves free) is 4^k
   // times the level, at most 192 (a sub-block's int32 sum then at most 16 x 192 x 128 < 2^19), and each sub-block's
   // exact sum is shifted back by 2k before its scale's int16 multiply-add. Against the affine maps, which share
@@ -298,7 +298,7 @@ struct Q2KLanes {
       const uint8_t* slot = slots + static_cast<size_t>(b) * kSlot;
       // AVX2 prefetches every line, spread over the slot's loads (below); AVX-512 only each page's start, but for
       // NearAhead.
-      constexpr bool kEveryLine = HWY_TARGET == HWY_AVX2 || !Ahead::kPageStarts;
+      constexpr bool kEveryLine = !kAvx512Shapes || !Ahead::kPageStarts;
       if constexpr (T == 1 && !kEveryLine) PrefetchTileAhead<kSlot>(slot);
       const uint8_t* ahead = slot;
       F d, dmin;
@@ -490,7 +490,7 @@ struct SubBlock16Lanes {
 
   template <int T, class Ahead = FarAhead>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
-    if constexpr (T == 1 && D::kOneTokenLoop && HWY_TARGET != HWY_AVX2)
+    if constexpr (T == 1 && D::kOneTokenLoop && kAvx512Shapes)
       return OneTokenLoop<Ahead>(slots, acts[0], n_blocks, y, rows);
     constexpr int L = V::kLanes;
     F acc[T][8];  // per token, the eight lane positions' floats
@@ -500,7 +500,7 @@ struct SubBlock16Lanes {
     // the one before, as OneTokenLoop and IQ4XSLanes do. Whole r1b-Q6_K token by token, both tiles built and picked
     // per call at dispatch in one process (21 rounds, both orders): -t 1 1.04x and 1.03x, -t 2 1.07x and 1.07x;
     // r1b-Q4_K_M (a quarter Q6_K) 1.01x and 0.99x.
-    constexpr bool kHeadAhead = T == 1 && HWY_TARGET != HWY_AVX2;
+    constexpr bool kHeadAhead = T == 1 && kAvx512Shapes;
     F d;
     typename D::Scales scales;
     if constexpr (kHeadAhead) d = V::LanesHalfF(slots), scales = D::Load(slots + 2 * L);
@@ -678,7 +678,7 @@ struct Q5KLanes {
     // Generation on AVX-512 reads each super-block's head one super-block behind its chunks (RunHeadBehind), its
     // positions in a loop, only each page's start opened ahead (NearAhead: every line, spread over the chunks'
     // loads); AVX2 and batches read the head first, unrolled.
-    constexpr bool kHeadBehind = T == 1 && HWY_TARGET != HWY_AVX2;
+    constexpr bool kHeadBehind = T == 1 && kAvx512Shapes;
     F acc[T][8], mins[T];  // per token, the eight lane positions' floats and the mins'
     for (int t = 0; t < T; ++t) {
       mins[t] = V::ZeroF();
@@ -885,7 +885,7 @@ struct IQ4XSLanes {
     // 1.06x and 1.06x. Unrolled, a super-block's 32 chunks were ~500 instructions; rolled, ~130 a position pair.
     // With only each page's start prefetched, not every line, it read 0.69-0.76x. (Rolling Q2_K's halves or Q6_K's
     // parts the same way measured 1.00x.)
-    constexpr bool kOneTokenShape = T == 1 && HWY_TARGET != HWY_AVX2;
+    constexpr bool kOneTokenShape = T == 1 && kAvx512Shapes;
     F d;
     I scale[8];
     if constexpr (kOneTokenShape) ReadHead(slots, d, scale);
@@ -942,7 +942,7 @@ struct IQ4XSLanes {
   }
 };
 
-#endif  // LOWBIT_WIDE_KERNELS
+#endif  // LOWBIT_TILE_KERNELS
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit

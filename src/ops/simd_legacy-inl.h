@@ -26,7 +26,7 @@ LOWBIT_PASS_INSTRUCTIONS()  // ops/simd_vectors-inl.h
 namespace lowbit {
 namespace HWY_NAMESPACE {
 
-#if LOWBIT_WIDE_KERNELS
+#if LOWBIT_TILE_KERNELS
 
 // ---- Q4_0, IQ4_NL, int4 groups (Q8_0, Q4_1 in the AMX order) in row lanes: one float per row (dot_reference.h) --
 // A tile is V::kLanes rows, one row per int32 / float lane. Its packed slot for a block holds the rows' heads (fp16 d;
@@ -177,7 +177,7 @@ struct Q8_0Levels {
     else return V::DotS8(start, q, V::BroadcastWord(act));
   }
 };
-inline void Q8_0WholeBlocks::Levels(const uint8_t* slot, I* q) {
+HWY_INLINE void Q8_0WholeBlocks::Levels(const uint8_t* slot, I* q) {
   const Q8_0Levels::Block block = Q8_0Levels::Load(slot);
   for (int l = 0; l < 8; ++l) q[l] = Q8_0Levels::Position(block, l);
 }
@@ -336,7 +336,7 @@ struct Block32Lanes {
   }
 };
 
-#endif  // LOWBIT_WIDE_KERNELS
+#endif  // LOWBIT_TILE_KERNELS
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit

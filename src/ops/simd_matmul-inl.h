@@ -11,6 +11,7 @@
 #include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -34,7 +35,7 @@ LOWBIT_PASS_INSTRUCTIONS()  // ops/simd_vectors-inl.h
 namespace lowbit {
 namespace HWY_NAMESPACE {
 
-#if LOWBIT_WIDE_KERNELS
+#if LOWBIT_TILE_KERNELS
 
 // ---- F16 / BF16 with the values in the lanes: the reference's eight float lanes of a row (F16: value i into lane
 // i % 8, one FMA each; BF16: pair (2k, 2k + 1) of every 16 values into lane k, vdpbf16ps's two steps; added
@@ -48,6 +49,8 @@ namespace HWY_NAMESPACE {
 // to llama.cpp's prompts.) A batch prefetches the next row tile into L2 as it goes: its first pass would otherwise
 // wait on memory (Batch64 149-154 without) ----
 
+// (Not on SSE4: four lanes hold half a row's eight. F16 and BF16 take the reference there.)
+#if HWY_TARGET != HWY_SSE4
 inline uint16_t Bits16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -145,6 +148,7 @@ struct HalfLanes {
       }
   }
 };
+#endif  // HWY_TARGET != HWY_SSE4
 
 // BF16's rounding mode (ops/dot_reference.cc's dot_bf16) while a call's tiles, sums and tails run: MXCSR's
 // flush-to-zero and denormals-are-zero, the previous mode restored at the end.
@@ -196,7 +200,7 @@ struct RowLanes {
   static void Run(const RowGroup*, const ActRow* a, int64_t n, float* y, size_t ldy, int rows, const uint8_t* slots) {
     const int64_t n_blocks = n / Lanes::kBlockValues;
     // One token on AVX-512: NearAhead on a CPU not AMD's (every tile takes a stream policy).
-    if constexpr (T == 1 && HWY_TARGET != HWY_AVX2)
+    if constexpr (T == 1 && kAvx512Shapes)
       if (stream_ahead_near()) return Lanes::template Tile<1, NearAhead>(slots, a, n_blocks, y, ldy, rows);
     Lanes::template Tile<T>(slots, a, n_blocks, y, ldy, rows);
   }
@@ -317,24 +321,48 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::IQ4_XS:
       if (amx_sum_order()) return With<DType::IQ4_XS, RowLanes<IQ4XSLanes<true>>>(fn, none);
       return With<DType::IQ4_XS, RowLanes<IQ4XSLanes<false>>>(fn, none);
+#if HWY_TARGET != HWY_SSE4
     case DType::F16: return With<DType::F16, RowLanes<HalfLanes<F16Values>>>(fn, none);
     case DType::BF16:
 #if HWY_TARGET == HWY_AVX3_DL
       if (cpu_has_avx512_bf16()) return With<DType::BF16, RowLanes<HalfLanes<Bf16Pairs<true>>>>(fn, none);
 #endif
       return With<DType::BF16, RowLanes<HalfLanes<Bf16Pairs<false>>>>(fn, none);
+#endif
     default: return none;
   }
 }
-#endif  // LOWBIT_WIDE_KERNELS
+#endif  // LOWBIT_TILE_KERNELS
 
 // This pass's Highway target, so the dispatcher can tell which pass it calls: hwy::SupportedTargets() would say
 // too, but runs CPUID each time, and CPUID in a virtual machine traps (5.6 us a call on the Zen 5 guest).
 int64_t PassTarget() { return HWY_TARGET; }
 
+void FmaLanes(const float* a, const float* b, const float* c, float* out, size_t n) {
+  size_t i = 0;
+#if LOWBIT_TILE_KERNELS
+  for (; i + V::kLanes <= n; i += V::kLanes) {
+    F va, vb, vc;
+    std::memcpy(&va, a + i, sizeof(F));
+    std::memcpy(&vb, b + i, sizeof(F));
+    std::memcpy(&vc, c + i, sizeof(F));
+    V::StoreF(V::Fma(va, vb, vc), out + i);
+  }
+#endif
+  for (; i < n; ++i) out[i] = std::fma(a[i], b[i], c[i]);
+}
+
+void HalfToFloatLanes(const uint16_t* h, float* out, size_t n) {
+  size_t i = 0;
+#if LOWBIT_TILE_KERNELS
+  for (; i + V::kLanes <= n; i += V::kLanes) V::StoreF(V::LanesHalfF(reinterpret_cast<const uint8_t*>(h + i)), out + i);
+#endif
+  for (; i < n; ++i) out[i] = f16_to_f32(h[i]);
+}
+
 int PackRows(DType type) {
-#if LOWBIT_WIDE_KERNELS
-  return WithFamily(type, [](auto family) { return decltype(family)::kGenGroups * kRows; }, kMaxPackRows);
+#if LOWBIT_TILE_KERNELS
+  return WithFamily(type, [](auto family) { return decltype(family)::kGenGroups * kRows; }, 1);
 #else
   (void)type;
   return 1;  // the reference reads each row in place (pack_for_matmul leaves the rows row-major)
@@ -344,7 +372,7 @@ int PackRows(DType type) {
 // One entry for every weight type: rows [r0, r1) of W times every token's quantized activations.
 void MatmulRows(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n, int64_t nt,
                 int64_t r0, int64_t r1, int64_t n_out, float* y) {
-#if LOWBIT_WIDE_KERNELS
+#if LOWBIT_TILE_KERNELS
   const FlushSubnormals flush(type == DType::BF16);
   const bool done = WithFamily(type, [&](auto family) {
     Rows<decltype(family)>(data, w, acts, n, nt, r0, r1, n_out, y);

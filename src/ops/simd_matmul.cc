@@ -19,7 +19,9 @@
 // The primitives are in simd_vectors-inl.h, the tiles of the 32-value types in simd_legacy-inl.h, those of the
 // super-block types in simd_kquants-inl.h, the F16/BF16 tile and the tile runner in simd_matmul-inl.h; this file
 // has the dispatch. AVX2 with AVX-VNNI is a pass of its own, simd_matmul_avx_vnni.cc.
-// Targets without 256-bit vectors and FMA (SSE4, scalar, non-x86) run the reference kernels, on rows left row-major.
+// SSE4, which has no FMA, rounds each of the tiles' FMAs once in software (V::Fma) and runs every type but F16 and
+// BF16 (whose tiles want eight lanes a row) in tiles of four rows. The other targets (SSSE3, scalar, non-x86) run
+// the reference kernels, on rows left row-major.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -44,6 +46,8 @@ namespace lowbit {
 HWY_EXPORT(MatmulRows);
 HWY_EXPORT(PackRows);
 HWY_EXPORT(PassTarget);
+HWY_EXPORT(FmaLanes);
+HWY_EXPORT(HalfToFloatLanes);
 
 namespace {
 // The AVX3_DL kernels are built with GFNI (Q3_K's fields), which Highway 1.0.3 does not check for that target: on a
@@ -80,6 +84,12 @@ bool avx_vnni_in_use() {
 int simd_pack_rows(DType type) { return HWY_DYNAMIC_DISPATCH(PackRows)(type); }
 
 bool simd_matmul_supports(DType type) { return reference_row_dot(type) != nullptr; }
+
+void simd_fma(const float* a, const float* b, const float* c, float* out, size_t n) {
+  HWY_DYNAMIC_DISPATCH(FmaLanes)(a, b, c, out, n);
+}
+
+void simd_half_to_float(const uint16_t* h, float* out, size_t n) { HWY_DYNAMIC_DISPATCH(HalfToFloatLanes)(h, out, n); }
 
 namespace {
 

@@ -56,6 +56,12 @@ constexpr bool avx_vnni_takes(DType type, bool batch = false) {
 using MatmulRowsFn = void (*)(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n,
                               int64_t nt, int64_t r0, int64_t r1, int64_t n_out, float* y);
 MatmulRowsFn avx_vnni_matmul_rows();
+// out[i] = fmaf(a[i], b[i], c[i]) by the running pass's V::Fma (ops/simd_vectors-inl.h), the std::fma of the reference
+// wherever it has none: for tests of the SSE4 pass, which rounds the tiles' FMAs in software.
+void simd_fma(const float* a, const float* b, const float* c, float* out, size_t n);
+// out[i] = the fp16 bits h[i] as float by the running pass's V::LanesHalfF (F16C, or integer steps on SSE4), and
+// f16_to_f32 wherever it has none: for tests.
+void simd_half_to_float(const uint16_t* h, float* out, size_t n);
 // matmul_shared_input (ops/matmul.h) when every weight has a SIMD kernel.
 void matmul_simd_shared_input(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, int threads);
 

@@ -1,10 +1,10 @@
 // The SIMD primitives of the matmul kernels, once per vector width, and the row-group addressing they share.
 //
-// Every kernel but F16/BF16's puts one weight row in each 32-bit lane (V::kLanes rows a register: 8 on AVX2, 16 on
-// AVX-512) and broadcasts the activations, so every instruction works for kLanes outputs. V::kRows (1 on AVX2, 2 on AVX-512) is
-// left from the earlier tiles that held whole rows side by side; it now only sets how RunTiles groups the rows it
-// addresses (RowGroup, kLanes / kRows groups a tile). Highway 1.0.3 has no int8 dot products, so the x86
-// intrinsics appear directly; everything else a kernel needs goes through V.
+// Every kernel but F16/BF16's puts one weight row in each 32-bit lane (V::kLanes rows a register: 4 on SSE4, 8 on
+// AVX2, 16 on AVX-512) and broadcasts the activations, so every instruction works for kLanes outputs. V::kRows (1 on
+// SSE4 and AVX2, 2 on AVX-512) is left from the earlier tiles that held whole rows side by side; it now only sets
+// how RunTiles groups the rows it addresses (RowGroup, kLanes / kRows groups a tile). Highway 1.0.3 has no int8 dot
+// products, so the x86 intrinsics appear directly; everything else a kernel needs goes through V.
 //
 // Highway 1.0.3's AVX3_DL target enables AVX-VNNI but not AVX512-VNNI; each of these files adds the latter and
 // uses only the 512-bit (EVEX-only) VNNI forms: with both enabled GCC encodes the 256-bit vpdpbusd as VEX, which
@@ -26,6 +26,7 @@
 #endif
 
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "core/float_formats.h"
@@ -49,13 +50,17 @@ LOWBIT_PASS_INSTRUCTIONS()
 namespace lowbit {
 namespace HWY_NAMESPACE {
 
-// This file is compiled once per target, so the switch is reset on each pass: the x86 targets with 256-bit
-// vectors or more have the kernels; the others (SSE4 has no FMA, which the fixed order needs) take the reference.
-#undef LOWBIT_WIDE_KERNELS
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-#define LOWBIT_WIDE_KERNELS 1
+// This file is compiled once per target, so the switch is reset on each pass: the x86 targets from SSE4 up have the
+// kernels; the others (SSSE3, scalar, non-x86) take the reference.
+#undef LOWBIT_TILE_KERNELS
+#if HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define LOWBIT_TILE_KERNELS 1
 
+#if HWY_TARGET == HWY_SSE4
+HWY_INLINE float Half(uint16_t h) { return f16_to_f32(h); }  // no F16C
+#else
 HWY_INLINE float Half(uint16_t h) { return _cvtsh_ss(h); }
+#endif
 
 // The vpshufb pattern that moves byte k of each 32-bit lane of a 128-bit block to the lane's low byte, zeroing the
 // rest.
@@ -281,6 +286,140 @@ struct V {
   }
   static F SubF(F a, F b) { return _mm256_sub_ps(a, b); }
 };
+#elif HWY_TARGET == HWY_SSE4
+// SSE4 (with SSSE3's byte shuffles and maddubs): four lanes, no FMA and no F16C. The tiles' FMAs are rounded once as
+// the instruction rounds (Fma below) and fp16 is converted by integer steps, so the bits are the reference's here too.
+struct V {
+  static constexpr int kRows = 1;
+  static constexpr bool kVnni = false;
+  using I = __m128i;
+  using F = __m128;
+
+  static I Zero() { return _mm_setzero_si128(); }
+  static I Set8(int8_t v) { return _mm_set1_epi8(v); }
+  static I Table16(const int8_t* t) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(t)); }
+  static I Lookup(I table, I idx) { return _mm_shuffle_epi8(table, idx); }
+  static I And(I a, I b) { return _mm_and_si128(a, b); }
+  static I Or(I a, I b) { return _mm_or_si128(a, b); }
+  static I Add8(I a, I b) { return _mm_add_epi8(a, b); }
+  static I Add32(I a, I b) { return _mm_add_epi32(a, b); }
+  static I Sub8(I a, I b) { return _mm_sub_epi8(a, b); }
+  static I Add16(I a, I b) { return _mm_add_epi16(a, b); }
+  static I Sub16(I a, I b) { return _mm_sub_epi16(a, b); }
+  static I Set16(int16_t v) { return _mm_set1_epi16(v); }
+  static I Xor(I a, I b) { return _mm_xor_si128(a, b); }
+  template <int kBits> static I Shr16(I a) { return _mm_srli_epi16(a, kBits); }
+  template <int kBits> static I Shl16(I a) { return _mm_slli_epi16(a, kBits); }
+  static I ShrBytes(I a, int n) { return _mm_srl_epi16(a, _mm_cvtsi32_si128(n)); }
+  template <int kShift, int kMask, bool kAffine = true>
+  static I ByteField(I a) {
+    const I mask = _mm_set1_epi8(static_cast<int8_t>(kMask));
+    if constexpr (kShift == 0) return _mm_and_si128(a, mask);
+    return _mm_and_si128(_mm_srli_epi16(a, kShift), mask);
+  }
+  static I AndOr(I a, I mask, I b) { return _mm_or_si128(_mm_and_si128(a, mask), b); }
+
+  static I DotU8(I acc, I u, I s) {
+    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_maddubs_epi16(u, s), _mm_set1_epi16(1)));
+  }
+  static I DotU8At(I acc, I u, const int8_t* a) { return DotU8(acc, u, BroadcastWord(a)); }
+  static I DotS8(I acc, I q, I a) { return DotU8(acc, _mm_sign_epi8(q, q), _mm_sign_epi8(a, q)); }
+  static I PairsU8(I u, I s) { return _mm_maddubs_epi16(u, s); }
+  struct Signed {
+    I abs, sign;
+  };
+  static Signed PrepareSigned(I q) { return {_mm_sign_epi8(q, q), q}; }
+  static I PairsS8(const Signed& q, I a) { return _mm_maddubs_epi16(q.abs, _mm_sign_epi8(a, q.sign)); }
+  template <bool kHigh>
+  static Signed Iq4nlSigned(I bytes) {
+    const I nibbles = ByteField<kHigh ? 4 : 0, 0x0F>(bytes);
+    return PrepareSigned(_mm_shuffle_epi8(Table16(kIq4nlValues), nibbles));
+  }
+  static I AddScaled(I acc, I pairs, I scales16) { return _mm_add_epi32(acc, _mm_madd_epi16(pairs, scales16)); }
+  static I Scaled(I pairs, I scales16) { return _mm_madd_epi16(pairs, scales16); }
+  static void InOrder(I& acc) { asm("" : "+x"(acc)); }
+
+  static F ZeroF() { return _mm_setzero_ps(); }
+  static F SetF(float v) { return _mm_set1_ps(v); }
+  static F Cvt(I v) { return _mm_cvtepi32_ps(v); }
+  static F Mul(F a, F b) { return _mm_mul_ps(a, b); }
+  static F AddF(F a, F b) { return _mm_add_ps(a, b); }
+  static F SubF(F a, F b) { return _mm_sub_ps(a, b); }
+  // fmaf(a, b, c) in every lane, one rounding as the FMA instruction's: a * b is exact in double; the sum, rounded
+  // to odd at double's 53 bits (TwoSum's error says whether it was exact and on which side), then rounds to float as
+  // the exact sum would (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms using
+  // rounding to odd", 2008: odd rounding at p + 2 or more bits, then to nearest at p).
+  static F Fma(F a, F b, F c) {
+    const __m128d low = FmaRoundedToOdd(_mm_cvtps_pd(a), _mm_cvtps_pd(b), _mm_cvtps_pd(c));
+    const __m128d high = FmaRoundedToOdd(_mm_cvtps_pd(_mm_movehl_ps(a, a)), _mm_cvtps_pd(_mm_movehl_ps(b, b)),
+                                         _mm_cvtps_pd(_mm_movehl_ps(c, c)));
+    return _mm_movelh_ps(_mm_cvtpd_ps(low), _mm_cvtpd_ps(high));
+  }
+  static __m128d FmaRoundedToOdd(__m128d a, __m128d b, __m128d c) {
+    const __m128d p = _mm_mul_pd(a, b), s = _mm_add_pd(p, c);
+    const __m128d c_part = _mm_sub_pd(s, p);
+    const __m128d error = _mm_add_pd(_mm_sub_pd(p, _mm_sub_pd(s, c_part)), _mm_sub_pd(c, c_part));  // p + c - s
+    const __m128i bits = _mm_castpd_si128(s), one = _mm_set1_epi64x(1);
+    // Where s is inexact, finite and even: one unit towards the exact sum (up in magnitude where the error has
+    // s's sign), to the odd neighbour on its side.
+    const __m128i finite = _mm_castpd_si128(_mm_cmplt_pd(_mm_andnot_pd(_mm_set1_pd(-0.0), s), _mm_set1_pd(HUGE_VAL)));
+    const __m128i inexact = _mm_castpd_si128(_mm_cmpneq_pd(error, _mm_setzero_pd()));
+    const __m128i even = _mm_cmpeq_epi64(_mm_and_si128(bits, one), _mm_setzero_si128());
+    const __m128i other_sign = _mm_srli_epi64(_mm_xor_si128(bits, _mm_castpd_si128(error)), 63);
+    const __m128i step = _mm_sub_epi64(one, _mm_add_epi64(other_sign, other_sign));  // +1 or -1
+    const __m128i adjust = _mm_and_si128(_mm_and_si128(finite, _mm_and_si128(inexact, even)), step);
+    return _mm_castsi128_pd(_mm_add_epi64(bits, adjust));
+  }
+
+  static void StoreF(F v, float* out) { _mm_storeu_ps(out, v); }
+
+  static constexpr int kLanes = 4;
+  static I LoadLanes(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static I LoadLanesOnce(const uint8_t* p) {
+    I v = LoadLanes(p);
+    asm("" : "+x"(v));
+    return v;
+  }
+  static I SetWord(int32_t v) { return _mm_set1_epi32(v); }
+  static I BroadcastWord(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm_set1_epi32(v);
+  }
+  // The fp16 in the low word of each lane as float, exactly: the magnitude's bits moved to a float's place and
+  // scaled by 2^112 (which makes fp16's subnormals normal), exponent 31 (Inf, NaN) to float's top one, the sign.
+  static F HalfWordsF(I x) {
+    const I magnitude = _mm_and_si128(x, _mm_set1_epi32(0x7FFF));
+    const F two_to_112 = _mm_castsi128_ps(_mm_set1_epi32(0x77800000));
+    const F scaled = _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(magnitude, 13)), two_to_112);
+    const I special = _mm_and_si128(_mm_cmpgt_epi32(magnitude, _mm_set1_epi32(0x7BFF)), _mm_set1_epi32(0x7F800000));
+    const I sign = _mm_slli_epi32(_mm_and_si128(x, _mm_set1_epi32(0x8000)), 16);
+    return _mm_or_ps(scaled, _mm_castsi128_ps(_mm_or_si128(special, sign)));
+  }
+  static F LanesHalfF(const uint8_t* p) {
+    return HalfWordsF(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static F LowHalvesF(I x) { return HalfWordsF(x); }
+  static I LanesHeads3(const uint8_t* p) { return _mm_shuffle_epi8(LoadLanes(p), Heads3Pattern()); }
+  static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
+    const I x = LoadLanes(p);
+    low = HalfWordsF(x);
+    high = HalfWordsF(_mm_srli_epi32(x, 16));
+  }
+  template <int kBits> static I ShrWords(I a) { return _mm_srli_epi32(a, kBits); }
+  static I MulLo32(I a, I b) { return _mm_mullo_epi32(a, b); }
+  static I LaneByte(I x, int k) { return _mm_shuffle_epi8(x, LaneBytePattern(k)); }
+  static I LaneBytes(I x, __m128i pattern) { return _mm_shuffle_epi8(x, pattern); }
+  static I LaneByteWords(I x, int k) { return _mm_shuffle_epi8(x, LaneByteWordsPattern(k)); }
+  template <int kBits> static I Sar16(I a) { return _mm_srai_epi16(a, kBits); }
+  template <int kBits> static I Sar32(I a) { return _mm_srai_epi32(a, kBits); }
+  static void BroadcastWords(__m128i words, I* out) {
+    out[0] = _mm_shuffle_epi32(words, 0x00);
+    out[1] = _mm_shuffle_epi32(words, 0x55);
+    out[2] = _mm_shuffle_epi32(words, 0xAA);
+    out[3] = _mm_shuffle_epi32(words, 0xFF);
+  }
+};
 #else  // AVX3 / AVX3_DL: 16 lanes, row groups of two
 struct V {
   static constexpr int kRows = 2;
@@ -440,6 +579,9 @@ struct V {
 using I = V::I;
 using F = V::F;
 constexpr int kRows = V::kRows;
+// Whether a tile takes the loop shapes and stream policies measured for AVX-512 (on Zen 5 and Sapphire Rapids), or
+// AVX2's (measured on Zen 1-class and Zen 5 cores; SSE4 takes them unmeasured).
+inline constexpr bool kAvx512Shapes = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
 
 // Bit pair k of every byte (k a constant once the loop over it is unrolled): with GFNI one affine map (kAffine as
 // V::ByteField's). Q2_K's levels and the low bits of SplitFiveBitLevels.
@@ -469,7 +611,7 @@ HWY_INLINE I SplitFiveBitLevels(I w, I v, int p) {
 // distance in turn call by call or token by token in one process: whole r1b-Q6_K -t 1 1.11x, 1.13x (16 KiB; 24 KiB
 // 1.14x, 32 KiB 1.09x), -t 2 1.07x, 1.09x; Q6_K streamed 4096x4096 1.19x, 2048x32000 (an output layer) 1.10x at
 // 8 KiB; IQ4_XS 2048x5632 1.13x; Q3_K's loop (SubBlock16Lanes::OneTokenLoop) 2048x5632 1.00x.
-inline constexpr size_t kSlotStepAhead = HWY_TARGET == HWY_AVX2 ? kStreamPrefetchAhead : 16 * 1024;
+inline constexpr size_t kSlotStepAhead = kAvx512Shapes ? 16 * 1024 : kStreamPrefetchAhead;
 
 // How a one-token tile on AVX-512 opens its weights' stream ahead: two policies, each measured faster on one of
 // the two kinds of AVX-512 machine here, picked per call by the CPU's maker (RowLanes::Run in ops/simd_matmul.cc,
@@ -519,7 +661,7 @@ struct NearAhead {
 // A tile under NearAhead (below) opens every line instead, Ahead::kLinesAhead on.
 template <size_t kBytes, class Ahead = FarAhead>
 inline void PrefetchTileAhead(const uint8_t* slot) {
-  if (HWY_TARGET == HWY_AVX2) prefetch_lines_ahead<kBytes>(slot);
+  if (!kAvx512Shapes) prefetch_lines_ahead<kBytes>(slot);
   else if (!Ahead::kPageStarts) {
     prefetch_lines_ahead<kBytes, Ahead::kLinesAhead>(slot);
     if constexpr (Ahead::kL2Ahead > 0) prefetch_lines_ahead<kBytes, Ahead::kL2Ahead, 2>(slot);
@@ -720,7 +862,7 @@ HWY_INLINE void PackLanes(const RowGroup* groups, int64_t n_blocks, uint8_t* slo
 }
 
 
-#endif  // LOWBIT_WIDE_KERNELS
+#endif  // LOWBIT_TILE_KERNELS
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit

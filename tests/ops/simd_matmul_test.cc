@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "core/float_formats.h"
 #include "ops/dot_reference.h"
 #include "ops/packed_weight.h"
 #include "quant/k_quants.h"
@@ -351,34 +352,97 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
   }
 }
 
-// A pass without tiles (SSSE3, SSE4, scalar: the reference, row by row) packs nothing: its rows stay where they are,
-// read in place rather than copied piece by piece out of tiles (which read 1.3-6x slower than the reference
-// itself). The wide passes pack in tiles of their lanes. Either way the outputs are the reference's, also from a
-// weight packed for a wide pass and run on a narrow one.
-TEST(PackedWeight, NarrowPassesLeaveRowsRowMajor) {
+// Every pass's V::Fma rounds once, as fmaf: on SSE4, which has no FMA, the tiles round it in software (rounding
+// to odd in double). Sums near a float midpoint catch a plain double sum rounded twice: 1 + 2^-23 + 2^-24 - 2^-70
+// is (1 + 2^-23) + 2^-24 (1 - 2^-46), nearest 1 + 2^-23, whose double, the midpoint itself, rounds to 1 + 2^-22.
+TEST(SimdFma, RoundsOnceOnEveryTarget) {
+  std::vector<float> a, b, c;
+  const auto add = [&](float x, float y, float z) { a.push_back(x), b.push_back(y), c.push_back(z); };
+  add(std::ldexp(1.0f + 0x1p-23f, -24), 1.0f - 0x1p-23f, 1.0f + 0x1p-23f);
+  for (int k = -3; k <= 3; ++k)  // products just off a half unit of c, both signs, in every place
+    for (int j = -3; j <= 3; ++j)
+      for (int m = 0; m < 4; ++m)
+        for (int e : {-24, -25, 1, 40}) {
+          const float c0 = std::ldexp(1.0f + static_cast<float>(m) * 0x1p-23f, e + 24);
+          add(std::ldexp(1.0f + static_cast<float>(k) * 0x1p-23f, e), 1.0f + static_cast<float>(j) * 0x1p-23f, c0);
+          add(-std::ldexp(1.0f + static_cast<float>(k) * 0x1p-23f, e), 1.0f + static_cast<float>(j) * 0x1p-23f, -c0);
+        }
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-140, 60);
+  for (int i = 0; i < 20000; ++i) {
+    const float x = std::ldexp(unit(rng), exponent(rng) / 2), y = std::ldexp(unit(rng), exponent(rng) / 2);
+    // c near -x*y half the time (cancellation), else anywhere; a few zeros and subnormal results
+    const float z = i % 2 ? -x * y * (1.0f + unit(rng) * 0x1p-20f) : std::ldexp(unit(rng), exponent(rng));
+    add(i % 97 == 0 ? 0.0f : x, y, i % 89 == 0 ? 0.0f : z);
+  }
+  while (a.size() % 16) add(1.0f, 1.0f, 1.0f);
+  std::vector<float> out(a.size());
+  const int targets = for_each_simd_target([&](int64_t) {
+    std::fill(out.begin(), out.end(), 0.0f);
+    simd_fma(a.data(), b.data(), c.data(), out.data(), out.size());
+    int wrong = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      const float want = std::fma(a[i], b[i], c[i]);
+      if (std::bit_cast<uint32_t>(out[i]) != std::bit_cast<uint32_t>(want) && ++wrong <= 3)
+        ADD_FAILURE() << "fma(" << a[i] << ", " << b[i] << ", " << c[i] << ") = " << want << ", got " << out[i];
+    }
+    EXPECT_EQ(wrong, 0);
+  });
+  EXPECT_GE(targets, 3);
+}
+
+// Every fp16 value, Inf and subnormals too, as f16_to_f32 gives it, on every pass (SSE4 has no F16C); NaN as a NaN
+// (F16C keeps its payload, f16_to_f32 does not).
+TEST(SimdHalf, EveryValueAsTheReference) {
+  std::vector<uint16_t> h(65536);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i);
+  std::vector<float> out(h.size());
+  for_each_simd_target([&](int64_t) {
+    simd_half_to_float(h.data(), out.data(), h.size());
+    int wrong = 0;
+    for (size_t i = 0; i < h.size(); ++i)
+      if (!(std::isnan(out[i]) && std::isnan(f16_to_f32(h[i]))) &&
+          std::bit_cast<uint32_t>(out[i]) != std::bit_cast<uint32_t>(f16_to_f32(h[i])) && ++wrong <= 3)
+        ADD_FAILURE() << "fp16 " << std::hex << i << ": " << out[i] << " against " << f16_to_f32(h[i]);
+    EXPECT_EQ(wrong, 0);
+  });
+}
+
+// A pass without tiles for a type (SSSE3 and scalar code; SSE4 for F16 and BF16, whose tiles want eight lanes a
+// row) runs the reference, row by row, and packs nothing: its rows stay where they are, read in place rather than
+// copied piece by piece out of tiles (which read 1.3-6x slower than the reference itself). The others pack in
+// tiles of their lanes: 4 rows on SSE4, 8 on AVX2, 16 on AVX-512. Either way the outputs are the reference's, also
+// from a weight packed for another pass.
+TEST(PackedWeight, PassesWithoutTilesLeaveRowsRowMajor) {
   const int64_t n_in = 512, n_out = 40, n_tokens = 2;
   const std::vector<float> x = activations(n_in, n_tokens);
   for (DType type : kSimdTypes) {
     SCOPED_TRACE(dtype_name(type));
     const Tensor t = quantized_weight(type, n_in, n_out, weights(n_in, n_out));
-    const Tensor wide = pack_for_matmul(t);  // the best pass's tiles (16 or 8 rows here)
-    ASSERT_GT(wide.interleaved_rows, 1);
+    const Tensor best = pack_for_matmul(t);  // the best pass's tiles (16 or 8 rows here)
+    ASSERT_GT(best.interleaved_rows, 4);
     const std::vector<float> expected = run(t, x, n_tokens, 1);
-    int narrow = 0;
+    int without_tiles = 0;
     for_each_simd_target([&](int64_t target) {
       const Tensor p = pack_for_matmul(t);
-      if (!(target == HWY_AVX2 || target == HWY_AVX3 || target == HWY_AVX3_DL)) {
-        ++narrow;
-        EXPECT_EQ(simd_pack_rows(type), 1);
+      const bool half = type == DType::F16 || type == DType::BF16;
+      int lanes = 1;
+      if (target == HWY_SSE4 && !half) lanes = 4;
+      if (target == HWY_AVX2) lanes = 8;
+      if (target == HWY_AVX3 || target == HWY_AVX3_DL) lanes = 16;
+      EXPECT_EQ(simd_pack_rows(type), lanes);
+      if (lanes == 1) {
+        ++without_tiles;
         EXPECT_EQ(p.data, t.data);
         EXPECT_EQ(p.interleaved_rows, 0);
       } else {
-        EXPECT_GT(p.interleaved_rows, 1);
+        EXPECT_EQ(p.interleaved_rows, lanes);
       }
       EXPECT_EQ(run(p, x, n_tokens, 2), expected);
-      EXPECT_EQ(run(wide, x, n_tokens, 2), expected);
+      EXPECT_EQ(run(best, x, n_tokens, 2), expected);
     });
-    EXPECT_GE(narrow, 2) << "this build and CPU run SSSE3, SSE4 and scalar code";
+    EXPECT_GE(without_tiles, 2) << "this build and CPU run SSSE3 and scalar code";
   }
 }
 
