@@ -17,7 +17,6 @@
 // AVX2_VNNI runs AVX2's built with AVX-VNNI (ops/simd_matmul_avx_vnni.cc), which plain AVX2 leaves out here.
 #include <benchmark/benchmark.h>
 
-#include <hwy/targets.h>
 
 #include <chrono>
 #include <cmath>
@@ -34,6 +33,7 @@
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
 #include "ops/simd_matmul.h"
+#include "util/error.h"
 #include "util/huge_pages.h"
 #include "util/parallel.h"
 
@@ -63,20 +63,17 @@ Tensor random_weight(DType type, int64_t n_in, int64_t n_out, int seed) {
   return make_owned_tensor(info, std::move(bytes));
 }
 
-// Restricts the kernels to one target if LOWBIT_BENCH_TARGET names one this CPU runs.
+// Restricts the kernels to one target if LOWBIT_BENCH_TARGET names one this CPU runs (pin_simd_target).
 const bool kTargetChosen = [] {
   const char* env = std::getenv("LOWBIT_BENCH_TARGET");
   if (!env) return false;
-  const std::string want = env;
-  const bool vnni = want == "AVX2_VNNI" && cpu_runs_avx_vnni_kernels();
-  for (int64_t t : hwy::SupportedAndGeneratedTargets())
-    if (hwy::TargetName(t) == (vnni ? "AVX2" : want)) {
-      hwy::SetSupportedTargetsForTest(t);
-      set_avx_vnni(vnni);
-      return true;
-    }
-  std::fprintf(stderr, "LOWBIT_BENCH_TARGET=%s: not a target this CPU runs\n", env);
-  std::exit(2);
+  try {
+    pin_simd_target(env, "LOWBIT_BENCH_TARGET");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::exit(2);
+  }
+  return true;
 }();
 
 enum class Kernel { kReference, kSimd };

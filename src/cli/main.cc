@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/command.h"
+#include "ops/simd_matmul.h"
 #include "util/error.h"
 
 namespace lowbit::cli {
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
     return app.exit(e);  // prints help, or the bad flag in one line, with CLI11's exit code
   }
   try {
+    // The kernels of one SIMD target, as a CPU with no more would run them (ops/simd_matmul.h).
+    if (const char* target = std::getenv("LOWBIT_SIMD_TARGET")) lowbit::pin_simd_target(target, "LOWBIT_SIMD_TARGET");
     for (auto& [sub, run] : runs)
       if (sub->parsed()) return run();
   } catch (const lowbit::Error& e) {

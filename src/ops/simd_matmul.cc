@@ -39,6 +39,7 @@
 
 #include "ops/activation_quant.h"
 #include "ops/amx_matmul.h"
+#include "util/error.h"
 #include "util/parallel.h"
 
 namespace lowbit {
@@ -84,6 +85,22 @@ bool avx_vnni_in_use() {
 int simd_pack_rows(DType type) { return HWY_DYNAMIC_DISPATCH(PackRows)(type); }
 
 bool simd_matmul_supports(DType type) { return reference_row_dot(type) != nullptr; }
+
+void pin_simd_target(const std::string& name, std::string_view where) {
+  const bool vnni = name == "AVX2_VNNI";
+  std::string runs;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    const std::string target_name = hwy::TargetName(target);
+    if (target_name == (vnni ? "AVX2" : name) && (!vnni || cpu_runs_avx_vnni_kernels())) {
+      hwy::SetSupportedTargetsForTest(target);
+      set_avx_vnni(vnni);
+      return;
+    }
+    runs += (runs.empty() ? "" : ", ") + target_name;
+    if (target == HWY_AVX2 && cpu_runs_avx_vnni_kernels()) runs += ", AVX2_VNNI";
+  }
+  fail(where, "'{}' is not a SIMD target this build and CPU run ({})", name, runs);
+}
 
 void simd_fma(const float* a, const float* b, const float* c, float* out, size_t n) {
   HWY_DYNAMIC_DISPATCH(FmaLanes)(a, b, c, out, n);

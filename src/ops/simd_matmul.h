@@ -3,6 +3,8 @@
 // kernels. Same signature as MatmulKernel.
 #pragma once
 
+#include <string>
+
 #include "ops/matmul.h"
 #include "ops/packed_weight.h"
 
@@ -56,6 +58,11 @@ constexpr bool avx_vnni_takes(DType type, bool batch = false) {
 using MatmulRowsFn = void (*)(DType type, const uint8_t* data, const WeightLayout& w, const ActRow* acts, int64_t n,
                               int64_t nt, int64_t r0, int64_t r1, int64_t n_out, float* y);
 MatmulRowsFn avx_vnni_matmul_rows();
+// Runs every kernel on one Highway target from now on, by its name (SSE4, AVX2, AVX3, AVX3_DL; AVX2_VNNI for AVX2
+// with the AVX-VNNI kernels), as a CPU with no more than that would: for measuring what such a CPU gets. Throws
+// Error at `where` (the setting that named it), naming the targets this build and CPU run, for any other name. (The
+// lowbit command reads LOWBIT_SIMD_TARGET, lowbit_bench LOWBIT_BENCH_TARGET.)
+void pin_simd_target(const std::string& name, std::string_view where);
 // out[i] = fmaf(a[i], b[i], c[i]) by the running pass's V::Fma (ops/simd_vectors-inl.h), the std::fma of the reference
 // wherever it has none: for tests of the SSE4 pass, which rounds the tiles' FMAs in software.
 void simd_fma(const float* a, const float* b, const float* c, float* out, size_t n);

@@ -18,8 +18,9 @@ struct Result {
   std::string output;  // stdout + stderr
 };
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(LOWBIT_BINARY) + " " + args + " 2>&1";
+// env: variable settings for the command ("NAME=value ...").
+Result run(const std::string& args, const std::string& env = "") {
+  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + LOWBIT_BINARY + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -202,6 +203,28 @@ TEST(Cli, BenchModelsTakeTurns) {
 }
 
 // random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
+// LOWBIT_SIMD_TARGET pins the kernels to one target: a name this build and CPU do not run is a one-line error; the
+// SSE4 pass (FMAs rounded in software) and the reference's (SSSE3) generate what the best pass does.
+TEST(Cli, SimdTargetIsPinnedByName) {
+  const std::string dir = testing::TempDir() + "/cli_simd";
+  std::filesystem::create_directories(dir);
+  const std::string model = dir + "/q4_k_m.gguf";
+  ASSERT_EQ(run("quantize " + kModels + "tiny-gutenberg " + model + " Q4_K_M").exit_code, 0);
+  const std::string generate = "run " + model + " -p 'The old man' -n 24 -t 2";
+  const Result best = run(generate);
+  ASSERT_EQ(best.exit_code, 0) << best.output;
+  for (const char* target : {"SSE4", "SSSE3"}) {
+    const Result pinned = run(generate, std::string("LOWBIT_SIMD_TARGET=") + target);
+    EXPECT_EQ(pinned.exit_code, 0) << pinned.output;
+    EXPECT_EQ(pinned.output, best.output) << target;
+  }
+  const Result bad = run("inspect random:tiny", "LOWBIT_SIMD_TARGET=AVX9");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("lowbit: error: LOWBIT_SIMD_TARGET: 'AVX9' is not a SIMD target"), std::string::npos)
+      << bad.output;
+  EXPECT_EQ(bad.output.find('\n'), bad.output.size() - 1) << bad.output;
+}
+
 TEST(Cli, RandomModelPresetsOpenLikeFiles) {
   Result r = run("inspect random:tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
