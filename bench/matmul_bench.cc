@@ -17,7 +17,6 @@
 // AVX2_VNNI runs AVX2's built with AVX-VNNI (ops/simd_matmul_avx_vnni.cc), which plain AVX2 leaves out here.
 #include <benchmark/benchmark.h>
 
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
