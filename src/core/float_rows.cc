@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "core/f16_bits-inl.h"
 #include "core/float_formats.h"
 #include "core/float_rows.h"
 
@@ -25,11 +26,20 @@ HWY_INLINE VF CanonicalNaNs(DF df, VF v) {
 
 void F16ToF32Row(const uint16_t* src, float* dst, int64_t n) {
   const hn::ScalableTag<float> df;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
   const int64_t step = static_cast<int64_t>(hn::Lanes(df));
   int64_t i = 0;
-  for (; i + step <= n; i += step)
-    hn::StoreU(CanonicalNaNs(df, hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i)))), df, dst + i);
+  for (; i + step <= n; i += step) {
+#if HWY_TARGET >= HWY_SSE4  // no F16C: integer steps (core/f16_bits-inl.h)
+    const hn::RebindToSigned<decltype(df)> di;
+    const hn::RebindToUnsigned<decltype(df)> du32;
+    const hn::Rebind<uint16_t, decltype(df)> du16;
+    const auto values = F32FromF16Bits(df, hn::BitCast(di, hn::PromoteTo(du32, hn::LoadU(du16, src + i))));
+#else
+    const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+    const auto values = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i)));
+#endif
+    hn::StoreU(CanonicalNaNs(df, values), df, dst + i);
+  }
   for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/f16_bits-inl.h"
 #include "core/float_formats.h"
 #include "ops/packed_weight.h"
 #include "quant/legacy_quants.h"
@@ -386,15 +387,9 @@ struct V {
     std::memcpy(&v, p, 4);
     return _mm_set1_epi32(v);
   }
-  // The fp16 in the low word of each lane as float, exactly: the magnitude's bits moved to a float's place and
-  // scaled by 2^112 (which makes fp16's subnormals normal), exponent 31 (Inf, NaN) to float's top one, the sign.
+  // The fp16 in the low word of each lane as float, exactly (core/f16_bits-inl.h).
   static F HalfWordsF(I x) {
-    const I magnitude = _mm_and_si128(x, _mm_set1_epi32(0x7FFF));
-    const F two_to_112 = _mm_castsi128_ps(_mm_set1_epi32(0x77800000));
-    const F scaled = _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(magnitude, 13)), two_to_112);
-    const I special = _mm_and_si128(_mm_cmpgt_epi32(magnitude, _mm_set1_epi32(0x7BFF)), _mm_set1_epi32(0x7F800000));
-    const I sign = _mm_slli_epi32(_mm_and_si128(x, _mm_set1_epi32(0x8000)), 16);
-    return _mm_or_ps(scaled, _mm_castsi128_ps(_mm_or_si128(special, sign)));
+    return F32FromF16Bits(hwy::HWY_NAMESPACE::Full128<float>(), hwy::HWY_NAMESPACE::Vec128<int32_t>{x}).raw;
   }
   static F LanesHalfF(const uint8_t* p) {
     return HalfWordsF(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));

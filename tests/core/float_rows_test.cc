@@ -22,24 +22,29 @@ std::vector<uint16_t> all_codes() {
   return codes;
 }
 
+// On every target: SSE4 and older have no F16C and convert by integer steps.
 TEST(FloatRows, F16RowMatchesScalarDecoderBitForBit) {
   const std::vector<uint16_t> codes = all_codes();
   std::vector<float> out(codes.size());
-  f16_to_f32_row(codes.data(), out.data(), static_cast<int64_t>(codes.size()));
-  for (uint32_t c = 0; c < 65536; ++c) {
-    ASSERT_EQ(std::bit_cast<uint32_t>(out[c]), std::bit_cast<uint32_t>(f16_to_f32(static_cast<uint16_t>(c))))
-        << "code " << c;
-  }
+  for_each_simd_target([&](int64_t) {
+    f16_to_f32_row(codes.data(), out.data(), static_cast<int64_t>(codes.size()));
+    for (uint32_t c = 0; c < 65536; ++c) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(out[c]), std::bit_cast<uint32_t>(f16_to_f32(static_cast<uint16_t>(c))))
+          << "code " << c;
+    }
+  });
 }
 
 TEST(FloatRows, Bf16RowMatchesScalarDecoderBitForBit) {
   const std::vector<uint16_t> codes = all_codes();
   std::vector<float> out(codes.size());
-  bf16_to_f32_row(codes.data(), out.data(), static_cast<int64_t>(codes.size()));
-  for (uint32_t c = 0; c < 65536; ++c) {
-    ASSERT_EQ(std::bit_cast<uint32_t>(out[c]), std::bit_cast<uint32_t>(bf16_to_f32(static_cast<uint16_t>(c))))
-        << "code " << c;
-  }
+  for_each_simd_target([&](int64_t) {
+    bf16_to_f32_row(codes.data(), out.data(), static_cast<int64_t>(codes.size()));
+    for (uint32_t c = 0; c < 65536; ++c) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(out[c]), std::bit_cast<uint32_t>(bf16_to_f32(static_cast<uint16_t>(c))))
+          << "code " << c;
+    }
+  });
 }
 
 // Every float whose top 16 bits are any code and whose low 16 bits are 0, 0x1000 (below half an F16 step at every
