@@ -264,7 +264,7 @@ struct Q2KLanes {
   static constexpr int kBlockValues = 256, kBatchTokens = 4;
   // The bit pairs by shift and mask in AVX2's AVX-VNNI pass, whose 256-bit affine maps share the multiply-adds' pipes
   // on Zen 5 (BM_Q2_K_Simd 21.4 -> 17.7 GB/s with them, _Batch64 33.7 -> 32.0; best of four alternated rounds).
-  static constexpr bool kAffineBitPairs = kAvx512Shapes;
+  static constexpr bool kAffineBitPairs = HWY_TARGET != HWY_AVX2;
   // With VNNI one token's bit pairs stay in place: bit pair k masked (vpandd, on pipes vpdpbusd leaves free) is 4^k
   // times the level, at most 192 (a sub-block's int32 sum then at most 16 x 192 x 128 < 2^19), and each sub-block's
   // exact sum is shifted back by 2k before its scale's int16 multiply-add. Against the affine maps, which share

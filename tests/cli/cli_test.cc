@@ -202,7 +202,6 @@ TEST(Cli, BenchModelsTakeTurns) {
   expect_clean_error("bench random:tiny " + dir + "/missing.gguf -n 4 -r 1", "missing.gguf: no such file");
 }
 
-// random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
 // LOWBIT_SIMD_TARGET pins the kernels to one target: a name this build and CPU do not run is a one-line error; the
 // SSE4 pass (FMAs rounded in software) and the reference's (SSSE3) generate what the best pass does.
 TEST(Cli, SimdTargetIsPinnedByName) {
@@ -225,6 +224,7 @@ TEST(Cli, SimdTargetIsPinnedByName) {
   EXPECT_EQ(bad.output.find('\n'), bad.output.size() - 1) << bad.output;
 }
 
+// random:PRESET stands for a random-weight Llama of known shapes (speed measurements need no download).
 TEST(Cli, RandomModelPresetsOpenLikeFiles) {
   Result r = run("inspect random:tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
