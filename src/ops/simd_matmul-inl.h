@@ -47,10 +47,11 @@ namespace HWY_NAMESPACE {
 // types, the F16 reference's order needed eight accumulators per token and row vector: a batch tile fitted three
 // tokens and converted a weight vector for every three FMAs, Batch64 122-133 GB/s against 154-166 here, and lost
 // to llama.cpp's prompts.) A batch prefetches the next row tile into L2 as it goes: its first pass would otherwise
-// wait on memory (Batch64 149-154 without) ----
+// wait on memory (Batch64 149-154 without). On SSE4 four lanes hold half a row's eight: a row is two vectors
+// (kParts), each with its half of the token's unit, summed together at the end. SSE4 has no FMA, and V::Fma's
+// exact rounding costs ~25 instructions a pair of lanes, so the steps multiply and add where that gives fmaf's bits
+// (F16Values, Bf16Pairs::MulAddStep) ----
 
-// (Not on SSE4: four lanes hold half a row's eight. F16 and BF16 take the reference there.)
-#if HWY_TARGET != HWY_SSE4
 inline uint16_t Bits16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -64,8 +65,16 @@ struct F16Values {
   using W = F;
   using A = F;
   static W Weights(const uint8_t* p) { return V::LanesHalfF(p); }
-  static A Acts(const ActRow& a, int64_t b) { return V::RepeatEightF(a.values + 8 * b); }
-  static F Step(F acc, W w, A a) { return V::Fma(w, a, acc); }
+  static A Acts(const ActRow& a, int64_t b, int part) { return V::RepeatEightF(a.values + 8 * b + V::kLanes * part); }
+  static F Step(F acc, W w, A a) {
+#if HWY_TARGET == HWY_SSE4
+    // fp16 by fp16 (the activations are rounded to fp16 too) is exact in float: 22 significant bits, between 2^-48
+    // and 2^32. So fmaf is the multiply and one rounded add.
+    return V::AddF(V::Mul(w, a), acc);
+#else
+    return V::Fma(w, a, acc);
+#endif
+  }
   static float Value(const uint8_t* p) { return f16_to_f32(Bits16(p)); }
   static float Act(const ActRow& a, int64_t k) { return a.values[k]; }
 };
@@ -81,12 +90,19 @@ struct Bf16Pairs {
   using W = I;
   using A = I;
   static W Weights(const uint8_t* p) { return V::LoadLanes(p); }
-  static A Acts(const ActRow& a, int64_t b) { return V::RepeatPairs(a.blocks + 32 * b); }
+  static A Acts(const ActRow& a, int64_t b, int part) { return V::RepeatPairs(a.blocks + 32 * b + 4 * V::kLanes * part); }
   static F Step(F acc, W w, A a) {
 #if HWY_TARGET == HWY_AVX3_DL
     if constexpr (kInstruction) return V::DotBf16Pairs(acc, w, a);
 #endif
     return V::Fma(V::EvenBf16F(w), V::EvenBf16F(a), V::Fma(V::OddBf16F(w), V::OddBf16F(a), acc));
+  }
+  // Without FMA hardware (SSE4): a product of two bf16 (16 significant bits) is exact in float unless it leaves
+  // float's normal range, and then MXCSR's underflow or overflow flag says so. The tile multiplies and adds, and
+  // runs Step again only where a flag was raised (MulAddChecked; sums near FLT_MIN or FLT_MAX).
+  static F MulAddStep(F acc, W w, A a) {
+    const F odd = V::AddF(V::Mul(V::OddBf16F(w), V::OddBf16F(a)), acc);
+    return V::AddF(V::Mul(V::EvenBf16F(w), V::EvenBf16F(a)), odd);
   }
   static float Value(const uint8_t* p) { return bf16_to_f32(Bits16(p)); }
   static float Act(const ActRow& a, int64_t k) { return Value(a.blocks + 2 * k); }
@@ -95,15 +111,19 @@ struct Bf16Pairs {
 template <class Format>
 struct HalfLanes {
   static constexpr const PackFormat& kPack = Format::kPack;
-  static constexpr int kBlockValues = Format::kBlockValues, kVectors = 8, kRowsPerVector = V::kLanes / 8;
+  // A slot's vectors: vector v holds rows from v * V::kLanes / 8, kRowsPerVector of them, or half a row (kParts).
+  static constexpr int kBlockValues = Format::kBlockValues, kVectors = 8;
+  static constexpr int kRowsPerVector = V::kLanes < 8 ? 1 : V::kLanes / 8, kParts = V::kLanes < 8 ? 8 / V::kLanes : 1;
   // Batch64 on AVX-512, GB/s of weights (F16): 4 vectors x 6 tokens 142-159, 8 x 3 148-152, 2 x 12 110-127.
   static constexpr int kBatchTokens = 6, kBatchVectors = V::kLanes == 16 ? 4 : 2;
-  template <int T, class Ahead = FarAhead>
+  // kMulAdd: Format::MulAddStep's steps in place of Step (MulAddChecked).
+  template <int T, class Ahead = FarAhead, bool kMulAdd = false>
   static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
     constexpr size_t kSlot = kLanesSlot<kPack>, kVectorBytes = kSlot / kVectors;
     constexpr int kGroup = T == 1 ? kVectors : kBatchVectors;
+    static_assert(kGroup % kParts == 0);
     const size_t next_tile = static_cast<size_t>(n_blocks) * kSlot;
-    for (int v0 = 0; v0 < kVectors && kRowsPerVector * v0 < rows; v0 += kGroup) {
+    for (int v0 = 0; v0 < kVectors && v0 * V::kLanes / 8 < rows; v0 += kGroup) {
       F acc[T][kGroup];
       for (auto& vectors : acc)
         for (F& a : vectors) a = V::ZeroF();
@@ -117,21 +137,33 @@ struct HalfLanes {
         else prefetch_next_tile(slot + next_tile, kGroup * kVectorBytes);
         typename Format::W w[kGroup];
         for (int g = 0; g < kGroup; ++g) w[g] = Format::Weights(slot + g * kVectorBytes);
-        for (int t = 0; t < T; ++t) {
-          const typename Format::A a = Format::Acts(acts[t], b);
-          for (int g = 0; g < kGroup; ++g) acc[t][g] = Format::Step(acc[t][g], w[g], a);
-        }
+        // Each part's activations loaded where used: held in an array, GCC 12 stored all 24 AVX-512 accumulators
+        // to the stack every step (BF16 Batch64 262 -> 126 GB/s).
+        for (int t = 0; t < T; ++t)
+          for (int g0 = 0; g0 < kGroup; g0 += kParts)
+            for (int part = 0; part < kParts; ++part) {
+              const typename Format::A a = Format::Acts(acts[t], b, part);
+              const int g = g0 + part;
+              if constexpr (kMulAdd) acc[t][g] = Format::MulAddStep(acc[t][g], w[g], a);
+              else acc[t][g] = Format::Step(acc[t][g], w[g], a);
+            }
       }
       for (int t = 0; t < T; ++t)
-        for (int g = 0; g < kGroup; ++g) {
+        for (int g = 0; g < kGroup; g += kParts) {
           alignas(64) float sums[V::kLanes];
-          V::StoreF(V::PairwiseEights(acc[t][g]), sums);
+          if constexpr (kParts == 1) V::StoreF(V::PairwiseEights(acc[t][g]), sums);
+          else V::StoreF(PairwiseHalves(acc[t][g], acc[t][g + 1]), sums);
           for (int j = 0; j < kRowsPerVector; ++j) {
-            const int r = kRowsPerVector * (v0 + g) + j;
+            const int r = (v0 + g) * V::kLanes / 8 + j;
             if (r < rows) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] = sums[8 * j];
           }
         }
     }
+  }
+  // SSE4's row in two vectors: their eight lanes summed in the reference's order, into lane 0.
+  template <class... Halves>
+  static F PairwiseHalves(Halves... halves) {
+    return V::PairwiseEights(halves...);
   }
   // Rows whose length is not a multiple of the unit (row-major only): the values past the last unit, one FMA chain
   // per output, added last as the reference adds them.
@@ -148,7 +180,23 @@ struct HalfLanes {
       }
   }
 };
-#endif  // HWY_TARGET != HWY_SSE4
+
+// A HalfLanes whose Format multiplies and adds first (SSE4's BF16, Bf16Pairs::MulAddStep): each tile runs so, and
+// again with the exact steps only where MXCSR's overflow or underflow flag was raised meanwhile. The flags are
+// cleared first: left set by earlier work (an exponential's underflow), they would send every tile round twice.
+template <class Lanes>
+struct MulAddChecked : Lanes {
+  template <int T, class Ahead = FarAhead>
+  static void Tile(const uint8_t* slots, const ActRow* acts, int64_t n_blocks, float* y, size_t ldy, int rows) {
+    constexpr unsigned kRangeFlags = 0x18;  // OE, UE
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr & ~kRangeFlags);
+    Lanes::template Tile<T, Ahead, true>(slots, acts, n_blocks, y, ldy, rows);
+    const bool left_range = (_mm_getcsr() & kRangeFlags) != 0;
+    _mm_setcsr(csr);
+    if (left_range) Lanes::template Tile<T, Ahead, false>(slots, acts, n_blocks, y, ldy, rows);
+  }
+};
 
 // BF16's rounding mode (ops/dot_reference.cc's dot_bf16) while a call's tiles, sums and tails run: MXCSR's
 // flush-to-zero and denormals-are-zero, the previous mode restored at the end.
@@ -321,12 +369,14 @@ R WithFamily(DType type, Fn&& fn, R none) {
     case DType::IQ4_XS:
       if (amx_sum_order()) return With<DType::IQ4_XS, RowLanes<IQ4XSLanes<true>>>(fn, none);
       return With<DType::IQ4_XS, RowLanes<IQ4XSLanes<false>>>(fn, none);
-#if HWY_TARGET != HWY_SSE4
     case DType::F16: return With<DType::F16, RowLanes<HalfLanes<F16Values>>>(fn, none);
     case DType::BF16:
 #if HWY_TARGET == HWY_AVX3_DL
       if (cpu_has_avx512_bf16()) return With<DType::BF16, RowLanes<HalfLanes<Bf16Pairs<true>>>>(fn, none);
 #endif
+#if HWY_TARGET == HWY_SSE4
+      return With<DType::BF16, RowLanes<MulAddChecked<HalfLanes<Bf16Pairs<false>>>>>(fn, none);
+#else
       return With<DType::BF16, RowLanes<HalfLanes<Bf16Pairs<false>>>>(fn, none);
 #endif
     default: return none;

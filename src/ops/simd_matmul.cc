@@ -19,9 +19,9 @@
 // The primitives are in simd_vectors-inl.h, the tiles of the 32-value types in simd_legacy-inl.h, those of the
 // super-block types in simd_kquants-inl.h, the F16/BF16 tile and the tile runner in simd_matmul-inl.h; this file
 // has the dispatch. AVX2 with AVX-VNNI is a pass of its own, simd_matmul_avx_vnni.cc.
-// SSE4, which has no FMA, rounds each of the tiles' FMAs once in software (V::Fma) and runs every type but F16 and
-// BF16 (whose tiles want eight lanes a row) in tiles of four rows. The other targets (SSSE3, scalar, non-x86) run
-// the reference kernels, on rows left row-major.
+// SSE4, which has no FMA, rounds each of the tiles' FMAs once in software (V::Fma), or multiplies and adds where the
+// product is exact (F16, BF16), and runs every type in tiles of four rows. The other targets (SSSE3, scalar,
+// non-x86) run the reference kernels, on rows left row-major.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_matmul.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

@@ -395,6 +395,18 @@ struct V {
     return HalfWordsF(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
   static F LowHalvesF(I x) { return HalfWordsF(x); }
+  // F16/BF16 (HalfLanes): four lanes hold half of a row's eight, so a row takes two vectors and the caller passes
+  // each half's start. PairwiseEights: the wider passes' sum of eight lanes, low's l0..l3 and high's l4..l7,
+  // ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), in lane 0.
+  static F RepeatEightF(const float* p) { return _mm_loadu_ps(p); }
+  static F PairwiseEights(F low, F high) {
+    const F s1 = _mm_add_ps(low, high);
+    const F s2 = _mm_add_ps(s1, _mm_movehl_ps(s1, s1));
+    return _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, _MM_SHUFFLE(1, 1, 1, 1)));
+  }
+  static I RepeatPairs(const uint8_t* p) { return LoadLanes(p); }
+  static F OddBf16F(I x) { return _mm_castsi128_ps(_mm_and_si128(x, _mm_set1_epi32(static_cast<int>(0xFFFF0000u)))); }
+  static F EvenBf16F(I x) { return _mm_castsi128_ps(_mm_slli_epi32(x, 16)); }
   static I LanesHeads3(const uint8_t* p) { return _mm_shuffle_epi8(LoadLanes(p), Heads3Pattern()); }
   static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
     const I x = LoadLanes(p);

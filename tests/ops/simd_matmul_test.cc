@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -289,7 +290,7 @@ TEST(SimdMatmul, Bf16UnderflowGivesTheReferenceBitsOnEveryTarget) {
       size_t flushed = 0;
       for (size_t i = 0; i < ref.size(); ++i) flushed += big[i] != std::ldexp(ref[i], 40);
       EXPECT_GT(flushed, ref.size() / 2);
-      const Tensor layouts[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8)};
+      const Tensor layouts[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
       for_each_simd_target([&](int64_t target) {
         for (int threads : {1, 2})
           for (const Tensor& l : layouts)
@@ -352,6 +353,46 @@ TEST(PackedWeight, RowsComeBackAndFilesAreRefused) {
   }
 }
 
+// BF16 steps whose product leaves float's range where the FMA's sum does not, and subnormal weights, which the
+// steps read as zero. SSE4, without FMA, multiplies and adds, and must notice these (MXCSR's flags) and redo the
+// tile with exact FMAs; the other passes must simply agree. Each pattern row uses its own unit of the activations.
+TEST(SimdMatmul, Bf16ProductsPastFloatRangeGiveTheReferenceBits) {
+  const int64_t n_in = 64, n_out = 24;
+  const float bf16_max = std::bit_cast<float>(0x7F7F0000u);
+  std::vector<float> x(static_cast<size_t>(n_in)), w(static_cast<size_t>(n_in * n_out));
+  x[0] = std::ldexp(1.0f, 64), x[1] = 1;         // row 0
+  x[16] = std::ldexp(1.0f, 100);                 // row 1
+  x[32] = std::ldexp(1.0f, -64), x[33] = std::ldexp(1.0f, -63);  // row 2
+  x[48] = 3, x[49] = -2;                         // row 3
+  for (int64_t r = 0; r < n_out; ++r) {
+    float* row = w.data() + r * n_in;
+    switch (r % 4) {
+      case 0: row[0] = std::ldexp(1.0f, 64), row[1] = -bf16_max; break;  // -max, then + 2^128: 2^120
+      case 1: row[16] = std::ldexp(1.0f, -130); break;                      // subnormal: zero, not 2^-30
+      // 2^-125, then - 1.5 * 2^-127 (tiny, exact): 1.25 * 2^-126, not 2^-125 with the product flushed
+      case 2: row[32] = -1.5f * std::ldexp(1.0f, -63), row[33] = std::ldexp(1.0f, -62); break;
+      case 3: row[48] = 0.5f, row[49] = static_cast<float>(r); break;
+    }
+  }
+  const Tensor t = quantized_weight(DType::BF16, n_in, n_out, w);  // bf16-exact, so stored as given
+  const float want[] = {std::ldexp(1.0f, 120), 0.0f, 1.25f * std::numeric_limits<float>::min()};
+  for (const int64_t n_tokens : {1, 3}) {
+    std::vector<float> xs;
+    for (int64_t k = 0; k < n_tokens; ++k) xs.insert(xs.end(), x.begin(), x.end());
+    std::vector<float> ref(static_cast<size_t>(n_out * n_tokens));
+    matmul_reference(t, xs.data(), n_tokens, ref.data(), 1);
+    for (int64_t r = 0; r < 3; ++r) ASSERT_EQ(ref[r], want[r]) << "row " << r;
+    ASSERT_EQ(ref[3], -4.5f);  // 0.5 * 3 + 3 * -2
+    const Tensor layouts[] = {t, pack_for_matmul(t, 16), pack_for_matmul(t, 8), pack_for_matmul(t, 4)};
+    for_each_simd_target([&](int64_t target) {
+      for (int threads : {1, 2})
+        for (const Tensor& l : layouts)
+          ASSERT_EQ(run(l, xs, n_tokens, threads), ref)
+              << "packed by " << l.interleaved_rows << ", " << n_tokens << " tokens on " << hwy::TargetName(target);
+    });
+  }
+}
+
 // Every pass's V::Fma rounds once, as fmaf: on SSE4, which has no FMA, the tiles round it in software (rounding
 // to odd in double). Sums near a float midpoint catch a plain double sum rounded twice: 1 + 2^-23 + 2^-24 - 2^-70
 // is (1 + 2^-23) + 2^-24 (1 - 2^-46), nearest 1 + 2^-23, whose double, the midpoint itself, rounds to 1 + 2^-22.
@@ -409,10 +450,9 @@ TEST(SimdHalf, EveryValueAsTheReference) {
   });
 }
 
-// A pass without tiles for a type (SSSE3 and scalar code; SSE4 for F16 and BF16, whose tiles want eight lanes a
-// row) runs the reference, row by row, and packs nothing: its rows stay where they are, read in place rather than
-// copied piece by piece out of tiles (which read 1.3-6x slower than the reference itself). The others pack in
-// tiles of their lanes: 4 rows on SSE4, 8 on AVX2, 16 on AVX-512. Either way the outputs are the reference's, also
+// A pass without tiles (SSSE3 and scalar code) runs the reference, row by row, and packs nothing: its rows stay
+// where they are, read in place rather than copied piece by piece out of tiles (which read 1.3-6x slower than the
+// reference itself). The others pack in tiles of their lanes: 4 rows on SSE4, 8 on AVX2, 16 on AVX-512. Either way the outputs are the reference's, also
 // from a weight packed for another pass.
 TEST(PackedWeight, PassesWithoutTilesLeaveRowsRowMajor) {
   const int64_t n_in = 512, n_out = 40, n_tokens = 2;
@@ -426,9 +466,8 @@ TEST(PackedWeight, PassesWithoutTilesLeaveRowsRowMajor) {
     int without_tiles = 0;
     for_each_simd_target([&](int64_t target) {
       const Tensor p = pack_for_matmul(t);
-      const bool half = type == DType::F16 || type == DType::BF16;
       int lanes = 1;
-      if (target == HWY_SSE4 && !half) lanes = 4;
+      if (target == HWY_SSE4) lanes = 4;
       if (target == HWY_AVX2) lanes = 8;
       if (target == HWY_AVX3 || target == HWY_AVX3_DL) lanes = 16;
       EXPECT_EQ(simd_pack_rows(type), lanes);
