@@ -360,11 +360,16 @@ struct V {
     const __m128d p = _mm_mul_pd(a, b), s = _mm_add_pd(p, c);
     const __m128d c_part = _mm_sub_pd(s, p);
     const __m128d error = _mm_add_pd(_mm_sub_pd(p, _mm_sub_pd(s, c_part)), _mm_sub_pd(c, c_part));  // p + c - s
+    const __m128d inexact_lanes = _mm_cmpneq_pd(error, _mm_setzero_pd());
+    // Where both sums are exact in double (mostly: the tiles' products have at most 39 bits, and their sums a few
+    // more), s itself rounds to float as the exact sum does. Skipping the odd step then reads Q8_0's tile 1.9x as
+    // fast, Q4_0's 1.5x (LOWBIT_BENCH_TARGET=SSE4).
+    if (_mm_movemask_pd(inexact_lanes) == 0) return s;
     const __m128i bits = _mm_castpd_si128(s), one = _mm_set1_epi64x(1);
     // Where s is inexact, finite and even: one unit towards the exact sum (up in magnitude where the error has
     // s's sign), to the odd neighbour on its side.
     const __m128i finite = _mm_castpd_si128(_mm_cmplt_pd(_mm_andnot_pd(_mm_set1_pd(-0.0), s), _mm_set1_pd(HUGE_VAL)));
-    const __m128i inexact = _mm_castpd_si128(_mm_cmpneq_pd(error, _mm_setzero_pd()));
+    const __m128i inexact = _mm_castpd_si128(inexact_lanes);
     const __m128i even = _mm_cmpeq_epi64(_mm_and_si128(bits, one), _mm_setzero_si128());
     const __m128i other_sign = _mm_srli_epi64(_mm_xor_si128(bits, _mm_castpd_si128(error)), 63);
     const __m128i step = _mm_sub_epi64(one, _mm_add_epi64(other_sign, other_sign));  // +1 or -1
