@@ -350,13 +350,13 @@ struct V {
   // to odd at double's 53 bits (TwoSum's error says whether it was exact and on which side), then rounds to float as
   // the exact sum would (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms using
   // rounding to odd", 2008: odd rounding at p + 2 or more bits, then to nearest at p).
-  static F Fma(F a, F b, F c) {
+  static HWY_INLINE F Fma(F a, F b, F c) {
     const __m128d low = FmaRoundedToOdd(_mm_cvtps_pd(a), _mm_cvtps_pd(b), _mm_cvtps_pd(c));
     const __m128d high = FmaRoundedToOdd(_mm_cvtps_pd(_mm_movehl_ps(a, a)), _mm_cvtps_pd(_mm_movehl_ps(b, b)),
                                          _mm_cvtps_pd(_mm_movehl_ps(c, c)));
     return _mm_movelh_ps(_mm_cvtpd_ps(low), _mm_cvtpd_ps(high));
   }
-  static __m128d FmaRoundedToOdd(__m128d a, __m128d b, __m128d c) {
+  static HWY_INLINE __m128d FmaRoundedToOdd(__m128d a, __m128d b, __m128d c) {
     const __m128d p = _mm_mul_pd(a, b), s = _mm_add_pd(p, c);
     const __m128d c_part = _mm_sub_pd(s, p);
     const __m128d error = _mm_add_pd(_mm_sub_pd(p, _mm_sub_pd(s, c_part)), _mm_sub_pd(c, c_part));  // p + c - s
@@ -393,7 +393,7 @@ struct V {
     return _mm_set1_epi32(v);
   }
   // The fp16 in the low word of each lane as float, exactly (core/f16_bits-inl.h).
-  static F HalfWordsF(I x) {
+  static HWY_INLINE F HalfWordsF(I x) {
     return F32FromF16Bits(hwy::HWY_NAMESPACE::Full128<float>(), hwy::HWY_NAMESPACE::Vec128<int32_t>{x}).raw;
   }
   static F LanesHalfF(const uint8_t* p) {
@@ -413,7 +413,7 @@ struct V {
   static F OddBf16F(I x) { return _mm_castsi128_ps(_mm_and_si128(x, _mm_set1_epi32(static_cast<int>(0xFFFF0000u)))); }
   static F EvenBf16F(I x) { return _mm_castsi128_ps(_mm_slli_epi32(x, 16)); }
   static I LanesHeads3(const uint8_t* p) { return _mm_shuffle_epi8(LoadLanes(p), Heads3Pattern()); }
-  static void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
+  static HWY_INLINE void LanesHalfPairF(const uint8_t* p, F& low, F& high) {
     const I x = LoadLanes(p);
     low = HalfWordsF(x);
     high = HalfWordsF(_mm_srli_epi32(x, 16));
@@ -422,7 +422,7 @@ struct V {
   static I MulLo32(I a, I b) { return _mm_mullo_epi32(a, b); }
   static I LaneByte(I x, int k) { return _mm_shuffle_epi8(x, LaneBytePattern(k)); }
   static I LaneBytes(I x, __m128i pattern) { return _mm_shuffle_epi8(x, pattern); }
-  static I LaneByteWords(I x, int k) { return _mm_shuffle_epi8(x, LaneByteWordsPattern(k)); }
+  static HWY_INLINE I LaneByteWords(I x, int k) { return _mm_shuffle_epi8(x, LaneByteWordsPattern(k)); }
   template <int kBits> static I Sar16(I a) { return _mm_srai_epi16(a, kBits); }
   template <int kBits> static I Sar32(I a) { return _mm_srai_epi32(a, kBits); }
   static void BroadcastWords(__m128i words, I* out) {
