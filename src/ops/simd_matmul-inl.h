@@ -151,19 +151,17 @@ struct HalfLanes {
       for (int t = 0; t < T; ++t)
         for (int g = 0; g < kGroup; g += kParts) {
           alignas(64) float sums[V::kLanes];
-          if constexpr (kParts == 1) V::StoreF(V::PairwiseEights(acc[t][g]), sums);
-          else V::StoreF(PairwiseHalves(acc[t][g], acc[t][g + 1]), sums);
+#if HWY_TARGET == HWY_SSE4  // the row's two vectors (kParts)
+          V::StoreF(V::PairwiseEights(acc[t][g], acc[t][g + 1]), sums);
+#else
+          V::StoreF(V::PairwiseEights(acc[t][g]), sums);
+#endif
           for (int j = 0; j < kRowsPerVector; ++j) {
             const int r = (v0 + g) * V::kLanes / 8 + j;
             if (r < rows) y[static_cast<size_t>(t) * ldy + static_cast<size_t>(r)] = sums[8 * j];
           }
         }
     }
-  }
-  // SSE4's row in two vectors: their eight lanes summed in the reference's order, into lane 0.
-  template <class... Halves>
-  static F PairwiseHalves(Halves... halves) {
-    return V::PairwiseEights(halves...);
   }
   // Rows whose length is not a multiple of the unit (row-major only): the values past the last unit, one FMA chain
   // per output, added last as the reference adds them.
